@@ -1,0 +1,350 @@
+"""The domain: stores, campaigns, calls and their event log, users with one role each.
+
+A call's life (DESIGN.md): queued -> sending -> in_progress -> final, with the outcome set when
+final. `state` is where the pipeline is; `outcome` is what happened (blank until final).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from calls import crypto
+from calls.redaction import remember_secret
+
+
+class User(AbstractUser):
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Merchant admin"
+        AGENT = "agent", "Support agent"
+        MANAGER = "manager", "Manager"
+
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.AGENT)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == self.Role.ADMIN
+
+    @property
+    def is_agent(self) -> bool:
+        return self.role == self.Role.AGENT
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role == self.Role.MANAGER
+
+
+def default_retry_delays() -> list[int]:
+    # The portal's Call Settings default: 5, 10 and 30 minutes between the free retries.
+    return [300, 600, 1800]
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{value!r} is not a known time zone (e.g. Asia/Karachi)") from None
+
+
+class Store(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    api_key_encrypted = models.TextField(editable=False)
+    default_voice_id = models.PositiveIntegerField(default=102)
+    timezone = models.CharField(
+        max_length=64,
+        default=settings.ROBODASH_DEFAULT_STORE_TIMEZONE,
+        validators=[validate_timezone],
+    )
+    calling_start = models.TimeField(default=dt.time(9, 0))
+    calling_end = models.TimeField(default=dt.time(21, 0))
+    provider_retries = models.PositiveSmallIntegerField(default=3)
+    retry_delays = models.JSONField(default=default_retry_delays)  # seconds, one per free retry
+    low_balance_threshold = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal(500))
+    paused = models.BooleanField(default=False)
+    key_verified_at = models.DateTimeField(null=True, blank=True)
+
+    # Last known check_balance answer, shown with its age when the provider is down.
+    balance = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    balance_username = models.CharField(max_length=100, blank=True)
+    call_rate = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    balance_checked_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def api_key(self) -> str:
+        key = crypto.decrypt(self.api_key_encrypted) if self.api_key_encrypted else ""
+        remember_secret(key)
+        return key
+
+    @api_key.setter
+    def api_key(self, value: str) -> None:
+        remember_secret(value)
+        self.api_key_encrypted = crypto.encrypt(value)
+        self.key_verified_at = None
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def clean(self) -> None:
+        delays = self.retry_delays
+        if not isinstance(delays, list) or not all(isinstance(d, int) and d > 0 for d in delays):
+            raise ValidationError({"retry_delays": "Retry delays must be positive whole seconds."})
+        if len(delays) < self.provider_retries:
+            raise ValidationError(
+                {"retry_delays": f"Give one delay for each of the {self.provider_retries} retries."}
+            )
+        if self.calling_start == self.calling_end:
+            raise ValidationError({"calling_end": "The calling window cannot be empty."})
+
+    def retry_delay(self, retries_done: int) -> int:
+        """Seconds the provider waits after attempt number `retries_done` (0 = the first)."""
+        delays = self.retry_delays or default_retry_delays()
+        return int(delays[min(retries_done, len(delays) - 1)])
+
+    def in_calling_hours(self, at: dt.datetime) -> bool:
+        local = at.astimezone(self.zone).time()
+        if self.calling_start < self.calling_end:
+            return self.calling_start <= local < self.calling_end
+        return local >= self.calling_start or local < self.calling_end  # window over midnight
+
+    def next_calling_time(self, at: dt.datetime) -> dt.datetime:
+        """`at` itself inside calling hours, else the start of the next window (aware, UTC)."""
+        if self.in_calling_hours(at):
+            return at
+        local = at.astimezone(self.zone)
+        start = dt.datetime.combine(local.date(), self.calling_start, tzinfo=self.zone)
+        if start <= local:
+            start = dt.datetime.combine(
+                local.date() + dt.timedelta(days=1), self.calling_start, tzinfo=self.zone
+            )
+        return start.astimezone(dt.UTC)
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"  # imported, not launched (e.g. blocked by a low balance)
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    voice_id = models.PositiveIntegerField(null=True, blank=True)  # None: the store's default
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # import_calls --campaign NAME --store NAME finds or creates by this pair.
+            models.UniqueConstraint(fields=["store", "name"], name="campaign_unique_name_per_store"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Call(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        IN_PROGRESS = "in_progress", "In progress"
+        FINAL = "final", "Final"
+
+    class Outcome(models.TextChoices):
+        CONFIRMED = "confirmed", "Confirmed (pressed 1)"
+        CANCELLED = "cancelled", "Cancelled (pressed 2)"
+        CALLBACK_REQUESTED = "callback_requested", "Callback requested (pressed 3)"
+        NO_INPUT = "no_input", "Answered, no input"
+        UNREACHABLE = "unreachable", "Unreachable"
+        FAILED = "failed", "Failed"
+        NEEDS_REVIEW = "needs_review", "Needs review"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    # Outcomes an agent follows up on (the /followups/ queue).
+    FOLLOW_UP_OUTCOMES = (Outcome.CALLBACK_REQUESTED, Outcome.UNREACHABLE, Outcome.NEEDS_REVIEW)
+
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="calls")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="calls")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="callbacks"
+    )
+
+    order_id = models.CharField(max_length=100)
+    phone = models.CharField(max_length=12)  # normalised 923XXXXXXXXX
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    voice_id = models.PositiveIntegerField()
+    text1 = models.CharField(max_length=200, blank=True)  # store name, read out by the voice
+    text2 = models.CharField(max_length=200, blank=True)  # order id, read out by the voice
+    text3 = models.CharField(max_length=200, blank=True)
+    text4 = models.CharField(max_length=200, blank=True)
+    text5 = models.CharField(max_length=200, blank=True)
+    key1 = models.CharField(max_length=50, blank=True)
+    key2 = models.CharField(max_length=50, blank=True)
+    key3 = models.CharField(max_length=50, blank=True)
+    key4 = models.CharField(max_length=50, blank=True)
+    key5 = models.CharField(max_length=50, blank=True)
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    outcome = models.CharField(max_length=24, choices=Outcome.choices, blank=True)
+
+    # Provider's raw fields, kept beside our outcome.
+    provider_call_id = models.CharField(max_length=64, null=True, blank=True)
+    call_status = models.SmallIntegerField(null=True, blank=True)
+    dtmf = models.SmallIntegerField(null=True, blank=True)
+    retry = models.SmallIntegerField(null=True, blank=True)
+    call_charges = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    provider_updated_at = models.DateTimeField(null=True, blank=True)
+
+    # Schedules live here, not in broker countdowns.
+    scheduled_for = models.DateTimeField(default=timezone.now)  # earliest send (calling hours)
+    enqueued_at = models.DateTimeField(null=True, blank=True)  # last send task handed to the broker
+    send_attempts = models.PositiveSmallIntegerField(default=0)  # connect failures included
+    claimed_at = models.DateTimeField(null=True, blank=True)  # queued -> sending (the lease)
+    sent_at = models.DateTimeField(null=True, blank=True)  # the provider accepted it
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    poll_count = models.PositiveIntegerField(default=0)  # get_call requests made: a cost
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)  # redacted, human-readable
+    review_reason = models.TextField(blank=True)
+
+    # Follow-up work by agents.
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="assigned_calls",
+    )
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="handled_calls",
+    )
+    handled_at = models.DateTimeField(null=True, blank=True)
+    handled_note = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # An order is called once per campaign; call-again children share the order id.
+            models.UniqueConstraint(
+                fields=["campaign", "order_id"],
+                condition=Q(parent__isnull=True),
+                name="call_unique_order_per_campaign",
+            ),
+            # The provider's id identifies one call of one account.
+            models.UniqueConstraint(
+                fields=["store", "provider_call_id"],
+                condition=Q(provider_call_id__isnull=False),
+                name="call_unique_provider_id_per_store",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="final", outcome__gt="") | (~Q(state="final") & Q(outcome="")),
+                name="call_outcome_iff_final",
+            ),
+        ]
+        indexes = [
+            # claim_due_calls: queued calls whose scheduled_for has come.
+            models.Index(
+                fields=["scheduled_for"], condition=Q(state="queued"), name="call_due_queued_idx"
+            ),
+            # claim_due_polls: in-progress calls whose next_poll_at has come.
+            models.Index(
+                fields=["next_poll_at"], condition=Q(state="in_progress"), name="call_due_poll_idx"
+            ),
+            # expire_sending_leases: calls stuck in sending past their lease.
+            models.Index(
+                fields=["claimed_at"], condition=Q(state="sending"), name="call_sending_lease_idx"
+            ),
+            # /calls/ and reports: newest first, optionally per campaign or store.
+            models.Index(fields=["created_at", "id"], name="call_created_idx"),
+            models.Index(fields=["campaign", "created_at"], name="call_campaign_created_idx"),
+            models.Index(fields=["store", "created_at"], name="call_store_created_idx"),
+            # campaign pages and reports: outcome breakdown per campaign.
+            models.Index(fields=["campaign", "outcome"], name="call_campaign_outcome_idx"),
+            # /followups/: open follow-ups, oldest first.
+            models.Index(
+                fields=["finalized_at"],
+                condition=Q(
+                    outcome__in=["callback_requested", "unreachable", "needs_review"],
+                    handled_at__isnull=True,
+                ),
+                name="call_open_followup_idx",
+            ),
+            # /calls/ search by phone or order id.
+            models.Index(fields=["phone"], name="call_phone_idx"),
+            models.Index(fields=["order_id"], name="call_order_id_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} → {self.phone}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state == self.State.FINAL
+
+    def provider_params(self) -> dict[str, Any]:
+        """The `calls` query parameters, the API key excepted."""
+        params: dict[str, Any] = {
+            "caller_id": self.phone,
+            "amount": format(self.amount.normalize(), "f"),
+            "voice_id": self.voice_id,
+        }
+        for name in ("text1", "text2", "text3", "text4", "text5", "key1", "key2", "key3", "key4", "key5"):
+            value = getattr(self, name)
+            if value:
+                params[name] = value
+        return params
+
+
+class CallEvent(models.Model):
+    class Kind(models.TextChoices):
+        CREATED = "created", "Created"
+        RESCHEDULED = "rescheduled", "Rescheduled"
+        CLAIMED = "claimed", "Claimed for sending"
+        SENT = "sent", "Accepted by provider"
+        SEND_RETRY = "send_retry", "Provider unreachable, will retry"
+        POLLED = "polled", "Status checked"
+        POLL_ERROR = "poll_error", "Status check failed"
+        FINAL = "final", "Final outcome"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+        ASSIGNED = "assigned", "Claimed by agent"
+        HANDLED = "handled", "Marked handled"
+        CALLBACK = "callback", "Called again"
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    data = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            # The call page's timeline.
+            models.Index(fields=["call", "at"], name="callevent_call_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"

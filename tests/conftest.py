@@ -1,0 +1,65 @@
+"""Shared fixtures: personas, a store on the simulator, the simulator itself over real HTTP."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from calls.models import Store, User
+from simulator.control import SimulatorProcess
+
+# The key the test store uses on the simulator. Tests look for it in logs, pages and the DB.
+TEST_API_KEY = "sk-live-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+
+
+@pytest.fixture(scope="session")
+def simulator_process() -> Iterator[SimulatorProcess]:
+    """One simulator per test session, sped up 60x so a call finishes in about a second."""
+    process = SimulatorProcess.start(speed=60.0, seed=1)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def simulator(simulator_process: SimulatorProcess) -> SimulatorProcess:
+    """The session's simulator, reset to a clean state with the test account on it."""
+    simulator_process.reset()
+    simulator_process.add_account(
+        api_key=TEST_API_KEY,
+        username="teststore",
+        balance="5000.00",
+        call_rate="5.50",
+        retry_delays=[2, 2, 2],
+        retries=3,
+    )
+    return simulator_process
+
+
+@pytest.fixture
+def provider_url(simulator: SimulatorProcess, settings) -> str:
+    settings.ROBOCALL_BASE_URL = simulator.base_url
+    return simulator.base_url
+
+
+@pytest.fixture
+def store(db) -> Store:
+    store = Store(name="Karachi Kitchenware", retry_delays=[2, 2, 2], provider_retries=3)
+    store.api_key = TEST_API_KEY
+    store.save()
+    return store
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return User.objects.create_user("amina", password="pw-admin-123", role=User.Role.ADMIN)
+
+
+@pytest.fixture
+def agent_user(db) -> User:
+    return User.objects.create_user("bilal", password="pw-agent-123", role=User.Role.AGENT)
+
+
+@pytest.fixture
+def manager_user(db) -> User:
+    return User.objects.create_user("sana", password="pw-manager-123", role=User.Role.MANAGER)
