@@ -1,8 +1,34 @@
 from django.urls import path
 
-from calls.views import calls as call_views
+from calls.views import calls, campaigns, followups, overview, reports, settings
 
 urlpatterns = [
-    path("", call_views.call_list, name="overview"),
-    path("calls/", call_views.call_list, name="call_list"),
+    path("", overview.overview, name="overview"),
+    path("overview/balances/", overview.balances, name="overview_balances"),
+    path("calls/", calls.call_list, name="call_list"),
+    path("calls/export.csv", calls.call_export, name="call_export"),
+    path("calls/<int:pk>/", calls.call_detail, name="call_detail"),
+    path("calls/<int:pk>/row/", calls.call_row, name="call_row"),
+    path("calls/<int:pk>/call-again/", calls.call_again, name="call_again"),
+    path("calls/<int:pk>/withdraw/", calls.call_withdraw, name="call_withdraw"),
+    path("calls/<int:pk>/handled/", calls.call_handled, name="call_handled"),
+    path("calls/<int:pk>/claim/", calls.call_claim, name="call_claim"),
+    path("followups/", followups.followup_list, name="followup_list"),
+    path("campaigns/", campaigns.campaign_list, name="campaign_list"),
+    path("campaigns/new/", campaigns.campaign_new, name="campaign_new"),
+    path("campaigns/new/order/", campaigns.campaign_single_order, name="campaign_single_order"),
+    path("campaigns/new/upload/", campaigns.campaign_upload, name="campaign_upload"),
+    path("campaigns/<int:pk>/", campaigns.campaign_detail, name="campaign_detail"),
+    path("campaigns/<int:pk>/progress/", campaigns.campaign_progress, name="campaign_progress"),
+    path("campaigns/<int:pk>/launch/", campaigns.campaign_launch, name="campaign_launch"),
+    path("campaigns/<int:pk>/pause/", campaigns.campaign_pause, name="campaign_pause"),
+    path("campaigns/<int:pk>/resume/", campaigns.campaign_resume, name="campaign_resume"),
+    path("reports/", reports.report, name="reports"),
+    path("reports/export.csv", reports.report_export, name="report_export"),
+    path("settings/", settings.settings_index, name="settings"),
+    path("settings/stores/new/", settings.store_new, name="store_new"),
+    path("settings/stores/<int:pk>/", settings.store_edit, name="store_edit"),
+    path("settings/stores/<int:pk>/verify/", settings.store_verify, name="store_verify"),
+    path("settings/users/new/", settings.user_new, name="user_new"),
+    path("settings/users/<int:pk>/", settings.user_edit, name="user_edit"),
 ]

@@ -1,0 +1,41 @@
+"""Who may do what. Checked on the server for every page, fragment, action and export.
+
+| role    | overview, calls, call | call actions, follow-ups | launch, pause | reports, export | settings |
+| admin   | yes                   | yes                      | yes           | yes             | yes      |
+| agent   | yes                   | yes                      | no            | no              | no       |
+| manager | yes                   | no                       | no            | yes             | no       |
+"""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+ADMIN, AGENT, MANAGER = "admin", "agent", "manager"
+EVERYONE = (ADMIN, AGENT, MANAGER)
+CALL_ACTIONS = (ADMIN, AGENT)  # call again, withdraw, mark handled, claim; the follow-up queue
+LAUNCH = (ADMIN,)  # create, launch, pause and resume campaigns
+REPORTS = (ADMIN, MANAGER)  # reports and every CSV export
+SETTINGS = (ADMIN,)
+
+
+def user_can(user: Any, roles: tuple[str, ...]) -> bool:
+    return bool(user.is_authenticated and user.role in roles)
+
+
+def role_required(roles: tuple[str, ...]) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """403 for a signed-in user whose role is not in `roles` (anonymous users never get here:
+    LoginRequiredMiddleware sends them to the sign-in page first)."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not user_can(request.user, roles):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
