@@ -68,7 +68,9 @@ class Store(models.Model):
     calling_end = models.TimeField(default=dt.time(21, 0))
     provider_retries = models.PositiveSmallIntegerField(default=3)
     retry_delays = models.JSONField(default=default_retry_delays)  # seconds, one per free retry
-    low_balance_threshold = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal(500))
+    low_balance_threshold = models.DecimalField(
+        max_digits=12, decimal_places=2, default=Decimal(500)
+    )
     paused = models.BooleanField(default=False)
     key_verified_at = models.DateTimeField(null=True, blank=True)
 
@@ -110,15 +112,20 @@ class Store(models.Model):
             raise ValidationError(
                 {"retry_delays": f"Give one delay for each of the {self.provider_retries} retries."}
             )
-        if self.calling_start == self.calling_end:
-            raise ValidationError({"calling_end": "The calling window cannot be empty."})
 
     def retry_delay(self, retries_done: int) -> int:
         """Seconds the provider waits after attempt number `retries_done` (0 = the first)."""
         delays = self.retry_delays or default_retry_delays()
         return int(delays[min(retries_done, len(delays) - 1)])
 
+    @property
+    def calls_around_the_clock(self) -> bool:
+        return self.calling_start == self.calling_end
+
     def in_calling_hours(self, at: dt.datetime) -> bool:
+        """Whether a call may start at `at`. A window that starts where it ends is all day."""
+        if self.calls_around_the_clock:
+            return True
         local = at.astimezone(self.zone).time()
         if self.calling_start < self.calling_end:
             return self.calling_start <= local < self.calling_end
@@ -156,7 +163,9 @@ class Campaign(models.Model):
         ordering = ["-created_at"]
         constraints = [
             # import_calls --campaign NAME --store NAME finds or creates by this pair.
-            models.UniqueConstraint(fields=["store", "name"], name="campaign_unique_name_per_store"),
+            models.UniqueConstraint(
+                fields=["store", "name"], name="campaign_unique_name_per_store"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -223,17 +232,24 @@ class Call(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)  # the provider accepted it
     next_poll_at = models.DateTimeField(null=True, blank=True)
     poll_count = models.PositiveIntegerField(default=0)  # get_call requests made: a cost
+    poll_errors = models.PositiveSmallIntegerField(default=0)  # failed polls in a row
     finalized_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)  # redacted, human-readable
     review_reason = models.TextField(blank=True)
 
     # Follow-up work by agents.
     assigned_to = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="assigned_calls",
     )
     handled_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="handled_calls",
     )
     handled_at = models.DateTimeField(null=True, blank=True)
@@ -309,7 +325,18 @@ class Call(models.Model):
             "amount": format(self.amount.normalize(), "f"),
             "voice_id": self.voice_id,
         }
-        for name in ("text1", "text2", "text3", "text4", "text5", "key1", "key2", "key3", "key4", "key5"):
+        for name in (
+            "text1",
+            "text2",
+            "text3",
+            "text4",
+            "text5",
+            "key1",
+            "key2",
+            "key3",
+            "key4",
+            "key5",
+        ):
             value = getattr(self, name)
             if value:
                 params[name] = value

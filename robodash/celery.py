@@ -1,4 +1,5 @@
 import os
+from typing import Any
 
 from celery import Celery
 from celery.signals import setup_logging
@@ -17,8 +18,22 @@ def use_django_logging(**kwargs: object) -> None:
 
     from django.conf import settings
 
-    config = dict(settings.LOGGING)
+    config: dict[str, Any] = dict(settings.LOGGING)
     loglevel = kwargs.get("loglevel")
     if isinstance(loglevel, str | int) and loglevel:
         config["root"] = {**config["root"], "level": loglevel}
     logging.config.dictConfig(config)
+
+
+@app.on_after_finalize.connect
+def schedule_sweep(sender: Celery, **kwargs: object) -> None:
+    from django.conf import settings
+
+    every = settings.ROBODASH_SWEEP_SECONDS
+    # A sweep that waited longer than a few periods in the queue is stale: the next one is due.
+    sender.add_periodic_task(
+        every,
+        sender.signature("calls.tasks.sweep_due_work"),
+        name="sweep due work",
+        expires=max(every * 3, 5),
+    )

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -49,7 +50,8 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is not set (set DEBUG=true for a local demo)")
     SECRET_KEY = "insecure-local-demo-key-not-for-production"
 
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+_hosts = os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost")
+ALLOWED_HOSTS = [h.strip() for h in _hosts.split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
@@ -146,7 +148,12 @@ X_FRAME_OPTIONS = "DENY"
 
 REDIS_CACHE_URL = os.environ.get("CACHE_URL", "")
 if REDIS_CACHE_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_CACHE_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_CACHE_URL,
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -160,6 +167,21 @@ if not FIELD_ENCRYPTION_KEY:
     FIELD_ENCRYPTION_KEY = base64.urlsafe_b64encode(
         hashlib.sha256(SECRET_KEY.encode()).digest()
     ).decode()
+else:
+    # Refuse to start on a malformed key rather than fail at the first store save. The message
+    # never echoes the value: it is a secret.
+    try:
+        _keys = [k.strip() for k in FIELD_ENCRYPTION_KEY.split(",") if k.strip()]
+        if not _keys:
+            raise ValueError("no key")
+        for _key in _keys:
+            Fernet(_key)  # raises ValueError unless 32 url-safe base64-encoded bytes
+    except (ValueError, TypeError):
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys (generate one "
+            "with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())')"
+        ) from None
 
 # --- Provider --------------------------------------------------------------------------------
 ROBOCALL_BASE_URL = os.environ.get("ROBOCALL_BASE_URL", "http://127.0.0.1:8001/api/v1/")
@@ -184,6 +206,7 @@ if EMBEDDED_BROKER:
         "data_folder_in": _queue_dir,
         "data_folder_out": _queue_dir,
         "processed_folder": str(VAR_DIR / "broker-processed"),
+        "control_folder": str(VAR_DIR / "broker-control"),
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True

@@ -1,5 +1,6 @@
 """Shared fixtures: personas, a store on the simulator, the simulator itself over real HTTP."""
 
+import datetime as dt
 from collections.abc import Iterator
 
 import pytest
@@ -44,7 +45,14 @@ def provider_url(simulator: SimulatorProcess, settings) -> str:
 
 @pytest.fixture
 def store(db) -> Store:
-    store = Store(name="Karachi Kitchenware", retry_delays=[2, 2, 2], provider_retries=3)
+    # Calls around the clock (start == end), so tests don't depend on the hour they run at.
+    store = Store(
+        name="Karachi Kitchenware",
+        retry_delays=[2, 2, 2],
+        provider_retries=3,
+        calling_start=dt.time(0, 0),
+        calling_end=dt.time(0, 0),
+    )
     store.api_key = TEST_API_KEY
     store.save()
     return store

@@ -1,0 +1,328 @@
+"""Sending calls: claim, commit, then send — so a customer is never called twice by accident.
+
+A worker moves a call `queued -> sending` under a row lock and commits *before* the HTTP request.
+A redelivered or duplicated task then finds the call no longer queued and does nothing. After
+the request the call is `in_progress` (the provider gave a call id), `failed` (a definite
+rejection), `queued` again (we could not connect, so nothing left), or `needs_review` (anything
+ambiguous: the call may or may not have been placed, and it is never re-sent by itself).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from calls import timing
+from calls.models import Call, CallEvent, Campaign, Store
+from calls.provider import (
+    ProviderAmbiguous,
+    ProviderError,
+    ProviderRejected,
+    ProviderUnavailable,
+    RobocallClient,
+)
+from calls.redaction import redact
+
+log = logging.getLogger(__name__)
+
+SWEEP_BATCH = 500  # calls handed to workers per sweep and kind; the next sweep takes the rest
+
+
+def wake_dispatcher() -> None:
+    """Start a sweep as soon as the current transaction commits, instead of at the next beat.
+
+    Purely a speed-up: if the broker is unreachable the beat's next sweep finds the work anyway.
+    """
+
+    def enqueue() -> None:
+        from calls.tasks import sweep_due_work
+
+        try:
+            sweep_due_work.delay()
+        except Exception as exc:  # the broker is down: beat will find the work
+            log.warning(
+                "could not wake the dispatcher (%s); the next sweep will", type(exc).__name__
+            )
+
+    transaction.on_commit(enqueue)
+
+
+# --- The sweep's part: hand due calls to workers -------------------------------------------
+
+
+def reschedule_outside_hours(now: dt.datetime) -> int:
+    """Move due calls of stores outside their calling hours to the next window's start."""
+    moved = 0
+    for store in Store.objects.filter(paused=False):
+        if store.in_calling_hours(now):
+            continue
+        start = store.next_calling_time(now)
+        with transaction.atomic():
+            ids = list(
+                Call.objects.select_for_update(skip_locked=True)
+                .filter(store=store, state=Call.State.QUEUED, scheduled_for__lte=now)
+                .values_list("id", flat=True)
+            )
+            if not ids:
+                continue
+            Call.objects.filter(id__in=ids).update(scheduled_for=start, enqueued_at=None)
+            CallEvent.objects.bulk_create(
+                CallEvent(
+                    call_id=call_id,
+                    kind=CallEvent.Kind.RESCHEDULED,
+                    data={"reason": "outside calling hours", "scheduled_for": start.isoformat()},
+                )
+                for call_id in ids
+            )
+        moved += len(ids)
+    return moved
+
+
+def claim_due_sends(now: dt.datetime, limit: int = SWEEP_BATCH) -> list[int]:
+    """Ids of due queued calls not handed to a worker recently; marks them handed over.
+
+    Only marks them: the claim that matters (queued -> sending) happens in `send_call`, so a
+    task lost by the broker just waits for the enqueue lease and is handed over again.
+    """
+    with transaction.atomic():
+        ids = list(
+            Call.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                state=Call.State.QUEUED,
+                scheduled_for__lte=now,
+                store__paused=False,
+                campaign__status=Campaign.Status.RUNNING,
+            )
+            .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - timing.enqueue_lease()))
+            .order_by("scheduled_for", "id")
+            .values_list("id", flat=True)[:limit]
+        )
+        Call.objects.filter(id__in=ids).update(enqueued_at=now)
+    return ids
+
+
+def expire_sending_leases(now: dt.datetime) -> int:
+    """Calls left in `sending` by a worker that died mid-request: the call may have been placed."""
+    with transaction.atomic():
+        ids = list(
+            Call.objects.select_for_update(skip_locked=True)
+            .filter(state=Call.State.SENDING, claimed_at__lt=now - timing.sending_lease())
+            .values_list("id", flat=True)
+        )
+        for call_id in ids:
+            _finish(
+                Call.objects.get(id=call_id),
+                Call.Outcome.NEEDS_REVIEW,
+                now,
+                reason="the worker stopped while sending; the call may have been placed, "
+                "so it was not sent again",
+            )
+    return len(ids)
+
+
+# --- The worker's part: send one call -------------------------------------------------------
+
+
+def send_call(call_id: int) -> None:
+    now = timezone.now()
+    call = _claim_for_sending(call_id, now)
+    if call is None:
+        return
+    client = client_for(call.store)
+    try:
+        placed = client.place_call(call.provider_params())
+    except ProviderUnavailable as exc:
+        _requeue_after_connect_failure(call, exc)
+    except ProviderRejected as exc:
+        _finish_if_sending(call, Call.Outcome.FAILED, error=str(exc))
+    except ProviderAmbiguous as exc:
+        _finish_if_sending(
+            call,
+            Call.Outcome.NEEDS_REVIEW,
+            error=str(exc),
+            reason=f"{exc}; the call may or may not have been placed, so it was not sent again",
+        )
+    except BaseException as exc:  # a bug or a time limit mid-request: as ambiguous as a reset
+        _finish_if_sending(
+            call,
+            Call.Outcome.NEEDS_REVIEW,
+            error=redact(f"{type(exc).__name__}: {exc}"),
+            reason="sending was interrupted; the call may or may not have been placed",
+        )
+        if not isinstance(exc, Exception):
+            raise
+    else:
+        _mark_sent(call, placed.call_id)
+
+
+def _claim_for_sending(call_id: int, now: dt.datetime) -> Call | None:
+    """queued -> sending under a row lock, committed before any request leaves."""
+    with transaction.atomic():
+        call = (
+            Call.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("store", "campaign")
+            .filter(id=call_id, state=Call.State.QUEUED)
+            .first()
+        )
+        if call is None:
+            return None  # another worker has it, or it is no longer queued
+        store, campaign = call.store, call.campaign
+        if store.paused or campaign.status != Campaign.Status.RUNNING or call.scheduled_for > now:
+            Call.objects.filter(id=call.id).update(enqueued_at=None)
+            return None
+        if not store.in_calling_hours(now):
+            start = store.next_calling_time(now)
+            Call.objects.filter(id=call.id).update(scheduled_for=start, enqueued_at=None)
+            _event(
+                call,
+                CallEvent.Kind.RESCHEDULED,
+                reason="outside calling hours",
+                scheduled_for=start.isoformat(),
+            )
+            return None
+        call.state = Call.State.SENDING
+        call.claimed_at = now
+        call.send_attempts += 1
+        call.save(update_fields=["state", "claimed_at", "send_attempts", "updated_at"])
+        _event(call, CallEvent.Kind.CLAIMED, attempt=call.send_attempts)
+    return call
+
+
+def _mark_sent(call: Call, provider_call_id: str) -> None:
+    now = timezone.now()
+    first_poll = now + timing.scaled(timing.FIRST_POLL_AFTER)
+    with transaction.atomic():
+        updated = Call.objects.filter(id=call.id, state=Call.State.SENDING).update(
+            state=Call.State.IN_PROGRESS,
+            provider_call_id=provider_call_id,
+            sent_at=now,
+            next_poll_at=first_poll,
+            last_error="",
+            updated_at=now,
+        )
+        if not updated:
+            # The lease ran out while the request was slow and the call went to review; the
+            # provider did accept it, so follow it after all rather than lose the truth.
+            updated = Call.objects.filter(
+                id=call.id,
+                state=Call.State.FINAL,
+                outcome=Call.Outcome.NEEDS_REVIEW,
+                provider_call_id__isnull=True,
+                sent_at__isnull=True,
+            ).update(
+                state=Call.State.IN_PROGRESS,
+                outcome="",
+                provider_call_id=provider_call_id,
+                sent_at=now,
+                next_poll_at=first_poll,
+                finalized_at=None,
+                review_reason="",
+                updated_at=now,
+            )
+        if updated:
+            _event(call, CallEvent.Kind.SENT, provider_call_id=provider_call_id)
+        else:
+            log.error("call %s was accepted as %s but is no longer ours", call.id, provider_call_id)
+
+
+def _requeue_after_connect_failure(call: Call, exc: ProviderError) -> None:
+    if call.send_attempts >= timing.MAX_SEND_ATTEMPTS:
+        _finish_if_sending(
+            call,
+            Call.Outcome.FAILED,
+            error=f"{exc}; gave up after {call.send_attempts} attempts to reach the provider",
+        )
+        return
+    backoff = min(
+        timing.SEND_RETRY_BACKOFF * 2 ** (call.send_attempts - 1), timing.SEND_RETRY_BACKOFF_CAP
+    )
+    retry_at = timezone.now() + timing.scaled(backoff)
+    with transaction.atomic():
+        updated = Call.objects.filter(id=call.id, state=Call.State.SENDING).update(
+            state=Call.State.QUEUED,
+            scheduled_for=retry_at,
+            enqueued_at=None,
+            claimed_at=None,
+            last_error=str(exc),
+            updated_at=timezone.now(),
+        )
+        if updated:
+            _event(call, CallEvent.Kind.SEND_RETRY, error=str(exc), retry_at=retry_at.isoformat())
+
+
+def _finish_if_sending(call: Call, outcome: str, *, error: str = "", reason: str = "") -> None:
+    with transaction.atomic():
+        locked = (
+            Call.objects.select_for_update().filter(id=call.id, state=Call.State.SENDING).first()
+        )
+        if locked is not None:
+            locked.last_error = redact(error)
+            _finish(locked, outcome, timezone.now(), reason=reason)
+
+
+def _finish(call: Call, outcome: str, now: dt.datetime, *, reason: str = "") -> None:
+    """Make a call final. The caller holds the row (lock or conditional update)."""
+    call.state = Call.State.FINAL
+    call.outcome = outcome
+    call.finalized_at = now
+    call.next_poll_at = None
+    call.review_reason = redact(reason)
+    call.save(
+        update_fields=[
+            "state",
+            "outcome",
+            "finalized_at",
+            "next_poll_at",
+            "review_reason",
+            "last_error",
+            "call_status",
+            "dtmf",
+            "retry",
+            "call_charges",
+            "provider_updated_at",
+            "updated_at",
+        ]
+    )
+    _event(
+        call,
+        CallEvent.Kind.FINAL,
+        outcome=outcome,
+        reason=call.review_reason,
+        error=call.last_error,
+        call_status=call.call_status,
+        dtmf=call.dtmf,
+        retry=call.retry,
+        call_charges=str(call.call_charges) if call.call_charges is not None else None,
+    )
+
+
+def _event(call: Call, kind: str, **data: object) -> None:
+    CallEvent.objects.create(
+        call=call, kind=kind, data={k: v for k, v in data.items() if v not in ("", None)}
+    )
+
+
+# --- One HTTP client per store and thread, so connections are reused across tasks -----------
+
+_clients = threading.local()
+
+
+def client_for(store: Store) -> RobocallClient:
+    cache: dict[int, tuple[tuple[str, str], RobocallClient]] = (
+        getattr(_clients, "by_store", None) or {}
+    )
+    _clients.by_store = cache
+    identity = (store.api_key_encrypted, settings.ROBOCALL_BASE_URL)
+    cached = cache.get(store.pk)
+    if cached is None or cached[0] != identity:
+        if cached is not None:
+            cached[1].close()
+        cached = (identity, RobocallClient.for_store(store))
+        cache[store.pk] = cached
+    return cached[1]

@@ -1,0 +1,181 @@
+"""Following sent calls to their final outcome with as few get_call requests as the truth allows.
+
+Polls are paced by what the provider is doing (calls/outcomes.py decides when to ask next):
+soon after an attempt starts, again while it rings or talks, and after an unanswered attempt
+not until the store's retry delay has passed and the next attempt should be over.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from calls import timing
+from calls.dispatch import _event, _finish, client_for
+from calls.models import Call, CallEvent
+from calls.outcomes import judge_report, lifetime_bound
+from calls.provider import CallReport, ProviderError, ProviderUnavailable
+from calls.redaction import redact
+
+log = logging.getLogger(__name__)
+
+POLL_BATCH = 500
+NOT_FOUND_LIMIT = 3  # the provider denies knowing the call this many times in a row: review
+
+
+def claim_due_polls(now: dt.datetime, limit: int = POLL_BATCH) -> list[int]:
+    """Ids of in-progress calls due a poll; their next poll moves a lease ahead so the next
+    sweep does not hand them out again while a worker is asking (or if Redis lost the task)."""
+    with transaction.atomic():
+        ids = list(
+            Call.objects.select_for_update(skip_locked=True)
+            .filter(state=Call.State.IN_PROGRESS, next_poll_at__lte=now)
+            .order_by("next_poll_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        Call.objects.filter(id__in=ids).update(next_poll_at=now + timing.poll_lease())
+    return ids
+
+
+def poll_call(call_id: int) -> None:
+    call = (
+        Call.objects.select_related("store")
+        .filter(id=call_id, state=Call.State.IN_PROGRESS)
+        .first()
+    )
+    if call is None or not call.provider_call_id:
+        return
+    try:
+        report = client_for(call.store).get_call(call.provider_call_id)
+    except ProviderError as exc:
+        _record_poll_failure(call, exc)
+    else:
+        _apply_report(call, report)
+
+
+def _apply_report(call: Call, report: CallReport) -> None:
+    now = timezone.now()
+    store = call.store
+    retry = report.retry or 0
+    verdict = judge_report(
+        call_status=report.call_status,
+        dtmf=report.dtmf,
+        retry=retry,
+        updated_at=report.updated_at,
+        provider_retries=store.provider_retries,
+        retry_delay=store.retry_delay(retry),
+        sent_at=call.sent_at or call.created_at,
+        now=now,
+    )
+    with transaction.atomic():
+        locked = (
+            Call.objects.select_for_update()
+            .filter(id=call.id, state=Call.State.IN_PROGRESS)
+            .first()
+        )
+        if locked is None:
+            return
+        changed = (locked.call_status, locked.dtmf, locked.retry, locked.call_charges) != (
+            report.call_status,
+            report.dtmf,
+            retry,
+            report.call_charges,
+        )
+        locked.call_status = report.call_status
+        locked.dtmf = report.dtmf
+        locked.retry = retry
+        locked.call_charges = report.call_charges
+        locked.provider_updated_at = report.updated_at
+        locked.poll_count = F("poll_count") + 1
+        locked.poll_errors = 0
+        if changed:
+            _event(
+                locked,
+                CallEvent.Kind.POLLED,
+                call_status=report.call_status,
+                dtmf=report.dtmf,
+                retry=retry,
+                call_charges=str(report.call_charges) if report.call_charges is not None else None,
+            )
+        if verdict.outcome is not None:
+            locked.save(update_fields=["poll_count", "poll_errors"])
+            _finish(locked, verdict.outcome, now, reason=verdict.reason)
+            return
+        locked.next_poll_at = verdict.next_poll_at
+        if _past_lifetime(locked, now):
+            locked.save(update_fields=["poll_count", "poll_errors"])
+            _finish(locked, Call.Outcome.NEEDS_REVIEW, now, reason=_lifetime_reason(locked))
+            return
+        locked.save(
+            update_fields=[
+                "call_status",
+                "dtmf",
+                "retry",
+                "call_charges",
+                "provider_updated_at",
+                "poll_count",
+                "poll_errors",
+                "next_poll_at",
+                "updated_at",
+            ]
+        )
+
+
+def _record_poll_failure(call: Call, exc: ProviderError) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        locked = (
+            Call.objects.select_for_update()
+            .filter(id=call.id, state=Call.State.IN_PROGRESS)
+            .first()
+        )
+        if locked is None:
+            return
+        reached_provider = not isinstance(exc, ProviderUnavailable)
+        locked.poll_errors += 1
+        locked.last_error = redact(str(exc))
+        if reached_provider:
+            locked.poll_count = F("poll_count") + 1
+        _event(locked, CallEvent.Kind.POLL_ERROR, error=locked.last_error, error_kind=exc.kind)
+        if exc.kind == "rejected" and locked.poll_errors >= NOT_FOUND_LIMIT:
+            locked.save(update_fields=["poll_errors", "last_error", "poll_count"])
+            _finish(
+                locked,
+                Call.Outcome.NEEDS_REVIEW,
+                now,
+                reason=f"the provider refused {locked.poll_errors} status checks in a row ({exc})",
+            )
+            return
+        if _past_lifetime(locked, now):
+            locked.save(update_fields=["poll_errors", "last_error", "poll_count"])
+            _finish(locked, Call.Outcome.NEEDS_REVIEW, now, reason=_lifetime_reason(locked))
+            return
+        backoff = min(
+            timing.POLL_ERROR_BACKOFF * 2 ** (locked.poll_errors - 1), timing.POLL_ERROR_BACKOFF_CAP
+        )
+        locked.next_poll_at = now + timing.scaled(backoff)
+        locked.save(
+            update_fields=["poll_errors", "last_error", "poll_count", "next_poll_at", "updated_at"]
+        )
+
+
+def _past_lifetime(call: Call, now: dt.datetime) -> bool:
+    sent_at = call.sent_at or call.created_at
+    bound = lifetime_bound(
+        provider_retries=call.store.provider_retries, retry_delays=call.store.retry_delays
+    )
+    return now - sent_at > bound
+
+
+def _lifetime_reason(call: Call) -> str:
+    bound = lifetime_bound(
+        provider_retries=call.store.provider_retries, retry_delays=call.store.retry_delays
+    )
+    return (
+        f"the provider reported no final status within {int(bound.total_seconds())} s of sending "
+        f"(last status {call.call_status}, retry {call.retry})"
+    )

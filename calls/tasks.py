@@ -1,0 +1,47 @@
+"""Celery tasks: thin wrappers that take ids and call the pipeline's plain functions."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from calls import dispatch, polling
+
+log = logging.getLogger(__name__)
+
+# A send or poll is one provider request plus a few queries; the limits leave room for the
+# request's own timeouts, and a hard kill mid-send is handled by the sending lease anyway.
+_REQUEST_LIMIT = int(settings.ROBOCALL_CONNECT_TIMEOUT + settings.ROBOCALL_READ_TIMEOUT) + 30
+
+
+@shared_task(ignore_result=True, soft_time_limit=50, time_limit=60)
+def sweep_due_work() -> None:
+    """Find due work in Postgres and hand it to workers. Run by beat every few seconds."""
+    now = timezone.now()
+    expired = dispatch.expire_sending_leases(now)
+    moved = dispatch.reschedule_outside_hours(now)
+    sends = dispatch.claim_due_sends(now)
+    polls = polling.claim_due_polls(now)
+    for call_id in sends:
+        send_call.delay(call_id)
+    for call_id in polls:
+        poll_call.delay(call_id)
+    if sends or polls or expired or moved:
+        log.info(
+            "sweep: %d to send, %d to poll, %d sending leases expired, %d rescheduled",
+            len(sends),
+            len(polls),
+            expired,
+            moved,
+        )
+
+
+@shared_task(ignore_result=True, soft_time_limit=_REQUEST_LIMIT, time_limit=_REQUEST_LIMIT + 10)
+def send_call(call_id: int) -> None:
+    dispatch.send_call(call_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=_REQUEST_LIMIT, time_limit=_REQUEST_LIMIT + 10)
+def poll_call(call_id: int) -> None:
+    polling.poll_call(call_id)

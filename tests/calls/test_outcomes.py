@@ -1,0 +1,113 @@
+"""The rules that turn one get_call report into an outcome or the time of the next poll."""
+
+import datetime as dt
+
+import pytest
+
+from calls import timing
+from calls.models import Call
+from calls.outcomes import judge_report, lifetime_bound
+
+NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+SENT = NOW - dt.timedelta(minutes=10)
+
+
+def judge(**overrides):
+    report = {
+        "call_status": 2,
+        "dtmf": 1,
+        "retry": 0,
+        "updated_at": NOW - dt.timedelta(seconds=5),
+        "provider_retries": 3,
+        "retry_delay": 300,
+        "sent_at": SENT,
+        "now": NOW,
+    }
+    return judge_report(**{**report, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("dtmf", "outcome"),
+    [
+        (1, Call.Outcome.CONFIRMED),
+        (2, Call.Outcome.CANCELLED),
+        (3, Call.Outcome.CALLBACK_REQUESTED),
+        (None, Call.Outcome.NO_INPUT),
+    ],
+)
+def test_an_answered_call_is_final_with_the_key_the_customer_pressed(dtmf, outcome):
+    verdict = judge(call_status=2, dtmf=dtmf)
+    assert verdict.outcome == outcome
+    assert verdict.next_poll_at is None
+
+
+def test_an_unexpected_key_needs_a_persons_review():
+    verdict = judge(call_status=2, dtmf=7)
+    assert verdict.outcome == Call.Outcome.NEEDS_REVIEW
+    assert "pressed 7" in verdict.reason
+
+
+@pytest.mark.parametrize("status", [3, 4, 5, 6])
+def test_an_unanswered_attempt_with_retries_left_is_polled_after_the_retry_delay(status):
+    verdict = judge(call_status=status, dtmf=None, retry=1, retry_delay=600)
+    assert verdict.outcome is None
+    expected = (
+        NOW
+        - dt.timedelta(seconds=5)
+        + dt.timedelta(seconds=600)
+        + timing.scaled(timing.FIRST_POLL_AFTER)
+    )
+    assert verdict.next_poll_at == expected
+
+
+@pytest.mark.parametrize("status", [3, 4, 5, 6])
+def test_an_unanswered_last_attempt_is_unreachable(status):
+    assert judge(call_status=status, dtmf=None, retry=3).outcome == Call.Outcome.UNREACHABLE
+
+
+@pytest.mark.parametrize("status", [1, 8])
+def test_a_ringing_call_is_asked_again_soon(status):
+    verdict = judge(call_status=status, dtmf=None, retry=0)
+    assert verdict.outcome is None
+    assert verdict.next_poll_at == NOW + timing.scaled(timing.IN_FLIGHT_REPOLL)
+
+
+def test_a_last_attempt_stuck_at_initiated_is_unreachable_once_stale():
+    stale = NOW - timing.scaled(timing.ATTEMPT_TIMEOUT) - dt.timedelta(seconds=1)
+    assert (
+        judge(call_status=1, dtmf=None, retry=3, updated_at=stale).outcome
+        == Call.Outcome.UNREACHABLE
+    )
+
+
+def test_an_earlier_attempt_stuck_at_sip_waits_for_the_retry_delay():
+    stale = NOW - timing.scaled(timing.ATTEMPT_TIMEOUT) - dt.timedelta(seconds=1)
+    verdict = judge(call_status=8, dtmf=None, retry=0, updated_at=stale, retry_delay=300)
+    assert verdict.outcome is None
+    assert verdict.next_poll_at > NOW + dt.timedelta(seconds=250)
+
+
+def test_a_next_poll_is_never_in_the_past_when_the_report_comes_late():
+    long_ago = SENT + dt.timedelta(seconds=1)
+    verdict = judge(call_status=5, dtmf=None, retry=0, updated_at=long_ago, retry_delay=10)
+    assert verdict.next_poll_at >= NOW + timing.scaled(timing.IN_FLIGHT_REPOLL)
+
+
+def test_a_provider_clock_in_the_future_is_not_trusted():
+    verdict = judge(
+        call_status=5, dtmf=None, retry=0, updated_at=NOW + dt.timedelta(hours=1), retry_delay=300
+    )
+    assert verdict.next_poll_at == NOW + dt.timedelta(seconds=300) + timing.scaled(
+        timing.FIRST_POLL_AFTER
+    )
+
+
+def test_an_unknown_status_needs_review():
+    verdict = judge(call_status=7, dtmf=None)
+    assert verdict.outcome == Call.Outcome.NEEDS_REVIEW
+    assert "unknown status 7" in verdict.reason
+
+
+def test_the_lifetime_bound_covers_every_retry_delay_and_attempt():
+    bound = lifetime_bound(provider_retries=3, retry_delays=[300, 600, 1800])
+    assert bound > dt.timedelta(seconds=300 + 600 + 1800 + 4 * timing.ATTEMPT_TIMEOUT)

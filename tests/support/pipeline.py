@@ -1,0 +1,134 @@
+"""Real Celery worker and beat processes for pipeline tests, on the test database and Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_database_url() -> str:
+    db = connection.settings_dict
+    user, host, port = db["USER"] or "postgres", db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+def wait_for(
+    condition: Callable[[], Any],
+    *,
+    timeout: float,
+    interval: float = 0.2,
+    what: str = "condition",
+    describe: Callable[[], str] = lambda: "",
+) -> Any:
+    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{describe()}")
+        time.sleep(interval)
+
+
+class Pipeline:
+    """A worker and a beat, started as the production commands are, with logs kept in files."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        time_scale: float = 60,
+        concurrency: int = 4,
+        extra_env: dict[str, str] | None = None,
+    ):
+        self.dir = Path(tempfile.mkdtemp(prefix="robodash-pipeline-"))
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "ROBOCALL_BASE_URL": base_url,
+            "ROBODASH_TIME_SCALE": str(time_scale),
+            "ROBODASH_SWEEP_SECONDS": "0.5",
+            "ROBOCALL_READ_TIMEOUT": "3",
+            "LOG_LEVEL": "DEBUG",
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+        self.concurrency = concurrency
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.beat: subprocess.Popen[bytes] | None = None
+        self._n = 0
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "robodash", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        self._n += 1
+        worker = self._spawn(
+            f"worker{self._n}",
+            [
+                "worker",
+                "-l",
+                "DEBUG",
+                "-c",
+                str(self.concurrency),
+                "-n",
+                f"w{self._n}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+        )
+        self.workers.append(worker)
+        return worker
+
+    def start_beat(self) -> None:
+        self.beat = self._spawn(
+            "beat", ["beat", "-l", "DEBUG", "-s", str(self.dir / "beat-schedule"), "--pidfile="]
+        )
+
+    def start(self) -> Pipeline:
+        self.start_worker()
+        self.start_beat()
+        return self
+
+    @staticmethod
+    def kill(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+        """Signal the process and its pool children, as a machine losing the process would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def stop(self) -> None:
+        for process in [*self.workers, *([self.beat] if self.beat else [])]:
+            if process.poll() is None:
+                self.kill(process, signal.SIGTERM)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.dir.glob("*.log")))
