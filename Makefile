@@ -28,7 +28,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy .
+	$(TEST_ENV) $(BIN)/mypy .
 
 compose-check: install
 	$(BIN)/docker-compose -f docker-compose.yml config --quiet
@@ -37,7 +37,7 @@ test: lint typecheck compose-check
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install
-	$(TEST_ENV) $(BIN)/python -m bench $(BENCH_ARGS)
+	$(TEST_ENV) $(BIN)/python -m bench $(BENCH)
 
 screenshots: install
 	$(TEST_ENV) $(BIN)/python -m bench.screenshots

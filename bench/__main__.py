@@ -1,0 +1,48 @@
+"""`make bench`: every benchmark, on a fresh database of its own, figures printed as tables.
+
+Quote medians and ratios measured side by side in one run: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg
+
+BENCHES = [
+    ["bench.pipeline_bench"],
+    ["bench.import_bench", "--rows", "100000"],
+    ["bench.pages_bench"],
+]
+
+
+def bench_database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/robodash")
+    base, _, name = url.rpartition("/")
+    bench_url = f"{base}/{name}_bench"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}_bench"')
+        conn.execute(f'CREATE DATABASE "{name}_bench"')
+    return bench_url
+
+
+def main() -> int:
+    env = {**os.environ, "DATABASE_URL": bench_database_url()}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True)
+    only = sys.argv[1:]
+    failed = 0
+    for bench in BENCHES:
+        if only and bench[0].split(".")[-1] not in only:
+            continue
+        if not os.path.exists(bench[0].replace(".", "/") + ".py"):
+            print(f"\n(skipping {bench[0]}: not written yet)")
+            continue
+        print(f"\n# {bench[0]}", flush=True)
+        failed += subprocess.run([sys.executable, "-m", *bench], env=env).returncode != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
