@@ -1,0 +1,99 @@
+"""Settings come from the environment and refuse to start on a missing or malformed value.
+
+Start-up is checked in a fresh interpreter with a clean environment, the way a server starts:
+the test process's own settings are already loaded and would hide the failure.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+
+from robodash.settings import envbool
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+GOOD_KEY = "JfU0Xy2jQm6w5b1sXhJ1mQq8yq2k8ZrZkqv4lWm3c8Y="
+
+
+def start_django(**env: str) -> subprocess.CompletedProcess[str]:
+    """`django.setup()` in a new interpreter whose environment holds only PATH and `env`."""
+    clean = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "robodash.settings", **env}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); print('started')"],
+        cwd=BASE_DIR,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_envbool_reads_the_usual_spellings_of_true_and_false(monkeypatch):
+    spellings = [("true", True), ("1", True), ("YES", True), ("off", False), ("0", False)]
+    for value, expected in spellings:
+        monkeypatch.setenv("ROBODASH_TEST_FLAG", value)
+        assert envbool("ROBODASH_TEST_FLAG", "false") is expected
+
+
+def test_envbool_refuses_a_value_that_is_neither_true_nor_false(monkeypatch):
+    monkeypatch.setenv("ROBODASH_TEST_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="ROBODASH_TEST_FLAG must be true or false"):
+        envbool("ROBODASH_TEST_FLAG", "false")
+
+
+def test_production_settings_with_both_secrets_start():
+    result = start_django(DEBUG="false", SECRET_KEY="s3cret", FIELD_ENCRYPTION_KEY=GOOD_KEY)
+    assert result.returncode == 0, result.stderr
+    assert "started" in result.stdout
+
+
+def test_missing_secret_key_with_debug_off_refuses_to_start():
+    result = start_django(DEBUG="false", FIELD_ENCRYPTION_KEY=GOOD_KEY)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY is not set" in result.stderr
+
+
+def test_missing_field_encryption_key_with_debug_off_refuses_to_start():
+    result = start_django(DEBUG="false", SECRET_KEY="s3cret")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: FIELD_ENCRYPTION_KEY is not set" in result.stderr
+
+
+def test_debug_on_starts_without_any_secret_for_the_local_demo():
+    result = start_django(DEBUG="true")
+    assert result.returncode == 0, result.stderr
+
+
+def test_garbage_field_encryption_key_refuses_to_start_without_echoing_it():
+    garbage = "not-a-fernet-key-but-still-a-secret"
+    result = start_django(DEBUG="false", SECRET_KEY="s3cret", FIELD_ENCRYPTION_KEY=garbage)
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys" in result.stderr
+    assert "Fernet.generate_key()" in result.stderr  # says how to make a good one
+    assert garbage not in result.stderr
+
+
+def test_one_bad_key_in_a_rotation_list_refuses_to_start():
+    result = start_django(
+        DEBUG="false", SECRET_KEY="s3cret", FIELD_ENCRYPTION_KEY=f"{GOOD_KEY},short"
+    )
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys" in result.stderr
+
+
+def test_a_rotation_list_of_new_and_old_keys_starts():
+    new = Fernet.generate_key().decode()
+    result = start_django(
+        DEBUG="false", SECRET_KEY="s3cret", FIELD_ENCRYPTION_KEY=f"{new}, {GOOD_KEY}"
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_bad_debug_value_refuses_to_start():
+    result = start_django(DEBUG="sometimes")
+    assert result.returncode != 0
+    assert "DEBUG must be true or false, not 'sometimes'" in result.stderr
