@@ -1,39 +1,484 @@
-from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""The Calls page, one call's page, its self-refreshing row, the CSV export and the call actions."""
 
-from calls.models import Call
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.db.models import Q, QuerySet
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    QueryDict,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import Truncator
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+from django_htmx.middleware import HtmxDetails
+
+from calls import actions
+from calls.actions import ActionRefused
+from calls.models import Call, Campaign, Store, User
+from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
+
+PAGE_SIZE = 50
+# The campaign filter lists the most recent campaigns; older ones are still reachable by link.
+CAMPAIGN_CHOICES_LIMIT = 200
+# A call's timeline: a call that lives for hours gathers a few dozen events; this is a ceiling.
+TIMELINE_LIMIT = 500
+FAMILY_LIMIT = 50
+
+# The provider's call_status values (robocall-api.txt, "Call Status Definitions").
+CALL_STATUS_MEANINGS = {
+    1: "Initiated: pushed from SIP, ringing, awaiting pickup",
+    2: "Answered",
+    3: "Congestion: no answer due to network congestion",
+    4: "Busy: the line was busy",
+    5: "No answer: kept ringing, never picked up",
+    6: "Hangup: disconnected prematurely",
+    8: "Pushed to SIP: not yet initiated",
+}
+DTMF_MEANINGS = {
+    1: "Pressed 1: confirmed the order",
+    2: "Pressed 2: cancelled the order",
+    3: "Pressed 3: asked for a callback",
+}
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 
-def call_list(request: HttpRequest) -> HttpResponse:
-    calls = Call.objects.select_related("campaign", "store").order_by("-created_at", "-id")
-    page = Paginator(calls, 50).get_page(request.GET.get("page"))
-    return render(request, "calls/call_list.html", {"page": page})
+# --- helpers shared by the views -----------------------------------------------------------
 
 
-def call_export(request: HttpRequest, **kwargs: object) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails  # set by django_htmx's middleware
 
 
-def call_detail(request: HttpRequest, **kwargs: object) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+def signed_in_user(request: HttpRequest) -> User:
+    """The signed-in user (LoginRequiredMiddleware has already turned anonymous users away)."""
+    user = request.user
+    if not isinstance(user, User):
+        raise TypeError("a signed-in robodash user is required here")
+    return user
 
 
-def call_row(request: HttpRequest, **kwargs: object) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+def _calls_with_relations() -> QuerySet[Call]:
+    return Call.objects.select_related("store", "campaign", "assigned_to", "handled_by")
 
 
-def call_again(request: HttpRequest, **kwargs: object) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+def _get_call(pk: int) -> Call:
+    return get_object_or_404(_calls_with_relations(), pk=pk)
 
 
-def call_withdraw(request: HttpRequest, **kwargs: object) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+def phone_search_prefix(text: str) -> str | None:
+    """The normalised phone prefix (92…) that partial input stands for, or None if the text
+    is not a phone number: "0300 123" -> "92300123", "+92 300-12" -> "9230012", "300" -> "92300"."""
+    digits = re.sub(r"[\s\-().+]", "", text)
+    if not digits.isdigit():
+        return None
+    if digits.startswith("0092"):
+        digits = digits[2:]
+    if digits.startswith("92"):
+        return digits
+    if digits.startswith("03"):
+        return "92" + digits[1:]
+    if digits.startswith("3"):
+        return "92" + digits
+    return None
 
 
-def call_handled(request: HttpRequest, **kwargs: object) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+@dataclass(frozen=True)
+class Cursor:
+    """A position in a newest-first list: (created_at, id), written as "<µs since epoch>_<id>"."""
+
+    at: dt.datetime
+    pk: int
+
+    def encode(self) -> str:
+        return f"{(self.at - _EPOCH) // _ONE_MICROSECOND}_{self.pk}"
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor | None:
+        match = re.fullmatch(r"(-?\d{1,20})_(\d{1,20})", text)
+        if match is None:
+            return None
+        try:
+            return cls(_EPOCH + int(match[1]) * _ONE_MICROSECOND, int(match[2]))
+        except OverflowError:
+            return None
+
+    @classmethod
+    def of(cls, call: Call) -> Cursor:
+        return cls(call.created_at, call.pk)
 
 
-def call_claim(request: HttpRequest, **kwargs: object) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+# --- the Calls page ------------------------------------------------------------------------
+
+
+class CallFilterForm(forms.Form):
+    store = forms.ModelChoiceField(queryset=Store.objects.all(), required=False)
+    campaign = forms.ModelChoiceField(queryset=Campaign.objects.all(), required=False)
+    state = forms.ChoiceField(choices=[("", "Any state"), *Call.State.choices], required=False)
+    outcome = forms.ChoiceField(
+        choices=[("", "Any outcome"), *Call.Outcome.choices], required=False
+    )
+    date_from = forms.DateField(required=False, label="From")
+    date_to = forms.DateField(required=False, label="To")
+    q = forms.CharField(required=False, max_length=100, strip=True, label="Phone or order id")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned
+
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """Dates are days in the chosen store's zone, or the default store zone."""
+        store = self.cleaned_data.get("store") if self.is_valid() else None
+        if store is not None:
+            return store.zone
+        return zoneinfo.ZoneInfo(settings.ROBODASH_DEFAULT_STORE_TIMEZONE)
+
+    def apply(self, calls: QuerySet[Call]) -> QuerySet[Call]:
+        """`calls` narrowed by every valid field; invalid fields are shown and ignored."""
+        data = self.cleaned_data if self.is_bound else {}
+        if data.get("store"):
+            calls = calls.filter(store=data["store"])
+        if data.get("campaign"):
+            calls = calls.filter(campaign=data["campaign"])
+        if data.get("state"):
+            calls = calls.filter(state=data["state"])
+        if data.get("outcome"):
+            calls = calls.filter(outcome=data["outcome"])
+        zone = self.zone()
+        if data.get("date_from"):
+            start = dt.datetime.combine(data["date_from"], dt.time.min, tzinfo=zone)
+            calls = calls.filter(created_at__gte=start)
+        if data.get("date_to"):
+            next_day = data["date_to"] + dt.timedelta(days=1)
+            end = dt.datetime.combine(next_day, dt.time.min, tzinfo=zone)
+            calls = calls.filter(created_at__lt=end)
+        query = data.get("q")
+        if query:
+            # Prefix matches on both indexed columns (the database collation is C, so LIKE
+            # 'x%' uses call_phone_idx and call_order_id_idx).
+            match = Q(order_id__startswith=query)
+            prefix = phone_search_prefix(query)
+            if prefix:
+                match |= Q(phone__startswith=prefix)
+            calls = calls.filter(match)
+        return calls
+
+
+def filtered_calls(
+    request: HttpRequest, calls: QuerySet[Call]
+) -> tuple[CallFilterForm, QuerySet[Call]]:
+    form = CallFilterForm(request.GET)
+    form.is_valid()  # fills cleaned_data with the valid fields and errors for the others
+    return form, form.apply(calls)
+
+
+def _page_of_calls(
+    calls: QuerySet[Call], before: Cursor | None, after: Cursor | None
+) -> tuple[list[Call], bool]:
+    """One page, newest first, and whether more rows lie in the direction we moved.
+
+    Keyset pagination on (created_at, id) walks call_created_idx (or the per-campaign and
+    per-store indexes) from the cursor and stops after PAGE_SIZE + 1 rows: no OFFSET, no
+    COUNT(*), as fast on page 20,000 as on page 1.
+    """
+    if after is not None:
+        newer = (
+            calls.filter(created_at__gte=after.at)
+            .exclude(created_at=after.at, id__lte=after.pk)
+            .order_by("created_at", "id")
+        )
+        rows = list(newer[: PAGE_SIZE + 1])
+        has_more = len(rows) > PAGE_SIZE
+        return list(reversed(rows[:PAGE_SIZE])), has_more
+    if before is not None:
+        calls = calls.filter(created_at__lte=before.at).exclude(
+            created_at=before.at, id__gte=before.pk
+        )
+    rows = list(calls.order_by("-created_at", "-id")[: PAGE_SIZE + 1])
+    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+
+
+def _with_params(params: QueryDict, **changes: str | None) -> str:
+    query = params.copy()
+    for name, value in changes.items():
+        query.pop(name, None)
+        if value is not None:
+            query[name] = value
+    return query.urlencode()
+
+
+@role_required(EVERYONE)
+@require_GET
+def call_list(request: HtmxHttpRequest) -> HttpResponse:
+    form, calls = filtered_calls(request, _calls_with_relations())
+    before = Cursor.decode(request.GET.get("before", ""))
+    after = None if before else Cursor.decode(request.GET.get("after", ""))
+    bad_cursor = bool(request.GET.get("before") or request.GET.get("after")) and not (
+        before or after
+    )
+    rows, has_more = _page_of_calls(calls, before, after)
+
+    filters = QueryDict(mutable=True)  # the filter without its page, and without empty fields
+    for name, values in request.GET.lists():
+        kept = [value for value in values if value]
+        if kept and name not in ("before", "after"):
+            filters.setlist(name, kept)
+    newer_query = older_query = None
+    if rows:
+        if (after is not None and has_more) or before is not None:
+            newer_query = _with_params(filters, after=Cursor.of(rows[0]).encode())
+        if (after is None and has_more) or after is not None:
+            older_query = _with_params(filters, before=Cursor.of(rows[-1]).encode())
+
+    chosen_store = form.cleaned_data.get("store")
+    chosen_campaign = form.cleaned_data.get("campaign")
+    campaigns = Campaign.objects.select_related("store").order_by("-created_at", "-id")
+    if chosen_store is not None:
+        campaigns = campaigns.filter(store=chosen_store)
+    campaign_choices = list(campaigns[:CAMPAIGN_CHOICES_LIMIT])
+    if chosen_campaign is not None and chosen_campaign not in campaign_choices:
+        campaign_choices.insert(0, chosen_campaign)
+
+    context = {
+        "form": form,
+        "rows": rows,
+        "paged": before is not None or after is not None,
+        "bad_cursor": bad_cursor,
+        "newer_query": newer_query,
+        "older_query": older_query,
+        "filter_query": filters.urlencode(),
+        "filtering": any(value for value in filters.values()),
+        "stores": Store.objects.order_by("name"),
+        "campaign_choices": campaign_choices,
+        "states": Call.State.choices,
+        "outcomes": Call.Outcome.choices,
+        "zone_name": form.zone().key,
+        "can_export": user_can(request.user, REPORTS),
+    }
+    template = "calls/call_list.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#call-results"
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])  # the same URL answers with a page or a fragment
+    return response
+
+
+@role_required(REPORTS)  # type: ignore[arg-type]  # typed for HttpResponse; this streams
+@require_GET
+def call_export(request: HttpRequest) -> HttpResponseBase:
+    from calls.exports import iter_calls_csv
+
+    # The export picks its own columns and joins.
+    form, calls = filtered_calls(request, Call.objects.all())
+    stamp = timezone.now().astimezone(form.zone()).strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(
+        iter_calls_csv(calls.order_by("-created_at", "-id")),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="calls-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@role_required(EVERYONE)
+@require_GET
+def call_row(request: HttpRequest, pk: int) -> HttpResponse:
+    """The call's row of the Calls table, polled by the row itself while the call is in
+    flight. 286 (stop polling) once final: the row is swapped in one last time and stops."""
+    call = _get_call(pk)
+    html = render_to_string("calls/_call_row.html", {"call": call}, request=request)
+    if call.is_final:
+        return HttpResponseStopPolling(html)
+    return HttpResponse(html)
+
+
+# --- one call's page -----------------------------------------------------------------------
+
+
+def _call_page_context(request: HttpRequest, call: Call) -> dict[str, Any]:
+    family = list(
+        Call.objects.filter(campaign_id=call.campaign_id, order_id=call.order_id)
+        .select_related("handled_by")
+        .order_by("created_at", "id")[:FAMILY_LIMIT]
+    )
+    events = list(call.events.select_related("actor").order_by("at", "id")[: TIMELINE_LIMIT + 1])
+    can_act = user_can(request.user, CALL_ACTIONS)
+    family_busy = any(member.state in actions.ACTIVE_STATES for member in family)
+    return {
+        "call": call,
+        "family": family if len(family) > 1 else [],
+        "events": events[:TIMELINE_LIMIT],
+        "timeline_cut": len(events) > TIMELINE_LIMIT,
+        "call_status_meaning": CALL_STATUS_MEANINGS.get(call.call_status)
+        if call.call_status is not None
+        else None,
+        "dtmf_meaning": DTMF_MEANINGS.get(call.dtmf) if call.dtmf is not None else None,
+        "is_follow_up": call.outcome in Call.FOLLOW_UP_OUTCOMES,
+        "can_act": can_act,
+        "can_call_again": can_act and not family_busy,
+        "family_busy": family_busy,
+        "can_withdraw": can_act and call.state == Call.State.QUEUED,
+        "can_mark_handled": can_act and call.is_final and call.handled_at is None,
+        "can_claim": can_act
+        and call.outcome in Call.FOLLOW_UP_OUTCOMES
+        and call.handled_at is None
+        and call.assigned_to_id is None,
+    }
+
+
+@role_required(EVERYONE)
+@require_GET
+def call_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    call = _get_call(pk)
+    context = _call_page_context(request, call)
+    if request.htmx and not request.htmx.history_restore_request:
+        # The page's main panel polls itself while the call is in flight.
+        html = render_to_string("calls/call_detail.html#call-main", context, request=request)
+        return HttpResponseStopPolling(html) if call.is_final else HttpResponse(html)
+    response = render(request, "calls/call_detail.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+# --- actions -------------------------------------------------------------------------------
+
+
+def _after_action(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Back where the action came from: the fragment that sent it for htmx (a follow-up row or
+    the call panel, with the flash messages and the follow-up count swapped out of band), else
+    a redirect to the page named by `next`, or the call's page."""
+    if request.htmx:
+        call = _get_call(pk)
+        target = request.htmx.target or ""
+        if target.startswith("followup-"):
+            from calls.views.followups import render_followup_row
+
+            html = render_followup_row(request, call)
+        else:
+            html = render_to_string(
+                "calls/call_detail.html#call-main",
+                _call_page_context(request, call),
+                request=request,
+            )
+        html += render_to_string("calls/_out_of_band.html", request=request)
+        return HttpResponse(html)
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = reverse("call_detail", args=[pk])
+    return HttpResponseRedirect(next_url)
+
+
+def _local(moment: dt.datetime, call: Call) -> str:
+    return timezone.localtime(moment, call.store.zone).strftime("%d %b %Y, %H:%M %Z")
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    call = _get_call(pk)
+    try:
+        child = actions.call_again(call, signed_in_user(request))
+    except ActionRefused as refusal:
+        messages.error(request, f"Not called again: {refusal}")
+    else:
+        when = "now" if child.scheduled_for <= timezone.now() else _local(child.scheduled_for, call)
+        messages.success(
+            request,
+            f"Calling {call.phone} again for order {call.order_id}: "
+            f"call #{child.pk} is queued ({when}).",
+        )
+    return _after_action(request, pk)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def call_withdraw(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    call = _get_call(pk)
+    if actions.withdraw(call, signed_in_user(request)):
+        messages.success(request, f"Call #{pk} withdrawn: it will not be placed.")
+    else:
+        current = _get_call(pk)
+        if current.is_final:
+            messages.error(
+                request,
+                f"Call #{pk} is already final ({current.get_outcome_display()}); "
+                "there is nothing to withdraw.",
+            )
+        else:
+            messages.error(
+                request,
+                f"Too late to withdraw call #{pk}: the dispatcher has already claimed it "
+                f"(now {current.get_state_display().lower()}).",
+            )
+    return _after_action(request, pk)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def call_handled(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    call = _get_call(pk)
+    note = request.POST.get("note", "")
+    try:
+        won = actions.mark_handled(call, signed_in_user(request), note)
+    except ActionRefused as refusal:
+        messages.error(request, f"Not marked handled: {refusal}")
+    else:
+        if won:
+            messages.success(request, f"Call #{pk} ({call.order_id}) marked handled.")
+        else:
+            current = _get_call(pk)
+            by = current.handled_by.username if current.handled_by else "someone else"
+            when = _local(current.handled_at, current) if current.handled_at else ""
+            note_text = Truncator(current.handled_note).chars(80)
+            messages.warning(
+                request,
+                f"Call #{pk} was already marked handled by {by} {when}"
+                + (f": “{note_text}”" if note_text else "."),
+            )
+    return _after_action(request, pk)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def call_claim(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    call = _get_call(pk)
+    try:
+        won = actions.claim(call, signed_in_user(request))
+    except ActionRefused as refusal:
+        messages.error(request, f"Not claimed: {refusal}")
+    else:
+        if won:
+            messages.success(request, f"Call #{pk} ({call.order_id}) is yours to follow up.")
+        else:
+            current = _get_call(pk)
+            if current.handled_at is not None:
+                messages.warning(request, f"Call #{pk} has already been handled.")
+            else:
+                holder = current.assigned_to.username if current.assigned_to else "someone else"
+                messages.warning(request, f"Call #{pk} is already claimed by {holder}.")
+    return _after_action(request, pk)

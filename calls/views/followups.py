@@ -1,8 +1,134 @@
-"""Placeholder until this page is built."""
+"""The agents' queue: calls that ended in a callback request, unreachable or needing review,
+not yet handled, oldest first."""
 
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from django.db.models import F, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+
+from calls.models import Call
+from calls.permissions import CALL_ACTIONS, role_required
+from calls.views.calls import HtmxHttpRequest, signed_in_user
+
+PAGE_SIZE = 50
+WHO_CHOICES = (("all", "Everyone's"), ("mine", "Claimed by me"), ("unclaimed", "Unclaimed"))
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 
-def followup_list(request: HttpRequest, **kwargs: object) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+def open_followups() -> QuerySet[Call]:
+    # Exactly the predicate of call_open_followup_idx, so the queue and its count use it.
+    return Call.objects.filter(outcome__in=Call.FOLLOW_UP_OUTCOMES, handled_at__isnull=True)
 
+
+def _queue_order(calls: QuerySet[Call]) -> QuerySet[Call]:
+    # NULLS LAST is Postgres's own order for ASC, the order of the partial index.
+    return calls.order_by(F("finalized_at").asc(nulls_last=True), "id")
+
+
+def _encode_cursor(call: Call) -> str:
+    if call.finalized_at is None:
+        return f"n_{call.pk}"
+    return f"{(call.finalized_at - _EPOCH) // _ONE_MICROSECOND}_{call.pk}"
+
+
+def _after_cursor(calls: QuerySet[Call], text: str) -> QuerySet[Call] | None:
+    """The rows after a (finalized_at, id) cursor in queue order, or None if it is malformed."""
+    match = re.fullmatch(r"(n|-?\d{1,20})_(\d{1,20})", text)
+    if match is None:
+        return None
+    pk = int(match[2])
+    if match[1] == "n":
+        return calls.filter(finalized_at__isnull=True, id__gt=pk)
+    try:
+        at = _EPOCH + int(match[1]) * _ONE_MICROSECOND
+    except OverflowError:
+        return None
+    return calls.filter(
+        Q(finalized_at__gt=at) | Q(finalized_at=at, id__gt=pk) | Q(finalized_at__isnull=True)
+    )
+
+
+def _with_latest_callbacks(calls: QuerySet[Call]) -> QuerySet[Call]:
+    # One query for every row's call-agains, newest first, so a row can say "called again".
+    return calls.select_related("store", "campaign", "assigned_to", "handled_by").prefetch_related(
+        Prefetch("callbacks", queryset=Call.objects.order_by("-created_at", "-id"))
+    )
+
+
+def _row_context(call: Call) -> dict[str, Any]:
+    callbacks = list(call.callbacks.all())
+    return {"call": call, "latest_callback": callbacks[0] if callbacks else None}
+
+
+def render_followup_row(request: HttpRequest, call: Call) -> str:
+    """The queue's row for `call`, as an action answers an htmx request from that row."""
+    call = _with_latest_callbacks(Call.objects.filter(pk=call.pk)).get()
+    return render_to_string("followups/_followup_row.html", _row_context(call), request=request)
+
+
+@role_required(CALL_ACTIONS)
+@require_GET
+def followup_list(request: HtmxHttpRequest) -> HttpResponse:
+    calls = open_followups()
+    outcome = request.GET.get("outcome", "")
+    if outcome in Call.FOLLOW_UP_OUTCOMES:
+        calls = calls.filter(outcome=outcome)
+    else:
+        outcome = ""
+    who = request.GET.get("who", "all")
+    if who == "mine":
+        calls = calls.filter(assigned_to=signed_in_user(request))
+    elif who == "unclaimed":
+        calls = calls.filter(assigned_to__isnull=True)
+    else:
+        who = "all"
+
+    after = request.GET.get("after", "")
+    bad_cursor = False
+    if after:
+        narrowed = _after_cursor(calls, after)
+        bad_cursor = narrowed is None
+        calls = calls if narrowed is None else narrowed
+
+    rows = list(_with_latest_callbacks(_queue_order(calls))[: PAGE_SIZE + 1])
+    has_more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    filters = request.GET.copy()
+    filters.pop("after", None)
+    next_query = None
+    if has_more:
+        query = filters.copy()
+        query["after"] = _encode_cursor(rows[-1])
+        next_query = query.urlencode()
+
+    context = {
+        "rows": [_row_context(call) for call in rows],
+        "outcome": outcome,
+        "who": who,
+        "outcome_choices": [
+            (value, label)
+            for value, label in Call.Outcome.choices
+            if value in Call.FOLLOW_UP_OUTCOMES
+        ],
+        "who_choices": WHO_CHOICES,
+        "next_query": next_query,
+        "first_query": filters.urlencode(),
+        "paged": bool(after) and not bad_cursor,
+        "bad_cursor": bad_cursor,
+    }
+    template = "followups/followup_list.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#followup-results"
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
