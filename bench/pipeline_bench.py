@@ -155,7 +155,7 @@ def polling_bench(n: int, scale: float) -> None:
             base_url=sim.base_url,
             time_scale=scale,
             concurrency=4,
-            extra_env={"LOG_LEVEL": "WARNING", "ROBODASH_SWEEP_SECONDS": "0.25"},
+            extra_env={"LOG_LEVEL": "WARNING", "ROBODASH_SWEEP_SECONDS": "0.1"},
         )
         baseline: list[dict] = []
         baseline_thread = threading.Thread(
@@ -191,10 +191,12 @@ def polling_bench(n: int, scale: float) -> None:
         )
 
     ours = []
+    late_by_status: dict[int, list[float]] = {}
     for call in campaign.calls.exclude(provider_call_id=None):
         sim_call = decided[call.provider_call_id]
         late = (call.finalized_at.timestamp() - sim_call["final_at"]) * scale
         ours.append((by_call.get(call.provider_call_id, 0), len(sim_call["attempts"]), late))
+        late_by_status.setdefault(sim_call["final"]["call_status"], []).append(late)
     fixed = []
     for call in baseline:
         sim_call = decided[call["call_id"]]
@@ -217,10 +219,15 @@ def polling_bench(n: int, scale: float) -> None:
         print(
             f"{label:<28}{med:>16.1f}{ratio:>15.2f}{worst:>20.2f}{late_med:>17.1f}{late_p95:>14.1f}"
         )
+    print(
+        "robodash lateness by the provider's final status (median / max provider seconds, calls):"
+    )
+    for status, values in sorted(late_by_status.items()):
+        print(f"  status {status}: {median(values):.0f} / {max(values):.0f}  ({len(values)})")
     floor = [r[1] for r in ours]
     print(
-        f"(floor = one get_call per provider attempt: median {median(floor):.0f} attempts per call; "
-        f"'late' = provider seconds from the provider's final status to ours)"
+        f"(floor = one get_call per provider attempt: median {median(floor):.0f} attempts per "
+        "call; 'late' = provider seconds from the provider's final status to ours)"
     )
 
 

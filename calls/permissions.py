@@ -1,9 +1,9 @@
 """Who may do what. Checked on the server for every page, fragment, action and export.
 
-| role    | overview, calls, call | call actions, follow-ups | launch, pause | reports, export | settings |
-| admin   | yes                   | yes                      | yes           | yes             | yes      |
-| agent   | yes                   | yes                      | no            | no              | no       |
-| manager | yes                   | no                       | no            | yes             | no       |
+| role    | overview, calls | call actions, follow-ups | launch, pause | reports, export | settings |
+| admin   | yes             | yes                      | yes           | yes             | yes      |
+| agent   | yes             | yes                      | no            | no              | no       |
+| manager | yes             | no                       | no            | yes             | no       |
 """
 
 from collections.abc import Callable
@@ -11,7 +11,7 @@ from functools import wraps
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 
 ADMIN, AGENT, MANAGER = "admin", "agent", "manager"
 EVERYONE = (ADMIN, AGENT, MANAGER)
@@ -25,13 +25,15 @@ def user_can(user: Any, roles: tuple[str, ...]) -> bool:
     return bool(user.is_authenticated and user.role in roles)
 
 
-def role_required(roles: tuple[str, ...]) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def role_required(
+    roles: tuple[str, ...],
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """403 for a signed-in user whose role is not in `roles` (anonymous users never get here:
     LoginRequiredMiddleware sends them to the sign-in page first)."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not user_can(request.user, roles):
                 raise PermissionDenied
             return view(request, *args, **kwargs)

@@ -12,6 +12,12 @@ from simulator.control import SimulatorProcess
 TEST_API_KEY = "sk-live-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    """Personas are created in most tests; the real hasher would cost half a second each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def simulator_process() -> Iterator[SimulatorProcess]:
     """One simulator per test session, sped up 60x so a call finishes in about a second."""

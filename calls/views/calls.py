@@ -286,7 +286,7 @@ def call_list(request: HtmxHttpRequest) -> HttpResponse:
     return response
 
 
-@role_required(REPORTS)  # type: ignore[arg-type]  # typed for HttpResponse; this streams
+@role_required(REPORTS)
 @require_GET
 def call_export(request: HttpRequest) -> HttpResponseBase:
     from calls.exports import iter_calls_csv

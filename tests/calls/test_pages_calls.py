@@ -25,12 +25,6 @@ from tests.support.pipeline import wait_for
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
-    # The personas are created per test; the real hasher costs half a second each.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 UTC = dt.UTC
 
 

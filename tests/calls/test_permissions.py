@@ -20,12 +20,6 @@ from calls.permissions import CALL_ACTIONS, EVERYONE, LAUNCH, REPORTS, SETTINGS
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
-    # The personas are created per test; the real hasher costs half a second each.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 # URL name -> the roles that may use it (GET and POST alike).
 EXPECTED_ROLES: dict[str, tuple[str, ...]] = {
     "overview": EVERYONE,

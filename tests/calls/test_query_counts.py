@@ -20,11 +20,6 @@ pytestmark = pytest.mark.django_db
 MOST_QUERIES_A_PAGE_MAY_RUN = 12
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def add_calls(store: Store, count: int, start: int, agents: list[User]) -> None:
     """`count` calls over three campaigns, in every state; a third are open follow-ups (some
     claimed, some called again), each call with a couple of events."""
