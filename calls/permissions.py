@@ -1,9 +1,9 @@
 """Who may do what. Checked on the server for every page, fragment, action and export.
 
-| role    | overview, calls | call actions, follow-ups | launch, pause | reports, export | settings |
-| admin   | yes             | yes                      | yes           | yes             | yes      |
-| agent   | yes             | yes                      | no            | no              | no       |
-| manager | yes             | no                       | no            | yes             | no       |
+| role    | overview, calls | call actions, follow-ups | launch, pause | reports, export | settings
+| admin   | yes             | yes                      | yes           | yes             | yes
+| agent   | yes             | yes                      | no            | no              | no
+| manager | yes             | no                       | no            | yes             | no
 """
 
 from collections.abc import Callable
