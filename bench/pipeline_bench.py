@@ -247,14 +247,17 @@ def sequential_sdk_loop(sim: SimulatorProcess, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def pipeline_send_rate(sim: SimulatorProcess, n: int, run: int) -> float:
+def pipeline_send_rate(
+    sim: SimulatorProcess, n: int, run: int, *, pool: str = "prefork", concurrency: int = 8
+) -> float:
     store = fresh_store("Bench send store", [300, 600, 1800])
     campaign = queue_calls(store, f"T{run}", n, 100000 * (run + 1))
     Campaign.objects.filter(id=campaign.id).update(status=Campaign.Status.PAUSED)
     pipeline = Pipeline(
         base_url=sim.base_url,
         time_scale=1,
-        concurrency=8,
+        concurrency=concurrency,
+        pool=pool,
         extra_env={"LOG_LEVEL": "WARNING", "ROBODASH_SWEEP_SECONDS": "0.25"},
     )
     pipeline.start()

@@ -1,12 +1,154 @@
-"""Placeholder until this page is built."""
+"""The overview: each store's balance, the figures of today, 7 and 30 days, a 30-day chart.
 
+The page itself never waits for the provider: it shows the balances last stored on each Store,
+and the `#balances` fragment (loaded by htmx right away, then every minute) asks check_balance
+for the stores not asked in the last minute. A provider that is down therefore costs the page
+nothing; the fragment shows the last known value with its age.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django_htmx.middleware import HtmxDetails
+
+from calls import stats
+from calls.balances import refresh_balance
+from calls.models import Call, Store
+from calls.permissions import EVERYONE, role_required
+from calls.stats import Figures
+
+BALANCE_FRESH_SECONDS = 60  # check_balance at most once a minute per store
+CHART_DAYS = 30
+PERIODS = (("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30))
 
 
-def overview(request: HttpRequest, **kwargs: object) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails  # set by django_htmx's middleware
 
 
-def balances(request: HttpRequest, **kwargs: object) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+@dataclass(frozen=True)
+class StoreBalance:
+    store: Store
+    # "ok": answered within the last minute; "unreachable": the provider did not answer the
+    # last time we asked; "": not asked this minute (the page shows the stored value).
+    status: str
 
+    @property
+    def is_low(self) -> bool:
+        balance = self.store.balance
+        return balance is not None and balance < self.store.low_balance_threshold
+
+
+def balance_cache_key(store: Store) -> str:
+    return f"robodash:balance-asked:{store.pk}"
+
+
+def store_balances(*, ask_provider: bool) -> list[StoreBalance]:
+    """Every store with its last known balance; asks the provider for stale ones when told to."""
+    # Bounded: a merchant runs a handful of stores, not thousands.
+    stores = list(Store.objects.order_by("name"))
+    result = []
+    for store in stores:
+        key = balance_cache_key(store)
+        status = cache.get(key) or ""
+        if not status and ask_provider:
+            status = "ok" if refresh_balance(store) is not None else "unreachable"
+            cache.set(key, status, BALANCE_FRESH_SECONDS)
+        result.append(StoreBalance(store=store, status=status))
+    return result
+
+
+@dataclass(frozen=True)
+class Segment:
+    key: str
+    label: str
+    count: int
+    y: float
+    height: float
+
+
+@dataclass(frozen=True)
+class Bar:
+    day: dt.date
+    x: float
+    figures: Figures
+    segments: list[Segment]
+
+
+# Bottom to top; the colours live in the template's <style>, one class per key.
+CHART_SERIES = (
+    (Call.Outcome.CONFIRMED.value, "Confirmed"),
+    (Call.Outcome.CANCELLED.value, "Cancelled"),
+    (Call.Outcome.CALLBACK_REQUESTED.value, "Callback"),
+    (Call.Outcome.NO_INPUT.value, "No input"),
+    (Call.Outcome.UNREACHABLE.value, "Unreachable"),
+    (Call.Outcome.FAILED.value, "Failed"),
+    (Call.Outcome.NEEDS_REVIEW.value, "Needs review"),
+    (Call.Outcome.WITHDRAWN.value, "Withdrawn"),
+    ("pending", "Not final yet"),
+)
+CHART_HEIGHT = 160.0
+BAR_STEP = 24.0
+BAR_WIDTH = 18.0
+
+
+def stacked_bars(days: list[tuple[dt.date, Figures]]) -> dict[str, object]:
+    """Geometry of a stacked bar chart of outcomes per day, drawn as inline SVG by the template."""
+    tallest = max((figures.calls for _, figures in days), default=0) or 1
+    bars = []
+    for index, (day, figures) in enumerate(days):
+        top = CHART_HEIGHT
+        segments = []
+        for key, label in CHART_SERIES:
+            count = figures.pending if key == "pending" else getattr(figures, key)
+            if not count:
+                continue
+            height = CHART_HEIGHT * count / tallest
+            top -= height
+            segments.append(Segment(key, label, count, round(top, 2), round(height, 2)))
+        bars.append(Bar(day=day, x=index * BAR_STEP, figures=figures, segments=segments))
+    return {
+        "bars": bars,
+        "tallest": tallest if any(f.calls for _, f in days) else 0,
+        "width": len(days) * BAR_STEP,
+        "height": CHART_HEIGHT,
+        "bar_width": BAR_WIDTH,
+        "series": CHART_SERIES,
+    }
+
+
+@role_required(EVERYONE)
+def overview(request: HttpRequest) -> HttpResponse:
+    zone = stats.reporting_zone()
+    today = stats.today_in(zone)
+    # One GROUP BY query gives the 30 days of the chart; the periods are sums of its rows.
+    days = stats.daily_figures(
+        Call.objects.all(), today - dt.timedelta(days=CHART_DAYS - 1), today, zone
+    )
+    periods = [
+        (label, Figures.total(figures for _, figures in days[-length:]))
+        for label, length in PERIODS
+    ]
+    context = {
+        "balances": store_balances(ask_provider=False),
+        "periods": periods,
+        "chart": stacked_bars(days),
+        "now": stats.calls_in_flight(),
+        "zone": zone,
+    }
+    return render(request, "overview/overview.html", context)
+
+
+@role_required(EVERYONE)
+def balances(request: HtmxHttpRequest) -> HttpResponse:
+    """The balances, asking the provider for stores not asked within the last minute."""
+    rows = store_balances(ask_provider=True)
+    if not request.htmx:
+        # Without JavaScript the "Refresh balances" link lands here: back to the page.
+        return redirect("overview")
+    return render(request, "overview/overview.html#balances", {"balances": rows})

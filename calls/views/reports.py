@@ -1,12 +1,230 @@
-"""Placeholder until this page is built."""
+"""Reports (admins and managers): rates and charges by day or week, by campaign, by voice id.
 
-from django.http import HttpRequest, HttpResponse
+Filtered by store and a date range (days in the reporting zone, by the day a call was created).
+Each table is one GROUP BY query; the CSV export writes exactly the rows of one table.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+
+from calls import stats
+from calls.exports import spreadsheet_safe
+from calls.forms import ReportFilterForm
+from calls.models import Call, Campaign
+from calls.permissions import REPORTS, role_required
+from calls.stats import Figures
+
+DEFAULT_DAYS = 30
+CAMPAIGN_ROWS_SHOWN = 500  # the page stays light; the export has every campaign
+GROUPS = ("period", "campaign", "voice")
+
+CSV_COLUMNS = [
+    "calls",
+    "placed",
+    "answered",
+    "confirmed",
+    "cancelled",
+    "callback_requested",
+    "no_input",
+    "unreachable",
+    "failed",
+    "needs_review",
+    "withdrawn",
+    "answer_rate_pct",
+    "confirmation_rate_pct",
+    "cancel_rate_pct",
+    "charges",
+    "cost_per_confirmed",
+]
 
 
-def report(request: HttpRequest, **kwargs: object) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+@dataclass(frozen=True)
+class ReportRow:
+    label: str
+    detail: str  # the campaign's store, the week's last day; blank otherwise
+    figures: Figures
 
 
-def report_export(request: HttpRequest, **kwargs: object) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+@dataclass(frozen=True)
+class Table:
+    group: str
+    title: str
+    key_heading: str
+    rows: list[ReportRow]
+    total: Figures
+    truncated: bool = False
 
+    @property
+    def total_row(self) -> ReportRow:
+        return ReportRow("Total", "", self.total)
+
+
+def _filter_form(params: QueryDict) -> ReportFilterForm:
+    today = stats.today_in(stats.reporting_zone())
+    data: dict[str, Any] = {
+        "date_from": (today - dt.timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
+        "date_to": today.isoformat(),
+        "period": "day",
+        "store": "",
+    }
+    data.update({key: value for key, value in params.items() if key in data and value})
+    return ReportFilterForm(data)
+
+
+def _calls(filters: dict[str, Any]) -> QuerySet[Call]:
+    calls = Call.objects.all()
+    if filters.get("store"):
+        calls = calls.filter(store=filters["store"])
+    return stats.created_between(
+        calls, filters["date_from"], filters["date_to"], stats.reporting_zone()
+    )
+
+
+def period_table(filters: dict[str, Any]) -> Table:
+    zone = stats.reporting_zone()
+    first, last = filters["date_from"], filters["date_to"]
+    base = Call.objects.all()
+    if filters.get("store"):
+        base = base.filter(store=filters["store"])
+    if filters["period"] == "week":
+        weeks = stats.weekly_figures(base, first, last, zone)
+        rows = [
+            ReportRow(
+                f"Week of {monday:%Y-%m-%d}",
+                f"{max(monday, first):%d %b} – {min(monday + dt.timedelta(days=6), last):%d %b}",
+                figures,
+            )
+            for monday, figures in weeks
+        ]
+        return Table("period", "By week", "Week", rows, Figures.total(r.figures for r in rows))
+    days = stats.daily_figures(base, first, last, zone)
+    rows = [ReportRow(f"{day:%Y-%m-%d}", f"{day:%a}", figures) for day, figures in days]
+    return Table("period", "By day", "Day", rows, Figures.total(r.figures for r in rows))
+
+
+def campaign_table(filters: dict[str, Any], *, limit: int | None) -> Table:
+    grouped = stats.figures_by(_calls(filters), "campaign_id")
+    # Newest campaigns first (ids grow with time); the names come in one more query.
+    ids = sorted(grouped, reverse=True)
+    truncated = limit is not None and len(ids) > limit
+    shown = ids[:limit] if limit is not None else ids
+    campaigns = Campaign.objects.select_related("store").in_bulk(shown)
+    rows = [
+        ReportRow(campaigns[pk].name, campaigns[pk].store.name, grouped[pk])
+        for pk in shown
+        if pk in campaigns
+    ]
+    total = Figures.total(grouped.values())
+    return Table("campaign", "By campaign", "Campaign", rows, total, truncated)
+
+
+def voice_table(filters: dict[str, Any]) -> Table:
+    grouped = stats.figures_by(_calls(filters), "voice_id")
+    rows = [ReportRow(f"Voice {voice}", "", grouped[voice]) for voice in sorted(grouped)]
+    return Table("voice", "By voice id", "Voice id", rows, Figures.total(grouped.values()))
+
+
+def _table(group: str, filters: dict[str, Any], *, limit: int | None) -> Table:
+    if group == "campaign":
+        return campaign_table(filters, limit=limit)
+    if group == "voice":
+        return voice_table(filters)
+    return period_table(filters)
+
+
+@role_required(REPORTS)
+def report(request: HttpRequest) -> HttpResponse:
+    form = _filter_form(request.GET)
+    context: dict[str, Any] = {"form": form, "tables": []}
+    if form.is_valid():
+        filters = form.cleaned_data
+        context["tables"] = [_table(group, filters, limit=CAMPAIGN_ROWS_SHOWN) for group in GROUPS]
+        context["export_query"] = _filter_query(filters, with_period=True)
+        context["filter_query"] = _filter_query(filters, with_period=False)
+        context["zone"] = stats.reporting_zone()
+    status = 200 if form.is_valid() else 400
+    return render(request, "reports/report.html", context, status=status)
+
+
+def _filter_query(filters: dict[str, Any], *, with_period: bool) -> str:
+    query = QueryDict(mutable=True)
+    query["date_from"] = filters["date_from"].isoformat()
+    query["date_to"] = filters["date_to"].isoformat()
+    if with_period:
+        query["period"] = filters["period"]
+    if filters.get("store"):
+        query["store"] = str(filters["store"].pk)
+    return query.urlencode()
+
+
+def _number(value: Decimal | int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def csv_rows(table: Table) -> Iterable[list[str]]:
+    yield [table.key_heading.lower().replace(" ", "_"), "detail", *CSV_COLUMNS]
+    for row in [*table.rows, table.total_row]:
+        f = row.figures
+        values = [
+            f.calls,
+            f.placed,
+            f.answered,
+            f.confirmed,
+            f.cancelled,
+            f.callback_requested,
+            f.no_input,
+            f.unreachable,
+            f.failed,
+            f.needs_review,
+            f.withdrawn,
+            f.answer_rate,
+            f.confirmation_rate,
+            f.cancel_rate,
+            f.charges,
+            f.cost_per_confirmed,
+        ]
+        # Labels are merchants' own text (campaign and store names): defuse formulas.
+        yield [spreadsheet_safe(row.label), spreadsheet_safe(row.detail)] + [
+            spreadsheet_safe(_number(v)) for v in values
+        ]
+
+
+@role_required(REPORTS)
+def report_export(request: HttpRequest) -> HttpResponse:
+    form = _filter_form(request.GET)
+    if not form.is_valid():
+        problems = "; ".join(
+            f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items()
+        )
+        return HttpResponse(
+            f"Cannot export: {problems}", status=400, content_type="text/plain; charset=utf-8"
+        )
+    filters = form.cleaned_data
+    group = request.GET.get("group", "period")
+    if group not in GROUPS:
+        return HttpResponse(
+            f"Cannot export: group must be one of {', '.join(GROUPS)}.",
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    table = _table(group, filters, limit=None)
+    name = "week" if group == "period" and filters["period"] == "week" else group
+    if name == "period":
+        name = "day"
+    first, last = filters["date_from"], filters["date_to"]
+    filename = f"robodash-report-by-{name}-{first:%Y%m%d}-{last:%Y%m%d}.csv"
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerows(csv_rows(table))
+    return response

@@ -53,6 +53,7 @@ class Pipeline:
         base_url: str,
         time_scale: float = 60,
         concurrency: int = 4,
+        pool: str = "prefork",
         extra_env: dict[str, str] | None = None,
     ):
         self.dir = Path(tempfile.mkdtemp(prefix="robodash-pipeline-"))
@@ -69,6 +70,7 @@ class Pipeline:
             **(extra_env or {}),
         }
         self.concurrency = concurrency
+        self.pool = pool
         self.workers: list[subprocess.Popen[bytes]] = []
         self.beat: subprocess.Popen[bytes] | None = None
         self._n = 0
@@ -94,6 +96,8 @@ class Pipeline:
                 "DEBUG",
                 "-c",
                 str(self.concurrency),
+                "-P",
+                self.pool,
                 "-n",
                 f"w{self._n}@%h",
                 "--without-gossip",

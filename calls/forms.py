@@ -1,0 +1,287 @@
+"""The forms of the campaign, report and settings pages.
+
+Each form says what is wrong field by field, and a bound form re-renders what was typed, so a
+bad submit loses nothing. The one exception is the provider API key: it is write-only and never
+rendered back (not even after an error), so the forms ask for it again instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
+
+from calls.imports import parse_amount
+from calls.models import Store, User
+from calls.phones import InvalidPhone, normalize_pk_mobile
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # far above any day's orders; keeps a stray file out
+MAX_REPORT_DAYS = 366
+
+
+def as_sentence(message: str) -> str:
+    """Our validators speak in lower-case clauses ("phone '03' is too short"); forms show
+    sentences."""
+    message = message.strip()
+    if not message:
+        return message
+    message = message[0].upper() + message[1:]
+    return message if message.endswith((".", "!", "?")) else message + "."
+
+
+class StoreChoiceField(forms.ModelChoiceField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(queryset=Store.objects.order_by("name"), **kwargs)
+
+
+class SingleOrderForm(forms.Form):
+    store = StoreChoiceField(empty_label=None)
+    campaign_name = forms.CharField(
+        max_length=200,
+        initial="Single orders",
+        help_text="Orders with the same campaign name are reported together.",
+    )
+    phone = forms.CharField(max_length=40, help_text="A Pakistani mobile, e.g. 0300 1234567.")
+    amount = forms.CharField(max_length=20, help_text="Rupees, e.g. 1500 or 1,500.50.")
+    order_id = forms.CharField(max_length=100, label="Order id")
+    store_name = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Store name read out",
+        help_text="Blank: the store's name.",
+    )
+    voice_id = forms.IntegerField(
+        required=False, min_value=1, label="Voice id", help_text="Blank: the store's default."
+    )
+
+    def clean_phone(self) -> str:
+        # Checked here too (create_single_call checks again) so the reason shows at once.
+        raw = str(self.cleaned_data["phone"])
+        try:
+            normalize_pk_mobile(raw)
+        except InvalidPhone as exc:
+            raise ValidationError(as_sentence(str(exc))) from None
+        return raw
+
+    def clean_amount(self) -> Decimal:
+        try:
+            return parse_amount(str(self.cleaned_data["amount"]))
+        except ValueError as exc:
+            raise ValidationError(as_sentence(str(exc))) from None
+
+
+class UploadForm(forms.Form):
+    store = StoreChoiceField(empty_label=None)
+    campaign_name = forms.CharField(max_length=200)
+    voice_id = forms.IntegerField(
+        required=False, min_value=1, label="Voice id", help_text="Blank: the store's default."
+    )
+    file = forms.FileField(
+        label="CSV file",
+        help_text="Columns phone, amount, order_id, store_name (optional: voice_id, text3..text5, "
+        "key1..key5).",
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise ValidationError(
+                f"The file is {upload.size / 1024 / 1024:.1f} MB; the limit is "
+                f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB. Split it into several campaigns."
+            )
+        if not upload.size:
+            raise ValidationError("The file is empty.")
+        return upload
+
+
+class ReportFilterForm(forms.Form):
+    PERIODS = (("day", "By day"), ("week", "By week"))
+
+    store = forms.ModelChoiceField(
+        queryset=Store.objects.order_by("name"), required=False, empty_label="All stores"
+    )
+    date_from = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    period = forms.ChoiceField(choices=PERIODS, required=False)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        first, last = cleaned.get("date_from"), cleaned.get("date_to")
+        if isinstance(first, dt.date) and isinstance(last, dt.date):
+            if first > last:
+                self.add_error("date_to", "The end date is before the start date.")
+            elif (last - first).days + 1 > MAX_REPORT_DAYS:
+                self.add_error(
+                    "date_to", f"Choose at most {MAX_REPORT_DAYS} days; export year by year."
+                )
+        cleaned["period"] = cleaned.get("period") or "day"
+        return cleaned
+
+
+def parse_retry_delays(text: str) -> list[int]:
+    """'300,600,1800' -> [300, 600, 1800], or a ValidationError naming the bad part."""
+    parts = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(part == "" for part in parts):
+        raise ValidationError(
+            "Give the retry delays in seconds separated by commas, e.g. 300,600,1800."
+        )
+    delays = []
+    for part in parts:
+        if not part.isdigit() or int(part) <= 0:
+            raise ValidationError(
+                f"“{part[:20]}” is not a positive whole number of seconds; "
+                "write the delays like 300,600,1800."
+            )
+        delays.append(int(part))
+    return delays
+
+
+class StoreForm(forms.ModelForm):
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        max_length=200,
+        # Write-only: never rendered back, not even after a failed submit.
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
+    retry_delays = forms.CharField(
+        label="Retry delays (seconds)",
+        help_text="One per provider retry, as in the portal's Call Settings, e.g. 300,600,1800.",
+    )
+
+    field_order = ["name", "api_key"]  # the rest follow in Meta.fields order
+
+    class Meta:
+        model = Store
+        fields = [
+            "name",
+            "default_voice_id",
+            "timezone",
+            "calling_start",
+            "calling_end",
+            "provider_retries",
+            "retry_delays",
+            "low_balance_threshold",
+            "paused",
+        ]
+        labels = {
+            "default_voice_id": "Default voice id",
+            "timezone": "Time zone",
+            "calling_start": "Calling hours start",
+            "calling_end": "Calling hours end",
+            "provider_retries": "Provider retries",
+            "low_balance_threshold": "Low-balance threshold (Rs)",
+            "paused": "Paused (no calls are sent)",
+        }
+        help_texts = {
+            "calling_end": "In the store's time zone. The same time as the start: any hour.",
+            "default_voice_id": "The provider's recorded message to use when a campaign or row "
+            "names none.",
+            "low_balance_threshold": "Below this balance, launching is blocked.",
+        }
+        widgets = {
+            "calling_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "calling_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.creating = self.instance.pk is None
+        delays = self.instance.retry_delays
+        if isinstance(delays, list) and not self.is_bound:
+            self.initial["retry_delays"] = ",".join(str(d) for d in delays)
+        if self.creating:
+            self.fields["api_key"].required = True
+            self.fields["api_key"].help_text = "From the Robo Call portal. It is stored encrypted."
+        else:
+            self.fields[
+                "api_key"
+            ].help_text = "Write-only: the current key is never shown. Leave blank to keep it."
+
+    def clean_api_key(self) -> str:
+        key = str(self.cleaned_data.get("api_key") or "")
+        # Never echo the key in a message: it would land on the page.
+        if any(ch.isspace() for ch in key):
+            raise ValidationError("The API key cannot contain spaces; paste it again.")
+        return key
+
+    def clean_retry_delays(self) -> list[int]:
+        return parse_retry_delays(str(self.cleaned_data.get("retry_delays", "")))
+
+    @property
+    def key_changed(self) -> bool:
+        return bool(self.cleaned_data.get("api_key"))
+
+    def save(self, commit: bool = True) -> Store:
+        store: Store = super().save(commit=False)
+        key = self.cleaned_data.get("api_key")
+        if key:
+            store.api_key = key  # encrypts, and marks the key unverified
+            # The remembered balance belonged to the old account.
+            store.balance = None
+            store.balance_username = ""
+            store.call_rate = None
+            store.balance_checked_at = None
+        if commit:
+            store.save()
+        return store
+
+
+class UserForm(forms.ModelForm):
+    password = forms.CharField(
+        label="Password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    class Meta:
+        model = User
+        fields = ["username", "role", "is_active"]
+        labels = {"is_active": "Active (may sign in)"}
+
+    def __init__(self, *args: Any, acting_user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acting_user = acting_user
+        self.creating = self.instance.pk is None
+        self.fields["is_active"].help_text = ""
+        self.fields["username"].help_text = "Letters, digits and @/./+/-/_ only."
+        if self.creating:
+            self.fields["password"].required = True
+        else:
+            self.fields["password"].label = "New password"
+            self.fields["password"].help_text = "Leave blank to keep the current password."
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not self.creating and self.instance.pk == self.acting_user.pk:
+            # An admin locking themselves out leaves nobody to undo it.
+            if cleaned.get("role") and cleaned["role"] != User.Role.ADMIN:
+                self.add_error("role", "You cannot remove your own admin role.")
+            if "is_active" in cleaned and not cleaned["is_active"]:
+                self.add_error("is_active", "You cannot deactivate your own account.")
+        password = cleaned.get("password")
+        if password:
+            candidate = self.instance
+            candidate.username = cleaned.get("username") or candidate.username
+            try:
+                password_validation.validate_password(password, candidate)
+            except ValidationError as exc:
+                self.add_error("password", exc)
+        return cleaned
+
+    def save(self, commit: bool = True) -> User:
+        user: User = super().save(commit=False)
+        password = self.cleaned_data.get("password")
+        if password:
+            user.set_password(password)
+        elif self.creating:  # pragma: no cover - the field is required when creating
+            user.set_unusable_password()
+        if commit:
+            user.save()
+        return user

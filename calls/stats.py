@@ -1,0 +1,252 @@
+"""The figures every page shows, defined once: counts per outcome, the rates and the charges.
+
+Rates (the issue's definitions, used by the overview, campaign pages, reports and exports):
+- answer rate       = answered / final calls, withdrawn ones excluded
+                      (answered = confirmed + cancelled + callback requested + no input)
+- confirmation rate = confirmed / answered
+- cancel rate       = cancelled / answered
+- cost per confirmed order = total charges / confirmed
+
+Every figure is computed in SQL: `figure_aggregates()` are the `Count(..., filter=...)` and `Sum`
+expressions, used with `.aggregate()` for one total or `.values(key).annotate()` for one GROUP BY
+query per table. Python only adds up the few rows that come back (30 days, a page of campaigns).
+A call counts on the day (in the reporting zone) it was created, that is imported or ordered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate, TruncWeek
+from django.utils import timezone
+
+from calls.models import Call
+
+Outcome = Call.Outcome
+State = Call.State
+
+ANSWERED_OUTCOMES = (
+    Outcome.CONFIRMED,
+    Outcome.CANCELLED,
+    Outcome.CALLBACK_REQUESTED,
+    Outcome.NO_INPUT,
+)
+IN_FLIGHT_STATES = (State.SENDING, State.IN_PROGRESS)
+ZERO = Decimal("0.00")
+PERCENT_STEP = Decimal("0.1")
+CENT = Decimal("0.01")
+
+
+def reporting_zone() -> zoneinfo.ZoneInfo:
+    """The zone whose midnights split the days of the overview and the reports."""
+    return zoneinfo.ZoneInfo(settings.ROBODASH_DEFAULT_STORE_TIMEZONE)
+
+
+def rate(part: int, whole: int) -> Decimal | None:
+    """`part` of `whole` in percent, one decimal; None when there is nothing to divide by."""
+    if not whole:
+        return None
+    return (Decimal(part) * 100 / Decimal(whole)).quantize(PERCENT_STEP, rounding=ROUND_HALF_UP)
+
+
+def per_unit(total: Decimal, units: int) -> Decimal | None:
+    """`total` money spread over `units`, to the paisa; None when there are no units."""
+    if not units:
+        return None
+    return (total / units).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def figure_aggregates() -> dict[str, Any]:
+    """The SQL aggregates behind `Figures`, named after its fields."""
+    aggregates: dict[str, Any] = {
+        "calls": Count("id"),
+        "placed": Count("id", filter=Q(sent_at__isnull=False)),
+        "queued": Count("id", filter=Q(state=State.QUEUED)),
+        "in_flight": Count("id", filter=Q(state__in=IN_FLIGHT_STATES)),
+        "finished": Count("id", filter=Q(state=State.FINAL)),
+        "charges": Sum("call_charges", default=ZERO),
+    }
+    for outcome in Outcome:
+        aggregates[outcome.value] = Count("id", filter=Q(outcome=outcome))
+    return aggregates
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Counts of one set of calls (a day, a campaign, a voice id, everything) and what follows."""
+
+    calls: int = 0
+    placed: int = 0  # accepted by the provider
+    queued: int = 0
+    in_flight: int = 0  # sending or in progress
+    finished: int = 0  # final, whatever the outcome (withdrawn included)
+    confirmed: int = 0
+    cancelled: int = 0
+    callback_requested: int = 0
+    no_input: int = 0
+    unreachable: int = 0
+    failed: int = 0
+    needs_review: int = 0
+    withdrawn: int = 0
+    charges: Decimal = ZERO
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Figures:
+        values: dict[str, Any] = {
+            field.name: row[field.name]
+            for field in dataclasses.fields(cls)
+            if row.get(field.name) is not None
+        }
+        if "charges" in values:
+            values["charges"] = Decimal(values["charges"]).quantize(CENT)
+        return cls(**values)
+
+    def __add__(self, other: Figures) -> Figures:
+        return Figures(
+            **{
+                field.name: getattr(self, field.name) + getattr(other, field.name)
+                for field in dataclasses.fields(self)
+            }
+        )
+
+    @classmethod
+    def total(cls, parts: Iterable[Figures]) -> Figures:
+        result = cls()
+        for part in parts:
+            result = result + part
+        return result
+
+    @property
+    def answered(self) -> int:
+        return self.confirmed + self.cancelled + self.callback_requested + self.no_input
+
+    @property
+    def rated_finals(self) -> int:
+        """The answer rate's denominator: final calls, withdrawn ones excluded."""
+        return self.finished - self.withdrawn
+
+    @property
+    def answer_rate(self) -> Decimal | None:
+        return rate(self.answered, self.rated_finals)
+
+    @property
+    def confirmation_rate(self) -> Decimal | None:
+        return rate(self.confirmed, self.answered)
+
+    @property
+    def cancel_rate(self) -> Decimal | None:
+        return rate(self.cancelled, self.answered)
+
+    @property
+    def cost_per_confirmed(self) -> Decimal | None:
+        return per_unit(self.charges, self.confirmed)
+
+    @property
+    def pending(self) -> int:
+        """Calls without a final outcome yet."""
+        return self.calls - self.finished
+
+    @property
+    def progress_percent(self) -> int:
+        """Share of calls that are final, as a whole percent for a progress bar."""
+        if not self.calls:
+            return 0
+        return self.finished * 100 // self.calls
+
+    @property
+    def is_moving(self) -> bool:
+        """Some call is queued or with the provider: its numbers may still change."""
+        return bool(self.queued or self.in_flight)
+
+    def outcome_counts(self) -> list[tuple[str, str, int]]:
+        """(outcome, label, count) for every outcome, in the model's order."""
+        return [(outcome.value, outcome.label, getattr(self, outcome.value)) for outcome in Outcome]
+
+
+def figures_of(calls: QuerySet[Call]) -> Figures:
+    """One total over `calls`, in one query."""
+    return Figures.from_row(calls.order_by().aggregate(**figure_aggregates()))
+
+
+def figures_by(calls: QuerySet[Call], key: str) -> dict[Any, Figures]:
+    """Figures per value of `key` (a field or an annotation), in one GROUP BY query."""
+    rows = calls.order_by().values(key).annotate(**figure_aggregates())
+    return {row[key]: Figures.from_row(row) for row in rows}
+
+
+def local_day_start(day: dt.date, zone: zoneinfo.ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=zone)
+
+
+def created_between(
+    calls: QuerySet[Call], first_day: dt.date, last_day: dt.date, zone: zoneinfo.ZoneInfo
+) -> QuerySet[Call]:
+    """Calls created from the start of `first_day` to the end of `last_day` in `zone`."""
+    return calls.filter(
+        created_at__gte=local_day_start(first_day, zone),
+        created_at__lt=local_day_start(last_day + dt.timedelta(days=1), zone),
+    )
+
+
+def daily_figures(
+    calls: QuerySet[Call], first_day: dt.date, last_day: dt.date, zone: zoneinfo.ZoneInfo
+) -> list[tuple[dt.date, Figures]]:
+    """One row per day from `first_day` to `last_day` (empty days included), in one query."""
+    by_day = figures_by(
+        created_between(calls, first_day, last_day, zone).annotate(
+            day=TruncDate("created_at", tzinfo=zone)
+        ),
+        "day",
+    )
+    days = (first_day + dt.timedelta(days=n) for n in range((last_day - first_day).days + 1))
+    return [(day, by_day.get(day, Figures())) for day in days]
+
+
+def weekly_figures(
+    calls: QuerySet[Call], first_day: dt.date, last_day: dt.date, zone: zoneinfo.ZoneInfo
+) -> list[tuple[dt.date, Figures]]:
+    """One row per week (starting Monday) touching the range, empty weeks included."""
+    by_week = figures_by(
+        created_between(calls, first_day, last_day, zone).annotate(
+            week=TruncWeek("created_at", tzinfo=zone)
+        ),
+        "week",
+    )
+    by_monday = {
+        (start.astimezone(zone).date() if isinstance(start, dt.datetime) else start): figures
+        for start, figures in by_week.items()
+    }
+    monday = first_day - dt.timedelta(days=first_day.weekday())
+    rows = []
+    while monday <= last_day:
+        rows.append((monday, by_monday.get(monday, Figures())))
+        monday += dt.timedelta(days=7)
+    return rows
+
+
+def today_in(zone: zoneinfo.ZoneInfo) -> dt.date:
+    return timezone.now().astimezone(zone).date()
+
+
+def calls_in_flight() -> dict[str, int]:
+    """Calls waiting and with the provider right now, over every store (partial indexes)."""
+    rows = (
+        Call.objects.filter(state__in=(State.QUEUED, *IN_FLIGHT_STATES))
+        .order_by()
+        .values("state")
+        .annotate(n=Count("id"))
+    )
+    counts = {row["state"]: row["n"] for row in rows}
+    return {
+        "queued": counts.get(State.QUEUED, 0),
+        "sending": counts.get(State.SENDING, 0),
+        "in_progress": counts.get(State.IN_PROGRESS, 0),
+    }

@@ -1,0 +1,474 @@
+"""Campaign pages: list, CSV upload -> preview -> launch (with the balance checked on the
+simulator), the single-order form, a campaign's page and its polled progress, pause and resume."""
+
+import html
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from calls.models import Call, Campaign
+from calls.views.campaigns import UPLOADS_SESSION_KEY
+from tests.calls.test_stats import add_calls
+from tests.conftest import TEST_API_KEY
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+GOOD_AND_BAD_CSV = (
+    "phone,amount,order_id,store_name\n"
+    "0300 1234567,1500,A-1,Karachi Kitchenware\n"  # row 2: valid
+    "03001234568,2500.50,A-2,Karachi Kitchenware\n"  # row 3: valid
+    "12345,100,A-3,Karachi Kitchenware\n"  # row 4: phone too short
+    "03001234569,abc,A-4,Karachi Kitchenware\n"  # row 5: amount not a number
+    "03001234570,900,A-1,Karachi Kitchenware\n"  # row 6: repeats row 2
+)
+
+
+@pytest.fixture(autouse=True)
+def uploads_in_tmp(settings, tmp_path) -> Path:
+    settings.VAR_DIR = tmp_path
+    return tmp_path / "uploads"
+
+
+@pytest.fixture
+def admin(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def text_of(response) -> str:
+    """The page as a reader sees its text: entities decoded, no-break spaces as spaces."""
+    return html.unescape(response.content.decode()).replace("\xa0", " ")
+
+
+def upload(client, store, content: str = GOOD_AND_BAD_CSV, name: str = "May orders"):
+    return client.post(
+        reverse("campaign_upload"),
+        {
+            "store": store.pk,
+            "campaign_name": name,
+            "voice_id": "",
+            "file": SimpleUploadedFile("orders.csv", content.encode(), content_type="text/csv"),
+        },
+    )
+
+
+# --- who may do what ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persona", ["admin_user", "agent_user", "manager_user"])
+def test_everyone_may_read_the_campaign_list_and_a_campaign(client, persona, request, store):
+    campaign = Campaign.objects.create(store=store, name="May orders")
+    client.force_login(request.getfixturevalue(persona))
+
+    assert client.get(reverse("campaign_list")).status_code == 200
+    assert client.get(reverse("campaign_detail", args=[campaign.pk])).status_code == 200
+    assert client.get(reverse("campaign_progress", args=[campaign.pk]), **HTMX).status_code in (
+        200,
+        286,
+    )
+
+
+@pytest.mark.parametrize("persona", ["agent_user", "manager_user"])
+def test_only_admins_may_create_launch_pause_or_resume(client, persona, request, store):
+    campaign = Campaign.objects.create(store=store, name="May orders")
+    client.force_login(request.getfixturevalue(persona))
+
+    assert client.get(reverse("campaign_new")).status_code == 403
+    assert upload(client, store).status_code == 403
+    assert client.post(reverse("campaign_single_order"), {}).status_code == 403
+    assert client.get(reverse("campaign_launch", args=[campaign.pk])).status_code == 403
+    assert client.post(reverse("campaign_launch", args=[campaign.pk])).status_code == 403
+    assert client.post(reverse("campaign_pause", args=[campaign.pk])).status_code == 403
+    assert client.post(reverse("campaign_resume", args=[campaign.pk])).status_code == 403
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.RUNNING
+    assert not Call.objects.exists()
+
+
+def test_agents_see_no_new_campaign_link(client, agent_user, store):
+    client.force_login(agent_user)
+
+    assert reverse("campaign_new") not in text_of(client.get(reverse("campaign_list")))
+
+
+# --- upload, preview, launch -------------------------------------------------------------------
+
+
+def test_an_upload_previews_valid_and_rejected_rows_without_importing(
+    admin, store, provider_url, uploads_in_tmp
+):
+    response = upload(admin, store)
+
+    campaign = Campaign.objects.get(name="May orders")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("campaign_launch", args=[campaign.pk])
+    preview = admin.get(response["Location"])
+    page = text_of(preview)
+    assert preview.status_code == 200
+    assert "Preview of orders.csv" in page
+    assert preview.context["preview"].valid_rows == 2
+    # Rejected rows with their row numbers and reasons, and the duplicate skipped.
+    assert "<td class=\"num\">4</td><td>phone '12345' is too short" in page
+    assert "amount 'abc' is not a number" in page
+    assert "repeats row 2" in page
+    # The cost against the balance, fresh from the provider: 2 calls x Rs 5.50 x 2 pulses.
+    assert "Rs 22.00" in page
+    assert "Rs 5,000.00" in page
+    assert "Launch 2 calls" in page
+    # Nothing imported yet; the campaign waits as a draft; the file waits under var/uploads.
+    assert not Call.objects.exists()
+    assert campaign.status == Campaign.Status.DRAFT
+    assert len(list(uploads_in_tmp.glob("*.csv"))) == 1
+    # The session holds the file's name, never its content.
+    token = admin.session[UPLOADS_SESSION_KEY][str(campaign.pk)]["token"]
+    assert "0300" not in str(admin.session[UPLOADS_SESSION_KEY])
+    assert (uploads_in_tmp / f"{token}.csv").read_text() == GOOD_AND_BAD_CSV
+
+
+def test_launching_imports_the_valid_rows_and_runs_the_campaign(
+    admin, store, provider_url, uploads_in_tmp, django_capture_on_commit_callbacks
+):
+    upload(admin, store)
+    campaign = Campaign.objects.get(name="May orders")
+
+    with django_capture_on_commit_callbacks() as wakes:
+        response = admin.post(reverse("campaign_launch", args=[campaign.pk]))
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("campaign_detail", args=[campaign.pk])
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.RUNNING
+    calls = Call.objects.filter(campaign=campaign).order_by("order_id")
+    assert [(c.order_id, c.phone, c.amount, c.state) for c in calls] == [
+        ("A-1", "923001234567", Decimal("1500.00"), "queued"),
+        ("A-2", "923001234568", Decimal("2500.50"), "queued"),
+    ]
+    assert wakes, "the dispatcher is woken once the import commits"
+    assert not list(uploads_in_tmp.glob("*.csv"))
+    assert str(campaign.pk) not in admin.session.get(UPLOADS_SESSION_KEY, {})
+    page = text_of(admin.get(response["Location"]))
+    assert (
+        "Campaign May orders launched, 2 calls queued, 2 rows rejected, 1 duplicates skipped."
+        in page
+    )
+
+
+def test_a_low_balance_blocks_the_launch_and_imports_nothing(
+    admin, store, provider_url, simulator, uploads_in_tmp
+):
+    simulator.add_account(
+        api_key=TEST_API_KEY, username="teststore", balance="3.00", call_rate="5.50"
+    )
+    upload(admin, store)
+    campaign = Campaign.objects.get(name="May orders")
+
+    response = admin.post(reverse("campaign_launch", args=[campaign.pk]))
+
+    assert response.status_code == 409
+    page = text_of(response)
+    assert (
+        "Cannot launch: Karachi Kitchenware's balance Rs 3.00 is below the store's "
+        "low-balance threshold of Rs 500.00" in page
+    )
+    assert "Top up the account, then launch the campaign." in page
+    assert "Nothing was imported." in page
+    assert not Call.objects.exists()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT
+    # The file still waits: after a top-up the same upload launches.
+    assert len(list(uploads_in_tmp.glob("*.csv"))) == 1
+    simulator.add_account(
+        api_key=TEST_API_KEY, username="teststore", balance="5000.00", call_rate="5.50"
+    )
+    assert admin.post(reverse("campaign_launch", args=[campaign.pk])).status_code == 302
+    assert Call.objects.filter(campaign=campaign).count() == 2
+
+
+def test_a_file_without_the_required_columns_is_refused_at_upload(admin, store, provider_url):
+    response = upload(admin, store, "telephone,total\n03001234567,1500\n")
+
+    assert response.status_code == 200
+    page = text_of(response)
+    assert "The header is missing the columns phone, amount, order_id, store_name" in page
+    assert not Campaign.objects.exists()
+    assert not Call.objects.exists()
+
+
+def test_a_file_with_no_valid_rows_cannot_be_launched(admin, store, provider_url):
+    upload(admin, store, "phone,amount,order_id,store_name\n123,1500,A-1,Shop\n")
+    campaign = Campaign.objects.get(name="May orders")
+
+    response = admin.post(reverse("campaign_launch", args=[campaign.pk]))
+
+    assert response.status_code == 400
+    assert "The file has no valid new orders" in text_of(response)
+    assert not Call.objects.exists()
+
+
+def test_discarding_an_upload_removes_the_file_and_the_empty_draft(
+    admin, store, provider_url, uploads_in_tmp
+):
+    upload(admin, store)
+    campaign = Campaign.objects.get(name="May orders")
+
+    response = admin.post(reverse("campaign_launch", args=[campaign.pk]), {"action": "discard"})
+
+    assert response.status_code == 302
+    assert not Campaign.objects.filter(pk=campaign.pk).exists()
+    assert not list(uploads_in_tmp.glob("*.csv"))
+
+
+def test_uploading_into_an_existing_campaign_skips_orders_already_in_it(admin, store, provider_url):
+    upload(admin, store)
+    campaign = Campaign.objects.get(name="May orders")
+    admin.post(reverse("campaign_launch", args=[campaign.pk]))
+
+    response = upload(admin, store)
+    preview = admin.get(response["Location"])
+
+    assert preview.context["preview"].valid_rows == 0
+    assert "is already in campaign" in text_of(preview)
+
+
+# --- the single-order form ---------------------------------------------------------------------
+
+
+def single_order(client, store, **overrides):
+    data = {
+        "store": store.pk,
+        "campaign_name": "Single orders",
+        "phone": "0300 1234567",
+        "amount": "1500",
+        "order_id": "S-1",
+        "store_name": "",
+        "voice_id": "",
+        **overrides,
+    }
+    return client.post(reverse("campaign_single_order"), data)
+
+
+def test_a_single_order_with_a_bad_phone_shows_the_field_error_and_keeps_the_input(admin, store):
+    response = single_order(admin, store, phone="0300 12", order_id="S-77")
+
+    assert response.status_code == 200
+    form = response.context["order_form"]
+    assert form.errors["phone"] == [
+        "Phone '0300 12' is too short for a mobile number (6 digits with the 0; 11 expected, "
+        "e.g. 0300 1234567)."
+    ]
+    page = text_of(response)
+    assert 'value="S-77"' in page  # nothing typed is lost
+    assert not Call.objects.exists()
+    assert not Campaign.objects.exists()
+
+
+def test_a_single_order_is_queued_in_its_campaign(admin, store, provider_url):
+    response = single_order(admin, store, amount="2,500.50")
+
+    call = Call.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("campaign_detail", args=[call.campaign_id])
+    assert (call.phone, call.amount, call.order_id, call.text1, call.voice_id) == (
+        "923001234567",
+        Decimal("2500.50"),
+        "S-1",
+        "Karachi Kitchenware",  # blank store name: the store's own
+        102,
+    )
+    assert call.campaign.name == "Single orders"
+    assert call.campaign.status == Campaign.Status.RUNNING
+
+
+def test_the_same_order_twice_in_a_campaign_is_refused_on_the_order_field(
+    admin, store, provider_url
+):
+    single_order(admin, store)
+
+    response = single_order(admin, store, phone="03001234599")
+
+    assert response.status_code == 200
+    assert "is already in campaign" in response.context["order_form"].errors["order_id"][0]
+    assert Call.objects.count() == 1
+
+
+def test_a_single_order_is_blocked_by_a_low_balance(admin, store, provider_url, simulator):
+    simulator.add_account(
+        api_key=TEST_API_KEY, username="teststore", balance="10.00", call_rate="5.50"
+    )
+
+    response = single_order(admin, store)
+
+    assert response.status_code == 200
+    assert "Cannot launch" in text_of(response)
+    assert not Call.objects.exists()
+
+
+# --- a campaign's page, progress, pause and resume ----------------------------------------------
+
+
+@pytest.fixture
+def running(store) -> Campaign:
+    return Campaign.objects.create(store=store, name="May orders")
+
+
+def test_the_campaign_page_shows_outcomes_rates_and_charges(client, manager_user, running):
+    add_calls(running, 3, outcome=Call.Outcome.CONFIRMED, charges="11.00")
+    add_calls(running, 1, outcome=Call.Outcome.CANCELLED, charges="5.50")
+    add_calls(running, 2, outcome=Call.Outcome.UNREACHABLE)
+    add_calls(running, 1, outcome=Call.Outcome.WITHDRAWN)
+    add_calls(running, 1, state=Call.State.IN_PROGRESS)
+    client.force_login(manager_user)
+
+    response = client.get(reverse("campaign_detail", args=[running.pk]))
+
+    page = text_of(response)
+    figures = response.context["figures"]
+    assert figures.answer_rate == Decimal("66.7")  # 4 of 6
+    assert figures.confirmation_rate == Decimal("75.0")
+    assert "Rs 38.50" in page  # total charges
+    assert "Rs 12.83" in page  # per confirmed order
+    assert "7 of 8 calls final (87%)" in page
+    for label in (
+        "Confirmed (pressed 1)",
+        "Cancelled (pressed 2)",
+        "Callback requested (pressed 3)",
+        "Answered, no input",
+        "Unreachable",
+        "Failed",
+        "Needs review",
+        "Withdrawn",
+    ):
+        assert label in page
+    assert 'hx-trigger="every 2s"' in page  # a call is still with the provider
+    assert "Pause" not in page  # managers read, admins act
+
+
+def test_progress_keeps_polling_while_calls_are_queued_or_in_flight(admin, running):
+    add_calls(running, 2, state=Call.State.QUEUED)
+
+    response = admin.get(reverse("campaign_progress", args=[running.pk]), **HTMX)
+
+    assert response.status_code == 200
+    assert f'hx-get="/campaigns/{running.pk}/progress/"' in text_of(response)
+    assert "<html" not in text_of(response)
+
+
+def test_progress_stops_polling_with_286_once_every_call_is_final(admin, running):
+    add_calls(running, 2, outcome=Call.Outcome.CONFIRMED)
+
+    response = admin.get(reverse("campaign_progress", args=[running.pk]), **HTMX)
+
+    assert response.status_code == 286
+    page = text_of(response)
+    assert "2 of 2 calls final (100%)" in page
+    assert "hx-trigger" not in page
+
+
+def test_progress_of_a_paused_campaign_stops_once_nothing_is_with_the_provider(admin, running):
+    add_calls(running, 2, state=Call.State.QUEUED)
+    running.status = Campaign.Status.PAUSED
+    running.save()
+
+    response = admin.get(reverse("campaign_progress", args=[running.pk]), **HTMX)
+
+    assert response.status_code == 286
+
+
+def test_progress_without_htmx_goes_to_the_campaign_page(admin, running):
+    response = admin.get(reverse("campaign_progress", args=[running.pk]))
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("campaign_detail", args=[running.pk])
+
+
+def test_pausing_and_resuming_a_campaign(admin, running, django_capture_on_commit_callbacks):
+    paused = admin.post(reverse("campaign_pause", args=[running.pk]), follow=True)
+    running.refresh_from_db()
+    assert running.status == Campaign.Status.PAUSED
+    assert "paused: queued calls wait" in text_of(paused)
+
+    with django_capture_on_commit_callbacks() as wakes:
+        resumed = admin.post(reverse("campaign_resume", args=[running.pk]), follow=True)
+
+    running.refresh_from_db()
+    assert running.status == Campaign.Status.RUNNING
+    assert "Campaign May orders resumed." in text_of(resumed)
+    assert len(wakes) == 1  # the dispatcher is woken on resume
+
+
+def test_a_draft_cannot_be_resumed_and_a_paused_one_cannot_be_paused(admin, store):
+    draft = Campaign.objects.create(store=store, name="Draft", status=Campaign.Status.DRAFT)
+    paused = Campaign.objects.create(store=store, name="Paused", status=Campaign.Status.PAUSED)
+
+    resumed = admin.post(reverse("campaign_resume", args=[draft.pk]), follow=True)
+    repaused = admin.post(reverse("campaign_pause", args=[paused.pk]), follow=True)
+
+    assert "was never launched: launch it instead" in text_of(resumed)
+    assert "is paused, not running: nothing to pause" in text_of(repaused)
+    draft.refresh_from_db()
+    assert draft.status == Campaign.Status.DRAFT
+
+
+def test_pause_and_resume_take_only_posts(admin, running):
+    assert admin.get(reverse("campaign_pause", args=[running.pk])).status_code == 405
+    assert admin.get(reverse("campaign_resume", args=[running.pk])).status_code == 405
+
+
+def test_the_list_shows_each_campaigns_progress_and_figures(client, agent_user, store):
+    first = Campaign.objects.create(store=store, name="First")
+    second = Campaign.objects.create(store=store, name="Second", status=Campaign.Status.PAUSED)
+    add_calls(first, 3, outcome=Call.Outcome.CONFIRMED, charges="5.50")
+    add_calls(first, 1, state=Call.State.QUEUED)
+    add_calls(second, 2, outcome=Call.Outcome.CANCELLED)
+    client.force_login(agent_user)
+
+    response = client.get(reverse("campaign_list"))
+
+    rows = {campaign.name: figures for campaign, figures in response.context["rows"]}
+    assert (rows["First"].calls, rows["First"].confirmed, rows["First"].progress_percent) == (
+        4,
+        3,
+        75,
+    )
+    assert rows["First"].charges == Decimal("16.50")
+    assert rows["Second"].cancel_rate == Decimal("100.0")
+    assert "Paused" in text_of(response)
+
+
+def _queries_for(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_the_campaign_page_and_list_run_as_many_queries_for_1000_calls_as_for_10(admin, running):
+    add_calls(running, 10, outcome=Call.Outcome.CONFIRMED, charges="5.50")
+    detail = reverse("campaign_detail", args=[running.pk])
+    with_10 = (_queries_for(admin, detail), _queries_for(admin, reverse("campaign_list")))
+
+    for outcome in (Call.Outcome.CANCELLED, Call.Outcome.NO_INPUT, Call.Outcome.UNREACHABLE):
+        add_calls(running, 330, outcome=outcome, charges="1.10")
+    assert Call.objects.count() == 1000
+    with_1000 = (_queries_for(admin, detail), _queries_for(admin, reverse("campaign_list")))
+
+    assert with_1000 == with_10
+
+
+def test_launching_a_draft_releases_the_calls_waiting_in_it(admin, store, provider_url):
+    # As `import_calls` leaves a campaign it imported while the balance was low.
+    draft = Campaign.objects.create(store=store, name="Held", status=Campaign.Status.DRAFT)
+    add_calls(draft, 2, state=Call.State.QUEUED)
+
+    preview = admin.get(reverse("campaign_launch", args=[draft.pk]))
+    launched = admin.post(reverse("campaign_launch", args=[draft.pk]), follow=True)
+
+    assert "Launch 2 calls" in text_of(preview)
+    draft.refresh_from_db()
+    assert draft.status == Campaign.Status.RUNNING
+    assert "Campaign Held launched, 2 waiting calls released." in text_of(launched)

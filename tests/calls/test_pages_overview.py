@@ -1,0 +1,279 @@
+"""The overview page: balances from the simulator (or their last known value), the figures of
+today, 7 and 30 days, the 30-day chart, calls in flight, and a query count that does not grow."""
+
+import datetime as dt
+import html
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from calls.models import Call, Campaign, Store
+from tests.calls.test_balances import closed_port_url
+from tests.calls.test_stats import add_calls
+from tests.conftest import TEST_API_KEY
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    # The balance is cached a minute per store: each test starts without that memory.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def campaign(store) -> Campaign:
+    return Campaign.objects.create(store=store, name="May orders")
+
+
+def text_of(response) -> str:
+    """The page as a reader sees its text: entities decoded, no-break spaces as spaces."""
+    return html.unescape(response.content.decode()).replace("\xa0", " ")
+
+
+@pytest.mark.parametrize("persona", ["admin_user", "agent_user", "manager_user"])
+def test_everyone_signed_in_may_open_the_overview(client, persona, request, store):
+    client.force_login(request.getfixturevalue(persona))
+
+    response = client.get(reverse("overview"))
+
+    assert response.status_code == 200
+    assert "Karachi Kitchenware" in text_of(response)
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client, db):
+    response = client.get(reverse("overview"))
+
+    assert response.status_code == 302
+    assert reverse("login") in response["Location"]
+
+
+def test_the_balances_fragment_shows_the_providers_balance_username_and_rate(
+    client, admin_user, store, provider_url
+):
+    client.force_login(admin_user)
+
+    response = client.get(reverse("overview_balances"), **HTMX)
+
+    assert response.status_code == 200
+    page = text_of(response)
+    assert "Rs 5,000.00" in page
+    assert "teststore" in page
+    assert "Rs 5.50 per pulse" in page
+    assert "<html" not in page  # only the fragment
+    assert TEST_API_KEY not in page
+    store.refresh_from_db()
+    assert store.balance == Decimal("5000.00")
+
+
+def test_the_overview_shows_the_balance_last_stored_without_asking_the_provider(
+    client, admin_user, store, settings
+):
+    Store.objects.filter(pk=store.pk).update(
+        balance=Decimal("2682.00"),
+        balance_username="demo",
+        call_rate=Decimal("5.50"),
+        balance_checked_at=timezone.now() - dt.timedelta(minutes=3),
+    )
+    settings.ROBOCALL_BASE_URL = closed_port_url()
+    client.force_login(admin_user)
+
+    page = text_of(client.get(reverse("overview")))
+
+    assert "Rs 2,682.00" in page
+    assert "as of 3 minutes ago" in page
+    # The page asks htmx to fetch fresh balances once loaded, and every minute after.
+    assert 'hx-get="/overview/balances/"' in page
+    assert 'hx-trigger="load, every 60s"' in page
+
+
+def test_the_balance_is_asked_at_most_once_a_minute(
+    client, admin_user, store, provider_url, simulator
+):
+    client.force_login(admin_user)
+    client.get(reverse("overview_balances"), **HTMX)
+    simulator.add_account(
+        api_key=TEST_API_KEY, username="teststore", balance="42.00", call_rate="5.50"
+    )
+
+    cached = text_of(client.get(reverse("overview_balances"), **HTMX))
+    cache.clear()  # as a minute later
+    fresh = text_of(client.get(reverse("overview_balances"), **HTMX))
+
+    assert "Rs 5,000.00" in cached
+    assert "Rs 42.00" in fresh
+
+
+def test_with_the_provider_down_the_last_known_balance_is_shown_with_its_age(
+    client, admin_user, store, settings
+):
+    Store.objects.filter(pk=store.pk).update(
+        balance=Decimal("1234.00"),
+        balance_username="teststore",
+        call_rate=Decimal("5.50"),
+        balance_checked_at=timezone.now() - dt.timedelta(minutes=12, seconds=5),
+    )
+    settings.ROBOCALL_BASE_URL = closed_port_url()
+    client.force_login(admin_user)
+
+    fragment = client.get(reverse("overview_balances"), **HTMX)
+    page = client.get(reverse("overview"))
+
+    assert fragment.status_code == 200
+    assert "Provider unreachable: last known value" in text_of(fragment)
+    assert "as of 12 minutes ago" in text_of(fragment)
+    assert "Rs 1,234.00" in text_of(fragment)
+    assert page.status_code == 200
+    assert "Rs 1,234.00" in text_of(page)
+    assert "as of 12 minutes ago" in text_of(page)
+
+
+def test_with_the_provider_down_and_no_balance_ever_known_the_page_says_so(
+    client, admin_user, store, settings
+):
+    settings.ROBOCALL_BASE_URL = closed_port_url()
+    client.force_login(admin_user)
+
+    response = client.get(reverse("overview_balances"), **HTMX)
+
+    assert response.status_code == 200
+    assert "The provider is not answering and no balance is known yet" in text_of(response)
+
+
+def test_a_balance_below_the_stores_threshold_is_flagged(
+    client, admin_user, store, provider_url, simulator
+):
+    simulator.add_account(
+        api_key=TEST_API_KEY, username="teststore", balance="120.00", call_rate="5.50"
+    )
+    client.force_login(admin_user)
+
+    page = text_of(client.get(reverse("overview_balances"), **HTMX))
+
+    assert "Low balance: below this store's threshold of Rs 500.00" in page
+
+
+def test_a_balance_above_the_threshold_is_not_flagged(client, admin_user, store, provider_url):
+    client.force_login(admin_user)
+
+    page = text_of(client.get(reverse("overview_balances"), **HTMX))
+
+    assert "Low balance" not in page
+
+
+def test_the_balances_link_without_htmx_refreshes_and_returns_to_the_overview(
+    client, admin_user, store, provider_url
+):
+    client.force_login(admin_user)
+
+    response = client.get(reverse("overview_balances"))
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("overview")
+    store.refresh_from_db()
+    assert store.balance == Decimal("5000.00")
+
+
+def test_the_periods_count_today_the_last_7_and_the_last_30_days(client, admin_user, campaign):
+    now = timezone.now()
+    add_calls(campaign, 2, outcome=Call.Outcome.CONFIRMED, charges="11.00", created_at=now)
+    add_calls(campaign, 1, outcome=Call.Outcome.CANCELLED, charges="5.50", created_at=now)
+    add_calls(campaign, 1, outcome=Call.Outcome.CALLBACK_REQUESTED, created_at=now)
+    add_calls(
+        campaign,
+        3,
+        outcome=Call.Outcome.CONFIRMED,
+        charges="11.00",
+        created_at=now - dt.timedelta(days=3),
+    )
+    add_calls(campaign, 4, outcome=Call.Outcome.UNREACHABLE, created_at=now - dt.timedelta(days=20))
+    add_calls(  # outside every period
+        campaign, 5, outcome=Call.Outcome.CONFIRMED, created_at=now - dt.timedelta(days=40)
+    )
+    client.force_login(admin_user)
+
+    response = client.get(reverse("overview"))
+
+    periods = dict(response.context["periods"])
+    today, week, month = periods["Today"], periods["Last 7 days"], periods["Last 30 days"]
+    assert (today.placed, today.confirmed, today.callback_requested) == (4, 2, 1)
+    assert today.answer_rate == Decimal("100.0")
+    assert today.confirmation_rate == Decimal("50.0")  # 2 of 4 answered
+    assert today.cancel_rate == Decimal("25.0")
+    assert today.charges == Decimal("27.50")
+    assert today.cost_per_confirmed == Decimal("13.75")
+    assert (week.placed, week.confirmed) == (7, 5)
+    assert (month.placed, month.unreachable) == (11, 4)
+    assert month.answer_rate == Decimal("63.6")  # 7 of 11
+    page = text_of(response)
+    assert "Cost per confirmed order" in page
+    assert "Rs 13.75" in page
+
+
+def test_the_chart_draws_30_days_of_stacked_outcomes(client, admin_user, campaign):
+    now = timezone.now()
+    add_calls(campaign, 2, outcome=Call.Outcome.CONFIRMED, created_at=now)
+    add_calls(campaign, 1, outcome=Call.Outcome.CANCELLED, created_at=now)
+    add_calls(campaign, 1, state=Call.State.QUEUED, created_at=now)
+    client.force_login(admin_user)
+
+    response = client.get(reverse("overview"))
+
+    bars = response.context["chart"]["bars"]
+    assert len(bars) == 30
+    today = bars[-1]
+    assert [(s.key, s.count) for s in today.segments] == [
+        ("confirmed", 2),
+        ("cancelled", 1),
+        ("pending", 1),
+    ]
+    # The tallest bar fills the chart; its segments stack without gaps.
+    assert sum(s.height for s in today.segments) == pytest.approx(160.0)
+    page = text_of(response)
+    assert "<svg" in page
+    assert 'class="s-confirmed"' in page
+
+
+def test_calls_in_flight_now_are_counted(client, agent_user, campaign):
+    add_calls(campaign, 2, state=Call.State.SENDING)
+    add_calls(campaign, 3, state=Call.State.IN_PROGRESS)
+    add_calls(campaign, 4, state=Call.State.QUEUED)
+    client.force_login(agent_user)
+
+    page = text_of(client.get(reverse("overview")))
+
+    assert "<strong>5</strong> calls in flight" in page
+    assert "<strong>4</strong> queued" in page
+
+
+def _queries_for(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_the_overview_runs_as_many_queries_for_1000_calls_as_for_10(client, admin_user, campaign):
+    client.force_login(admin_user)
+    add_calls(campaign, 10, outcome=Call.Outcome.CONFIRMED, charges="5.50")
+    with_10 = _queries_for(client, reverse("overview"))
+
+    now = timezone.now()
+    for days_ago in range(0, 30, 3):
+        add_calls(
+            campaign,
+            99,
+            outcome=Call.Outcome.NO_INPUT,
+            created_at=now - dt.timedelta(days=days_ago),
+        )
+    assert Call.objects.count() == 1000
+    with_1000 = _queries_for(client, reverse("overview"))
+
+    assert with_1000 == with_10

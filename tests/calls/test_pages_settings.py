@@ -1,0 +1,352 @@
+"""Settings: stores (write-only API key, Verify against the simulator, calling rules) and users.
+The test key must never appear in any page, whatever was submitted."""
+
+import datetime as dt
+import html
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from calls.models import Store, User
+from tests.calls.test_balances import closed_port_url
+from tests.conftest import TEST_API_KEY
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+NEW_KEY = "sk-live-00112233445566778899aabbccddeeff"
+
+
+@pytest.fixture
+def admin(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def text_of(response) -> str:
+    return html.unescape(response.content.decode()).replace("\xa0", " ")
+
+
+def assert_no_key(response, *keys: str) -> None:
+    """Neither the key, nor its ciphertext, is anywhere in the response."""
+    body = response.content.decode()
+    for key in (TEST_API_KEY, *keys):
+        assert key not in body
+    for store in Store.objects.all():
+        assert store.api_key_encrypted not in body
+
+
+def store_data(**overrides: str) -> dict[str, str]:
+    return {
+        "name": "Karachi Kitchenware",
+        "api_key": "",
+        "default_voice_id": "102",
+        "timezone": "Asia/Karachi",
+        "calling_start": "09:00",
+        "calling_end": "21:00",
+        "provider_retries": "3",
+        "retry_delays": "300,600,1800",
+        "low_balance_threshold": "500",
+        **overrides,
+    }
+
+
+# --- who may ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persona", ["agent_user", "manager_user"])
+def test_only_admins_may_open_or_change_settings(client, persona, request, store, admin_user):
+    client.force_login(request.getfixturevalue(persona))
+
+    for url in (
+        reverse("settings"),
+        reverse("store_new"),
+        reverse("store_edit", args=[store.pk]),
+        reverse("user_new"),
+        reverse("user_edit", args=[admin_user.pk]),
+    ):
+        assert client.get(url).status_code == 403, url
+    assert (
+        client.post(reverse("store_edit", args=[store.pk]), store_data(name="x")).status_code == 403
+    )
+    assert client.post(reverse("store_verify", args=[store.pk])).status_code == 403
+    store.refresh_from_db()
+    assert store.name == "Karachi Kitchenware"
+
+
+# --- the API key is write-only ------------------------------------------------------------------
+
+
+def test_the_api_key_appears_on_no_settings_page(admin, store, admin_user):
+    for url in (
+        reverse("settings"),
+        reverse("store_new"),
+        reverse("store_edit", args=[store.pk]),
+        reverse("user_new"),
+        reverse("user_edit", args=[admin_user.pk]),
+        reverse("overview"),
+        reverse("campaign_new"),
+    ):
+        response = admin.get(url)
+        assert response.status_code == 200, url
+        assert_no_key(response)
+
+
+def test_a_failed_store_submit_renders_neither_the_old_nor_the_typed_key(admin, store):
+    response = admin.post(
+        reverse("store_edit", args=[store.pk]),
+        store_data(api_key=NEW_KEY, retry_delays="300,abc"),
+    )
+
+    assert response.status_code == 200
+    assert_no_key(response, NEW_KEY)
+    assert "type it again before saving" in text_of(response)
+    store.refresh_from_db()
+    assert store.api_key == TEST_API_KEY  # nothing saved
+
+
+def test_a_failed_new_store_submit_does_not_render_the_typed_key(admin, db):
+    response = admin.post(
+        reverse("store_new"),
+        store_data(name="Lahore Linen", api_key=TEST_API_KEY, timezone="Mars/Olympus"),
+    )
+
+    assert response.status_code == 200
+    assert_no_key(response)
+    assert "'Mars/Olympus' is not a known time zone" in text_of(response)
+    assert 'value="Lahore Linen"' in text_of(response)  # the rest is kept
+    assert not Store.objects.exists()
+
+
+def test_leaving_the_key_blank_keeps_the_stored_key(admin, store):
+    Store.objects.filter(pk=store.pk).update(key_verified_at=timezone.now())
+
+    response = admin.post(
+        reverse("store_edit", args=[store.pk]), store_data(default_voice_id="48", paused="on")
+    )
+
+    assert response.status_code == 302
+    store.refresh_from_db()
+    assert store.api_key == TEST_API_KEY
+    assert store.key_verified_at is not None
+    assert (store.default_voice_id, store.paused) == (48, True)
+
+
+def test_a_new_key_replaces_the_old_one_and_forgets_its_balance(admin, store):
+    Store.objects.filter(pk=store.pk).update(
+        key_verified_at=timezone.now(), balance=Decimal("100.00"), balance_username="old"
+    )
+
+    admin.post(reverse("store_edit", args=[store.pk]), store_data(api_key=NEW_KEY))
+
+    store.refresh_from_db()
+    assert store.api_key == NEW_KEY
+    assert store.key_verified_at is None
+    assert store.balance is None and store.balance_username == ""
+
+
+def test_adding_a_store_requires_a_key_and_stores_it_encrypted(admin, db):
+    missing = admin.post(reverse("store_new"), store_data(name="Lahore Linen"))
+    added = admin.post(reverse("store_new"), store_data(name="Lahore Linen", api_key=NEW_KEY))
+
+    assert "This field is required." in text_of(missing)
+    assert added.status_code == 302
+    store = Store.objects.get(name="Lahore Linen")
+    assert added["Location"] == reverse("store_edit", args=[store.pk])
+    assert store.api_key == NEW_KEY
+    assert NEW_KEY not in store.api_key_encrypted
+    assert_no_key(admin.get(added["Location"]), NEW_KEY)
+
+
+# --- calling rules ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("delays", "message"),
+    [
+        (
+            "300,abc,1800",
+            "“abc” is not a positive whole number of seconds; write the delays like 300,600,1800.",
+        ),
+        ("300,,600", "Give the retry delays in seconds separated by commas, e.g. 300,600,1800."),
+        ("300,-5,600", "“-5” is not a positive whole number of seconds"),
+        ("300,0,600", "“0” is not a positive whole number of seconds"),
+        ("300,600", "Give one delay for each of the 3 retries."),
+    ],
+)
+def test_bad_retry_delays_are_refused_with_a_clear_message(admin, store, delays, message):
+    response = admin.post(reverse("store_edit", args=[store.pk]), store_data(retry_delays=delays))
+
+    assert response.status_code == 200
+    assert message in text_of(response)
+    assert f'value="{delays}"' in text_of(response)  # what was typed is kept
+    store.refresh_from_db()
+    assert store.retry_delays == [2, 2, 2]
+
+
+def test_retry_delays_are_saved_as_seconds(admin, store):
+    admin.post(
+        reverse("store_edit", args=[store.pk]),
+        store_data(retry_delays=" 60, 120 ,240,480", provider_retries="4"),
+    )
+
+    store.refresh_from_db()
+    assert store.retry_delays == [60, 120, 240, 480]
+    assert store.provider_retries == 4
+    assert 'value="60,120,240,480"' in text_of(admin.get(reverse("store_edit", args=[store.pk])))
+
+
+def test_a_window_that_ends_where_it_starts_means_calling_at_any_hour(admin, store):
+    response = admin.post(
+        reverse("store_edit", args=[store.pk]),
+        store_data(calling_start="00:00", calling_end="00:00"),
+    )
+
+    assert response.status_code == 302
+    store.refresh_from_db()
+    assert store.calls_around_the_clock
+
+
+def test_calling_hours_and_threshold_are_saved(admin, store):
+    admin.post(
+        reverse("store_edit", args=[store.pk]),
+        store_data(calling_start="10:30", calling_end="20:15", low_balance_threshold="250.50"),
+    )
+
+    store.refresh_from_db()
+    assert (store.calling_start, store.calling_end) == (dt.time(10, 30), dt.time(20, 15))
+    assert store.low_balance_threshold == Decimal("250.50")
+
+
+# --- Verify -------------------------------------------------------------------------------------
+
+
+def test_verify_says_matched_for_the_stored_key(admin, store, provider_url):
+    response = admin.post(reverse("store_verify", args=[store.pk]), **HTMX)
+
+    assert response.status_code == 200
+    assert "Matched: the provider accepts this store's key." in text_of(response)
+    assert "<html" not in text_of(response)
+    assert_no_key(response)
+    store.refresh_from_db()
+    assert store.key_verified_at is not None
+
+
+def test_verify_says_not_matched_for_a_key_the_provider_does_not_know(admin, store, provider_url):
+    store.api_key = "sk-unknown-1234567890"
+    store.save()
+
+    response = admin.post(reverse("store_verify", args=[store.pk]), **HTMX)
+
+    assert "Not matched: the provider does not know this store's key." in text_of(response)
+    assert_no_key(response, "sk-unknown-1234567890")
+    store.refresh_from_db()
+    assert store.key_verified_at is None
+
+
+def test_verify_checks_a_typed_key_before_it_is_saved(admin, store, provider_url):
+    response = admin.post(reverse("store_verify", args=[store.pk]), {"api_key": NEW_KEY}, **HTMX)
+
+    assert "Not matched: the provider does not know the key you typed." in text_of(response)
+    assert_no_key(response, NEW_KEY)
+    store.refresh_from_db()
+    assert store.api_key == TEST_API_KEY
+
+
+def test_verify_says_when_the_provider_is_unreachable(admin, store, settings):
+    settings.ROBOCALL_BASE_URL = closed_port_url()
+
+    response = admin.post(reverse("store_verify", args=[store.pk]), **HTMX)
+
+    assert response.status_code == 200
+    assert "Provider unreachable: the key could not be checked" in text_of(response)
+    assert_no_key(response)
+
+
+def test_verify_without_htmx_reports_on_the_store_page(admin, store, provider_url):
+    response = admin.post(reverse("store_verify", args=[store.pk]), follow=True)
+
+    assert "API key matched: the provider accepts it." in text_of(response)
+    assert_no_key(response)
+
+
+def test_verify_takes_only_posts(admin, store):
+    assert admin.get(reverse("store_verify", args=[store.pk])).status_code == 405
+
+
+# --- users --------------------------------------------------------------------------------------
+
+
+def user_data(**overrides: str) -> dict[str, str]:
+    return {"username": "zara", "role": "agent", "is_active": "on", "password": "", **overrides}
+
+
+def test_adding_a_user_sets_role_and_password(admin, client):
+    response = admin.post(reverse("user_new"), user_data(password="a-long-passphrase-9"))
+
+    assert response.status_code == 302
+    zara = User.objects.get(username="zara")
+    assert zara.role == User.Role.AGENT
+    assert zara.check_password("a-long-passphrase-9")
+
+
+def test_a_new_user_needs_a_password_that_passes_the_validators(admin):
+    missing = admin.post(reverse("user_new"), user_data())
+    weak = admin.post(reverse("user_new"), user_data(password="password"))
+
+    assert "This field is required." in text_of(missing)
+    assert "This password is too common." in text_of(weak)
+    assert 'value="zara"' in text_of(weak)
+    assert 'value="password"' not in weak.content.decode()  # a password is never sent back
+    assert not User.objects.filter(username="zara").exists()
+
+
+def test_a_taken_username_is_refused(admin, agent_user):
+    response = admin.post(
+        reverse("user_new"), user_data(username="bilal", password="a-long-passphrase-9")
+    )
+
+    assert "A user with that username already exists." in text_of(response)
+
+
+def test_editing_a_user_with_a_blank_password_keeps_it(admin, agent_user):
+    response = admin.post(
+        reverse("user_edit", args=[agent_user.pk]), user_data(username="bilal", role="manager")
+    )
+
+    assert response.status_code == 302
+    agent_user.refresh_from_db()
+    assert agent_user.role == User.Role.MANAGER
+    assert agent_user.check_password("pw-agent-123")
+
+
+def test_resetting_a_password_and_deactivating_a_user(admin, agent_user):
+    admin.post(
+        reverse("user_edit", args=[agent_user.pk]),
+        {"username": "bilal", "role": "agent", "password": "another-long-phrase-7"},
+    )
+
+    agent_user.refresh_from_db()
+    assert agent_user.check_password("another-long-phrase-7")
+    assert not agent_user.is_active
+
+
+def test_an_admin_cannot_demote_or_deactivate_themselves(admin, admin_user):
+    response = admin.post(
+        reverse("user_edit", args=[admin_user.pk]), {"username": "amina", "role": "agent"}
+    )
+
+    page = text_of(response)
+    assert "You cannot remove your own admin role." in page
+    assert "You cannot deactivate your own account." in page
+    admin_user.refresh_from_db()
+    assert admin_user.role == User.Role.ADMIN and admin_user.is_active
+
+
+def test_an_admin_changing_their_own_password_stays_signed_in(admin, admin_user):
+    admin.post(
+        reverse("user_edit", args=[admin_user.pk]),
+        user_data(username="amina", role="admin", password="my-new-long-phrase-3"),
+    )
+
+    assert admin.get(reverse("settings")).status_code == 200
