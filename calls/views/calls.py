@@ -29,12 +29,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
-from django_htmx.middleware import HtmxDetails
 
 from calls import actions
 from calls.actions import ActionRefused
 from calls.models import Call, Campaign, Store, User
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
+from calls.views import HtmxHttpRequest
 
 PAGE_SIZE = 50
 # The campaign filter lists the most recent campaigns; older ones are still reachable by link.
@@ -64,10 +64,6 @@ _ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 # --- helpers shared by the views -----------------------------------------------------------
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails  # set by django_htmx's middleware
 
 
 def signed_in_user(request: HttpRequest) -> User:

@@ -27,7 +27,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
-from django_htmx.middleware import HtmxDetails
 
 from calls import stats
 from calls.balances import check_launch, refresh_balance
@@ -37,15 +36,12 @@ from calls.imports import ImportFileError, Preview, create_single_call, import_c
 from calls.models import Call, Campaign, Store, User
 from calls.permissions import EVERYONE, LAUNCH, role_required
 from calls.stats import Figures
+from calls.views import HtmxHttpRequest
 
 CAMPAIGNS_PER_PAGE = 25
 UPLOADS_SESSION_KEY = "robodash_uploads"  # {campaign pk: {"token": hex, "filename": str}}
 UPLOAD_TOKEN = re.compile(r"[0-9a-f]{32}")
 UPLOAD_MAX_AGE_SECONDS = 2 * 24 * 3600  # abandoned previews are swept after two days
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails  # set by django_htmx's middleware
 
 
 # --- Uploaded files between preview and launch -----------------------------------------------

@@ -16,7 +16,8 @@ from django.views.decorators.http import require_GET
 
 from calls.models import Call
 from calls.permissions import CALL_ACTIONS, role_required
-from calls.views.calls import HtmxHttpRequest, signed_in_user
+from calls.views import HtmxHttpRequest
+from calls.views.calls import signed_in_user
 
 PAGE_SIZE = 50
 WHO_CHOICES = (("all", "Everyone's"), ("mine", "Claimed by me"), ("unclaimed", "Unclaimed"))

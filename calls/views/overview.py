@@ -14,21 +14,17 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django_htmx.middleware import HtmxDetails
 
 from calls import stats
 from calls.balances import refresh_balance
 from calls.models import Call, Store
 from calls.permissions import EVERYONE, role_required
 from calls.stats import Figures
+from calls.views import HtmxHttpRequest
 
 BALANCE_FRESH_SECONDS = 60  # check_balance at most once a minute per store
 CHART_DAYS = 30
 PERIODS = (("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30))
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails  # set by django_htmx's middleware
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
-from django_htmx.middleware import HtmxDetails
 
 from calls.forms import StoreForm, UserForm
 from calls.models import Store, User
 from calls.permissions import SETTINGS, role_required
 from calls.provider import ProviderError, RobocallClient
 from calls.redaction import remember_secret
+from calls.views import HtmxHttpRequest
 from calls.views.overview import balance_cache_key
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails  # set by django_htmx's middleware
 
 
 @role_required(SETTINGS)
