@@ -1,0 +1,141 @@
+"""The provider balance: remembered on the store, and checked before a launch.
+
+The last known answer is kept on the Store so a page (or a launch) can still say something
+useful, with its age, while the provider is unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.utils import timezone
+
+from calls.models import Store
+from calls.provider import AccountBalance, InvalidApiKey, ProviderError, RobocallClient
+from calls.redaction import redact
+
+logger = logging.getLogger(__name__)
+
+# `call_rate` is charged per pulse (30 seconds, says the provider's doc). A verification call
+# (greeting, store, order, amount, "press 1") rarely passes one minute: two pulses.
+PULSES_PER_VERIFICATION_CALL = 2
+CENT = Decimal("0.01")
+
+
+def calls_count(n: int) -> str:
+    return f"{n:,} call" if n == 1 else f"{n:,} calls"
+
+
+def format_rupees(amount: Decimal) -> str:
+    return f"Rs {amount:,.2f}"
+
+
+def estimate_cost(n_calls: int, call_rate: Decimal) -> Decimal:
+    """What `n_calls` verification calls should cost at `call_rate` per pulse."""
+    cost = Decimal(n_calls) * call_rate * PULSES_PER_VERIFICATION_CALL
+    return cost.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _ask_and_remember(store: Store) -> AccountBalance | ProviderError:
+    try:
+        with RobocallClient.for_store(store) as client:
+            answer = client.check_balance()
+    except ProviderError as exc:
+        logger.warning("check_balance failed for store %s: %s", store.pk, redact(str(exc)))
+        return exc
+    store.balance = answer.balance
+    store.balance_username = answer.username[:100]
+    store.call_rate = answer.call_rate
+    store.balance_checked_at = timezone.now()
+    Store.objects.filter(pk=store.pk).update(
+        balance=store.balance,
+        balance_username=store.balance_username,
+        call_rate=store.call_rate,
+        balance_checked_at=store.balance_checked_at,
+    )
+    return answer
+
+
+def refresh_balance(store: Store) -> AccountBalance | None:
+    """Ask the provider and remember the answer on `store`; None (last values kept) on failure."""
+    answer = _ask_and_remember(store)
+    return None if isinstance(answer, ProviderError) else answer
+
+
+@dataclass(frozen=True)
+class LaunchCheck:
+    ok: bool
+    message: str
+    balance: Decimal | None
+    estimated_cost: Decimal | None
+
+
+def check_launch(store: Store, n_calls: int) -> LaunchCheck:
+    """May `store` launch `n_calls` calls? Blocked below the low-balance threshold or the cost."""
+    answer = _ask_and_remember(store)
+    if isinstance(answer, InvalidApiKey):
+        return LaunchCheck(
+            ok=False,
+            message=(
+                f"Cannot launch: the provider does not accept {store.name}'s API key "
+                f"({answer}). Fix the key in the store's settings, then launch the campaign."
+            ),
+            balance=store.balance,
+            estimated_cost=None,
+        )
+    failure = answer if isinstance(answer, ProviderError) else None
+    if failure is not None and store.balance is None:
+        return LaunchCheck(
+            ok=True,
+            message=(
+                f"Warning: the provider could not be asked for {store.name}'s balance "
+                f"({failure}) and none is known yet; launching without a balance check."
+            ),
+            balance=None,
+            estimated_cost=None,
+        )
+
+    balance = store.balance
+    assert balance is not None  # refreshed, or the last known value
+    if failure is not None and store.balance_checked_at is not None:
+        checked = timezone.localtime(store.balance_checked_at, store.zone)
+        as_of = f" (last known, checked {checked:%Y-%m-%d %H:%M}; the provider is not answering)"
+    else:
+        as_of = ""
+    cost = estimate_cost(n_calls, store.call_rate) if store.call_rate is not None else None
+    cost_text = (
+        f"the estimated cost of {calls_count(n_calls)} is {format_rupees(cost)} "
+        f"({format_rupees(store.call_rate or Decimal(0))} x {PULSES_PER_VERIFICATION_CALL} "
+        "pulses each)"
+        if cost is not None
+        else f"the cost of {calls_count(n_calls)} cannot be estimated (no call rate known)"
+    )
+
+    problems = []
+    if balance < store.low_balance_threshold:
+        problems.append(
+            f"below the store's low-balance threshold of "
+            f"{format_rupees(store.low_balance_threshold)}"
+        )
+    if cost is not None and balance < cost:
+        problems.append(
+            f"less than the estimated cost {format_rupees(cost)} of {calls_count(n_calls)}"
+        )
+    if problems:
+        return LaunchCheck(
+            ok=False,
+            message=(
+                f"Cannot launch: {store.name}'s balance {format_rupees(balance)}{as_of} is "
+                f"{' and '.join(problems)}. Top up the account, then launch the campaign."
+            ),
+            balance=balance,
+            estimated_cost=cost,
+        )
+    return LaunchCheck(
+        ok=True,
+        message=f"Balance {format_rupees(balance)}{as_of}; {cost_text}.",
+        balance=balance,
+        estimated_cost=cost,
+    )

@@ -1,0 +1,149 @@
+"""python manage.py import_calls FILE.csv --campaign NAME --store NAME [--voice-id N]
+
+Imports the orders of a CSV as queued calls, then launches the campaign if the provider balance
+allows. Exit status: 0 imported (and launched); 1 nothing valid to import, or no such file or
+store; 2 imported but held in draft (low balance, see the message). A file whose every order is
+already in the campaign is not an error (0): importing the same file twice is harmless.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from calls.balances import calls_count, check_launch
+from calls.dispatch import wake_dispatcher
+from calls.imports import ImportFileError, ImportReport, import_csv, max_length_of
+from calls.models import Call, Campaign, Store
+
+EXIT_NOTHING_IMPORTED = 1
+EXIT_HELD_IN_DRAFT = 2
+DUPLICATES_SHOWN = 20  # a re-run of a big file would otherwise print every row again
+
+
+def positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise ValueError
+    return int(text)
+
+
+class Command(BaseCommand):
+    help = "Import orders from a CSV (phone,amount,order_id,store_name) as calls of a campaign."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", help="CSV with columns phone,amount,order_id,store_name")
+        parser.add_argument("--campaign", required=True, help="campaign name (created if new)")
+        parser.add_argument("--store", required=True, help="store name (see add_store)")
+        parser.add_argument("--voice-id", help="the campaign's voice id (default: the store's)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path = Path(options["file"])
+        campaign_name = options["campaign"].strip()
+        voice_id = None
+        if options["voice_id"] is not None:
+            try:
+                voice_id = positive_int(options["voice_id"])
+            except ValueError:
+                raise CommandError(
+                    f"--voice-id must be a positive whole number, not {options['voice_id']!r}"
+                ) from None
+        if not campaign_name:
+            raise CommandError("--campaign must not be empty")
+        if len(campaign_name) > max_length_of(Campaign, "name"):
+            raise CommandError(
+                f"--campaign is longer than {max_length_of(Campaign, 'name')} characters"
+            )
+        store = Store.objects.filter(name=options["store"].strip()).first()
+        if store is None:
+            known = ", ".join(Store.objects.values_list("name", flat=True)[:20]) or "none yet"
+            raise CommandError(
+                f"no store named {options['store']!r} (stores: {known}); "
+                "add one with: manage.py add_store NAME",
+                returncode=EXIT_NOTHING_IMPORTED,
+            )
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file", returncode=EXIT_NOTHING_IMPORTED)
+
+        def show_progress(rows: int) -> None:
+            self.stderr.write(f"… {rows:,} rows read")
+
+        try:
+            with path.open("rb") as file, transaction.atomic():
+                campaign, created = Campaign.objects.get_or_create(
+                    store=store,
+                    name=campaign_name,
+                    defaults={"voice_id": voice_id, "status": Campaign.Status.DRAFT},
+                )
+                previous_status = campaign.status
+                if voice_id is not None and campaign.voice_id != voice_id:
+                    campaign.voice_id = voice_id
+                    campaign.save(update_fields=["voice_id"])
+                # Hold a running campaign in draft while its new calls go in: the dispatcher
+                # must not start on them before the balance check below has said yes.
+                if campaign.status == Campaign.Status.RUNNING:
+                    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.DRAFT)
+                report = import_csv(file, campaign=campaign, progress=show_progress)
+                if not report.imported:
+                    # Nothing new: leave the campaign as it was (or not there at all).
+                    transaction.set_rollback(True)
+        except ImportFileError as exc:
+            raise CommandError(f"{path}: {exc}", returncode=EXIT_NOTHING_IMPORTED) from None
+        except OSError as exc:
+            raise CommandError(
+                f"{path}: cannot be read ({exc.strerror or exc})", returncode=EXIT_NOTHING_IMPORTED
+            ) from None
+
+        self._print_report(report, campaign, created)
+        if report.imported == 0 and report.skipped_duplicates == 0:
+            raise CommandError(
+                "nothing valid to import: fix the rows above and run the command again",
+                returncode=EXIT_NOTHING_IMPORTED,
+            )
+        if report.imported == 0:
+            self.stdout.write("Every order was already in the campaign; nothing changed.")
+            return
+        self._launch(campaign, store, previous_status)
+
+    def _print_report(self, report: ImportReport, campaign: Campaign, created: bool) -> None:
+        for error in report.rejected:
+            self.stdout.write(str(error))
+        for duplicate in report.duplicates[:DUPLICATES_SHOWN]:
+            self.stdout.write(str(duplicate))
+        if len(report.duplicates) > DUPLICATES_SHOWN:
+            self.stdout.write(
+                f"… and {len(report.duplicates) - DUPLICATES_SHOWN:,} more duplicates skipped"
+            )
+        rows = f"{report.total_rows:,} row{'' if report.total_rows == 1 else 's'}"
+        self.stdout.write(
+            f"Campaign {campaign.name!r} ({'created' if created else 'existing'}): "
+            f"{rows} read, {report.imported:,} imported, "
+            f"{report.skipped_duplicates:,} duplicates skipped, {len(report.rejected):,} rejected."
+        )
+
+    def _launch(self, campaign: Campaign, store: Store, previous_status: str) -> None:
+        if previous_status == Campaign.Status.PAUSED:
+            self.stdout.write(
+                "The campaign is paused: the new calls wait until it is resumed from its page."
+            )
+            return
+        waiting = Call.objects.filter(campaign=campaign, state=Call.State.QUEUED).count()
+        check = check_launch(store, waiting)
+        if not check.ok:
+            Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.DRAFT)
+            raise CommandError(
+                f"{check.message} The calls are imported and the campaign {campaign.name!r} is "
+                "left in draft.",
+                returncode=EXIT_HELD_IN_DRAFT,
+            )
+        with transaction.atomic():
+            Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.RUNNING)
+            wake_dispatcher()
+        self.stdout.write(check.message)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Campaign {campaign.name!r} is running: {calls_count(waiting)} queued."
+            )
+        )

@@ -1,0 +1,97 @@
+"""Phone numbers as merchants type them, normalised to the provider's 923XXXXXXXXX or refused."""
+
+import phonenumbers
+import pytest
+from phonenumbers import PhoneNumberType
+
+from calls.phones import InvalidPhone, normalize_pk_mobile
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "03001234567",
+        "0300-1234567",
+        "0300 123 4567",
+        "0300.123.4567",
+        "(0300) 1234567",
+        "+92 300 1234567",
+        "+92-300-1234567",
+        "+923001234567",
+        "00923001234567",
+        "0092 300 1234567",
+        "923001234567",
+        "3001234567",
+        "  0300-1234567  ",
+    ],
+)
+def test_every_common_way_of_writing_a_mobile_becomes_923_and_ten_digits(raw):
+    assert normalize_pk_mobile(raw) == "923001234567"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0311-2345678", "923112345678"),  # Zong
+        ("0345 6789012", "923456789012"),  # Telenor
+        ("0333 1112223", "923331112223"),  # Ufone
+        ("0355 1234567", "923551234567"),  # SCO
+    ],
+)
+def test_mobiles_of_every_network_are_accepted(raw, expected):
+    assert normalize_pk_mobile(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "phone is missing"),
+        ("   ", "phone is missing"),
+        ("abc", "phone 'abc' is not a number"),
+        ("0300-CALLNOW", "phone '0300-CALLNOW' is not a number"),
+        ("9.23001E+11", "scientific notation"),
+        ("021-3456789", "phone '021-3456789' is a landline, not a mobile number"),
+        ("021-34567890", "phone '021-34567890' is a landline, not a mobile number"),
+        ("042-35761234", "is a landline, not a mobile number"),
+        ("+44 7911 123456", "is a foreign number (+44), not a Pakistani mobile"),
+        ("+1 415 555 2671", "is a foreign number (+1), not a Pakistani mobile"),
+        ("0044 7911 123456", "is a foreign number (+44)"),
+        ("0300-12345", "is too short for a mobile number"),
+        ("0300-123456789", "is too long for a mobile number"),
+        ("0399 1234567", "has no Pakistani mobile network code 0399"),
+        ("0800 12345", "is a toll-free number, not a mobile number"),
+        ("111-123-456", "is a UAN (universal access) number"),
+        ("12345", "is too short to be a phone number"),
+    ],
+)
+def test_numbers_that_cannot_be_called_are_refused_with_the_reason(raw, reason):
+    with pytest.raises(InvalidPhone) as refused:
+        normalize_pk_mobile(raw)
+    assert reason in str(refused.value)
+    assert isinstance(refused.value, ValueError)
+
+
+def test_the_refusal_keeps_the_number_as_typed_and_the_bare_reason():
+    with pytest.raises(InvalidPhone) as refused:
+        normalize_pk_mobile(" 021-3456789 ")
+    assert refused.value.raw == "021-3456789"
+    assert refused.value.reason == "is a landline, not a mobile number"
+
+
+def test_the_fast_path_agrees_with_phonenumbers_on_every_03xx_code():
+    disagreements = []
+    for code in range(300, 400):
+        for raw in (f"0{code}1234567", f"+92 {code} 7654321", f"92{code}0000000"):
+            number = phonenumbers.parse(raw, "PK")
+            is_mobile = (
+                phonenumbers.is_valid_number(number)
+                and phonenumbers.number_type(number) == PhoneNumberType.MOBILE
+            )
+            expected = f"92{number.national_number}" if is_mobile else None
+            try:
+                got: str | None = normalize_pk_mobile(raw)
+            except InvalidPhone:
+                got = None
+            if got != expected:
+                disagreements.append((raw, got, expected))
+    assert disagreements == []
