@@ -66,11 +66,13 @@ def follow(sim: SimulatorProcess, call_id: str, api_key: str = TEST_API_KEY) -> 
     final_at = sim.call(call_id)["final_at"]
 
     def final_and_shown() -> bool:
+        # Only an answer to a request sent after final_at is sure to show the final state.
+        asked_at = time.time()
         data = get_call(sim, call_id, api_key)
         state = (data["call_status"], data["dtmf"], data["retry"], data["call_charges"])
         if not seen or seen[-1] != state:
             seen.append(state)
-        return time.time() > final_at
+        return asked_at > final_at
 
     wait_for(final_and_shown)
     return seen
