@@ -1,0 +1,437 @@
+"""Realistic demo data, fast: a million calls in well under a minute.
+
+    DATABASE_URL=... python -m bench.demo_data [--calls 1000000] [--campaigns 50]
+
+Three stores, the three personas (admin, agent, manager), `campaigns` campaigns spread over the
+last `days` days, and `calls` calls in them, written by one INSERT ... SELECT over
+generate_series inside Postgres (no row travels through Python). The newest campaigns are still
+running (queued and in-flight calls); the rest are final with outcomes, provider fields, charges
+and times as the pipeline leaves them: about half the calls confirmed, a quarter unreachable,
+answered calls charged by 30 s pulse, follow-ups older than a working shift handled
+by an agent. Phone numbers
+are Pakistani mobiles (923[0-4]X XXXXXXX), order ids carry the store's prefix.
+
+Event timelines are optional (`--events N`: the N newest final calls get theirs), so the call
+page looks as it does in production without writing ten million event rows.
+
+The data is the same on every run with the same arguments (`setseed`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "robodash.settings")
+django.setup()
+
+from django.db import connection, transaction  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from calls.models import Call, Campaign, Store, User  # noqa: E402
+
+
+@dataclass(frozen=True)
+class DemoStore:
+    name: str
+    order_prefix: str
+    call_rate: Decimal
+    balance: Decimal
+    voice_id: int
+    api_key: str = ""  # blank: a key nobody will ever send (the bench makes no provider request)
+
+
+DEMO_STORES = (
+    DemoStore("Karachi Kitchenware", "KK", Decimal("5.50"), Decimal("48250.00"), 102),
+    DemoStore("Lahore Looms", "LL", Decimal("6.00"), Decimal("12890.50"), 105),
+    DemoStore("Peshawar Spice Co.", "PS", Decimal("5.00"), Decimal("410.00"), 102),
+)
+CAMPAIGN_NAMES = (
+    "Weekend orders",
+    "Daraz flash sale",
+    "Instagram orders",
+    "Website COD",
+    "Eid collection",
+    "Winter stock",
+    "WhatsApp orders",
+    "Clearance sale",
+)
+DEMO_USERS = (
+    ("amina", User.Role.ADMIN),
+    ("bilal", User.Role.AGENT),
+    ("sana", User.Role.MANAGER),
+)
+
+
+@dataclass
+class DemoData:
+    stores: list[Store]
+    campaigns: list[Campaign]
+    users: dict[str, User]
+    calls: int
+    seconds: float
+    events: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def ensure_users(password: str) -> dict[str, User]:
+    """The personas by role name ("admin", "agent", "manager"). The admin is also Django
+    admin staff, so the bench can open the admin changelist as the same person."""
+    users = {}
+    for username, role in DEMO_USERS:
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            user = User(username=username, role=role)
+        user.role = role
+        user.is_staff = user.is_superuser = role == User.Role.ADMIN
+        user.set_password(password)
+        user.save()
+        users[str(role)] = user
+    return users
+
+
+def _campaign_sizes(total: int, count: int) -> list[int]:
+    """Sizes that vary as real campaigns do (a quiet Tuesday, a sale), summing to `total`."""
+    weights = [1.0 + 0.8 * ((k * 7919) % 13) / 12 for k in range(count)]
+    scale = total / sum(weights)
+    sizes = [max(1, int(w * scale)) for w in weights]
+    sizes[-1] += total - sum(sizes)
+    if sizes[-1] < 1:  # tiny totals: spread what there is
+        sizes = [total // count + (1 if k < total % count else 0) for k in range(count)]
+    return sizes
+
+
+def _make_stores(api_keys: dict[str, str] | None) -> list[Store]:
+    now = timezone.now()
+    stores = []
+    for spec in DEMO_STORES:
+        store = Store.objects.filter(name=spec.name).first() or Store(name=spec.name)
+        store.api_key = (
+            (api_keys or {}).get(spec.name) or spec.api_key or f"demo-{spec.order_prefix}"
+        )
+        store.default_voice_id = spec.voice_id
+        store.balance = spec.balance
+        store.call_rate = spec.call_rate
+        store.balance_username = spec.name.split()[0].lower()
+        store.balance_checked_at = now - dt.timedelta(minutes=3)
+        store.key_verified_at = now - dt.timedelta(days=70)
+        store.low_balance_threshold = Decimal(500)
+        store.save()
+        stores.append(store)
+    return stores
+
+
+def _make_campaigns(
+    stores: list[Store], admin: User, count: int, days: int, running: int
+) -> list[tuple[Campaign, dt.datetime, float]]:
+    """(campaign, when it started, how long its calls kept coming in seconds), oldest first."""
+    now = timezone.now()
+    step = dt.timedelta(days=days) / count
+    made = []
+    for k in range(count):
+        store = stores[k % len(stores)]
+        start = now - dt.timedelta(days=days) + k * step
+        local = start.astimezone(store.zone)
+        name = f"{CAMPAIGN_NAMES[k % len(CAMPAIGN_NAMES)]} {local:%d %b}"
+        # Campaigns stay "running" once launched; a few were paused by hand along the way.
+        paused = k < count - running and k % 11 == 5
+        status = Campaign.Status.PAUSED if paused else Campaign.Status.RUNNING
+        campaign, _ = Campaign.objects.update_or_create(
+            store=store,
+            name=name,
+            defaults={
+                "status": status,
+                "voice_id": 105 if k % 5 == 3 else None,
+                "created_by": admin,
+            },
+        )
+        # created_at is auto_now_add: set the real start afterwards.
+        Campaign.objects.filter(pk=campaign.pk).update(created_at=start)
+        campaign.created_at = start
+        made.append((campaign, start, step.total_seconds() * 0.95))
+    return made
+
+
+# Outcome shares of all final calls (the rest is unreachable). Thresholds are cumulative.
+OUTCOME_THRESHOLDS = """
+    CASE
+      WHEN r < 0.008 THEN 'withdrawn'
+      WHEN r < 0.015 THEN 'failed'
+      WHEN r < 0.018 THEN 'needs_review'
+      WHEN r < 0.518 THEN 'confirmed'
+      WHEN r < 0.598 THEN 'cancelled'
+      WHEN r < 0.643 THEN 'callback_requested'
+      WHEN r < 0.713 THEN 'no_input'
+      ELSE 'unreachable'
+    END
+"""
+
+CALLS_SQL = f"""
+WITH params AS (
+  SELECT c.*, j, random() AS r, random() AS r2, random() AS r3, random() AS r4
+  FROM demo_campaign c CROSS JOIN LATERAL generate_series(0, c.n_calls - 1) AS j
+), timed AS (
+  SELECT p.*,
+    p.start_at + make_interval(secs => p.span * (p.j + p.r4) / p.n_calls) AS created,
+    -- Running campaigns: their newest calls are not final yet.
+    CASE
+      WHEN p.running AND p.j >= p.n_calls * 0.998 THEN 'queued'
+      WHEN p.running AND p.j >= p.n_calls * 0.995 THEN 'in_progress'
+      ELSE 'final'
+    END AS st,
+    {OUTCOME_THRESHOLDS} AS oc
+  FROM params p
+), shaped AS (
+  SELECT t.*,
+    CASE WHEN t.st = 'final' THEN t.oc ELSE '' END AS outcome,
+    (t.st = 'in_progress' OR (t.st = 'final' AND t.oc NOT IN ('withdrawn', 'failed'))) AS placed,
+    (t.st = 'final' AND t.oc IN ('confirmed', 'cancelled', 'callback_requested', 'no_input'))
+      AS answered,
+    (t.st = 'final' AND t.oc IN ('callback_requested', 'unreachable', 'needs_review'))
+      AS follow_up,
+    -- The agent keeps up: follow-ups older than a working shift are handled, newer ones wait.
+    (t.st = 'final' AND t.oc IN ('callback_requested', 'unreachable', 'needs_review')
+      AND t.created < now() - interval '8 hours') AS handled,
+    -- Retries before the last attempt: answered calls mostly on the first ring.
+    CASE WHEN t.r2 < 0.78 THEN 0 WHEN t.r2 < 0.92 THEN 1 WHEN t.r2 < 0.98 THEN 2 ELSE 3 END
+      AS retries
+  FROM timed t
+)
+INSERT INTO calls_call (
+  store_id, campaign_id, parent_id, order_id, phone, amount, voice_id,
+  text1, text2, text3, text4, text5, key1, key2, key3, key4, key5,
+  state, outcome, provider_call_id, call_status, dtmf, retry, call_charges, provider_updated_at,
+  scheduled_for, enqueued_at, send_attempts, claimed_at, sent_at, next_poll_at, poll_count,
+  poll_errors, finalized_at, last_error, review_reason, assigned_to_id, handled_by_id,
+  handled_at, handled_note, created_at, updated_at
+)
+SELECT
+  s.store_id, s.campaign_id, NULL,
+  s.prefix || '-' || (100000 + s.first_call + s.j)::text,
+  '923' || floor(s.r3 * 5)::int::text || floor(s.r4 * 10)::int::text
+        || lpad(floor(random() * 10000000)::int::text, 7, '0'),
+  ((floor(random() * 290) + 10) * 50 - CASE WHEN s.r3 < 0.2 THEN 1 ELSE 0 END)::numeric(12, 2),
+  s.voice_id,
+  s.store_name, s.prefix || '-' || (100000 + s.first_call + s.j)::text, '', '', '',
+  '', '', '', '', '',
+  s.st, s.outcome,
+  CASE WHEN s.placed THEN (7000000 + s.first_call + s.j)::text END,
+  CASE
+    WHEN s.answered THEN 2
+    WHEN s.st = 'in_progress' THEN CASE WHEN s.r2 < 0.5 THEN 8 ELSE 1 END
+    WHEN s.outcome = 'unreachable' THEN
+      CASE WHEN s.r2 < 0.5 THEN 5 WHEN s.r2 < 0.75 THEN 4 WHEN s.r2 < 0.9 THEN 6 ELSE 3 END
+    WHEN s.outcome = 'needs_review' THEN 1
+  END,
+  CASE s.outcome WHEN 'confirmed' THEN 1 WHEN 'cancelled' THEN 2
+                 WHEN 'callback_requested' THEN 3 END,
+  CASE
+    WHEN s.answered THEN s.retries
+    WHEN s.outcome = 'unreachable' THEN 3
+    WHEN s.placed THEN 0
+  END,
+  CASE
+    -- Charged per started 30 s of talk; unanswered attempts cost nothing.
+    WHEN s.answered THEN s.call_rate * (CASE WHEN s.r2 < 0.85 THEN 1 ELSE 2 END)
+    WHEN s.outcome = 'unreachable' OR s.st = 'in_progress' THEN 0
+  END,
+  CASE WHEN s.placed THEN s.created + make_interval(secs => 50 + 60 * s.r2) END,
+  s.created, s.created, CASE WHEN s.outcome = 'withdrawn' THEN 0 ELSE 1 END,
+  CASE WHEN s.outcome <> 'withdrawn' THEN s.created + make_interval(secs => 2 + 20 * s.r3) END,
+  CASE WHEN s.placed THEN s.created + make_interval(secs => 3 + 20 * s.r3) END,
+  CASE WHEN s.st = 'in_progress' THEN now() + interval '20 seconds' END,
+  CASE WHEN s.answered THEN 2 + s.retries * 2 WHEN s.outcome = 'unreachable' THEN 8
+       WHEN s.placed THEN 2 ELSE 0 END,
+  0,
+  CASE
+    WHEN s.st <> 'final' THEN NULL
+    WHEN s.outcome = 'unreachable' THEN s.created + make_interval(secs => 2760 + 300 * s.r2)
+    WHEN s.answered THEN s.created + make_interval(secs => 70 + 60 * s.r2 + 600 * s.retries)
+    ELSE s.created + make_interval(secs => 25 + 30 * s.r2)
+  END,
+  CASE s.outcome
+    WHEN 'failed' THEN 'The provider refused the call: invalid caller_id (HTTP 422).'
+    WHEN 'needs_review'
+      THEN 'The send timed out after the request left: the call may have been placed.'
+    ELSE ''
+  END,
+  CASE WHEN s.outcome = 'needs_review'
+    THEN 'The provider did not answer the send in time; not sent again, to never call twice.'
+    ELSE '' END,
+  CASE WHEN s.handled OR (s.follow_up AND s.r3 < 0.1) THEN s.agent_id END,
+  CASE WHEN s.handled THEN s.agent_id END,
+  CASE WHEN s.handled THEN s.created + make_interval(secs => 3600 + 20000 * s.r4) END,
+  CASE WHEN NOT s.handled THEN ''
+       WHEN s.r4 < 0.5 THEN 'Phoned from the shop, customer confirmed.'
+       ELSE 'No answer on WhatsApp either; order cancelled.' END,
+  s.created,
+  s.created + make_interval(secs => 3000)
+FROM shaped s
+"""
+
+EVENTS_SQL = """
+WITH newest AS (
+  SELECT * FROM calls_call
+  WHERE state = 'final' AND sent_at IS NOT NULL
+  ORDER BY created_at DESC, id DESC LIMIT %(n)s
+)
+INSERT INTO calls_callevent (call_id, at, kind, data, actor_id)
+SELECT id, created_at, 'created', jsonb_build_object('source', 'csv'), %(admin)s FROM newest
+UNION ALL
+SELECT id, claimed_at, 'claimed', '{"attempt": 1}'::jsonb, NULL FROM newest
+UNION ALL
+SELECT id, sent_at, 'sent', jsonb_build_object('provider_call_id', provider_call_id), NULL
+FROM newest
+UNION ALL
+SELECT id, sent_at + interval '20 seconds', 'polled',
+  jsonb_build_object('call_status', 1, 'retry', 0, 'call_charges', '0.00'), NULL FROM newest
+UNION ALL
+SELECT id, finalized_at, 'final',
+  jsonb_strip_nulls(jsonb_build_object('outcome', outcome, 'call_status', call_status,
+    'dtmf', dtmf, 'retry', retry, 'call_charges', call_charges::text)), NULL FROM newest
+UNION ALL
+SELECT id, handled_at, 'handled', jsonb_build_object('note', handled_note), handled_by_id
+FROM newest WHERE handled_at IS NOT NULL
+"""
+
+
+def _drop_plain_indexes(cursor: Any, table: str) -> list[str]:
+    """Drop `table`'s indexes that back no constraint; return the statements that recreate them."""
+    cursor.execute(
+        """SELECT i.relname, pg_get_indexdef(x.indexrelid)
+           FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+           WHERE x.indrelid = %s::regclass
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)""",
+        [table],
+    )
+    indexes = cursor.fetchall()
+    for name, _ in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')
+    return [definition for _, definition in indexes]
+
+
+def generate(
+    *,
+    calls: int = 1_000_000,
+    campaigns: int = 50,
+    days: int = 60,
+    running: int = 1,
+    events: int = 0,
+    password: str = "demo-password-123",
+    api_keys: dict[str, str] | None = None,
+    seed: float = 0.42,
+    verbose: bool = True,
+) -> DemoData:
+    """Write the demo dataset into the configured database (added to whatever is there)."""
+    started = time.perf_counter()
+
+    def say(message: str) -> None:
+        if verbose:
+            print(f"  [{time.perf_counter() - started:6.1f}s] {message}", flush=True)
+
+    with transaction.atomic():
+        users = ensure_users(password)
+        stores = _make_stores(api_keys)
+        made = _make_campaigns(stores, users["admin"], campaigns, days, running)
+        sizes = _campaign_sizes(calls, campaigns)
+        by_store = {spec.name: spec for spec in DEMO_STORES}
+        first = 0
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """CREATE TEMP TABLE demo_campaign (
+                     k int, campaign_id bigint, store_id bigint, store_name text, prefix text,
+                     voice_id int, call_rate numeric, running bool, start_at timestamptz,
+                     span float8, first_call int, n_calls int, agent_id bigint
+                   ) ON COMMIT DROP"""
+            )
+            rows = []
+            for k, ((campaign, start, span), size) in enumerate(zip(made, sizes, strict=True)):
+                spec = by_store[campaign.store.name]
+                rows.append(
+                    (
+                        k,
+                        campaign.pk,
+                        campaign.store_id,
+                        spec.name,
+                        spec.order_prefix,
+                        campaign.voice_id or spec.voice_id,
+                        spec.call_rate,
+                        k >= campaigns - running,
+                        start,
+                        # The newest campaign's calls keep arriving until a minute ago.
+                        span
+                        if k < campaigns - 1
+                        else (timezone.now() - start).total_seconds() - 60,
+                        first,
+                        size,
+                        users["agent"].pk,
+                    )
+                )
+                first += size
+            cursor.executemany(
+                "INSERT INTO demo_campaign VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows
+            )
+            say(f"{len(stores)} stores, {len(made)} campaigns, 3 users")
+            cursor.execute("SELECT setseed(%s)", [seed])
+            # Building an index once over sorted rows is far faster than growing a dozen of
+            # them row by row: drop the plain indexes, insert, build them again (same
+            # definitions, read back from the catalog, all in this one transaction).
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no trigger queue for CREATE INDEX
+            cursor.execute(
+                "SET LOCAL maintenance_work_mem = '256MB'"
+            )  # index builds sort in memory
+            rebuild = _drop_plain_indexes(cursor, "calls_call")
+            cursor.execute(CALLS_SQL)
+            say(f"{cursor.rowcount:,} calls inserted")
+            for definition in rebuild:
+                cursor.execute(definition)
+            say(f"{len(rebuild)} indexes built again")
+            inserted_events = 0
+            if events:
+                cursor.execute(EVENTS_SQL, {"n": events, "admin": users["admin"].pk})
+                inserted_events = cursor.rowcount
+                say(f"{inserted_events:,} events for the {events:,} newest final calls")
+    # Fresh statistics and visibility map, as autovacuum would give a table this size in
+    # production: the planner needs them to pick the indexes the pages rely on.
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE calls_call")
+        cursor.execute("VACUUM ANALYZE calls_callevent")
+        cursor.execute("ANALYZE calls_campaign")
+    say("vacuum analyze done")
+    return DemoData(
+        stores=stores,
+        campaigns=[c for c, _, _ in made],
+        users=users,
+        calls=calls,
+        seconds=time.perf_counter() - started,
+        events=inserted_events,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.demo_data", description=__doc__)
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--campaigns", type=int, default=50)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--events", type=int, default=0, help="timelines for the N newest calls")
+    args = parser.parse_args(argv)
+    if args.calls < args.campaigns or args.campaigns < 1:
+        parser.error("need at least one call per campaign")
+    data = generate(calls=args.calls, campaigns=args.campaigns, days=args.days, events=args.events)
+    print(
+        f"{data.calls:,} calls in {len(data.campaigns)} campaigns, {data.events:,} events, "
+        f"in {data.seconds:.1f} s ({Call.objects.count():,} calls in the database)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
