@@ -306,9 +306,14 @@ class Call(models.Model):
                 ),
                 name="call_open_followup_idx",
             ),
-            # /calls/ search by phone or order id.
-            models.Index(fields=["phone"], name="call_phone_idx"),
-            models.Index(fields=["order_id"], name="call_order_id_idx"),
+            # /calls/ search: prefix matches (LIKE 'x%') on phone or order id. The pattern
+            # operator class lets LIKE use the index whatever the database's collation.
+            models.Index(
+                fields=["phone"], name="call_phone_idx", opclasses=["varchar_pattern_ops"]
+            ),
+            models.Index(
+                fields=["order_id"], name="call_order_id_idx", opclasses=["varchar_pattern_ops"]
+            ),
         ]
 
     def __str__(self) -> str:

@@ -173,8 +173,8 @@ class CallFilterForm(forms.Form):
             calls = calls.filter(created_at__lt=end)
         query = data.get("q")
         if query:
-            # Prefix matches on both indexed columns (the database collation is C, so LIKE
-            # 'x%' uses call_phone_idx and call_order_id_idx).
+            # Prefix matches on both indexed columns: LIKE 'x%' uses call_phone_idx and
+            # call_order_id_idx through their varchar_pattern_ops operator class.
             match = Q(order_id__startswith=query)
             prefix = phone_search_prefix(query)
             if prefix:
