@@ -265,7 +265,6 @@ def _launch_page(
     pending: PendingUpload | None,
     *,
     error: str = "",
-    status: int = 200,
 ) -> HttpResponse:
     preview = _preview(pending, campaign) if pending else None
     queued_draft_calls = _waiting_draft_calls(campaign)
@@ -289,7 +288,7 @@ def _launch_page(
             )
         ),
     }
-    return render(request, "campaigns/launch.html", context, status=status)
+    return render(request, "campaigns/launch.html", context)
 
 
 @role_required(LAUNCH)
@@ -321,12 +320,13 @@ def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
             if pending
             else "There is nothing to launch: upload a CSV file or add an order first."
         )
-        return _launch_page(request, campaign, pending, error=reason, status=400)
+        return _launch_page(request, campaign, pending, error=reason)
 
     check = check_launch(campaign.store, n_calls)
     if not check.ok:
-        # Nothing imported, the file still waits: top up, then press Launch again.
-        return _launch_page(request, campaign, pending, error=check.message, status=409)
+        # Nothing imported, the file still waits: top up, then press Launch again. The page
+        # answers 200 with the reason, as a form with errors does.
+        return _launch_page(request, campaign, pending, error=check.message)
 
     imported = 0
     try:
@@ -338,7 +338,7 @@ def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
             Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.RUNNING)
             wake_dispatcher()  # on commit
     except ImportFileError as exc:
-        return _launch_page(request, campaign, pending, error=as_sentence(str(exc)), status=400)
+        return _launch_page(request, campaign, pending, error=as_sentence(str(exc)))
     _forget_upload(request, campaign)
     parts = [f"Campaign {campaign.name} launched"]
     if pending:

@@ -169,7 +169,7 @@ def test_a_low_balance_blocks_the_launch_and_imports_nothing(
 
     response = admin.post(reverse("campaign_launch", args=[campaign.pk]))
 
-    assert response.status_code == 409
+    assert response.status_code == 200
     page = text_of(response)
     assert (
         "Cannot launch: Karachi Kitchenware's balance Rs 3.00 is below the store's "
@@ -205,7 +205,7 @@ def test_a_file_with_no_valid_rows_cannot_be_launched(admin, store, provider_url
 
     response = admin.post(reverse("campaign_launch", args=[campaign.pk]))
 
-    assert response.status_code == 400
+    assert response.status_code == 200
     assert "The file has no valid new orders" in text_of(response)
     assert not Call.objects.exists()
 
