@@ -72,11 +72,7 @@ def _apply_report(call: Call, report: CallReport) -> None:
         now=now,
     )
     with transaction.atomic():
-        locked = (
-            Call.objects.select_for_update()
-            .filter(id=call.id, state=Call.State.IN_PROGRESS)
-            .first()
-        )
+        locked = _lock_if_in_progress(call.id)
         if locked is None:
             return
         changed = (locked.call_status, locked.dtmf, locked.retry, locked.call_charges) != (
@@ -128,11 +124,7 @@ def _apply_report(call: Call, report: CallReport) -> None:
 def _record_poll_failure(call: Call, exc: ProviderError) -> None:
     now = timezone.now()
     with transaction.atomic():
-        locked = (
-            Call.objects.select_for_update()
-            .filter(id=call.id, state=Call.State.IN_PROGRESS)
-            .first()
-        )
+        locked = _lock_if_in_progress(call.id)
         if locked is None:
             return
         reached_provider = not isinstance(exc, ProviderUnavailable)
@@ -163,18 +155,27 @@ def _record_poll_failure(call: Call, exc: ProviderError) -> None:
         )
 
 
-def _past_lifetime(call: Call, now: dt.datetime) -> bool:
-    sent_at = call.sent_at or call.created_at
-    bound = lifetime_bound(
-        provider_retries=call.store.provider_retries, retry_delays=call.store.retry_delays
+def _lock_if_in_progress(call_id: int) -> Call | None:
+    """The call, row-locked, if it is still in progress (another poll may have finished it)."""
+    return (
+        Call.objects.select_for_update(of=("self",))
+        .select_related("store")
+        .filter(id=call_id, state=Call.State.IN_PROGRESS)
+        .first()
     )
-    return now - sent_at > bound
+
+
+def _lifetime(call: Call) -> dt.timedelta:
+    store = call.store
+    return lifetime_bound(provider_retries=store.provider_retries, retry_delays=store.retry_delays)
+
+
+def _past_lifetime(call: Call, now: dt.datetime) -> bool:
+    return now - (call.sent_at or call.created_at) > _lifetime(call)
 
 
 def _lifetime_reason(call: Call) -> str:
-    bound = lifetime_bound(
-        provider_retries=call.store.provider_retries, retry_delays=call.store.retry_delays
-    )
+    bound = _lifetime(call)
     return (
         f"the provider reported no final status within {int(bound.total_seconds())} s of sending "
         f"(last status {call.call_status}, retry {call.retry})"
