@@ -314,6 +314,12 @@ class Call(models.Model):
             models.Index(
                 fields=["order_id"], name="call_order_id_idx", opclasses=["varchar_pattern_ops"]
             ),
+            # rollups.closed_before: the oldest unfinished call, which bounds the closed days.
+            models.Index(
+                fields=["created_at"],
+                condition=~Q(state="final"),
+                name="call_unfinished_created_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -380,3 +386,71 @@ class CallEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class DailyFigures(models.Model):
+    """The figures of one closed day's calls of one campaign and voice id (calls/rollups.py).
+
+    A day is closed once it is before yesterday and every call created that day (in the reporting
+    zone) is final: its figures never change again, so the pages add up these rows instead of
+    counting the calls. The columns are the fields of `calls.stats.Figures`.
+    """
+
+    day = models.DateField()  # in the reporting zone of its RolledUpDay
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # The calls' store (always their campaign's), so the store filter needs no join.
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="+", db_index=False)
+    voice_id = models.PositiveIntegerField()
+    calls = models.PositiveIntegerField(default=0)
+    placed = models.PositiveIntegerField(default=0)
+    queued = models.PositiveIntegerField(default=0)
+    in_flight = models.PositiveIntegerField(default=0)
+    finished = models.PositiveIntegerField(default=0)
+    confirmed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    callback_requested = models.PositiveIntegerField(default=0)
+    no_input = models.PositiveIntegerField(default=0)
+    unreachable = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    needs_review = models.PositiveIntegerField(default=0)
+    withdrawn = models.PositiveIntegerField(default=0)
+    charges = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+
+    class Meta:
+        constraints = [
+            # One row per group of a day; its index also serves the overview's and the
+            # reports' day ranges (stats.figures_grouped by day and week).
+            models.UniqueConstraint(
+                fields=["day", "campaign", "voice_id"], name="dailyfigures_unique_group"
+            ),
+        ]
+        indexes = [
+            # The campaign list's figures of its page of campaigns, all time.
+            models.Index(fields=["campaign", "day"], name="dailyfigures_campaign_day_idx"),
+            # Reports filtered by store, over a range of days.
+            models.Index(fields=["store", "day"], name="dailyfigures_store_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} campaign {self.campaign_id} voice {self.voice_id}"
+
+
+class RolledUpDay(models.Model):
+    """A day whose DailyFigures are written (none for a day without calls), and in which zone.
+
+    Readers use the rows of a day only when it is listed here in the current reporting zone;
+    a row is written in the same transaction as its day's figures.
+    """
+
+    # Unique: each day is rolled up once; also the readers' lookup of the days in a range.
+    day = models.DateField(unique=True)
+    zone = models.CharField(max_length=64)  # the reporting zone whose midnights bound the day
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["day"]
+
+    def __str__(self) -> str:
+        return f"{self.day} ({self.zone})"

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from calls import dispatch, polling
+from calls import dispatch, polling, rollups
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +45,12 @@ def send_call(call_id: int) -> None:
 @shared_task(ignore_result=True, soft_time_limit=_REQUEST_LIMIT, time_limit=_REQUEST_LIMIT + 10)
 def poll_call(call_id: int) -> None:
     polling.poll_call(call_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=240, time_limit=270)
+def roll_up_days() -> None:
+    """Write the daily figures of the days that closed since the last run. Run by beat every
+    5 minutes; a day takes one INSERT ... SELECT, so the limits leave room for a month of them."""
+    written = rollups.roll_up_closed_days()
+    if written:
+        log.info("rollup: %d closed days rolled up", written)

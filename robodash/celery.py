@@ -25,8 +25,11 @@ def use_django_logging(**kwargs: object) -> None:
     logging.config.dictConfig(config)
 
 
+ROLLUP_SECONDS = 300
+
+
 @app.on_after_finalize.connect
-def schedule_sweep(sender: Celery, **kwargs: object) -> None:
+def schedule_periodic_work(sender: Celery, **kwargs: object) -> None:
     from django.conf import settings
 
     every = settings.ROBODASH_SWEEP_SECONDS
@@ -36,4 +39,12 @@ def schedule_sweep(sender: Celery, **kwargs: object) -> None:
         sender.signature("calls.tasks.sweep_due_work"),
         name="sweep due work",
         expires=max(every * 3, 5),
+    )
+    # Days close at most once a day; every 5 minutes keeps the pages' live part to about two
+    # days soon after midnight or after the last call of a day is final.
+    sender.add_periodic_task(
+        ROLLUP_SECONDS,
+        sender.signature("calls.tasks.roll_up_days"),
+        name="roll up closed days",
+        expires=ROLLUP_SECONDS,
     )
