@@ -14,15 +14,15 @@ import logging
 import threading
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import DatabaseError, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from calls import timing
 from calls.models import Call, CallEvent, Campaign, Store
 from calls.provider import (
+    InvalidApiKey,
     ProviderAmbiguous,
-    ProviderError,
     ProviderRejected,
     ProviderUnavailable,
     RobocallClient,
@@ -130,15 +130,22 @@ def expire_sending_leases(now: dt.datetime) -> int:
 
 
 def send_call(call_id: int) -> None:
-    now = timezone.now()
-    call = _claim_for_sending(call_id, now)
+    client = _client_or_pause(call_id)
+    if client is None:
+        return
+    call = _claim_for_sending(call_id, timezone.now())
     if call is None:
         return
-    client = client_for(call.store)
     try:
         placed = client.place_call(call.provider_params())
     except ProviderUnavailable as exc:
-        _requeue_after_connect_failure(call, exc)
+        _requeue_unsent(call, str(exc), backoff=True)
+    except InvalidApiKey as exc:
+        # The account, not the order, is at fault: keep the call and stop the store.
+        _requeue_unsent(call, str(exc), backoff=False)
+        pause_store(
+            call.store, f"the provider rejected the API key ({exc}); update it, then resume"
+        )
     except ProviderRejected as exc:
         _finish_if_sending(call, Call.Outcome.FAILED, error=str(exc))
     except ProviderAmbiguous as exc:
@@ -158,7 +165,41 @@ def send_call(call_id: int) -> None:
         if not isinstance(exc, Exception):
             raise
     else:
-        _mark_sent(call, placed.call_id)
+        # Logged before the write, so the provider's id survives a database failure below.
+        log.info("call %s accepted by the provider as %s", call.id, placed.call_id)
+        try:
+            _mark_sent(call, placed.call_id)
+        except DatabaseError:
+            log.exception(
+                "call %s was placed as provider call %s but could not be saved; it will go to "
+                "review when its lease ends",
+                call.id,
+                placed.call_id,
+            )
+            raise
+
+
+def _client_or_pause(call_id: int) -> RobocallClient | None:
+    """The store's client, built before anything is claimed: a failure here (a key that cannot
+    be decrypted, a bad base URL) must not leave a call looking as if it might have been sent."""
+    call = Call.objects.select_related("store").filter(id=call_id).first()
+    if call is None or call.state != Call.State.QUEUED:
+        return None
+    try:
+        return client_for(call.store)
+    except Exception as exc:
+        log.exception("store %s cannot reach the provider", call.store_id)
+        pause_store(call.store, redact(f"cannot call the provider: {type(exc).__name__}: {exc}"))
+        return None
+
+
+def pause_store(store: Store, reason: str) -> None:
+    """Stop sending for a store until a person fixes what `reason` says and resumes it."""
+    updated = Store.objects.filter(pk=store.pk, paused=False).update(
+        paused=True, paused_reason=reason[:500]
+    )
+    if updated:
+        log.warning("store %s paused: %s", store.pk, reason)
 
 
 def _claim_for_sending(call_id: int, now: dt.datetime) -> Call | None:
@@ -194,66 +235,75 @@ def _claim_for_sending(call_id: int, now: dt.datetime) -> Call | None:
     return call
 
 
+def _lease_lost_to_review(call: Call) -> QuerySet[Call]:
+    """This very claim of `call`, if the sweep sent it to review when its lease ran out while the
+    request was still under way, and nobody has acted on it since."""
+    return Call.objects.filter(
+        ~Exists(Call.objects.filter(parent=OuterRef("pk"))),
+        id=call.id,
+        claimed_at=call.claimed_at,
+        state=Call.State.FINAL,
+        outcome=Call.Outcome.NEEDS_REVIEW,
+        provider_call_id__isnull=True,
+        handled_at__isnull=True,
+    )
+
+
 def _mark_sent(call: Call, provider_call_id: str) -> None:
     now = timezone.now()
     first_poll = now + timing.scaled(timing.FIRST_POLL_AFTER)
+    sent = {
+        "state": Call.State.IN_PROGRESS,
+        "provider_call_id": provider_call_id,
+        "sent_at": now,
+        "next_poll_at": first_poll,
+        "last_error": "",
+        "updated_at": now,
+    }
     with transaction.atomic():
-        updated = Call.objects.filter(id=call.id, state=Call.State.SENDING).update(
-            state=Call.State.IN_PROGRESS,
-            provider_call_id=provider_call_id,
-            sent_at=now,
-            next_poll_at=first_poll,
-            last_error="",
-            updated_at=now,
-        )
+        updated = Call.objects.filter(id=call.id, state=Call.State.SENDING).update(**sent)
         if not updated:
-            # The lease ran out while the request was slow and the call went to review; the
-            # provider did accept it, so follow it after all rather than lose the truth.
-            updated = Call.objects.filter(
-                id=call.id,
-                state=Call.State.FINAL,
-                outcome=Call.Outcome.NEEDS_REVIEW,
-                provider_call_id__isnull=True,
-                sent_at__isnull=True,
-            ).update(
-                state=Call.State.IN_PROGRESS,
-                outcome="",
-                provider_call_id=provider_call_id,
-                sent_at=now,
-                next_poll_at=first_poll,
-                finalized_at=None,
-                review_reason="",
-                updated_at=now,
+            # The provider did accept it after all: follow it rather than lose the truth.
+            updated = _lease_lost_to_review(call).update(
+                **sent, outcome="", finalized_at=None, review_reason=""
             )
         if updated:
             _event(call, CallEvent.Kind.SENT, provider_call_id=provider_call_id)
         else:
-            log.error("call %s was accepted as %s but is no longer ours", call.id, provider_call_id)
+            # Someone already acted on the review (called again, handled it): keep their work
+            # and record the provider's id so the call can still be looked up.
+            _event(call, CallEvent.Kind.SENT, provider_call_id=provider_call_id, late=True)
+            log.error("call %s was accepted as %s after it was reviewed", call.id, provider_call_id)
 
 
-def _requeue_after_connect_failure(call: Call, exc: ProviderError) -> None:
-    if call.send_attempts >= timing.MAX_SEND_ATTEMPTS:
-        _finish_if_sending(
-            call,
-            Call.Outcome.FAILED,
-            error=f"{exc}; gave up after {call.send_attempts} attempts to reach the provider",
+def _requeue_unsent(call: Call, error: str, *, backoff: bool) -> None:
+    """Nothing left for the provider (it could not be reached, or refused the key): the call
+    goes back to the queue, with a growing wait when the provider is unreachable."""
+    wait = 0.0
+    if backoff:
+        wait = min(
+            timing.SEND_RETRY_BACKOFF * 2 ** (call.send_attempts - 1), timing.SEND_RETRY_BACKOFF_CAP
         )
-        return
-    backoff = min(
-        timing.SEND_RETRY_BACKOFF * 2 ** (call.send_attempts - 1), timing.SEND_RETRY_BACKOFF_CAP
-    )
-    retry_at = timezone.now() + timing.scaled(backoff)
+    now = timezone.now()
+    retry_at = now + timing.scaled(wait)
+    queued = {
+        "state": Call.State.QUEUED,
+        "scheduled_for": retry_at,
+        "enqueued_at": None,
+        "claimed_at": None,
+        "last_error": redact(error),
+        "updated_at": now,
+    }
     with transaction.atomic():
-        updated = Call.objects.filter(id=call.id, state=Call.State.SENDING).update(
-            state=Call.State.QUEUED,
-            scheduled_for=retry_at,
-            enqueued_at=None,
-            claimed_at=None,
-            last_error=str(exc),
-            updated_at=timezone.now(),
-        )
+        updated = Call.objects.filter(id=call.id, state=Call.State.SENDING).update(**queued)
+        if not updated:  # the lease ran out meanwhile; nothing was sent, so undo the review
+            updated = _lease_lost_to_review(call).update(
+                **queued, outcome="", finalized_at=None, review_reason=""
+            )
         if updated:
-            _event(call, CallEvent.Kind.SEND_RETRY, error=str(exc), retry_at=retry_at.isoformat())
+            _event(
+                call, CallEvent.Kind.SEND_RETRY, error=redact(error), retry_at=retry_at.isoformat()
+            )
 
 
 def _finish_if_sending(call: Call, outcome: str, *, error: str = "", reason: str = "") -> None:

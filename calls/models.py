@@ -72,6 +72,7 @@ class Store(models.Model):
         max_digits=12, decimal_places=2, default=Decimal(500)
     )
     paused = models.BooleanField(default=False)
+    paused_reason = models.CharField(max_length=500, blank=True)  # set when robodash paused it
     key_verified_at = models.DateTimeField(null=True, blank=True)
 
     # Last known check_balance answer, shown with its age when the provider is down.
@@ -87,6 +88,11 @@ class Store(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.paused:
+            self.paused_reason = ""  # resumed: the reason is history (kept in the logs)
+        super().save(*args, **kwargs)
 
     @property
     def api_key(self) -> str:
@@ -233,6 +239,10 @@ class Call(models.Model):
     next_poll_at = models.DateTimeField(null=True, blank=True)
     poll_count = models.PositiveIntegerField(default=0)  # get_call requests made: a cost
     poll_errors = models.PositiveSmallIntegerField(default=0)  # failed polls in a row
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    # When the provider's current (call_status, retry) began, as best we know: it paces the
+    # next poll and says when an attempt stuck at 8 or 1 is over (calls/outcomes.py).
+    status_changed_at = models.DateTimeField(null=True, blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)  # redacted, human-readable
     review_reason = models.TextField(blank=True)

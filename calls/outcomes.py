@@ -42,22 +42,34 @@ class Verdict:
     reason: str = ""
 
 
+def status_began_at(
+    *, updated_at: dt.datetime | None, not_before: dt.datetime, now: dt.datetime
+) -> dt.datetime:
+    """When a status we see for the first time began: the provider's `updated_at` when it falls
+    between our previous look (`not_before`) and now, else now.
+
+    The provider's documentation shows `updated_at` equal to `created_at` on a retried call, so
+    it cannot be trusted to move; a time outside the window is ignored, and "now" errs on the
+    side of waiting longer before judging an attempt stale.
+    """
+    if updated_at is not None and not_before <= updated_at <= now:
+        return updated_at
+    return now
+
+
 def judge_report(
     *,
     call_status: int | None,
     dtmf: int | None,
     retry: int,
-    updated_at: dt.datetime | None,
+    status_since: dt.datetime,
     provider_retries: int,
     retry_delay: float,
-    sent_at: dt.datetime,
     now: dt.datetime,
 ) -> Verdict:
-    """Decide from one get_call report. `retry_delay` is the store's delay after attempt `retry`."""
+    """Decide from one get_call report. `status_since` is when the status we see began
+    (`status_began_at`), `retry_delay` the store's delay after attempt `retry`."""
     retries_left = retry < provider_retries
-    # The provider's own clock says when the status last changed; a time in the future is not
-    # believed, and a clock behind ours cannot put a change before we sent the call.
-    changed_at = now if updated_at is None or updated_at > now else max(updated_at, sent_at)
 
     if call_status == ANSWERED:
         if dtmf in DTMF_OUTCOMES:
@@ -68,24 +80,22 @@ def judge_report(
             f"the customer pressed {dtmf}, which means nothing here",
         )
 
-    if call_status in IN_FLIGHT:
-        stale = now - changed_at >= timing.scaled(timing.ATTEMPT_TIMEOUT)
-        if not stale:
-            return Verdict(None, now + timing.scaled(timing.IN_FLIGHT_REPOLL))
-        if not retries_left:
-            return Verdict(Call.Outcome.UNREACHABLE, None)
-        # That attempt timed out at 8 or 1; the provider tries again after the delay.
-        attempt_over = changed_at + timing.scaled(timing.ATTEMPT_TIMEOUT)
-        return Verdict(None, _next_attempt_poll(attempt_over, retry_delay, now))
-
     if call_status in UNANSWERED_RESULTS:
         if not retries_left:
             return Verdict(Call.Outcome.UNREACHABLE, None)
-        return Verdict(None, _next_attempt_poll(changed_at, retry_delay, now))
+        return Verdict(None, _next_attempt_poll(status_since, retry_delay, now))
 
-    return Verdict(
-        Call.Outcome.NEEDS_REVIEW, None, f"the provider reported an unknown status {call_status!r}"
-    )
+    # 8 or 1: ringing or talking, or an attempt that timed out there. Anything else (a null or
+    # undocumented status) is taken as not final either: the lifetime bound ends it if need be.
+    timed_out = now - status_since >= timing.scaled(timing.ATTEMPT_TIMEOUT)
+    stale = call_status in IN_FLIGHT and timed_out
+    if not stale:
+        return Verdict(None, now + timing.scaled(timing.IN_FLIGHT_REPOLL))
+    if not retries_left:
+        return Verdict(Call.Outcome.UNREACHABLE, None)
+    # That attempt timed out at 8 or 1; the provider tries again after the delay.
+    attempt_over = status_since + timing.scaled(timing.ATTEMPT_TIMEOUT)
+    return Verdict(None, _next_attempt_poll(attempt_over, retry_delay, now))
 
 
 def _next_attempt_poll(

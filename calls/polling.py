@@ -17,8 +17,8 @@ from django.utils import timezone
 from calls import timing
 from calls.dispatch import _event, _finish, client_for
 from calls.models import Call, CallEvent
-from calls.outcomes import judge_report, lifetime_bound
-from calls.provider import CallReport, ProviderError, ProviderUnavailable
+from calls.outcomes import judge_report, lifetime_bound, status_began_at
+from calls.provider import CallReport, ProviderError
 from calls.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -50,31 +50,50 @@ def poll_call(call_id: int) -> None:
     if call is None or not call.provider_call_id:
         return
     try:
-        report = client_for(call.store).get_call(call.provider_call_id)
+        client = client_for(call.store)
+    except Exception as exc:  # our side (a key that cannot be decrypted, a bad base URL)
+        log.exception("call %s cannot be polled: no provider client", call.id)
+        _record_poll_failure(call, error=redact(f"{type(exc).__name__}: {exc}"), kind="internal")
+        return
+    before = client.requests_made["get_call"]
+    try:
+        report = client.get_call(call.provider_call_id)
     except ProviderError as exc:
-        _record_poll_failure(call, exc)
+        # A connect failure never reached the provider; anything else cost a request.
+        reached = 0 if exc.kind == "retry" else client.requests_made["get_call"] - before
+        _record_poll_failure(call, error=str(exc), kind=exc.kind, requests=reached)
     else:
-        _apply_report(call, report)
+        _apply_report(call, report, requests=client.requests_made["get_call"] - before)
 
 
-def _apply_report(call: Call, report: CallReport) -> None:
+def _apply_report(call: Call, report: CallReport, *, requests: int) -> None:
     now = timezone.now()
-    store = call.store
     retry = report.retry or 0
-    verdict = judge_report(
-        call_status=report.call_status,
-        dtmf=report.dtmf,
-        retry=retry,
-        updated_at=report.updated_at,
-        provider_retries=store.provider_retries,
-        retry_delay=store.retry_delay(retry),
-        sent_at=call.sent_at or call.created_at,
-        now=now,
-    )
     with transaction.atomic():
         locked = _lock_if_in_progress(call.id)
         if locked is None:
             return
+        store = locked.store
+        new_status = locked.status_changed_at is None or (locked.call_status, locked.retry) != (
+            report.call_status,
+            retry,
+        )
+        if new_status:
+            locked.status_changed_at = status_began_at(
+                updated_at=report.updated_at,
+                not_before=locked.last_polled_at or locked.sent_at or locked.created_at,
+                now=now,
+            )
+        assert locked.status_changed_at is not None
+        verdict = judge_report(
+            call_status=report.call_status,
+            dtmf=report.dtmf,
+            retry=retry,
+            status_since=locked.status_changed_at,
+            provider_retries=store.provider_retries,
+            retry_delay=store.retry_delay(retry),
+            now=now,
+        )
         changed = (locked.call_status, locked.dtmf, locked.retry, locked.call_charges) != (
             report.call_status,
             report.dtmf,
@@ -86,8 +105,9 @@ def _apply_report(call: Call, report: CallReport) -> None:
         locked.retry = retry
         locked.call_charges = report.call_charges
         locked.provider_updated_at = report.updated_at
-        locked.poll_count = F("poll_count") + 1
+        locked.poll_count = F("poll_count") + max(requests, 1)
         locked.poll_errors = 0
+        locked.last_polled_at = now
         if changed:
             _event(
                 locked,
@@ -97,62 +117,65 @@ def _apply_report(call: Call, report: CallReport) -> None:
                 retry=retry,
                 call_charges=str(report.call_charges) if report.call_charges is not None else None,
             )
+        polled_fields = ["poll_count", "poll_errors", "last_polled_at", "status_changed_at"]
         if verdict.outcome is not None:
-            locked.save(update_fields=["poll_count", "poll_errors"])
+            locked.save(update_fields=polled_fields)
             _finish(locked, verdict.outcome, now, reason=verdict.reason)
             return
-        locked.next_poll_at = verdict.next_poll_at
         if _past_lifetime(locked, now):
-            locked.save(update_fields=["poll_count", "poll_errors"])
+            locked.save(update_fields=polled_fields)
             _finish(locked, Call.Outcome.NEEDS_REVIEW, now, reason=_lifetime_reason(locked))
             return
+        locked.next_poll_at = verdict.next_poll_at
         locked.save(
             update_fields=[
+                *polled_fields,
                 "call_status",
                 "dtmf",
                 "retry",
                 "call_charges",
                 "provider_updated_at",
-                "poll_count",
-                "poll_errors",
                 "next_poll_at",
                 "updated_at",
             ]
         )
 
 
-def _record_poll_failure(call: Call, exc: ProviderError) -> None:
+def _record_poll_failure(call: Call, *, error: str, kind: str, requests: int = 0) -> None:
+    """A get_call that told us nothing: ask again later, or give up to review (see below).
+
+    `requests` is how many get_call requests reached the provider (a cost even when failed).
+    """
     now = timezone.now()
     with transaction.atomic():
         locked = _lock_if_in_progress(call.id)
         if locked is None:
             return
-        reached_provider = not isinstance(exc, ProviderUnavailable)
         locked.poll_errors += 1
-        locked.last_error = redact(str(exc))
-        if reached_provider:
-            locked.poll_count = F("poll_count") + 1
-        _event(locked, CallEvent.Kind.POLL_ERROR, error=locked.last_error, error_kind=exc.kind)
-        if exc.kind == "rejected" and locked.poll_errors >= NOT_FOUND_LIMIT:
-            locked.save(update_fields=["poll_errors", "last_error", "poll_count"])
+        locked.last_error = redact(error)
+        locked.poll_count = F("poll_count") + requests
+        _event(locked, CallEvent.Kind.POLL_ERROR, error=locked.last_error, error_kind=kind)
+        fields = ["poll_errors", "last_error", "poll_count"]
+        if kind == "rejected" and locked.poll_errors >= NOT_FOUND_LIMIT:
+            locked.save(update_fields=fields)
             _finish(
                 locked,
                 Call.Outcome.NEEDS_REVIEW,
                 now,
-                reason=f"the provider refused {locked.poll_errors} status checks in a row ({exc})",
+                reason=(
+                    f"the provider refused {locked.poll_errors} status checks in a row ({error})"
+                ),
             )
             return
         if _past_lifetime(locked, now):
-            locked.save(update_fields=["poll_errors", "last_error", "poll_count"])
+            locked.save(update_fields=fields)
             _finish(locked, Call.Outcome.NEEDS_REVIEW, now, reason=_lifetime_reason(locked))
             return
         backoff = min(
             timing.POLL_ERROR_BACKOFF * 2 ** (locked.poll_errors - 1), timing.POLL_ERROR_BACKOFF_CAP
         )
         locked.next_poll_at = now + timing.scaled(backoff)
-        locked.save(
-            update_fields=["poll_errors", "last_error", "poll_count", "next_poll_at", "updated_at"]
-        )
+        locked.save(update_fields=[*fields, "next_poll_at", "updated_at"])
 
 
 def _lock_if_in_progress(call_id: int) -> Call | None:

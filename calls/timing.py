@@ -10,11 +10,12 @@ import datetime as dt
 from django.conf import settings
 
 # After an attempt starts, when to ask first: an unanswered attempt is over by then (SIP plus
-# ringing), and most answered ones too.
-FIRST_POLL_AFTER = 50.0
+# ringing, under a minute), and about half of the answered ones (which show 2 only after the
+# message has played and a key was pressed). Earlier costs a request per answered call.
+FIRST_POLL_AFTER = 70.0
 # While the provider still shows 8 or 1 the attempt is ringing or talking: ask again this often.
-# It bounds how late we learn an outcome.
-IN_FLIGHT_REPOLL = 30.0
+# It bounds how late we learn an answered call's outcome.
+IN_FLIGHT_REPOLL = 45.0
 # An attempt still at 8 or 1 this long after its last change is over (the provider retries both).
 ATTEMPT_TIMEOUT = 150.0
 # Added to a call's expected life (delays and attempts) before it goes to needs_review.
@@ -22,10 +23,10 @@ FINALISE_GRACE = 600.0
 # First wait after a failed get_call; doubles with each failure in a row, up to the cap.
 POLL_ERROR_BACKOFF = 15.0
 POLL_ERROR_BACKOFF_CAP = 300.0
-# A connect failure on `calls` (nothing was sent) is retried after this, doubling, this many times.
+# A connect failure on `calls` (nothing was sent) is retried after this, doubling up to the cap,
+# for as long as it takes: the order is kept, and the call page shows the last error.
 SEND_RETRY_BACKOFF = 10.0
 SEND_RETRY_BACKOFF_CAP = 300.0
-MAX_SEND_ATTEMPTS = 8
 # A task handed to the broker but not run by then is handed over again (Redis may have lost it).
 ENQUEUE_LEASE = 60.0
 
@@ -51,4 +52,5 @@ def enqueue_lease() -> dt.timedelta:
 
 
 def poll_lease() -> dt.timedelta:
-    return max(scaled(ENQUEUE_LEASE), request_bound())
+    # A get_call may be retried twice on a gateway error (calls/provider.py): three requests.
+    return max(scaled(ENQUEUE_LEASE), 3 * request_bound())

@@ -333,12 +333,20 @@ def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
                 with pending.path.open("rb") as file:
                     report = import_csv(file, campaign=campaign, created_by=_acting_user(request))
                 imported = report.imported
-            Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.RUNNING)
+            # Launching starts a draft; a campaign someone paused stays paused (its new calls
+            # wait with the others until a person resumes it).
+            started = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.DRAFT).update(
+                status=Campaign.Status.RUNNING
+            )
             wake_dispatcher()  # on commit
     except ImportFileError as exc:
         return _launch_page(request, campaign, pending, error=as_sentence(str(exc)))
     _forget_upload(request, campaign)
-    parts = [f"Campaign {campaign.name} launched"]
+    campaign.refresh_from_db(fields=["status"])
+    if campaign.status == Campaign.Status.PAUSED:
+        parts = [f"Campaign {campaign.name} is paused: the new calls wait until you resume it"]
+    else:
+        parts = [f"Campaign {campaign.name} {'launched' if started else 'is running'}"]
     if pending:
         parts.append(f"{imported:,} calls queued")
     if queued_draft_calls:

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from calls import dispatch, polling, timing
+from calls.crypto import encrypt as _encrypted
 from calls.models import Call, CallEvent, Campaign, Store
 from tests.support.pipeline import wait_for
 
@@ -129,17 +130,105 @@ def test_a_provider_that_cannot_be_reached_gets_the_call_again_later(
     assert call.events.filter(kind=CallEvent.Kind.SEND_RETRY).exists()
 
 
-def test_a_provider_down_for_good_fails_the_call_after_a_bounded_number_of_attempts(
+def test_a_provider_down_for_good_keeps_the_order_queued_with_a_capped_wait(
     settings, campaign, always_open
 ):
     settings.ROBOCALL_BASE_URL = f"http://127.0.0.1:{closed_port()}/api/v1/"
     call = queue(campaign)
-    for _ in range(timing.MAX_SEND_ATTEMPTS):
+    for _ in range(12):
         Call.objects.filter(id=call.id).update(scheduled_for=timezone.now())
         dispatch.send_call(call.id)
     call.refresh_from_db()
-    assert call.outcome == Call.Outcome.FAILED
-    assert f"gave up after {timing.MAX_SEND_ATTEMPTS} attempts" in call.last_error
+    assert call.state == Call.State.QUEUED  # never placed, so never given up on
+    assert call.send_attempts == 12
+    cap = timing.scaled(timing.SEND_RETRY_BACKOFF_CAP)
+    assert call.scheduled_for <= timezone.now() + cap
+    assert "could not" in call.last_error.lower() or "connect" in call.last_error.lower()
+
+
+def test_a_rejected_api_key_pauses_the_store_and_keeps_the_call(
+    provider_url, campaign, always_open, simulator
+):
+    call = queue(campaign)
+    store = always_open
+    Store.objects.filter(pk=store.pk).update(api_key_encrypted=_encrypted("sk-wrong-key-000000"))
+    dispatch.send_call(call.id)
+    call.refresh_from_db()
+    store.refresh_from_db()
+    assert call.state == Call.State.QUEUED
+    assert store.paused
+    assert "rejected the API key" in store.paused_reason
+    assert "sk-wrong-key" not in store.paused_reason
+    assert simulator.stats()["requests"]["calls"] == 1
+    store.paused = False
+    store.save()
+    store.refresh_from_db()
+    assert store.paused_reason == ""
+
+
+def test_a_store_whose_key_cannot_be_decrypted_is_paused_and_nothing_is_claimed(
+    provider_url, campaign, always_open, simulator
+):
+    call = queue(campaign)
+    Store.objects.filter(pk=always_open.pk).update(api_key_encrypted="not-a-fernet-token")
+    dispatch.send_call(call.id)
+    call.refresh_from_db()
+    always_open.refresh_from_db()
+    assert call.state == Call.State.QUEUED and call.claimed_at is None
+    assert always_open.paused
+    assert "FIELD_ENCRYPTION_KEY" in always_open.paused_reason
+    assert simulator.stats()["requests"].get("calls", 0) == 0
+
+
+def test_a_connect_failure_after_the_lease_ran_out_undoes_the_review(campaign, always_open):
+    call = queue(campaign)
+    claimed = dispatch._claim_for_sending(call.id, timezone.now())
+    assert claimed is not None
+    dispatch.expire_sending_leases(
+        timezone.now() + timing.sending_lease() + dt.timedelta(seconds=1)
+    )
+    dispatch._requeue_unsent(claimed, "could not connect", backoff=True)
+    call.refresh_from_db()
+    assert call.state == Call.State.QUEUED
+    assert call.outcome == "" and call.review_reason == ""
+
+
+def test_a_late_acceptance_revives_a_reviewed_call_only_if_nobody_acted_on_it(
+    campaign, always_open, agent_user
+):
+    from calls import actions
+
+    first, second = queue(campaign, "ORD-1"), queue(campaign, "ORD-2", "923001234568")
+    later = timezone.now() + timing.sending_lease() + dt.timedelta(seconds=1)
+    claims = [dispatch._claim_for_sending(c.id, timezone.now()) for c in (first, second)]
+    dispatch.expire_sending_leases(later)
+    child = actions.call_again(Call.objects.get(id=second.id), agent_user)
+
+    dispatch._mark_sent(claims[0], "777001")
+    dispatch._mark_sent(claims[1], "777002")
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.state == Call.State.IN_PROGRESS and first.provider_call_id == "777001"
+    assert second.outcome == Call.Outcome.NEEDS_REVIEW and second.provider_call_id is None
+    assert second.events.filter(kind=CallEvent.Kind.SENT, data__provider_call_id="777002").exists()
+    assert child.parent_id == second.id
+
+
+def test_a_poll_that_fails_on_our_side_is_recorded_and_retried_not_left_stuck(
+    provider_url, campaign, always_open
+):
+    call = queue(campaign)
+    Call.objects.filter(id=call.id).update(
+        state=Call.State.IN_PROGRESS, provider_call_id="20001", sent_at=timezone.now()
+    )
+    Store.objects.filter(pk=always_open.pk).update(api_key_encrypted="not-a-fernet-token")
+    polling.poll_call(call.id)
+    call.refresh_from_db()
+    assert call.state == Call.State.IN_PROGRESS
+    assert call.poll_errors == 1 and call.poll_count == 0
+    assert call.next_poll_at > timezone.now()
+    assert call.events.filter(kind=CallEvent.Kind.POLL_ERROR).exists()
 
 
 def test_a_lost_answer_needs_review_and_is_never_sent_again(

@@ -6,10 +6,11 @@ import pytest
 
 from calls import timing
 from calls.models import Call
-from calls.outcomes import judge_report, lifetime_bound
+from calls.outcomes import judge_report, lifetime_bound, status_began_at
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 SENT = NOW - dt.timedelta(minutes=10)
+STALE = NOW - timing.scaled(timing.ATTEMPT_TIMEOUT) - dt.timedelta(seconds=1)
 
 
 def judge(**overrides):
@@ -17,10 +18,9 @@ def judge(**overrides):
         "call_status": 2,
         "dtmf": 1,
         "retry": 0,
-        "updated_at": NOW - dt.timedelta(seconds=5),
+        "status_since": NOW - dt.timedelta(seconds=5),
         "provider_retries": 3,
         "retry_delay": 300,
-        "sent_at": SENT,
         "now": NOW,
     }
     return judge_report(**{**report, **overrides})
@@ -49,14 +49,10 @@ def test_an_unexpected_key_needs_a_persons_review():
 
 @pytest.mark.parametrize("status", [3, 4, 5, 6])
 def test_an_unanswered_attempt_with_retries_left_is_polled_after_the_retry_delay(status):
-    verdict = judge(call_status=status, dtmf=None, retry=1, retry_delay=600)
+    ended = NOW - dt.timedelta(seconds=5)
+    verdict = judge(call_status=status, dtmf=None, retry=1, retry_delay=600, status_since=ended)
     assert verdict.outcome is None
-    expected = (
-        NOW
-        - dt.timedelta(seconds=5)
-        + dt.timedelta(seconds=600)
-        + timing.scaled(timing.FIRST_POLL_AFTER)
-    )
+    expected = ended + dt.timedelta(seconds=600) + timing.scaled(timing.FIRST_POLL_AFTER)
     assert verdict.next_poll_at == expected
 
 
@@ -73,39 +69,43 @@ def test_a_ringing_call_is_asked_again_soon(status):
 
 
 def test_a_last_attempt_stuck_at_initiated_is_unreachable_once_stale():
-    stale = NOW - timing.scaled(timing.ATTEMPT_TIMEOUT) - dt.timedelta(seconds=1)
-    assert (
-        judge(call_status=1, dtmf=None, retry=3, updated_at=stale).outcome
-        == Call.Outcome.UNREACHABLE
-    )
+    verdict = judge(call_status=1, dtmf=None, retry=3, status_since=STALE)
+    assert verdict.outcome == Call.Outcome.UNREACHABLE
 
 
 def test_an_earlier_attempt_stuck_at_sip_waits_for_the_retry_delay():
-    stale = NOW - timing.scaled(timing.ATTEMPT_TIMEOUT) - dt.timedelta(seconds=1)
-    verdict = judge(call_status=8, dtmf=None, retry=0, updated_at=stale, retry_delay=300)
+    verdict = judge(call_status=8, dtmf=None, retry=0, status_since=STALE, retry_delay=300)
     assert verdict.outcome is None
     assert verdict.next_poll_at > NOW + dt.timedelta(seconds=250)
 
 
 def test_a_next_poll_is_never_in_the_past_when_the_report_comes_late():
     long_ago = SENT + dt.timedelta(seconds=1)
-    verdict = judge(call_status=5, dtmf=None, retry=0, updated_at=long_ago, retry_delay=10)
+    verdict = judge(call_status=5, dtmf=None, retry=0, status_since=long_ago, retry_delay=10)
     assert verdict.next_poll_at >= NOW + timing.scaled(timing.IN_FLIGHT_REPOLL)
 
 
-def test_a_provider_clock_in_the_future_is_not_trusted():
-    verdict = judge(
-        call_status=5, dtmf=None, retry=0, updated_at=NOW + dt.timedelta(hours=1), retry_delay=300
-    )
-    assert verdict.next_poll_at == NOW + dt.timedelta(seconds=300) + timing.scaled(
-        timing.FIRST_POLL_AFTER
-    )
+def test_a_providers_updated_at_counts_only_inside_the_window_since_our_last_look():
+    last_look = NOW - dt.timedelta(seconds=40)
+    inside = NOW - dt.timedelta(seconds=10)
+    assert status_began_at(updated_at=inside, not_before=last_look, now=NOW) == inside
+    # In the future, or from before our last look (it never moved): we saw it begin now.
+    for untrusted in (NOW + dt.timedelta(hours=1), SENT, None):
+        assert status_began_at(updated_at=untrusted, not_before=last_look, now=NOW) == NOW
 
 
-def test_an_unknown_status_needs_review():
-    verdict = judge(call_status=7, dtmf=None)
-    assert verdict.outcome == Call.Outcome.NEEDS_REVIEW
-    assert "unknown status 7" in verdict.reason
+def test_a_last_attempt_just_seen_ringing_is_never_stale_whatever_updated_at_says():
+    # The provider's sample shows updated_at == created_at on a retried call: it cannot be
+    # trusted to move. A status seen for the first time began, for us, now.
+    since = status_began_at(updated_at=SENT, not_before=NOW - dt.timedelta(seconds=30), now=NOW)
+    assert judge(call_status=1, dtmf=None, retry=3, status_since=since).outcome is None
+
+
+@pytest.mark.parametrize("status", [None, 0, 7])
+def test_a_missing_or_undocumented_status_is_asked_again_not_judged(status):
+    verdict = judge(call_status=status, dtmf=None)
+    assert verdict.outcome is None
+    assert verdict.next_poll_at == NOW + timing.scaled(timing.IN_FLIGHT_REPOLL)
 
 
 def test_the_lifetime_bound_covers_every_retry_delay_and_attempt():

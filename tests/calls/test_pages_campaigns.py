@@ -158,6 +158,21 @@ def test_launching_imports_the_valid_rows_and_runs_the_campaign(
     )
 
 
+def test_uploading_into_a_paused_campaign_imports_the_orders_but_leaves_it_paused(
+    admin, store, provider_url, uploads_in_tmp
+):
+    upload(admin, store)
+    campaign = Campaign.objects.get(name="May orders")
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
+
+    response = admin.post(reverse("campaign_launch", args=[campaign.pk]), follow=True)
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED
+    assert Call.objects.filter(campaign=campaign, state=Call.State.QUEUED).count() == 2
+    assert "is paused: the new calls wait until you resume it" in text_of(response)
+
+
 def test_a_low_balance_blocks_the_launch_and_imports_nothing(
     admin, store, provider_url, simulator, uploads_in_tmp
 ):

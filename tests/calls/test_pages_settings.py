@@ -350,3 +350,12 @@ def test_an_admin_changing_their_own_password_stays_signed_in(admin, admin_user)
     )
 
     assert admin.get(reverse("settings")).status_code == 200
+
+
+def test_a_store_robodash_paused_shows_why_on_settings_and_the_overview(client, admin_user, store):
+    store.paused = True
+    store.paused_reason = "the provider rejected the API key (HTTP 401); update it, then resume"
+    store.save()
+    client.force_login(admin_user)
+    for url in ("/settings/", "/"):
+        assert "the provider rejected the API key (HTTP 401)" in client.get(url).content.decode()
