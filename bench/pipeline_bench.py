@@ -3,7 +3,8 @@
     DATABASE_URL=... CELERY_BROKER_URL=... python -m bench.pipeline_bench [--calls 40] [--scale 30]
 
 1. Polling. The same simulator (sped up `--scale` times, the portal's 5/10/30-minute retry
-   delays divided by the same factor; at 30x a second of machine jitter is 30 provider seconds) serves two batches side by side: one followed by the
+   delays divided by the same factor; at 30x, a second of machine jitter reads as 30 provider
+   seconds) serves two batches side by side: one followed by the
    real pipeline (worker + beat), one by a fixed-interval poller asking every 30 s (scaled).
    For each: get_call requests per final call against the floor of one per provider attempt,
    and how late, in provider seconds, each final outcome was seen after the provider had it.
