@@ -33,7 +33,7 @@ from django.db.models import Max, Min  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from calls.models import Call, Campaign, Store  # noqa: E402
-from calls.outcomes import judge_report  # noqa: E402
+from calls.outcomes import judge_report, status_began_at  # noqa: E402
 from calls.provider import ProviderError, RobocallClient  # noqa: E402
 from simulator.control import SimulatorProcess  # noqa: E402
 from tests.support.pipeline import Pipeline, wait_for  # noqa: E402
@@ -122,14 +122,23 @@ def fixed_interval_poller(
                 continue
             call["polls"] += 1
             now = timezone.now()
+            # The same rules as the pipeline, so the two differ only in when they ask.
+            seen = (report.call_status, report.retry)
+            if call.get("seen") != seen:
+                call["seen"] = seen
+                call["since"] = status_began_at(
+                    updated_at=report.updated_at,
+                    not_before=call.get("last_poll", call["sent_at"]),
+                    now=now,
+                )
+            call["last_poll"] = now
             verdict = judge_report(
                 call_status=report.call_status,
                 dtmf=report.dtmf,
                 retry=report.retry,
-                updated_at=report.updated_at,
+                status_since=call["since"],
                 provider_retries=3,
                 retry_delay=delays[min(report.retry, 2)],
-                sent_at=call["sent_at"],
                 now=now,
             )
             if verdict.outcome is not None:
