@@ -35,6 +35,9 @@ DTMF_OUTCOMES = {
 }
 
 
+PROVIDER_CLOCK_RESOLUTION = dt.timedelta(seconds=1)
+
+
 @dataclass(frozen=True)
 class Verdict:
     outcome: str | None  # None: not final yet
@@ -52,9 +55,12 @@ def status_began_at(
     it cannot be trusted to move; a time outside the window is ignored, and "now" errs on the
     side of waiting longer before judging an attempt stale.
     """
-    if updated_at is not None and not_before <= updated_at <= now:
-        return updated_at
-    return now
+    if updated_at is None:
+        return now
+    # Its clock has whole seconds: the change happened before the next one. Erring late keeps
+    # a long ring and talk from looking like a dead attempt.
+    changed = updated_at + PROVIDER_CLOCK_RESOLUTION
+    return changed if not_before <= changed <= now else now
 
 
 def judge_report(

@@ -17,7 +17,8 @@ FIRST_POLL_AFTER = 70.0
 # It bounds how late we learn an answered call's outcome.
 IN_FLIGHT_REPOLL = 45.0
 # An attempt still at 8 or 1 this long after its last change is over (the provider retries both).
-ATTEMPT_TIMEOUT = 150.0
+# It must outlast SIP, ringing and the whole talk of an answered call (about 140 s at most).
+ATTEMPT_TIMEOUT = 180.0
 # Added to a call's expected life (delays and attempts) before it goes to needs_review.
 FINALISE_GRACE = 600.0
 # First wait after a failed get_call; doubles with each failure in a row, up to the cap.

@@ -88,7 +88,9 @@ def test_a_next_poll_is_never_in_the_past_when_the_report_comes_late():
 def test_a_providers_updated_at_counts_only_inside_the_window_since_our_last_look():
     last_look = NOW - dt.timedelta(seconds=40)
     inside = NOW - dt.timedelta(seconds=10)
-    assert status_began_at(updated_at=inside, not_before=last_look, now=NOW) == inside
+    # Whole seconds: the change happened before the provider's next second began.
+    began = status_began_at(updated_at=inside, not_before=last_look, now=NOW)
+    assert began == inside + dt.timedelta(seconds=1)
     # In the future, or from before our last look (it never moved): we saw it begin now.
     for untrusted in (NOW + dt.timedelta(hours=1), SENT, None):
         assert status_began_at(updated_at=untrusted, not_before=last_look, now=NOW) == NOW
