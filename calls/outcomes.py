@@ -93,14 +93,17 @@ def judge_report(
 
     # 8 or 1: ringing or talking, or an attempt that timed out there. Anything else (a null or
     # undocumented status) is taken as not final either: the lifetime bound ends it if need be.
-    timed_out = now - status_since >= timing.scaled(timing.ATTEMPT_TIMEOUT)
-    stale = call_status in IN_FLIGHT and timed_out
-    if not stale:
-        return Verdict(None, now + timing.scaled(timing.IN_FLIGHT_REPOLL))
+    repoll = now + timing.scaled(timing.IN_FLIGHT_REPOLL)
+    if call_status not in IN_FLIGHT:
+        return Verdict(None, repoll)
+    timeout = timing.scaled(timing.SIP_TIMEOUT if call_status == 8 else timing.ATTEMPT_TIMEOUT)
+    if now - status_since < timeout:
+        # Ask again in a while, or as soon as it would count as stuck if that comes first.
+        return Verdict(None, min(repoll, status_since + timeout))
     if not retries_left:
         return Verdict(Call.Outcome.UNREACHABLE, None)
     # That attempt timed out at 8 or 1; the provider tries again after the delay.
-    attempt_over = status_since + timing.scaled(timing.ATTEMPT_TIMEOUT)
+    attempt_over = status_since + timeout
     return Verdict(None, _next_attempt_poll(attempt_over, retry_delay, now))
 
 

@@ -19,6 +19,9 @@ IN_FLIGHT_REPOLL = 45.0
 # An attempt still at 8 or 1 this long after its last change is over (the provider retries both).
 # It must outlast SIP, ringing and the whole talk of an answered call (about 140 s at most).
 ATTEMPT_TIMEOUT = 180.0
+# Status 8 (pushed to SIP) turns into 1 within seconds; an attempt still at 8 after this is stuck
+# there, and the provider will retry it.
+SIP_TIMEOUT = 60.0
 # Added to a call's expected life (delays and attempts) before it goes to needs_review.
 FINALISE_GRACE = 600.0
 # First wait after a failed get_call; doubles with each failure in a row, up to the cap.

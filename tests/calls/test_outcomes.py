@@ -73,10 +73,27 @@ def test_a_last_attempt_stuck_at_initiated_is_unreachable_once_stale():
     assert verdict.outcome == Call.Outcome.UNREACHABLE
 
 
+def test_a_call_stuck_at_sip_counts_as_a_dead_attempt_sooner_than_one_ringing():
+    stuck_at_sip = NOW - timing.scaled(timing.SIP_TIMEOUT) - dt.timedelta(seconds=1)
+    assert judge(call_status=8, dtmf=None, retry=3, status_since=stuck_at_sip).outcome == (
+        Call.Outcome.UNREACHABLE
+    )
+    assert judge(call_status=1, dtmf=None, retry=3, status_since=stuck_at_sip).outcome is None
+
+
+def test_a_ringing_call_is_asked_again_when_it_would_count_as_stuck_if_that_is_sooner():
+    almost = NOW - timing.scaled(timing.SIP_TIMEOUT) + dt.timedelta(seconds=10)
+    verdict = judge(call_status=8, dtmf=None, retry=0, status_since=almost)
+    assert verdict.next_poll_at == almost + timing.scaled(timing.SIP_TIMEOUT)
+
+
 def test_an_earlier_attempt_stuck_at_sip_waits_for_the_retry_delay():
     verdict = judge(call_status=8, dtmf=None, retry=0, status_since=STALE, retry_delay=300)
     assert verdict.outcome is None
-    assert verdict.next_poll_at > NOW + dt.timedelta(seconds=250)
+    # The attempt was over when it had been stuck SIP_TIMEOUT; the next one starts 300 s later.
+    attempt_over = STALE + timing.scaled(timing.SIP_TIMEOUT)
+    expected = attempt_over + dt.timedelta(seconds=300) + timing.scaled(timing.FIRST_POLL_AFTER)
+    assert verdict.next_poll_at == expected
 
 
 def test_a_next_poll_is_never_in_the_past_when_the_report_comes_late():
