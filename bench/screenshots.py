@@ -22,24 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
-from playwright.sync_api import ViewportSize
+
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 
 if TYPE_CHECKING:
     from bench.demo_data import DemoData
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
-CHROMIUM = os.environ.get("ROBODASH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-VIEWPORT: ViewportSize = {"width": 1366, "height": 900}
 PASSWORD = "screens-password-123"
 HOST = "127.0.0.1"
 

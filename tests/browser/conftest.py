@@ -26,26 +26,12 @@ from playwright.sync_api import (
     ConsoleMessage,
     Page,
     Response,
-    ViewportSize,
     sync_playwright,
 )
 
 from calls.models import Call, CallEvent, Campaign, Store, User
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 
-CHROMIUM = os.environ.get("ROBODASH_CHROMIUM", "/usr/bin/chromium")
-# The machine has no network: without these, Chromium's background services (updates, sync,
-# QUIC probes) fill the log with connection errors. Playwright's launch() already gives every
-# browser a fresh, temporary user-data-dir of its own.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-VIEWPORT: ViewportSize = {"width": 1366, "height": 900}
 # Generous for a shared two-core machine; a passing run waits far less.
 TIMEOUT_MS = 15_000
 PASSWORDS = {
