@@ -15,10 +15,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from calls import timing
-from calls.dispatch import _event, _finish, client_for
+from calls.dispatch import _event, _finish, client_for, pause_store
 from calls.models import Call, CallEvent
 from calls.outcomes import judge_report, lifetime_bound, status_began_at
-from calls.provider import CallReport, ProviderError
+from calls.provider import CallReport, InvalidApiKey, ProviderError
 from calls.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,13 @@ def poll_call(call_id: int) -> None:
     except ProviderError as exc:
         # A connect failure never reached the provider; anything else cost a request.
         reached = 0 if exc.kind == "retry" else client.requests_made["get_call"] - before
-        _record_poll_failure(call, error=str(exc), kind=exc.kind, requests=reached)
+        kind = exc.kind
+        if isinstance(exc, InvalidApiKey):
+            # The account's key, not this call, is refused: wait for a person to fix it (the
+            # lifetime bound still ends the wait) instead of sending every call to review.
+            kind = "key"
+            pause_store(call.store, f"the provider rejected the API key ({exc}); update it")
+        _record_poll_failure(call, error=str(exc), kind=kind, requests=reached)
     else:
         _apply_report(call, report, requests=client.requests_made["get_call"] - before)
 

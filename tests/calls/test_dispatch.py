@@ -315,3 +315,18 @@ def test_a_call_the_provider_never_finalises_goes_to_review_with_its_reason(
     call.refresh_from_db()
     assert call.outcome == Call.Outcome.NEEDS_REVIEW
     assert "no final status within" in call.review_reason
+
+
+def test_polls_refused_for_the_api_key_pause_the_store_and_keep_the_call_in_progress(
+    provider_url, campaign, always_open, simulator
+):
+    call = queue(campaign)
+    dispatch.send_call(call.id)
+    Store.objects.filter(pk=always_open.pk).update(api_key_encrypted=_encrypted("sk-rotated-0000"))
+    for _ in range(polling.NOT_FOUND_LIMIT + 1):
+        polling.poll_call(call.id)
+    call.refresh_from_db()
+    always_open.refresh_from_db()
+    assert call.state == Call.State.IN_PROGRESS
+    assert call.poll_errors == polling.NOT_FOUND_LIMIT + 1
+    assert always_open.paused and "rejected the API key" in always_open.paused_reason
