@@ -20,7 +20,6 @@ import os
 import statistics
 import threading
 import time
-from decimal import Decimal
 
 import django
 
@@ -36,7 +35,7 @@ from calls.models import Call, Campaign, Store  # noqa: E402
 from calls.outcomes import judge_report, status_began_at  # noqa: E402
 from calls.provider import ProviderError, RobocallClient  # noqa: E402
 from simulator.control import SimulatorProcess  # noqa: E402
-from tests.support.pipeline import Pipeline, wait_for  # noqa: E402
+from tests.support.pipeline import Pipeline, queue_orders, wait_for, wait_until_final  # noqa: E402
 
 BENCH_KEY = "bench-key-6c1e0d9a7b"
 PORTAL_DELAYS = [300, 600, 1800]
@@ -55,9 +54,8 @@ def p95(values: list[float]) -> float:
 
 
 def fresh_store(name: str, delays: list[int]) -> Store:
-    Store.objects.filter(name=name).delete() if not Call.objects.filter(
-        store__name=name
-    ).exists() else None
+    if not Call.objects.filter(store__name=name).exists():
+        Store.objects.filter(name=name).delete()
     store, _ = Store.objects.get_or_create(
         name=name, defaults={"retry_delays": delays, "provider_retries": 3}
     )
@@ -66,24 +64,6 @@ def fresh_store(name: str, delays: list[int]) -> Store:
     store.calling_start = store.calling_end = store.calling_start  # around the clock
     store.save()
     return store
-
-
-def queue_calls(store: Store, label: str, n: int, first_phone: int) -> Campaign:
-    campaign = Campaign.objects.create(store=store, name=f"{label} {timezone.now():%H%M%S.%f}")
-    Call.objects.bulk_create(
-        Call(
-            store=store,
-            campaign=campaign,
-            order_id=f"{label}-{i}",
-            phone=f"92300{first_phone + i:07d}",
-            amount=Decimal(1000 + i),
-            voice_id=102,
-            text1=store.name,
-            text2=f"{label}-{i}",
-        )
-        for i in range(n)
-    )
-    return campaign
 
 
 def fixed_interval_poller(
@@ -160,7 +140,7 @@ def polling_bench(n: int, scale: float) -> None:
             retries=3,
         )
         store = fresh_store("Bench store", delays)
-        campaign = queue_calls(store, "P", n, 0)
+        campaign = queue_orders(store, f"P {timezone.now():%H%M%S.%f}", n, label="P")
         pipeline = Pipeline(
             base_url=sim.base_url,
             time_scale=scale,
@@ -174,12 +154,7 @@ def polling_bench(n: int, scale: float) -> None:
         pipeline.start()
         baseline_thread.start()
         try:
-            wait_for(
-                lambda: not campaign.calls.exclude(state=Call.State.FINAL).exists(),
-                timeout=600,
-                interval=0.5,
-                what="the pipeline's calls to be final",
-            )
+            wait_until_final(campaign, pipeline, timeout=600)
             baseline_thread.join(timeout=600)
         finally:
             pipeline.stop()
@@ -261,7 +236,13 @@ def pipeline_send_rate(
     sim: SimulatorProcess, n: int, run: int, *, pool: str = "prefork", concurrency: int = 8
 ) -> float:
     store = fresh_store("Bench send store", [300, 600, 1800])
-    campaign = queue_calls(store, f"T{run}", n, 100000 * (run + 1))
+    campaign = queue_orders(
+        store,
+        f"T{run} {timezone.now():%H%M%S.%f}",
+        n,
+        label=f"T{run}",
+        first_phone=100000 * (run + 1),
+    )
     Campaign.objects.filter(id=campaign.id).update(status=Campaign.Status.PAUSED)
     pipeline = Pipeline(
         base_url=sim.base_url,

@@ -20,7 +20,7 @@ from django.db import models
 from calls.models import Call, CallEvent, Campaign, Store
 from calls.outcomes import DTMF_OUTCOMES
 from tests.conftest import TEST_API_KEY
-from tests.support.pipeline import Pipeline, wait_for
+from tests.support.pipeline import Pipeline, queue_orders, wait_for, wait_until_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,31 +34,8 @@ FAULTS = {
 }
 
 
-def make_campaign(store: Store, n: int = ORDERS) -> Campaign:
-    campaign = Campaign.objects.create(store=store, name="Eid sale")
-    Call.objects.bulk_create(
-        Call(
-            store=store,
-            campaign=campaign,
-            order_id=f"ORD-{i:04d}",
-            phone=f"92300{i:07d}",
-            amount=Decimal(1500 + i),
-            voice_id=102,
-            text1=store.name,
-            text2=f"ORD-{i:04d}",
-        )
-        for i in range(n)
-    )
-    return campaign
-
-
-def states(campaign: Campaign) -> str:
-    counts = campaign.calls.values_list("state", "outcome").annotate(n=models.Count("id"))
-    return f"; calls by state and outcome: {sorted(counts)}"
-
-
-def all_final(campaign: Campaign) -> bool:
-    return not campaign.calls.exclude(state=Call.State.FINAL).exists()
+def make_campaign(store: Store) -> Campaign:
+    return queue_orders(store, "Eid sale", ORDERS)
 
 
 def broker_messages() -> list[str]:
@@ -142,17 +119,11 @@ def test_fifty_calls_with_a_misbehaving_provider_each_get_one_call_and_their_tru
     pipeline = Pipeline(base_url=simulator.base_url).start()
     seen_messages: list[str] = []
     try:
-
-        def done() -> bool:
-            seen_messages.extend(broker_messages())
-            return all_final(campaign)
-
-        wait_for(
-            done,
+        wait_until_final(
+            campaign,
+            pipeline,
             timeout=60,
-            interval=0.3,
-            what="every call to be final",
-            describe=lambda: states(campaign) + "\n" + pipeline.logs()[-3000:],
+            on_each_look=lambda: seen_messages.extend(broker_messages()),
         )
     finally:
         pipeline.stop()
@@ -200,13 +171,7 @@ def test_a_worker_killed_mid_run_and_restarted_loses_nothing_and_calls_nobody_tw
         ).count()
         time.sleep(0.5)
         pipeline.start_worker()
-        wait_for(
-            lambda: all_final(campaign),
-            timeout=60,
-            interval=0.3,
-            what="every call to be final",
-            describe=lambda: states(campaign) + "\n" + pipeline.logs()[-3000:],
-        )
+        wait_until_final(campaign, pipeline, timeout=60)
     finally:
         pipeline.stop()
 
@@ -227,13 +192,7 @@ def test_a_flushed_redis_mid_run_loses_nothing_and_calls_nobody_twice(simulator,
             what="ten calls to be placed",
         )
         redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-        wait_for(
-            lambda: all_final(campaign),
-            timeout=60,
-            interval=0.3,
-            what="every call to be final",
-            describe=lambda: states(campaign) + "\n" + pipeline.logs()[-3000:],
-        )
+        wait_until_final(campaign, pipeline, timeout=60)
     finally:
         pipeline.stop()
 

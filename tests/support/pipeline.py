@@ -10,11 +10,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, models
+
+from calls.models import Call, Campaign, Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,3 +139,48 @@ class Pipeline:
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.dir.glob("*.log")))
+
+
+def queue_orders(
+    store: Store, campaign_name: str, n: int, *, label: str = "ORD", first_phone: int = 0
+) -> Campaign:
+    """A running campaign of `n` queued calls to distinct mobiles, as an import leaves them."""
+    campaign = Campaign.objects.create(store=store, name=campaign_name)
+    Call.objects.bulk_create(
+        Call(
+            store=store,
+            campaign=campaign,
+            order_id=f"{label}-{i:04d}",
+            phone=f"92300{first_phone + i:07d}",
+            amount=Decimal(1500 + i),
+            voice_id=102,
+            text1=store.name,
+            text2=f"{label}-{i:04d}",
+        )
+        for i in range(n)
+    )
+    return campaign
+
+
+def all_final(campaign: Campaign) -> bool:
+    return not campaign.calls.exclude(state=Call.State.FINAL).exists()
+
+
+def wait_until_final(
+    campaign: Campaign,
+    pipeline: Pipeline,
+    *,
+    timeout: float,
+    on_each_look: Callable[[], object] = lambda: None,
+) -> None:
+    """Wait for every call of `campaign` to be final; on time-out, say where they are stuck."""
+
+    def look() -> bool:
+        on_each_look()
+        return all_final(campaign)
+
+    def describe() -> str:
+        counts = campaign.calls.values_list("state", "outcome").annotate(n=models.Count("id"))
+        return f"; calls by state and outcome: {sorted(counts)}\n{pipeline.logs()[-3000:]}"
+
+    wait_for(look, timeout=timeout, interval=0.3, what="every call to be final", describe=describe)
