@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,7 +35,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY[:USERNAME[:BALANCE[:RATE]]]",
-        help="an account that survives /_sim/reset; repeat for more",
+        help="an account that survives /_sim/reset; repeat for more. A command line is visible "
+        "to every user of the machine (ps): pass keys in SIMULATOR_ACCOUNTS instead, the same "
+        "specs separated by spaces",
     )
     parser.add_argument(
         "--retry-delays",
@@ -51,7 +54,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     try:
         args.retry_delays = parse_retry_delays(args.retry_delays)
         # The error messages never quote the spec: it holds an API key.
-        args.account = [account_from_spec(spec, args.retry_delays) for spec in args.account]
+        specs = [*args.account, *os.environ.get("SIMULATOR_ACCOUNTS", "").split()]
+        args.account = [account_from_spec(spec, args.retry_delays) for spec in specs]
     except InvalidInput as error:
         parser.error(f"--account/--retry-delays: {error}")
     return args

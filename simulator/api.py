@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from simulator.state import CALLER_ID_RE, InsufficientBalance, NewCall, SimulatorState
+from simulator.state import (
+    CALLER_ID_RE,
+    InsufficientBalance,
+    NewCall,
+    SimulatorState,
+    StaleRequest,
+)
 
 API_ENDPOINTS = ("user_verify", "check_balance", "calls", "get_call")
 VOICE_IDS_NEEDING_STORE_NAME = ("48", "49")
@@ -63,6 +69,7 @@ def server_error(state: SimulatorState, code_field: str) -> Reply:
 
 def answer_api_request(state: SimulatorState, endpoint: str, params: Mapping[str, str]) -> Reply:
     state.count_request(endpoint)
+    generation = state.generation
     delay = state.request_delay()
     if delay > 0:
         time.sleep(delay)  # outside the lock: other requests carry on meanwhile
@@ -71,7 +78,7 @@ def answer_api_request(state: SimulatorState, endpoint: str, params: Mapping[str
     if endpoint == "check_balance":
         return check_balance(state, params)
     if endpoint == "calls":
-        return place_call(state, params)
+        return place_call(state, params, generation)
     return get_call(state, params)
 
 
@@ -125,10 +132,13 @@ def _invalid_call_params(params: Mapping[str, str]) -> list[str]:
     return invalid
 
 
-def place_call(state: SimulatorState, params: Mapping[str, str]) -> Reply:
+UNAUTHORIZED = {"status": "401", "message": "Unauthorized – Invalid API Key"}
+
+
+def place_call(state: SimulatorState, params: Mapping[str, str], generation: int) -> Reply:
     account = state.account(params.get("api_key"))
     if account is None:
-        return Reply.json(401, {"status": "401", "message": "Unauthorized – Invalid API Key"})
+        return Reply.json(401, UNAUTHORIZED)
     invalid = _invalid_call_params(params)
     if invalid:
         message = f"Bad Request – Invalid Parameters: {', '.join(invalid)}"
@@ -141,9 +151,11 @@ def place_call(state: SimulatorState, params: Mapping[str, str]) -> Reply:
         keys={f"key{n}": params.get(f"key{n}") for n in range(1, 6)},
     )
     try:
-        call = state.insert_call(account, new)
+        call = state.insert_call(account, new, generation)
     except InsufficientBalance:
         return Reply.json(400, {"status": "400", "message": "Insufficient balance"})
+    except StaleRequest:  # the account it came for was reset away while it waited
+        return Reply.json(401, UNAUTHORIZED)
     # The dangerous faults: the call exists and will ring, but the client cannot know it.
     if state.fault("calls_lost_after_insert"):
         state.mark_answer(call.call_id, None)

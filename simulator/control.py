@@ -76,9 +76,9 @@ class SimulatorProcess:
             "--latency-ms",
             str(latency_ms),
         ]
-        for account in accounts or ():
-            command += ["--account", _account_arg(account)]
         command += list(extra_args)
+        # Keys go in the environment, not on the command line, where `ps` would show them.
+        specs = " ".join(_account_arg(account) for account in accounts or ())
         log_fd, log_name = tempfile.mkstemp(prefix="robocall-simulator-", suffix=".log")
         try:
             process = subprocess.Popen(
@@ -87,7 +87,7 @@ class SimulatorProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "SIMULATOR_ACCOUNTS": specs},
             )
         finally:
             os.close(log_fd)

@@ -436,6 +436,10 @@ class InsufficientBalance(Exception):
     pass
 
 
+class StaleRequest(Exception):
+    """The request arrived before a reset: its account and its world are gone."""
+
+
 @dataclass(frozen=True)
 class NewCall:
     caller_id: str
@@ -466,6 +470,7 @@ class SimulatorState:
         self._lock = threading.Lock()
         self._command_line_accounts = {account.api_key: account for account in accounts}
         self._call_ids = itertools.count(FIRST_CALL_ID)
+        self._generation = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -524,8 +529,18 @@ class SimulatorState:
             slow_seconds = self._faults.get("slow_seconds", 0.0) if slow else 0.0
         return latency_ms / 1000 + slow_seconds
 
-    def insert_call(self, account: Account, new: NewCall) -> Call:
+    @property
+    def generation(self) -> int:
+        """How many resets there have been. A request notes it when it arrives."""
         with self._lock:
+            return self._generation
+
+    def insert_call(self, account: Account, new: NewCall, generation: int | None = None) -> Call:
+        """Insert a call for `account`. A request that arrived before a reset (`generation` is
+        an older one) inserts nothing: a slow request from one test never lands in the next."""
+        with self._lock:
+            if generation is not None and generation != self._generation:
+                raise StaleRequest
             now = self.clock()
             if self._balance(account, now) < account.call_rate:
                 raise InsufficientBalance
@@ -582,6 +597,7 @@ class SimulatorState:
 
     def reset(self) -> None:
         with self._lock:
+            self._generation += 1
             self._reset()
 
     def add_account(self, data: Mapping[str, Any]) -> Account:

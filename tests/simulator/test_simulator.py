@@ -5,6 +5,7 @@ import http.client
 import itertools
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -442,6 +443,23 @@ def test_slow_answers_and_latency_hold_api_requests(simulator, faults):
     response = api(simulator, "user_verify", api_key=TEST_API_KEY)
     assert response.status_code == 200
     assert time.monotonic() - started >= 0.4
+
+
+def test_a_call_request_that_arrived_before_a_reset_places_nothing_after_it(simulator):
+    # One test's slow request must not land in the next test's fresh account (same key).
+    simulator.set_faults(slow_rate=1.0, slow_seconds=1.5)
+    answer: list[requests.Response] = []
+    params = {"api_key": TEST_API_KEY, "caller_id": CUSTOMER, "voice_id": "102"}
+    sending = threading.Thread(target=lambda: answer.append(api(simulator, "calls", **params)))
+    sending.start()
+    wait_for(lambda: simulator.stats()["requests"].get("calls") == 1)
+    simulator.reset()
+    simulator.add_account(api_key=TEST_API_KEY, username="teststore", balance="5000.00")
+    sending.join(10)
+
+    assert answer[0].status_code == 401
+    assert simulator.calls() == []
+    assert balance(simulator) == Decimal("5000.00")
 
 
 def test_latency_from_the_command_line_holds_api_requests_until_the_faults_override_it():
