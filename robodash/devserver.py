@@ -1,11 +1,18 @@
 """`make run`: the whole of robodash on one machine with nothing but Python.
 
-Migrates, seeds the demo (`seed_demo`), then runs the simulator, the web server, a Celery
-worker and beat as child processes, their output prefixed with their names, until Ctrl-C.
+Starts robodash's own PostgreSQL and Redis (robodash.embedded) unless DATABASE_URL and
+CELERY_BROKER_URL name others, migrates, seeds the demo (`seed_demo`), then runs the simulator,
+the web server, a Celery worker and beat as child processes, their output prefixed with their
+names, until Ctrl-C.
 
 Each child runs in its own session, so the terminal's Ctrl-C reaches only this supervisor,
-which then stops them in order (beat, worker and web first, the simulator last so in-flight
-sends still get an answer) and kills whatever is left of each process group: no orphans.
+which then stops them in order (beat, worker and web first; then the simulator, so in-flight
+sends still get an answer; the database and broker last) and kills whatever is left of each
+process group: no orphans. Each child also gets a signal of its own if the supervisor dies.
+
+This is a supervisor of its own rather than honcho or a Procfile runner because the start-up is
+ordered (the database must answer before migrate, the simulator before the worker sends) and so
+is the stop (the servers outlive their clients), which those tools do not do.
 
 Django is not imported here at module level: the supervisor only reads the settings module
 to report which database and broker are in use.
@@ -19,7 +26,6 @@ import ctypes
 import errno
 import importlib
 import os
-import secrets
 import selectors
 import signal
 import socket
@@ -30,15 +36,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from robodash import embedded
+from robodash.demo import (
+    DEMO_ACCOUNT,
+    DEMO_RETRY_DELAYS,
+    SIMULATOR_SPEED,
+    demo_admin_password,
+    demo_api_key,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 60.0  # seconds for the simulator and the web server to accept connections
 STOP_GRACE = 15.0  # seconds a child may take to stop (a worker finishes its current task)
-DEMO_ACCOUNT = ("demo", "2682.00", "5.50")  # username, balance, call rate on the simulator
-DEMO_RETRY_DELAYS = "30,60,120"
-SIMULATOR_SPEED = "10"  # a demo call rings and is answered in seconds, not a minute
 
 
 class DevServerError(Exception):
@@ -49,44 +62,22 @@ class Interrupted(Exception):
     """Ctrl-C, SIGTERM or SIGHUP reached the supervisor."""
 
 
-# --- Demo secrets kept under var/ -------------------------------------------------------------
-
-
-def read_or_create_secret(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
-    """The secret stored at `path`, created once with `make()`. Returns (value, created)."""
-    try:
-        value = path.read_text().strip()
-    except FileNotFoundError:
-        value = ""
-    if value:
-        return value, False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = make()
-    # Readable by its owner only: it is a credential, even if only for the local demo.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(value + "\n")
-    return value, True
-
-
-def demo_api_key(var_dir: Path) -> str:
-    """The demo store's key on the simulator: generated once, the same on every `make run`."""
-    return read_or_create_secret(var_dir / "demo-api-key", lambda: secrets.token_hex(16))[0]
-
-
-def demo_admin_password(var_dir: Path) -> tuple[str, bool]:
-    """The demo users' password: generated once, reused. Returns (password, created)."""
-    return read_or_create_secret(var_dir / "demo-admin-password", lambda: secrets.token_urlsafe(12))
-
-
 # --- Children ---------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM if the supervisor itself is killed (Linux)."""
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+def _die_with_parent(signum: int) -> Callable[[], None]:
+    """In the child, before exec: get `signum` if the supervisor itself is killed (Linux)."""
+
+    def arrange() -> None:
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signum)
+
+    return arrange
+
+
+# Children stop in this order: the apps, then the simulator, then the servers they talk to.
+APP, SIMULATOR, SERVER = 0, 1, 2
 
 
 @dataclass
@@ -94,6 +85,8 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     label: str
+    rank: int = APP
+    stop_signal: int = signal.SIGTERM
     pending: bytes = field(default=b"")
     open: bool = True
 
@@ -106,18 +99,28 @@ class Supervisor:
         self.hurry = False  # a second Ctrl-C while stopping: kill instead of waiting
         self.label_width = 9
 
-    def start(self, name: str, argv: list[str]) -> Child:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        rank: int = APP,
+        stop_signal: int = signal.SIGTERM,
+        **popen: Any,
+    ) -> Child:
         process = subprocess.Popen(
             argv,
             cwd=BASE_DIR,
-            env=self.env,
+            env=popen.pop("env", self.env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # out of the terminal's process group: Ctrl-C is ours to relay
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_die_with_parent(stop_signal) if sys.platform == "linux" else None,
+            **popen,
         )
-        child = Child(name=name, process=process, label=f"{name:<{self.label_width}}| ")
+        label = f"{name:<{self.label_width}}| "
+        child = Child(name, process, label, rank=rank, stop_signal=stop_signal)
         assert process.stdout is not None
         os.set_blocking(process.stdout.fileno(), False)
         self.selector.register(process.stdout, selectors.EVENT_READ, child)
@@ -188,12 +191,12 @@ class Supervisor:
             self.pump(0.5)
 
     def stop_all(self) -> None:
-        """Stop beat, worker and web, then the simulator; kill what outlives its grace period."""
+        """Stop beat, worker and web, then the simulator, then the database and broker; kill
+        what outlives its grace period."""
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, self._hurry)
-        first = [c for c in self.children if c.name != "simulator"]
-        last = [c for c in self.children if c.name == "simulator"]
-        for group in (first, last):
+        for rank in (APP, SIMULATOR, SERVER):
+            group = [c for c in self.children if c.rank == rank]
             if group:
                 self._stop(group)
         for child in self.children:
@@ -204,7 +207,8 @@ class Supervisor:
         for child in group:
             if child.process.poll() is None:
                 # SIGTERM is a warm shutdown for Celery: the worker finishes the task in hand.
-                child.process.send_signal(signal.SIGTERM)
+                # PostgreSQL is told SIGINT, its fast shutdown, once its clients are gone.
+                child.process.send_signal(child.stop_signal)
         deadline = time.monotonic() + STOP_GRACE
         while (
             any(c.process.poll() is None for c in group)
@@ -293,17 +297,30 @@ def without_password(url: str) -> str:
 def describe_database(settings: ModuleType) -> str:
     database = settings.DATABASES["default"]
     if settings.EMBEDDED_DATABASE:
-        return f"SQLite at {database['NAME']} (set DATABASE_URL to use PostgreSQL)"
-    engine = str(database["ENGINE"]).rsplit(".", 1)[-1]
-    where = f"{database.get('HOST') or 'localhost'}:{database.get('PORT') or 'default port'}"
-    return f"{engine} database {database['NAME']!r} on {where} (DATABASE_URL)"
+        return (
+            f"PostgreSQL of robodash's own, data in {embedded_postgres(settings).data_dir} "
+            "(set DATABASE_URL to use another)"
+        )
+    where = f"{database.get('HOST') or 'localhost'}:{database.get('PORT') or 5432}"
+    return f"PostgreSQL database {database['NAME']!r} on {where} (DATABASE_URL)"
 
 
 def describe_broker(settings: ModuleType) -> str:
     if settings.EMBEDDED_BROKER:
-        folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]
-        return f"kombu filesystem:// in {folder} (set CELERY_BROKER_URL to use Redis)"
+        redis = embedded_redis(settings)
+        return (
+            f"Redis of robodash's own ({embedded.redis_server_binary()}), on {redis.socket} "
+            "(set CELERY_BROKER_URL to use another)"
+        )
     return f"{without_password(settings.CELERY_BROKER_URL)} (CELERY_BROKER_URL)"
+
+
+def embedded_postgres(settings: ModuleType) -> embedded.EmbeddedPostgres:
+    return embedded.EmbeddedPostgres(Path(settings.VAR_DIR) / "postgres")
+
+
+def embedded_redis(settings: ModuleType) -> embedded.EmbeddedRedis:
+    return embedded.EmbeddedRedis(Path(settings.VAR_DIR) / "redis")
 
 
 def simulator_url(port: int) -> str:
@@ -407,7 +424,7 @@ def start_demo(supervisor: Supervisor, args: argparse.Namespace) -> None:
     if use_simulator:
         os.environ.setdefault("ROBOCALL_BASE_URL", simulator_url(args.sim_port))
         # The pipeline's clock keeps pace with the simulator's (first poll, re-polls, leases).
-        os.environ.setdefault("ROBODASH_TIME_SCALE", SIMULATOR_SPEED)
+        os.environ.setdefault("ROBODASH_TIME_SCALE", str(SIMULATOR_SPEED))
     supervisor.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     ports = [("web server", args.web_port, "--web-port")]
@@ -425,11 +442,11 @@ def start_demo(supervisor: Supervisor, args: argparse.Namespace) -> None:
 
     settings = load_settings()
     var_dir = Path(settings.VAR_DIR)
-    for folder in (var_dir, var_dir / "broker", var_dir / "broker-processed"):
-        folder.mkdir(parents=True, exist_ok=True)
+    var_dir.mkdir(parents=True, exist_ok=True)
 
     say(f"database: {describe_database(settings)}")
     say(f"broker:   {describe_broker(settings)}")
+    start_servers(supervisor, settings)
     if use_simulator:
         say(f"provider: the local simulator at {os.environ['ROBOCALL_BASE_URL']} (set")
         say("          ROBOCALL_BASE_URL to use the real API, https://portal.robocall.pk/api/v1/)")
@@ -452,6 +469,33 @@ def start_demo(supervisor: Supervisor, args: argparse.Namespace) -> None:
     say("press Ctrl-C to stop everything")
 
 
+def start_servers(supervisor: Supervisor, settings: ModuleType) -> None:
+    """robodash's own PostgreSQL and Redis, where no DATABASE_URL / CELERY_BROKER_URL is set."""
+    try:
+        if settings.EMBEDDED_DATABASE:
+            postgres = embedded_postgres(settings)
+            for done in postgres.prepare():
+                say(done)
+            supervisor.start(
+                "postgres",
+                postgres.argv(),
+                rank=SERVER,
+                stop_signal=signal.SIGINT,
+                **postgres.popen_kwargs(),
+            )
+            supervisor.wait_until(postgres.ready, "PostgreSQL", STARTUP_TIMEOUT)
+            if postgres.ensure_database():
+                say(f"created the database {embedded.DATABASE_NAME!r}")
+        if settings.EMBEDDED_BROKER:
+            redis = embedded_redis(settings)
+            for done in redis.prepare():
+                say(done)
+            supervisor.start("redis", redis.argv(), rank=SERVER)
+            supervisor.wait_until(redis.ready, "Redis", STARTUP_TIMEOUT)
+    except embedded.EmbeddedServerError as error:
+        raise DevServerError(str(error)) from None
+
+
 def start_children(
     supervisor: Supervisor, args: argparse.Namespace, var_dir: Path, use_simulator: bool
 ) -> None:
@@ -463,10 +507,12 @@ def start_children(
             [
                 python, "-m", "simulator",
                 "--host", HOST, "--port", str(args.sim_port),
-                "--speed", SIMULATOR_SPEED,
-                "--account", account,
-                "--retry-delays", DEMO_RETRY_DELAYS,
+                "--speed", str(SIMULATOR_SPEED),
+                "--retry-delays", ",".join(map(str, DEMO_RETRY_DELAYS)),
             ],
+            rank=SIMULATOR,
+            # The demo key goes in the environment: a command line is visible to `ps`.
+            env={**supervisor.env, "SIMULATOR_ACCOUNTS": account},
         )  # fmt: skip
         supervisor.wait_until(lambda: port_accepts(args.sim_port), "the simulator", STARTUP_TIMEOUT)
     supervisor.start(

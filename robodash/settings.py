@@ -1,8 +1,8 @@
 """Settings, read from the environment (see .env.example).
 
-With nothing set, robodash runs embedded: SQLite and kombu's filesystem transport under var/,
-and the local simulator as the provider. Set DATABASE_URL and CELERY_BROKER_URL for Postgres
-and Redis (compose, CI, production).
+robodash runs on PostgreSQL and Redis in every mode. With no DATABASE_URL or CELERY_BROKER_URL it
+uses the servers that `make run` keeps under var/ (robodash.embedded), and the local simulator as
+the provider. Set DATABASE_URL and CELERY_BROKER_URL for your own (compose, CI, production).
 """
 
 import base64
@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
+
+from robodash import embedded
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ROBODASH_VAR_DIR", BASE_DIR / "var"))
@@ -103,15 +105,18 @@ TEMPLATES = [
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 EMBEDDED_DATABASE = not DATABASE_URL
-DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL or f"sqlite:///{VAR_DIR / 'robodash.sqlite3'}", conn_max_age=60
-    )
-}
 if EMBEDDED_DATABASE:
-    # Web, worker and beat share one SQLite file: wait for the write lock instead of failing.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASE_URL = embedded.postgres_url(VAR_DIR)  # the socket of make run's own PostgreSQL
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+except ValueError:
+    DATABASES = {"default": {"ENGINE": ""}}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    # Never echo the URL: it may hold a password.
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be a PostgreSQL URL (postgres://user:password@host:5432/name); "
+        "robodash runs on PostgreSQL only, and brings its own when DATABASE_URL is unset"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "calls.User"
@@ -200,15 +205,12 @@ ROBODASH_SWEEP_SECONDS = envfloat("ROBODASH_SWEEP_SECONDS", "2")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 EMBEDDED_BROKER = not CELERY_BROKER_URL
 if EMBEDDED_BROKER:
-    CELERY_BROKER_URL = "filesystem://"
-    _queue_dir = str(VAR_DIR / "broker")
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": _queue_dir,
-        "data_folder_out": _queue_dir,
-        "processed_folder": str(VAR_DIR / "broker-processed"),
-        "control_folder": str(VAR_DIR / "broker-control"),
-        "store_processed": False,
-    }
+    CELERY_BROKER_URL = embedded.redis_url(VAR_DIR)  # the socket of make run's own Redis
+if CELERY_BROKER_URL.split("://", 1)[0] not in ("redis", "rediss", "redis+socket"):
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL must be a Redis URL (redis://host:6379/0, rediss://… or "
+        "redis+socket:///path/to/redis.sock); robodash brings its own Redis when it is unset"
+    )
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -18,7 +18,7 @@ from django.db import transaction
 
 from calls.imports import create_single_call
 from calls.models import Call, Campaign, Store, User
-from robodash.devserver import DEMO_RETRY_DELAYS, demo_admin_password, demo_api_key
+from robodash.demo import DEMO_RETRY_DELAYS, demo_admin_password, demo_api_key
 
 DEMO_STORE = "Demo Store"
 DEMO_CAMPAIGN = "Demo campaign"
@@ -83,7 +83,7 @@ class Command(BaseCommand):
             store = Store(
                 name=DEMO_STORE,
                 provider_retries=3,
-                retry_delays=[int(d) for d in DEMO_RETRY_DELAYS.split(",")],
+                retry_delays=list(DEMO_RETRY_DELAYS),
                 # Round the clock, so the demo's calls go out whenever it runs.
                 calling_start=dt.time(0, 0),
                 calling_end=dt.time(23, 59),

@@ -1,0 +1,45 @@
+"""The test session's PostgreSQL and Redis: the ones given, the machine's, or robodash's own.
+
+Loaded with `-p robodash.pytest_plugin` (pyproject's addopts). Before pytest-django reads the
+settings, robodash.embedded.servers_for_tests() chooses each server (TEST_DATABASE_URL /
+TEST_BROKER_URL, else the machine's on 127.0.0.1, else a throw-away one of robodash's own that
+is stopped when the session ends). The choice becomes DATABASE_URL and CELERY_BROKER_URL for
+the settings and for every process the tests start (workers, beat, the devserver's children).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Generator
+
+import pytest
+
+from robodash import embedded
+
+_servers = pytest.StashKey[contextlib.ExitStack]()
+_said = pytest.StashKey[list[str]]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> Generator[None, None, None]:
+    # A wrapper runs before every plain implementation, pytest-django's set-up among them.
+    stack = contextlib.ExitStack()
+    early_config.stash[_servers] = stack
+    servers = stack.enter_context(embedded.servers_for_tests())
+    os.environ["DATABASE_URL"] = servers.database_url
+    os.environ["CELERY_BROKER_URL"] = servers.broker_url
+    early_config.stash[_said] = servers.said
+    return (yield)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return config.stash.get(_said, [])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stack = config.stash.get(_servers, None)
+    if stack is not None:
+        stack.close()
