@@ -1,9 +1,10 @@
-"""`make run` for real: `python -m robodash.devserver` in embedded mode, then Ctrl-C; and
-the demo it seeds (`seed_demo`).
+"""`make run` for real, as the README says: its own PostgreSQL and Redis, every page for each
+demo role, the demo calls to their outcomes, Ctrl-C, a crash and the run after it, `make clean`;
+and the demo it seeds (`seed_demo`).
 
-The demo runs in a temporary var/ on free ports, with no DATABASE_URL or CELERY_BROKER_URL,
-exactly as on a machine with only Python. Every wait polls a condition against a deadline, so
-the test takes as long as the start-up does (some 10-20 seconds) and fails within a minute.
+The demo runs in a temporary var/ (ROBODASH_VAR_DIR) on free ports, with no DATABASE_URL or
+CELERY_BROKER_URL, exactly as on a machine with only Python. Every wait polls a condition against
+a deadline, so a test takes as long as the start-up does (some 10-20 seconds) and fails soon.
 """
 
 import datetime as dt
@@ -18,16 +19,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
+import psycopg
 import pytest
 import requests
 from django.core.management import call_command
 
 from calls.models import Call, Store, User
+from robodash import embedded
+from robodash.demo import DEMO_RETRY_DELAYS
 from robodash.devserver import port_is_free
+from tests.calls.test_permissions import EXPECTED_ROLES, url_for
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-START_DEADLINE = 45.0  # seconds for migrate, seed and all four children
+START_DEADLINE = 90.0  # seconds for the servers, migrate, seed and all four children
 STOP_DEADLINE = 20.0  # beat, worker and web stop together, then the simulator
 # Settings that would take the demo out of embedded mode or off its defaults.
 NOT_INHERITED = (
@@ -161,52 +167,215 @@ def stop_on_failure() -> Iterator[list[subprocess.Popen[str]]]:
                 process.wait()
 
 
+def start_make_run(env: dict[str, str], web_port: int, sim_port: int) -> subprocess.Popen[str]:
+    """`make run`, as the README says, in a session of its own (a terminal's process group)."""
+    return subprocess.Popen(
+        ["make", "run"],
+        cwd=BASE_DIR,
+        env={**env, "ROBODASH_WEB_PORT": str(web_port), "ROBODASH_SIM_PORT": str(sim_port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def ctrl_c(process: subprocess.Popen[str]) -> None:
+    """What a terminal's Ctrl-C does: SIGINT to the whole foreground process group."""
+    os.killpg(process.pid, signal.SIGINT)
+
+
+def demo_database(var_dir: Path) -> psycopg.Connection:
+    return psycopg.connect(embedded.postgres_url(var_dir), autocommit=True)
+
+
+def demo_objects(var_dir: Path) -> dict[str, int]:
+    """The pk of one object of each kind the URLs name, from the demo's own database."""
+    with demo_database(var_dir) as db:
+        return {
+            kind: db.execute(f"SELECT min(id) FROM {table}").fetchone()[0]  # type: ignore[index]
+            for kind, table in [
+                ("call", "calls_call"),
+                ("campaign", "calls_campaign"),
+                ("store", "calls_store"),
+                ("user", "calls_user"),
+            ]
+        }
+
+
+def unfinished_demo_calls(var_dir: Path) -> int:
+    with demo_database(var_dir) as db:
+        total, unfinished = db.execute(
+            "SELECT count(*), count(*) FILTER (WHERE c.state <> 'final') FROM calls_call c "
+            "JOIN calls_campaign g ON g.id = c.campaign_id WHERE g.name = 'Demo campaign'"
+        ).fetchone()  # type: ignore[misc]
+    assert total == 8
+    return int(unfinished)
+
+
+def sign_in(base_url: str, username: str, password: str) -> requests.Session:
+    session = requests.Session()
+    page = session.get(f"{base_url}/accounts/login/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, page.text
+    signed_in = session.post(
+        f"{base_url}/accounts/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": token[1]},
+        headers={"Referer": f"{base_url}/accounts/login/"},
+        timeout=10,
+        allow_redirects=False,
+    )
+    assert signed_in.status_code == 302, f"{username} could not sign in: {signed_in.text[:500]}"
+    return session
+
+
+# Actions answer POST only: a GET by a role that may use them is 405, by any other 403.
+POST_ONLY = {
+    "call_again",
+    "call_withdraw",
+    "call_handled",
+    "call_claim",
+    "campaign_pause",
+    "campaign_resume",
+    "store_verify",
+}
+# The forms of the new-campaign page post here; a plain GET is sent back to that page.
+FORM_TARGETS = {"campaign_single_order", "campaign_upload"}
+# Fragments are asked for by htmx, as the pages do.
+FRAGMENTS = {"overview_balances", "campaign_progress", "call_row"}
+
+
+def walk_every_url(
+    base_url: str, session: requests.Session, role: str, pks: dict[str, int]
+) -> list[tuple[str, int, int]]:
+    """GET every URL of the role table as `role`: (url, status, expected) of each wrong one."""
+    objects = {kind: SimpleNamespace(pk=pk) for kind, pk in pks.items()}
+    wrong = []
+    for name, roles in EXPECTED_ROLES.items():
+        url = url_for(name, objects)
+        headers = {"HX-Request": "true"} if name in FRAGMENTS else {}
+        response = session.get(
+            f"{base_url}{url}", headers=headers, timeout=30, allow_redirects=False
+        )
+        if role not in roles:
+            expected = 403
+        elif name in POST_ONLY:
+            expected = 405
+        elif name in FORM_TARGETS:
+            expected = 302
+        else:
+            expected = 200
+        if response.status_code != expected:
+            wrong.append((url, response.status_code, expected))
+    return wrong
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="reads the process tree from /proc")
-def test_make_run_serves_the_demo_embedded_and_ctrl_c_leaves_no_process_behind(
+def test_make_run_serves_every_page_to_each_role_and_ctrl_c_leaves_no_process_behind(
     devserver_env: dict[str, str], stop_on_failure: list[subprocess.Popen[str]]
 ) -> None:
     web_port, sim_port = free_port(), free_port()
-    devserver = start_devserver(
-        devserver_env, "--web-port", str(web_port), "--sim-port", str(sim_port)
-    )
-    stop_on_failure.append(devserver)
-    output = Output(devserver)
+    var_dir = Path(devserver_env["ROBODASH_VAR_DIR"])
+    make_run = start_make_run(devserver_env, web_port, sim_port)
+    stop_on_failure.append(make_run)
+    output = Output(make_run)
     deadline = time.monotonic() + START_DEADLINE
 
-    assert "SQLite" in output.wait_for("database:", deadline)
-    assert "filesystem://" in output.wait_for("broker:", deadline)
+    database = output.wait_for("database:", deadline)
+    assert f"PostgreSQL of robodash's own, data in {var_dir / 'postgres'}" in database
+    broker = output.wait_for("broker:", deadline)
+    assert "Redis of robodash's own" in broker and str(var_dir / "redis" / "redis.sock") in broker
     assert f"simulator at http://127.0.0.1:{sim_port}/api/v1/" in output.wait_for(
         "provider:", deadline
     )
     login_line = output.wait_for("log in as", deadline)
-    password = (Path(devserver_env["ROBODASH_VAR_DIR"]) / "demo-admin-password").read_text().strip()
+    password = (var_dir / "demo-admin-password").read_text().strip()
     assert f"log in as admin / {password}" in login_line
     # The worker says so once its pool processes exist: the whole tree is up by then.
     output.wait_for("ready.", deadline, source="worker")
-
-    login = requests.get(f"http://127.0.0.1:{web_port}/accounts/login/", timeout=5)
-    assert login.status_code == 200
-    assert "Sign in" in login.text
-
-    tree = process_tree(devserver.pid)
+    tree = process_tree(make_run.pid)
     try:
         commands = " ".join(tree.values())
-        for child in ("-m simulator", "runserver", "worker", "beat"):
+        for child in (
+            "bin/postgres",
+            "redis-server",
+            "-m simulator",
+            "runserver",
+            "worker",
+            "beat",
+        ):
             assert child in commands, f"{child} is not among the children: {commands}"
 
-        devserver.send_signal(signal.SIGINT)
-        assert devserver.wait(STOP_DEADLINE) == 0, output.text
+        base_url = f"http://127.0.0.1:{web_port}"
+        pks = demo_objects(var_dir)
+        for role in ("admin", "agent", "manager"):
+            session = sign_in(base_url, role, password)
+            assert walk_every_url(base_url, session, role, pks) == [], role
+
+        # The demo campaign's calls are placed, followed and finished by the worker and beat.
+        assert poll_until(lambda: unfinished_demo_calls(var_dir) == 0, time.monotonic() + 180), (
+            output.text[-5000:]
+        )
+
+        ctrl_c(make_run)
+        make_run.wait(STOP_DEADLINE)
         output.join(5)
         assert "all stopped" in output.text
 
         survivors = lambda: [cmd for p, cmd in tree.items() if still_running(*p)]  # noqa: E731
         assert poll_until(lambda: not survivors(), time.monotonic() + 5), survivors()
         assert port_is_free(web_port) and port_is_free(sim_port)  # nothing listens any more
+        assert not (var_dir / "postgres" / "postmaster.pid").exists()  # a clean shutdown
     finally:
         # A failure here must not leave the demo running into the next tests.
-        for pid, started in tree:
-            if still_running(pid, started):
-                os.kill(pid, signal.SIGKILL)
+        kill_all(tree)
+
+
+def kill_all(tree: dict[tuple[int, str], str]) -> None:
+    for pid, started in tree:
+        if still_running(pid, started):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the process tree from /proc")
+def test_after_a_crash_the_next_make_run_starts_on_the_same_data_and_make_clean_removes_it(
+    devserver_env: dict[str, str], stop_on_failure: list[subprocess.Popen[str]]
+) -> None:
+    var_dir = Path(devserver_env["ROBODASH_VAR_DIR"])
+    first = start_make_run(devserver_env, free_port(), free_port())
+    stop_on_failure.append(first)
+    output = Output(first)
+    output.wait_for("ready.", time.monotonic() + START_DEADLINE, source="worker")
+    password = (var_dir / "demo-admin-password").read_text().strip()
+    tree = process_tree(first.pid)
+    # A crash: everything killed at once, the database mid-flight, its postmaster.pid left.
+    os.kill(first.pid, signal.SIGKILL)
+    kill_all(tree)
+    assert poll_until(lambda: not any(still_running(*p) for p in tree), time.monotonic() + 10)
+    assert (var_dir / "postgres" / "postmaster.pid").exists()
+
+    web_port = free_port()
+    second = start_make_run(devserver_env, web_port, free_port())
+    stop_on_failure.append(second)
+    output = Output(second)
+    output.wait_for("press Ctrl-C", time.monotonic() + START_DEADLINE)
+    try:
+        # The same data: the users and the demo are there, nothing was created again.
+        assert "created user" not in output.text and "calls queued" not in output.text
+        assert (var_dir / "demo-admin-password").read_text().strip() == password
+        session = sign_in(f"http://127.0.0.1:{web_port}", "admin", password)
+        assert "Demo campaign" in session.get(f"http://127.0.0.1:{web_port}/campaigns/").text
+    finally:
+        ctrl_c(second)
+        second.wait(STOP_DEADLINE)
+    output.join(5)
+    assert "all stopped" in output.text
+
+    cleaned = subprocess.run(
+        ["make", "clean"], cwd=BASE_DIR, env=devserver_env, capture_output=True, text=True
+    )
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert not var_dir.exists()
 
 
 def test_make_run_says_which_port_is_taken_and_exits_1(
@@ -224,7 +393,8 @@ def test_make_run_says_which_port_is_taken_and_exits_1(
 
     assert devserver.returncode == 1
     assert f"port {port} on 127.0.0.1 is already in use, so the web server cannot start" in out
-    assert not (Path(devserver_env["ROBODASH_VAR_DIR"]) / "robodash.sqlite3").exists()
+    # Refused before anything started: no database was created.
+    assert not (Path(devserver_env["ROBODASH_VAR_DIR"]) / "postgres").exists()
 
 
 # --- seed_demo: what `make run` seeds, on the test database --------------------------------------
@@ -259,7 +429,7 @@ def test_seed_demo_creates_the_demo_users_store_and_campaign_once(demo_var_dir: 
 
     store = Store.objects.get(name="Demo Store")
     assert store.api_key == (demo_var_dir / "demo-api-key").read_text().strip()
-    assert store.retry_delays == [30, 60, 120]
+    assert store.retry_delays == list(DEMO_RETRY_DELAYS)
     assert (store.calling_start, store.calling_end) == (dt.time(0, 0), dt.time(23, 59))
 
     calls = Call.objects.filter(campaign__name="Demo campaign", campaign__store=store)

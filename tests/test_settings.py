@@ -97,3 +97,66 @@ def test_a_bad_debug_value_refuses_to_start():
     result = start_django(DEBUG="sometimes")
     assert result.returncode != 0
     assert "DEBUG must be true or false, not 'sometimes'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///var/robodash.sqlite3",
+        "mysql://robodash:s3cret-db-pw@db:3306/robodash",
+        "not a url at all",
+    ],
+)
+def test_a_database_other_than_postgresql_refuses_to_start_naming_database_url(url):
+    result = start_django(DEBUG="true", DATABASE_URL=url)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: DATABASE_URL must be a PostgreSQL URL" in result.stderr
+    assert "s3cret-db-pw" not in result.stderr  # the URL is never echoed: it may hold a password
+
+
+@pytest.mark.parametrize(
+    "url", ["filesystem://", "amqp://guest:s3cret-mq-pw@localhost//", "memory://"]
+)
+def test_a_broker_other_than_redis_refuses_to_start_naming_celery_broker_url(url):
+    result = start_django(DEBUG="true", CELERY_BROKER_URL=url)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: CELERY_BROKER_URL must be a Redis URL" in result.stderr
+    assert "s3cret-mq-pw" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "rediss://:pw@redis.example:6380/1",
+        "redis+socket:///run/redis/redis.sock?virtual_host=0",
+    ],
+)
+def test_redis_brokers_over_tcp_tls_or_a_unix_socket_start(url):
+    result = start_django(DEBUG="true", CELERY_BROKER_URL=url)
+    assert result.returncode == 0, result.stderr
+
+
+def test_with_nothing_set_the_settings_point_at_make_runs_own_servers_under_var(tmp_path):
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DATABASES['default']['HOST']); print(s.CELERY_BROKER_URL)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=BASE_DIR,
+        env={
+            "PATH": os.environ["PATH"],
+            "DJANGO_SETTINGS_MODULE": "robodash.settings",
+            "DEBUG": "true",
+            "ROBODASH_VAR_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        str(tmp_path / "postgres"),
+        f"redis+socket://{tmp_path / 'redis' / 'redis.sock'}?virtual_host=0",
+    ]

@@ -22,6 +22,7 @@ from calls.exports import CALL_EXPORT_COLUMNS, iter_calls_csv, write_calls_csv
 from calls.models import Call, Campaign, Store, User
 from tests.calls.test_balances import closed_port_url
 from tests.conftest import TEST_API_KEY
+from tests.support.pipeline import child_database_url
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 HEADER = "phone,amount,order_id,store_name"
@@ -55,9 +56,7 @@ def failing_command(name: str, *args: str) -> tuple[CommandError, str]:
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`python manage.py ...` on the test database (committed data only: transactional tests)."""
-    db = connection.settings_dict
-    database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    environment = {**os.environ, "DATABASE_URL": database_url, **env}
+    environment = {**os.environ, "DATABASE_URL": child_database_url(), **env}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=PROJECT_DIR,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection, models
@@ -22,10 +23,16 @@ from calls.models import Call, Campaign, Store
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_database_url() -> str:
+def child_database_url() -> str:
+    """The URL of the test database (pytest-django's test_ one), for the processes tests start.
+    The host may be a socket folder (robodash's own PostgreSQL): it is quoted into the URL."""
     db = connection.settings_dict
-    user, host, port = db["USER"] or "postgres", db["HOST"] or "127.0.0.1", db["PORT"] or 5432
-    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+    user = quote(db["USER"] or "postgres", safe="")
+    if db["PASSWORD"]:
+        user += ":" + quote(db["PASSWORD"], safe="")
+    host = quote(db["HOST"] or "127.0.0.1", safe="")
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgres://{user}@{host}{port}/{db['NAME']}"
 
 
 def wait_for(
@@ -62,7 +69,7 @@ class Pipeline:
         self.dir = Path(tempfile.mkdtemp(prefix="robodash-pipeline-"))
         self.env = {
             **os.environ,
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": child_database_url(),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "ROBOCALL_BASE_URL": base_url,
             "ROBODASH_TIME_SCALE": str(time_scale),
