@@ -308,10 +308,7 @@ def describe_database(settings: ModuleType) -> str:
 def describe_broker(settings: ModuleType) -> str:
     if settings.EMBEDDED_BROKER:
         redis = embedded_redis(settings)
-        return (
-            f"Redis of robodash's own ({embedded.redis_server_binary()}), on {redis.socket} "
-            "(set CELERY_BROKER_URL to use another)"
-        )
+        return f"Redis of robodash's own, on {redis.socket} (set CELERY_BROKER_URL to use another)"
     return f"{without_password(settings.CELERY_BROKER_URL)} (CELERY_BROKER_URL)"
 
 
