@@ -1,0 +1,15 @@
+"""Local stand-ins for the shops robodash writes decisions back to, for tests, the demo and the
+benchmarks (the provider has its own, `simulator/`).
+
+One small WSGI server answers, each under its own path:
+
+- the Shopify Admin GraphQL API: `POST /admin/api/<version>/graphql.json` with an
+  `X-Shopify-Access-Token`, the `tagsAdd` and `orderUpdate` (note) mutations;
+- the WooCommerce REST API v3: `POST /wp-json/wc/v3/orders/<id>/notes`, `GET` of the same to list
+  them, and `PUT /wp-json/wc/v3/orders/<id>` for a status, with basic auth;
+- a merchant's own server receiving robodash's signed webhooks: `POST /receiver/<name>`.
+
+Each records what was written, so a test can check that a decision arrived exactly once, and can
+be told to fail: a scripted run of 500s, 429s with `Retry-After`, or answers held past a client's
+timeout. `/_standin/` is the control API. Credentials are checked, never echoed or logged.
+"""
