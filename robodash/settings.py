@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "calls",
+    "shops",
 ]
 
 MIDDLEWARE = [
@@ -241,3 +242,7 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+
+# --- Shops ---------------------------------------------------------------------------------------
+# The address merchants reach robodash at, for the webhook URLs shown to paste into a shop.
+ROBODASH_PUBLIC_URL = os.environ.get("ROBODASH_PUBLIC_URL", "http://127.0.0.1:8000")

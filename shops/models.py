@@ -1,0 +1,165 @@
+"""A store's connections to its shop: where orders come from and where decisions go back.
+
+Every credential (a Shopify access token, WooCommerce keys, webhook secrets) is encrypted at rest
+like the provider key (calls.crypto, FIELD_ENCRYPTION_KEY), is written but never shown again by
+the forms and commands, and never appears in a log line or a stored error. API tokens are kept
+only as a SHA-256 digest: shown once when made, then unrecoverable (they are 256 random bits, so
+a fast digest is as good as a slow password hash here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from calls import crypto
+from calls.models import Store
+
+DEFAULT_SHOPIFY_API_VERSION = "2025-07"
+DEFAULT_COD_GATEWAYS = {
+    "shopify": ["Cash on Delivery (COD)"],
+    "woocommerce": ["cod"],
+}
+DEFAULT_TAGS = {
+    "confirmed": "robocall-confirmed",
+    "cancelled": "robocall-cancelled",
+    "no_answer": "robocall-no-answer",
+}
+API_TOKEN_PREFIX = "rdk_"
+
+
+def default_tags() -> dict[str, str]:
+    return dict(DEFAULT_TAGS)
+
+
+class ShopConnection(models.Model):
+    class Kind(models.TextChoices):
+        SHOPIFY = "shopify", "Shopify"
+        WOOCOMMERCE = "woocommerce", "WooCommerce"
+        WEBHOOK = "webhook", "Your own site (signed webhook)"
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="shop_connections")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    shop_domain = models.CharField(max_length=255, blank=True)  # Shopify: x.myshopify.com
+    admin_api_url = models.URLField(max_length=500, blank=True)  # Shopify GraphQL endpoint
+    site_url = models.URLField(max_length=500, blank=True)  # WooCommerce: https://shop.example
+    webhook_url = models.URLField(max_length=500, blank=True)  # a merchant's own receiver
+    # Payment gateways (Shopify) or methods (WooCommerce) whose orders are cash on delivery.
+    cod_gateways = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=default_tags, blank=True)  # Shopify: a tag per outcome
+    write_note = models.BooleanField(default=False)  # Shopify: also an order note
+    # WooCommerce: the order status to set per decision, e.g. {"cancelled": "cancelled"}.
+    status_mapping = models.JSONField(default=dict, blank=True)
+    secrets_encrypted = models.TextField(blank=True, editable=False)
+    last_webhook_at = models.DateTimeField(null=True, blank=True)
+    last_webhook_summary = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # The webhook URL names the store and the kind: one connection answers it.
+            models.UniqueConstraint(fields=["store", "kind"], name="shop_connection_one_per_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.store} ← {self.get_kind_display()}"
+
+    # Secrets live together in one encrypted JSON object; each is read by name.
+    def secret(self, name: str) -> str:
+        if not self.secrets_encrypted:
+            return ""
+        return str(json.loads(crypto.decrypt(self.secrets_encrypted)).get(name, ""))
+
+    def set_secrets(self, **values: str) -> None:
+        current: dict[str, Any] = (
+            json.loads(crypto.decrypt(self.secrets_encrypted)) if self.secrets_encrypted else {}
+        )
+        current.update({name: value for name, value in values.items() if value})
+        self.secrets_encrypted = crypto.encrypt(json.dumps(current))
+
+    def has_secret(self, name: str) -> bool:
+        return bool(self.secret(name))
+
+    @property
+    def cod_methods(self) -> list[str]:
+        return list(self.cod_gateways or DEFAULT_COD_GATEWAYS.get(self.kind, []))
+
+    def shopify_admin_api_url(self) -> str:
+        if self.admin_api_url:
+            return self.admin_api_url
+        version = DEFAULT_SHOPIFY_API_VERSION
+        return f"https://{self.shop_domain}/admin/api/{version}/graphql.json"
+
+    def note_received(self, summary: str) -> None:
+        self.last_webhook_at = timezone.now()
+        self.last_webhook_summary = summary[:300]
+        self.save(update_fields=["last_webhook_at", "last_webhook_summary"])
+
+
+class ReceivedWebhook(models.Model):
+    """A delivery a shop sent, by its own id: a redelivery of the same id changes nothing."""
+
+    connection = models.ForeignKey(ShopConnection, on_delete=models.CASCADE)
+    delivery_id = models.CharField(max_length=200)
+    topic = models.CharField(max_length=100, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    result = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            # Inserted before the order is: the second of two concurrent deliveries loses here.
+            models.UniqueConstraint(
+                fields=["connection", "delivery_id"], name="received_webhook_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic or 'webhook'} {self.delivery_id}"
+
+
+def hash_api_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    token_hash = models.CharField(max_length=64, editable=False)
+    prefix = models.CharField(max_length=12, editable=False)  # shown to tell tokens apart
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Each API request looks its bearer token up by this digest.
+            models.UniqueConstraint(fields=["token_hash"], name="api_token_unique_hash"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.store})"
+
+    @classmethod
+    def issue(cls, store: Store, name: str = "") -> tuple[ApiToken, str]:
+        """A new token for `store`: (the row, the token itself, to show once)."""
+        token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = cls.objects.create(
+            store=store, name=name, token_hash=hash_api_token(token), prefix=token[:10]
+        )
+        return row, token
+
+    @classmethod
+    def find(cls, token: str) -> ApiToken | None:
+        """The live token `token` names, or None (unknown or revoked)."""
+        if not token.startswith(API_TOKEN_PREFIX):
+            return None
+        return (
+            cls.objects.select_related("store")
+            .filter(token_hash=hash_api_token(token), revoked_at__isnull=True)
+            .first()
+        )
