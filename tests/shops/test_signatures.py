@@ -4,6 +4,9 @@ way out, each against a digest computed here independently (hashlib, not the cod
 import base64
 import hashlib
 import hmac
+import re
+import time
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +60,18 @@ def test_a_receiver_accepts_a_fresh_signature_and_refuses_a_replay_or_a_change()
     assert not webhook_signature_is_valid(BODY + b" ", header, SECRET, now=1_790_000_000)
     assert not webhook_signature_is_valid(BODY, header, "wrong", now=1_790_000_000)
     assert not webhook_signature_is_valid(BODY, "v1=abc", SECRET, now=1_790_000_000)
+
+
+def test_the_recipe_in_docs_webhooks_md_verifies_what_robodash_signs():
+    docs = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
+    recipe = re.search(r"```python\n(.*?)```", docs.read_text(), re.DOTALL)
+    assert recipe
+    namespace: dict = {}
+    exec(recipe[1], namespace)  # the merchant's code, as the page gives it
+    verify = namespace["robodash_signature_is_valid"]
+
+    header = sign_webhook(BODY, SECRET, now=time.time())
+
+    assert verify(BODY, header, SECRET)
+    assert not verify(BODY + b"x", header, SECRET)
+    assert not verify(BODY, sign_webhook(BODY, SECRET, now=time.time() - 600), SECRET)
