@@ -19,7 +19,6 @@ from calls.forms import StoreForm, UserForm
 from calls.models import Store, User
 from calls.permissions import SETTINGS, role_required
 from calls.provider import ProviderError, RobocallClient
-from calls.redaction import remember_secret
 from calls.views import HtmxHttpRequest
 from calls.views.overview import balance_cache_key
 
@@ -77,8 +76,6 @@ def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     store = get_object_or_404(Store, pk=pk)
     typed_key = request.POST.get("api_key", "").strip()
     checking_stored_key = not typed_key
-    if typed_key:
-        remember_secret(typed_key)
     key = typed_key or store.api_key
     result: str
     detail = ""
