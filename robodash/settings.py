@@ -189,7 +189,10 @@ if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000")
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = False  # the site's own host only: say so in the proxy
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True  # names under the dashboard's own host, if any
+# Joining browsers' HSTS preload list binds a whole registered domain for good: the domain
+# owner's decision to make (SECURE_HSTS_PRELOAD), not a default of one app on it.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SESSION_COOKIE_SECURE = BEHIND_TLS_PROXY
 CSRF_COOKIE_SECURE = BEHIND_TLS_PROXY
 SECURE_CONTENT_TYPE_NOSNIFF = True
