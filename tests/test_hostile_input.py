@@ -7,16 +7,14 @@ the others staying valid, so a value reaches the code behind that one parameter.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from urllib.parse import quote
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, reverse
-from django.utils import timezone
+from django.urls import URLPattern
 
 from calls import urls as calls_urls
-from calls.models import Call, Campaign, Store, User
+from tests.calls import test_permissions
 
 pytestmark = pytest.mark.django_db
 
@@ -99,30 +97,8 @@ def test_the_sweep_covers_every_page_that_answers_get():
     assert named - post_only == set(GET_PAGES)
 
 
-@pytest.fixture
-def world(store: Store, admin_user: User, agent_user: User, manager_user: User):
-    campaign = Campaign.objects.create(store=store, name="Hostile", created_by=admin_user)
-    call = Call.objects.create(
-        store=store,
-        campaign=campaign,
-        order_id="HOST-1",
-        phone="923001234567",
-        amount=Decimal("1500.00"),
-        voice_id=102,
-        state=Call.State.FINAL,
-        outcome=Call.Outcome.CALLBACK_REQUESTED,
-        finalized_at=timezone.now(),
-    )
-    objects = {"call": call, "campaign": campaign, "store": store, "user": agent_user}
-    return objects, {"admin": admin_user, "agent": agent_user, "manager": manager_user}
-
-
-def path_of(name: str, objects: dict) -> str:
-    pattern = next(p for p in calls_urls.urlpatterns if getattr(p, "name", "") == name)
-    if "pk" in pattern.pattern.converters:
-        # The object the pk names, by the URL name's first word: call_*, campaign_*, ...
-        return reverse(name, kwargs={"pk": objects[name.split("_")[0]].pk})
-    return reverse(name)
+# The permission tests' objects and personas: a store, a campaign, a final call, each role.
+world = test_permissions.world
 
 
 def queries(name: str) -> list[str]:
@@ -144,10 +120,9 @@ def queries(name: str) -> list[str]:
 @pytest.mark.parametrize("persona", ["admin", "agent", "manager"])
 @pytest.mark.parametrize("name", GET_PAGES)
 def test_no_hostile_get_parameter_makes_a_page_fail(world, persona, name):
-    objects, people = world
     client = Client(raise_request_exception=False)
-    client.force_login(people[persona])
-    path = path_of(name, objects)
+    client.force_login(world[persona])
+    path = test_permissions.url_for(name, world)
 
     failures = []
     for query in queries(name):

@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from calls.models import User
+from tests.calls.test_provider import unused_port
 from tests.support import pipeline
 from tests.support.pipeline import wait_for
 
@@ -32,12 +33,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parent.parent
 CADDY = shutil.which("caddy") or "/usr/bin/caddy"
 PASSWORD = "a-long-passphrase-for-tls"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -66,7 +61,7 @@ def site(settings) -> Iterator[Site]:
     if not os.access(CADDY, os.X_OK):
         pytest.fail(f"Caddy is not installed at {CADDY} (apt-get install caddy)", pytrace=False)
     tmp = Path(tempfile.mkdtemp(prefix="robodash-https-"))
-    web_port, http_port, https_port = free_port(), free_port(), free_port()
+    web_port, http_port, https_port = unused_port(), unused_port(), unused_port()
     url = f"https://localhost:{https_port}"
     app_env = {
         "PATH": os.environ["PATH"],
