@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.conf import settings
+from django.test import Client
 from playwright.sync_api import ConsoleMessage, Page
 
 from calls.models import Call, User
@@ -100,3 +102,25 @@ def test_the_watch_sees_an_inline_style_refused(admin_user, new_context, page_pr
     page.wait_for_function("window.__cspViolations.length > 0")
     assert page.evaluate("window.__cspViolations")[0].startswith("style-src")
     assert any("style-src" in line for line in console)
+
+
+def test_a_locked_sign_in_shows_its_page_without_a_csp_violation(
+    admin_user, new_context, page_problems
+):
+    page_problems.expect(r"status of 429")  # the locked page answers 429, as it should
+    guesser = Client()
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        guesser.post("/accounts/login/", {"username": admin_user.username, "password": f"g{n}"})
+
+    page = new_context().new_page()
+    console = watch_csp(page)
+    open_checked(page, "/accounts/login/", console)
+    page.get_by_label("Username").fill(admin_user.username)
+    page.get_by_label("Password").fill(PASSWORDS[User.Role.ADMIN])
+    page.get_by_role("button", name="Sign in").click()
+
+    heading = page.get_by_role("heading", name="Sign-in locked", level=1)
+    heading.wait_for()
+    assert "for 15 minutes after the last attempt" in page.inner_text("main")
+    assert page.evaluate("window.__cspViolations") == []
+    assert console == []
