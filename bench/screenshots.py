@@ -105,6 +105,15 @@ def take_screenshots(args: argparse.Namespace) -> int:
         api_keys={name: account["api_key"] for name, account in accounts.items()},
     )
     with SimulatorProcess.start(accounts=accounts.values()) as simulator:
+        # What beat's balance refresh would have stored by now.
+        from django.conf import settings
+
+        from calls.balances import refresh_store_balance
+        from calls.models import Store
+
+        settings.ROBOCALL_BASE_URL = simulator.base_url
+        for store_id in Store.objects.values_list("pk", flat=True):
+            refresh_store_balance(store_id)
         port = free_port()
         env = {
             **os.environ,

@@ -1,7 +1,9 @@
 """The provider balance: remembered on the store, and checked before a launch.
 
-The last known answer is kept on the Store so a page (or a launch) can still say something
-useful, with its age, while the provider is unreachable.
+Beat refreshes every store's balance once a minute (`refresh_store_balance`, one task per
+store); pages only read the Store's stored value, its age, and whether the last refresh
+reached the provider. No web request waits for the provider, so a stalled provider cannot
+tie up the web workers.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.core.cache import cache
 from django.utils import timezone
 
 from calls.models import Store
@@ -62,6 +65,24 @@ def refresh_balance(store: Store) -> AccountBalance | None:
     """Ask the provider and remember the answer on `store`; None (last values kept) on failure."""
     answer = _ask_and_remember(store)
     return None if isinstance(answer, ProviderError) else answer
+
+
+BALANCE_REFRESH_SECONDS = 60  # beat asks check_balance once a minute per store
+
+
+def balance_status_key(store_id: int) -> str:
+    return f"robodash:balance-status:{store_id}"
+
+
+def refresh_store_balance(store_id: int) -> None:
+    """Ask for one store's balance and note, for the pages, whether the provider answered:
+    "ok" or "unreachable", forgotten after a few missed refreshes (then the page shows the
+    stored value and its age alone)."""
+    store = Store.objects.filter(pk=store_id).first()
+    if store is None:
+        return
+    status = "ok" if refresh_balance(store) is not None else "unreachable"
+    cache.set(balance_status_key(store_id), status, BALANCE_REFRESH_SECONDS * 3)
 
 
 @dataclass(frozen=True)

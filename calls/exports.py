@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Protocol
 
+from django import forms
 from django.db.models import QuerySet
+from django.http import HttpResponse
 
 from calls.models import Call
 
@@ -126,3 +128,14 @@ def iter_calls_csv(queryset: QuerySet[Call]) -> Iterator[str]:
             lines = []
     if lines:
         yield "".join(lines)
+
+
+def export_refused(form: forms.Form) -> HttpResponse:
+    """400 naming each bad filter: a page can show a bad filter beside its results, a file
+    cannot, and exporting without the filter is not what was asked for."""
+    problems = "; ".join(
+        f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items()
+    )
+    return HttpResponse(
+        f"Cannot export: {problems}", status=400, content_type="text/plain; charset=utf-8"
+    )

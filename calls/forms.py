@@ -33,6 +33,21 @@ def as_sentence(message: str) -> str:
     return message if message.endswith((".", "!", "?")) else message + "."
 
 
+class BoundedDateField(forms.DateField):
+    """A day between 2000 and 2099: nothing robodash keeps is older, and a far-future day would
+    overflow the date arithmetic of the filters (a day after 9999-12-31 does not exist)."""
+
+    EARLIEST = dt.date(2000, 1, 1)
+    LATEST = dt.date(2099, 12, 31)
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if value and not self.EARLIEST <= value <= self.LATEST:
+            raise ValidationError(
+                f"Choose a day between {self.EARLIEST:%Y-%m-%d} and {self.LATEST:%Y-%m-%d}."
+            )
+
+
 class StoreChoiceField(forms.ModelChoiceField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(queryset=Store.objects.order_by("name"), **kwargs)
@@ -104,8 +119,8 @@ class ReportFilterForm(forms.Form):
     store = forms.ModelChoiceField(
         queryset=Store.objects.order_by("name"), required=False, empty_label="All stores"
     )
-    date_from = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = BoundedDateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = BoundedDateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
     period = forms.ChoiceField(choices=PERIODS, required=False)
 
     def clean(self) -> dict[str, Any]:

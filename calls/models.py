@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from calls import crypto
-from calls.redaction import remember_secret
+from calls.redaction import remember_store_key, remember_store_keys
 
 
 class User(AbstractUser):
@@ -93,16 +93,28 @@ class Store(models.Model):
         if not self.paused:
             self.paused_reason = ""  # resumed: the reason is history (kept in the logs)
         super().save(*args, **kwargs)
+        Store.remember_current_keys()  # the key saved replaces the store's old one
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        deleted = super().delete(*args, **kwargs)
+        Store.remember_current_keys()
+        return deleted
+
+    @staticmethod
+    def remember_current_keys() -> None:
+        """Scrub exactly the stores' current keys from logs (see calls.redaction)."""
+        rows = Store.objects.exclude(api_key_encrypted="").values_list("pk", "api_key_encrypted")
+        remember_store_keys({pk: crypto.decrypt(token) for pk, token in rows})
 
     @property
     def api_key(self) -> str:
         key = crypto.decrypt(self.api_key_encrypted) if self.api_key_encrypted else ""
-        remember_secret(key)
+        if self.pk is not None:
+            remember_store_key(self.pk, key)
         return key
 
     @api_key.setter
     def api_key(self, value: str) -> None:
-        remember_secret(value)
         self.api_key_encrypted = crypto.encrypt(value)
         self.key_verified_at = None
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
@@ -37,7 +37,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from calls.redaction import RedactSecretsFilter, redact, remember_secret
+from calls.redaction import RedactSecretsFilter, hold_secret, redact, release_secret
 
 if TYPE_CHECKING:
     from calls.models import Store
@@ -218,10 +218,8 @@ class RobocallClient:
     ) -> None:
         if not api_key:
             raise ValueError("The store has no provider API key.")
-        remember_secret(api_key)
-        # The query string carries the key percent-encoded: scrub that spelling too.
-        remember_secret(quote_plus(api_key))
-        remember_secret(quote(api_key, safe=""))
+        hold_secret(api_key)  # scrubbed from every log line while this client is open
+        self._holding_key = True
         self._api_key = api_key
         self.base_url = normalise_base_url(base_url or settings.ROBOCALL_BASE_URL)
         self._host = urlsplit(self.base_url).netloc
@@ -304,6 +302,9 @@ class RobocallClient:
     def close(self) -> None:
         self._send_session.close()
         self._lookup_session.close()
+        if self._holding_key:
+            self._holding_key = False
+            release_secret(self._api_key)
 
     def __enter__(self) -> RobocallClient:
         return self

@@ -6,7 +6,8 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from calls import dispatch, polling, rollups
+from calls import balances, dispatch, polling, rollups
+from calls.models import Store
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +55,16 @@ def roll_up_days() -> None:
     written = rollups.roll_up_closed_days()
     if written:
         log.info("rollup: %d closed days rolled up", written)
+
+
+@shared_task(ignore_result=True, soft_time_limit=30, time_limit=40)
+def refresh_balances() -> None:
+    """Run by beat every minute: one balance refresh per store, each its own task, so one
+    stalled account delays only its own."""
+    for store_id in Store.objects.values_list("pk", flat=True):
+        refresh_store_balance.delay(store_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=_REQUEST_LIMIT, time_limit=_REQUEST_LIMIT + 10)
+def refresh_store_balance(store_id: int) -> None:
+    balances.refresh_store_balance(store_id)

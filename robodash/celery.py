@@ -26,6 +26,7 @@ def use_django_logging(**kwargs: object) -> None:
 
 
 ROLLUP_SECONDS = 300
+BALANCE_SECONDS = 60  # calls.balances.BALANCE_REFRESH_SECONDS
 
 
 @app.on_after_finalize.connect
@@ -47,4 +48,11 @@ def schedule_periodic_work(sender: Celery, **kwargs: object) -> None:
         sender.signature("calls.tasks.roll_up_days"),
         name="roll up closed days",
         expires=ROLLUP_SECONDS,
+    )
+    # The pages show the stored balances; this keeps them a minute old at most.
+    sender.add_periodic_task(
+        BALANCE_SECONDS,
+        sender.signature("calls.tasks.refresh_balances"),
+        name="refresh provider balances",
+        expires=BALANCE_SECONDS,
     )

@@ -6,6 +6,7 @@ the provider. Set DATABASE_URL and CELERY_BROKER_URL for your own (compose, CI, 
 """
 
 import base64
+import datetime as dt
 import hashlib
 import os
 from pathlib import Path
@@ -35,6 +36,14 @@ def envfloat(name: str, default: str) -> float:
         return float(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+
+
+def envint(name: str, default: str) -> int:
+    value = os.environ.get(name, default)
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
 
 
 def envsecret(name: str, default: str = "") -> str:
@@ -68,21 +77,29 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
     "calls",
     "shops",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body (sessions, CSRF, forms): an oversized one is refused unread.
+    "robodash.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "robodash.middleware.NoStoreWhenSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Last: turns a locked-out sign-in (on /accounts/login/ and /admin/login/) into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "robodash.urls"
@@ -126,9 +143,29 @@ LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},  # 12, not 10: "Summer2024" has ten
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Sign-in lockout (django-axes) -----------------------------------------------------------
+# Axes checks every sign-in, the admin's included, before Django's own backend.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Locked after this many failures for one username, or from one address, whichever comes
+# first; the lock lifts after the cool-off (or `manage.py axes_reset_username NAME`).
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", "10")
+AXES_COOLOFF_TIME = dt.timedelta(minutes=envfloat("AXES_COOLOFF_MINUTES", "15"))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "robodash.middleware.client_ip"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -148,9 +185,42 @@ WHITENOISE_USE_FINDERS = True
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the <body hx-headers> attribute anyway
-SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", "false")
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+
+# --- HTTPS, headers and request size ---------------------------------------------------------
+# In production gunicorn is reached only through the TLS proxy (compose's caddy), which sets
+# X-Forwarded-Proto and X-Forwarded-For. `make run` (DEBUG on) serves plain HTTP without one.
+BEHIND_TLS_PROXY = envbool("ROBODASH_BEHIND_TLS_PROXY", "false" if DEBUG else "true")
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000")
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True  # names under the dashboard's own host, if any
+# Joining browsers' HSTS preload list binds a whole registered domain for good: the domain
+# owner's decision to make (SECURE_HSTS_PRELOAD), not a default of one app on it.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SESSION_COOKIE_SECURE = BEHIND_TLS_PROXY
+CSRF_COOKIE_SECURE = BEHIND_TLS_PROXY
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# No inline script or style anywhere: every page's CSS and JavaScript is a static file.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
+# Bodies larger than these are refused from their Content-Length, before being read.
+# The upload's own limit (a 10 MB CSV) plus room for the rest of the multipart form.
+ROBODASH_MAX_BODY_BYTES = envint("ROBODASH_MAX_BODY_BYTES", "1048576")  # 1 MiB
+ROBODASH_MAX_UPLOAD_BODY_BYTES = envint("ROBODASH_MAX_UPLOAD_BODY_BYTES", "11534336")  # 11 MiB
 
 REDIS_CACHE_URL = os.environ.get("CACHE_URL", "")
 if REDIS_CACHE_URL:

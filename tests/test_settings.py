@@ -5,6 +5,7 @@ the test process's own settings are already loaded and would hide the failure.
 """
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,60 @@ def test_with_nothing_set_the_settings_point_at_make_runs_own_servers_under_var(
         str(tmp_path / "postgres"),
         f"redis+socket://{tmp_path / 'redis' / 'redis.sock'}?virtual_host=0",
     ]
+
+
+def env_example() -> dict[str, str]:
+    """The settings .env.example gives, as `KEY=value` lines (comments and blanks left out)."""
+    values = {}
+    for line in (BASE_DIR / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip()
+    return values
+
+
+def test_check_deploy_with_the_production_settings_of_env_example_reports_nothing():
+    env = env_example()
+    assert env["DEBUG"] == "false"
+    # The secrets .env.example leaves for the operator to generate.
+    env["SECRET_KEY"] = secrets.token_urlsafe(50)
+    env["FIELD_ENCRYPTION_KEY"] = Fernet.generate_key().decode()
+    clean = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "robodash.settings", **env}
+    # Checks need no database connection: point it at the test server, which exists.
+    clean["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"],
+        cwd=BASE_DIR,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Only the HSTS preload-list check is silenced, with its reason, in settings.
+    assert "System check identified no issues (1 silenced)." in result.stdout
+
+
+def test_production_defaults_are_https_only_and_make_run_defaults_are_not():
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
+        "s.SECURE_HSTS_SECONDS > 0, s.SECURE_PROXY_SSL_HEADER)"
+    )
+
+    def probe_with(**env: str) -> str:
+        clean = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "robodash.settings", **env}
+        result = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=BASE_DIR,
+            env=clean,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    production = probe_with(DEBUG="false", SECRET_KEY="s3cret", FIELD_ENCRYPTION_KEY=GOOD_KEY)
+    assert production == "True True True True ('HTTP_X_FORWARDED_PROTO', 'https')"
+    assert probe_with(DEBUG="true") == "False False False False None"

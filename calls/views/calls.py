@@ -32,6 +32,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from calls import actions
 from calls.actions import ActionRefused
+from calls.forms import BoundedDateField
 from calls.models import Call, Campaign, Store, User
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
 from calls.views import HtmxHttpRequest
@@ -134,8 +135,8 @@ class CallFilterForm(forms.Form):
     outcome = forms.ChoiceField(
         choices=[("", "Any outcome"), *Call.Outcome.choices], required=False
     )
-    date_from = forms.DateField(required=False, label="From")
-    date_to = forms.DateField(required=False, label="To")
+    date_from = BoundedDateField(required=False, label="From")
+    date_to = BoundedDateField(required=False, label="To")
     q = forms.CharField(required=False, max_length=100, strip=True, label="Phone or order id")
 
     def clean(self) -> dict[str, Any]:
@@ -285,10 +286,12 @@ def call_list(request: HtmxHttpRequest) -> HttpResponse:
 @role_required(REPORTS)
 @require_GET
 def call_export(request: HttpRequest) -> HttpResponseBase:
-    from calls.exports import iter_calls_csv
+    from calls.exports import export_refused, iter_calls_csv
 
     # The export picks its own columns and joins.
     form, calls = filtered_calls(request, Call.objects.all())
+    if form.errors:
+        return export_refused(form)
     stamp = timezone.now().astimezone(form.zone()).strftime("%Y%m%d-%H%M")
     response = StreamingHttpResponse(
         iter_calls_csv(calls.order_by("-created_at", "-id")),

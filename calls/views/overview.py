@@ -1,9 +1,8 @@
 """The overview: each store's balance, the figures of today, 7 and 30 days, a 30-day chart.
 
-The page itself never waits for the provider: it shows the balances last stored on each Store,
-and the `#balances` fragment (loaded by htmx right away, then every minute) asks check_balance
-for the stores not asked in the last minute. A provider that is down therefore costs the page
-nothing; the fragment shows the last known value with its age.
+Neither the page nor its `#balances` fragment (reloaded by htmx every minute) waits for the
+provider: beat refreshes the balances (calls.balances), and they show the value last stored
+on each Store with its age. A provider that is down or stalled costs the page nothing.
 """
 
 from __future__ import annotations
@@ -16,13 +15,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from calls import stats
-from calls.balances import refresh_balance
+from calls.balances import balance_status_key
 from calls.models import Call, Store
 from calls.permissions import EVERYONE, role_required
 from calls.stats import Figures
 from calls.views import HtmxHttpRequest
 
-BALANCE_FRESH_SECONDS = 60  # check_balance at most once a minute per store
 CHART_DAYS = 30
 PERIODS = (("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30))
 
@@ -30,8 +28,8 @@ PERIODS = (("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30))
 @dataclass(frozen=True)
 class StoreBalance:
     store: Store
-    # "ok": answered within the last minute; "unreachable": the provider did not answer the
-    # last time we asked; "": not asked this minute (the page shows the stored value).
+    # "ok": the last refresh (within a few minutes) reached the provider; "unreachable": it
+    # did not; "": no recent refresh (the page shows the stored value and its age).
     status: str
 
     @property
@@ -40,23 +38,15 @@ class StoreBalance:
         return balance is not None and balance < self.store.low_balance_threshold
 
 
-def balance_cache_key(store: Store) -> str:
-    return f"robodash:balance-asked:{store.pk}"
-
-
-def store_balances(*, ask_provider: bool) -> list[StoreBalance]:
-    """Every store with its last known balance; asks the provider for stale ones when told to."""
+def store_balances() -> list[StoreBalance]:
+    """Every store with its last stored balance and the outcome of the last refresh."""
     # Bounded: a merchant runs a handful of stores, not thousands.
     stores = list(Store.objects.order_by("name"))
-    result = []
-    for store in stores:
-        key = balance_cache_key(store)
-        status = cache.get(key) or ""
-        if not status and ask_provider:
-            status = "ok" if refresh_balance(store) is not None else "unreachable"
-            cache.set(key, status, BALANCE_FRESH_SECONDS)
-        result.append(StoreBalance(store=store, status=status))
-    return result
+    statuses = cache.get_many([balance_status_key(store.pk) for store in stores])
+    return [
+        StoreBalance(store=store, status=statuses.get(balance_status_key(store.pk), ""))
+        for store in stores
+    ]
 
 
 @dataclass(frozen=True)
@@ -76,7 +66,7 @@ class Bar:
     segments: list[Segment]
 
 
-# Bottom to top; the colours live in the template's <style>, one class per key.
+# Bottom to top; the colours live in robodash.css, one class per key (.s-confirmed, ...).
 CHART_SERIES = (
     (Call.Outcome.CONFIRMED.value, "Confirmed"),
     (Call.Outcome.CANCELLED.value, "Cancelled"),
@@ -132,7 +122,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         for label, length in PERIODS
     ]
     context = {
-        "balances": store_balances(ask_provider=False),
+        "balances": store_balances(),
         "periods": periods,
         "chart": stacked_bars(days),
         "now": stats.calls_in_flight(),
@@ -143,9 +133,8 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 @role_required(EVERYONE)
 def balances(request: HtmxHttpRequest) -> HttpResponse:
-    """The balances, asking the provider for stores not asked within the last minute."""
-    rows = store_balances(ask_provider=True)
+    """The balances as last stored, for htmx to swap in every minute."""
     if not request.htmx:
-        # Without JavaScript the "Refresh balances" link lands here: back to the page.
+        # Without JavaScript the "refresh" link lands here: the page shows the same values.
         return redirect("overview")
-    return render(request, "overview/overview.html#balances", {"balances": rows})
+    return render(request, "overview/overview.html#balances", {"balances": store_balances()})

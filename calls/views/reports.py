@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 
 from calls import stats
-from calls.exports import spreadsheet_safe
+from calls.exports import export_refused, spreadsheet_safe
 from calls.forms import ReportFilterForm
 from calls.models import Campaign
 from calls.permissions import REPORTS, role_required
@@ -208,12 +208,7 @@ def csv_rows(table: Table) -> Iterable[list[str]]:
 def report_export(request: HttpRequest) -> HttpResponse:
     form = _filter_form(request.GET)
     if not form.is_valid():
-        problems = "; ".join(
-            f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items()
-        )
-        return HttpResponse(
-            f"Cannot export: {problems}", status=400, content_type="text/plain; charset=utf-8"
-        )
+        return export_refused(form)
     filters = form.cleaned_data
     group = request.GET.get("group", "period")
     if group not in GROUPS:

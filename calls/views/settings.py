@@ -15,13 +15,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from calls.balances import balance_status_key
 from calls.forms import StoreForm, UserForm
 from calls.models import Store, User
 from calls.permissions import SETTINGS, role_required
 from calls.provider import ProviderError, RobocallClient
-from calls.redaction import remember_secret
 from calls.views import HtmxHttpRequest
-from calls.views.overview import balance_cache_key
 
 
 @role_required(SETTINGS)
@@ -59,8 +58,8 @@ def store_edit(request: HttpRequest, pk: int) -> HttpResponse:
         key_changed = form.key_changed
         store = form.save()
         if key_changed:
-            # The overview must ask the provider again for the new account's balance.
-            cache.delete(balance_cache_key(store))
+            # The last refresh was of the old account: beat.s next one asks for the new.
+            cache.delete(balance_status_key(store.pk))
         messages.success(
             request,
             f"Store {store.name} saved"
@@ -77,8 +76,6 @@ def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     store = get_object_or_404(Store, pk=pk)
     typed_key = request.POST.get("api_key", "").strip()
     checking_stored_key = not typed_key
-    if typed_key:
-        remember_secret(typed_key)
     key = typed_key or store.api_key
     result: str
     detail = ""

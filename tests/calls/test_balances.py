@@ -128,3 +128,13 @@ def test_a_key_the_provider_refuses_blocks_the_launch(store, simulator, provider
     assert not check.ok
     assert "does not accept" in check.message
     assert "sk-wrong-key" not in check.message
+
+
+def test_beat_refreshes_every_stores_balance_every_minute():
+    from robodash.celery import app
+
+    app.loader.import_default_modules()
+    app.finalize()
+    entry = app.conf.beat_schedule["refresh provider balances"]
+    assert entry["task"] == "calls.tasks.refresh_balances"
+    assert entry["schedule"] == 60

@@ -581,8 +581,28 @@ def test_a_full_session_logged_at_debug_leaves_no_key(debug_log, simulator) -> N
 
     text = output.getvalue()
     assert "urllib3.connectionpool DEBUG" in text  # the lines that carry the URL were logged
-    assert "/get_call?api_key=[redacted]" in text
+    assert "/get_call?[redacted]" in text
     assert TEST_API_KEY not in text
+
+
+def test_a_call_logged_at_debug_shows_no_phone_amount_or_order_id(debug_log, simulator) -> None:
+    """urllib3 logs the `calls` URL at DEBUG; its query is the customer's order."""
+    output, handler = debug_log
+    handler.addFilter(RedactSecretsFilter())
+    order = {
+        "caller_id": "923009876543",
+        "amount": "4321",
+        "voice_id": 102,
+        "text1": "My Store",
+        "text2": "ORD-7731-XYZ",
+    }
+    with RobocallClient(TEST_API_KEY, simulator.base_url) as client:
+        client.place_call(order)
+
+    text = output.getvalue()
+    assert "/calls?[redacted]" in text  # the request line was logged, without its query
+    for customer_data in ("923009876543", "ORD-7731-XYZ", "amount=4321", TEST_API_KEY):
+        assert customer_data not in text
 
 
 def test_urllib3_lines_reach_every_handler_already_redacted(simulator) -> None:
@@ -602,5 +622,5 @@ def test_urllib3_lines_reach_every_handler_already_redacted(simulator) -> None:
 
     text = output.getvalue()
     assert "Retrying" in text
-    assert "api_key=[redacted]" in text
+    assert "?[redacted]" in text
     assert TEST_API_KEY not in text

@@ -1,0 +1,83 @@
+"""Request and response rules that hold for every page: bounded bodies, no caching of
+signed-in pages, and the client's address as the TLS proxy saw it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+
+Middleware = Callable[[HttpRequest], HttpResponseBase]
+
+
+def body_limit(request: HttpRequest) -> int:
+    """The largest body `request`'s path accepts: the CSV upload's, or every other form's."""
+    if request.path == reverse("campaign_upload"):
+        return settings.ROBODASH_MAX_UPLOAD_BODY_BYTES
+    return settings.ROBODASH_MAX_BODY_BYTES
+
+
+class RequestBodyLimitMiddleware:
+    """Refuse an oversized body from its Content-Length alone, before anything reads it.
+
+    Sits ahead of the session and CSRF middleware, so an anonymous POST to the sign-in page is
+    refused as early as a signed-in upload. A body without a length (chunked) could not be
+    bounded before reading it, so it is refused too: browsers always send the length.
+    """
+
+    def __init__(self, get_response: Middleware) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if "HTTP_TRANSFER_ENCODING" in request.META:
+            return HttpResponse(
+                "A request body must say its length (Content-Length).\n",
+                status=411,
+                content_type="text/plain",
+            )
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return HttpResponse("Bad Content-Length.\n", status=400, content_type="text/plain")
+        limit = body_limit(request)
+        if length > limit:
+            # The servers close the connection after a response that left the body unread
+            # (gunicorn's sync workers after every request, runserver when it sees one).
+            return HttpResponse(
+                f"The request is {length:,} bytes; at most {limit:,} are accepted here.\n",
+                status=413,
+                content_type="text/plain",
+            )
+        return self.get_response(request)
+
+
+class NoStoreWhenSignedInMiddleware:
+    """Signed-in pages and exports carry customers' phone numbers and orders: no browser or
+    proxy may keep a copy (`Cache-Control: no-store`)."""
+
+    def __init__(self, get_response: Middleware) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if request.user.is_authenticated:
+            add_never_cache_headers(response)
+        return response
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The address sign-in failures are counted against (django-axes).
+
+    Behind the TLS proxy every request comes from the proxy's address, so the client's is the
+    last entry of X-Forwarded-For: the one the proxy appended itself (a client can prepend
+    anything it likes, but not that one). Without a proxy, the socket's address.
+    """
+    if settings.BEHIND_TLS_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last
+    return request.META.get("REMOTE_ADDR")
