@@ -65,7 +65,7 @@ def site(settings) -> Iterator[Site]:
     url = f"https://localhost:{https_port}"
     app_env = {
         "PATH": os.environ["PATH"],
-        "DATABASE_URL": pipeline.test_database_url(),
+        "DATABASE_URL": pipeline.child_database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "SECRET_KEY": "https-test-secret-key-not-for-production",
         "FIELD_ENCRYPTION_KEY": settings.FIELD_ENCRYPTION_KEY,
