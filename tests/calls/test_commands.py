@@ -22,6 +22,7 @@ from calls.exports import CALL_EXPORT_COLUMNS, iter_calls_csv, write_calls_csv
 from calls.models import Call, Campaign, Store, User
 from tests.calls.test_balances import closed_port_url
 from tests.conftest import TEST_API_KEY
+from tests.support.orders import create_call
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 HEADER = "phone,amount,order_id,store_name"
@@ -89,7 +90,7 @@ def test_import_prints_each_rejected_row_and_a_summary_then_launches(store, prov
     )
 
     assert "row 5: phone '021-3456789' is a landline, not a mobile number" in out
-    assert "4 rows read, 3 imported, 0 duplicates skipped, 1 rejected" in out
+    assert "4 rows read, 3 imported, 0 already known, 0 duplicates in this file, 1 rejected" in out
     assert "is running: 3 calls queued" in out
     campaign = Campaign.objects.get(store=store, name="May")
     assert campaign.status == Campaign.Status.RUNNING
@@ -115,9 +116,9 @@ def test_importing_the_same_file_again_changes_nothing_and_succeeds(store, provi
 
     out, _ = run_command("import_calls", str(path), "--campaign", "May", "--store", store.name)
 
-    assert "0 imported, 2 duplicates skipped" in out
-    assert "row 2: order 'ORD-1' is already in campaign 'May', skipped" in out
-    assert "nothing changed" in out
+    assert "0 imported, 2 already known, 0 duplicates in this file" in out
+    assert "row 2: order 'ORD-1' already known (waiting, " in out
+    assert "2 already known: no new order, no call placed; nothing changed." in out
     assert Call.objects.count() == 2
     assert Campaign.objects.get(name="May").status == Campaign.Status.RUNNING
 
@@ -324,7 +325,7 @@ def exported_rows(*args: str) -> list[list[str]]:
 
 def make_call(campaign: Campaign, order_id: str, **fields) -> Call:
     created = fields.pop("created_at", dt.datetime(2025, 5, 1, 7, 30, tzinfo=dt.UTC))
-    return Call.objects.create(
+    return create_call(
         store=campaign.store,
         campaign=campaign,
         order_id=order_id,

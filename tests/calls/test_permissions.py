@@ -16,6 +16,7 @@ from django.utils import timezone
 from calls import urls as calls_urls
 from calls.models import Call, Campaign, Store, User
 from calls.permissions import CALL_ACTIONS, EVERYONE, LAUNCH, REPORTS, SETTINGS
+from tests.support.orders import create_call
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +67,7 @@ def world(
     store: Store, admin_user: User, agent_user: User, manager_user: User
 ) -> dict[str, object]:
     campaign = Campaign.objects.create(store=store, name="Permissions", created_by=admin_user)
-    call = Call.objects.create(
+    call = create_call(
         store=store,
         campaign=campaign,
         order_id="PERM-1",

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calls.models import Call, CallEvent, Campaign, Store, User
+from tests.support.orders import create_call, with_orders
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +55,7 @@ def add_calls(store: Store, count: int, start: int, agents: list[User]) -> None:
                 created_at=now - dt.timedelta(minutes=n),
             )
         )
-    created = Call.objects.bulk_create(calls)
+    created = Call.objects.bulk_create(with_orders(calls))
     children = [
         Call(
             store=store,
@@ -68,7 +69,7 @@ def add_calls(store: Store, count: int, start: int, agents: list[User]) -> None:
         for call in created
         if call.outcome in Call.FOLLOW_UP_OUTCOMES and call.pk % 5 == 0
     ]
-    Call.objects.bulk_create(children)
+    Call.objects.bulk_create(with_orders(children))
     CallEvent.objects.bulk_create(
         [
             CallEvent(call=call, kind=kind, actor=agents[0] if kind == "assigned" else None)
@@ -93,7 +94,7 @@ def test_agent_pages_query_count_does_not_grow_with_the_number_of_calls(
     add_calls(store, 10, 0, agents)
     target = Call.objects.filter(outcome=Call.Outcome.UNREACHABLE, parent__isnull=True).first()
     assert target is not None
-    Call.objects.create(
+    create_call(
         store=store,
         campaign=target.campaign,
         parent=target,
