@@ -11,6 +11,7 @@ CallEvent naming the user, so the call's timeline shows who did what.
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from calls.dispatch import wake_dispatcher
@@ -24,7 +25,16 @@ from calls.transitions import (
     withdraw,
 )
 
-__all__ = ["ACTIVE_STATES", "ActionRefused", "call_again", "claim", "mark_handled", "withdraw"]
+__all__ = [
+    "ACTIVE_STATES",
+    "ActionRefused",
+    "call_again",
+    "claim",
+    "mark_handled",
+    "release",
+    "take_over",
+    "withdraw",
+]
 
 # Refusals of the transitions and of these actions read the same to the person who asked.
 ActionRefused = TransitionRefused
@@ -60,6 +70,9 @@ def call_again(call: Call, user: User) -> Call:
             parent=call,
             actor=user,
         )
+        if call.assigned_to_id is not None:
+            # The follow-up stays with whoever holds it: the new call is theirs too.
+            Call.objects.filter(pk=child.pk).update(assigned_to_id=call.assigned_to_id)
         record_event(call, CallEvent.Kind.CALLBACK, actor=user, child=child.pk)
         # Send it now rather than at the next sweep (a nudge after commit; the sweep would
         # find the queued row in Postgres anyway).
@@ -69,7 +82,8 @@ def call_again(call: Call, user: User) -> Call:
 
 def mark_handled(call: Call, user: User, note: str) -> bool:
     """Close the follow-up on a final call, with the agent's note. False when someone had
-    already marked it handled (their note is kept, not overwritten)."""
+    already marked it handled (their note is kept, not overwritten). Refused while another
+    agent holds the follow-up: take it over first (take_over), so the timeline says so."""
     note = note.strip()
     if len(note) > MAX_NOTE_LENGTH:
         raise ActionRefused(
@@ -77,14 +91,20 @@ def mark_handled(call: Call, user: User, note: str) -> bool:
         )
     with transaction.atomic():
         now = timezone.now()
-        won = Call.objects.filter(
-            pk=call.pk, state=Call.State.FINAL, handled_at__isnull=True
-        ).update(handled_by=user, handled_at=now, handled_note=note, updated_at=now)
+        won = (
+            Call.objects.filter(pk=call.pk, state=Call.State.FINAL, handled_at__isnull=True)
+            .filter(Q(assigned_to__isnull=True) | Q(assigned_to=user))
+            .update(handled_by=user, handled_at=now, handled_note=note, updated_at=now)
+        )
         if not won:
-            current = Call.objects.only("state").get(pk=call.pk)
+            current = Call.objects.select_related("assigned_to").get(pk=call.pk)
             if current.state != Call.State.FINAL:
                 raise ActionRefused(
                     "This call is still in flight; it can be marked handled once it has an outcome."
+                )
+            if current.handled_at is None and current.assigned_to is not None:
+                raise ActionRefused(
+                    f"{current.assigned_to.username} holds this follow-up; take it over first."
                 )
             return False
         CallEvent.objects.create(
@@ -112,3 +132,43 @@ def claim(call: Call, user: User) -> bool:
             )
             return True
     return Call.objects.filter(pk=call.pk, assigned_to=user).exists()
+
+
+def release(call: Call, user: User) -> bool:
+    """Give back one's own claim, so another agent can take the follow-up. False when `user`
+    did not hold it."""
+    with transaction.atomic():
+        now = timezone.now()
+        won = Call.objects.filter(pk=call.pk, assigned_to=user).update(
+            assigned_to=None, updated_at=now
+        )
+        if won:
+            record_event(call, CallEvent.Kind.RELEASED, actor=user, at=now)
+    return bool(won)
+
+
+def take_over(call: Call, user: User) -> bool:
+    """Take an open follow-up another agent holds, on purpose: the timeline names both. False
+    when it was handled meanwhile; True when `user` holds it now."""
+    with transaction.atomic():
+        locked = (
+            Call.objects.select_for_update(of=("self",))
+            .select_related("assigned_to")
+            .filter(pk=call.pk, handled_at__isnull=True, outcome__in=Call.FOLLOW_UP_OUTCOMES)
+            .first()
+        )
+        if locked is None:
+            return False
+        previous = locked.assigned_to
+        if previous == user:
+            return True
+        now = timezone.now()
+        Call.objects.filter(pk=call.pk).update(assigned_to=user, updated_at=now)
+        record_event(
+            call,
+            CallEvent.Kind.TAKEN_OVER,
+            actor=user,
+            at=now,
+            previous=previous.username if previous is not None else None,
+        )
+    return True

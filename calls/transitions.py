@@ -377,6 +377,14 @@ def decide_by_hand(order: Order, user: User, decision: str, note: str) -> Order:
                 "updated_at",
             ]
         )
+        # The order needs nobody any more: its open follow-ups are closed with the decision.
+        label = Order.Decision(decision).label.lower()
+        locked.calls.filter(state=Call.State.FINAL, handled_at__isnull=True).update(
+            handled_by=user,
+            handled_at=now,
+            handled_note=f"Decided by hand: {label}. {note}".strip(),
+            updated_at=now,
+        )
         latest = locked.calls.order_by("-id").first()
         if latest is not None:
             record_event(

@@ -32,7 +32,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from calls import actions
 from calls.actions import ActionRefused
-from calls.models import Call, Campaign, Store, User
+from calls.models import Call, Campaign, Order, Store, User
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
 from calls.views import HtmxHttpRequest
 
@@ -42,6 +42,7 @@ CAMPAIGN_CHOICES_LIMIT = 200
 # A call's timeline: a call that lives for hours gathers a few dozen events; this is a ceiling.
 TIMELINE_LIMIT = 500
 FAMILY_LIMIT = 50
+ORDER_MATCHES_LIMIT = 10  # one order id in a few stores at most
 
 # The provider's call_status values (robocall-api.txt, "Call Status Definitions").
 CALL_STATUS_MEANINGS = {
@@ -258,9 +259,19 @@ def call_list(request: HtmxHttpRequest) -> HttpResponse:
     if chosen_campaign is not None and chosen_campaign not in campaign_choices:
         campaign_choices.insert(0, chosen_campaign)
 
+    # A search by order id finds the order itself (order_order_id_idx serves the equality).
+    query = form.cleaned_data.get("q") or ""
+    matching_orders = []
+    if query:
+        orders = Order.objects.filter(order_id=query).select_related("store")
+        if chosen_store is not None:
+            orders = orders.filter(store=chosen_store)
+        matching_orders = list(orders.order_by("store__name")[:ORDER_MATCHES_LIMIT])
+
     context = {
         "form": form,
         "rows": rows,
+        "matching_orders": matching_orders,
         "paged": before is not None or after is not None,
         "bad_cursor": bad_cursor,
         "newer_query": newer_query,
@@ -477,4 +488,28 @@ def call_claim(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             else:
                 holder = current.assigned_to.username if current.assigned_to else "someone else"
                 messages.warning(request, f"Call #{pk} is already claimed by {holder}.")
+    return _after_action(request, pk)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def call_release(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    call = _get_call(pk)
+    if actions.release(call, signed_in_user(request)):
+        messages.success(request, f"Call #{pk} ({call.order_id}) released: anyone may claim it.")
+    else:
+        messages.warning(request, f"Call #{pk} was not claimed by you; nothing to release.")
+    return _after_action(request, pk)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def call_take_over(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    call = _get_call(pk)
+    holder = call.assigned_to.username if call.assigned_to else None
+    if actions.take_over(call, signed_in_user(request)):
+        taken = f" from {holder}" if holder else ""
+        messages.success(request, f"Call #{pk} ({call.order_id}) taken over{taken}.")
+    else:
+        messages.warning(request, f"Call #{pk} has already been handled.")
     return _after_action(request, pk)

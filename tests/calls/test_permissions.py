@@ -33,6 +33,10 @@ EXPECTED_ROLES: dict[str, tuple[str, ...]] = {
     "call_withdraw": CALL_ACTIONS,
     "call_handled": CALL_ACTIONS,
     "call_claim": CALL_ACTIONS,
+    "call_release": CALL_ACTIONS,
+    "call_take_over": CALL_ACTIONS,
+    "order_detail": EVERYONE,
+    "order_decide": CALL_ACTIONS,
     "followup_list": CALL_ACTIONS,
     "campaign_list": EVERYONE,
     "campaign_new": LAUNCH,
@@ -80,6 +84,7 @@ def world(
     )
     return {
         "call": call,
+        "order": call.shop_order,
         "campaign": campaign,
         "store": store,
         "user": agent_user,
@@ -95,9 +100,10 @@ def url_for(name: str, world: dict[str, object]) -> str:
     )
     if "pk" not in pattern.pattern.converters:
         return reverse(name)
-    # The object the pk names, by the URL name's first word: call_*, campaign_*, store_*, user_*.
+    # The object the pk names, by the URL name's first word: call_*, order_*, campaign_*, store_*,
+    # user_*.
     kind = name.split("_")[0]
-    assert kind in ("call", "campaign", "store", "user"), f"no object to put in {name}'s URL"
+    assert kind in ("call", "order", "campaign", "store", "user"), f"no object in {name}'s URL"
     target = world[kind]
     return reverse(name, kwargs={"pk": target.pk})  # type: ignore[attr-defined]
 
