@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -45,6 +46,9 @@ class User(AbstractUser):
         return self.role == self.Role.MANAGER
 
 
+MAX_REATTEMPTS = 10  # a store's re-attempt policy calls an order at most this many more times
+
+
 def default_retry_delays() -> list[int]:
     # The portal's Call Settings default: 5, 10 and 30 minutes between the free retries.
     return [300, 600, 1800]
@@ -70,6 +74,15 @@ class Store(models.Model):
     calling_end = models.TimeField(default=dt.time(21, 0))
     provider_retries = models.PositiveSmallIntegerField(default=3)
     retry_delays = models.JSONField(default=default_retry_delays)  # seconds, one per free retry
+    # Re-attempt policy (off at 0): an order that ends unreachable or with no input after the
+    # provider's free retries is called again, up to `reattempts` more times, at least
+    # `reattempt_gap_minutes` apart, inside calling hours (calls/transitions.py).
+    reattempts = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(MAX_REATTEMPTS)]
+    )
+    reattempt_gap_minutes = models.PositiveIntegerField(
+        default=45, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)]
+    )
     low_balance_threshold = models.DecimalField(
         max_digits=12, decimal_places=2, default=Decimal(500)
     )
@@ -382,6 +395,9 @@ class Call(Message):
     )
     handled_at = models.DateTimeField(null=True, blank=True)
     handled_note = models.TextField(blank=True)
+
+    # 0 for a call placed by intake or a person; n for the store policy's n-th re-attempt.
+    reattempt = models.PositiveSmallIntegerField(default=0)
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

@@ -11,8 +11,15 @@ Calls
 from                    to                          by (function: who)
 ======================  ==========================  ============================================
 (new)                   queued                      queue_call: the single-order form, call
-                                                    again, a re-attempt; imports insert queued
-                                                    rows in bulk (calls/imports.py)
+                                                    again; imports insert queued rows in bulk
+                                                    (calls/imports.py)
+(new)                   queued                      finish, by the store's re-attempt policy
+                                                    (off by default): after a call of the
+                                                    order's latest ends unreachable or no
+                                                    input, if the order is undecided, nothing
+                                                    is in flight and fewer than N re-attempts
+                                                    were made; at least M minutes later, at the
+                                                    next calling time
 queued                  sending                     start_sending: a worker's claim, under a row
                                                     lock, committed before the request leaves
 queued                  final (withdrawn)           withdraw: a person, only while still queued
@@ -65,10 +72,10 @@ import datetime as dt
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, Max, OuterRef, QuerySet
 from django.utils import timezone
 
-from calls.models import Call, CallEvent, Order, User
+from calls.models import Call, CallEvent, Order, Store, User
 from calls.redaction import redact
 
 # Calls in these states may still reach the customer: never start a second one beside them.
@@ -94,6 +101,10 @@ DECIDING_OUTCOMES = {
     Call.Outcome.CONFIRMED: Order.Decision.CONFIRMED,
     Call.Outcome.CANCELLED: Order.Decision.CANCELLED,
 }
+# The store's re-attempt policy calls an order again after these (the provider's free retries
+# are used up, or the customer answered without pressing a key).
+REATTEMPT_OUTCOMES = (Call.Outcome.UNREACHABLE, Call.Outcome.NO_INPUT)
+REATTEMPT_STATUSES = (Order.Status.UNREACHABLE, Order.Status.NO_INPUT)
 # A decision note is shown on the order page and in the timeline; a short paragraph is plenty.
 MAX_NOTE_LENGTH = 2000
 
@@ -153,6 +164,7 @@ def queue_call(
     scheduled_for: dt.datetime,
     parent: Call | None = None,
     actor: User | None = None,
+    reattempt: int = 0,
     **event_data: object,
 ) -> Call:
     """(new) -> queued: a call of `order`, saying what the order says."""
@@ -164,6 +176,7 @@ def queue_call(
         parent=parent,
         scheduled_for=scheduled_for,
         created_at=now,
+        reattempt=reattempt,
         **order.message_values(),
     )
     record_event(
@@ -173,6 +186,7 @@ def queue_call(
         at=now,
         scheduled_for=scheduled_for.isoformat(),
         parent=parent.pk if parent is not None else None,
+        reattempt=reattempt or None,
         **event_data,
     )
     _order_follows(call.pk, order.pk, Call.State.QUEUED, "")
@@ -314,6 +328,36 @@ def finish(call: Call, outcome: str, now: dt.datetime, *, reason: str = "") -> N
         call_charges=str(call.call_charges) if call.call_charges is not None else None,
     )
     _order_follows(call.pk, call.shop_order_id, Call.State.FINAL, outcome)
+    if outcome in REATTEMPT_OUTCOMES:
+        queue_reattempt(call, now)
+
+
+def queue_reattempt(call: Call, now: dt.datetime) -> Call | None:
+    """(new) -> queued by the store's re-attempt policy, after `call` (just final, unreachable
+    or no input) — or None when the policy says no: off, used up, the order decided or
+    withdrawn, a later call of the order exists, or one is still in flight. The order's row is
+    locked, as call again locks it, so the two never both add a call."""
+    store = Store.objects.get(pk=call.store_id)
+    if store.reattempts == 0:
+        return None
+    order = Order.objects.select_for_update().get(pk=call.shop_order_id)
+    if order.decision or order.status not in REATTEMPT_STATUSES:
+        return None
+    calls = order.calls.all()
+    if calls.filter(pk__gt=call.pk).exists() or calls.filter(state__in=ACTIVE_STATES).exists():
+        return None
+    made = calls.aggregate(made=Max("reattempt"))["made"] or 0
+    if made >= store.reattempts:
+        return None
+    due = store.next_calling_time(now + dt.timedelta(minutes=store.reattempt_gap_minutes))
+    return queue_call(
+        order,
+        campaign_id=call.campaign_id,
+        scheduled_for=due,
+        parent=call,
+        reattempt=made + 1,
+        of=store.reattempts,
+    )
 
 
 def withdraw(call: Call, user: User) -> bool:

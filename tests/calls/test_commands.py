@@ -471,6 +471,7 @@ def test_add_store_verifies_the_key_and_stores_it_encrypted_with_its_settings(
         "Quetta Quilts",
         *("--voice-id", "48", "--calling-hours", "10:00-20:30", "--provider-retries", "2"),
         *("--retry-delays", "60,120", "--low-balance", "750.50", "--timezone", "Asia/Dubai"),
+        *("--reattempts", "3", "--reattempt-gap", "45"),
     )
 
     assert "Store 'Quetta Quilts' added." in out
@@ -485,6 +486,7 @@ def test_add_store_verifies_the_key_and_stores_it_encrypted_with_its_settings(
     )
     assert (store.provider_retries, store.retry_delays) == (2, [60, 120])
     assert (store.low_balance_threshold, store.timezone) == (Decimal("750.50"), "Asia/Dubai")
+    assert (store.reattempts, store.reattempt_gap_minutes) == (3, 45)
     assert TEST_API_KEY not in out + err
 
 
@@ -542,6 +544,9 @@ def test_add_store_without_the_key_in_the_environment_is_an_error(db, monkeypatc
         ("--low-balance", "lots", "--low-balance must be an amount in rupees of 0 or more"),
         ("--low-balance", "1.234", "--low-balance must be an amount in rupees of 0 or more"),
         ("--timezone", "Mars/Olympus", "'Mars/Olympus' is not a known time zone"),
+        ("--reattempts", "11", "--reattempts must be a whole number from 0 to 10, not '11'"),
+        ("--reattempts", "two", "--reattempts must be a whole number from 0 to 10, not 'two'"),
+        ("--reattempt-gap", "0", "--reattempt-gap must be a whole number from 1 to 10080"),
     ],
 )
 def test_add_store_refuses_each_bad_option_before_sending_the_key_anywhere(
