@@ -1,4 +1,4 @@
-"""The scripted interfaces: import_calls, export_calls, add_store, add_user.
+"""The scripted interfaces: import_calls, export_calls, export_orders, add_store, add_user.
 
 Run through call_command, and through a real `python manage.py` subprocess where the exit status
 or the process environment is the point. The provider is the simulator over real HTTP.
@@ -18,8 +18,14 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from calls.exports import CALL_EXPORT_COLUMNS, iter_calls_csv, write_calls_csv
-from calls.models import Call, Campaign, Store, User
+from calls.exports import (
+    CALL_EXPORT_COLUMNS,
+    ORDER_EXPORT_COLUMNS,
+    iter_calls_csv,
+    write_calls_csv,
+)
+from calls.models import Call, Campaign, Order, Store, User
+from calls.transitions import decide_by_hand
 from tests.calls.test_balances import closed_port_url
 from tests.conftest import TEST_API_KEY
 from tests.support.orders import create_call
@@ -432,6 +438,75 @@ def test_the_page_stream_and_the_command_write_the_same_csv(store):
     assert "".join(iter_calls_csv(calls)) == written.getvalue()
     out, _ = run_command("export_calls")
     assert out == written.getvalue()
+
+
+def test_export_orders_writes_one_row_per_order_with_its_calls_and_decision(store, agent_user):
+    may = Campaign.objects.create(store=store, name="May")
+    june = Campaign.objects.create(store=store, name="June")
+    may_1 = dt.datetime(2025, 5, 1, 7, 30, tzinfo=dt.UTC)
+    first = make_call(
+        may,
+        "K-1",
+        state=Call.State.FINAL,
+        outcome=Call.Outcome.UNREACHABLE,
+        call_charges=Decimal("0.00"),
+        finalized_at=may_1,
+    )
+    make_call(
+        may,
+        "K-1",
+        parent=first,
+        shop_order=first.shop_order,
+        state=Call.State.FINAL,
+        outcome=Call.Outcome.CONFIRMED,
+        call_charges=Decimal("11.00"),
+        finalized_at=may_1,
+        created_at=may_1 + dt.timedelta(hours=1),
+    )
+    by_hand = make_call(
+        june,
+        "=HYPERLINK(1)",
+        state=Call.State.FINAL,
+        outcome=Call.Outcome.CALLBACK_REQUESTED,
+        call_charges=Decimal("5.50"),
+        finalized_at=may_1,
+    )
+    decide_by_hand(by_hand.shop_order, agent_user, Order.Decision.CANCELLED, "by phone")
+    make_call(june, "K-3")  # queued: no decision, no charge yet
+
+    rows = list(csv.reader(io.StringIO(run_command("export_orders")[0], newline="")))
+
+    assert rows[0] == ORDER_EXPORT_COLUMNS
+    body = {row[0]: row[1:] for row in rows[1:]}
+    assert len(rows) == 4
+    assert body["K-1"][:9] == [
+        store.name,
+        "923001234567",
+        "confirmed",
+        "confirmed",
+        "customer (key press)",
+        "2",
+        "confirmed",
+        "11.00",
+        "csv",
+    ]
+    assert body["K-1"][9] == "2025-05-01T12:30:00+05:00"  # the store's zone
+    assert body["'=HYPERLINK(1)"][2:8] == [
+        "cancelled",
+        "cancelled",
+        "bilal",
+        "1",
+        "callback_requested",
+        "5.50",
+    ]
+    assert body["K-3"][2:8] == ["waiting", "", "", "1", "", "0.00"]
+    june_only = run_command("export_orders", "--campaign", "June", "--store", store.name)[0]
+    assert sorted(r[0] for r in list(csv.reader(io.StringIO(june_only)))[1:]) == [
+        "'=HYPERLINK(1)",
+        "K-3",
+    ]
+    error, _ = failing_command("export_orders", "--store", "Nowhere")
+    assert "no store named 'Nowhere'" in str(error)
 
 
 def test_export_filters_by_campaign_and_store(store):

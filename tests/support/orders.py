@@ -53,7 +53,13 @@ def with_orders(calls: Iterable[Call]) -> list[Call]:
 
 
 def create_call(**fields: Any) -> Call:
-    """Call.objects.create, with the call's order."""
+    """Call.objects.create, with the call's order; the order then follows this call, its latest
+    (unless decided by hand), as calls/transitions.py would have left it."""
     (call,) = with_orders([Call(**fields)])
     call.save(force_insert=True)
+    decision = DECIDING_OUTCOMES.get(Call.Outcome(call.outcome)) if call.outcome else None
+    follows: dict[str, Any] = {"status": order_status_for(call.state, call.outcome)}
+    if decision is not None:
+        follows.update(decision=decision, decided_at=call.finalized_at or call.created_at)
+    Order.objects.filter(pk=call.shop_order_id, decided_by__isnull=True).update(**follows)
     return call
