@@ -16,7 +16,6 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
-    HttpResponseRedirect,
     QueryDict,
     StreamingHttpResponse,
 )
@@ -25,16 +24,16 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from calls import actions
 from calls.actions import ActionRefused
+from calls.balances import call_again_question
 from calls.models import Call, Campaign, Order, Store, User
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
-from calls.views import HtmxHttpRequest
+from calls.views import HtmxHttpRequest, redirect_to_next
 
 PAGE_SIZE = 50
 # The campaign filter lists the most recent campaigns; older ones are still reachable by link.
@@ -76,7 +75,9 @@ def signed_in_user(request: HttpRequest) -> User:
 
 
 def _calls_with_relations() -> QuerySet[Call]:
-    return Call.objects.select_related("store", "campaign", "assigned_to", "handled_by")
+    return Call.objects.select_related(
+        "store", "campaign", "assigned_to", "handled_by", "shop_order"
+    )
 
 
 def _get_call(pk: int) -> Call:
@@ -326,8 +327,9 @@ def call_row(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _call_page_context(request: HttpRequest, call: Call) -> dict[str, Any]:
+    # The order's calls (call_order_created_idx): the first, its call-agains and re-attempts.
     family = list(
-        Call.objects.filter(campaign_id=call.campaign_id, order_id=call.order_id)
+        Call.objects.filter(shop_order_id=call.shop_order_id)
         .select_related("handled_by")
         .order_by("created_at", "id")[:FAMILY_LIMIT]
     )
@@ -345,7 +347,8 @@ def _call_page_context(request: HttpRequest, call: Call) -> dict[str, Any]:
         "dtmf_meaning": DTMF_MEANINGS.get(call.dtmf) if call.dtmf is not None else None,
         "is_follow_up": call.outcome in Call.FOLLOW_UP_OUTCOMES,
         "can_act": can_act,
-        "can_call_again": can_act and not family_busy,
+        "can_call_again": can_act and not family_busy and call.shop_order.decided_by_id is None,
+        "call_again_question": call_again_question(call.phone, call.store),
         "family_busy": family_busy,
         "can_withdraw": can_act and call.state == Call.State.QUEUED,
         "can_mark_handled": can_act and call.is_final and call.handled_at is None,
@@ -392,12 +395,7 @@ def _after_action(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             )
         html += render_to_string("calls/_out_of_band.html", request=request)
         return HttpResponse(html)
-    next_url = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        next_url = reverse("call_detail", args=[pk])
-    return HttpResponseRedirect(next_url)
+    return redirect_to_next(request, reverse("call_detail", args=[pk]))
 
 
 def _local(moment: dt.datetime, call: Call) -> str:

@@ -8,18 +8,17 @@ from typing import Any
 
 from django.contrib import messages
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from calls.balances import call_again_question
 from calls.models import Call, CallEvent, Order
 from calls.permissions import CALL_ACTIONS, EVERYONE, role_required, user_can
 from calls.transitions import ACTIVE_STATES, TransitionRefused, decide_by_hand
-from calls.views import HtmxHttpRequest
+from calls.views import HtmxHttpRequest, redirect_to_next
 from calls.views.calls import signed_in_user
 
 # An order gathers a handful of calls (the first, a few call-agains and re-attempts); these
@@ -88,9 +87,4 @@ def order_decide(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         html = render_followup_row(request, call)
         html += render_to_string("calls/_out_of_band.html", request=request)
         return HttpResponse(html)
-    next_url = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        next_url = reverse("order_detail", args=[pk])
-    return HttpResponseRedirect(next_url)
+    return redirect_to_next(request, reverse("order_detail", args=[pk]))
