@@ -35,10 +35,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "robodash.settings")
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.db import OperationalError, connection, connections  # noqa: E402
+from django.db import OperationalError, connection, connections, transaction  # noqa: E402
 
 from calls.imports import ImportReport, import_csv  # noqa: E402
-from calls.models import Call, CallEvent, Campaign, Order, Store  # noqa: E402
+from calls.models import Campaign, Order, Store  # noqa: E402
 
 BENCH_STORE = "Import Bench Store"
 EMPTY_STORE = "Import Bench Empty Store"
@@ -118,10 +118,15 @@ def _run_in_child(path: Path, store_name: str, label: str, traced: bool, out: An
     out.close()
     # Undo the import, so the next run finds the store as this one did.
     campaign = Campaign.objects.filter(store=store, name__startswith=f"bench {label} ").get()
-    CallEvent.objects.filter(call__campaign=campaign).delete()
-    Call.objects.filter(campaign=campaign).delete()
-    Order.objects.filter(campaign=campaign).delete()
-    campaign.delete()
+    with transaction.atomic(), connection.cursor() as cursor:
+        for sql in (
+            "DELETE FROM calls_callevent e USING calls_call c "
+            "WHERE e.call_id = c.id AND c.campaign_id = %s",
+            "DELETE FROM calls_call WHERE campaign_id = %s",
+            "DELETE FROM calls_order WHERE campaign_id = %s",
+            "DELETE FROM calls_campaign WHERE id = %s",
+        ):
+            cursor.execute(sql, [campaign.pk])
     connections.close_all()
 
 
@@ -165,11 +170,18 @@ def preload(store_name: str, known: int, tmp: Path) -> None:
 
 
 def clean_up(store: Store) -> None:
-    CallEvent.objects.filter(call__store=store).delete()
-    Call.objects.filter(store=store).delete()
-    Order.objects.filter(store=store).delete()
-    Campaign.objects.filter(store=store).delete()
-    store.delete()
+    """Delete the store and all it has in SQL: the ORM's delete() would first load a million
+    rows into this process to cascade them."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        for sql in (
+            "DELETE FROM calls_callevent e USING calls_call c "
+            "WHERE e.call_id = c.id AND c.store_id = %s",
+            "DELETE FROM calls_call WHERE store_id = %s",
+            "DELETE FROM calls_order WHERE store_id = %s",
+            "DELETE FROM calls_campaign WHERE store_id = %s",
+            "DELETE FROM calls_store WHERE id = %s",
+        ):
+            cursor.execute(sql, [store.pk])
 
 
 def ensure_database() -> None:
