@@ -212,7 +212,7 @@ INSERT INTO calls_call (
   state, outcome, provider_call_id, call_status, dtmf, retry, call_charges, provider_updated_at,
   scheduled_for, enqueued_at, send_attempts, claimed_at, sent_at, next_poll_at, poll_count,
   poll_errors, finalized_at, last_error, review_reason, assigned_to_id, handled_by_id,
-  handled_at, handled_note, created_at, updated_at
+  handled_at, handled_note, reattempt, created_at, updated_at
 )
 SELECT
   s.store_id, s.campaign_id, NULL,
@@ -273,6 +273,7 @@ SELECT
   CASE WHEN NOT s.handled THEN ''
        WHEN s.r4 < 0.5 THEN 'Phoned from the shop, customer confirmed.'
        ELSE 'No answer on WhatsApp either; order cancelled.' END,
+  0,
   s.created,
   s.created + make_interval(secs => 3000)
 FROM shaped s
