@@ -342,6 +342,8 @@ def finish(call: Call, outcome: str, now: dt.datetime, *, reason: str = "") -> N
         call_charges=str(call.call_charges) if call.call_charges is not None else None,
     )
     _order_follows(call.pk, call.shop_order_id, Call.State.FINAL, outcome)
+    if outcome not in (Call.Outcome.WITHDRAWN, Call.Outcome.FAILED):
+        _close_earlier_followups(call, now)
     if outcome in REATTEMPT_OUTCOMES:
         queue_reattempt(call, now)
 
@@ -371,6 +373,29 @@ def queue_reattempt(call: Call, now: dt.datetime) -> Call | None:
         parent=call,
         reattempt=made + 1,
         of=store.reattempts,
+    )
+
+
+def _close_earlier_followups(call: Call, now: dt.datetime) -> None:
+    """The order's follow-up moves to `call`, which has just ended with an outcome: the earlier
+    open follow-ups of the order are closed, naming it, so the queue shows one row per order."""
+    earlier = list(
+        Call.objects.filter(
+            shop_order_id=call.shop_order_id,
+            pk__lt=call.pk,
+            outcome__in=Call.FOLLOW_UP_OUTCOMES,
+            handled_at__isnull=True,
+        ).values_list("pk", flat=True)
+    )
+    if not earlier:
+        return
+    note = f"Followed up by call #{call.pk} ({Call.Outcome(call.outcome).label.lower()})."
+    Call.objects.filter(pk__in=earlier, handled_at__isnull=True).update(
+        handled_at=now, handled_note=note, updated_at=now
+    )
+    CallEvent.objects.bulk_create(
+        CallEvent(call_id=pk, at=now, kind=CallEvent.Kind.HANDLED, data={"note": note})
+        for pk in earlier
     )
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -29,15 +29,10 @@ _ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def open_followups() -> QuerySet[Call]:
-    """One call per order: an open follow-up with no later final call of the same order. The
-    first filter is exactly the predicate of call_open_followup_idx, so the queue and its count
-    use it; the later calls are looked up in call_order_created_idx."""
-    later_final = Call.objects.filter(
-        shop_order=OuterRef("shop_order"), pk__gt=OuterRef("pk"), state=Call.State.FINAL
-    )
-    return Call.objects.filter(outcome__in=Call.FOLLOW_UP_OUTCOMES, handled_at__isnull=True).filter(
-        ~Exists(later_final)
-    )
+    """The open follow-ups: one call per order, as a call that ends with an outcome closes the
+    earlier follow-ups of its order (calls/transitions.py). Exactly the predicate of
+    call_open_followup_idx, so the queue and its count use it."""
+    return Call.objects.filter(outcome__in=Call.FOLLOW_UP_OUTCOMES, handled_at__isnull=True)
 
 
 def _queue_order(calls: QuerySet[Call]) -> QuerySet[Call]:

@@ -9,13 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from calls import actions
 from calls.models import Call, CallEvent, Campaign, Order, Store, User
+from calls.transitions import finish
 from tests.support.orders import create_call
 
 pytestmark = pytest.mark.django_db
@@ -53,26 +54,41 @@ def test_an_order_called_back_twice_is_one_row_of_the_queue(
     client: Client, agent_user: User, campaign: Campaign
 ) -> None:
     first = final_call(campaign, "KK-2002", Call.Outcome.CALLBACK_REQUESTED)
-    again = final_call(
-        campaign,
-        "KK-2002",
-        Call.Outcome.CALLBACK_REQUESTED,
-        parent=first,
-        shop_order=first.shop_order,
-    )
-    final_call(campaign, "KK-2003", Call.Outcome.UNREACHABLE)
+    other = final_call(campaign, "KK-2003", Call.Outcome.UNREACHABLE)
     client.force_login(agent_user)
+    again = actions.call_again(first, agent_user)
+    assert [row["call"].pk for row in client.get(reverse("followup_list")).context["rows"]][:1] == [
+        first.pk
+    ]  # the call again is in flight: the row stays, saying so
+
+    Call.objects.filter(pk=again.pk).update(state=Call.State.IN_PROGRESS)
+    with transaction.atomic():
+        finish(
+            Call.objects.select_for_update().get(pk=again.pk),
+            Call.Outcome.CALLBACK_REQUESTED,
+            timezone.now(),
+        )
 
     response = client.get(reverse("followup_list"))
-
-    assert [row["call"].pk for row in response.context["rows"]] == [
-        again.pk,
-        response.context["rows"][1]["call"].pk,
-    ]
-    assert queue_rows(client) == ["KK-2002", "KK-2003"]
+    # Oldest outcome first: KK-2003's, then the call again's.
+    assert [row["call"].pk for row in response.context["rows"]] == [other.pk, again.pk]
+    first.refresh_from_db()
+    assert (
+        first.handled_note == f"Followed up by call #{again.pk} (callback requested (pressed 3))."
+    )
     page = response.content.decode()
     assert f'href="/calls/{first.pk}/"' in page and f'href="/calls/{again.pk}/"' in page
     assert 'hx-trigger="every 10s' in page  # new follow-ups appear without a reload
+
+
+def test_a_withdrawn_call_again_leaves_the_order_in_the_queue(
+    client: Client, agent_user: User, campaign: Campaign
+) -> None:
+    first = final_call(campaign, "KK-2004", Call.Outcome.UNREACHABLE)
+    again = actions.call_again(first, agent_user)
+    assert actions.withdraw(again, agent_user)
+    client.force_login(agent_user)
+    assert queue_rows(client) == ["KK-2004"]
 
 
 def test_call_again_asks_what_it_costs_at_the_stores_rate(
