@@ -37,6 +37,7 @@ from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from calls.models import Call, Campaign, Store, User  # noqa: E402
+from calls.transitions import order_status_sql  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ INSERT INTO calls_call (
   state, outcome, provider_call_id, call_status, dtmf, retry, call_charges, provider_updated_at,
   scheduled_for, enqueued_at, send_attempts, claimed_at, sent_at, next_poll_at, poll_count,
   poll_errors, finalized_at, last_error, review_reason, assigned_to_id, handled_by_id,
-  handled_at, handled_note, created_at, updated_at
+  handled_at, handled_note, reattempt, created_at, updated_at
 )
 SELECT
   s.store_id, s.campaign_id, NULL,
@@ -272,9 +273,32 @@ SELECT
   CASE WHEN NOT s.handled THEN ''
        WHEN s.r4 < 0.5 THEN 'Phoned from the shop, customer confirmed.'
        ELSE 'No answer on WhatsApp either; order cancelled.' END,
+  0,
   s.created,
   s.created + make_interval(secs => 3000)
 FROM shaped s
+"""
+
+# Each demo call is the only call of its order: the order is written from it, with the status
+# and key-press decision calls/transitions.py gives it, then the call is linked to it. The call
+# rows go in first without their link (the column's NOT NULL is lifted inside the transaction).
+ORDERS_SQL = f"""
+INSERT INTO calls_order (
+  order_id, phone, amount, voice_id, text1, text2, text3, text4, text5,
+  key1, key2, key3, key4, key5, store_id, campaign_id, customer_name, source, status,
+  decision, decided_by_id, decision_note, decided_at, created_at, updated_at
+)
+SELECT c.order_id, c.phone, c.amount, c.voice_id, c.text1, c.text2, c.text3, c.text4, c.text5,
+  c.key1, c.key2, c.key3, c.key4, c.key5, c.store_id, c.campaign_id, '', 'csv',
+  {order_status_sql("c")},
+  CASE WHEN c.outcome IN ('confirmed', 'cancelled') THEN c.outcome ELSE '' END, NULL, '',
+  CASE WHEN c.outcome IN ('confirmed', 'cancelled') THEN c.finalized_at END,
+  c.created_at, c.created_at
+FROM calls_call c WHERE c.shop_order_id IS NULL
+"""
+LINK_CALLS_SQL = """
+UPDATE calls_call c SET shop_order_id = o.id FROM calls_order o
+WHERE c.shop_order_id IS NULL AND o.store_id = c.store_id AND o.order_id = c.order_id
 """
 
 EVENTS_SQL = """
@@ -389,8 +413,15 @@ def generate(
                 "SET LOCAL maintenance_work_mem = '256MB'"
             )  # index builds sort in memory
             rebuild = _drop_plain_indexes(cursor, "calls_call")
+            rebuild += _drop_plain_indexes(cursor, "calls_order")
+            cursor.execute("ALTER TABLE calls_call ALTER COLUMN shop_order_id DROP NOT NULL")
             cursor.execute(CALLS_SQL)
             say(f"{cursor.rowcount:,} calls inserted")
+            cursor.execute(ORDERS_SQL)
+            say(f"{cursor.rowcount:,} orders inserted")
+            cursor.execute(LINK_CALLS_SQL)
+            cursor.execute("ALTER TABLE calls_call ALTER COLUMN shop_order_id SET NOT NULL")
+            say("calls linked to their orders")
             for definition in rebuild:
                 cursor.execute(definition)
             say(f"{len(rebuild)} indexes built again")
@@ -403,6 +434,7 @@ def generate(
     # production: the planner needs them to pick the indexes the pages rely on.
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE calls_call")
+        cursor.execute("VACUUM ANALYZE calls_order")
         cursor.execute("VACUUM ANALYZE calls_callevent")
         cursor.execute("ANALYZE calls_campaign")
     say("vacuum analyze done")

@@ -1,5 +1,8 @@
 """What people do to a call from the pages: call again, withdraw, mark handled, claim.
 
+Withdrawing and calling again change a call's state, so their writes are calls/transitions.py's;
+this module adds the checks and the follow-up bookkeeping (claims, handled notes).
+
 Each action is one transaction and safe against a racing worker or a second agent: the change is
 a conditional UPDATE (or runs under a row lock) and its row count says who won. Each writes a
 CallEvent naming the user, so the call's timeline shows who did what.
@@ -8,112 +11,79 @@ CallEvent naming the user, so the call's timeline shows who did what.
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from calls.dispatch import wake_dispatcher
-from calls.models import Call, CallEvent, User
+from calls.models import Call, CallEvent, Order, User
+from calls.transitions import (
+    ACTIVE_STATES,
+    MAX_NOTE_LENGTH,
+    TransitionRefused,
+    queue_call,
+    record_event,
+    withdraw,
+)
 
-# Calls in these states may still reach the customer: never start a second one beside them.
-ACTIVE_STATES = (Call.State.QUEUED, Call.State.SENDING, Call.State.IN_PROGRESS)
+__all__ = [
+    "ACTIVE_STATES",
+    "ActionRefused",
+    "call_again",
+    "claim",
+    "mark_handled",
+    "release",
+    "take_over",
+    "withdraw",
+]
 
-# A handled note is shown on the page and in the timeline; a short paragraph is plenty.
-MAX_NOTE_LENGTH = 2000
-
-
-class ActionRefused(Exception):
-    """The action cannot be done now; the message says why, in words for the person who asked."""
+# Refusals of the transitions and of these actions read the same to the person who asked.
+ActionRefused = TransitionRefused
 
 
 def call_again(call: Call, user: User) -> Call:
-    """Queue a new call for the same order, phone and texts, linked to `call` as its parent.
+    """Queue a new call for the order of `call`, with the same phone and texts, linked to `call`
+    as its parent.
 
-    Refused while any call for this order in this campaign (the original or an earlier
-    call-again) is still queued, sending or in progress, so a customer is never rung twice
-    at once. The family's root row is locked for the check-and-insert, so two agents pressing
-    the button together create one call, not two.
+    Refused while any call of the order is still queued, sending or in progress, so a customer
+    is never rung twice at once, and once the order is decided by hand. The order's row is
+    locked for the check-and-insert, so two agents pressing the button together create one
+    call, not two: the second waits for the lock, then sees the first one's call.
     """
     with transaction.atomic():
-        family = Call.objects.filter(campaign_id=call.campaign_id, order_id=call.order_id)
-        # Lock the one row every member of the family shares (the first call for the order);
-        # a second request waits here, then sees the call this one created.
-        root_locked = (
-            family.filter(parent__isnull=True).select_for_update().values_list("pk").first()
-        )
-        if root_locked is None:  # a family without its first call: never expected
-            Call.objects.filter(pk=call.pk).select_for_update().values_list("pk").first()
-        busy = family.filter(state__in=ACTIVE_STATES).order_by("created_at", "id").first()
+        order = Order.objects.select_for_update().select_related("store").get(pk=call.shop_order_id)
+        if order.decided_by_id is not None:
+            raise ActionRefused(
+                f"Order {order.order_id} was decided by hand "
+                f"({order.get_decision_display().lower()}); it is not called again."
+            )
+        busy = order.calls.filter(state__in=ACTIVE_STATES).order_by("created_at", "id").first()
         if busy is not None:
             what = "This call" if busy.pk == call.pk else f"Call #{busy.pk} for this order"
             raise ActionRefused(
                 f"{what} is still {busy.get_state_display().lower()}; "
                 "wait for its outcome before calling again."
             )
-        original = Call.objects.select_related("store").get(pk=call.pk)
-        now = timezone.now()
-        child = Call.objects.create(
-            store_id=original.store_id,
-            campaign_id=original.campaign_id,
-            parent=original,
-            order_id=original.order_id,
-            phone=original.phone,
-            amount=original.amount,
-            voice_id=original.voice_id,
-            text1=original.text1,
-            text2=original.text2,
-            text3=original.text3,
-            text4=original.text4,
-            text5=original.text5,
-            key1=original.key1,
-            key2=original.key2,
-            key3=original.key3,
-            key4=original.key4,
-            key5=original.key5,
-            state=Call.State.QUEUED,
-            scheduled_for=original.store.next_calling_time(now),
-            created_at=now,
-        )
-        CallEvent.objects.create(
-            call=child,
-            at=now,
-            kind=CallEvent.Kind.CREATED,
+        child = queue_call(
+            order,
+            campaign_id=call.campaign_id,
+            scheduled_for=order.store.next_calling_time(timezone.now()),
+            parent=call,
             actor=user,
-            data={"parent": original.pk, "scheduled_for": child.scheduled_for.isoformat()},
         )
-        CallEvent.objects.create(
-            call=original,
-            at=now,
-            kind=CallEvent.Kind.CALLBACK,
-            actor=user,
-            data={"child": child.pk},
-        )
+        if call.assigned_to_id is not None:
+            # The follow-up stays with whoever holds it: the new call is theirs too.
+            Call.objects.filter(pk=child.pk).update(assigned_to_id=call.assigned_to_id)
+        record_event(call, CallEvent.Kind.CALLBACK, actor=user, child=child.pk)
         # Send it now rather than at the next sweep (a nudge after commit; the sweep would
         # find the queued row in Postgres anyway).
         wake_dispatcher()
     return child
 
 
-def withdraw(call: Call, user: User) -> bool:
-    """Stop a call before it is sent. False when it was no longer queued (the dispatcher
-    claimed it first, or it was already final): then it can no longer be withdrawn."""
-    with transaction.atomic():
-        now = timezone.now()
-        won = Call.objects.filter(pk=call.pk, state=Call.State.QUEUED).update(
-            state=Call.State.FINAL,
-            outcome=Call.Outcome.WITHDRAWN,
-            finalized_at=now,
-            next_poll_at=None,
-            updated_at=now,
-        )
-        if won:
-            CallEvent.objects.create(
-                call_id=call.pk, at=now, kind=CallEvent.Kind.WITHDRAWN, actor=user
-            )
-    return bool(won)
-
-
 def mark_handled(call: Call, user: User, note: str) -> bool:
     """Close the follow-up on a final call, with the agent's note. False when someone had
-    already marked it handled (their note is kept, not overwritten)."""
+    already marked it handled (their note is kept, not overwritten). Refused while another
+    agent holds the follow-up: take it over first (take_over), so the timeline says so."""
     note = note.strip()
     if len(note) > MAX_NOTE_LENGTH:
         raise ActionRefused(
@@ -121,14 +91,20 @@ def mark_handled(call: Call, user: User, note: str) -> bool:
         )
     with transaction.atomic():
         now = timezone.now()
-        won = Call.objects.filter(
-            pk=call.pk, state=Call.State.FINAL, handled_at__isnull=True
-        ).update(handled_by=user, handled_at=now, handled_note=note, updated_at=now)
+        won = (
+            Call.objects.filter(pk=call.pk, state=Call.State.FINAL, handled_at__isnull=True)
+            .filter(Q(assigned_to__isnull=True) | Q(assigned_to=user))
+            .update(handled_by=user, handled_at=now, handled_note=note, updated_at=now)
+        )
         if not won:
-            current = Call.objects.only("state").get(pk=call.pk)
+            current = Call.objects.select_related("assigned_to").get(pk=call.pk)
             if current.state != Call.State.FINAL:
                 raise ActionRefused(
                     "This call is still in flight; it can be marked handled once it has an outcome."
+                )
+            if current.handled_at is None and current.assigned_to is not None:
+                raise ActionRefused(
+                    f"{current.assigned_to.username} holds this follow-up; take it over first."
                 )
             return False
         CallEvent.objects.create(
@@ -156,3 +132,43 @@ def claim(call: Call, user: User) -> bool:
             )
             return True
     return Call.objects.filter(pk=call.pk, assigned_to=user).exists()
+
+
+def release(call: Call, user: User) -> bool:
+    """Give back one's own claim, so another agent can take the follow-up. False when `user`
+    did not hold it."""
+    with transaction.atomic():
+        now = timezone.now()
+        won = Call.objects.filter(pk=call.pk, assigned_to=user).update(
+            assigned_to=None, updated_at=now
+        )
+        if won:
+            record_event(call, CallEvent.Kind.RELEASED, actor=user, at=now)
+    return bool(won)
+
+
+def take_over(call: Call, user: User) -> bool:
+    """Take an open follow-up another agent holds, on purpose: the timeline names both. False
+    when it was handled meanwhile; True when `user` holds it now."""
+    with transaction.atomic():
+        locked = (
+            Call.objects.select_for_update(of=("self",))
+            .select_related("assigned_to")
+            .filter(pk=call.pk, handled_at__isnull=True, outcome__in=Call.FOLLOW_UP_OUTCOMES)
+            .first()
+        )
+        if locked is None:
+            return False
+        previous = locked.assigned_to
+        if previous == user:
+            return True
+        now = timezone.now()
+        Call.objects.filter(pk=call.pk).update(assigned_to=user, updated_at=now)
+        record_event(
+            call,
+            CallEvent.Kind.TAKEN_OVER,
+            actor=user,
+            at=now,
+            previous=previous.username if previous is not None else None,
+        )
+    return True

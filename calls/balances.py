@@ -41,6 +41,18 @@ def estimate_cost(n_calls: int, call_rate: Decimal) -> Decimal:
     return cost.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def call_again_question(phone: str, store: Store) -> str:
+    """What "Call again" asks before it spends money: the price at the store's last known rate."""
+    if store.call_rate is None:
+        cost = "at the store's call rate (not known yet: verify the store's key in Settings)"
+    else:
+        cost = (
+            f"about {format_rupees(estimate_cost(1, store.call_rate))} "
+            f"({format_rupees(store.call_rate)} a pulse x {PULSES_PER_VERIFICATION_CALL} pulses)"
+        )
+    return f"Call {phone} again? The call costs {cost}."
+
+
 def _ask_and_remember(store: Store) -> AccountBalance | ProviderError:
     try:
         with RobocallClient.for_store(store) as client:

@@ -4,7 +4,8 @@ A worker moves a call `queued -> sending` under a row lock and commits *before* 
 A redelivered or duplicated task then finds the call no longer queued and does nothing. After
 the request the call is `in_progress` (the provider gave a call id), `failed` (a definite
 rejection), `queued` again (we could not connect, so nothing left), or `needs_review` (anything
-ambiguous: the call may or may not have been placed, and it is never re-sent by itself).
+ambiguous: the call may or may not have been placed, and it is never re-sent by itself). The
+transitions themselves are calls/transitions.py's; this module decides which one happens.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import threading
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
-from calls import timing
+from calls import timing, transitions
 from calls.models import Call, CallEvent, Campaign, Store
 from calls.provider import (
     InvalidApiKey,
@@ -116,7 +117,7 @@ def expire_sending_leases(now: dt.datetime) -> int:
             .values_list("id", flat=True)
         )
         for call_id in ids:
-            _finish(
+            transitions.finish(
                 Call.objects.get(id=call_id),
                 Call.Outcome.NEEDS_REVIEW,
                 now,
@@ -147,16 +148,16 @@ def send_call(call_id: int) -> None:
             call.store, f"the provider rejected the API key ({exc}); update it, then resume"
         )
     except ProviderRejected as exc:
-        _finish_if_sending(call, Call.Outcome.FAILED, error=str(exc))
+        transitions.finish_if_sending(call, Call.Outcome.FAILED, error=str(exc))
     except ProviderAmbiguous as exc:
-        _finish_if_sending(
+        transitions.finish_if_sending(
             call,
             Call.Outcome.NEEDS_REVIEW,
             error=str(exc),
             reason=f"{exc}; the call may or may not have been placed, so it was not sent again",
         )
     except BaseException as exc:  # a bug or a time limit mid-request: as ambiguous as a reset
-        _finish_if_sending(
+        transitions.finish_if_sending(
             call,
             Call.Outcome.NEEDS_REVIEW,
             error=redact(f"{type(exc).__name__}: {exc}"),
@@ -220,60 +221,21 @@ def _claim_for_sending(call_id: int, now: dt.datetime) -> Call | None:
         if not store.in_calling_hours(now):
             start = store.next_calling_time(now)
             Call.objects.filter(id=call.id).update(scheduled_for=start, enqueued_at=None)
-            _event(
+            transitions.record_event(
                 call,
                 CallEvent.Kind.RESCHEDULED,
                 reason="outside calling hours",
                 scheduled_for=start.isoformat(),
             )
             return None
-        call.state = Call.State.SENDING
-        call.claimed_at = now
-        call.send_attempts += 1
-        call.save(update_fields=["state", "claimed_at", "send_attempts", "updated_at"])
-        _event(call, CallEvent.Kind.CLAIMED, attempt=call.send_attempts)
+        transitions.start_sending(call, now)
     return call
 
 
-def _lease_lost_to_review(call: Call) -> QuerySet[Call]:
-    """This very claim of `call`, if the sweep sent it to review when its lease ran out while the
-    request was still under way, and nobody has acted on it since."""
-    return Call.objects.filter(
-        ~Exists(Call.objects.filter(parent=OuterRef("pk"))),
-        id=call.id,
-        claimed_at=call.claimed_at,
-        state=Call.State.FINAL,
-        outcome=Call.Outcome.NEEDS_REVIEW,
-        provider_call_id__isnull=True,
-        handled_at__isnull=True,
-    )
-
-
 def _mark_sent(call: Call, provider_call_id: str) -> None:
-    now = timezone.now()
-    first_poll = now + timing.scaled(timing.FIRST_POLL_AFTER)
-    sent = {
-        "state": Call.State.IN_PROGRESS,
-        "provider_call_id": provider_call_id,
-        "sent_at": now,
-        "next_poll_at": first_poll,
-        "last_error": "",
-        "updated_at": now,
-    }
-    with transaction.atomic():
-        updated = Call.objects.filter(id=call.id, state=Call.State.SENDING).update(**sent)
-        if not updated:
-            # The provider did accept it after all: follow it rather than lose the truth.
-            updated = _lease_lost_to_review(call).update(
-                **sent, outcome="", finalized_at=None, review_reason=""
-            )
-        if updated:
-            _event(call, CallEvent.Kind.SENT, provider_call_id=provider_call_id)
-        else:
-            # Someone already acted on the review (called again, handled it): keep their work
-            # and record the provider's id so the call can still be looked up.
-            _event(call, CallEvent.Kind.SENT, provider_call_id=provider_call_id, late=True)
-            log.error("call %s was accepted as %s after it was reviewed", call.id, provider_call_id)
+    first_poll = timezone.now() + timing.scaled(timing.FIRST_POLL_AFTER)
+    if not transitions.mark_sent(call, provider_call_id, first_poll):
+        log.error("call %s was accepted as %s after it was reviewed", call.id, provider_call_id)
 
 
 def _requeue_unsent(call: Call, error: str, *, backoff: bool) -> None:
@@ -284,78 +246,7 @@ def _requeue_unsent(call: Call, error: str, *, backoff: bool) -> None:
         wait = min(
             timing.SEND_RETRY_BACKOFF * 2 ** (call.send_attempts - 1), timing.SEND_RETRY_BACKOFF_CAP
         )
-    now = timezone.now()
-    retry_at = now + timing.scaled(wait)
-    queued = {
-        "state": Call.State.QUEUED,
-        "scheduled_for": retry_at,
-        "enqueued_at": None,
-        "claimed_at": None,
-        "last_error": redact(error),
-        "updated_at": now,
-    }
-    with transaction.atomic():
-        updated = Call.objects.filter(id=call.id, state=Call.State.SENDING).update(**queued)
-        if not updated:  # the lease ran out meanwhile; nothing was sent, so undo the review
-            updated = _lease_lost_to_review(call).update(
-                **queued, outcome="", finalized_at=None, review_reason=""
-            )
-        if updated:
-            _event(
-                call, CallEvent.Kind.SEND_RETRY, error=redact(error), retry_at=retry_at.isoformat()
-            )
-
-
-def _finish_if_sending(call: Call, outcome: str, *, error: str = "", reason: str = "") -> None:
-    with transaction.atomic():
-        locked = (
-            Call.objects.select_for_update().filter(id=call.id, state=Call.State.SENDING).first()
-        )
-        if locked is not None:
-            locked.last_error = redact(error)
-            _finish(locked, outcome, timezone.now(), reason=reason)
-
-
-def _finish(call: Call, outcome: str, now: dt.datetime, *, reason: str = "") -> None:
-    """Make a call final. The caller holds the row (lock or conditional update)."""
-    call.state = Call.State.FINAL
-    call.outcome = outcome
-    call.finalized_at = now
-    call.next_poll_at = None
-    call.review_reason = redact(reason)
-    call.save(
-        update_fields=[
-            "state",
-            "outcome",
-            "finalized_at",
-            "next_poll_at",
-            "review_reason",
-            "last_error",
-            "call_status",
-            "dtmf",
-            "retry",
-            "call_charges",
-            "provider_updated_at",
-            "updated_at",
-        ]
-    )
-    _event(
-        call,
-        CallEvent.Kind.FINAL,
-        outcome=outcome,
-        reason=call.review_reason,
-        error=call.last_error,
-        call_status=call.call_status,
-        dtmf=call.dtmf,
-        retry=call.retry,
-        call_charges=str(call.call_charges) if call.call_charges is not None else None,
-    )
-
-
-def _event(call: Call, kind: str, **data: object) -> None:
-    CallEvent.objects.create(
-        call=call, kind=kind, data={k: v for k, v in data.items() if v not in ("", None)}
-    )
+    transitions.requeue_unsent(call, error, timezone.now() + timing.scaled(wait))
 
 
 # --- One HTTP client per store and thread, so connections are reused across tasks -----------

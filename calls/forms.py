@@ -181,6 +181,8 @@ class StoreForm(forms.ModelForm):
             "calling_end",
             "provider_retries",
             "retry_delays",
+            "reattempts",
+            "reattempt_gap_minutes",
             "low_balance_threshold",
             "paused",
         ]
@@ -190,6 +192,8 @@ class StoreForm(forms.ModelForm):
             "calling_start": "Calling hours start",
             "calling_end": "Calling hours end",
             "provider_retries": "Provider retries",
+            "reattempts": "Re-attempts after an unanswered order",
+            "reattempt_gap_minutes": "Minutes between re-attempts",
             "low_balance_threshold": "Low-balance threshold (Rs)",
             "paused": "Paused (no calls are sent)",
         }
@@ -198,6 +202,10 @@ class StoreForm(forms.ModelForm):
             "default_voice_id": "The provider's recorded message to use when a campaign or row "
             "names none.",
             "low_balance_threshold": "Below this balance, launching is blocked.",
+            "reattempts": "0 is off. When an order ends unreachable or with no key pressed after "
+            "the provider's free retries, call it again up to this many more times (each a new "
+            "call, and a new charge), inside calling hours.",
+            "reattempt_gap_minutes": "At least this long after the last attempt ended.",
         }
         widgets = {
             "calling_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
@@ -210,6 +218,8 @@ class StoreForm(forms.ModelForm):
         delays = self.instance.retry_delays
         if isinstance(delays, list) and not self.is_bound:
             self.initial["retry_delays"] = ",".join(str(d) for d in delays)
+        for optional in ("reattempts", "reattempt_gap_minutes"):
+            self.fields[optional].required = False
         if self.creating:
             self.fields["api_key"].required = True
             self.fields["api_key"].help_text = "From the Robo Call portal. It is stored encrypted."
@@ -224,6 +234,17 @@ class StoreForm(forms.ModelForm):
         if any(ch.isspace() for ch in key):
             raise ValidationError("The API key cannot contain spaces; paste it again.")
         return key
+
+    def clean_reattempts(self) -> int:
+        # Left out (an older form, a script): the policy stays off.
+        value = self.cleaned_data.get("reattempts")
+        return 0 if value is None else int(value)
+
+    def clean_reattempt_gap_minutes(self) -> int:
+        value = self.cleaned_data.get("reattempt_gap_minutes")
+        if value is None:
+            return self.instance.reattempt_gap_minutes or Store.reattempt_gap_minutes.field.default
+        return int(value)
 
     def clean_retry_delays(self) -> list[int]:
         return parse_retry_delays(str(self.cleaned_data.get("retry_delays", "")))

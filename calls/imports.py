@@ -5,10 +5,12 @@ Header names are matched case-insensitively, trimmed, with spaces or dashes read
 ("Order ID" is `order_id`); other columns are ignored. UTF-8 with or without the BOM Excel writes.
 
 Each row is validated on its own: a bad row is reported by its spreadsheet row number (the header
-is row 1) with every reason, and the rest still import. An order id already in the campaign, or
-earlier in the same file, is skipped, not an error: importing the same file twice is harmless.
-A problem with the file as a whole (no header, a required column missing, not UTF-8) imports
-nothing.
+is row 1) with every reason, and the rest still import. Each new row becomes an order of the store
+and its first call. An order id the store already has (from any campaign, file or the form) is
+"already known" and places no call: an order is called automatically at most once, so files
+that overlap yesterday's are harmless. An order id earlier in the same file is a duplicate.
+Neither is an error. A problem with the file as a whole (no header, a required column missing,
+not UTF-8) imports nothing.
 
 The file is read as a stream and inserted in batches inside one transaction, so a 100,000-row
 file neither sits in memory nor leaves half an import behind when something fails.
@@ -17,6 +19,7 @@ file neither sits in memory nor leaves half an import behind when something fail
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -32,8 +35,9 @@ from django.utils import timezone
 
 from calls.balances import estimate_cost
 from calls.dispatch import wake_dispatcher
-from calls.models import Call, CallEvent, Campaign, Store
+from calls.models import Call, CallEvent, Campaign, Order, Store
 from calls.phones import InvalidPhone, normalize_pk_mobile
+from calls.transitions import queue_call
 
 REQUIRED_COLUMNS = ("phone", "amount", "order_id", "store_name")
 TEXT_COLUMNS = ("text3", "text4", "text5")
@@ -59,7 +63,10 @@ MAX_AMOUNT = Decimal("9999999999.99")  # Call.amount: 12 digits, 2 of them decim
 MAX_VOICE_ID = 2**31 - 1  # PositiveIntegerField
 CENT = Decimal("0.01")
 
-BATCH_SIZE = 2000  # rows per duplicate lookup and per INSERT
+BATCH_SIZE = 2000  # rows per lookup of known orders and per INSERT
+# pg_advisory_xact_lock(INTAKE_LOCK, store id): one intake of orders per store at a time, so two
+# imports cannot both find an order id new and both insert it.
+INTAKE_LOCK = 0x4F524453  # "ORDS"
 PREVIEW_SAMPLE_ROWS = 10
 PROGRESS_EVERY = 10_000
 
@@ -85,12 +92,31 @@ class RowError:
 
 @dataclass(frozen=True)
 class DuplicateRow:
+    """An order id that an earlier row of the same file already has."""
+
     row: int
     order_id: str
-    reason: str  # "is already in campaign 'May'" or "repeats row 4"
+    reason: str  # "repeats row 4"
 
     def __str__(self) -> str:
         return f"row {self.row}: order {self.order_id!r} {self.reason}, skipped"
+
+
+@dataclass(frozen=True)
+class KnownRow:
+    """An order id the store already has: no call is placed for it."""
+
+    row: int
+    order_id: str
+    status: str  # the known order's status label, e.g. "Confirmed"
+    since: dt.datetime  # when the store first got it
+
+    @property
+    def reason(self) -> str:
+        return f"already known ({self.status.lower()}, {self.since:%Y-%m-%d})"
+
+    def __str__(self) -> str:
+        return f"row {self.row}: order {self.order_id!r} {self.reason}, not called again"
 
 
 @dataclass(frozen=True)
@@ -112,7 +138,8 @@ class Preview:
     valid_rows: int  # would be imported
     sample: list[OrderRow]  # the first few of those
     rejected: list[RowError]
-    duplicates: list[DuplicateRow]
+    duplicates: list[DuplicateRow]  # repeats within the file
+    known: list[KnownRow]  # orders the store already has
     call_rate: Decimal | None  # the store's last known rate, if any
     estimated_cost: Decimal | None
 
@@ -128,6 +155,7 @@ class ImportReport:
     rejected: list[RowError] = field(default_factory=list)
     total_rows: int = 0
     duplicates: list[DuplicateRow] = field(default_factory=list)
+    known: list[KnownRow] = field(default_factory=list)
 
 
 # --- Validation (shared by the CSV and the single-order form) ---------------------------------
@@ -298,8 +326,8 @@ def _validate_cells(
     return result
 
 
-def _by_row(duplicate: DuplicateRow) -> int:
-    return duplicate.row
+def _by_row(skipped: DuplicateRow | KnownRow) -> int:
+    return skipped.row
 
 
 @dataclass
@@ -307,16 +335,17 @@ class _Tally:
     total_rows: int = 0
     rejected: list[RowError] = field(default_factory=list)
     duplicates: list[DuplicateRow] = field(default_factory=list)
+    known: list[KnownRow] = field(default_factory=list)
 
 
 def _new_orders(
     file: CsvSource,
-    campaign: Campaign | None,
+    store: Store | None,
     tally: _Tally,
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[list[OrderRow]]:
-    """Batches of valid orders not yet in `campaign` (None: look nothing up) nor earlier in the
-    file; the rest tallied."""
+    """Batches of valid orders that `store` does not have yet (None: look nothing up) and that
+    are not earlier in the file; the rest tallied."""
     first_row_of: dict[str, int] = {}  # order id -> row it was first seen valid on
     pending: list[OrderRow] = []
     for row, cells, columns, width in _csv_rows(file):
@@ -334,56 +363,58 @@ def _new_orders(
         first_row_of[result.order_id] = row
         pending.append(result)
         if len(pending) >= BATCH_SIZE:
-            yield _drop_existing(pending, campaign, tally)
+            yield _drop_known(pending, store, tally)
             pending = []
     if pending:
-        yield _drop_existing(pending, campaign, tally)
+        yield _drop_known(pending, store, tally)
 
 
-def _drop_existing(
-    orders: list[OrderRow], campaign: Campaign | None, tally: _Tally
-) -> list[OrderRow]:
-    if campaign is None:
+def _drop_known(orders: list[OrderRow], store: Store | None, tally: _Tally) -> list[OrderRow]:
+    if store is None:
         return orders
-    existing = _orders_already_in(campaign, [o.order_id for o in orders])
-    if not existing:
+    known = known_orders(store, [o.order_id for o in orders])
+    if not known:
         return orders
+    labels = dict(Order.Status.choices)
     for order in orders:
-        if order.order_id in existing:
-            tally.duplicates.append(
-                DuplicateRow(order.row, order.order_id, f"is already in campaign {campaign.name!r}")
-            )
-    return [o for o in orders if o.order_id not in existing]
+        found = known.get(order.order_id)
+        if found is not None:
+            status, since = found
+            tally.known.append(KnownRow(order.row, order.order_id, labels[status], since))
+    return [o for o in orders if o.order_id not in known]
 
 
-def _orders_already_in(campaign: Campaign, order_ids: list[str]) -> set[str]:
-    """Which of `order_ids` `campaign` has (as first calls, not call-agains). Served by the unique
-    index call_unique_order_per_campaign (campaign, order_id)."""
+def known_orders(store: Store, order_ids: list[str]) -> dict[str, tuple[str, dt.datetime]]:
+    """Which of `order_ids` `store` already has: order id -> (status, created_at). Served by the
+    unique index order_unique_per_store (store, order_id)."""
     if connection.vendor != "postgresql":
-        return set(
-            Call.objects.filter(
-                campaign=campaign, parent__isnull=True, order_id__in=order_ids
-            ).values_list("order_id", flat=True)
+        rows = Order.objects.filter(store=store, order_id__in=order_ids).values_list(
+            "order_id", "status", "created_at"
         )
+        return {order_id: (status, at) for order_id, status, at in rows}
     # One array parameter: an IN list of 2,000 costs several times more to build and plan.
-    meta, quote = Call._meta, connection.ops.quote_name
+    meta, quote = Order._meta, connection.ops.quote_name
     column = {f.name: quote(f.column) for f in meta.concrete_fields}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {column['order_id']} FROM {quote(meta.db_table)} "
-            f"WHERE {column['campaign']} = %s AND {column['parent']} IS NULL "
-            f"AND {column['order_id']} = ANY(%s)",
-            [campaign.pk, order_ids],
+            f"SELECT {column['order_id']}, {column['status']}, {column['created_at']} "
+            f"FROM {quote(meta.db_table)} "
+            f"WHERE {column['store']} = %s AND {column['order_id']} = ANY(%s)",
+            [store.pk, order_ids],
         )
-        return {row[0] for row in cursor.fetchall()}
+        return {order_id: (status, at) for order_id, status, at in cursor.fetchall()}
 
 
-def _has_orders(campaign: Campaign | None) -> bool:
-    return (
-        campaign is not None
-        and campaign.pk is not None
-        and Call.objects.filter(campaign=campaign, parent__isnull=True).exists()
-    )
+def _has_orders(store: Store | None) -> bool:
+    return store is not None and store.pk is not None and Order.objects.filter(store=store).exists()
+
+
+def lock_intake(store: Store) -> None:
+    """Take the store's intake lock until the transaction ends (see INTAKE_LOCK). SQLite (the
+    demo) runs one writing transaction at a time anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [INTAKE_LOCK, store.pk])
 
 
 # --- Public interface -------------------------------------------------------------------------
@@ -401,11 +432,11 @@ def preview_csv(
     tally = _Tally()
     valid = 0
     sample: list[OrderRow] = []
-    # A campaign with no calls yet has no duplicates to look up.
-    for batch in _new_orders(file, campaign if _has_orders(campaign) else None, tally):
+    store = campaign.store if campaign is not None else store
+    # A store with no orders yet has none to look up.
+    for batch in _new_orders(file, store if _has_orders(store) else None, tally):
         valid += len(batch)
         sample.extend(batch[: max(0, sample_size - len(sample))])
-    store = campaign.store if campaign is not None else store
     rate = store.call_rate if store is not None else None
     return Preview(
         total_rows=tally.total_rows,
@@ -413,49 +444,14 @@ def preview_csv(
         sample=sample,
         rejected=tally.rejected,
         duplicates=sorted(tally.duplicates, key=_by_row),
+        known=sorted(tally.known, key=_by_row),
         call_rate=rate,
         estimated_cost=estimate_cost(valid, rate) if rate is not None else None,
     )
 
 
-def _call_for(order: OrderRow, campaign: Campaign, store: Store, *, now: Any, due: Any) -> Call:
-    return Call(
-        store_id=store.pk,
-        campaign_id=campaign.pk,
-        order_id=order.order_id,
-        phone=order.phone,
-        amount=order.amount,
-        voice_id=order.voice_id or campaign.voice_id or store.default_voice_id,
-        text1=order.store_name,
-        text2=order.order_id,
-        scheduled_for=due,
-        created_at=now,
-        **order.extras,
-    )
-
-
-# --- Writing the calls --------------------------------------------------------------------------
-#
-# bulk_create spends most of a big import preparing every field of every row in Python (about
-# 3,500 rows/s here). On PostgreSQL the calls and their events go in through COPY instead, the
-# fields that are the same on every row prepared once; ids are taken from the table's sequence
-# first so each event knows its call. Other databases (the embedded SQLite demo) use bulk_create.
-
-_CALL_VARYING = (
-    "id",
-    "order_id",
-    "phone",
-    "amount",
-    "voice_id",
-    "text1",
-    "text2",
-    *TEXT_COLUMNS,
-    *KEY_COLUMNS,
-)
-
-
-def _call_values(order: OrderRow, campaign: Campaign, store: Store) -> tuple[Any, ...]:
-    """Call's _CALL_VARYING fields but the id, exactly as _call_for sets them."""
+def _message_values(order: OrderRow, campaign: Campaign, store: Store) -> tuple[Any, ...]:
+    """The _MESSAGE fields of an order and of its first call."""
     extras = order.extras
     return (
         order.order_id,
@@ -467,6 +463,42 @@ def _call_values(order: OrderRow, campaign: Campaign, store: Store) -> tuple[Any
         *(extras.get(name, "") for name in TEXT_COLUMNS),
         *(extras.get(name, "") for name in KEY_COLUMNS),
     )
+
+
+_MESSAGE = (
+    "order_id",
+    "phone",
+    "amount",
+    "voice_id",
+    "text1",
+    "text2",
+    *TEXT_COLUMNS,
+    *KEY_COLUMNS,
+)
+
+
+def _order_for(
+    order: OrderRow, campaign: Campaign, store: Store, *, source: str, now: Any
+) -> Order:
+    return Order(
+        store_id=store.pk,
+        campaign_id=campaign.pk,
+        source=source,
+        created_at=now,
+        **dict(zip(_MESSAGE, _message_values(order, campaign, store), strict=True)),
+    )
+
+
+# --- Writing the orders and their calls ---------------------------------------------------------
+#
+# bulk_create spends most of a big import preparing every field of every row in Python (about
+# 3,500 rows/s here). On PostgreSQL the orders, calls and events go in through COPY instead, the
+# fields that are the same on every row prepared once; ids are taken from the tables' sequences
+# first so each call knows its order and each event its call. Other databases (the embedded
+# SQLite demo) use bulk_create.
+
+_ORDER_VARYING = ("id", *_MESSAGE)
+_CALL_VARYING = ("id", "shop_order_id", *_MESSAGE)
 
 
 class _CopyWriter:
@@ -554,6 +586,10 @@ def _insert_by_copy(
     due: Any,
     actor_id: int | None,
 ) -> int:
+    orders = _CopyWriter(
+        Order(store_id=store.pk, campaign_id=campaign.pk, source=Order.Source.CSV, created_at=now),
+        _ORDER_VARYING,
+    )
     calls = _CopyWriter(
         Call(store_id=store.pk, campaign_id=campaign.pk, scheduled_for=due, created_at=now),
         _CALL_VARYING,
@@ -561,12 +597,17 @@ def _insert_by_copy(
     events = _CreatedEvents(CallEvent(at=now, kind=CallEvent.Kind.CREATED, actor_id=actor_id))
     inserted = 0
     for batch in batches:
-        ids = _reserve_ids(Call, len(batch))
-        calls.write(
-            (call_id, *_call_values(order, campaign, store))
-            for call_id, order in zip(ids, batch, strict=True)
+        order_ids = _reserve_ids(Order, len(batch))
+        call_ids = _reserve_ids(Call, len(batch))
+        messages = [_message_values(order, campaign, store) for order in batch]
+        orders.write(
+            (order_id, *message) for order_id, message in zip(order_ids, messages, strict=True)
         )
-        events.write(ids, [order.row for order in batch])
+        calls.write(
+            (call_id, order_id, *message)
+            for call_id, order_id, message in zip(call_ids, order_ids, messages, strict=True)
+        )
+        events.write(call_ids, [order.row for order in batch])
         inserted += len(batch)
     return inserted
 
@@ -581,8 +622,22 @@ def _insert_by_bulk_create(
 ) -> int:
     inserted = 0
     for batch in batches:
+        orders = Order.objects.bulk_create(
+            [_order_for(row, campaign, store, source=Order.Source.CSV, now=now) for row in batch],
+            batch_size=BATCH_SIZE,
+        )
         calls = Call.objects.bulk_create(
-            [_call_for(order, campaign, store, now=now, due=due) for order in batch],
+            [
+                Call(
+                    store_id=store.pk,
+                    campaign_id=campaign.pk,
+                    shop_order=order,
+                    scheduled_for=due,
+                    created_at=now,
+                    **order.message_values(),
+                )
+                for order in orders
+            ],
             batch_size=BATCH_SIZE,
         )
         CallEvent.objects.bulk_create(
@@ -591,10 +646,10 @@ def _insert_by_bulk_create(
                     call_id=call.pk,
                     at=now,
                     kind=CallEvent.Kind.CREATED,
-                    data={"source": "csv", "row": order.row},
+                    data={"source": "csv", "row": row.row},
                     actor_id=actor_id,
                 )
-                for call, order in zip(calls, batch, strict=True)
+                for call, row in zip(calls, batch, strict=True)
             ],
             batch_size=BATCH_SIZE,
         )
@@ -609,28 +664,23 @@ def import_csv(
     created_by: Any = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Import every valid new order of `file` into `campaign` as queued calls, all or nothing.
+    """Import every valid order of `file` that the campaign's store does not have yet into
+    `campaign`, each as an order and its queued first call, all or nothing.
 
     ImportFileError (nothing imported) when the file as a whole is unusable. `progress` is
     called with the number of rows read every PROGRESS_EVERY rows.
     """
     tally = _Tally()
     with transaction.atomic():
-        # Two imports into one campaign would both find an order new and both insert it:
-        # they take turns on the campaign row. NO KEY UPDATE still lets others insert calls
-        # referencing the campaign (a foreign key only needs KEY SHARE).
-        locked = (
-            Campaign.objects.select_for_update(no_key=True)
-            .select_related("store")
-            .get(pk=campaign.pk)
-        )
+        locked = Campaign.objects.select_related("store").get(pk=campaign.pk)
         store = locked.store
+        lock_intake(store)
         now = timezone.now()
         insert = _insert_by_copy if _copy_supported() else _insert_by_bulk_create
         imported = insert(
-            # With the campaign locked, a campaign without calls gets none from anyone else:
-            # only repeats within the file need finding.
-            _new_orders(file, locked if _has_orders(locked) else None, tally, progress),
+            # With the intake locked, a store without orders gets none from anyone else: only
+            # repeats within the file need finding.
+            _new_orders(file, store if _has_orders(store) else None, tally, progress),
             locked,
             store,
             now,
@@ -645,6 +695,7 @@ def import_csv(
         rejected=tally.rejected,
         total_rows=tally.total_rows,
         duplicates=sorted(tally.duplicates, key=_by_row),
+        known=sorted(tally.known, key=_by_row),
     )
 
 
@@ -659,8 +710,8 @@ def create_single_call(
     created_by: Any = None,
     **extras: str,
 ) -> Call:
-    """One order from the form as a queued call. ValidationError by field (the form shows them)
-    for a bad value or an order id already in the campaign."""
+    """One order from the form, and its queued first call. ValidationError by field (the form
+    shows them) for a bad value or an order id the store already has (it is not called again)."""
     unknown = set(extras) - set(TEXT_COLUMNS) - set(KEY_COLUMNS)
     if unknown:
         raise TypeError(f"unexpected fields: {', '.join(sorted(unknown))}")
@@ -676,26 +727,28 @@ def create_single_call(
     if isinstance(result, dict):
         raise ValidationError(result)
     with transaction.atomic():
-        locked = (
-            Campaign.objects.select_for_update(no_key=True)
-            .select_related("store")
-            .get(pk=campaign.pk)
-        )
-        if locked.calls.filter(parent__isnull=True, order_id=result.order_id).exists():
+        locked = Campaign.objects.select_related("store").get(pk=campaign.pk)
+        store = locked.store
+        lock_intake(store)
+        known = known_orders(store, [result.order_id]).get(result.order_id)
+        if known is not None:
+            status, since = known
+            label = Order.Status(status).label.lower()
             raise ValidationError(
-                {"order_id": f"order {result.order_id!r} is already in campaign {locked.name!r}"}
+                {
+                    "order_id": f"order {result.order_id!r} is already known ({label}, since "
+                    f"{since.astimezone(store.zone):%Y-%m-%d}); it is not called again"
+                }
             )
         now = timezone.now()
-        call = _call_for(
-            result, locked, locked.store, now=now, due=locked.store.next_calling_time(now)
-        )
-        call.save()
-        CallEvent.objects.create(
-            call=call,
-            at=now,
-            kind=CallEvent.Kind.CREATED,
-            data={"source": "form"},
-            actor_id=getattr(created_by, "pk", None),
+        order = _order_for(result, locked, store, source=Order.Source.FORM, now=now)
+        order.save()
+        call = queue_call(
+            order,
+            campaign_id=locked.pk,
+            scheduled_for=store.next_calling_time(now),
+            actor=created_by,
+            source="form",
         )
         wake_dispatcher()
     return call

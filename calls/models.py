@@ -1,7 +1,9 @@
 """The domain: stores, campaigns, calls and their event log, users with one role each.
 
-A call's life (DESIGN.md): queued -> sending -> in_progress -> final, with the outcome set when
-final. `state` is where the pipeline is; `outcome` is what happened (blank until final).
+An order is what a shop sent; calls are attempts to verify it. A call's life: queued -> sending ->
+in_progress -> final, with the outcome set when final. `state` is where the pipeline is;
+`outcome` is what happened (blank until final). calls/transitions.py holds every transition of
+both, and docs/architecture.md the overview.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -43,6 +46,9 @@ class User(AbstractUser):
         return self.role == self.Role.MANAGER
 
 
+MAX_REATTEMPTS = 10  # a store's re-attempt policy calls an order at most this many more times
+
+
 def default_retry_delays() -> list[int]:
     # The portal's Call Settings default: 5, 10 and 30 minutes between the free retries.
     return [300, 600, 1800]
@@ -68,6 +74,15 @@ class Store(models.Model):
     calling_end = models.TimeField(default=dt.time(21, 0))
     provider_retries = models.PositiveSmallIntegerField(default=3)
     retry_delays = models.JSONField(default=default_retry_delays)  # seconds, one per free retry
+    # Re-attempt policy (off at 0): an order that ends unreachable or with no input after the
+    # provider's free retries is called again, up to `reattempts` more times, at least
+    # `reattempt_gap_minutes` apart, inside calling hours (calls/transitions.py).
+    reattempts = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(MAX_REATTEMPTS)]
+    )
+    reattempt_gap_minutes = models.PositiveIntegerField(
+        default=45, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)]
+    )
     low_balance_threshold = models.DecimalField(
         max_digits=12, decimal_places=2, default=Decimal(500)
     )
@@ -190,7 +205,132 @@ class Campaign(models.Model):
         return self.name
 
 
-class Call(models.Model):
+# The texts and keys of the recorded message, in the provider's parameter names.
+MESSAGE_TEXT_FIELDS = (
+    "text1",
+    "text2",
+    "text3",
+    "text4",
+    "text5",
+    "key1",
+    "key2",
+    "key3",
+    "key4",
+    "key5",
+)
+
+
+class Message(models.Model):
+    """What a call says to the customer: kept on the order as the shop sent it, and copied onto
+    each call as it was placed."""
+
+    order_id = models.CharField(max_length=100)  # the shop's order id
+    phone = models.CharField(max_length=12)  # normalised 923XXXXXXXXX
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    voice_id = models.PositiveIntegerField()
+    text1 = models.CharField(max_length=200, blank=True)  # store name, read out by the voice
+    text2 = models.CharField(max_length=200, blank=True)  # order id, read out by the voice
+    text3 = models.CharField(max_length=200, blank=True)
+    text4 = models.CharField(max_length=200, blank=True)
+    text5 = models.CharField(max_length=200, blank=True)
+    key1 = models.CharField(max_length=50, blank=True)
+    key2 = models.CharField(max_length=50, blank=True)
+    key3 = models.CharField(max_length=50, blank=True)
+    key4 = models.CharField(max_length=50, blank=True)
+    key5 = models.CharField(max_length=50, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def message_values(self) -> dict[str, Any]:
+        """The fields a new call for the same order copies."""
+        names = ("order_id", "phone", "amount", "voice_id", *MESSAGE_TEXT_FIELDS)
+        return {name: getattr(self, name) for name in names}
+
+
+class Order(Message):
+    """What a shop sent: one order, unique per store and the shop's order id. Calls are attempts
+    to verify it; it ends with a decision (the customer's key press, or an agent's by hand) or
+    without one. Its status follows its calls (calls/transitions.py is the only writer)."""
+
+    class Source(models.TextChoices):
+        CSV = "csv", "CSV upload"
+        FORM = "form", "Single-order form"
+        SHOPIFY = "shopify", "Shopify"
+        WOOCOMMERCE = "woocommerce", "WooCommerce"
+        API = "api", "HTTP API"
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        CALLING = "calling", "Calling"
+        CONFIRMED = "confirmed", "Confirmed"
+        CANCELLED = "cancelled", "Cancelled"
+        CALLBACK_REQUESTED = "callback_requested", "Callback requested"
+        NO_INPUT = "no_input", "No input"
+        UNREACHABLE = "unreachable", "Unreachable"
+        NEEDS_REVIEW = "needs_review", "Needs review"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+        REJECTED = "rejected", "Rejected by the provider"
+
+    class Decision(models.TextChoices):
+        NONE = "", "None"
+        CONFIRMED = "confirmed", "Confirmed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    # db_index=False: order_unique_per_store and order_campaign_created_idx lead with them.
+    store = models.ForeignKey(
+        Store, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
+    # The campaign it came in with: a batch label; its calls carry their own campaign.
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
+    customer_name = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.CSV)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.WAITING)
+    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True)
+    # Null with a decision: the customer decided by key press.
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="decided_orders",
+    )
+    decision_note = models.TextField(blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Intake (imports, the form) looks up whether a store already has an order id.
+            models.UniqueConstraint(fields=["store", "order_id"], name="order_unique_per_store"),
+            models.CheckConstraint(
+                condition=Q(decision="", decided_at__isnull=True)
+                | (~Q(decision="") & Q(decided_at__isnull=False)),
+                name="order_decided_at_iff_decision",
+            ),
+        ]
+        indexes = [
+            # export_orders --campaign: a campaign's orders, oldest first.
+            models.Index(fields=["campaign", "created_at"], name="order_campaign_created_idx"),
+            # /calls/ search by order id finds the order: prefix match, as call_order_id_idx.
+            models.Index(
+                fields=["order_id"], name="order_order_id_idx", opclasses=["varchar_pattern_ops"]
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_id
+
+    @property
+    def decided_by_customer(self) -> bool:
+        return bool(self.decision) and self.decided_by_id is None
+
+
+class Call(Message):
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
         SENDING = "sending", "Sending"
@@ -216,20 +356,11 @@ class Call(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="callbacks"
     )
 
-    order_id = models.CharField(max_length=100)
-    phone = models.CharField(max_length=12)  # normalised 923XXXXXXXXX
-    amount = models.DecimalField(max_digits=12, decimal_places=2)
-    voice_id = models.PositiveIntegerField()
-    text1 = models.CharField(max_length=200, blank=True)  # store name, read out by the voice
-    text2 = models.CharField(max_length=200, blank=True)  # order id, read out by the voice
-    text3 = models.CharField(max_length=200, blank=True)
-    text4 = models.CharField(max_length=200, blank=True)
-    text5 = models.CharField(max_length=200, blank=True)
-    key1 = models.CharField(max_length=50, blank=True)
-    key2 = models.CharField(max_length=50, blank=True)
-    key3 = models.CharField(max_length=50, blank=True)
-    key4 = models.CharField(max_length=50, blank=True)
-    key5 = models.CharField(max_length=50, blank=True)
+    # The order this call verifies (named so that `order_id`, the shop's id, keeps its name).
+    # db_index=False: call_order_created_idx leads with it.
+    shop_order = models.ForeignKey(
+        "Order", on_delete=models.PROTECT, related_name="calls", db_index=False
+    )
 
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     outcome = models.CharField(max_length=24, choices=Outcome.choices, blank=True)
@@ -277,6 +408,9 @@ class Call(models.Model):
     handled_at = models.DateTimeField(null=True, blank=True)
     handled_note = models.TextField(blank=True)
 
+    # 0 for a call placed by intake or a person; n for the store policy's n-th re-attempt.
+    reattempt = models.PositiveSmallIntegerField(default=0)
+
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -313,6 +447,8 @@ class Call(models.Model):
             models.Index(
                 fields=["claimed_at"], condition=Q(state="sending"), name="call_sending_lease_idx"
             ),
+            # The order page and call again: an order's calls, oldest first.
+            models.Index(fields=["shop_order", "created_at"], name="call_order_created_idx"),
             # /calls/ and reports: newest first, optionally per campaign or store.
             models.Index(fields=["created_at", "id"], name="call_created_idx"),
             models.Index(fields=["campaign", "created_at"], name="call_campaign_created_idx"),
@@ -358,18 +494,7 @@ class Call(models.Model):
             "amount": format(self.amount.normalize(), "f"),
             "voice_id": self.voice_id,
         }
-        for name in (
-            "text1",
-            "text2",
-            "text3",
-            "text4",
-            "text5",
-            "key1",
-            "key2",
-            "key3",
-            "key4",
-            "key5",
-        ):
+        for name in MESSAGE_TEXT_FIELDS:
             value = getattr(self, name)
             if value:
                 params[name] = value
@@ -390,6 +515,9 @@ class CallEvent(models.Model):
         ASSIGNED = "assigned", "Claimed by agent"
         HANDLED = "handled", "Marked handled"
         CALLBACK = "callback", "Called again"
+        DECIDED = "decided", "Order decided by hand"
+        RELEASED = "released", "Claim released"
+        TAKEN_OVER = "taken_over", "Taken over from another agent"
 
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(default=timezone.now)

@@ -15,11 +15,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from calls import timing
-from calls.dispatch import _event, _finish, client_for, pause_store
+from calls.dispatch import client_for, pause_store
 from calls.models import Call, CallEvent
 from calls.outcomes import judge_report, lifetime_bound, status_began_at
 from calls.provider import CallReport, InvalidApiKey, ProviderError
 from calls.redaction import redact
+from calls.transitions import finish, record_event
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def _apply_report(call: Call, report: CallReport, *, requests: int) -> None:
         locked.poll_errors = 0
         locked.last_polled_at = now
         if changed:
-            _event(
+            record_event(
                 locked,
                 CallEvent.Kind.POLLED,
                 call_status=report.call_status,
@@ -126,11 +127,11 @@ def _apply_report(call: Call, report: CallReport, *, requests: int) -> None:
         polled_fields = ["poll_count", "poll_errors", "last_polled_at", "status_changed_at"]
         if verdict.outcome is not None:
             locked.save(update_fields=polled_fields)
-            _finish(locked, verdict.outcome, now, reason=verdict.reason)
+            finish(locked, verdict.outcome, now, reason=verdict.reason)
             return
         if _past_lifetime(locked, now):
             locked.save(update_fields=polled_fields)
-            _finish(locked, Call.Outcome.NEEDS_REVIEW, now, reason=_lifetime_reason(locked))
+            finish(locked, Call.Outcome.NEEDS_REVIEW, now, reason=_lifetime_reason(locked))
             return
         locked.next_poll_at = verdict.next_poll_at
         locked.save(
@@ -160,11 +161,11 @@ def _record_poll_failure(call: Call, *, error: str, kind: str, requests: int = 0
         locked.poll_errors += 1
         locked.last_error = redact(error)
         locked.poll_count = F("poll_count") + requests
-        _event(locked, CallEvent.Kind.POLL_ERROR, error=locked.last_error, error_kind=kind)
+        record_event(locked, CallEvent.Kind.POLL_ERROR, error=locked.last_error, error_kind=kind)
         fields = ["poll_errors", "last_error", "poll_count"]
         if kind == "rejected" and locked.poll_errors >= NOT_FOUND_LIMIT:
             locked.save(update_fields=fields)
-            _finish(
+            finish(
                 locked,
                 Call.Outcome.NEEDS_REVIEW,
                 now,
@@ -175,7 +176,7 @@ def _record_poll_failure(call: Call, *, error: str, kind: str, requests: int = 0
             return
         if _past_lifetime(locked, now):
             locked.save(update_fields=fields)
-            _finish(locked, Call.Outcome.NEEDS_REVIEW, now, reason=_lifetime_reason(locked))
+            finish(locked, Call.Outcome.NEEDS_REVIEW, now, reason=_lifetime_reason(locked))
             return
         backoff = min(
             timing.POLL_ERROR_BACKOFF * 2 ** (locked.poll_errors - 1), timing.POLL_ERROR_BACKOFF_CAP

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from calls.views import calls, campaigns, followups, overview, reports, settings
+from calls.views import calls, campaigns, followups, orders, overview, reports, settings
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
@@ -13,6 +13,10 @@ urlpatterns = [
     path("calls/<int:pk>/withdraw/", calls.call_withdraw, name="call_withdraw"),
     path("calls/<int:pk>/handled/", calls.call_handled, name="call_handled"),
     path("calls/<int:pk>/claim/", calls.call_claim, name="call_claim"),
+    path("calls/<int:pk>/release/", calls.call_release, name="call_release"),
+    path("calls/<int:pk>/take-over/", calls.call_take_over, name="call_take_over"),
+    path("orders/<int:pk>/", orders.order_detail, name="order_detail"),
+    path("orders/<int:pk>/decide/", orders.order_decide, name="order_decide"),
     path("followups/", followups.followup_list, name="followup_list"),
     path("campaigns/", campaigns.campaign_list, name="campaign_list"),
     path("campaigns/new/", campaigns.campaign_new, name="campaign_new"),

@@ -16,7 +16,6 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
-    HttpResponseRedirect,
     QueryDict,
     StreamingHttpResponse,
 )
@@ -25,17 +24,17 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from calls import actions
 from calls.actions import ActionRefused
+from calls.balances import call_again_question
 from calls.forms import BoundedDateField
-from calls.models import Call, Campaign, Store, User
+from calls.models import Call, Campaign, Order, Store, User
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
-from calls.views import HtmxHttpRequest
+from calls.views import HtmxHttpRequest, redirect_to_next
 
 PAGE_SIZE = 50
 # The campaign filter lists the most recent campaigns; older ones are still reachable by link.
@@ -43,6 +42,7 @@ CAMPAIGN_CHOICES_LIMIT = 200
 # A call's timeline: a call that lives for hours gathers a few dozen events; this is a ceiling.
 TIMELINE_LIMIT = 500
 FAMILY_LIMIT = 50
+ORDER_MATCHES_LIMIT = 10  # one order id in a few stores at most
 
 # The provider's call_status values (robocall-api.txt, "Call Status Definitions").
 CALL_STATUS_MEANINGS = {
@@ -76,7 +76,9 @@ def signed_in_user(request: HttpRequest) -> User:
 
 
 def _calls_with_relations() -> QuerySet[Call]:
-    return Call.objects.select_related("store", "campaign", "assigned_to", "handled_by")
+    return Call.objects.select_related(
+        "store", "campaign", "assigned_to", "handled_by", "shop_order"
+    )
 
 
 def _get_call(pk: int) -> Call:
@@ -259,9 +261,19 @@ def call_list(request: HtmxHttpRequest) -> HttpResponse:
     if chosen_campaign is not None and chosen_campaign not in campaign_choices:
         campaign_choices.insert(0, chosen_campaign)
 
+    # A search by order id finds the order itself (order_order_id_idx serves the equality).
+    query = form.cleaned_data.get("q") or ""
+    matching_orders = []
+    if query:
+        orders = Order.objects.filter(order_id=query).select_related("store")
+        if chosen_store is not None:
+            orders = orders.filter(store=chosen_store)
+        matching_orders = list(orders.order_by("store__name")[:ORDER_MATCHES_LIMIT])
+
     context = {
         "form": form,
         "rows": rows,
+        "matching_orders": matching_orders,
         "paged": before is not None or after is not None,
         "bad_cursor": bad_cursor,
         "newer_query": newer_query,
@@ -318,8 +330,9 @@ def call_row(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _call_page_context(request: HttpRequest, call: Call) -> dict[str, Any]:
+    # The order's calls (call_order_created_idx): the first, its call-agains and re-attempts.
     family = list(
-        Call.objects.filter(campaign_id=call.campaign_id, order_id=call.order_id)
+        Call.objects.filter(shop_order_id=call.shop_order_id)
         .select_related("handled_by")
         .order_by("created_at", "id")[:FAMILY_LIMIT]
     )
@@ -337,7 +350,8 @@ def _call_page_context(request: HttpRequest, call: Call) -> dict[str, Any]:
         "dtmf_meaning": DTMF_MEANINGS.get(call.dtmf) if call.dtmf is not None else None,
         "is_follow_up": call.outcome in Call.FOLLOW_UP_OUTCOMES,
         "can_act": can_act,
-        "can_call_again": can_act and not family_busy,
+        "can_call_again": can_act and not family_busy and call.shop_order.decided_by_id is None,
+        "call_again_question": call_again_question(call.phone, call.store),
         "family_busy": family_busy,
         "can_withdraw": can_act and call.state == Call.State.QUEUED,
         "can_mark_handled": can_act and call.is_final and call.handled_at is None,
@@ -384,12 +398,7 @@ def _after_action(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             )
         html += render_to_string("calls/_out_of_band.html", request=request)
         return HttpResponse(html)
-    next_url = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        next_url = reverse("call_detail", args=[pk])
-    return HttpResponseRedirect(next_url)
+    return redirect_to_next(request, reverse("call_detail", args=[pk]))
 
 
 def _local(moment: dt.datetime, call: Call) -> str:
@@ -480,4 +489,28 @@ def call_claim(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             else:
                 holder = current.assigned_to.username if current.assigned_to else "someone else"
                 messages.warning(request, f"Call #{pk} is already claimed by {holder}.")
+    return _after_action(request, pk)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def call_release(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    call = _get_call(pk)
+    if actions.release(call, signed_in_user(request)):
+        messages.success(request, f"Call #{pk} ({call.order_id}) released: anyone may claim it.")
+    else:
+        messages.warning(request, f"Call #{pk} was not claimed by you; nothing to release.")
+    return _after_action(request, pk)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def call_take_over(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    call = _get_call(pk)
+    holder = call.assigned_to.username if call.assigned_to else None
+    if actions.take_over(call, signed_in_user(request)):
+        taken = f" from {holder}" if holder else ""
+        messages.success(request, f"Call #{pk} ({call.order_id}) taken over{taken}.")
+    else:
+        messages.warning(request, f"Call #{pk} has already been handled.")
     return _after_action(request, pk)

@@ -353,8 +353,10 @@ def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
         parts.append(f"{queued_draft_calls:,} waiting calls released")
     if preview and preview.rejected:
         parts.append(f"{len(preview.rejected):,} rows rejected")
+    if preview and preview.known:
+        parts.append(f"{len(preview.known):,} already known, not called again")
     if preview and preview.duplicates:
-        parts.append(f"{len(preview.duplicates):,} duplicates skipped")
+        parts.append(f"{len(preview.duplicates):,} duplicates in this file skipped")
     messages.success(request, ", ".join(parts) + ".")
     if check.message.startswith("Warning"):
         messages.warning(request, check.message)

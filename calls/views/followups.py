@@ -1,5 +1,6 @@
-"""The agents' queue: calls that ended in a callback request, unreachable or needing review,
-not yet handled, oldest first."""
+"""The agents' queue of orders: one row per order whose latest outcome asks for a person (a
+callback request, unreachable, needs review) and is not handled yet, oldest first. The row is
+the order's latest such call; a call again still in flight shows on it. It refreshes itself."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from calls.balances import call_again_question
 from calls.models import Call
 from calls.permissions import CALL_ACTIONS, role_required
 from calls.views import HtmxHttpRequest
@@ -27,7 +29,9 @@ _ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def open_followups() -> QuerySet[Call]:
-    # Exactly the predicate of call_open_followup_idx, so the queue and its count use it.
+    """The open follow-ups: one call per order, as a call that ends with an outcome closes the
+    earlier follow-ups of its order (calls/transitions.py). Exactly the predicate of
+    call_open_followup_idx, so the queue and its count use it."""
     return Call.objects.filter(outcome__in=Call.FOLLOW_UP_OUTCOMES, handled_at__isnull=True)
 
 
@@ -59,21 +63,35 @@ def _after_cursor(calls: QuerySet[Call], text: str) -> QuerySet[Call] | None:
     )
 
 
-def _with_latest_callbacks(calls: QuerySet[Call]) -> QuerySet[Call]:
-    # One query for every row's call-agains, newest first, so a row can say "called again".
-    return calls.select_related("store", "campaign", "assigned_to", "handled_by").prefetch_related(
-        Prefetch("callbacks", queryset=Call.objects.order_by("-created_at", "-id"))
+def _with_order_calls(calls: QuerySet[Call]) -> QuerySet[Call]:
+    # One query for the orders and one for all their calls, so a row shows the order's calls.
+    return calls.select_related(
+        "store", "campaign", "assigned_to", "handled_by", "shop_order", "shop_order__decided_by"
+    ).prefetch_related(
+        Prefetch(
+            "shop_order__calls",
+            queryset=Call.objects.only(
+                "id", "shop_order_id", "state", "outcome", "created_at", "call_status", "dtmf"
+            ).order_by("created_at", "id"),
+        )
     )
 
 
 def _row_context(call: Call) -> dict[str, Any]:
-    callbacks = list(call.callbacks.all())
-    return {"call": call, "latest_callback": callbacks[0] if callbacks else None}
+    order_calls = list(call.shop_order.calls.all())
+    later = [c for c in order_calls if c.pk > call.pk]
+    return {
+        "call": call,
+        "order": call.shop_order,
+        "order_calls": order_calls,
+        "latest_callback": later[-1] if later else None,
+        "call_again_question": call_again_question(call.phone, call.store),
+    }
 
 
 def render_followup_row(request: HttpRequest, call: Call) -> str:
     """The queue's row for `call`, as an action answers an htmx request from that row."""
-    call = _with_latest_callbacks(Call.objects.filter(pk=call.pk)).get()
+    call = _with_order_calls(Call.objects.filter(pk=call.pk)).get()
     return render_to_string("followups/_followup_row.html", _row_context(call), request=request)
 
 
@@ -101,7 +119,7 @@ def followup_list(request: HtmxHttpRequest) -> HttpResponse:
         bad_cursor = narrowed is None
         calls = calls if narrowed is None else narrowed
 
-    rows = list(_with_latest_callbacks(_queue_order(calls))[: PAGE_SIZE + 1])
+    rows = list(_with_order_calls(_queue_order(calls))[: PAGE_SIZE + 1])
     has_more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     filters = request.GET.copy()

@@ -31,6 +31,7 @@ from playwright.sync_api import (
 
 from calls.models import Call, CallEvent, Campaign, Store, User
 from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
+from tests.support.orders import create_call
 
 # Generous for a shared two-core machine; a passing run waits far less.
 TIMEOUT_MS = 15_000
@@ -193,7 +194,7 @@ def make_final_call(
     }
     created = timezone.now() - dt.timedelta(minutes=minutes_ago)
     is_answered = outcome in answered
-    call = Call.objects.create(
+    call = create_call(
         store=campaign.store,
         campaign=campaign,
         order_id=order_id,

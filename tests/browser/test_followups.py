@@ -4,6 +4,7 @@ follow-up handled, all without leaving the queue."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -37,9 +38,18 @@ def test_an_agent_calls_a_customer_back_from_the_follow_ups_and_marks_it_handled
     expect(row).to_contain_text("Callback requested (pressed 3)")
     page.evaluate("window.__samePage = true")
 
+    # Calling again spends money: the browser asks first, saying what it costs.
+    asked_first: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        asked_first.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
     row.get_by_role("button", name="Call again").click()
 
     expect(row).to_contain_text("Called again")
+    assert asked_first and asked_first[0].startswith(f"Call {CUSTOMER_PHONE} again? The call costs")
     child = Call.objects.get(parent=asked)
     expect(row.get_by_role("link", name=f"#{child.pk}", exact=True)).to_be_visible()
     expect(row.locator(".badge.state-queued")).to_be_visible()

@@ -1,4 +1,4 @@
-"""The scripted interfaces: import_calls, export_calls, add_store, add_user.
+"""The scripted interfaces: import_calls, export_calls, export_orders, add_store, add_user.
 
 Run through call_command, and through a real `python manage.py` subprocess where the exit status
 or the process environment is the point. The provider is the simulator over real HTTP.
@@ -18,10 +18,17 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from calls.exports import CALL_EXPORT_COLUMNS, iter_calls_csv, write_calls_csv
-from calls.models import Call, Campaign, Store, User
+from calls.exports import (
+    CALL_EXPORT_COLUMNS,
+    ORDER_EXPORT_COLUMNS,
+    iter_calls_csv,
+    write_calls_csv,
+)
+from calls.models import Call, Campaign, Order, Store, User
+from calls.transitions import decide_by_hand
 from tests.calls.test_balances import closed_port_url
 from tests.conftest import TEST_API_KEY
+from tests.support.orders import create_call
 from tests.support.pipeline import child_database_url
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -88,7 +95,7 @@ def test_import_prints_each_rejected_row_and_a_summary_then_launches(store, prov
     )
 
     assert "row 5: phone '021-3456789' is a landline, not a mobile number" in out
-    assert "4 rows read, 3 imported, 0 duplicates skipped, 1 rejected" in out
+    assert "4 rows read, 3 imported, 0 already known, 0 duplicates in this file, 1 rejected" in out
     assert "is running: 3 calls queued" in out
     campaign = Campaign.objects.get(store=store, name="May")
     assert campaign.status == Campaign.Status.RUNNING
@@ -114,9 +121,9 @@ def test_importing_the_same_file_again_changes_nothing_and_succeeds(store, provi
 
     out, _ = run_command("import_calls", str(path), "--campaign", "May", "--store", store.name)
 
-    assert "0 imported, 2 duplicates skipped" in out
-    assert "row 2: order 'ORD-1' is already in campaign 'May', skipped" in out
-    assert "nothing changed" in out
+    assert "0 imported, 2 already known, 0 duplicates in this file" in out
+    assert "row 2: order 'ORD-1' already known (waiting, " in out
+    assert "2 already known: no new order, no call placed; nothing changed." in out
     assert Call.objects.count() == 2
     assert Campaign.objects.get(name="May").status == Campaign.Status.RUNNING
 
@@ -323,7 +330,7 @@ def exported_rows(*args: str) -> list[list[str]]:
 
 def make_call(campaign: Campaign, order_id: str, **fields) -> Call:
     created = fields.pop("created_at", dt.datetime(2025, 5, 1, 7, 30, tzinfo=dt.UTC))
-    return Call.objects.create(
+    return create_call(
         store=campaign.store,
         campaign=campaign,
         order_id=order_id,
@@ -432,6 +439,75 @@ def test_the_page_stream_and_the_command_write_the_same_csv(store):
     assert out == written.getvalue()
 
 
+def test_export_orders_writes_one_row_per_order_with_its_calls_and_decision(store, agent_user):
+    may = Campaign.objects.create(store=store, name="May")
+    june = Campaign.objects.create(store=store, name="June")
+    may_1 = dt.datetime(2025, 5, 1, 7, 30, tzinfo=dt.UTC)
+    first = make_call(
+        may,
+        "K-1",
+        state=Call.State.FINAL,
+        outcome=Call.Outcome.UNREACHABLE,
+        call_charges=Decimal("0.00"),
+        finalized_at=may_1,
+    )
+    make_call(
+        may,
+        "K-1",
+        parent=first,
+        shop_order=first.shop_order,
+        state=Call.State.FINAL,
+        outcome=Call.Outcome.CONFIRMED,
+        call_charges=Decimal("11.00"),
+        finalized_at=may_1,
+        created_at=may_1 + dt.timedelta(hours=1),
+    )
+    by_hand = make_call(
+        june,
+        "=HYPERLINK(1)",
+        state=Call.State.FINAL,
+        outcome=Call.Outcome.CALLBACK_REQUESTED,
+        call_charges=Decimal("5.50"),
+        finalized_at=may_1,
+    )
+    decide_by_hand(by_hand.shop_order, agent_user, Order.Decision.CANCELLED, "by phone")
+    make_call(june, "K-3")  # queued: no decision, no charge yet
+
+    rows = list(csv.reader(io.StringIO(run_command("export_orders")[0], newline="")))
+
+    assert rows[0] == ORDER_EXPORT_COLUMNS
+    body = {row[0]: row[1:] for row in rows[1:]}
+    assert len(rows) == 4
+    assert body["K-1"][:9] == [
+        store.name,
+        "923001234567",
+        "confirmed",
+        "confirmed",
+        "customer (key press)",
+        "2",
+        "confirmed",
+        "11.00",
+        "csv",
+    ]
+    assert body["K-1"][9] == "2025-05-01T12:30:00+05:00"  # the store's zone
+    assert body["'=HYPERLINK(1)"][2:8] == [
+        "cancelled",
+        "cancelled",
+        "bilal",
+        "1",
+        "callback_requested",
+        "5.50",
+    ]
+    assert body["K-3"][2:8] == ["waiting", "", "", "1", "", "0.00"]
+    june_only = run_command("export_orders", "--campaign", "June", "--store", store.name)[0]
+    assert sorted(r[0] for r in list(csv.reader(io.StringIO(june_only)))[1:]) == [
+        "'=HYPERLINK(1)",
+        "K-3",
+    ]
+    error, _ = failing_command("export_orders", "--store", "Nowhere")
+    assert "no store named 'Nowhere'" in str(error)
+
+
 def test_export_filters_by_campaign_and_store(store):
     other_store = Store(name="Lahore Linen")
     other_store.api_key = "sk-other-0000000000"
@@ -469,6 +545,7 @@ def test_add_store_verifies_the_key_and_stores_it_encrypted_with_its_settings(
         "Quetta Quilts",
         *("--voice-id", "48", "--calling-hours", "10:00-20:30", "--provider-retries", "2"),
         *("--retry-delays", "60,120", "--low-balance", "750.50", "--timezone", "Asia/Dubai"),
+        *("--reattempts", "3", "--reattempt-gap", "45"),
     )
 
     assert "Store 'Quetta Quilts' added." in out
@@ -483,6 +560,7 @@ def test_add_store_verifies_the_key_and_stores_it_encrypted_with_its_settings(
     )
     assert (store.provider_retries, store.retry_delays) == (2, [60, 120])
     assert (store.low_balance_threshold, store.timezone) == (Decimal("750.50"), "Asia/Dubai")
+    assert (store.reattempts, store.reattempt_gap_minutes) == (3, 45)
     assert TEST_API_KEY not in out + err
 
 
@@ -540,6 +618,9 @@ def test_add_store_without_the_key_in_the_environment_is_an_error(db, monkeypatc
         ("--low-balance", "lots", "--low-balance must be an amount in rupees of 0 or more"),
         ("--low-balance", "1.234", "--low-balance must be an amount in rupees of 0 or more"),
         ("--timezone", "Mars/Olympus", "'Mars/Olympus' is not a known time zone"),
+        ("--reattempts", "11", "--reattempts must be a whole number from 0 to 10, not '11'"),
+        ("--reattempts", "two", "--reattempts must be a whole number from 0 to 10, not 'two'"),
+        ("--reattempt-gap", "0", "--reattempt-gap must be a whole number from 1 to 10080"),
     ],
 )
 def test_add_store_refuses_each_bad_option_before_sending_the_key_anywhere(

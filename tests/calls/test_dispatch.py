@@ -12,6 +12,7 @@ from django.utils import timezone
 from calls import dispatch, polling, timing
 from calls.crypto import encrypt as _encrypted
 from calls.models import Call, CallEvent, Campaign, Store
+from tests.support.orders import create_call
 from tests.support.pipeline import wait_for
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,7 @@ def always_open(store: Store) -> Store:
 
 
 def queue(campaign: Campaign, order: str = "ORD-1", phone: str = "923001234567") -> Call:
-    return Call.objects.create(
+    return create_call(
         store=campaign.store,
         campaign=campaign,
         order_id=order,

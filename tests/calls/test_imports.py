@@ -1,5 +1,6 @@
 """CSV orders into calls: validation row by row, duplicates skipped, all or nothing per file."""
 
+import datetime as dt
 import io
 import threading
 from decimal import Decimal
@@ -8,6 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.utils import timezone
 
 from calls import imports
 from calls.imports import (
@@ -18,7 +20,7 @@ from calls.imports import (
     import_csv,
     preview_csv,
 )
-from calls.models import Call, CallEvent, Campaign
+from calls.models import Call, CallEvent, Campaign, Order, Store
 
 HEADER = "phone,amount,order_id,store_name"
 
@@ -77,8 +79,8 @@ def test_voice_id_comes_from_the_row_else_the_campaign_else_the_store(store):
     with_voice = Campaign.objects.create(store=store, name="Urdu voice", voice_id=48)
     without_voice = Campaign.objects.create(store=store, name="Default voice")
     rows = (f"{HEADER},voice_id", "03001234567,100,A,S,49", "03001234567,100,B,S,")
-
     import_csv(csv_file(*rows), campaign=with_voice)
+    rows = (f"{HEADER},voice_id", "03001234567,100,C,S,49", "03001234567,100,D,S,")
     import_csv(csv_file(*rows), campaign=without_voice)
 
     got = {
@@ -87,8 +89,8 @@ def test_voice_id_comes_from_the_row_else_the_campaign_else_the_store(store):
     assert got == {
         ("Urdu voice", "A"): 49,
         ("Urdu voice", "B"): 48,
-        ("Default voice", "A"): 49,
-        ("Default voice", "B"): 102,
+        ("Default voice", "C"): 49,
+        ("Default voice", "D"): 102,
     }
 
 
@@ -216,22 +218,44 @@ def test_a_rejected_row_does_not_claim_its_order_id(campaign):
     assert (report.imported, report.skipped_duplicates, len(report.rejected)) == (1, 0, 1)
 
 
-def test_importing_the_same_file_twice_skips_every_order_already_in_the_campaign(campaign):
+def test_importing_the_same_file_twice_places_no_call_for_orders_already_known(campaign):
     rows = (HEADER, "03001234567,100,A,S", "03001234568,100,B,S")
     import_csv(csv_file(*rows), campaign=campaign)
 
     again = import_csv(csv_file(*rows, "03001234569,100,C,S"), campaign=campaign)
 
-    assert (again.imported, again.skipped_duplicates) == (1, 2)
-    assert str(again.duplicates[0]) == "row 2: order 'A' is already in campaign 'May COD', skipped"
+    assert (again.imported, len(again.known), again.skipped_duplicates) == (1, 2, 0)
+    today = Order.objects.get(order_id="A").created_at.date()
+    assert str(again.known[0]) == (
+        f"row 2: order 'A' already known (waiting, {today:%Y-%m-%d}), not called again"
+    )
     assert sorted(Call.objects.values_list("order_id", flat=True)) == ["A", "B", "C"]
+    assert Order.objects.count() == 3
 
 
-def test_the_same_order_id_in_another_campaign_is_not_a_duplicate(campaign, store):
+def test_the_same_order_id_in_another_campaign_is_already_known_and_not_called(campaign, store):
     other = Campaign.objects.create(store=store, name="June COD")
     import_csv(csv_file(HEADER, "03001234567,100,A,S"), campaign=other)
     report = import_csv(csv_file(HEADER, "03001234567,100,A,S"), campaign=campaign)
-    assert report.imported == 1
+    assert (report.imported, [k.order_id for k in report.known]) == (0, ["A"])
+    assert Call.objects.get().campaign == other
+
+
+def test_a_file_repeating_yesterdays_40_orders_and_10_new_places_exactly_10_calls(campaign, store):
+    yesterday = Campaign.objects.create(store=store, name="Eid sale day 1")
+    old = [f"03001234567,100,KK-{n},S" for n in range(40)]
+    import_csv(csv_file(HEADER, *old), campaign=yesterday)
+    Order.objects.update(created_at=timezone.now() - dt.timedelta(days=1))
+    new = [f"03001234568,200,KK-{n},S" for n in range(40, 50)]
+
+    report = import_csv(csv_file(HEADER, *old, *new), campaign=campaign)
+
+    assert (report.imported, len(report.known), report.skipped_duplicates) == (10, 40, 0)
+    assert campaign.calls.count() == 10
+    assert Call.objects.count() == 50 and Order.objects.count() == 50
+    assert set(campaign.calls.values_list("order_id", flat=True)) == {
+        f"KK-{n}" for n in range(40, 50)
+    }
 
 
 def test_duplicates_are_found_across_batches(campaign, monkeypatch):
@@ -240,7 +264,7 @@ def test_duplicates_are_found_across_batches(campaign, monkeypatch):
     report = import_csv(
         csv_file(HEADER, *(f"03001234567,1,{o},S" for o in "ABCDEFA")), campaign=campaign
     )
-    assert (report.imported, report.skipped_duplicates) == (4, 3)
+    assert (report.imported, len(report.known), report.skipped_duplicates) == (4, 2, 1)
     assert Call.objects.filter(campaign=campaign).count() == 6
     assert CallEvent.objects.filter(call__campaign=campaign).count() == 6
 
@@ -253,15 +277,31 @@ def test_the_copy_and_the_bulk_create_paths_store_identical_calls_and_events(
         '03001234567,"1,500.50",A,Karachi Kitchenware,,t3,k1',
         "03451234567,99,B,Karachi Kitchenware,49,,",
     )
+    # Two stores, as each store has an order id once.
+    other_store = Store(name="Lahore Linens", calling_start=store.calling_start)
+    other_store.calling_end = store.calling_end
+    other_store.api_key = "sk-another-store-key-0001"
+    other_store.save()
     by_copy = Campaign.objects.create(store=store, name="COPY", voice_id=48)
-    by_orm = Campaign.objects.create(store=store, name="ORM", voice_id=48)
+    by_orm = Campaign.objects.create(store=other_store, name="ORM", voice_id=48)
     import_csv(csv_file(*rows), campaign=by_copy, created_by=admin_user)
     monkeypatch.setattr(imports, "_copy_supported", lambda: False)
     import_csv(csv_file(*rows), campaign=by_orm, created_by=admin_user)
 
-    differ_per_import = {"id", "campaign_id", "created_at", "updated_at", "scheduled_for"}
+    differ_per_import = {
+        *("id", "campaign_id", "created_at", "updated_at", "scheduled_for"),
+        *("store_id", "shop_order_id"),
+    }
 
     def stored(campaign):
+        orders = [
+            {
+                f.attname: getattr(order, f.attname)
+                for f in Order._meta.concrete_fields
+                if f.attname not in differ_per_import
+            }
+            for order in campaign.orders.order_by("order_id")
+        ]
         calls = [
             {
                 f.attname: getattr(call, f.attname)
@@ -275,13 +315,16 @@ def test_the_copy_and_the_bulk_create_paths_store_identical_calls_and_events(
             .order_by("call__order_id")
             .values_list("kind", "data", "actor_id")
         )
-        return calls, events
+        return orders, calls, events
 
     assert stored(by_copy) == stored(by_orm)
-    assert len(stored(by_copy)[0]) == 2
+    assert len(stored(by_copy)[0]) == len(stored(by_copy)[1]) == 2
     for campaign in (by_copy, by_orm):
         call = campaign.calls.get(order_id="A")
         assert call.events.get().at == call.created_at
+        assert (
+            call.shop_order.campaign == campaign and call.shop_order.created_at == call.created_at
+        )
 
 
 def test_an_import_wakes_the_dispatcher_when_it_commits_and_only_if_calls_were_added(
@@ -379,11 +422,9 @@ def test_the_preview_counts_everything_and_writes_nothing(campaign, store):
         "row 19: phone '021-3456789' is a landline, not a mobile number",
         "row 20: amount 'zero' is not a number (e.g. 1500 or 1,500.50)",
     ]
-    assert preview.skipped_duplicates == 2
-    assert {d.reason for d in preview.duplicates} == {
-        "is already in campaign 'May COD'",
-        "repeats row 2",
-    }
+    assert preview.skipped_duplicates == 1
+    assert [d.reason for d in preview.duplicates] == ["repeats row 2"]
+    assert [(k.row, k.order_id, k.status) for k in preview.known] == [(17, "OLD", "Waiting")]
     assert preview.call_rate == Decimal("5.50")
     assert preview.estimated_cost == Decimal("165.00")  # 15 calls x 5.50 x 2 pulses
     assert Call.objects.count() == 1
@@ -438,14 +479,15 @@ def test_a_bad_single_order_names_each_field_and_stores_nothing(campaign):
     assert Call.objects.count() == 0
 
 
-def test_a_single_order_already_in_the_campaign_is_refused(campaign):
+def test_a_single_order_the_store_already_has_is_refused(campaign):
     create_single_call(
         campaign, phone="03001234567", amount=Decimal(100), order_id="A", store_name="S"
     )
     with pytest.raises(ValidationError) as refused:
         create_single_call(campaign, phone="03001234567", amount=100, order_id="A", store_name="S")
+    today = Order.objects.get().created_at.astimezone(campaign.store.zone).date()
     assert refused.value.message_dict == {
-        "order_id": ["order 'A' is already in campaign 'May COD'"]
+        "order_id": [f"order 'A' is already known (waiting, since {today}); it is not called again"]
     }
     assert Call.objects.count() == 1
 
@@ -481,5 +523,6 @@ def test_two_imports_of_one_campaign_at_once_insert_each_order_once(store):
         thread.join(timeout=60)
 
     assert errors == []
-    assert sorted((r.imported, r.skipped_duplicates) for r in reports) == [(0, 3000), (3000, 0)]
+    assert sorted((r.imported, len(r.known)) for r in reports) == [(0, 3000), (3000, 0)]
     assert Call.objects.filter(campaign=campaign).count() == 3000
+    assert Order.objects.count() == 3000

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from calls import actions
 from calls.models import Call, CallEvent, Campaign, Store, User
+from tests.support.orders import create_call
 from tests.support.pipeline import wait_for
 
 pytestmark = pytest.mark.django_db
@@ -70,7 +71,7 @@ def make_call(campaign: Campaign, order_id: str = "ORD-1", **fields: Any) -> Cal
         values["state"] = Call.State.FINAL
     if values.get("state") == Call.State.FINAL and "finalized_at" not in fields:
         values["finalized_at"] = timezone.now()
-    return Call.objects.create(**values)
+    return create_call(**values)
 
 
 def signed_in(client: Client, user: User) -> Client:

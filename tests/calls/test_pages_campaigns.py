@@ -153,8 +153,8 @@ def test_launching_imports_the_valid_rows_and_runs_the_campaign(
     assert str(campaign.pk) not in admin.session.get(UPLOADS_SESSION_KEY, {})
     page = text_of(admin.get(response["Location"]))
     assert (
-        "Campaign May orders launched, 2 calls queued, 2 rows rejected, 1 duplicates skipped."
-        in page
+        "Campaign May orders launched, 2 calls queued, 2 rows rejected, "
+        "1 duplicates in this file skipped." in page
     )
 
 
@@ -238,7 +238,7 @@ def test_discarding_an_upload_removes_the_file_and_the_empty_draft(
     assert not list(uploads_in_tmp.glob("*.csv"))
 
 
-def test_uploading_into_an_existing_campaign_skips_orders_already_in_it(admin, store, provider_url):
+def test_uploading_orders_the_store_already_has_calls_none_of_them(admin, store, provider_url):
     upload(admin, store)
     campaign = Campaign.objects.get(name="May orders")
     admin.post(reverse("campaign_launch", args=[campaign.pk]))
@@ -247,7 +247,8 @@ def test_uploading_into_an_existing_campaign_skips_orders_already_in_it(admin, s
     preview = admin.get(response["Location"])
 
     assert preview.context["preview"].valid_rows == 0
-    assert "is already in campaign" in text_of(preview)
+    assert "Already known (2)" in text_of(preview)
+    assert "already known (waiting, " in text_of(preview)
 
 
 # --- the single-order form ---------------------------------------------------------------------
@@ -299,15 +300,13 @@ def test_a_single_order_is_queued_in_its_campaign(admin, store, provider_url):
     assert call.campaign.status == Campaign.Status.RUNNING
 
 
-def test_the_same_order_twice_in_a_campaign_is_refused_on_the_order_field(
-    admin, store, provider_url
-):
+def test_an_order_the_store_already_has_is_refused_on_the_order_field(admin, store, provider_url):
     single_order(admin, store)
 
     response = single_order(admin, store, phone="03001234599")
 
     assert response.status_code == 200
-    assert "is already in campaign" in response.context["order_form"].errors["order_id"][0]
+    assert "is already known" in response.context["order_form"].errors["order_id"][0]
     assert Call.objects.count() == 1
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from calls import urls as calls_urls
 from calls.models import Call, Campaign, Store, User
 from calls.permissions import CALL_ACTIONS, EVERYONE, LAUNCH, REPORTS, SETTINGS
+from tests.support.orders import create_call
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +33,10 @@ EXPECTED_ROLES: dict[str, tuple[str, ...]] = {
     "call_withdraw": CALL_ACTIONS,
     "call_handled": CALL_ACTIONS,
     "call_claim": CALL_ACTIONS,
+    "call_release": CALL_ACTIONS,
+    "call_take_over": CALL_ACTIONS,
+    "order_detail": EVERYONE,
+    "order_decide": CALL_ACTIONS,
     "followup_list": CALL_ACTIONS,
     "campaign_list": EVERYONE,
     "campaign_new": LAUNCH,
@@ -66,7 +71,7 @@ def world(
     store: Store, admin_user: User, agent_user: User, manager_user: User
 ) -> dict[str, object]:
     campaign = Campaign.objects.create(store=store, name="Permissions", created_by=admin_user)
-    call = Call.objects.create(
+    call = create_call(
         store=store,
         campaign=campaign,
         order_id="PERM-1",
@@ -79,6 +84,7 @@ def world(
     )
     return {
         "call": call,
+        "order": call.shop_order,
         "campaign": campaign,
         "store": store,
         "user": agent_user,
@@ -94,9 +100,10 @@ def url_for(name: str, world: dict[str, object]) -> str:
     )
     if "pk" not in pattern.pattern.converters:
         return reverse(name)
-    # The object the pk names, by the URL name's first word: call_*, campaign_*, store_*, user_*.
+    # The object the pk names, by the URL name's first word: call_*, order_*, campaign_*, store_*,
+    # user_*.
     kind = name.split("_")[0]
-    assert kind in ("call", "campaign", "store", "user"), f"no object to put in {name}'s URL"
+    assert kind in ("call", "order", "campaign", "store", "user"), f"no object in {name}'s URL"
     target = world[kind]
     return reverse(name, kwargs={"pk": target.pk})  # type: ignore[attr-defined]
 

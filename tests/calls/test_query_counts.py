@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.models import Call, CallEvent, Campaign, Store, User
+from calls.models import Call, CallEvent, Campaign, Order, Store, User
+from tests.support.orders import create_call, with_orders
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +55,7 @@ def add_calls(store: Store, count: int, start: int, agents: list[User]) -> None:
                 created_at=now - dt.timedelta(minutes=n),
             )
         )
-    created = Call.objects.bulk_create(calls)
+    created = Call.objects.bulk_create(with_orders(calls))
     children = [
         Call(
             store=store,
@@ -68,7 +69,7 @@ def add_calls(store: Store, count: int, start: int, agents: list[User]) -> None:
         for call in created
         if call.outcome in Call.FOLLOW_UP_OUTCOMES and call.pk % 5 == 0
     ]
-    Call.objects.bulk_create(children)
+    Call.objects.bulk_create(with_orders(children))
     CallEvent.objects.bulk_create(
         [
             CallEvent(call=call, kind=kind, actor=agents[0] if kind == "assigned" else None)
@@ -93,7 +94,7 @@ def test_agent_pages_query_count_does_not_grow_with_the_number_of_calls(
     add_calls(store, 10, 0, agents)
     target = Call.objects.filter(outcome=Call.Outcome.UNREACHABLE, parent__isnull=True).first()
     assert target is not None
-    Call.objects.create(
+    create_call(
         store=store,
         campaign=target.campaign,
         parent=target,
@@ -108,6 +109,8 @@ def test_agent_pages_query_count_does_not_grow_with_the_number_of_calls(
         "calls filtered": f"{reverse('call_list')}?store={store.pk}&q=0300&outcome=unreachable",
         "call": reverse("call_detail", args=[target.pk]),
         "follow-ups": reverse("followup_list"),
+        "order": reverse("order_detail", args=[target.shop_order_id]),
+        "calls searched by order id": f"{reverse('call_list')}?q={target.order_id}",
     }
     with_10 = {name: queries_for(client, url) for name, url in pages.items()}
 
@@ -115,5 +118,6 @@ def test_agent_pages_query_count_does_not_grow_with_the_number_of_calls(
     with_1000 = {name: queries_for(client, url) for name, url in pages.items()}
 
     assert Call.objects.filter(parent__isnull=True).count() == 1000
+    assert Order.objects.count() == 1000
     assert with_1000 == with_10
     assert max(with_10.values()) <= MOST_QUERIES_A_PAGE_MAY_RUN, with_10

@@ -11,6 +11,7 @@ from django.utils import timezone
 from calls import stats
 from calls.models import Call, Campaign
 from calls.stats import Figures, rate
+from tests.support.orders import with_orders
 
 KARACHI = zoneinfo.ZoneInfo("Asia/Karachi")
 _order_numbers = itertools.count(1)
@@ -48,7 +49,7 @@ def add_calls(
         )
         for _ in range(n)
     ]
-    return Call.objects.bulk_create(calls)
+    return Call.objects.bulk_create(with_orders(calls))
 
 
 @pytest.fixture

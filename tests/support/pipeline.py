@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection, models
 
 from calls.models import Call, Campaign, Store
+from tests.support.orders import with_orders
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,17 +155,19 @@ def queue_orders(
     """A running campaign of `n` queued calls to distinct mobiles, as an import leaves them."""
     campaign = Campaign.objects.create(store=store, name=campaign_name)
     Call.objects.bulk_create(
-        Call(
-            store=store,
-            campaign=campaign,
-            order_id=f"{label}-{i:04d}",
-            phone=f"92300{first_phone + i:07d}",
-            amount=Decimal(1500 + i),
-            voice_id=102,
-            text1=store.name,
-            text2=f"{label}-{i:04d}",
+        with_orders(
+            Call(
+                store=store,
+                campaign=campaign,
+                order_id=f"{label}-{i:04d}",
+                phone=f"92300{first_phone + i:07d}",
+                amount=Decimal(1500 + i),
+                voice_id=102,
+                text1=store.name,
+                text2=f"{label}-{i:04d}",
+            )
+            for i in range(n)
         )
-        for i in range(n)
     )
     return campaign
 

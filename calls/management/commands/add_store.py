@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from calls.models import Store, validate_timezone
+from calls.models import MAX_REATTEMPTS, Store, validate_timezone
 from calls.provider import ProviderError, ProviderRejected, RobocallClient
 from calls.redaction import redact
 
@@ -49,6 +49,12 @@ def parse_provider_retries(text: str) -> int:
             f"--provider-retries must be a whole number from 0 to {MAX_PROVIDER_RETRIES} "
             f"(the portal's free retries, 3 by default), not {text!r}"
         )
+    return int(text)
+
+
+def parse_whole_number(option: str, text: str, low: int, high: int) -> int:
+    if not text.strip().isdigit() or not low <= int(text) <= high:
+        raise CommandError(f"{option} must be a whole number from {low} to {high}, not {text!r}")
     return int(text)
 
 
@@ -100,6 +106,14 @@ class Command(BaseCommand):
         parser.add_argument("--provider-retries", help="the portal's free retries (0-10)")
         parser.add_argument("--retry-delays", help="seconds between retries, e.g. 300,600,1800")
         parser.add_argument("--low-balance", help="launches are blocked below this balance")
+        parser.add_argument(
+            "--reattempts",
+            help=f"call an unreachable or no-input order again up to N more times "
+            f"(0-{MAX_REATTEMPTS}; 0, the default, is off)",
+        )
+        parser.add_argument(
+            "--reattempt-gap", help="minutes between re-attempts, at least (default 45)"
+        )
         parser.add_argument("--timezone", help="the store's time zone, e.g. Asia/Karachi")
         parser.add_argument(
             "--update", action="store_true", help="change an existing store instead"
@@ -123,6 +137,14 @@ class Command(BaseCommand):
             changes["provider_retries"] = parse_provider_retries(options["provider_retries"])
         if options["retry_delays"] is not None:
             changes["retry_delays"] = parse_retry_delays(options["retry_delays"])
+        if options["reattempts"] is not None:
+            changes["reattempts"] = parse_whole_number(
+                "--reattempts", options["reattempts"], 0, MAX_REATTEMPTS
+            )
+        if options["reattempt_gap"] is not None:
+            changes["reattempt_gap_minutes"] = parse_whole_number(
+                "--reattempt-gap", options["reattempt_gap"], 1, 7 * 24 * 60
+            )
         if options["low_balance"] is not None:
             changes["low_balance_threshold"] = parse_low_balance(options["low_balance"])
         if options["timezone"] is not None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from calls.exports import write_calls_csv
-from calls.models import Call, Campaign, Store
+from calls.management.scope import store_and_campaign
+from calls.models import Call
 
 
 class Command(BaseCommand):
@@ -21,27 +22,11 @@ class Command(BaseCommand):
         parser.add_argument("--store", help="only this store's calls")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        store, campaign = store_and_campaign(options["store"], options["campaign"])
         calls = Call.objects.all()
-        store = None
-        if options["store"] is not None:
-            store = Store.objects.filter(name=options["store"].strip()).first()
-            if store is None:
-                raise CommandError(f"no store named {options['store']!r}")
+        if store is not None:
             calls = calls.filter(store=store)
-        if options["campaign"] is not None:
-            campaigns = Campaign.objects.filter(name=options["campaign"].strip())
-            if store is not None:
-                campaigns = campaigns.filter(store=store)
-            found = list(campaigns.select_related("store")[:10])
-            if not found:
-                where = f" in store {store.name!r}" if store else ""
-                raise CommandError(f"no campaign named {options['campaign']!r}{where}")
-            if len(found) > 1:
-                stores = ", ".join(c.store.name for c in found)
-                raise CommandError(
-                    f"campaign {options['campaign']!r} exists in several stores ({stores}): "
-                    "add --store NAME"
-                )
-            calls = calls.filter(campaign=found[0])
+        if campaign is not None:
+            calls = calls.filter(campaign=campaign)
         # call_created_idx serves this order.
         write_calls_csv(calls.order_by("created_at", "id"), self.stdout)

@@ -2,8 +2,10 @@
 
 Imports the orders of a CSV as queued calls, then launches the campaign if the provider balance
 allows. Exit status: 0 imported (and launched); 1 nothing valid to import, or no such file or
-store; 2 imported but held in draft (low balance, see the message). A file whose every order is
-already in the campaign is not an error (0): importing the same file twice is harmless.
+store; 2 imported but held in draft (low balance, see the message). An order id the store
+already has (from any campaign, file or the form) places no call and is reported as "already
+known"; a file whose every order is known or repeated is not an error (0): importing the same
+file twice, or a file overlapping yesterday's, is harmless.
 """
 
 from __future__ import annotations
@@ -97,30 +99,33 @@ class Command(BaseCommand):
             ) from None
 
         self._print_report(report, campaign, created)
-        if report.imported == 0 and report.skipped_duplicates == 0:
+        if report.imported == 0 and not report.duplicates and not report.known:
             raise CommandError(
                 "nothing valid to import: fix the rows above and run the command again",
                 returncode=EXIT_NOTHING_IMPORTED,
             )
         if report.imported == 0:
-            self.stdout.write("Every order was already in the campaign; nothing changed.")
+            self.stdout.write(
+                f"{len(report.known):,} already known: no new order, no call placed; "
+                "nothing changed."
+            )
             return
         self._launch(campaign, store, previous_status)
 
     def _print_report(self, report: ImportReport, campaign: Campaign, created: bool) -> None:
         for error in report.rejected:
             self.stdout.write(str(error))
-        for duplicate in report.duplicates[:DUPLICATES_SHOWN]:
-            self.stdout.write(str(duplicate))
-        if len(report.duplicates) > DUPLICATES_SHOWN:
-            self.stdout.write(
-                f"… and {len(report.duplicates) - DUPLICATES_SHOWN:,} more duplicates skipped"
-            )
+        for skipped, what in ((report.known, "already known"), (report.duplicates, "duplicates")):
+            for row in skipped[:DUPLICATES_SHOWN]:
+                self.stdout.write(str(row))
+            if len(skipped) > DUPLICATES_SHOWN:
+                self.stdout.write(f"… and {len(skipped) - DUPLICATES_SHOWN:,} more {what}")
         rows = f"{report.total_rows:,} row{'' if report.total_rows == 1 else 's'}"
         self.stdout.write(
             f"Campaign {campaign.name!r} ({'created' if created else 'existing'}): "
-            f"{rows} read, {report.imported:,} imported, "
-            f"{report.skipped_duplicates:,} duplicates skipped, {len(report.rejected):,} rejected."
+            f"{rows} read, {report.imported:,} imported, {len(report.known):,} already known, "
+            f"{report.skipped_duplicates:,} duplicates in this file, "
+            f"{len(report.rejected):,} rejected."
         )
 
     def _launch(self, campaign: Campaign, store: Store, previous_status: str) -> None:

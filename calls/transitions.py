@@ -1,0 +1,481 @@
+"""Every change of a call's `state` and `outcome` and of an order's `status` and decision.
+
+No other module writes those fields (tests/calls/test_transitions.py reads the code to prove
+it). Each function runs inside the caller's transaction, or opens its own, and writes a
+CallEvent for the call's timeline; the order follows its latest call in the same transaction.
+
+Calls
+=====
+
+======================  ==========================  ============================================
+from                    to                          by (function: who)
+======================  ==========================  ============================================
+(new)                   queued                      queue_call: the single-order form, call
+                                                    again; imports insert queued rows in bulk
+                                                    (calls/imports.py)
+(new)                   queued                      finish, by the store's re-attempt policy
+                                                    (off by default): after a call of the
+                                                    order's latest ends unreachable or no
+                                                    input, if the order is undecided, nothing
+                                                    is in flight and fewer than N re-attempts
+                                                    were made; at least M minutes later, at the
+                                                    next calling time
+queued                  sending                     start_sending: a worker's claim, under a row
+                                                    lock, committed before the request leaves
+queued                  final (withdrawn)           withdraw: a person, only while still queued
+sending                 in_progress                 mark_sent: the provider gave a call id
+sending                 queued                      requeue_unsent: nothing left (no connection,
+                                                    a refused key); retried later
+sending                 final (failed)              finish_if_sending: a definite rejection
+sending                 final (needs_review)        finish_if_sending: an ambiguous answer;
+                                                    finish: the sending lease ran out
+in_progress             final (confirmed,           finish: polling saw the final status
+                        cancelled,
+                        callback_requested,
+                        no_input, unreachable)
+in_progress             final (needs_review)        finish: no final status within the call's
+                                                    lifetime, or the provider keeps refusing
+                                                    the status checks
+final (needs_review)    in_progress                 mark_sent, a *reopening*: the request whose
+                                                    lease ran out was accepted after all, and
+                                                    nobody has acted on the review (no call
+                                                    again, not handled): follow the real call
+final (needs_review)    queued                      requeue_unsent, a *reopening*: that request
+                                                    never reached the provider, so nothing was
+                                                    placed; same conditions
+======================  ==========================  ============================================
+
+No other final call ever changes state: a late acceptance of a call someone already acted on is
+recorded as an event only.
+
+Orders
+======
+
+Status follows the order's latest call: queued -> waiting; sending or in_progress -> calling;
+final -> its outcome (failed -> rejected). A final confirmed or cancelled call also records the
+decision as the customer's key press. Then:
+
+======================  ==========================  ============================================
+from                    to                          by
+======================  ==========================  ============================================
+(new)                   waiting                     intake: imports, the single-order form
+any not decided         follows its latest call     every call transition above
+by hand
+any without a call in   confirmed / cancelled       decide_by_hand: an agent, with a note. Final:
+flight, not decided     (decision by hand)          no transition changes the order afterwards
+======================  ==========================  ============================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Exists, Max, OuterRef, QuerySet
+from django.utils import timezone
+
+from calls.models import Call, CallEvent, Order, Store, User
+from calls.redaction import redact
+
+# Calls in these states may still reach the customer: never start a second one beside them.
+ACTIVE_STATES = (Call.State.QUEUED, Call.State.SENDING, Call.State.IN_PROGRESS)
+
+ORDER_STATUS_OF_STATE = {
+    Call.State.QUEUED: Order.Status.WAITING,
+    Call.State.SENDING: Order.Status.CALLING,
+    Call.State.IN_PROGRESS: Order.Status.CALLING,
+}
+ORDER_STATUS_OF_OUTCOME = {
+    Call.Outcome.CONFIRMED: Order.Status.CONFIRMED,
+    Call.Outcome.CANCELLED: Order.Status.CANCELLED,
+    Call.Outcome.CALLBACK_REQUESTED: Order.Status.CALLBACK_REQUESTED,
+    Call.Outcome.NO_INPUT: Order.Status.NO_INPUT,
+    Call.Outcome.UNREACHABLE: Order.Status.UNREACHABLE,
+    Call.Outcome.FAILED: Order.Status.REJECTED,
+    Call.Outcome.NEEDS_REVIEW: Order.Status.NEEDS_REVIEW,
+    Call.Outcome.WITHDRAWN: Order.Status.WITHDRAWN,
+}
+# A customer's key press that decides the order.
+DECIDING_OUTCOMES = {
+    Call.Outcome.CONFIRMED: Order.Decision.CONFIRMED,
+    Call.Outcome.CANCELLED: Order.Decision.CANCELLED,
+}
+# The store's re-attempt policy calls an order again after these (the provider's free retries
+# are used up, or the customer answered without pressing a key).
+REATTEMPT_OUTCOMES = (Call.Outcome.UNREACHABLE, Call.Outcome.NO_INPUT)
+REATTEMPT_STATUSES = (Order.Status.UNREACHABLE, Order.Status.NO_INPUT)
+# A decision note is shown on the order page and in the timeline; a short paragraph is plenty.
+MAX_NOTE_LENGTH = 2000
+
+
+class TransitionRefused(Exception):
+    """The change cannot be made now; the message says why, in words for the person who asked."""
+
+
+def order_status_for(state: str, outcome: str) -> str:
+    if state == Call.State.FINAL:
+        return ORDER_STATUS_OF_OUTCOME[Call.Outcome(outcome)]
+    return ORDER_STATUS_OF_STATE[Call.State(state)]
+
+
+def order_status_sql(alias: str) -> str:
+    """order_status_for as SQL over a calls_call row named `alias`, for writers of many orders
+    at once (the bench's demo data)."""
+    whens = [
+        f"WHEN {alias}.state = '{s.value}' THEN '{o.value}'"
+        for s, o in ORDER_STATUS_OF_STATE.items()
+    ]
+    whens += [
+        f"WHEN {alias}.outcome = '{c.value}' THEN '{o.value}'"
+        for c, o in ORDER_STATUS_OF_OUTCOME.items()
+    ]
+    return f"CASE {' '.join(whens)} END"
+
+
+def record_event(
+    call: Call | int,
+    kind: str,
+    *,
+    actor: User | None = None,
+    at: dt.datetime | None = None,
+    **data: object,
+) -> CallEvent:
+    """One line of a call's timeline; empty values are left out of its data."""
+    return CallEvent.objects.create(
+        call_id=call if isinstance(call, int) else call.pk,
+        kind=kind,
+        actor=actor,
+        at=at or timezone.now(),
+        data={k: v for k, v in data.items() if v not in ("", None)},
+    )
+
+
+def _order_follows(call_id: int, order_id: int, state: str, outcome: str) -> None:
+    """The order takes the status of `call` if it is the order's latest call and the order was
+    not decided by hand. The caller's transaction holds the call."""
+    changes: dict[str, Any] = {
+        "status": order_status_for(state, outcome),
+        "updated_at": timezone.now(),
+    }
+    decision = DECIDING_OUTCOMES.get(Call.Outcome(outcome)) if outcome else None
+    if decision is not None:
+        changes.update(decision=decision, decided_at=timezone.now(), decision_note="")
+    Order.objects.filter(
+        ~Exists(Call.objects.filter(shop_order=OuterRef("pk"), pk__gt=call_id)),
+        pk=order_id,
+        decided_by__isnull=True,
+    ).update(**changes)
+
+
+# --- Calls ------------------------------------------------------------------------------------
+
+
+def queue_call(
+    order: Order,
+    *,
+    campaign_id: int,
+    scheduled_for: dt.datetime,
+    parent: Call | None = None,
+    actor: User | None = None,
+    reattempt: int = 0,
+    **event_data: object,
+) -> Call:
+    """(new) -> queued: a call of `order`, saying what the order says."""
+    now = timezone.now()
+    call = Call.objects.create(
+        store_id=order.store_id,
+        campaign_id=campaign_id,
+        shop_order=order,
+        parent=parent,
+        scheduled_for=scheduled_for,
+        created_at=now,
+        reattempt=reattempt,
+        **order.message_values(),
+    )
+    record_event(
+        call,
+        CallEvent.Kind.CREATED,
+        actor=actor,
+        at=now,
+        scheduled_for=scheduled_for.isoformat(),
+        parent=parent.pk if parent is not None else None,
+        reattempt=reattempt or None,
+        **event_data,
+    )
+    _order_follows(call.pk, order.pk, Call.State.QUEUED, "")
+    return call
+
+
+def start_sending(call: Call, now: dt.datetime) -> None:
+    """queued -> sending. The caller holds the row lock and commits before sending."""
+    call.state = Call.State.SENDING
+    call.claimed_at = now
+    call.send_attempts += 1
+    call.save(update_fields=["state", "claimed_at", "send_attempts", "updated_at"])
+    record_event(call, CallEvent.Kind.CLAIMED, attempt=call.send_attempts)
+    _order_follows(call.pk, call.shop_order_id, Call.State.SENDING, "")
+
+
+def _lease_lost_to_review(call: Call) -> QuerySet[Call]:
+    """This very claim of `call`, if the sweep sent it to review when its lease ran out while the
+    request was still under way, and nobody has acted on it since: the only final calls that
+    may reopen (see the table above)."""
+    return Call.objects.filter(
+        ~Exists(Call.objects.filter(parent=OuterRef("pk"))),
+        id=call.id,
+        claimed_at=call.claimed_at,
+        state=Call.State.FINAL,
+        outcome=Call.Outcome.NEEDS_REVIEW,
+        provider_call_id__isnull=True,
+        handled_at__isnull=True,
+    )
+
+
+_REOPENED = {"outcome": "", "finalized_at": None, "review_reason": ""}
+
+
+def mark_sent(call: Call, provider_call_id: str, first_poll_at: dt.datetime) -> bool:
+    """sending -> in_progress, or the reopening final (needs_review) -> in_progress. False when
+    someone had already acted on the review: their work is kept, the provider's id recorded."""
+    now = timezone.now()
+    sent = {
+        "state": Call.State.IN_PROGRESS,
+        "provider_call_id": provider_call_id,
+        "sent_at": now,
+        "next_poll_at": first_poll_at,
+        "last_error": "",
+        "updated_at": now,
+    }
+    with transaction.atomic():
+        updated = Call.objects.filter(id=call.id, state=Call.State.SENDING).update(**sent)
+        reopened = False
+        if not updated:
+            updated = _lease_lost_to_review(call).update(**sent, **_REOPENED)
+            reopened = bool(updated)
+        if updated:
+            record_event(
+                call,
+                CallEvent.Kind.SENT,
+                provider_call_id=provider_call_id,
+                reopened=reopened or None,
+            )
+            _order_follows(call.pk, call.shop_order_id, Call.State.IN_PROGRESS, "")
+            return True
+        record_event(call, CallEvent.Kind.SENT, provider_call_id=provider_call_id, late=True)
+        return False
+
+
+def requeue_unsent(call: Call, error: str, retry_at: dt.datetime) -> None:
+    """sending -> queued, or the reopening final (needs_review) -> queued: the request never
+    reached the provider (or the key was refused), so nothing was placed."""
+    now = timezone.now()
+    queued = {
+        "state": Call.State.QUEUED,
+        "scheduled_for": retry_at,
+        "enqueued_at": None,
+        "claimed_at": None,
+        "last_error": redact(error),
+        "updated_at": now,
+    }
+    with transaction.atomic():
+        updated = Call.objects.filter(id=call.id, state=Call.State.SENDING).update(**queued)
+        reopened = False
+        if not updated:
+            updated = _lease_lost_to_review(call).update(**queued, **_REOPENED)
+            reopened = bool(updated)
+        if updated:
+            record_event(
+                call,
+                CallEvent.Kind.SEND_RETRY,
+                error=redact(error),
+                retry_at=retry_at.isoformat(),
+                reopened=reopened or None,
+            )
+            _order_follows(call.pk, call.shop_order_id, Call.State.QUEUED, "")
+
+
+def finish_if_sending(call: Call, outcome: str, *, error: str = "", reason: str = "") -> None:
+    """sending -> final (failed or needs_review), unless the lease already ended the claim."""
+    with transaction.atomic():
+        locked = (
+            Call.objects.select_for_update().filter(id=call.id, state=Call.State.SENDING).first()
+        )
+        if locked is not None:
+            locked.last_error = redact(error)
+            finish(locked, outcome, timezone.now(), reason=reason)
+
+
+def finish(call: Call, outcome: str, now: dt.datetime, *, reason: str = "") -> None:
+    """sending or in_progress -> final. The caller holds the row (lock or conditional update);
+    the provider's fields already set on `call` are saved with it."""
+    call.state = Call.State.FINAL
+    call.outcome = outcome
+    call.finalized_at = now
+    call.next_poll_at = None
+    call.review_reason = redact(reason)
+    call.save(
+        update_fields=[
+            "state",
+            "outcome",
+            "finalized_at",
+            "next_poll_at",
+            "review_reason",
+            "last_error",
+            "call_status",
+            "dtmf",
+            "retry",
+            "call_charges",
+            "provider_updated_at",
+            "updated_at",
+        ]
+    )
+    record_event(
+        call,
+        CallEvent.Kind.FINAL,
+        outcome=outcome,
+        reason=call.review_reason,
+        error=call.last_error,
+        call_status=call.call_status,
+        dtmf=call.dtmf,
+        retry=call.retry,
+        call_charges=str(call.call_charges) if call.call_charges is not None else None,
+    )
+    _order_follows(call.pk, call.shop_order_id, Call.State.FINAL, outcome)
+    if outcome not in (Call.Outcome.WITHDRAWN, Call.Outcome.FAILED):
+        _close_earlier_followups(call, now)
+    if outcome in REATTEMPT_OUTCOMES:
+        queue_reattempt(call, now)
+
+
+def queue_reattempt(call: Call, now: dt.datetime) -> Call | None:
+    """(new) -> queued by the store's re-attempt policy, after `call` (just final, unreachable
+    or no input) — or None when the policy says no: off, used up, the order decided or
+    withdrawn, a later call of the order exists, or one is still in flight. The order's row is
+    locked, as call again locks it, so the two never both add a call."""
+    store = Store.objects.get(pk=call.store_id)
+    if store.reattempts == 0:
+        return None
+    order = Order.objects.select_for_update().get(pk=call.shop_order_id)
+    if order.decision or order.status not in REATTEMPT_STATUSES:
+        return None
+    calls = order.calls.all()
+    if calls.filter(pk__gt=call.pk).exists() or calls.filter(state__in=ACTIVE_STATES).exists():
+        return None
+    made = calls.aggregate(made=Max("reattempt"))["made"] or 0
+    if made >= store.reattempts:
+        return None
+    due = store.next_calling_time(now + dt.timedelta(minutes=store.reattempt_gap_minutes))
+    return queue_call(
+        order,
+        campaign_id=call.campaign_id,
+        scheduled_for=due,
+        parent=call,
+        reattempt=made + 1,
+        of=store.reattempts,
+    )
+
+
+def _close_earlier_followups(call: Call, now: dt.datetime) -> None:
+    """The order's follow-up moves to `call`, which has just ended with an outcome: the earlier
+    open follow-ups of the order are closed, naming it, so the queue shows one row per order."""
+    earlier = list(
+        Call.objects.filter(
+            shop_order_id=call.shop_order_id,
+            pk__lt=call.pk,
+            outcome__in=Call.FOLLOW_UP_OUTCOMES,
+            handled_at__isnull=True,
+        ).values_list("pk", flat=True)
+    )
+    if not earlier:
+        return
+    note = f"Followed up by call #{call.pk} ({Call.Outcome(call.outcome).label.lower()})."
+    Call.objects.filter(pk__in=earlier, handled_at__isnull=True).update(
+        handled_at=now, handled_note=note, updated_at=now
+    )
+    CallEvent.objects.bulk_create(
+        CallEvent(call_id=pk, at=now, kind=CallEvent.Kind.HANDLED, data={"note": note})
+        for pk in earlier
+    )
+
+
+def withdraw(call: Call, user: User) -> bool:
+    """queued -> final (withdrawn): stop a call before it is sent. False when it was no longer
+    queued (the dispatcher claimed it first, or it was already final)."""
+    with transaction.atomic():
+        now = timezone.now()
+        won = Call.objects.filter(pk=call.pk, state=Call.State.QUEUED).update(
+            state=Call.State.FINAL,
+            outcome=Call.Outcome.WITHDRAWN,
+            finalized_at=now,
+            next_poll_at=None,
+            updated_at=now,
+        )
+        if won:
+            record_event(call, CallEvent.Kind.WITHDRAWN, actor=user, at=now)
+            _order_follows(call.pk, call.shop_order_id, Call.State.FINAL, Call.Outcome.WITHDRAWN)
+    return bool(won)
+
+
+# --- Orders -----------------------------------------------------------------------------------
+
+
+def decide_by_hand(order: Order, user: User, decision: str, note: str) -> Order:
+    """Any status -> confirmed or cancelled, decided by `user`: final. Refused while a call of
+    the order is queued or in flight (its key press could contradict the agent), or when the
+    order is already decided by hand."""
+    note = note.strip()
+    if decision not in (Order.Decision.CONFIRMED, Order.Decision.CANCELLED):
+        raise TransitionRefused("Decide an order as confirmed or cancelled.")
+    if len(note) > MAX_NOTE_LENGTH:
+        raise TransitionRefused(
+            f"The note is {len(note)} characters long; keep it under {MAX_NOTE_LENGTH}."
+        )
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if locked.decided_by_id is not None:
+            raise TransitionRefused(
+                f"Order {locked.order_id} was already decided by hand "
+                f"({locked.get_decision_display().lower()})."
+            )
+        busy = locked.calls.filter(state__in=ACTIVE_STATES).order_by("id").first()
+        if busy is not None:
+            raise TransitionRefused(
+                f"Call #{busy.pk} for this order is still {busy.get_state_display().lower()}; "
+                "wait for its outcome before deciding by hand."
+            )
+        now = timezone.now()
+        locked.status = Order.Status(decision)
+        locked.decision = decision
+        locked.decided_by = user
+        locked.decision_note = note
+        locked.decided_at = now
+        locked.save(
+            update_fields=[
+                "status",
+                "decision",
+                "decided_by",
+                "decision_note",
+                "decided_at",
+                "updated_at",
+            ]
+        )
+        # The order needs nobody any more: its open follow-ups are closed with the decision.
+        label = Order.Decision(decision).label.lower()
+        locked.calls.filter(state=Call.State.FINAL, handled_at__isnull=True).update(
+            handled_by=user,
+            handled_at=now,
+            handled_note=f"Decided by hand: {label}. {note}".strip(),
+            updated_at=now,
+        )
+        latest = locked.calls.order_by("-id").first()
+        if latest is not None:
+            record_event(
+                latest,
+                CallEvent.Kind.DECIDED,
+                actor=user,
+                at=now,
+                decision=decision,
+                note=note,
+            )
+    return locked

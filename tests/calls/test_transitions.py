@@ -1,0 +1,180 @@
+"""One home for the state machine: calls/transitions.py alone writes a call's state and outcome
+and an order's status and decision, and the order follows its calls in the same transaction."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from calls import actions, dispatch, polling, timing, transitions
+from calls.imports import create_single_call
+from calls.models import Call, CallEvent, Campaign, Order, Store, User
+from calls.transitions import TransitionRefused, decide_by_hand
+from tests.support.pipeline import wait_for
+
+CALLS_DIR = Path(__file__).resolve().parents[2] / "calls"
+GUARDED = {"state", "status", "outcome", "decision"}
+
+
+def _root_name(node: ast.expr) -> str:
+    while isinstance(node, ast.Call | ast.Attribute | ast.Subscript):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def writes_of_guarded_fields(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, what) for each assignment `x.state = …` and each `state=` keyword given to a
+    create/update or a model constructor. A Campaign's status (a batch's, not a call's or an
+    order's) is not guarded."""
+    found = []
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            if isinstance(target, ast.Attribute) and target.attr in GUARDED:
+                found.append((node.lineno, f".{target.attr} ="))
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        writes = (
+            isinstance(func, ast.Attribute)
+            and func.attr
+            in {"update", "create", "get_or_create", "update_or_create", "bulk_update"}
+        ) or (isinstance(func, ast.Name) and func.id in {"Call", "Order"})
+        if not writes or _root_name(func) == "Campaign":
+            continue
+        for keyword in node.keywords:
+            if keyword.arg in GUARDED:
+                found.append((node.lineno, f"{keyword.arg}="))
+    return found
+
+
+def test_no_module_but_transitions_writes_state_status_outcome_or_decision() -> None:
+    offenders = []
+    for path in sorted(CALLS_DIR.rglob("*.py")):
+        if path.name == "transitions.py" or "migrations" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        offenders += [
+            f"{path.relative_to(CALLS_DIR)}:{line} {what}"
+            for line, what in writes_of_guarded_fields(tree)
+        ]
+    assert offenders == []
+
+
+def test_the_check_finds_each_kind_of_write() -> None:
+    code = (
+        "call.state = 'final'\n"
+        "Call.objects.filter(pk=1).update(outcome='x')\n"
+        "Order(status='waiting')\n"
+        "Campaign.objects.filter(pk=1).update(status='running')\n"
+    )
+    assert [line for line, _ in writes_of_guarded_fields(ast.parse(code))] == [1, 2, 3]
+
+
+def test_the_docstring_lists_every_transition_function() -> None:
+    doc = transitions.__doc__ or ""
+    for name in (
+        "queue_call",
+        "start_sending",
+        "mark_sent",
+        "requeue_unsent",
+        "finish",
+        "finish_if_sending",
+        "withdraw",
+        "decide_by_hand",
+        "reopening",
+    ):
+        assert name in doc
+
+
+# --- the order follows its calls ----------------------------------------------------------------
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def campaign(store: Store) -> Campaign:
+    return Campaign.objects.create(store=store, name="Launch week")
+
+
+def single(campaign: Campaign, order_id: str = "KK-1") -> Call:
+    return create_single_call(
+        campaign, phone="03001234567", amount=Decimal(1500), order_id=order_id, store_name="S"
+    )
+
+
+def status_of(call: Call) -> str:
+    return Order.objects.get(pk=call.shop_order_id).status
+
+
+def test_an_order_is_waiting_then_calling_then_takes_its_calls_outcome(
+    campaign, provider_url, simulator
+):
+    call = single(campaign)
+    assert status_of(call) == Order.Status.WAITING
+    dispatch.send_call(call.id)
+    assert status_of(call) == Order.Status.CALLING
+
+    def polled_final() -> bool:
+        Call.objects.filter(pk=call.pk).update(next_poll_at=timezone.now())
+        polling.poll_call(call.id)
+        return Call.objects.get(pk=call.pk).is_final
+
+    wait_for(polled_final, timeout=30, what="the call to be final")
+    call.refresh_from_db()
+    order = Order.objects.get(pk=call.shop_order_id)
+    assert order.status == transitions.order_status_for(call.state, call.outcome)
+    if call.outcome in (Call.Outcome.CONFIRMED, Call.Outcome.CANCELLED):
+        assert order.decision == call.outcome and order.decided_by is None
+        assert order.decided_at is not None
+
+
+def test_withdrawing_the_call_withdraws_the_order(campaign, agent_user):
+    call = single(campaign)
+    assert actions.withdraw(call, agent_user)
+    assert status_of(call) == Order.Status.WITHDRAWN
+
+
+def test_a_lease_lost_to_review_that_is_accepted_late_reopens_call_and_order(campaign):
+    call = single(campaign)
+    claimed = dispatch._claim_for_sending(call.id, timezone.now())
+    assert claimed is not None
+    dispatch.expire_sending_leases(
+        timezone.now() + timing.sending_lease() + dt.timedelta(seconds=1)
+    )
+    assert status_of(call) == Order.Status.NEEDS_REVIEW
+    dispatch._mark_sent(claimed, "888001")
+    call.refresh_from_db()
+    assert call.state == Call.State.IN_PROGRESS and status_of(call) == Order.Status.CALLING
+    assert call.events.filter(kind=CallEvent.Kind.SENT, data__reopened=True).exists()
+
+
+def test_an_agent_decides_an_order_by_hand_and_it_is_final(campaign, agent_user: User):
+    call = single(campaign)
+    with pytest.raises(TransitionRefused, match="still queued"):
+        decide_by_hand(call.shop_order, agent_user, Order.Decision.CONFIRMED, "on WhatsApp")
+    actions.withdraw(call, agent_user)
+
+    order = decide_by_hand(call.shop_order, agent_user, Order.Decision.CANCELLED, " by phone ")
+
+    order.refresh_from_db()
+    assert (order.status, order.decision, order.decided_by, order.decision_note) == (
+        Order.Status.CANCELLED,
+        Order.Decision.CANCELLED,
+        agent_user,
+        "by phone",
+    )
+    assert call.events.filter(kind=CallEvent.Kind.DECIDED, actor=agent_user).exists()
+    with pytest.raises(TransitionRefused, match="already decided by hand"):
+        decide_by_hand(order, agent_user, Order.Decision.CONFIRMED, "")
+    with pytest.raises(actions.ActionRefused, match="decided by hand"):
+        actions.call_again(call, agent_user)
