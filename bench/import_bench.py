@@ -118,15 +118,7 @@ def _run_in_child(path: Path, store_name: str, label: str, traced: bool, out: An
     out.close()
     # Undo the import, so the next run finds the store as this one did.
     campaign = Campaign.objects.filter(store=store, name__startswith=f"bench {label} ").get()
-    with transaction.atomic(), connection.cursor() as cursor:
-        for sql in (
-            "DELETE FROM calls_callevent e USING calls_call c "
-            "WHERE e.call_id = c.id AND c.campaign_id = %s",
-            "DELETE FROM calls_call WHERE campaign_id = %s",
-            "DELETE FROM calls_order WHERE campaign_id = %s",
-            "DELETE FROM calls_campaign WHERE id = %s",
-        ):
-            cursor.execute(sql, [campaign.pk])
+    delete_rows("campaign_id", campaign.pk)
     connections.close_all()
 
 
@@ -169,19 +161,25 @@ def preload(store_name: str, known: int, tmp: Path) -> None:
     connections.close_all()
 
 
-def clean_up(store: Store) -> None:
-    """Delete the store and all it has in SQL: the ORM's delete() would first load a million
-    rows into this process to cascade them."""
+def delete_rows(column: str, value: int) -> None:
+    """Delete the events, calls, orders and campaigns whose `column` (store_id or campaign_id)
+    is `value`, in SQL: the ORM's delete() would first load a million rows into this process
+    to cascade them."""
+    campaign_column = "id" if column == "campaign_id" else column
     with transaction.atomic(), connection.cursor() as cursor:
-        for sql in (
+        cursor.execute(
             "DELETE FROM calls_callevent e USING calls_call c "
-            "WHERE e.call_id = c.id AND c.store_id = %s",
-            "DELETE FROM calls_call WHERE store_id = %s",
-            "DELETE FROM calls_order WHERE store_id = %s",
-            "DELETE FROM calls_campaign WHERE store_id = %s",
-            "DELETE FROM calls_store WHERE id = %s",
-        ):
-            cursor.execute(sql, [store.pk])
+            f"WHERE e.call_id = c.id AND c.{column} = %s",
+            [value],
+        )
+        for table in ("calls_call", "calls_order"):
+            cursor.execute(f"DELETE FROM {table} WHERE {column} = %s", [value])
+        cursor.execute(f"DELETE FROM calls_campaign WHERE {campaign_column} = %s", [value])
+
+
+def clean_up(store: Store) -> None:
+    delete_rows("store_id", store.pk)
+    Store.objects.filter(pk=store.pk).delete()
 
 
 def ensure_database() -> None:

@@ -46,7 +46,9 @@ final (needs_review)    queued                      requeue_unsent, a *reopening
 ======================  ==========================  ============================================
 
 No other final call ever changes state: a late acceptance of a call someone already acted on is
-recorded as an event only.
+recorded as an event only. When a call ends with an outcome (not withdrawn, not failed), the
+earlier open follow-ups of its order are closed (handled, naming it): the follow-up queue shows
+one row per order.
 
 Orders
 ======

@@ -25,7 +25,9 @@ def test_an_agent_calls_a_customer_back_from_the_follow_ups_and_marks_it_handled
     asked = make_final_call(
         campaign, "KK-3001", Call.Outcome.CALLBACK_REQUESTED, phone=CUSTOMER_PHONE, minutes_ago=50
     )
-    make_final_call(campaign, "KK-3002", Call.Outcome.UNREACHABLE, phone="923111234599")
+    unreachable = make_final_call(
+        campaign, "KK-3002", Call.Outcome.UNREACHABLE, phone="923111234599"
+    )
     # This time the customer picks up and confirms.
     simulator.set_scripts({CUSTOMER_PHONE: [{"status": 2, "dtmf": 1, "talk_seconds": 25}]})
 
@@ -73,17 +75,25 @@ def test_an_agent_calls_a_customer_back_from_the_follow_ups_and_marks_it_handled
     placed = [c for c in simulator.calls() if c["text2"] == "KK-3001"]
     assert len(placed) == 1, placed
 
-    # Marking the follow-up handled happens in the row too, and the count in the menu follows.
-    row.get_by_label(f"Note for call {asked.pk}").fill("Customer confirmed on the call back.")
-    row.get_by_role("button", name="Mark handled").click()
-    expect(row).to_contain_text("Handled by you: “Customer confirmed on the call back.”")
+    # The customer decided on the call back: the order's follow-up closed itself, naming it.
+    # The queue refreshes itself: the row goes, and the count in the menu follows.
+    asked.refresh_from_db()
+    assert asked.handled_note == f"Followed up by call #{child.pk} (confirmed (pressed 1))."
+    expect(row).to_have_count(0, timeout=25_000)
     expect(page.locator("#followup-count")).to_have_text("1")
     assert page.evaluate("window.__samePage") is True
-    asked.refresh_from_db()
-    assert asked.handled_by == agent_user
+
+    # Marking a follow-up handled happens in its row, and the count follows.
+    other = page.locator(f"#followup-{unreachable.pk}")
+    other.get_by_label(f"Note for call {unreachable.pk}").fill("Texted the customer.")
+    other.get_by_role("button", name="Mark handled").click()
+    expect(other).to_contain_text("Handled by you: “Texted the customer.”")
+    expect(page.locator("#followup-count")).to_have_text("0")
+    unreachable.refresh_from_db()
+    assert unreachable.handled_by == agent_user
 
     # The call back's own page tells what happened.
-    row.get_by_role("link", name=f"#{child.pk}", exact=True).click()
+    page.goto(f"{page.url.split('/followups/')[0]}/calls/{child.pk}/")
     expect(page).to_have_url(re.compile(rf"/calls/{child.pk}/$"))
     expect(page.locator(".status-big")).to_contain_text("Confirmed (pressed 1)")
     expect(page.get_by_role("link", name=f"Call #{asked.pk}")).to_be_visible()
