@@ -387,11 +387,6 @@ def _drop_known(orders: list[OrderRow], store: Store | None, tally: _Tally) -> l
 def known_orders(store: Store, order_ids: list[str]) -> dict[str, tuple[str, dt.datetime]]:
     """Which of `order_ids` `store` already has: order id -> (status, created_at). Served by the
     unique index order_unique_per_store (store, order_id)."""
-    if connection.vendor != "postgresql":
-        rows = Order.objects.filter(store=store, order_id__in=order_ids).values_list(
-            "order_id", "status", "created_at"
-        )
-        return {order_id: (status, at) for order_id, status, at in rows}
     # One array parameter: an IN list of 2,000 costs several times more to build and plan.
     meta, quote = Order._meta, connection.ops.quote_name
     column = {f.name: quote(f.column) for f in meta.concrete_fields}
@@ -410,11 +405,9 @@ def _has_orders(store: Store | None) -> bool:
 
 
 def lock_intake(store: Store) -> None:
-    """Take the store's intake lock until the transaction ends (see INTAKE_LOCK). SQLite (the
-    demo) runs one writing transaction at a time anyway."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [INTAKE_LOCK, store.pk])
+    """Take the store's intake lock until the transaction ends (see INTAKE_LOCK)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [INTAKE_LOCK, store.pk])
 
 
 # --- Public interface -------------------------------------------------------------------------
@@ -574,10 +567,6 @@ def _reserve_ids(model: type[models.Model], count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _copy_supported() -> bool:
-    return connection.vendor == "postgresql"
-
-
 def _insert_by_copy(
     batches: Iterable[list[OrderRow]],
     campaign: Campaign,
@@ -612,51 +601,6 @@ def _insert_by_copy(
     return inserted
 
 
-def _insert_by_bulk_create(
-    batches: Iterable[list[OrderRow]],
-    campaign: Campaign,
-    store: Store,
-    now: Any,
-    due: Any,
-    actor_id: int | None,
-) -> int:
-    inserted = 0
-    for batch in batches:
-        orders = Order.objects.bulk_create(
-            [_order_for(row, campaign, store, source=Order.Source.CSV, now=now) for row in batch],
-            batch_size=BATCH_SIZE,
-        )
-        calls = Call.objects.bulk_create(
-            [
-                Call(
-                    store_id=store.pk,
-                    campaign_id=campaign.pk,
-                    shop_order=order,
-                    scheduled_for=due,
-                    created_at=now,
-                    **order.message_values(),
-                )
-                for order in orders
-            ],
-            batch_size=BATCH_SIZE,
-        )
-        CallEvent.objects.bulk_create(
-            [
-                CallEvent(
-                    call_id=call.pk,
-                    at=now,
-                    kind=CallEvent.Kind.CREATED,
-                    data={"source": "csv", "row": row.row},
-                    actor_id=actor_id,
-                )
-                for call, row in zip(calls, batch, strict=True)
-            ],
-            batch_size=BATCH_SIZE,
-        )
-        inserted += len(calls)
-    return inserted
-
-
 def import_csv(
     file: CsvSource,
     *,
@@ -676,8 +620,7 @@ def import_csv(
         store = locked.store
         lock_intake(store)
         now = timezone.now()
-        insert = _insert_by_copy if _copy_supported() else _insert_by_bulk_create
-        imported = insert(
+        imported = _insert_by_copy(
             # With the intake locked, a store without orders gets none from anyone else: only
             # repeats within the file need finding.
             _new_orders(file, store if _has_orders(store) else None, tally, progress),

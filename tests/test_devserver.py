@@ -196,6 +196,7 @@ def demo_objects(var_dir: Path) -> dict[str, int]:
             kind: db.execute(f"SELECT min(id) FROM {table}").fetchone()[0]  # type: ignore[index]
             for kind, table in [
                 ("call", "calls_call"),
+                ("order", "calls_order"),
                 ("campaign", "calls_campaign"),
                 ("store", "calls_store"),
                 ("user", "calls_user"),
@@ -235,6 +236,9 @@ POST_ONLY = {
     "call_withdraw",
     "call_handled",
     "call_claim",
+    "call_release",
+    "call_take_over",
+    "order_decide",
     "campaign_pause",
     "campaign_resume",
     "store_verify",

@@ -71,40 +71,8 @@ def _forward_postgres(schema_editor: Any) -> None:
         )
 
 
-def _forward_python(apps: Any) -> None:
-    """The same for other databases (the SQLite demo): small, so row by row."""
-    Call = apps.get_model("calls", "Call")
-    Order = apps.get_model("calls", "Order")
-    CallEvent = apps.get_model("calls", "CallEvent")
-    groups: dict[tuple[int, str], list[Any]] = {}
-    for call in Call.objects.order_by("created_at", "id"):
-        groups.setdefault((call.store_id, call.order_id), []).append(call)
-    for calls in groups.values():
-        first, last = calls[0], calls[-1]
-        created = CallEvent.objects.filter(call_id=first.pk, kind="created").first()
-        source = (created.data or {}).get("source") if created else None
-        decided = last.state == "final" and last.outcome in _DECISIONS
-        status = _STATUS_OF_STATE.get(last.state) or _STATUS_OF_OUTCOME.get(
-            last.outcome, "needs_review"
-        )
-        order = Order.objects.create(
-            **{name: getattr(first, name) for name in _MESSAGE},
-            store_id=first.store_id,
-            campaign_id=first.campaign_id,
-            source=source if source in ("csv", "form") else "csv",
-            status=status,
-            decision=last.outcome if decided else "",
-            decided_at=(last.finalized_at or last.updated_at) if decided else None,
-            created_at=first.created_at,
-        )
-        Call.objects.filter(pk__in=[c.pk for c in calls]).update(shop_order=order)
-
-
 def forward(apps: Any, schema_editor: Any) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        _forward_postgres(schema_editor)
-    else:
-        _forward_python(apps)
+    _forward_postgres(schema_editor)  # robodash runs on PostgreSQL only
 
 
 def backward(apps: Any, schema_editor: Any) -> None:
