@@ -485,10 +485,9 @@ def _order_for(
 # --- Writing the orders and their calls ---------------------------------------------------------
 #
 # bulk_create spends most of a big import preparing every field of every row in Python (about
-# 3,500 rows/s here). On PostgreSQL the orders, calls and events go in through COPY instead, the
-# fields that are the same on every row prepared once; ids are taken from the tables' sequences
-# first so each call knows its order and each event its call. Other databases (the embedded
-# SQLite demo) use bulk_create.
+# 3,500 rows/s here). The orders, calls and events go in through COPY instead, the fields that
+# are the same on every row prepared once; ids are taken from the tables' sequences first so
+# each call knows its order and each event its call.
 
 _ORDER_VARYING = ("id", *_MESSAGE)
 _CALL_VARYING = ("id", "shop_order_id", *_MESSAGE)
