@@ -410,6 +410,10 @@ class Call(Message):
 
     # 0 for a call placed by intake or a person; n for the store policy's n-th re-attempt.
     reattempt = models.PositiveSmallIntegerField(default=0)
+    # An agent's decision by hand on the order, kept on the call it followed up (the order's latest
+    # final call), so the figures count it where they count the call: it stands in for the key
+    # press in the rates (calls/stats.py). Written by calls/transitions.py only.
+    hand_decision = models.CharField(max_length=16, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -566,6 +570,10 @@ class DailyFigures(models.Model):
     failed = models.PositiveIntegerField(default=0)
     needs_review = models.PositiveIntegerField(default=0)
     withdrawn = models.PositiveIntegerField(default=0)
+    decided_confirmed = models.PositiveIntegerField(default=0)
+    decided_cancelled = models.PositiveIntegerField(default=0)
+    decided_by_hand = models.PositiveIntegerField(default=0)
+    decided_unanswered = models.PositiveIntegerField(default=0)
     charges = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
 
     class Meta:

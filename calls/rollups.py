@@ -219,6 +219,18 @@ def _drop_day(day: dt.date) -> None:
     log.warning("rollup: %s is no longer closed; its figures are counted live again", day)
 
 
+def reopen_day(created_at: dt.datetime) -> None:
+    """A final call created at `created_at` has just changed (a decision by hand): drop its
+    day's rollup, in the caller's transaction, so the pages count the day live until the next
+    run rolls it up again. Waits for a run rolling that day up right now (it holds the day's
+    lock), so its figures cannot land after this."""
+    day = created_at.astimezone(stats.reporting_zone()).date()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ROLLUP_LOCK, day.toordinal()])
+    DailyFigures.objects.filter(day=day).delete()
+    RolledUpDay.objects.filter(day=day).delete()
+
+
 def roll_up_day(day: dt.date, zone: zoneinfo.ZoneInfo) -> int:
     """One closed day's figures and its RolledUpDay, in one transaction. Returns 1, or 0 when
     another run has the day or it turns out not to be closed."""

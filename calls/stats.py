@@ -1,11 +1,17 @@
 """The figures every page shows, defined once: counts per outcome, the rates and the charges.
 
-Rates (the issue's definitions, used by the overview, campaign pages, reports and exports):
+Rates (used by the overview, campaign pages, reports and exports):
 - answer rate       = answered / final calls, withdrawn ones excluded
                       (answered = confirmed + cancelled + callback requested + no input)
-- confirmation rate = confirmed / answered
-- cancel rate       = cancelled / answered
-- cost per confirmed order = total charges / confirmed
+- confirmation rate = decided confirmed / decided or answered
+- cancel rate       = decided cancelled / decided or answered
+- cost per confirmed order = total charges / decided confirmed
+
+A call's decision is its key press (1 confirmed, 2 cancelled) unless an agent decided its order
+by hand after it (`Call.hand_decision`, on the order's latest final call): then the hand
+decision stands instead. "Decided or answered" is every answered call plus every unanswered one
+(unreachable, no pick-up, review) whose order an agent decided by hand. With no hand decisions
+these are exactly confirmed / answered and cancelled / answered.
 
 Every figure is computed in SQL: `figure_aggregates()` are the `Count(..., filter=...)` and `Sum`
 expressions, used with `.aggregate()` for one total or `.values(key).annotate()` for one GROUP BY
@@ -48,6 +54,8 @@ ANSWERED_OUTCOMES = (
 )
 IN_FLIGHT_STATES = (State.SENDING, State.IN_PROGRESS)
 ZERO = Decimal("0.00")
+_BY_HAND = ~Q(hand_decision="")
+_BY_KEY = Q(hand_decision="")
 PERCENT_STEP = Decimal("0.1")
 CENT = Decimal("0.01")
 
@@ -83,6 +91,17 @@ def figure_aggregates() -> dict[str, Any]:
     }
     for outcome in Outcome:
         aggregates[outcome.value] = Count("id", filter=Q(outcome=outcome))
+    confirmed, cancelled = Outcome.CONFIRMED, Outcome.CANCELLED
+    aggregates |= {
+        "decided_confirmed": Count(
+            "id", filter=Q(hand_decision=confirmed) | (_BY_KEY & Q(outcome=confirmed))
+        ),
+        "decided_cancelled": Count(
+            "id", filter=Q(hand_decision=cancelled) | (_BY_KEY & Q(outcome=cancelled))
+        ),
+        "decided_by_hand": Count("id", filter=_BY_HAND),
+        "decided_unanswered": Count("id", filter=_BY_HAND & ~Q(outcome__in=ANSWERED_OUTCOMES)),
+    }
     return aggregates
 
 
@@ -103,6 +122,10 @@ class Figures:
     failed: int = 0
     needs_review: int = 0
     withdrawn: int = 0
+    decided_confirmed: int = 0  # by key press, or by hand when an agent decided after the call
+    decided_cancelled: int = 0
+    decided_by_hand: int = 0  # calls whose order an agent decided by hand
+    decided_unanswered: int = 0  # ... of which the call itself was not answered
     charges: Decimal = ZERO
 
     @classmethod
@@ -145,16 +168,21 @@ class Figures:
         return rate(self.answered, self.rated_finals)
 
     @property
+    def decided_or_answered(self) -> int:
+        """The confirmation and cancel rates' denominator (see the module's docstring)."""
+        return self.answered + self.decided_unanswered
+
+    @property
     def confirmation_rate(self) -> Decimal | None:
-        return rate(self.confirmed, self.answered)
+        return rate(self.decided_confirmed, self.decided_or_answered)
 
     @property
     def cancel_rate(self) -> Decimal | None:
-        return rate(self.cancelled, self.answered)
+        return rate(self.decided_cancelled, self.decided_or_answered)
 
     @property
     def cost_per_confirmed(self) -> Decimal | None:
-        return per_unit(self.charges, self.confirmed)
+        return per_unit(self.charges, self.decided_confirmed)
 
     @property
     def pending(self) -> int:

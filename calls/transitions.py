@@ -66,6 +66,11 @@ by hand
 any without a call in   confirmed / cancelled       decide_by_hand: an agent, with a note. Final:
 flight, not decided     (decision by hand)          no transition changes the order afterwards
 ======================  ==========================  ============================================
+
+A decision by hand is also written on the order's latest final call (`Call.hand_decision`), which
+the figures read in place of its key press (calls/stats.py); if that call's day is rolled up
+already, the day's rollup is dropped in the same transaction and the pages count it live until
+the next rollup (calls/rollups.reopen_day).
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ from django.utils import timezone
 
 from calls.models import Call, CallEvent, Order, Store, User
 from calls.redaction import redact
+from calls.rollups import reopen_day
 
 # Calls in these states may still reach the customer: never start a second one beside them.
 ACTIVE_STATES = (Call.State.QUEUED, Call.State.SENDING, Call.State.IN_PROGRESS)
@@ -470,6 +476,10 @@ def decide_by_hand(order: Order, user: User, decision: str, note: str) -> Order:
             handled_note=f"Decided by hand: {label}. {note}".strip(),
             updated_at=now,
         )
+        followed_up = locked.calls.filter(state=Call.State.FINAL).order_by("-id").first()
+        if followed_up is not None:
+            reopen_day(followed_up.created_at)  # first: waits for a rollup of the day under way
+            Call.objects.filter(pk=followed_up.pk).update(hand_decision=decision, updated_at=now)
         latest = locked.calls.order_by("-id").first()
         if latest is not None:
             record_event(

@@ -18,7 +18,7 @@ from calls.transitions import TransitionRefused, decide_by_hand
 from tests.support.pipeline import wait_for
 
 CALLS_DIR = Path(__file__).resolve().parents[2] / "calls"
-GUARDED = {"state", "status", "outcome", "decision"}
+GUARDED = {"state", "status", "outcome", "decision", "hand_decision"}
 
 
 def _root_name(node: ast.expr) -> str:

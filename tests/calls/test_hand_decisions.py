@@ -1,0 +1,128 @@
+"""Decisions by hand in the figures: an agent's decision stands in for the key press of the call
+it followed up, in every rate, live and rolled up alike."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from calls import rollups, stats
+from calls.models import Call, Campaign, Order, RolledUpDay
+from calls.transitions import decide_by_hand
+from tests.calls.test_rollups import days_ago
+from tests.calls.test_stats import add_calls
+
+pytestmark = pytest.mark.django_db
+Outcome = Call.Outcome
+
+
+@pytest.fixture
+def campaign(store) -> Campaign:
+    return Campaign.objects.create(store=store, name="Eid sale")
+
+
+def test_with_no_decision_by_hand_the_rates_are_key_presses_over_answered_calls(campaign):
+    add_calls(campaign, 3, outcome=Outcome.CONFIRMED, charges="11.00")
+    add_calls(campaign, 1, outcome=Outcome.CANCELLED, charges="5.50")
+    add_calls(campaign, 4, outcome=Outcome.UNREACHABLE)
+
+    figures = stats.figures_of(Call.objects.all())
+
+    assert (figures.decided_confirmed, figures.decided_cancelled) == (3, 1)
+    assert figures.decided_or_answered == figures.answered == 4
+    assert figures.confirmation_rate == Decimal("75.0")
+    assert figures.cancel_rate == Decimal("25.0")
+    assert figures.cost_per_confirmed == Decimal("12.83")  # 38.50 / 3
+
+
+def test_decisions_by_hand_count_in_the_rates_and_once_each(campaign, agent_user):
+    add_calls(campaign, 1, outcome=Outcome.CONFIRMED)
+    [callback] = add_calls(campaign, 1, outcome=Outcome.CALLBACK_REQUESTED)
+    [unreachable] = add_calls(campaign, 1, outcome=Outcome.UNREACHABLE)
+    [pressed_1] = add_calls(campaign, 1, outcome=Outcome.CONFIRMED)
+    add_calls(campaign, 1, outcome=Outcome.NO_INPUT)
+
+    # An answered call (pressed 3), an unanswered one, and a key press the customer took back.
+    decide_by_hand(callback.shop_order, agent_user, Order.Decision.CONFIRMED, "called back")
+    decide_by_hand(unreachable.shop_order, agent_user, Order.Decision.CANCELLED, "on WhatsApp")
+    decide_by_hand(pressed_1.shop_order, agent_user, Order.Decision.CANCELLED, "rang to cancel")
+    figures = stats.figures_of(Call.objects.all())
+
+    assert figures.confirmed == 2 and figures.cancelled == 0  # the key presses, unchanged
+    assert figures.decided_by_hand == 3
+    assert figures.decided_unanswered == 1  # the unreachable call joins the denominator
+    assert figures.decided_or_answered == 5  # 4 answered + 1 decided unanswered
+    assert (figures.decided_confirmed, figures.decided_cancelled) == (2, 2)
+    assert figures.confirmation_rate == Decimal("40.0")
+    assert figures.cancel_rate == Decimal("40.0")
+    assert Call.objects.get(pk=unreachable.pk).hand_decision == Order.Decision.CANCELLED
+
+
+def test_a_decision_by_hand_on_a_rolled_up_day_reopens_it_and_the_figures_follow(
+    campaign, agent_user
+):
+    [callback] = add_calls(campaign, 1, outcome=Outcome.CALLBACK_REQUESTED, created_at=days_ago(5))
+    add_calls(campaign, 1, outcome=Outcome.CONFIRMED, created_at=days_ago(5))
+    rollups.roll_up_closed_days(limit=None)
+    day = days_ago(5).date()
+    assert RolledUpDay.objects.filter(day=day).exists()
+    before = stats.figures_total(first_day=day, last_day=day)
+    assert before.confirmation_rate == Decimal("50.0")
+
+    decide_by_hand(callback.shop_order, agent_user, Order.Decision.CONFIRMED, "")
+
+    assert not RolledUpDay.objects.filter(day=day).exists()  # counted live until rolled again
+    live = stats.figures_total(first_day=day, last_day=day)
+    assert live.confirmation_rate == Decimal("100.0") and live.decided_by_hand == 1
+    rollups.roll_up_closed_days(limit=None)
+    assert RolledUpDay.objects.filter(day=day).exists()
+    assert stats.figures_total(first_day=day, last_day=day) == live
+
+
+def test_the_reports_page_and_its_export_show_decisions_by_hand(
+    client, admin_user, campaign, agent_user
+):
+    [callback] = add_calls(campaign, 1, outcome=Outcome.CALLBACK_REQUESTED)
+    decide_by_hand(callback.shop_order, agent_user, Order.Decision.CONFIRMED, "")
+    client.force_login(admin_user)
+
+    page = client.get("/reports/?group=campaign")
+    export = client.get("/reports/export.csv?group=campaign")
+
+    assert page.status_code == 200 and "By hand" in page.content.decode()
+    rows = export.content.decode().lstrip("\ufeff").splitlines()
+    header, first = rows[0].split(","), rows[1].split(",")
+    assert first[header.index("decided_by_hand")] == "1"
+    assert first[header.index("confirmation_rate_pct")] == "100.0"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_gives_rolled_up_days_their_decided_counts(store):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    def migrate_to(name: str):
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate([("calls", name)])
+        return executor.loader.project_state([("calls", name)]).apps
+
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("calls")
+    try:
+        apps = migrate_to("0008_reattempt_policy")
+        campaign = apps.get_model("calls", "Campaign").objects.create(store_id=store.pk, name="Old")
+        day = days_ago(9).date()
+        apps.get_model("calls", "RolledUpDay").objects.create(day=day, zone="Asia/Karachi")
+        apps.get_model("calls", "DailyFigures").objects.create(
+            day=day, campaign_id=campaign.pk, store_id=store.pk, voice_id=102, calls=6,
+            finished=6, confirmed=3, cancelled=1, no_input=2,
+        )  # fmt: skip
+
+        migrate_to("0009_hand_decisions_in_figures")
+
+        figures = stats.figures_total(first_day=day, last_day=day)
+        assert (figures.decided_confirmed, figures.decided_cancelled) == (3, 1)
+        assert figures.confirmation_rate == Decimal("50.0")
+    finally:
+        MigrationExecutor(connection).migrate(latest)
