@@ -20,7 +20,7 @@ from calls.imports import (
     import_csv,
     preview_csv,
 )
-from calls.models import Call, CallEvent, Campaign, Order, Store
+from calls.models import Call, CallEvent, Campaign, Order
 
 HEADER = "phone,amount,order_id,store_name"
 
@@ -267,64 +267,6 @@ def test_duplicates_are_found_across_batches(campaign, monkeypatch):
     assert (report.imported, len(report.known), report.skipped_duplicates) == (4, 2, 1)
     assert Call.objects.filter(campaign=campaign).count() == 6
     assert CallEvent.objects.filter(call__campaign=campaign).count() == 6
-
-
-def test_the_copy_and_the_bulk_create_paths_store_identical_calls_and_events(
-    store, admin_user, monkeypatch
-):
-    rows = (
-        f"{HEADER},voice_id,text3,key1",
-        '03001234567,"1,500.50",A,Karachi Kitchenware,,t3,k1',
-        "03451234567,99,B,Karachi Kitchenware,49,,",
-    )
-    # Two stores, as each store has an order id once.
-    other_store = Store(name="Lahore Linens", calling_start=store.calling_start)
-    other_store.calling_end = store.calling_end
-    other_store.api_key = "sk-another-store-key-0001"
-    other_store.save()
-    by_copy = Campaign.objects.create(store=store, name="COPY", voice_id=48)
-    by_orm = Campaign.objects.create(store=other_store, name="ORM", voice_id=48)
-    import_csv(csv_file(*rows), campaign=by_copy, created_by=admin_user)
-    monkeypatch.setattr(imports, "_copy_supported", lambda: False)
-    import_csv(csv_file(*rows), campaign=by_orm, created_by=admin_user)
-
-    differ_per_import = {
-        *("id", "campaign_id", "created_at", "updated_at", "scheduled_for"),
-        *("store_id", "shop_order_id"),
-    }
-
-    def stored(campaign):
-        orders = [
-            {
-                f.attname: getattr(order, f.attname)
-                for f in Order._meta.concrete_fields
-                if f.attname not in differ_per_import
-            }
-            for order in campaign.orders.order_by("order_id")
-        ]
-        calls = [
-            {
-                f.attname: getattr(call, f.attname)
-                for f in Call._meta.concrete_fields
-                if f.attname not in differ_per_import
-            }
-            for call in campaign.calls.order_by("order_id")
-        ]
-        events = list(
-            CallEvent.objects.filter(call__campaign=campaign)
-            .order_by("call__order_id")
-            .values_list("kind", "data", "actor_id")
-        )
-        return orders, calls, events
-
-    assert stored(by_copy) == stored(by_orm)
-    assert len(stored(by_copy)[0]) == len(stored(by_copy)[1]) == 2
-    for campaign in (by_copy, by_orm):
-        call = campaign.calls.get(order_id="A")
-        assert call.events.get().at == call.created_at
-        assert (
-            call.shop_order.campaign == campaign and call.shop_order.created_at == call.created_at
-        )
 
 
 def test_an_import_wakes_the_dispatcher_when_it_commits_and_only_if_calls_were_added(
