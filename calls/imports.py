@@ -650,10 +650,13 @@ def create_single_call(
     store_name: str,
     voice_id: str | int | None = None,
     created_by: Any = None,
+    source: str = Order.Source.FORM,
+    customer_name: str = "",
     **extras: str,
 ) -> Call:
-    """One order from the form, and its queued first call. ValidationError by field (the form
-    shows them) for a bad value or an order id the store already has (it is not called again)."""
+    """One order from the form (or a shop, `source`), and its queued first call. ValidationError
+    by field (the form shows them) for a bad value or an order id the store already has (it is
+    not called again)."""
     unknown = set(extras) - set(TEXT_COLUMNS) - set(KEY_COLUMNS)
     if unknown:
         raise TypeError(f"unexpected fields: {', '.join(sorted(unknown))}")
@@ -683,14 +686,15 @@ def create_single_call(
                 }
             )
         now = timezone.now()
-        order = _order_for(result, locked, store, source=Order.Source.FORM, now=now)
+        order = _order_for(result, locked, store, source=source, now=now)
+        order.customer_name = customer_name[: max_length_of(Order, "customer_name")]
         order.save()
         call = queue_call(
             order,
             campaign_id=locked.pk,
             scheduled_for=store.next_calling_time(now),
             actor=created_by,
-            source="form",
+            source=source,
         )
         wake_dispatcher()
     return call

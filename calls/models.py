@@ -270,7 +270,7 @@ class Order(Message):
         UNREACHABLE = "unreachable", "Unreachable"
         NEEDS_REVIEW = "needs_review", "Needs review"
         WITHDRAWN = "withdrawn", "Withdrawn"
-        REJECTED = "rejected", "Rejected by the provider"
+        REJECTED = "rejected", "Rejected"  # by the provider, or at intake (rejected_reason)
 
     class Decision(models.TextChoices):
         NONE = "", "None"
@@ -299,6 +299,8 @@ class Order(Message):
     )
     decision_note = models.TextField(blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # Why an order a shop sent cannot be called (status rejected at intake), said plainly.
+    rejected_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

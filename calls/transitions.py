@@ -22,7 +22,8 @@ from                    to                          by (function: who)
                                                     next calling time
 queued                  sending                     start_sending: a worker's claim, under a row
                                                     lock, committed before the request leaves
-queued                  final (withdrawn)           withdraw: a person, only while still queued
+queued                  final (withdrawn)           withdraw: a person, or the shop cancelling
+                                                    the order, only while still queued
 sending                 in_progress                 mark_sent: the provider gave a call id
 sending                 queued                      requeue_unsent: nothing left (no connection,
                                                     a refused key); retried later
@@ -61,6 +62,9 @@ decision as the customer's key press. Then:
 from                    to                          by
 ======================  ==========================  ============================================
 (new)                   waiting                     intake: imports, the single-order form
+(new)                   rejected                    reject_at_intake: a shop's order that cannot
+                                                    be called (its phone is not a Pakistani
+                                                    mobile), kept with the reason, no call
 any not decided         follows its latest call     every call transition above
 by hand
 any without a call in   confirmed / cancelled       decide_by_hand: an agent, with a note. Final:
@@ -407,9 +411,10 @@ def _close_earlier_followups(call: Call, now: dt.datetime) -> None:
     )
 
 
-def withdraw(call: Call, user: User) -> bool:
-    """queued -> final (withdrawn): stop a call before it is sent. False when it was no longer
-    queued (the dispatcher claimed it first, or it was already final)."""
+def withdraw(call: Call, user: User | None) -> bool:
+    """queued -> final (withdrawn): stop a call before it is sent (by a person, or with no user
+    when the shop cancelled the order). False when it was no longer queued (the dispatcher
+    claimed it first, or it was already final)."""
     with transaction.atomic():
         now = timezone.now()
         won = Call.objects.filter(pk=call.pk, state=Call.State.QUEUED).update(
@@ -426,6 +431,15 @@ def withdraw(call: Call, user: User) -> bool:
 
 
 # --- Orders -----------------------------------------------------------------------------------
+
+
+def reject_at_intake(order: Order, reason: str) -> Order:
+    """(new) -> rejected: a shop sent an order robodash cannot call. It is stored, never called,
+    with the reason shown on its page, rather than silently dropped."""
+    order.status = Order.Status.REJECTED
+    order.rejected_reason = reason[:500]
+    order.save(force_insert=True)
+    return order
 
 
 def decide_by_hand(order: Order, user: User, decision: str, note: str) -> Order:

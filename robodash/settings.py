@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "csp",
     "calls",
     "shops",
+    "ninja",  # the API's docs page serves Swagger UI from ninja's own static files
 ]
 
 MIDDLEWARE = [
@@ -316,3 +317,5 @@ LOGGING = {
 # --- Shops ---------------------------------------------------------------------------------------
 # The address merchants reach robodash at, for the webhook URLs shown to paste into a shop.
 ROBODASH_PUBLIC_URL = os.environ.get("ROBODASH_PUBLIC_URL", "http://127.0.0.1:8000")
+# Requests one API token may make a minute (POST /api/v1/orders, GET of an order).
+ROBODASH_API_RATE_PER_MINUTE = envint("ROBODASH_API_RATE_PER_MINUTE", "600")

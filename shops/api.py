@@ -1,0 +1,207 @@
+"""The HTTP API a merchant's own site sends orders to (django-ninja: pydantic schemas and an
+OpenAPI description at /api/v1/openapi.json, browsable at /api/v1/docs).
+
+Every request carries `Authorization: Bearer <token>` (manage.py create_api_token, or a store's
+Integrations page): the token names the store. Requests are counted per token per minute
+(ROBODASH_API_RATE_PER_MINUTE) in the cache; past the limit the answer is 429 with Retry-After.
+
+POST /api/v1/orders is idempotent on the order id: a new order is 201 with the order, a repeat
+200 with the order as it stands (never a second call). Bad input is 400 with a reason per field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db.models import Sum
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from ninja import Field, NinjaAPI, Schema, Status
+from ninja.errors import ValidationError as SchemaError
+from ninja.security import HttpBearer
+
+from calls.imports import create_single_call
+from calls.models import Order
+from shops.intake import intake_campaign
+from shops.models import ApiToken
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+
+
+class BearerToken(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
+        api_token = ApiToken.find(token)
+        if api_token is None:
+            return None
+        window = int(time.time() // 60)
+        key = f"robodash:api-rate:{api_token.pk}:{window}"
+        cache.add(key, 0, timeout=120)
+        if cache.incr(key) > settings.ROBODASH_API_RATE_PER_MINUTE:
+            raise RateLimited(retry_after=60 - int(time.time() % 60))
+        if api_token.last_used_at is None or timezone.now() - api_token.last_used_at > (
+            dt.timedelta(minutes=1)
+        ):  # a write a minute at most, not one per request
+            ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=timezone.now())
+        return api_token
+
+
+api = NinjaAPI(
+    title="robodash orders API",
+    version="1",
+    description="Send cash-on-delivery orders to be verified by robocall; read their outcome.",
+    auth=BearerToken(),
+    urls_namespace="orders_api",
+)
+
+
+class OrderIn(Schema):
+    order_id: str = Field(min_length=1, max_length=100, description="your order id, e.g. 1001")
+    phone: str = Field(min_length=1, max_length=40, description="a Pakistani mobile, 03001234567")
+    amount: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
+    customer_name: str = Field("", max_length=200)
+    campaign: str = Field("", max_length=200, description="a batch label; default: API orders")
+    voice_id: int | None = Field(None, gt=0, lt=2**31)
+    text3: str = Field("", max_length=200)
+    text4: str = Field("", max_length=200)
+    text5: str = Field("", max_length=200)
+
+
+class CallOut(Schema):
+    id: int
+    state: str
+    outcome: str
+    key_pressed: int | None
+    charges: Decimal | None
+    created_at: dt.datetime
+    finalized_at: dt.datetime | None
+
+
+class OrderOut(Schema):
+    order_id: str
+    status: str
+    decision: str
+    decided_by: str | None  # "customer" (key press), an agent's username, or None
+    decided_at: dt.datetime | None
+    phone: str
+    amount: Decimal
+    customer_name: str
+    campaign: str
+    source: str
+    created_at: dt.datetime
+    charges_total: Decimal
+    calls: list[CallOut]
+
+
+class Errors(Schema):
+    errors: dict[str, str]
+
+
+def order_out(order: Order) -> dict[str, Any]:
+    calls = list(order.calls.order_by("id"))
+    charges = order.calls.aggregate(total=Sum("call_charges"))["total"] or Decimal("0.00")
+    decided_by = None
+    if order.decision:
+        decided_by = order.decided_by.username if order.decided_by else "customer"
+    return {
+        "order_id": order.order_id,
+        "status": order.status,
+        "decision": order.decision,
+        "decided_by": decided_by,
+        "decided_at": order.decided_at,
+        "phone": order.phone,
+        "amount": order.amount,
+        "customer_name": order.customer_name,
+        "campaign": order.campaign.name,
+        "source": order.source,
+        "created_at": order.created_at,
+        "charges_total": charges,
+        "calls": [
+            {
+                "id": call.pk,
+                "state": call.state,
+                "outcome": call.outcome,
+                "key_pressed": call.dtmf,
+                "charges": call.call_charges,
+                "created_at": call.created_at,
+                "finalized_at": call.finalized_at,
+            }
+            for call in calls
+        ],
+    }
+
+
+def _order(api_token: ApiToken, order_id: str) -> Order | None:
+    return (
+        Order.objects.select_related("campaign", "decided_by")
+        .filter(store_id=api_token.store_id, order_id=order_id)
+        .first()
+    )
+
+
+@api.post("/orders", response={200: OrderOut, 201: OrderOut, 400: Errors})
+def create_order(request: HttpRequest, data: OrderIn) -> Status:
+    api_token: ApiToken = request.auth  # type: ignore[attr-defined]
+    existing = _order(api_token, data.order_id.strip())
+    if existing is not None:
+        return Status(200, order_out(existing))  # idempotent: the same order, no second call
+    store = api_token.store
+    campaign = intake_campaign(store, Order.Source.API, data.campaign.strip())
+    texts = {name: value for name in ("text3", "text4", "text5") if (value := getattr(data, name))}
+    try:
+        call = create_single_call(
+            campaign,
+            phone=data.phone,
+            amount=data.amount,
+            order_id=data.order_id,
+            store_name=store.name,
+            voice_id=data.voice_id,
+            source=Order.Source.API,
+            customer_name=data.customer_name.strip(),
+            **texts,
+        )
+    except ValidationError as error:
+        known = _order(api_token, data.order_id.strip())
+        if known is not None:  # sent twice at once: the other request stored it
+            return Status(200, order_out(known))
+        return Status(
+            400, {"errors": {field: " ".join(m) for field, m in error.message_dict.items()}}
+        )
+    order = _order(api_token, call.shop_order.order_id)
+    assert order is not None
+    return Status(201, order_out(order))
+
+
+@api.get("/orders/{order_id}", response={200: OrderOut, 404: Errors})
+def get_order(request: HttpRequest, order_id: str) -> Status:
+    order = _order(request.auth, order_id)  # type: ignore[attr-defined]
+    if order is None:
+        return Status(404, {"errors": {"order_id": f"no order {order_id!r} in this store"}})
+    return Status(200, order_out(order))
+
+
+@api.exception_handler(SchemaError)
+def schema_errors(request: HttpRequest, error: SchemaError) -> HttpResponse:
+    """400, not ninja's 422, with one reason per field, as the rest of the API answers."""
+    reasons = {}
+    for problem in error.errors:
+        location = [str(part) for part in problem.get("loc", ()) if part not in ("body", "data")]
+        reasons[".".join(location) or "body"] = str(problem.get("msg", "invalid"))
+    return api.create_response(request, {"errors": reasons}, status=400)
+
+
+@api.exception_handler(RateLimited)
+def rate_limited(request: HttpRequest, error: RateLimited) -> HttpResponse:
+    response = api.create_response(
+        request, {"errors": {"rate": "too many requests for this token"}}, status=429
+    )
+    response["Retry-After"] = str(error.retry_after)
+    return response

@@ -1,0 +1,110 @@
+"""An order a shop sent, stored as robodash's Order and queued for its call.
+
+The same path as the single-order form (calls.imports.create_single_call): the store's intake
+lock, the order id checked against every order the store already has (a shop re-sending it,
+however often, places no second call), then the order and its queued call in one transaction.
+An order whose phone robodash cannot call is stored as rejected, with the reason, and never
+called; an order that is not cash on delivery is acknowledged and only counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from calls.imports import create_single_call, known_orders, lock_intake, max_length_of
+from calls.models import Campaign, Order, Store
+from calls.phones import InvalidPhone, normalize_pk_mobile
+from calls.transitions import reject_at_intake
+from shops.models import ShopConnection
+from shops.payloads import IncomingOrder
+
+# The campaign each source's orders join: a batch label, one per store and source.
+INTAKE_CAMPAIGNS = {
+    Order.Source.SHOPIFY: "Shopify orders",
+    Order.Source.WOOCOMMERCE: "WooCommerce orders",
+    Order.Source.API: "API orders",
+}
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of an incoming order, for the shop's answer and the Integrations page."""
+
+    outcome: str  # "queued", "known", "rejected", "not_cod"
+    order: Order | None
+    message: str
+
+
+def intake_campaign(store: Store, source: str, name: str = "") -> Campaign:
+    campaign, _ = Campaign.objects.get_or_create(
+        store=store, name=name or INTAKE_CAMPAIGNS[Order.Source(source)]
+    )
+    return campaign
+
+
+def receive_order(
+    store: Store, incoming: IncomingOrder, source: str, *, campaign_name: str = ""
+) -> Received:
+    if not incoming.cash_on_delivery:
+        return Received("not_cod", None, f"not cash on delivery ({incoming.payment}): ignored")
+    campaign = intake_campaign(store, source, campaign_name)
+    try:
+        call = create_single_call(
+            campaign,
+            phone=incoming.phone,
+            amount=incoming.amount if incoming.amount is not None else "",
+            order_id=incoming.order_id,
+            store_name=store.name,
+            source=source,
+            customer_name=incoming.customer_name,
+        )
+    except ValidationError as error:
+        problems = error.message_dict
+        if set(problems) == {"order_id"} and "already known" in problems["order_id"][0]:
+            order = Order.objects.get(store=store, order_id=incoming.order_id)
+            return Received("known", order, problems["order_id"][0])
+        return _rejected(store, campaign, incoming, source, problems)
+    return Received("queued", call.shop_order, f"order {incoming.order_id} queued for its call")
+
+
+def _rejected(
+    store: Store,
+    campaign: Campaign,
+    incoming: IncomingOrder,
+    source: str,
+    problems: dict[str, list[str]],
+) -> Received:
+    """Keep an order that cannot be called, with why, unless the store has it already."""
+    reason = "; ".join(message for messages in problems.values() for message in messages)
+    if not incoming.order_id or len(incoming.order_id) > max_length_of(Order, "order_id"):
+        return Received("rejected", None, reason)
+    try:
+        phone = normalize_pk_mobile(incoming.phone)
+    except InvalidPhone:
+        phone = incoming.phone[: max_length_of(Order, "phone")]
+    with transaction.atomic():
+        lock_intake(store)
+        if known_orders(store, [incoming.order_id]):
+            order = Order.objects.get(store=store, order_id=incoming.order_id)
+            return Received("known", order, f"order {incoming.order_id} is already known")
+        order = Order(
+            store=store,
+            campaign=campaign,
+            source=source,
+            order_id=incoming.order_id,
+            phone=phone,
+            amount=incoming.amount if incoming.amount is not None else 0,
+            voice_id=campaign.voice_id or store.default_voice_id,
+            customer_name=incoming.customer_name[: max_length_of(Order, "customer_name")],
+            text1=store.name[: max_length_of(Order, "text1")],
+            text2=incoming.order_id,
+        )
+        reject_at_intake(order, reason)
+    return Received("rejected", order, f"order {incoming.order_id} not called: {reason}")
+
+
+def mark_received(connection: ShopConnection, topic: str, received: Received) -> None:
+    connection.note_received(f"{topic}: {received.message}")

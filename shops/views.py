@@ -1,0 +1,129 @@
+"""The webhooks shops send: a new order becomes an Order and its call; a cancelled one is
+withdrawn if its call has not gone out yet.
+
+Each request is checked before anything else: the store must have that shop connected, and the
+body must carry the shop's HMAC signature under the connection's webhook secret (compared in
+constant time, on the raw bytes, before the body is parsed). A bad or missing signature is a 401
+and nothing is stored. Then the delivery's own id is recorded, so a delivery the shop sends again
+(it retries until it hears 200) changes nothing; the answer comes as soon as the order is stored,
+well within Shopify's five seconds: the call itself goes through the pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+from django.contrib.auth.decorators import login_not_required
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from calls.models import Call, Order
+from calls.transitions import withdraw
+from shops.intake import Received, receive_order
+from shops.models import ReceivedWebhook, ShopConnection
+from shops.payloads import UnreadableOrder, shopify_order, woocommerce_order
+from shops.signatures import base64_hmac_is_valid
+
+log = logging.getLogger(__name__)
+
+
+def _connection(store_id: int, kind: str) -> ShopConnection | None:
+    return (
+        ShopConnection.objects.select_related("store").filter(store_id=store_id, kind=kind).first()
+    )
+
+
+def _answer(result: str, message: str, status: int = 200) -> JsonResponse:
+    return JsonResponse({"result": result, "message": message}, status=status)
+
+
+def _delivery_id(request: HttpRequest, header: str) -> str:
+    """The shop's id of this delivery; without one, the body's digest (an exact resend)."""
+    return request.headers.get(header, "").strip()[:200] or (
+        "sha256:" + hashlib.sha256(request.body).hexdigest()
+    )
+
+
+def _handle(
+    request: HttpRequest, connection: ShopConnection, topic: str, delivery: str
+) -> JsonResponse:
+    try:
+        payload = json.loads(request.body)
+    except ValueError:
+        return _answer("refused", "the body is not JSON", status=400)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = ReceivedWebhook.objects.create(
+                    connection=connection, delivery_id=delivery, topic=topic[:100]
+                )
+        except IntegrityError:
+            return _answer("duplicate", f"delivery {delivery} was received already")
+        try:
+            received = _act(connection, topic, payload)
+        except UnreadableOrder as error:
+            record.result = f"unreadable: {error}"
+            record.save(update_fields=["result"])
+            connection.note_received(f"{topic}: unreadable order ({error})")
+            return _answer("refused", str(error), status=400)
+        record.result = received.message[:300]
+        record.save(update_fields=["result"])
+    connection.note_received(f"{topic}: {received.message}")
+    log.info("%s webhook for store %s: %s", connection.kind, connection.store_id, received.outcome)
+    return _answer(received.outcome, received.message)
+
+
+def _act(connection: ShopConnection, topic: str, payload: object) -> Received:
+    store, kind = connection.store, connection.kind
+    read = shopify_order if kind == ShopConnection.Kind.SHOPIFY else woocommerce_order
+    if topic in ("orders/create", "order.created"):
+        return receive_order(store, read(payload, connection.cod_methods), kind)
+    if topic in ("orders/cancelled", "order.deleted"):
+        return _withdraw(store.pk, read(payload, connection.cod_methods).order_id)
+    return Received("ignored", None, f"topic {topic or '(none)'} is not one robodash acts on")
+
+
+def _withdraw(store_id: int, order_id: str) -> Received:
+    order = Order.objects.filter(store_id=store_id, order_id=order_id).first()
+    if order is None:
+        return Received("ignored", None, f"order {order_id} is not known here")
+    withdrawn = [c for c in order.calls.filter(state=Call.State.QUEUED) if withdraw(c, None)]
+    if withdrawn:
+        return Received("withdrawn", order, f"order {order_id} cancelled in the shop: not called")
+    return Received("too_late", order, f"order {order_id} cancelled in the shop after its call")
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def shopify_webhook(request: HttpRequest, store_id: int) -> JsonResponse:
+    connection = _connection(store_id, ShopConnection.Kind.SHOPIFY)
+    if connection is None:
+        return _answer("refused", "this store has no Shopify connection", status=404)
+    signature = request.headers.get("X-Shopify-Hmac-Sha256")
+    if not base64_hmac_is_valid(request.body, signature, connection.secret("webhook_secret")):
+        return _answer("refused", "bad or missing X-Shopify-Hmac-Sha256", status=401)
+    topic = request.headers.get("X-Shopify-Topic", "")
+    return _handle(request, connection, topic, _delivery_id(request, "X-Shopify-Webhook-Id"))
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def woocommerce_webhook(request: HttpRequest, store_id: int) -> JsonResponse:
+    connection = _connection(store_id, ShopConnection.Kind.WOOCOMMERCE)
+    if connection is None:
+        return _answer("refused", "this store has no WooCommerce connection", status=404)
+    signature = request.headers.get("X-WC-Webhook-Signature")
+    if signature is None and request.POST.get("webhook_id"):
+        # WooCommerce pings a webhook, unsigned, when it is saved: say it is reachable.
+        connection.note_received("ping: the webhook was saved in WooCommerce")
+        return _answer("ping", "robodash is listening")
+    if not base64_hmac_is_valid(request.body, signature, connection.secret("webhook_secret")):
+        return _answer("refused", "bad or missing X-WC-Webhook-Signature", status=401)
+    topic = request.headers.get("X-WC-Webhook-Topic", "")
+    return _handle(request, connection, topic, _delivery_id(request, "X-WC-Webhook-Delivery-ID"))
