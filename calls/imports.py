@@ -652,6 +652,7 @@ def create_single_call(
     created_by: Any = None,
     source: str = Order.Source.FORM,
     customer_name: str = "",
+    shop_ref: str = "",
     **extras: str,
 ) -> Call:
     """One order from the form (or a shop, `source`), and its queued first call. ValidationError
@@ -688,6 +689,7 @@ def create_single_call(
         now = timezone.now()
         order = _order_for(result, locked, store, source=source, now=now)
         order.customer_name = customer_name[: max_length_of(Order, "customer_name")]
+        order.shop_ref = shop_ref[: max_length_of(Order, "shop_ref")]
         order.save()
         call = queue_call(
             order,

@@ -75,6 +75,11 @@ A decision by hand is also written on the order's latest final call (`Call.hand_
 the figures read in place of its key press (calls/stats.py); if that call's day is rolled up
 already, the day's rollup is dropped in the same transaction and the pages count it live until
 the next rollup (calls/rollups.reopen_day).
+
+An order that settles — decided, by key press or by hand, or ended unreachable or without input
+with no re-attempt to come — sends `calls.signals.order_settled` in the same transaction: the
+shops app queues the write-back to the shop there, so a decision and its outbox row commit
+together or not at all.
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ from django.utils import timezone
 from calls.models import Call, CallEvent, Order, Store, User
 from calls.redaction import redact
 from calls.rollups import reopen_day
+from calls.signals import order_settled
 
 # Calls in these states may still reach the customer: never start a second one beside them.
 ACTIVE_STATES = (Call.State.QUEUED, Call.State.SENDING, Call.State.IN_PROGRESS)
@@ -318,6 +324,15 @@ def finish_if_sending(call: Call, outcome: str, *, error: str = "", reason: str 
             finish(locked, outcome, timezone.now(), reason=reason)
 
 
+# A call ending so settles its order (unless a re-attempt follows): the shop can be told.
+SETTLING_OUTCOMES = (
+    Call.Outcome.CONFIRMED,
+    Call.Outcome.CANCELLED,
+    Call.Outcome.UNREACHABLE,
+    Call.Outcome.NO_INPUT,
+)
+
+
 def finish(call: Call, outcome: str, now: dt.datetime, *, reason: str = "") -> None:
     """sending or in_progress -> final. The caller holds the row (lock or conditional update);
     the provider's fields already set on `call` are saved with it."""
@@ -356,8 +371,9 @@ def finish(call: Call, outcome: str, now: dt.datetime, *, reason: str = "") -> N
     _order_follows(call.pk, call.shop_order_id, Call.State.FINAL, outcome)
     if outcome not in (Call.Outcome.WITHDRAWN, Call.Outcome.FAILED):
         _close_earlier_followups(call, now)
-    if outcome in REATTEMPT_OUTCOMES:
-        queue_reattempt(call, now)
+    reattempt = queue_reattempt(call, now) if outcome in REATTEMPT_OUTCOMES else None
+    if outcome in SETTLING_OUTCOMES and reattempt is None:
+        order_settled.send(sender=Order, order_id=call.shop_order_id)
 
 
 def queue_reattempt(call: Call, now: dt.datetime) -> Call | None:
@@ -494,6 +510,7 @@ def decide_by_hand(order: Order, user: User, decision: str, note: str) -> Order:
         if followed_up is not None:
             reopen_day(followed_up.created_at)  # first: waits for a rollup of the day under way
             Call.objects.filter(pk=followed_up.pk).update(hand_decision=decision, updated_at=now)
+        order_settled.send(sender=Order, order_id=locked.pk)
         latest = locked.calls.order_by("-id").first()
         if latest is not None:
             record_event(

@@ -41,6 +41,13 @@ def schedule_periodic_work(sender: Celery, **kwargs: object) -> None:
         name="sweep due work",
         expires=max(every * 3, 5),
     )
+    # The outbox: decisions due to be written back to the shops (shops/outbox.py).
+    sender.add_periodic_task(
+        every,
+        sender.signature("shops.tasks.sweep_write_backs"),
+        name="sweep due write-backs",
+        expires=max(every * 3, 5),
+    )
     # Days close at most once a day; every 5 minutes keeps the pages' live part to about two
     # days soon after midnight or after the last call of a day is final.
     sender.add_periodic_task(

@@ -163,3 +163,57 @@ class ApiToken(models.Model):
             .filter(token_hash=hash_api_token(token), revoked_at__isnull=True)
             .first()
         )
+
+
+class WriteBack(models.Model):
+    """The outbox: one decision to tell one shop connection, written in the transaction that
+    settled the order, delivered by the workers (shops/outbox.py) until it lands or a day has
+    passed. A crash or a lost Redis loses none: the beat sweep finds due rows in the database."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENDING = "sending", "Being sent"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    class Event(models.TextChoices):
+        CONFIRMED = "confirmed", "Confirmed"
+        CANCELLED = "cancelled", "Cancelled"
+        NO_ANSWER = "no_answer", "No answer"
+
+    order = models.ForeignKey("calls.Order", on_delete=models.CASCADE, related_name="write_backs")
+    connection = models.ForeignKey(ShopConnection, on_delete=models.CASCADE, related_name="+")
+    event = models.CharField(max_length=16, choices=Event.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_try_at = models.DateTimeField(default=timezone.now)
+    lease_until = models.DateTimeField(null=True, blank=True)  # while sending
+    last_error = models.CharField(max_length=500, blank=True)
+    result = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    give_up_at = models.DateTimeField(null=True, blank=True)  # a day after the first try
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # An order settles once per outcome: the same event is never queued twice.
+            models.UniqueConstraint(
+                fields=["order", "connection", "event"], name="write_back_once_per_event"
+            ),
+        ]
+        indexes = [
+            # The sweep's due rows: pending ones by their time, sending ones past their lease.
+            models.Index(
+                fields=["next_try_at"],
+                name="write_back_pending_due_idx",
+                condition=models.Q(state="pending"),
+            ),
+            models.Index(
+                fields=["lease_until"],
+                name="write_back_sending_lease_idx",
+                condition=models.Q(state="sending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_event_display()} → {self.connection} ({self.get_state_display()})"

@@ -10,6 +10,7 @@ for pattern in api_patterns:
         pattern.callback.login_required = False  # type: ignore[union-attr]
 
 urlpatterns = [
+    path("write-backs/<int:pk>/retry/", views.write_back_retry, name="write_back_retry"),
     path("api/v1/", (api_patterns, api_app, api_namespace)),
     path("hooks/shopify/<int:store_id>/", views.shopify_webhook, name="shopify_webhook"),
     path(

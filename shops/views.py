@@ -15,16 +15,20 @@ import hashlib
 import json
 import logging
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from calls.models import Call, Order
+from calls.permissions import CALL_ACTIONS, role_required
 from calls.transitions import withdraw
+from shops import outbox
 from shops.intake import Received, receive_order
-from shops.models import ReceivedWebhook, ShopConnection
+from shops.models import ReceivedWebhook, ShopConnection, WriteBack
 from shops.payloads import UnreadableOrder, shopify_order, woocommerce_order
 from shops.signatures import base64_hmac_is_valid
 
@@ -127,3 +131,16 @@ def woocommerce_webhook(request: HttpRequest, store_id: int) -> JsonResponse:
         return _answer("refused", "bad or missing X-WC-Webhook-Signature", status=401)
     topic = request.headers.get("X-WC-Webhook-Topic", "")
     return _handle(request, connection, topic, _delivery_id(request, "X-WC-Webhook-Delivery-ID"))
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def write_back_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """A person's Retry of a write-back that failed: a new day of tries, starting now."""
+    row = get_object_or_404(WriteBack, pk=pk)
+    if outbox.retry(row):
+        outbox.wake_outbox()
+        messages.success(request, "Sending it to the shop again.")
+    else:
+        messages.warning(request, "That write-back is not failed (any more): nothing to retry.")
+    return redirect("order_detail", pk=row.order_id)

@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 
 from calls.models import Call, Campaign, Store, User
+from shops.models import ApiToken, ShopConnection
 from tests.conftest import TEST_API_KEY
 from tests.support.pipeline import child_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 README = BASE_DIR / "README.md"
 PASSWORD = "a-Long-password-2027!"
+SHOPIFY_TOKEN, SHOPIFY_SECRET = "shpat_readme_0123456789abcdef", "shpss_readme_secret_42"
 
 
 def readme_block(heading: str) -> str:
@@ -66,7 +68,7 @@ def test_the_scripted_interface_runs_as_the_readme_writes_it(simulator, settings
     result = run_as_written(
         readme_block("The scripted interface"),
         tmp_path,
-        stdin=f"{TEST_API_KEY}\n{PASSWORD}\n",
+        stdin=f"{TEST_API_KEY}\n{PASSWORD}\n{SHOPIFY_TOKEN}\n{SHOPIFY_SECRET}\n",
         DATABASE_URL=child_database_url(),
         ROBOCALL_BASE_URL=simulator.base_url,
     )
@@ -91,3 +93,9 @@ def test_the_scripted_interface_runs_as_the_readme_writes_it(simulator, settings
         rows = list(csv.DictReader(exported))
     assert sorted(row["order_id"] for row in rows) == ["KK-1001", "KK-1002"]
     assert TEST_API_KEY not in result.stdout + result.stderr
+    shopify = ShopConnection.objects.get(store=store, kind="shopify")
+    assert shopify.secret("access_token") == SHOPIFY_TOKEN
+    assert f"/hooks/shopify/{store.pk}/" in result.stdout
+    assert SHOPIFY_TOKEN not in result.stdout and SHOPIFY_SECRET not in result.stdout
+    assert ShopConnection.objects.filter(store=store, kind="webhook").exists()
+    assert ApiToken.objects.filter(store=store, name="website").exists()

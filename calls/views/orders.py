@@ -56,6 +56,8 @@ def order_context(request: HttpRequest, order: Order) -> dict[str, Any]:
         "can_decide": can_act and not busy and not decided_by_hand,
         "call_again_question": call_again_question(order.phone, order.store),
         "decisions": [(d.value, d.label) for d in Order.Decision if d.value],
+        # What the shops were told (shops' outbox), newest last; a handful per order.
+        "write_backs": list(order.write_backs.select_related("connection").order_by("id")[:20]),
     }
 
 

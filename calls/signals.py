@@ -1,0 +1,9 @@
+"""What the calls app tells other apps, inside the transaction that makes it true."""
+
+from django.dispatch import Signal
+
+# An order has settled: decided (by key press or by hand), or ended without an answer after
+# every attempt (unreachable or no input, no re-attempt to come). Sent by calls/transitions.py
+# inside the transaction that settles it, with `order_id`; a receiver's writes commit or roll
+# back with it (the shops app queues the write-back to the shop here).
+order_settled = Signal()
