@@ -21,14 +21,17 @@ DELIVERY_HEADER = "Robodash-Delivery"
 REPLAY_TOLERANCE = 300  # seconds a receiver should accept a signature's timestamp for
 
 
+def base64_hmac(body: bytes, secret: str) -> str:
+    """The base64 HMAC-SHA256 of `body` under `secret`, as Shopify and WooCommerce sign."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
 def base64_hmac_is_valid(body: bytes, signature: str | None, secret: str) -> bool:
     """Whether `signature` is the base64 HMAC-SHA256 of `body` under `secret` (Shopify and
     WooCommerce webhooks)."""
     if not signature or not secret:
         return False
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-    expected = base64.b64encode(digest).decode()
-    return hmac.compare_digest(expected, signature.strip())
+    return hmac.compare_digest(base64_hmac(body, secret), signature.strip())
 
 
 def sign_webhook(body: bytes, secret: str, now: float) -> str:

@@ -10,3 +10,21 @@ document.addEventListener("htmx:beforeRequest", function (event) {
     event.preventDefault();
   }
 });
+
+// A Copy button (data-copy="<id of the field>") puts that field's value on the clipboard.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest("[data-copy]");
+  if (!button) {
+    return;
+  }
+  var field = document.getElementById(button.getAttribute("data-copy"));
+  field.select();
+  var done = function () {
+    button.textContent = "Copied";
+  };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(field.value).then(done);
+  } else if (document.execCommand("copy")) {
+    done();
+  }
+});

@@ -1,0 +1,186 @@
+"""The Integrations forms: one per kind of connection, plus an API token's name.
+
+Secrets are write-only, as the provider key is: never rendered back, a blank field keeps what
+is stored, and a connection's first save needs them all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from shops.models import DEFAULT_COD_GATEWAYS, DEFAULT_TAGS, ShopConnection
+
+WOO_STATUSES = [
+    ("", "leave the status as it is"),
+    ("processing", "processing"),
+    ("on-hold", "on-hold"),
+    ("completed", "completed"),
+    ("cancelled", "cancelled"),
+    ("failed", "failed"),
+]
+
+
+def _secret(label: str, help_text: str = "") -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=False,
+        max_length=500,
+        help_text=help_text or "Write-only: leave blank to keep the stored one.",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+class ConnectionForm(forms.Form):
+    kind: str = ""
+    secret_fields: tuple[str, ...] = ()
+    cod_gateways = forms.CharField(
+        label="Cash on delivery is",
+        required=False,
+        max_length=500,
+        help_text="Comma-separated; orders paid any other way are acknowledged and not called.",
+    )
+
+    def __init__(self, *args: Any, connection: ShopConnection | None = None, **kwargs: Any):
+        self.connection = connection
+        if connection is not None and "initial" not in kwargs:
+            kwargs["initial"] = self.initial_from(connection)
+        super().__init__(*args, **kwargs)
+        self.fields["cod_gateways"].initial = self.fields["cod_gateways"].initial or ", ".join(
+            DEFAULT_COD_GATEWAYS.get(self.kind, [])
+        )
+
+    def initial_from(self, connection: ShopConnection) -> dict[str, Any]:
+        return {"cod_gateways": ", ".join(connection.cod_methods)}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for name in self.secret_fields:
+            has_it = self.connection is not None and self.connection.has_secret(name)
+            if not data.get(name) and not has_it:
+                self.add_error(name, "Needed to connect.")
+        return data
+
+    def save(self, store: Any) -> ShopConnection:
+        connection = self.connection or ShopConnection(store=store, kind=self.kind)
+        data = self.cleaned_data
+        connection.cod_gateways = _names(data.get("cod_gateways", ""))
+        self.apply(connection, data)
+        connection.set_secrets(**{name: data.get(name, "") for name in self.secret_fields})
+        connection.save()
+        return connection
+
+    def apply(self, connection: ShopConnection, data: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class ShopifyForm(ConnectionForm):
+    kind = ShopConnection.Kind.SHOPIFY
+    secret_fields = ("access_token", "webhook_secret")
+    shop_domain = forms.RegexField(
+        label="Shop domain",
+        regex=r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$",
+        error_messages={"invalid": "The shop's x.myshopify.com domain, e.g. kk.myshopify.com."},
+    )
+    access_token = _secret("Admin API access token")
+    webhook_secret = _secret("Webhook signing secret")
+    admin_api_url = forms.URLField(
+        assume_scheme="https",
+        label="Admin API endpoint",
+        required=False,
+        help_text="Leave blank for https://DOMAIN/admin/api/…/graphql.json.",
+    )
+    tag_confirmed = forms.CharField(label="Tag when confirmed", max_length=40)
+    tag_cancelled = forms.CharField(label="Tag when cancelled", max_length=40)
+    tag_no_answer = forms.CharField(label="Tag when never answered", max_length=40)
+    write_note = forms.BooleanField(label="Also write an order note", required=False)
+    field_order = ["shop_domain", "access_token", "webhook_secret", "admin_api_url"]
+
+    def initial_from(self, connection: ShopConnection) -> dict[str, Any]:
+        tags = {**DEFAULT_TAGS, **(connection.tags or {})}
+        return {
+            **super().initial_from(connection),
+            "shop_domain": connection.shop_domain,
+            "admin_api_url": connection.admin_api_url,
+            "write_note": connection.write_note,
+            **{f"tag_{event}": tag for event, tag in tags.items()},
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        for event, tag in DEFAULT_TAGS.items():
+            self.fields[f"tag_{event}"].initial = self.initial.get(f"tag_{event}", tag)
+
+    def apply(self, connection: ShopConnection, data: dict[str, Any]) -> None:
+        connection.shop_domain = data["shop_domain"]
+        connection.admin_api_url = data.get("admin_api_url", "")
+        connection.write_note = data.get("write_note", False)
+        connection.tags = {event: data[f"tag_{event}"].strip() for event in DEFAULT_TAGS}
+
+
+class WooCommerceForm(ConnectionForm):
+    kind = ShopConnection.Kind.WOOCOMMERCE
+    secret_fields = ("consumer_key", "consumer_secret", "webhook_secret")
+    site_url = forms.URLField(
+        assume_scheme="https", label="Shop address", help_text="e.g. https://shop.example.pk"
+    )
+    consumer_key = _secret("REST API consumer key")
+    consumer_secret = _secret("REST API consumer secret")
+    webhook_secret = _secret("Webhook secret")
+    status_confirmed = forms.ChoiceField(
+        label="Status when confirmed", choices=WOO_STATUSES, required=False
+    )
+    status_cancelled = forms.ChoiceField(
+        label="Status when cancelled", choices=WOO_STATUSES, required=False
+    )
+    status_no_answer = forms.ChoiceField(
+        label="Status when never answered", choices=WOO_STATUSES, required=False
+    )
+    field_order = ["site_url", "consumer_key", "consumer_secret", "webhook_secret"]
+
+    def initial_from(self, connection: ShopConnection) -> dict[str, Any]:
+        mapping = connection.status_mapping or {}
+        return {
+            **super().initial_from(connection),
+            "site_url": connection.site_url,
+            **{f"status_{event}": mapping.get(event, "") for event in DEFAULT_TAGS},
+        }
+
+    def apply(self, connection: ShopConnection, data: dict[str, Any]) -> None:
+        connection.site_url = data["site_url"]
+        connection.status_mapping = {
+            event: data[f"status_{event}"] for event in DEFAULT_TAGS if data.get(f"status_{event}")
+        }
+
+
+class WebhookForm(ConnectionForm):
+    kind = ShopConnection.Kind.WEBHOOK
+    webhook_url = forms.URLField(
+        assume_scheme="https", label="Your URL for decisions", help_text="https://…"
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        del self.fields["cod_gateways"]  # orders come through the API: nothing to filter
+
+    def initial_from(self, connection: ShopConnection) -> dict[str, Any]:
+        return {"webhook_url": connection.webhook_url}
+
+    def apply(self, connection: ShopConnection, data: dict[str, Any]) -> None:
+        connection.webhook_url = data["webhook_url"]
+
+
+FORMS: dict[str, type[ConnectionForm]] = {
+    ShopConnection.Kind.SHOPIFY: ShopifyForm,
+    ShopConnection.Kind.WOOCOMMERCE: WooCommerceForm,
+    ShopConnection.Kind.WEBHOOK: WebhookForm,
+}
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(label="What it is for", max_length=100, required=False)
