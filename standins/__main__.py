@@ -1,8 +1,13 @@
-"""`python -m standins --port N`: the shop stand-ins until interrupted."""
+"""`python -m standins --port N`: the shop stand-ins until interrupted.
+
+STANDINS_SHOPIFY_TOKENS (in the environment, never on the command line): Shopify access tokens,
+separated by spaces, of shops that know every order id (the `make run` demo's).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from standins.server import StandIns
@@ -13,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8002, help="0 picks a free port")
     args = parser.parse_args(argv)
-    stand_ins = StandIns(args.port, args.host)
+    tokens = tuple(os.environ.get("STANDINS_SHOPIFY_TOKENS", "").split())
+    stand_ins = StandIns(args.port, args.host, any_order_tokens=tokens)
     print(f"shop stand-ins listening on {stand_ins.root_url}/", flush=True)
     try:
         stand_ins.server.serve_forever()

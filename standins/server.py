@@ -25,8 +25,10 @@ class _QuietHandler(WSGIRequestHandler):
 class StandIns:
     """The stand-ins on 127.0.0.1:`port` (0: a free one), served from a background thread."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
-        self.state = StandInState()
+    def __init__(
+        self, port: int = 0, host: str = "127.0.0.1", any_order_tokens: tuple[str, ...] = ()
+    ) -> None:
+        self.state = StandInState(any_order_tokens)
         self.server = make_server(
             host, port, StandInApp(self.state), _ThreadingWSGIServer, handler_class=_QuietHandler
         )
