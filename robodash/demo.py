@@ -40,3 +40,12 @@ def demo_api_key(var_dir: Path) -> str:
 def demo_admin_password(var_dir: Path) -> tuple[str, bool]:
     """The demo users' password: generated once, reused. Returns (password, created)."""
     return read_or_create_secret(var_dir / "demo-admin-password", lambda: secrets.token_urlsafe(12))
+
+
+def demo_shopify_secrets(var_dir: Path) -> tuple[str, str]:
+    """The demo store's Shopify stand-in: (its Admin API token, its webhook secret)."""
+    token = read_or_create_secret(
+        var_dir / "demo-shopify-token", lambda: "shpat_" + secrets.token_hex(16)
+    )
+    secret = read_or_create_secret(var_dir / "demo-shopify-secret", lambda: secrets.token_hex(16))
+    return token[0], secret[0]

@@ -46,6 +46,7 @@ from robodash.demo import (
     SIMULATOR_SPEED,
     demo_admin_password,
     demo_api_key,
+    demo_shopify_secrets,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -320,6 +321,10 @@ def embedded_redis(settings: ModuleType) -> embedded.EmbeddedRedis:
     return embedded.EmbeddedRedis(Path(settings.VAR_DIR) / "redis")
 
 
+def shopify_stand_in_url(port: int) -> str:
+    return f"http://{HOST}:{port}/admin/api/2025-07/graphql.json"
+
+
 def simulator_url(port: int) -> str:
     return f"http://{HOST}:{port}/api/v1/"
 
@@ -380,6 +385,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("ROBODASH_SIM_PORT", "8001"),  # argparse applies `type`
         help="port of the provider simulator on 127.0.0.1 (default 8001, or ROBODASH_SIM_PORT)",
     )
+    parser.add_argument(
+        "--shops-port",
+        type=int,
+        default=os.environ.get("ROBODASH_SHOPS_PORT", "8002"),  # argparse applies `type`
+        help="port of the shop stand-ins (Shopify, WooCommerce) on 127.0.0.1 (default 8002, or "
+        "ROBODASH_SHOPS_PORT)",
+    )
     return parser.parse_args(argv)
 
 
@@ -427,6 +439,7 @@ def start_demo(supervisor: Supervisor, args: argparse.Namespace) -> None:
     ports = [("web server", args.web_port, "--web-port")]
     if use_simulator:
         ports.append(("simulator", args.sim_port, "--sim-port"))
+        ports.append(("shop stand-ins", args.shops_port, "--shops-port"))
     for what, port, option in ports:
         if not port_is_free(port):
             raise DevServerError(
@@ -455,7 +468,11 @@ def start_demo(supervisor: Supervisor, args: argparse.Namespace) -> None:
 
     manage(supervisor.env, "migrate", "migrate", "--noinput")
     # Without the simulator the demo store's key would go to a real provider: users only.
-    manage(supervisor.env, "seed_demo", "seed_demo", *([] if use_simulator else ["--users-only"]))
+    seed_env = {
+        **supervisor.env,
+        "ROBODASH_DEMO_SHOPIFY_URL": shopify_stand_in_url(args.shops_port),
+    }
+    manage(seed_env, "seed_demo", "seed_demo", *([] if use_simulator else ["--users-only"]))
     password, _ = demo_admin_password(var_dir)
     if not use_simulator:
         say("no demo store: add yours on the settings page or with `manage.py add_store NAME`")
@@ -512,6 +529,13 @@ def start_children(
             env={**supervisor.env, "SIMULATOR_ACCOUNTS": account},
         )  # fmt: skip
         supervisor.wait_until(lambda: port_accepts(args.sim_port), "the simulator", STARTUP_TIMEOUT)
+        # The demo store's Shopify: a stand-in that records the tags the decisions become.
+        supervisor.start(
+            "shops",
+            [python, "-m", "standins", "--host", HOST, "--port", str(args.shops_port)],
+            rank=SIMULATOR,
+            env={**supervisor.env, "STANDINS_SHOPIFY_TOKENS": demo_shopify_secrets(var_dir)[0]},
+        )
     supervisor.start(
         "web",
         [python, str(BASE_DIR / "manage.py"), "runserver", f"{HOST}:{args.web_port}", "--noreload"],

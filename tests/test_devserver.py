@@ -167,12 +167,19 @@ def stop_on_failure() -> Iterator[list[subprocess.Popen[str]]]:
                 process.wait()
 
 
-def start_make_run(env: dict[str, str], web_port: int, sim_port: int) -> subprocess.Popen[str]:
+def start_make_run(
+    env: dict[str, str], web_port: int, sim_port: int, shops_port: int = 0
+) -> subprocess.Popen[str]:
     """`make run`, as the README says, in a session of its own (a terminal's process group)."""
+    ports = {
+        "ROBODASH_WEB_PORT": str(web_port),
+        "ROBODASH_SIM_PORT": str(sim_port),
+        "ROBODASH_SHOPS_PORT": str(shops_port or free_port()),
+    }
     return subprocess.Popen(
         ["make", "run"],
         cwd=BASE_DIR,
-        env={**env, "ROBODASH_WEB_PORT": str(web_port), "ROBODASH_SIM_PORT": str(sim_port)},
+        env={**env, **ports},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -278,9 +285,9 @@ def walk_every_url(
 def test_make_run_serves_every_page_to_each_role_and_ctrl_c_leaves_no_process_behind(
     devserver_env: dict[str, str], stop_on_failure: list[subprocess.Popen[str]]
 ) -> None:
-    web_port, sim_port = free_port(), free_port()
+    web_port, sim_port, shops_port = free_port(), free_port(), free_port()
     var_dir = Path(devserver_env["ROBODASH_VAR_DIR"])
-    make_run = start_make_run(devserver_env, web_port, sim_port)
+    make_run = start_make_run(devserver_env, web_port, sim_port, shops_port)
     stop_on_failure.append(make_run)
     output = Output(make_run)
     deadline = time.monotonic() + START_DEADLINE
@@ -304,6 +311,7 @@ def test_make_run_serves_every_page_to_each_role_and_ctrl_c_leaves_no_process_be
             "bin/postgres",
             "redis-server",
             "-m simulator",
+            "-m standins",
             "runserver",
             "worker",
             "beat",
@@ -312,14 +320,37 @@ def test_make_run_serves_every_page_to_each_role_and_ctrl_c_leaves_no_process_be
 
         base_url = f"http://127.0.0.1:{web_port}"
         pks = demo_objects(var_dir)
+        integrations = f"{base_url}/settings/stores/{pks['store']}/integrations/"
         for role in ("admin", "agent", "manager"):
             session = sign_in(base_url, role, password)
             assert walk_every_url(base_url, session, role, pks) == [], role
+            expected = 200 if role == "admin" else 403
+            assert session.get(integrations, timeout=30).status_code == expected, role
+
+        # The demo store is connected to the Shopify stand-in: a test order from Integrations
+        # is called, and its outcome goes back to the "shop" as a tag.
+        admin = sign_in(base_url, "admin", password)
+        form = admin.get(integrations, timeout=30).text
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+        assert token and "demo-store.myshopify.com" in form
+        sent = admin.post(
+            f"{integrations}test-order/",
+            data={"kind": "shopify", "phone": "0300 1234599", "csrfmiddlewaretoken": token[1]},
+            headers={"Referer": integrations},
+            timeout=30,
+        )
+        assert sent.status_code == 200 and "Test order: order #TEST-" in sent.text
+        shop = f"http://127.0.0.1:{shops_port}/_standin/records"
+
+        def tagged() -> bool:
+            orders = requests.get(shop, timeout=10).json()["shopify"].values()
+            return any(order["tags"] for order in orders)
 
         # The demo campaign's calls are placed, followed and finished by the worker and beat.
         assert poll_until(lambda: unfinished_demo_calls(var_dir) == 0, time.monotonic() + 180), (
             output.text[-5000:]
         )
+        assert poll_until(tagged, time.monotonic() + 180), requests.get(shop, timeout=10).text
 
         ctrl_c(make_run)
         make_run.wait(STOP_DEADLINE)
@@ -390,8 +421,11 @@ def test_make_run_says_which_port_is_taken_and_exits_1(
         taken.listen()
         port = taken.getsockname()[1]
         devserver = start_devserver(
-            devserver_env, "--web-port", str(port), "--sim-port", str(free_port())
-        )
+            devserver_env,
+            "--web-port", str(port),
+            "--sim-port", str(free_port()),
+            "--shops-port", str(free_port()),
+        )  # fmt: skip
         stop_on_failure.append(devserver)
         out, _ = devserver.communicate(timeout=30)
 

@@ -7,6 +7,7 @@ excepted, which follows var/demo-api-key so that it matches the simulator's acco
 from __future__ import annotations
 
 import datetime as dt
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,12 @@ from django.db import transaction
 
 from calls.imports import create_single_call
 from calls.models import Call, Campaign, Store, User
-from robodash.demo import DEMO_RETRY_DELAYS, demo_admin_password, demo_api_key
+from robodash.demo import (
+    DEMO_RETRY_DELAYS,
+    demo_admin_password,
+    demo_api_key,
+    demo_shopify_secrets,
+)
 
 DEMO_STORE = "Demo Store"
 DEMO_CAMPAIGN = "Demo campaign"
@@ -58,6 +64,9 @@ class Command(BaseCommand):
             if not users_only:
                 store = self._ensure_store(demo_api_key(var_dir))
                 self._ensure_campaign(store, users["admin"])
+                shopify_url = os.environ.get("ROBODASH_DEMO_SHOPIFY_URL", "")
+                if shopify_url:
+                    self._ensure_shopify(store, shopify_url, *demo_shopify_secrets(var_dir))
         if new_password:
             self.stdout.write(
                 f"demo users admin, agent and manager: password {password} "
@@ -105,6 +114,23 @@ class Command(BaseCommand):
             return store.api_key == api_key
         except ImproperlyConfigured:  # encrypted under a key no longer configured
             return False
+
+    def _ensure_shopify(self, store: Store, admin_api_url: str, token: str, secret: str) -> None:
+        """The demo store connected to the Shopify stand-in (its port may change per run)."""
+        from shops.models import ShopConnection
+
+        connection = ShopConnection.objects.filter(store=store, kind="shopify").first()
+        created = connection is None
+        connection = connection or ShopConnection(store=store, kind="shopify")
+        connection.shop_domain = "demo-store.myshopify.com"
+        connection.admin_api_url = admin_api_url
+        connection.set_secrets(access_token=token, webhook_secret=secret)
+        connection.save()
+        if created:
+            self.stdout.write(
+                "connected the demo store to the Shopify stand-in: Settings → Demo Store → "
+                "Integrations sends it a test order"
+            )
 
     def _ensure_campaign(self, store: Store, admin: User) -> None:
         campaign, created = Campaign.objects.get_or_create(
