@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -35,6 +36,12 @@ log = logging.getLogger(__name__)
 SWEEP_BATCH = 500  # calls handed to workers per sweep and kind; the next sweep takes the rest
 
 
+# One early sweep serves every order that arrives within this many seconds (per process): a burst
+# of webhooks or API orders wakes the dispatcher once, not once per order.
+WAKE_INTERVAL = 0.5
+_last_wake = 0.0
+
+
 def wake_dispatcher() -> None:
     """Start a sweep as soon as the current transaction commits, instead of at the next beat.
 
@@ -42,7 +49,13 @@ def wake_dispatcher() -> None:
     """
 
     def enqueue() -> None:
+        global _last_wake
         from calls.tasks import sweep_due_work
+
+        now = time.monotonic()
+        if now - _last_wake < WAKE_INTERVAL:
+            return  # a sweep woken moments ago, or the next beat, takes this one too
+        _last_wake = now
 
         try:
             sweep_due_work.delay()

@@ -18,7 +18,6 @@ from calls.imports import create_single_call, known_orders, lock_intake, max_len
 from calls.models import Campaign, Order, Store
 from calls.phones import InvalidPhone, normalize_pk_mobile
 from calls.transitions import reject_at_intake
-from shops.models import ShopConnection
 from shops.payloads import IncomingOrder
 
 # The campaign each source's orders join: a batch label, one per store and source.
@@ -106,7 +105,3 @@ def _rejected(
         )
         reject_at_intake(order, reason)
     return Received("rejected", order, f"order {incoming.order_id} not called: {reason}")
-
-
-def mark_received(connection: ShopConnection, topic: str, received: Received) -> None:
-    connection.note_received(f"{topic}: {received.message}")

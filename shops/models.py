@@ -56,8 +56,6 @@ class ShopConnection(models.Model):
     # WooCommerce: the order status to set per decision, e.g. {"cancelled": "cancelled"}.
     status_mapping = models.JSONField(default=dict, blank=True)
     secrets_encrypted = models.TextField(blank=True, editable=False)
-    last_webhook_at = models.DateTimeField(null=True, blank=True)
-    last_webhook_summary = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -95,10 +93,9 @@ class ShopConnection(models.Model):
         version = DEFAULT_SHOPIFY_API_VERSION
         return f"https://{self.shop_domain}/admin/api/{version}/graphql.json"
 
-    def note_received(self, summary: str) -> None:
-        self.last_webhook_at = timezone.now()
-        self.last_webhook_summary = summary[:300]
-        self.save(update_fields=["last_webhook_at", "last_webhook_summary"])
+    def last_received(self) -> ReceivedWebhook | None:
+        """The latest delivery the shop sent (the Integrations page shows it)."""
+        return ReceivedWebhook.objects.filter(connection=self).order_by("-id").first()
 
 
 class ReceivedWebhook(models.Model):
@@ -116,6 +113,10 @@ class ReceivedWebhook(models.Model):
             models.UniqueConstraint(
                 fields=["connection", "delivery_id"], name="received_webhook_once"
             ),
+        ]
+        indexes = [
+            # The Integrations page's "last webhook received" of a connection.
+            models.Index(fields=["connection", "-id"], name="received_webhook_latest_idx"),
         ]
 
     def __str__(self) -> str:

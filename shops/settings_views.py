@@ -43,6 +43,7 @@ def _context(request: HttpRequest, store: Store, bound: dict[str, Any]) -> dict[
                 "form": form,
                 "hook_url": webhook_url(connection) if connection and kind in HEADERS else "",
                 "last_out": last_out,
+                "last_in": connection.last_received() if connection else None,
             }
         )
     return {

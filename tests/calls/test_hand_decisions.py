@@ -108,7 +108,7 @@ def test_the_migration_gives_rolled_up_days_their_decided_counts(store):
         executor.migrate([("calls", name)])
         return executor.loader.project_state([("calls", name)]).apps
 
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("calls")
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
     try:
         apps = migrate_to("0008_reattempt_policy")
         campaign = apps.get_model("calls", "Campaign").objects.create(store_id=store.pk, name="Old")

@@ -71,8 +71,9 @@ def test_a_signed_cod_order_becomes_an_order_and_one_queued_call(client, store, 
     assert order.customer_name == "Ayesha Khan" and order.campaign.name == "Shopify orders"
     [call] = Call.objects.filter(shop_order=order)
     assert call.state == Call.State.QUEUED and call.text1 == store.name
-    shopify.refresh_from_db()
-    assert shopify.last_webhook_summary.startswith("orders/create: order #1001 queued")
+    last = shopify.last_received()
+    assert last is not None and last.topic == "orders/create"
+    assert last.result.startswith("order #1001 queued")
 
 
 @pytest.mark.parametrize(
