@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from calls import balances, dispatch, polling, rollups
+from calls import balances, dispatch, polling, rollups, uploads
 from calls.models import Store
 
 log = logging.getLogger(__name__)
@@ -68,3 +68,10 @@ def refresh_balances() -> None:
 @shared_task(ignore_result=True, soft_time_limit=_REQUEST_LIMIT, time_limit=_REQUEST_LIMIT + 10)
 def refresh_store_balance(store_id: int) -> None:
     balances.refresh_store_balance(store_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=900, time_limit=960)
+def launch_upload(upload_id: int) -> None:
+    """A large upload's launch (the view claimed it first). 200,000 rows take well under a
+    minute; a launch cut off by the limit resumes where it stopped if enqueued again."""
+    uploads.launch_upload(upload_id)

@@ -320,6 +320,35 @@ def test_the_real_command_exits_1_when_nothing_valid_was_imported(store, simulat
     assert "nothing valid to import" in result.stderr
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_real_command_reports_a_nul_cell_as_a_row_reason_and_imports_the_rest(
+    store, simulator, tmp_path
+):
+    path = tmp_path / "orders.csv"
+    path.write_bytes(f"{HEADER}\n03001234567,100,NUL\x00-1,S\n03001234568,100,GOOD-1,S\n".encode())
+    set_balance(simulator, "5000.00")
+
+    result = manage(
+        "import_calls",
+        str(path),
+        "--campaign",
+        "May",
+        "--store",
+        store.name,
+        ROBOCALL_BASE_URL=simulator.base_url,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "row 2: order_id contains a control character (U+0000, NUL) at position 4" in (
+        result.stdout
+    )
+    assert "2 rows read, 1 imported, 0 already known, 0 duplicates in this file, 1 rejected" in (
+        result.stdout
+    )
+    assert list(Call.objects.values_list("order_id", flat=True)) == ["GOOD-1"]
+
+
 # --- export_calls ---------------------------------------------------------------------------------
 
 

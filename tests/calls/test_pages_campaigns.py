@@ -3,7 +3,6 @@ simulator), the single-order form, a campaign's page and its polled progress, pa
 
 import html
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -11,8 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from calls.models import Call, Campaign
-from calls.views.campaigns import UPLOADS_SESSION_KEY
+from calls.models import Call, Campaign, Upload, UploadRow
 from tests.calls.test_stats import add_calls
 from tests.conftest import TEST_API_KEY
 
@@ -26,12 +24,6 @@ GOOD_AND_BAD_CSV = (
     "03001234569,abc,A-4,Karachi Kitchenware\n"  # row 5: amount not a number
     "03001234570,900,A-1,Karachi Kitchenware\n"  # row 6: repeats row 2
 )
-
-
-@pytest.fixture(autouse=True)
-def uploads_in_tmp(settings, tmp_path) -> Path:
-    settings.VAR_DIR = tmp_path
-    return tmp_path / "uploads"
 
 
 @pytest.fixture
@@ -99,9 +91,7 @@ def test_agents_see_no_new_campaign_link(client, agent_user, store):
 # --- upload, preview, launch -------------------------------------------------------------------
 
 
-def test_an_upload_previews_valid_and_rejected_rows_without_importing(
-    admin, store, provider_url, uploads_in_tmp
-):
+def test_an_upload_previews_valid_and_rejected_rows_without_importing(admin, store, provider_url):
     response = upload(admin, store)
 
     campaign = Campaign.objects.get(name="May orders")
@@ -111,7 +101,7 @@ def test_an_upload_previews_valid_and_rejected_rows_without_importing(
     page = text_of(preview)
     assert preview.status_code == 200
     assert "Preview of orders.csv" in page
-    assert preview.context["preview"].valid_rows == 2
+    assert preview.context["upload"].valid_rows == 2
     # Rejected rows with their row numbers and reasons, and the duplicate skipped.
     assert "<td class=\"num\">4</td><td>phone '12345' is too short" in page
     assert "amount 'abc' is not a number" in page
@@ -120,18 +110,21 @@ def test_an_upload_previews_valid_and_rejected_rows_without_importing(
     assert "Rs 22.00" in page
     assert "Rs 5,000.00" in page
     assert "Launch 2 calls" in page
-    # Nothing imported yet; the campaign waits as a draft; the file waits under var/uploads.
+    # Nothing imported yet; the campaign waits as a draft; its rows wait in the database.
     assert not Call.objects.exists()
     assert campaign.status == Campaign.Status.DRAFT
-    assert len(list(uploads_in_tmp.glob("*.csv"))) == 1
-    # The session holds the file's name, never its content.
-    token = admin.session[UPLOADS_SESSION_KEY][str(campaign.pk)]["token"]
-    assert "0300" not in str(admin.session[UPLOADS_SESSION_KEY])
-    assert (uploads_in_tmp / f"{token}.csv").read_text() == GOOD_AND_BAD_CSV
+    staged = Upload.objects.get(campaign=campaign)
+    assert sorted(staged.rows.values_list("row", "kind")) == [
+        (2, "valid"),
+        (3, "valid"),
+        (4, "rejected"),
+        (5, "rejected"),
+        (6, "duplicate"),
+    ]
 
 
 def test_launching_imports_the_valid_rows_and_runs_the_campaign(
-    admin, store, provider_url, uploads_in_tmp, django_capture_on_commit_callbacks
+    admin, store, provider_url, django_capture_on_commit_callbacks
 ):
     upload(admin, store)
     campaign = Campaign.objects.get(name="May orders")
@@ -149,8 +142,10 @@ def test_launching_imports_the_valid_rows_and_runs_the_campaign(
         ("A-2", "923001234568", Decimal("2500.50"), "queued"),
     ]
     assert wakes, "the dispatcher is woken once the import commits"
-    assert not list(uploads_in_tmp.glob("*.csv"))
-    assert str(campaign.pk) not in admin.session.get(UPLOADS_SESSION_KEY, {})
+    # The upload is launched and its staged rows are gone; its counts stay.
+    launched = Upload.objects.get(campaign=campaign)
+    assert (launched.status, launched.imported_rows) == (Upload.Status.LAUNCHED, 2)
+    assert not UploadRow.objects.exists()
     page = text_of(admin.get(response["Location"]))
     assert (
         "Campaign May orders launched, 2 calls queued, 2 rows rejected, "
@@ -159,7 +154,7 @@ def test_launching_imports_the_valid_rows_and_runs_the_campaign(
 
 
 def test_uploading_into_a_paused_campaign_imports_the_orders_but_leaves_it_paused(
-    admin, store, provider_url, uploads_in_tmp
+    admin, store, provider_url
 ):
     upload(admin, store)
     campaign = Campaign.objects.get(name="May orders")
@@ -173,9 +168,7 @@ def test_uploading_into_a_paused_campaign_imports_the_orders_but_leaves_it_pause
     assert "is paused: the new calls wait until you resume it" in text_of(response)
 
 
-def test_a_low_balance_blocks_the_launch_and_imports_nothing(
-    admin, store, provider_url, simulator, uploads_in_tmp
-):
+def test_a_low_balance_blocks_the_launch_and_imports_nothing(admin, store, provider_url, simulator):
     simulator.add_account(
         api_key=TEST_API_KEY, username="teststore", balance="3.00", call_rate="5.50"
     )
@@ -195,8 +188,8 @@ def test_a_low_balance_blocks_the_launch_and_imports_nothing(
     assert not Call.objects.exists()
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.DRAFT
-    # The file still waits: after a top-up the same upload launches.
-    assert len(list(uploads_in_tmp.glob("*.csv"))) == 1
+    # The upload still waits: after a top-up the same upload launches.
+    assert Upload.objects.get(campaign=campaign).status == Upload.Status.PREVIEWED
     simulator.add_account(
         api_key=TEST_API_KEY, username="teststore", balance="5000.00", call_rate="5.50"
     )
@@ -225,9 +218,7 @@ def test_a_file_with_no_valid_rows_cannot_be_launched(admin, store, provider_url
     assert not Call.objects.exists()
 
 
-def test_discarding_an_upload_removes_the_file_and_the_empty_draft(
-    admin, store, provider_url, uploads_in_tmp
-):
+def test_discarding_an_upload_removes_its_rows_and_the_empty_draft(admin, store, provider_url):
     upload(admin, store)
     campaign = Campaign.objects.get(name="May orders")
 
@@ -235,7 +226,8 @@ def test_discarding_an_upload_removes_the_file_and_the_empty_draft(
 
     assert response.status_code == 302
     assert not Campaign.objects.filter(pk=campaign.pk).exists()
-    assert not list(uploads_in_tmp.glob("*.csv"))
+    assert not Upload.objects.exists()
+    assert not UploadRow.objects.exists()
 
 
 def test_uploading_orders_the_store_already_has_calls_none_of_them(admin, store, provider_url):
@@ -246,7 +238,7 @@ def test_uploading_orders_the_store_already_has_calls_none_of_them(admin, store,
     response = upload(admin, store)
     preview = admin.get(response["Location"])
 
-    assert preview.context["preview"].valid_rows == 0
+    assert preview.context["upload"].valid_rows == 0
     assert "Already known (2)" in text_of(preview)
     assert "already known (waiting, " in text_of(preview)
 
