@@ -202,9 +202,8 @@ def campaign_upload_rejected(request: HttpRequest, pk: int) -> HttpResponseBase:
             yield writer.writerow([row, reason])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    stem = Path(upload.filename).stem or "upload"
-    response["Content-Disposition"] = f'attachment; filename="{stem}-rejected.csv"'
-    response["Cache-Control"] = "no-store"
+    # Not the uploaded file's name: it is the sender's text, unfit for a header.
+    response["Content-Disposition"] = f'attachment; filename="campaign-{pk}-rejected.csv"'
     return response
 
 
