@@ -74,7 +74,7 @@ _AMOUNT = re.compile(r"(\d+|\d{1,3}(,\d{3})+)(\.\d+)?")
 # Control characters a cell may not hold: NUL (PostgreSQL cannot store it), the other C0 codes
 # and DEL, and the C1 codes. Tab and line breaks are allowed: a spreadsheet cell may hold a
 # two-line store name, and the voice reads them as spaces.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 CsvSource = IO[bytes] | IO[str] | File
 
@@ -207,7 +207,7 @@ def validate_order(values: Mapping[str, str], *, row: int = 0) -> OrderRow | dic
         errors["voice_id"] = str(exc)
 
     for name, value in text.items():
-        control = _CONTROL.search(value)
+        control = CONTROL_CHARACTERS.search(value)
         if control is not None:
             # Said instead of whatever else is wrong with the value: its other messages would
             # quote the control character.

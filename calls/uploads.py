@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +29,7 @@ from django.utils import timezone
 from calls.dispatch import wake_dispatcher
 from calls.imports import (
     BATCH_SIZE,
+    CONTROL_CHARACTERS,
     CopyWriter,
     CsvSource,
     ImportFileError,
@@ -46,7 +46,6 @@ REASON_MAX_CHARS = 1000  # a 100 kB cell quoted in a reason is cut here
 _STAGED = ("row", "kind", "reason", "order_id", "phone", "amount", "store_name", "voice_id")
 # Plain strings: psycopg would write an Enum member (a TextChoices) by its name.
 VALID, REJECTED = UploadRow.Kind.VALID.value, UploadRow.Kind.REJECTED.value
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class TooManyRows(ImportFileError):
@@ -64,7 +63,7 @@ def _staged_rows(file: CsvSource, max_rows: int) -> Iterator[tuple[Any, ...]]:
                 f"split it into files of up to {max_rows:,} rows; nothing was stored"
             )
         if isinstance(result, RowError):
-            reason = _CONTROL.sub("\ufffd", result.message)[:REASON_MAX_CHARS]
+            reason = CONTROL_CHARACTERS.sub("\ufffd", result.message)[:REASON_MAX_CHARS]
             yield (result.row, REJECTED, reason, "", "", None, "", None, "{}")
             continue
         yield (
