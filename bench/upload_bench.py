@@ -21,7 +21,6 @@ import os
 import time
 
 import django
-import requests
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "robodash.settings")
 django.setup()
@@ -32,7 +31,7 @@ from bench.import_bench import clean_up  # noqa: E402
 from calls.models import Campaign, Store, Upload, User  # noqa: E402
 from simulator.control import SimulatorProcess  # noqa: E402
 from tests.support.pipeline import Pipeline, child_database_url, wait_for  # noqa: E402
-from tests.support.webserver import WebServer, gunicorn, status_kib  # noqa: E402
+from tests.support.webserver import gunicorn  # noqa: E402
 
 BENCH_KEY = "sk-upload-bench-key-0001"
 BENCH_STORE = "Upload Bench Store"
@@ -53,25 +52,6 @@ def fresh_store() -> Store:
 def forget(store: Store) -> None:
     Upload.objects.filter(campaign__store=store).delete()  # with their staged rows
     clean_up(store)
-
-
-def upload(
-    web: WebServer, browser: requests.Session, store: Store, name: str, content: bytes
-) -> tuple[requests.Response, float, float]:
-    token = web.csrf_token(browser, "/campaigns/new/")
-    worker = web.worker_pid()
-    before = status_kib(worker, "VmRSS")
-    started = time.monotonic()
-    answer = browser.post(
-        f"{web.url}/campaigns/new/upload/",
-        data={"store": store.pk, "campaign_name": name, "csrfmiddlewaretoken": token},
-        files={"file": ("orders.csv", content, "text/csv")},
-        headers={"Referer": f"{web.url}/campaigns/new/"},
-        allow_redirects=False,
-        timeout=300,
-    )
-    seconds = time.monotonic() - started
-    return answer, seconds, (status_kib(worker, "VmHWM") - before) / 1024
 
 
 def main() -> None:
@@ -95,14 +75,14 @@ def main() -> None:
             browser = web.signed_in("upload-bench", PASSWORD)
             print(f"{'upload':<44}{'answer':>8}{'request s':>11}{'web +MiB':>10}{'launch s':>10}")
             huge = HEADER + b"1\n" * 5_200_000
-            answer, seconds, growth = upload(web, browser, store, "Bench huge", huge)
+            answer, seconds, growth = web.upload(browser, store.pk, "Bench huge", huge)
             print(
                 f"{'10.4 MB, 5.2 M one-character rows (capped)':<44}{answer.status_code:>8}"
                 f"{seconds:>11.1f}{growth:>10.0f}{'—':>10}"
             )
 
             body = b"".join(b"0300%07d,1500,UB-%07d,Shop\n" % (i, i) for i in range(rows))
-            answer, seconds, growth = upload(web, browser, store, "Bench big", HEADER + body)
+            answer, seconds, growth = web.upload(browser, store.pk, "Bench big", HEADER + body)
             campaign = Campaign.objects.get(store=store, name="Bench big")
             staged = Upload.objects.get(campaign=campaign)
             token = web.csrf_token(browser, f"/campaigns/{campaign.pk}/launch/")

@@ -643,6 +643,9 @@ class Upload(models.Model):
     imported_rows = models.PositiveIntegerField(default=0)
     known_at_launch = models.PositiveIntegerField(default=0)
     launched_at = models.DateTimeField(null=True, blank=True)
+    # Set by the claim and by every batch: a launch that has not moved for a while lost its
+    # worker, and the beat hands it to another (calls.uploads.resume_stalled_launches).
+    launch_moved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -650,6 +653,12 @@ class Upload(models.Model):
             models.Index(fields=["campaign", "status"], name="upload_campaign_status_idx"),
             # The sweep of abandoned previews: uploads by age.
             models.Index(fields=["created_at"], name="upload_created_idx"),
+            # The beat's look for stalled launches: launching uploads by when they last moved.
+            models.Index(
+                fields=["launch_moved_at"],
+                name="upload_launching_moved_idx",
+                condition=Q(status="launching"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -41,6 +41,8 @@ from calls.imports import (
 from calls.models import Campaign, Order, Upload, UploadRow
 
 ABANDONED_AFTER = dt.timedelta(days=1)  # a preview nobody launched is deleted after this
+# A batch takes well under a second: a launch that has not moved for this long lost its worker.
+STALLED_AFTER = dt.timedelta(minutes=5)
 REASON_MAX_CHARS = 1000  # a 100 kB cell quoted in a reason is cut here
 
 _STAGED = ("row", "kind", "reason", "order_id", "phone", "amount", "store_name", "voice_id")
@@ -181,7 +183,7 @@ def claim_upload(upload: Upload) -> bool:
     conditional update's row count says who won, so a launch never runs twice."""
     return bool(
         Upload.objects.filter(pk=upload.pk, status=Upload.Status.PREVIEWED).update(
-            status=Upload.Status.LAUNCHING
+            status=Upload.Status.LAUNCHING, launch_moved_at=timezone.now()
         )
     )
 
@@ -224,12 +226,14 @@ def _launch_next_batch(upload_id: int) -> bool:
         upload.launched_rows += len(batch)
         upload.imported_rows += added
         upload.known_at_launch += known
+        upload.launch_moved_at = timezone.now()
         upload.save(
             update_fields=[
                 "launched_through_row",
                 "launched_rows",
                 "imported_rows",
                 "known_at_launch",
+                "launch_moved_at",
             ]
         )
         return True
@@ -240,9 +244,9 @@ def _finish_launch(upload: Upload) -> None:
     Campaign.objects.filter(pk=upload.campaign_id, status=Campaign.Status.DRAFT).update(
         status=Campaign.Status.RUNNING
     )
-    upload.status = Upload.Status.LAUNCHED
-    upload.launched_at = timezone.now()
-    upload.save(update_fields=["status", "launched_at"])
+    Upload.objects.filter(pk=upload.pk).update(
+        status=Upload.Status.LAUNCHED, launched_at=timezone.now()
+    )
     upload.rows.all()._raw_delete(connection.alias)  # no signals or cascades: one DELETE
     wake_dispatcher()  # on commit
 
@@ -252,3 +256,20 @@ def launch_upload(upload_id: int) -> Upload:
     while _launch_next_batch(upload_id):
         pass
     return Upload.objects.get(pk=upload_id)
+
+
+def resume_stalled_launches(now: dt.datetime | None = None) -> list[int]:
+    """The launches that have not moved for STALLED_AFTER (their worker was lost: a task is not
+    redelivered), each taken over by a conditional update so two sweeps hand it on once. The
+    caller enqueues them; a launch resumes after its last batch (upload_launching_moved_idx)."""
+    now = now or timezone.now()
+    stalled = Upload.objects.filter(
+        status=Upload.Status.LAUNCHING, launch_moved_at__lt=now - STALLED_AFTER
+    )
+    taken = []
+    for upload_id, moved_at in stalled.values_list("pk", "launch_moved_at"):
+        if Upload.objects.filter(pk=upload_id, launch_moved_at=moved_at).update(
+            launch_moved_at=now
+        ):
+            taken.append(upload_id)
+    return taken

@@ -14,12 +14,11 @@ from django.urls import reverse
 from calls.models import Call, Campaign, Upload, UploadRow, User
 from tests.conftest import TEST_API_KEY
 from tests.support.pipeline import Pipeline, child_database_url, wait_for
-from tests.support.webserver import DEFAULT_HASHER, WebServer, gunicorn, status_kib
+from tests.support.webserver import DEFAULT_HASHER, WebServer, gunicorn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PASSWORD = "a-long-passphrase-for-uploads"
-MB = 1024  # KiB in a MiB: /proc reports KiB
 HEADER = b"phone,amount,order_id,store_name\n"
 
 
@@ -43,25 +42,7 @@ def amina(settings) -> User:
 
 def post_upload(web: WebServer, amina: User, store, content: bytes, name: str):
     browser = web.signed_in(amina.username, PASSWORD)
-    token = web.csrf_token(browser, "/campaigns/new/")
-    worker = web.worker_pid()
-    before = status_kib(worker, "VmRSS")
-    started = time.monotonic()
-    answer = browser.post(
-        f"{web.url}/campaigns/new/upload/",
-        data={
-            "store": store.pk,
-            "campaign_name": name,
-            "voice_id": "",
-            "csrfmiddlewaretoken": token,
-        },
-        files={"file": ("orders.csv", content, "text/csv")},
-        headers={"Referer": f"{web.url}/campaigns/new/"},
-        allow_redirects=False,
-        timeout=120,
-    )
-    seconds = time.monotonic() - started
-    growth_mib = (status_kib(worker, "VmHWM") - before) / MB
+    answer, seconds, growth_mib = web.upload(browser, store.pk, name, content)
     print(f"\n{name}: {len(content) / 1e6:.1f} MB in {seconds:.1f} s, worker +{growth_mib:.0f} MiB")
     return answer, seconds, growth_mib
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,6 +66,26 @@ class WebServer:
         )
         assert answer.status_code == 302, answer.text[:500]
         return browser
+
+    def upload(
+        self, browser: requests.Session, store_pk: int, campaign_name: str, content: bytes
+    ) -> tuple[requests.Response, float, float]:
+        """Post `content` as the new-campaign page's CSV upload: the answer, the seconds it took
+        and how many MiB the worker's peak resident memory rose above its memory before."""
+        token = self.csrf_token(browser, "/campaigns/new/")
+        worker = self.worker_pid()
+        before = status_kib(worker, "VmRSS")
+        started = time.monotonic()
+        answer = browser.post(
+            f"{self.url}/campaigns/new/upload/",
+            data={"store": store_pk, "campaign_name": campaign_name, "csrfmiddlewaretoken": token},
+            files={"file": ("orders.csv", content, "text/csv")},
+            headers={"Referer": f"{self.url}/campaigns/new/"},
+            allow_redirects=False,
+            timeout=300,
+        )
+        seconds = time.monotonic() - started
+        return answer, seconds, (status_kib(worker, "VmHWM") - before) / 1024
 
     def csrf_token(self, browser: requests.Session, path: str) -> str:
         page = browser.get(f"{self.url}{path}", timeout=30)
