@@ -18,6 +18,7 @@ BENCHES = [
     ["bench.import_bench", "--rows", "100000"],
     ["bench.pages_bench"],
     ["bench.shops_bench"],
+    ["bench.upload_bench", "--rows", "100000"],
 ]
 
 

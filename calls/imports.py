@@ -33,7 +33,6 @@ from django.core.files import File
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from calls.balances import estimate_cost
 from calls.dispatch import wake_dispatcher
 from calls.models import Call, CallEvent, Campaign, Order, Store
 from calls.phones import InvalidPhone, normalize_pk_mobile
@@ -67,12 +66,15 @@ BATCH_SIZE = 2000  # rows per lookup of known orders and per INSERT
 # pg_advisory_xact_lock(INTAKE_LOCK, store id): one intake of orders per store at a time, so two
 # imports cannot both find an order id new and both insert it.
 INTAKE_LOCK = 0x4F524453  # "ORDS"
-PREVIEW_SAMPLE_ROWS = 10
 PROGRESS_EVERY = 10_000
 
 # 1500, 1500.5, 1,500 or 1,500.50: commas only as thousands separators, so "1,5" is refused
 # rather than read as 15 or 1.5.
 _AMOUNT = re.compile(r"(\d+|\d{1,3}(,\d{3})+)(\.\d+)?")
+# Control characters a cell may not hold: NUL (PostgreSQL cannot store it), the other C0 codes
+# and DEL, and the C1 codes. Tab and line breaks are allowed: a spreadsheet cell may hold a
+# two-line store name, and the voice reads them as spaces.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 CsvSource = IO[bytes] | IO[str] | File
 
@@ -130,22 +132,6 @@ class OrderRow:
     store_name: str
     voice_id: int | None = None
     extras: Mapping[str, str] = field(default_factory=dict)  # text3..text5, key1..key5 given
-
-
-@dataclass
-class Preview:
-    total_rows: int  # data rows read (blank lines not counted)
-    valid_rows: int  # would be imported
-    sample: list[OrderRow]  # the first few of those
-    rejected: list[RowError]
-    duplicates: list[DuplicateRow]  # repeats within the file
-    known: list[KnownRow]  # orders the store already has
-    call_rate: Decimal | None  # the store's last known rate, if any
-    estimated_cost: Decimal | None
-
-    @property
-    def skipped_duplicates(self) -> int:
-        return len(self.duplicates)
 
 
 @dataclass
@@ -221,6 +207,17 @@ def validate_order(values: Mapping[str, str], *, row: int = 0) -> OrderRow | dic
         errors["voice_id"] = str(exc)
 
     for name, value in text.items():
+        control = CONTROL_CHARACTERS.search(value)
+        if control is not None:
+            # Said instead of whatever else is wrong with the value: its other messages would
+            # quote the control character.
+            code = f"U+{ord(control.group()):04X}"
+            errors[name] = (
+                f"{name} contains a control character ({code}"
+                f"{', NUL' if code == 'U+0000' else ''}) at position {control.start() + 1}; "
+                "a cell may hold text, tabs and line breaks only"
+            )
+            continue
         limit = MAX_LENGTHS.get(name)
         if limit is not None and len(value) > limit:
             errors[name] = f"{name} is longer than {limit} characters ({len(value)})"
@@ -326,6 +323,14 @@ def _validate_cells(
     return result
 
 
+def validated_rows(file: CsvSource) -> Iterator[OrderRow | RowError]:
+    """Each non-blank data row of `file`, validated: the one reading of a CSV that the upload
+    page, import_csv and import_calls share. ImportFileError if the file as a whole is
+    unusable."""
+    for row, cells, columns, width in _csv_rows(file):
+        yield _validate_cells(row, cells, columns, width)
+
+
 def _by_row(skipped: DuplicateRow | KnownRow) -> int:
     return skipped.row
 
@@ -348,19 +353,20 @@ def _new_orders(
     are not earlier in the file; the rest tallied."""
     first_row_of: dict[str, int] = {}  # order id -> row it was first seen valid on
     pending: list[OrderRow] = []
-    for row, cells, columns, width in _csv_rows(file):
+    for result in validated_rows(file):
         tally.total_rows += 1
         if progress and tally.total_rows % PROGRESS_EVERY == 0:
             progress(tally.total_rows)
-        result = _validate_cells(row, cells, columns, width)
         if isinstance(result, RowError):
             tally.rejected.append(result)
             continue
         first = first_row_of.get(result.order_id)
         if first is not None:
-            tally.duplicates.append(DuplicateRow(row, result.order_id, f"repeats row {first}"))
+            tally.duplicates.append(
+                DuplicateRow(result.row, result.order_id, f"repeats row {first}")
+            )
             continue
-        first_row_of[result.order_id] = row
+        first_row_of[result.order_id] = result.row
         pending.append(result)
         if len(pending) >= BATCH_SIZE:
             yield _drop_known(pending, store, tally)
@@ -413,36 +419,6 @@ def lock_intake(store: Store) -> None:
 # --- Public interface -------------------------------------------------------------------------
 
 
-def preview_csv(
-    file: CsvSource,
-    *,
-    campaign: Campaign | None,
-    store: Store | None = None,
-    sample_size: int = PREVIEW_SAMPLE_ROWS,
-) -> Preview:
-    """What importing `file` into `campaign` would do, writing nothing. ImportFileError if the
-    file as a whole is unusable. The cost uses the store's last known call rate (no request)."""
-    tally = _Tally()
-    valid = 0
-    sample: list[OrderRow] = []
-    store = campaign.store if campaign is not None else store
-    # A store with no orders yet has none to look up.
-    for batch in _new_orders(file, store if _has_orders(store) else None, tally):
-        valid += len(batch)
-        sample.extend(batch[: max(0, sample_size - len(sample))])
-    rate = store.call_rate if store is not None else None
-    return Preview(
-        total_rows=tally.total_rows,
-        valid_rows=valid,
-        sample=sample,
-        rejected=tally.rejected,
-        duplicates=sorted(tally.duplicates, key=_by_row),
-        known=sorted(tally.known, key=_by_row),
-        call_rate=rate,
-        estimated_cost=estimate_cost(valid, rate) if rate is not None else None,
-    )
-
-
 def _message_values(order: OrderRow, campaign: Campaign, store: Store) -> tuple[Any, ...]:
     """The _MESSAGE fields of an order and of its first call."""
     extras = order.extras
@@ -493,7 +469,7 @@ _ORDER_VARYING = ("id", *_MESSAGE)
 _CALL_VARYING = ("id", "shop_order_id", *_MESSAGE)
 
 
-class _CopyWriter:
+class CopyWriter:
     """Rows of one model through COPY. The `varying` fields come with each row; every other
     field is taken from `prototype`, prepared as save() would (defaults, auto_now), so a field
     added to the model later is filled in without a change here."""
@@ -528,7 +504,7 @@ class _CopyWriter:
 class _CreatedEvents:
     """The `created` event of each imported call: one INSERT ... SELECT per batch over two
     arrays (call ids, row numbers), so nothing is formatted per row in Python. The other
-    fields come from `prototype`, as in _CopyWriter."""
+    fields come from `prototype`, as in CopyWriter."""
 
     def __init__(self, prototype: CallEvent) -> None:
         quote = connection.ops.quote_name
@@ -574,11 +550,11 @@ def _insert_by_copy(
     due: Any,
     actor_id: int | None,
 ) -> int:
-    orders = _CopyWriter(
+    orders = CopyWriter(
         Order(store_id=store.pk, campaign_id=campaign.pk, source=Order.Source.CSV, created_at=now),
         _ORDER_VARYING,
     )
-    calls = _CopyWriter(
+    calls = CopyWriter(
         Call(store_id=store.pk, campaign_id=campaign.pk, scheduled_for=due, created_at=now),
         _CALL_VARYING,
     )
@@ -639,6 +615,24 @@ def import_csv(
         duplicates=sorted(tally.duplicates, key=_by_row),
         known=sorted(tally.known, key=_by_row),
     )
+
+
+def add_orders(
+    orders: list[OrderRow], campaign: Campaign, *, actor_id: int | None
+) -> tuple[int, int]:
+    """One batch of an upload's launch, in the caller's transaction: those of `orders` the
+    campaign's store does not have yet become orders and queued calls; (added, already known).
+    Takes the store's intake lock until the transaction ends, so a batch and any other intake
+    cannot both add the same order."""
+    store = campaign.store
+    lock_intake(store)
+    tally = _Tally()
+    new = _drop_known(orders, store, tally)
+    now = timezone.now()
+    added = _insert_by_copy(
+        [new] if new else [], campaign, store, now, store.next_calling_time(now), actor_id
+    )
+    return added, len(tally.known)
 
 
 def create_single_call(

@@ -617,3 +617,104 @@ class RolledUpDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} ({self.zone})"
+
+
+class Upload(models.Model):
+    """A CSV uploaded on the new-campaign page, read once into the database (its rows in
+    UploadRow) between its preview and "Launch". The preview and the launch read these rows,
+    never the file, so any web or worker process can serve them and no file is kept.
+
+    Why a staging table rather than the orders themselves as drafts: an order is unique per
+    store and order id and is "known" from the moment it exists, so draft orders would make
+    every other intake (the form, import_calls, a second upload) see orders nobody launched,
+    and a discarded upload would have to delete orders. Staging rows belong to nobody until the
+    launch turns them into orders, under the store's intake lock, a batch at a time.
+    """
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed", "Waiting for launch"
+        LAUNCHING = "launching", "Launching"
+        LAUNCHED = "launched", "Launched"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="uploads")
+    filename = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PREVIEWED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # What the preview found, counted once at upload time.
+    total_rows = models.PositiveIntegerField(default=0)
+    valid_rows = models.PositiveIntegerField(default=0)
+    rejected_rows = models.PositiveIntegerField(default=0)
+    duplicate_rows = models.PositiveIntegerField(default=0)
+    known_rows = models.PositiveIntegerField(default=0)
+    # The launch's progress: valid rows up to this row number are done (a crashed launch
+    # resumes after it), how many became calls, and how many were known by then.
+    launched_through_row = models.PositiveIntegerField(default=0)
+    launched_rows = models.PositiveIntegerField(default=0)
+    imported_rows = models.PositiveIntegerField(default=0)
+    known_at_launch = models.PositiveIntegerField(default=0)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    # Set by the claim and by every batch: a launch that has not moved for a while lost its
+    # worker, and the beat hands it to another (calls.uploads.resume_stalled_launches).
+    launch_moved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The campaign page and the launch page: a campaign's upload waiting or launching.
+            models.Index(fields=["campaign", "status"], name="upload_campaign_status_idx"),
+            # The sweep of abandoned previews: uploads by age.
+            models.Index(fields=["created_at"], name="upload_created_idx"),
+            # The beat's look for stalled launches: launching uploads by when they last moved.
+            models.Index(
+                fields=["launch_moved_at"],
+                name="upload_launching_moved_idx",
+                condition=Q(status="launching"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.filename
+
+    @property
+    def progress_percent(self) -> int:
+        return 100 * self.launched_rows // self.valid_rows if self.valid_rows else 100
+
+
+class UploadRow(models.Model):
+    """One data row of an Upload: a valid order (with its values), a rejected row (with every
+    reason), a repeat of an earlier row, or an order the store already had at upload time."""
+
+    class Kind(models.TextChoices):
+        VALID = "valid", "Valid"
+        REJECTED = "rejected", "Rejected"
+        DUPLICATE = "duplicate", "Duplicate in this file"
+        KNOWN = "known", "Already known"
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="rows")
+    row = models.PositiveIntegerField()  # as a spreadsheet numbers it: the header is row 1
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    reason = models.TextField(blank=True)
+    # The validated order (empty on a rejected row); the lengths were checked on the way in.
+    order_id = models.TextField(blank=True)
+    phone = models.CharField(max_length=12, blank=True)
+    amount = models.DecimalField(max_digits=12, decimal_places=2, null=True)
+    store_name = models.TextField(blank=True)
+    voice_id = models.PositiveIntegerField(null=True)
+    extras = models.JSONField(default=dict)  # text3..text5, key1..key5 given
+
+    class Meta:
+        constraints = [
+            # The preview's pages and the launch's batches: an upload's rows of a kind, by row.
+            models.UniqueConstraint(
+                fields=["upload", "kind", "row"], name="uploadrow_unique_kind_row"
+            ),
+        ]
+        indexes = [
+            # Finding repeats and known orders at upload time: an upload's rows by order id.
+            models.Index(fields=["upload", "order_id"], name="uploadrow_order_id_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.get_kind_display()}"

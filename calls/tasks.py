@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from calls import balances, dispatch, polling, rollups
+from calls import balances, dispatch, polling, rollups, uploads
 from calls.models import Store
 
 log = logging.getLogger(__name__)
@@ -68,3 +68,21 @@ def refresh_balances() -> None:
 @shared_task(ignore_result=True, soft_time_limit=_REQUEST_LIMIT, time_limit=_REQUEST_LIMIT + 10)
 def refresh_store_balance(store_id: int) -> None:
     balances.refresh_store_balance(store_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=900, time_limit=960)
+def launch_upload(upload_id: int) -> None:
+    """A large upload's launch (the view claimed it first). 100,000 rows take about 20 s; a
+    launch cut off (limit, lost worker) is enqueued again by look_after_uploads and resumes
+    where it stopped."""
+    uploads.launch_upload(upload_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=50, time_limit=60)
+def look_after_uploads() -> None:
+    """Run by beat every minute: hand stalled launches to a worker again and delete previews
+    nobody launched within a day (the next upload would, but there may be none)."""
+    for upload_id in uploads.resume_stalled_launches():
+        log.warning("upload %d: its launch stalled; handed to a worker again", upload_id)
+        launch_upload.delay(upload_id)
+    uploads.sweep_abandoned_uploads()

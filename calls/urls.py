@@ -25,6 +25,11 @@ urlpatterns = [
     path("campaigns/<int:pk>/", campaigns.campaign_detail, name="campaign_detail"),
     path("campaigns/<int:pk>/progress/", campaigns.campaign_progress, name="campaign_progress"),
     path("campaigns/<int:pk>/launch/", campaigns.campaign_launch, name="campaign_launch"),
+    path(
+        "campaigns/<int:pk>/upload/rejected.csv",
+        campaigns.campaign_upload_rejected,
+        name="campaign_upload_rejected",
+    ),
     path("campaigns/<int:pk>/pause/", campaigns.campaign_pause, name="campaign_pause"),
     path("campaigns/<int:pk>/resume/", campaigns.campaign_resume, name="campaign_resume"),
     path("reports/", reports.report, name="reports"),

@@ -27,6 +27,7 @@ def use_django_logging(**kwargs: object) -> None:
 
 ROLLUP_SECONDS = 300
 BALANCE_SECONDS = 60  # calls.balances.BALANCE_REFRESH_SECONDS
+UPLOADS_SECONDS = 60  # under calls.uploads.STALLED_AFTER
 
 
 @app.on_after_finalize.connect
@@ -62,4 +63,11 @@ def schedule_periodic_work(sender: Celery, **kwargs: object) -> None:
         sender.signature("calls.tasks.refresh_balances"),
         name="refresh provider balances",
         expires=BALANCE_SECONDS,
+    )
+    # A launch whose worker was lost resumes within minutes; abandoned previews go.
+    sender.add_periodic_task(
+        UPLOADS_SECONDS,
+        sender.signature("calls.tasks.look_after_uploads"),
+        name="look after uploads",
+        expires=UPLOADS_SECONDS,
     )

@@ -222,6 +222,12 @@ CONTENT_SECURITY_POLICY = {
 # The upload's own limit (a 10 MB CSV) plus room for the rest of the multipart form.
 ROBODASH_MAX_BODY_BYTES = envint("ROBODASH_MAX_BODY_BYTES", "1048576")  # 1 MiB
 ROBODASH_MAX_UPLOAD_BODY_BYTES = envint("ROBODASH_MAX_UPLOAD_BODY_BYTES", "11534336")  # 11 MiB
+# The most data rows one upload on the new-campaign page may have (import_calls has no cap):
+# a file over it is refused before anything is stored.
+ROBODASH_UPLOAD_MAX_ROWS = envint("ROBODASH_UPLOAD_MAX_ROWS", "200000")
+# A launch of up to this many valid rows runs within the request; a larger one in a worker,
+# with a progress bar on the campaign page.
+ROBODASH_LAUNCH_IN_REQUEST_ROWS = envint("ROBODASH_LAUNCH_IN_REQUEST_ROWS", "5000")
 
 REDIS_CACHE_URL = os.environ.get("CACHE_URL", "")
 if REDIS_CACHE_URL:

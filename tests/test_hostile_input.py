@@ -54,6 +54,7 @@ PARAMETERS: dict[str, list[str]] = {
     "call_export": CALL_FILTERS,
     "followup_list": ["outcome", "who", "after"],
     "campaign_list": ["page"],
+    "campaign_launch": ["page"],
     "reports": ["store", "date_from", "date_to", "period"],
     "report_export": ["store", "date_from", "date_to", "period", "group"],
 }
@@ -70,6 +71,7 @@ GET_PAGES = [
     "campaign_detail",
     "campaign_progress",
     "campaign_launch",
+    "campaign_upload_rejected",
     "reports",
     "report_export",
     "settings",

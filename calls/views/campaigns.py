@@ -1,114 +1,46 @@
 """Campaigns: the list, a new campaign (one order, or a CSV upload -> preview -> launch), a
 campaign's page with its live progress, and pause / resume.
 
-An upload is kept as a file under var/uploads/ between its preview and "Launch"; the session
-holds only the file's random name, per campaign. Nothing is imported before "Launch", and a
-launch the balance cannot pay for imports nothing: the campaign stays a draft with the file
-waiting, so the merchant can top up and press "Launch" again.
+An upload is read once, when it arrives, into the database (calls/uploads.py); the preview and
+the launch read it there, so no file is kept and any web process can serve either. Nothing is
+imported before "Launch", and a launch the balance cannot pay for imports nothing: the campaign
+stays a draft with the upload waiting, so the merchant can top up and press "Launch" again. A
+large launch runs in a worker while the campaign page shows its progress.
 """
 
 from __future__ import annotations
 
-import re
-import time
-from dataclasses import dataclass
+import csv
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from calls import stats
-from calls.balances import check_launch, refresh_balance
+from calls import stats, tasks, uploads
+from calls.balances import check_launch, estimate_cost, refresh_balance
 from calls.dispatch import wake_dispatcher
 from calls.forms import SingleOrderForm, UploadForm, as_sentence
-from calls.imports import ImportFileError, Preview, create_single_call, import_csv, preview_csv
-from calls.models import Call, Campaign, Store, User
+from calls.imports import ImportFileError, create_single_call
+from calls.models import Call, Campaign, Store, Upload, UploadRow, User
 from calls.permissions import EVERYONE, LAUNCH, role_required
 from calls.stats import Figures
 from calls.views import HtmxHttpRequest
 
 CAMPAIGNS_PER_PAGE = 25
-UPLOADS_SESSION_KEY = "robodash_uploads"  # {campaign pk: {"token": hex, "filename": str}}
-UPLOAD_TOKEN = re.compile(r"[0-9a-f]{32}")
-UPLOAD_MAX_AGE_SECONDS = 2 * 24 * 3600  # abandoned previews are swept after two days
-
-
-# --- Uploaded files between preview and launch -----------------------------------------------
-
-
-def uploads_dir() -> Path:
-    return Path(settings.VAR_DIR) / "uploads"
-
-
-@dataclass(frozen=True)
-class PendingUpload:
-    token: str
-    filename: str
-
-    @property
-    def path(self) -> Path:
-        return uploads_dir() / f"{self.token}.csv"
-
-
-def _sweep_old_uploads() -> None:
-    cutoff = time.time() - UPLOAD_MAX_AGE_SECONDS
-    for path in uploads_dir().glob("*.csv"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except OSError:  # another process swept it first
-            continue
-
-
-def _keep_upload(upload: UploadedFile) -> PendingUpload:
-    directory = uploads_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    _sweep_old_uploads()
-    pending = PendingUpload(token=uuid4().hex, filename=Path(upload.name or "upload.csv").name)
-    with pending.path.open("wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
-    return pending
-
-
-def _pending_upload(request: HttpRequest, campaign: Campaign) -> PendingUpload | None:
-    entry = request.session.get(UPLOADS_SESSION_KEY, {}).get(str(campaign.pk))
-    if not isinstance(entry, dict) or not UPLOAD_TOKEN.fullmatch(str(entry.get("token", ""))):
-        return None
-    pending = PendingUpload(token=entry["token"], filename=str(entry.get("filename", "")))
-    return pending if pending.path.is_file() else None
-
-
-def _remember_upload(request: HttpRequest, campaign: Campaign, pending: PendingUpload) -> None:
-    _forget_upload(request, campaign)  # a new file replaces the one waiting
-    uploads = dict(request.session.get(UPLOADS_SESSION_KEY, {}))
-    uploads[str(campaign.pk)] = {"token": pending.token, "filename": pending.filename}
-    request.session[UPLOADS_SESSION_KEY] = uploads
-
-
-def _forget_upload(request: HttpRequest, campaign: Campaign) -> None:
-    pending = _pending_upload(request, campaign)
-    if pending is not None:
-        pending.path.unlink(missing_ok=True)
-    uploads = dict(request.session.get(UPLOADS_SESSION_KEY, {}))
-    if uploads.pop(str(campaign.pk), None) is not None:
-        request.session[UPLOADS_SESSION_KEY] = uploads
-
-
-def _preview(pending: PendingUpload, campaign: Campaign) -> Preview:
-    with pending.path.open("rb") as file:
-        return preview_csv(file, campaign=campaign)
+VALID_ROWS_PER_PAGE = 50  # the preview's pages of valid rows
+REJECTED_SHOWN = 300  # the rest are in the rejected-rows CSV
+SKIPPED_SHOWN = 200  # known and duplicate rows listed on the preview
 
 
 def _acting_user(request: HttpRequest) -> User:
@@ -206,7 +138,8 @@ def _create_call(campaign: Campaign, data: dict[str, Any], user: User) -> Call:
 
 @role_required(LAUNCH)
 def campaign_upload(request: HttpRequest) -> HttpResponse:
-    """Keep the file, then show what importing it would do (on the launch page)."""
+    """Read the file into the database once, then show what importing it would do (on the
+    launch page). A file refused as a whole leaves nothing behind, not even a new campaign."""
     if request.method != "POST":
         return redirect("campaign_new")
     form = UploadForm(request.POST, request.FILES)
@@ -214,36 +147,71 @@ def campaign_upload(request: HttpRequest) -> HttpResponse:
         return _new_page(request, upload_form=form)
     data = form.cleaned_data
     store = data["store"]
-    pending = _keep_upload(data["file"])
-    existing = Campaign.objects.filter(store=store, name=data["campaign_name"]).first()
+    user = _acting_user(request)
     try:
-        with pending.path.open("rb") as file:
-            preview_csv(file, campaign=existing, store=store)
+        with transaction.atomic():
+            campaign, created = Campaign.objects.get_or_create(
+                store=store,
+                name=data["campaign_name"],
+                defaults={
+                    # A draft until launched: the dispatcher sends calls of running campaigns.
+                    "status": Campaign.Status.DRAFT,
+                    "voice_id": data["voice_id"],
+                    "created_by": user,
+                },
+            )
+            uploads.stage_upload(
+                data["file"],
+                campaign=campaign,
+                filename=Path(data["file"].name or "upload.csv").name,
+                created_by=user,
+            )
     except ImportFileError as exc:
-        pending.path.unlink(missing_ok=True)
         form.add_error("file", as_sentence(str(exc)))
         return _new_page(request, upload_form=form)
-    campaign, created = Campaign.objects.get_or_create(
-        store=store,
-        name=data["campaign_name"],
-        defaults={
-            # A draft until launched: the dispatcher sends calls of running campaigns only.
-            "status": Campaign.Status.DRAFT,
-            "voice_id": data["voice_id"],
-            "created_by": _acting_user(request),
-        },
-    )
     if not created and data["voice_id"] and data["voice_id"] != campaign.voice_id:
         messages.info(
             request,
             f"Campaign {campaign.name} already exists; its voice id "
             f"{campaign.voice_id or campaign.store.default_voice_id} is kept for these orders.",
         )
-    _remember_upload(request, campaign, pending)
     # One check_balance now, so the preview weighs the cost against a fresh balance (the last
     # known one stays if the provider does not answer). Launch asks again.
     refresh_balance(store)
     return redirect("campaign_launch", pk=campaign.pk)
+
+
+@role_required(LAUNCH)
+def campaign_upload_rejected(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """Every rejected row of the waiting upload, with its reasons, as CSV."""
+    campaign = get_object_or_404(Campaign, pk=pk)
+    upload = uploads.pending_upload(campaign)
+    if upload is None:
+        return redirect("campaign_launch", pk=pk)
+    rows = (
+        upload.rows.filter(kind=UploadRow.Kind.REJECTED)
+        .order_by("row")
+        .values_list("row", "reason")
+    )
+
+    def lines() -> Iterator[str]:
+        writer = csv.writer(_Line())
+        yield writer.writerow(["row", "reason"])
+        # A reason starts with a column name or "has": never a spreadsheet formula.
+        for row, reason in rows.iterator(chunk_size=2000):
+            yield writer.writerow([row, reason])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    # Not the uploaded file's name: it is the sender's text, unfit for a header.
+    response["Content-Disposition"] = f'attachment; filename="campaign-{pk}-rejected.csv"'
+    return response
+
+
+class _Line:
+    """A file-like object whose write() returns what was written, for csv.writer."""
+
+    def write(self, text: str) -> str:
+        return text
 
 
 # --- Launch ----------------------------------------------------------------------------------
@@ -260,20 +228,19 @@ def _waiting_draft_calls(campaign: Campaign) -> int:
 def _launch_page(
     request: HttpRequest,
     campaign: Campaign,
-    pending: PendingUpload | None,
+    upload: Upload | None,
     *,
     error: str = "",
 ) -> HttpResponse:
-    preview = _preview(pending, campaign) if pending else None
     queued_draft_calls = _waiting_draft_calls(campaign)
-    to_launch = (preview.valid_rows if preview else 0) + queued_draft_calls
+    to_launch = (upload.valid_rows if upload else 0) + queued_draft_calls
     store = campaign.store
-    cost = preview.estimated_cost if preview else None
-    context = {
+    cost = estimate_cost(upload.valid_rows, store.call_rate) if upload and store.call_rate else None
+    context: dict[str, Any] = {
         "campaign": campaign,
         "store": store,
-        "pending": pending,
-        "preview": preview,
+        "upload": upload,
+        "estimated_cost": cost,
         "queued_draft_calls": queued_draft_calls,
         "to_launch": to_launch,
         "error": error,
@@ -286,6 +253,18 @@ def _launch_page(
             )
         ),
     }
+    if upload is not None:
+        rows = upload.rows.order_by("row")
+        valid = rows.filter(kind=UploadRow.Kind.VALID)
+        context |= {
+            "valid_page": Paginator(valid, VALID_ROWS_PER_PAGE).get_page(request.GET.get("page")),
+            "rejected": rows.filter(kind=UploadRow.Kind.REJECTED)[:REJECTED_SHOWN],
+            "known": rows.filter(kind=UploadRow.Kind.KNOWN)[:SKIPPED_SHOWN],
+            "duplicates": rows.filter(kind=UploadRow.Kind.DUPLICATE)[:SKIPPED_SHOWN],
+            "rejected_more": max(0, upload.rejected_rows - REJECTED_SHOWN),
+            "known_more": max(0, upload.known_rows - SKIPPED_SHOWN),
+            "duplicates_more": max(0, upload.duplicate_rows - SKIPPED_SHOWN),
+        }
     return render(request, "campaigns/launch.html", context)
 
 
@@ -293,12 +272,17 @@ def _launch_page(
 def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the preview of the waiting upload. POST: check the balance, import, run."""
     campaign = get_object_or_404(Campaign.objects.select_related("store"), pk=pk)
-    pending = _pending_upload(request, campaign)
+    upload = uploads.pending_upload(campaign)
     if request.method != "POST":
-        return _launch_page(request, campaign, pending)
+        launched = campaign.status != Campaign.Status.DRAFT or uploads.launching_upload(campaign)
+        if upload is None and launched and not _waiting_draft_calls(campaign):
+            # Launched (Back after Launch, a second tab): its page, not "Nothing to launch".
+            return redirect("campaign_detail", pk=pk)
+        return _launch_page(request, campaign, upload)
 
     if request.POST.get("action") == "discard":
-        _forget_upload(request, campaign)
+        if upload is not None:
+            upload.delete()
         if campaign.status == Campaign.Status.DRAFT and not campaign.calls.exists():
             campaign.delete()
             messages.info(
@@ -308,59 +292,90 @@ def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
         messages.info(request, "Upload discarded; nothing was imported.")
         return redirect("campaign_detail", pk=pk)
 
-    preview = _preview(pending, campaign) if pending else None
+    if request.POST.get("upload") and (upload is None or request.POST["upload"] != str(upload.pk)):
+        # The page's upload was launched (a second press, another tab) or replaced.
+        messages.error(
+            request,
+            "That upload was already launched or replaced: it is not launched again.",
+        )
+        return redirect("campaign_detail", pk=pk)
+
     queued_draft_calls = _waiting_draft_calls(campaign)
-    n_calls = (preview.valid_rows if preview else 0) + queued_draft_calls
+    n_calls = (upload.valid_rows if upload else 0) + queued_draft_calls
     if n_calls == 0:
         reason = (
             "The file has no valid new orders: nothing to launch. Fix the rejected rows and "
             "upload it again."
-            if pending
+            if upload
             else "There is nothing to launch: upload a CSV file or add an order first."
         )
-        return _launch_page(request, campaign, pending, error=reason)
+        return _launch_page(request, campaign, upload, error=reason)
 
     check = check_launch(campaign.store, n_calls)
     if not check.ok:
-        # Nothing imported, the file still waits: top up, then press Launch again. The page
+        # Nothing imported, the upload still waits: top up, then press Launch again. The page
         # answers 200 with the reason, as a form with errors does.
-        return _launch_page(request, campaign, pending, error=check.message)
+        return _launch_page(request, campaign, upload, error=check.message)
+    if check.message.startswith("Warning"):
+        messages.warning(request, check.message)
 
-    imported = 0
-    try:
+    if upload is None:
         with transaction.atomic():
-            if pending:
-                with pending.path.open("rb") as file:
-                    report = import_csv(file, campaign=campaign, created_by=_acting_user(request))
-                imported = report.imported
-            # Launching starts a draft; a campaign someone paused stays paused (its new calls
-            # wait with the others until a person resumes it).
-            started = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.DRAFT).update(
+            started = Campaign.objects.filter(pk=pk, status=Campaign.Status.DRAFT).update(
                 status=Campaign.Status.RUNNING
             )
             wake_dispatcher()  # on commit
-    except ImportFileError as exc:
-        return _launch_page(request, campaign, pending, error=as_sentence(str(exc)))
-    _forget_upload(request, campaign)
+        _say_launched(request, campaign, started, None, queued_draft_calls)
+        return redirect("campaign_detail", pk=pk)
+
+    if not uploads.claim_upload(upload):
+        messages.error(
+            request, f"The upload {upload.filename} is already launched: not launched again."
+        )
+        return redirect("campaign_detail", pk=pk)
+    if upload.valid_rows > settings.ROBODASH_LAUNCH_IN_REQUEST_ROWS:
+        # on_commit: the worker must find the claim. No transaction is open here, so it runs
+        # at once; said this way, it stays right if the view ever runs in one.
+        upload_id = upload.pk
+        transaction.on_commit(lambda: tasks.launch_upload.delay(upload_id))
+        messages.success(
+            request,
+            f"Campaign {campaign.name} is launching: {upload.valid_rows:,} orders are being "
+            "queued; the progress is below.",
+        )
+        return redirect("campaign_detail", pk=pk)
+    was_draft = campaign.status == Campaign.Status.DRAFT
+    upload = uploads.launch_upload(upload.pk)
+    _say_launched(request, campaign, was_draft, upload, queued_draft_calls)
+    return redirect("campaign_detail", pk=pk)
+
+
+def _say_launched(
+    request: HttpRequest,
+    campaign: Campaign,
+    started: bool | int,
+    upload: Upload | None,
+    queued_draft_calls: int,
+) -> None:
     campaign.refresh_from_db(fields=["status"])
     if campaign.status == Campaign.Status.PAUSED:
         parts = [f"Campaign {campaign.name} is paused: the new calls wait until you resume it"]
     else:
         parts = [f"Campaign {campaign.name} {'launched' if started else 'is running'}"]
-    if pending:
-        parts.append(f"{imported:,} calls queued")
+    if upload is not None:
+        parts.append(f"{upload.imported_rows:,} calls queued")
     if queued_draft_calls:
         parts.append(f"{queued_draft_calls:,} waiting calls released")
-    if preview and preview.rejected:
-        parts.append(f"{len(preview.rejected):,} rows rejected")
-    if preview and preview.known:
-        parts.append(f"{len(preview.known):,} already known, not called again")
-    if preview and preview.duplicates:
-        parts.append(f"{len(preview.duplicates):,} duplicates in this file skipped")
+    if upload is not None:
+        known = upload.known_rows + upload.known_at_launch
+        for count, what in (
+            (upload.rejected_rows, "rows rejected"),
+            (known, "already known, not called again"),
+            (upload.duplicate_rows, "duplicates in this file skipped"),
+        ):
+            if count:
+                parts.append(f"{count:,} {what}")
     messages.success(request, ", ".join(parts) + ".")
-    if check.message.startswith("Warning"):
-        messages.warning(request, check.message)
-    return redirect("campaign_detail", pk=campaign.pk)
 
 
 # --- A campaign's page, its progress, pause and resume ---------------------------------------
@@ -375,11 +390,13 @@ def _keeps_moving(campaign: Campaign, figures: Figures) -> bool:
 
 def _campaign_context(request: HttpRequest, campaign: Campaign) -> dict[str, Any]:
     figures = stats.figures_of(campaign.calls.all())
+    launching = uploads.launching_upload(campaign)
     return {
         "campaign": campaign,
         "figures": figures,
-        "polling": _keeps_moving(campaign, figures),
-        "pending": _pending_upload(request, campaign),
+        "polling": launching is not None or _keeps_moving(campaign, figures),
+        "pending": uploads.pending_upload(campaign),
+        "launching": launching,
         "voice_id": campaign.voice_id or campaign.store.default_voice_id,
     }
 

@@ -110,3 +110,54 @@ def test_a_launch_the_balance_cannot_pay_for_is_refused_and_imports_nothing(
     expect(alert).to_contain_text("Nothing was imported.")
     assert not Call.objects.exists()
     assert Campaign.objects.get(name="Web orders").status == Campaign.Status.DRAFT
+
+
+def test_a_large_launch_shows_its_progress_bar_until_a_worker_has_queued_every_order(
+    admin_user, store, simulator, provider_url, signed_in, settings
+):
+    settings.ROBODASH_LAUNCH_IN_REQUEST_ROWS = 100
+    simulator.add_account(
+        api_key=store.api_key, username="teststore", balance="100000.00", call_rate="5.50"
+    )
+    rows = "".join(f"0300{i:07d},1500,BIG-{i:04d},Karachi Kitchenware\r\n" for i in range(3000))
+    page = signed_in(admin_user)
+    open_page(page, "/campaigns/new/")
+    form = page.locator("form", has=page.get_by_role("button", name="Preview"))
+    form.get_by_label("Campaign name").fill("Big sale")
+    form.get_by_label("CSV file").set_input_files(
+        {
+            "name": "big.csv",
+            "mimeType": "text/csv",
+            "buffer": ("phone,amount,order_id,store_name\r\n" + rows).encode(),
+        }
+    )
+    form.get_by_role("button", name="Preview").click()
+    expect(page.get_by_role("heading", name="Valid rows (3,000)")).to_be_visible()
+    campaign = Campaign.objects.get(name="Big sale")
+    # Paused: the queued calls wait, so the page stops polling once the launch is done.
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
+
+    page.get_by_role("button", name="Launch 3,000 calls").click()
+
+    expect(page).to_have_url(re.compile(rf"/campaigns/{campaign.pk}/$"))
+    expect(page.locator("#messages")).to_contain_text("is launching: 3,000 orders")
+    bar = page.locator("#progress progress[max='3000']")
+    expect(bar).to_have_attribute("value", "0")
+    expect(page.locator("#progress")).to_contain_text("0 of 3,000 rows queued (0%)")
+
+    pipeline = Pipeline(base_url=simulator.base_url)
+    pipeline.start_worker()
+    try:
+        # The page polls itself: the bar goes once every order is a queued call, then polling
+        # stops (286) as nothing else moves in a paused campaign.
+        expect(page.locator("#progress")).to_contain_text("0 of 3,000 calls final", timeout=90_000)
+        expect(bar).to_have_count(0)
+        expect(page.locator("#progress[hx-get]")).to_have_count(0)
+    finally:
+        pipeline.stop()
+    assert campaign.calls.filter(state=Call.State.QUEUED).count() == 3000
+
+    # Back to the launch page: the campaign, not "Nothing to launch".
+    page.go_back()
+    expect(page).to_have_url(re.compile(rf"/campaigns/{campaign.pk}/$"))
+    expect(page.get_by_text("Nothing to launch")).to_have_count(0)

@@ -75,6 +75,19 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def import_into_may(path: Path, store: Store, simulator) -> subprocess.CompletedProcess[str]:
+    """The real `manage.py import_calls PATH --campaign May --store STORE` on the simulator."""
+    return manage(
+        "import_calls",
+        str(path),
+        "--campaign",
+        "May",
+        "--store",
+        store.name,
+        ROBOCALL_BASE_URL=simulator.base_url,
+    )
+
+
 def set_balance(simulator, balance: str) -> None:
     simulator.add_account(
         api_key=TEST_API_KEY, username="teststore", balance=balance, call_rate="5.50"
@@ -306,18 +319,31 @@ def test_the_real_command_exits_2_on_a_low_balance_and_0_once_topped_up(store, s
 def test_the_real_command_exits_1_when_nothing_valid_was_imported(store, simulator, tmp_path):
     path = write_csv(tmp_path, HEADER, "021-3456789,100,A,S")
 
-    result = manage(
-        "import_calls",
-        str(path),
-        "--campaign",
-        "May",
-        "--store",
-        store.name,
-        ROBOCALL_BASE_URL=simulator.base_url,
-    )
+    result = import_into_may(path, store, simulator)
 
     assert result.returncode == 1
     assert "nothing valid to import" in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_real_command_reports_a_nul_cell_as_a_row_reason_and_imports_the_rest(
+    store, simulator, tmp_path
+):
+    path = tmp_path / "orders.csv"
+    path.write_bytes(f"{HEADER}\n03001234567,100,NUL\x00-1,S\n03001234568,100,GOOD-1,S\n".encode())
+    set_balance(simulator, "5000.00")
+
+    result = import_into_may(path, store, simulator)
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "row 2: order_id contains a control character (U+0000, NUL) at position 4" in (
+        result.stdout
+    )
+    assert "2 rows read, 1 imported, 0 already known, 0 duplicates in this file, 1 rejected" in (
+        result.stdout
+    )
+    assert list(Call.objects.values_list("order_id", flat=True)) == ["GOOD-1"]
 
 
 # --- export_calls ---------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.utils import timezone
 
@@ -18,9 +17,9 @@ from calls.imports import (
     RowError,
     create_single_call,
     import_csv,
-    preview_csv,
 )
-from calls.models import Call, CallEvent, Campaign, Order
+from calls.models import Call, CallEvent, Campaign, Order, Store
+from calls.uploads import claim_upload, launch_upload, stage_upload
 
 HEADER = "phone,amount,order_id,store_name"
 
@@ -142,6 +141,11 @@ def test_a_text_stream_with_a_bom_in_the_header_imports_too(campaign):
         (f"03001234567,100,A,{'S' * 201}", "store_name is longer than 200 characters"),
         ("03001234567,1,500,A,S", "has 5 fields but the header has 4"),
         ("03001234567,100,A", "has 3 fields but the header has 4"),
+        ("03001234567,100,A\x00B,S", "order_id contains a control character (U+0000, NUL) at"),
+        ("0300\x001234567,100,A,S", "phone contains a control character (U+0000, NUL)"),
+        ("03001234567,1\x0050,A,S", "amount contains a control character (U+0000, NUL)"),
+        ("03001234567,100,A,Shop\x1b[2J", "store_name contains a control character (U+001B)"),
+        ("03001234567,100,A,Shop\x7f", "store_name contains a control character (U+007F)"),
     ],
 )
 def test_each_bad_row_is_rejected_by_its_row_number_with_the_reason(campaign, row, reason):
@@ -179,6 +183,15 @@ def test_a_row_with_several_problems_names_them_all(campaign):
     assert "is a landline" in message
     assert "amount 'free' is not a number" in message
     assert "order_id is missing" in message
+
+
+def test_tabs_and_line_breaks_inside_a_cell_are_allowed(campaign):
+    report = import_csv(
+        csv_file(HEADER, '03001234567,100,A,"Two\tpart\r\nstore"'), campaign=campaign
+    )
+
+    assert (report.imported, report.rejected) == (1, [])
+    assert Call.objects.get().text1 == "Two\tpart\r\nstore"
 
 
 def test_row_numbers_match_the_spreadsheet_across_blank_and_multiline_rows(campaign):
@@ -269,6 +282,67 @@ def test_duplicates_are_found_across_batches(campaign, monkeypatch):
     assert CallEvent.objects.filter(call__campaign=campaign).count() == 6
 
 
+def test_the_import_and_an_uploads_launch_store_identical_orders_calls_and_events(
+    store, admin_user
+):
+    rows = (
+        f"{HEADER},voice_id,text3,key1",
+        '03001234567,"1,500.50",A,Karachi Kitchenware,,t3,k1',
+        "03451234567,99,B,Karachi Kitchenware,49,,",
+    )
+    # Two stores, as each store has an order id once.
+    other_store = Store(name="Lahore Linens", calling_start=store.calling_start)
+    other_store.calling_end = store.calling_end
+    other_store.api_key = "sk-another-store-key-0001"
+    other_store.save()
+    by_copy = Campaign.objects.create(store=store, name="COPY", voice_id=48)
+    by_upload = Campaign.objects.create(store=other_store, name="UPLOAD", voice_id=48)
+    import_csv(csv_file(*rows), campaign=by_copy, created_by=admin_user)
+    staged = stage_upload(
+        csv_file(*rows), campaign=by_upload, filename="o.csv", created_by=admin_user
+    )
+    assert claim_upload(staged)
+    launch_upload(staged.pk)
+
+    differ_per_import = {
+        *("id", "campaign_id", "created_at", "updated_at", "scheduled_for"),
+        *("store_id", "shop_order_id"),
+    }
+
+    def stored(campaign):
+        orders = [
+            {
+                f.attname: getattr(order, f.attname)
+                for f in Order._meta.concrete_fields
+                if f.attname not in differ_per_import
+            }
+            for order in campaign.orders.order_by("order_id")
+        ]
+        calls = [
+            {
+                f.attname: getattr(call, f.attname)
+                for f in Call._meta.concrete_fields
+                if f.attname not in differ_per_import
+            }
+            for call in campaign.calls.order_by("order_id")
+        ]
+        events = list(
+            CallEvent.objects.filter(call__campaign=campaign)
+            .order_by("call__order_id")
+            .values_list("kind", "data", "actor_id")
+        )
+        return orders, calls, events
+
+    assert stored(by_copy) == stored(by_upload)
+    assert len(stored(by_copy)[0]) == len(stored(by_copy)[1]) == 2
+    for campaign in (by_copy, by_upload):
+        call = campaign.calls.get(order_id="A")
+        assert call.events.get().at == call.created_at
+        assert (
+            call.shop_order.campaign == campaign and call.shop_order.created_at == call.created_at
+        )
+
+
 def test_an_import_wakes_the_dispatcher_when_it_commits_and_only_if_calls_were_added(
     campaign, django_capture_on_commit_callbacks
 ):
@@ -327,62 +401,6 @@ def test_a_file_that_fails_halfway_leaves_the_campaign_as_it_was(campaign, monke
 
     assert sorted(Call.objects.values_list("order_id", flat=True)) == ["KEEP-1", "KEEP-2"]
     assert CallEvent.objects.count() == 2
-
-
-def test_an_uploaded_file_stays_open_for_the_import_after_the_preview(campaign):
-    upload = SimpleUploadedFile("orders.csv", f"{HEADER}\n03001234567,100,A,S\n".encode())
-
-    assert preview_csv(upload, campaign=campaign).valid_rows == 1
-    upload.seek(0)
-    assert import_csv(upload, campaign=campaign).imported == 1
-
-
-# --- preview ------------------------------------------------------------------------------------
-
-
-def test_the_preview_counts_everything_and_writes_nothing(campaign, store):
-    store.call_rate = Decimal("5.50")
-    store.save()
-    import_csv(csv_file(HEADER, "03001234567,100,OLD,S"), campaign=campaign)
-    file = csv_file(
-        HEADER,
-        *(f"03001234567,{100 + i},NEW-{i},S" for i in range(15)),
-        "03001234567,100,OLD,S",
-        "03001234567,100,NEW-0,S",
-        "021-3456789,100,X,S",
-        "03001234567,zero,Y,S",
-    )
-
-    preview = preview_csv(file, campaign=campaign, sample_size=5)
-
-    assert preview.total_rows == 19
-    assert preview.valid_rows == 15
-    assert [o.order_id for o in preview.sample] == ["NEW-0", "NEW-1", "NEW-2", "NEW-3", "NEW-4"]
-    assert preview.sample[0].phone == "923001234567"
-    assert preview.sample[0].row == 2
-    assert [str(e) for e in preview.rejected] == [
-        "row 19: phone '021-3456789' is a landline, not a mobile number",
-        "row 20: amount 'zero' is not a number (e.g. 1500 or 1,500.50)",
-    ]
-    assert preview.skipped_duplicates == 1
-    assert [d.reason for d in preview.duplicates] == ["repeats row 2"]
-    assert [(k.row, k.order_id, k.status) for k in preview.known] == [(17, "OLD", "Waiting")]
-    assert preview.call_rate == Decimal("5.50")
-    assert preview.estimated_cost == Decimal("165.00")  # 15 calls x 5.50 x 2 pulses
-    assert Call.objects.count() == 1
-
-
-def test_a_preview_without_a_campaign_checks_the_file_alone(store):
-    preview = preview_csv(
-        csv_file(HEADER, "03001234567,100,A,S", "03001234567,100,A,S"), campaign=None
-    )
-    assert (preview.valid_rows, preview.skipped_duplicates) == (1, 1)
-    assert preview.estimated_cost is None
-
-
-def test_the_preview_refuses_a_file_without_the_required_columns():
-    with pytest.raises(ImportFileError, match="missing the column amount"):
-        preview_csv(csv_file("phone,order_id,store_name"), campaign=None)
 
 
 # --- the single-order form -----------------------------------------------------------------------

@@ -1,18 +1,21 @@
 """Campaign pages: list, CSV upload -> preview -> launch (with the balance checked on the
 simulator), the single-order form, a campaign's page and its polled progress, pause and resume."""
 
+import csv
+import datetime as dt
 import html
+import io
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
-from calls.models import Call, Campaign
-from calls.views.campaigns import UPLOADS_SESSION_KEY
+from calls import imports, uploads
+from calls.models import Call, Campaign, Upload, UploadRow
 from tests.calls.test_stats import add_calls
 from tests.conftest import TEST_API_KEY
 
@@ -26,12 +29,6 @@ GOOD_AND_BAD_CSV = (
     "03001234569,abc,A-4,Karachi Kitchenware\n"  # row 5: amount not a number
     "03001234570,900,A-1,Karachi Kitchenware\n"  # row 6: repeats row 2
 )
-
-
-@pytest.fixture(autouse=True)
-def uploads_in_tmp(settings, tmp_path) -> Path:
-    settings.VAR_DIR = tmp_path
-    return tmp_path / "uploads"
 
 
 @pytest.fixture
@@ -99,9 +96,7 @@ def test_agents_see_no_new_campaign_link(client, agent_user, store):
 # --- upload, preview, launch -------------------------------------------------------------------
 
 
-def test_an_upload_previews_valid_and_rejected_rows_without_importing(
-    admin, store, provider_url, uploads_in_tmp
-):
+def test_an_upload_previews_valid_and_rejected_rows_without_importing(admin, store, provider_url):
     response = upload(admin, store)
 
     campaign = Campaign.objects.get(name="May orders")
@@ -111,7 +106,7 @@ def test_an_upload_previews_valid_and_rejected_rows_without_importing(
     page = text_of(preview)
     assert preview.status_code == 200
     assert "Preview of orders.csv" in page
-    assert preview.context["preview"].valid_rows == 2
+    assert preview.context["upload"].valid_rows == 2
     # Rejected rows with their row numbers and reasons, and the duplicate skipped.
     assert "<td class=\"num\">4</td><td>phone '12345' is too short" in page
     assert "amount 'abc' is not a number" in page
@@ -120,18 +115,21 @@ def test_an_upload_previews_valid_and_rejected_rows_without_importing(
     assert "Rs 22.00" in page
     assert "Rs 5,000.00" in page
     assert "Launch 2 calls" in page
-    # Nothing imported yet; the campaign waits as a draft; the file waits under var/uploads.
+    # Nothing imported yet; the campaign waits as a draft; its rows wait in the database.
     assert not Call.objects.exists()
     assert campaign.status == Campaign.Status.DRAFT
-    assert len(list(uploads_in_tmp.glob("*.csv"))) == 1
-    # The session holds the file's name, never its content.
-    token = admin.session[UPLOADS_SESSION_KEY][str(campaign.pk)]["token"]
-    assert "0300" not in str(admin.session[UPLOADS_SESSION_KEY])
-    assert (uploads_in_tmp / f"{token}.csv").read_text() == GOOD_AND_BAD_CSV
+    staged = Upload.objects.get(campaign=campaign)
+    assert sorted(staged.rows.values_list("row", "kind")) == [
+        (2, "valid"),
+        (3, "valid"),
+        (4, "rejected"),
+        (5, "rejected"),
+        (6, "duplicate"),
+    ]
 
 
 def test_launching_imports_the_valid_rows_and_runs_the_campaign(
-    admin, store, provider_url, uploads_in_tmp, django_capture_on_commit_callbacks
+    admin, store, provider_url, django_capture_on_commit_callbacks
 ):
     upload(admin, store)
     campaign = Campaign.objects.get(name="May orders")
@@ -149,8 +147,10 @@ def test_launching_imports_the_valid_rows_and_runs_the_campaign(
         ("A-2", "923001234568", Decimal("2500.50"), "queued"),
     ]
     assert wakes, "the dispatcher is woken once the import commits"
-    assert not list(uploads_in_tmp.glob("*.csv"))
-    assert str(campaign.pk) not in admin.session.get(UPLOADS_SESSION_KEY, {})
+    # The upload is launched and its staged rows are gone; its counts stay.
+    launched = Upload.objects.get(campaign=campaign)
+    assert (launched.status, launched.imported_rows) == (Upload.Status.LAUNCHED, 2)
+    assert not UploadRow.objects.exists()
     page = text_of(admin.get(response["Location"]))
     assert (
         "Campaign May orders launched, 2 calls queued, 2 rows rejected, "
@@ -159,7 +159,7 @@ def test_launching_imports_the_valid_rows_and_runs_the_campaign(
 
 
 def test_uploading_into_a_paused_campaign_imports_the_orders_but_leaves_it_paused(
-    admin, store, provider_url, uploads_in_tmp
+    admin, store, provider_url
 ):
     upload(admin, store)
     campaign = Campaign.objects.get(name="May orders")
@@ -173,9 +173,7 @@ def test_uploading_into_a_paused_campaign_imports_the_orders_but_leaves_it_pause
     assert "is paused: the new calls wait until you resume it" in text_of(response)
 
 
-def test_a_low_balance_blocks_the_launch_and_imports_nothing(
-    admin, store, provider_url, simulator, uploads_in_tmp
-):
+def test_a_low_balance_blocks_the_launch_and_imports_nothing(admin, store, provider_url, simulator):
     simulator.add_account(
         api_key=TEST_API_KEY, username="teststore", balance="3.00", call_rate="5.50"
     )
@@ -195,8 +193,8 @@ def test_a_low_balance_blocks_the_launch_and_imports_nothing(
     assert not Call.objects.exists()
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.DRAFT
-    # The file still waits: after a top-up the same upload launches.
-    assert len(list(uploads_in_tmp.glob("*.csv"))) == 1
+    # The upload still waits: after a top-up the same upload launches.
+    assert Upload.objects.get(campaign=campaign).status == Upload.Status.PREVIEWED
     simulator.add_account(
         api_key=TEST_API_KEY, username="teststore", balance="5000.00", call_rate="5.50"
     )
@@ -225,9 +223,7 @@ def test_a_file_with_no_valid_rows_cannot_be_launched(admin, store, provider_url
     assert not Call.objects.exists()
 
 
-def test_discarding_an_upload_removes_the_file_and_the_empty_draft(
-    admin, store, provider_url, uploads_in_tmp
-):
+def test_discarding_an_upload_removes_its_rows_and_the_empty_draft(admin, store, provider_url):
     upload(admin, store)
     campaign = Campaign.objects.get(name="May orders")
 
@@ -235,7 +231,8 @@ def test_discarding_an_upload_removes_the_file_and_the_empty_draft(
 
     assert response.status_code == 302
     assert not Campaign.objects.filter(pk=campaign.pk).exists()
-    assert not list(uploads_in_tmp.glob("*.csv"))
+    assert not Upload.objects.exists()
+    assert not UploadRow.objects.exists()
 
 
 def test_uploading_orders_the_store_already_has_calls_none_of_them(admin, store, provider_url):
@@ -246,7 +243,7 @@ def test_uploading_orders_the_store_already_has_calls_none_of_them(admin, store,
     response = upload(admin, store)
     preview = admin.get(response["Location"])
 
-    assert preview.context["preview"].valid_rows == 0
+    assert preview.context["upload"].valid_rows == 0
     assert "Already known (2)" in text_of(preview)
     assert "already known (waiting, " in text_of(preview)
 
@@ -486,3 +483,170 @@ def test_launching_a_draft_releases_the_calls_waiting_in_it(admin, store, provid
     draft.refresh_from_db()
     assert draft.status == Campaign.Status.RUNNING
     assert "Campaign Held launched, 2 waiting calls released." in text_of(launched)
+
+
+# --- uploads in the database: cap, control characters, pages, one reading, one launch ---------
+
+
+def many_rows(n: int, *, bad: int = 0) -> str:
+    """`n` valid orders to distinct mobiles, then `bad` rows with a landline."""
+    lines = ["phone,amount,order_id,store_name"]
+    lines += [f"0300{i:07d},{100 + i},BULK-{i:05d},Karachi Kitchenware" for i in range(n)]
+    lines += [f"021-{i:07d},100,BAD-{i:05d},Karachi Kitchenware" for i in range(bad)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_file_over_the_row_cap_is_refused_naming_the_limit_and_nothing_is_stored(
+    admin, store, settings
+):
+    settings.ROBODASH_UPLOAD_MAX_ROWS = 5
+
+    refused = upload(admin, store, many_rows(6))
+    accepted = upload(admin, store, many_rows(5), name="Five")
+
+    assert refused.status_code == 200
+    assert (
+        "The file has more than 5 rows, the most one upload may have: split it into files of "
+        "up to 5 rows; nothing was stored." in text_of(refused)
+    )
+    assert list(Campaign.objects.values_list("name", flat=True)) == ["Five"]
+    assert accepted.status_code == 302
+    assert Upload.objects.get().valid_rows == 5
+    assert UploadRow.objects.count() == 5
+
+
+def test_a_nul_or_control_character_in_a_cell_is_a_row_reason_and_the_rest_launches(
+    admin, store, provider_url
+):
+    content = (
+        "phone,amount,order_id,store_name\n"
+        "03001234567,1500,A\x00-1,Karachi Kitchenware\n"
+        "03001234568,1500,A-2,Karachi\x07Kitchenware\n"
+        "03001234569,1500,A-3,Karachi Kitchenware\n"
+    )
+    response = upload(admin, store, content)
+    campaign = Campaign.objects.get(name="May orders")
+
+    preview = admin.get(response["Location"])
+    launched = admin.post(reverse("campaign_launch", args=[campaign.pk]), follow=True)
+
+    page = text_of(preview)
+    assert preview.status_code == 200
+    assert "order_id contains a control character (U+0000, NUL) at position 2" in page
+    assert "store_name contains a control character (U+0007) at position 8" in page
+    assert "\x00" not in preview.content.decode()
+    assert launched.status_code == 200
+    assert list(Call.objects.values_list("order_id", flat=True)) == ["A-3"]
+
+
+def test_the_preview_pages_through_every_valid_row(admin, store, provider_url):
+    response = upload(admin, store, many_rows(120))
+    seen = []
+    url = response["Location"]
+    for page_number in (1, 2, 3):
+        preview = admin.get(url, {"page": page_number})
+        seen += [row.order_id for row in preview.context["valid_page"]]
+        assert f"Page {page_number} of 3" in text_of(preview)
+
+    assert seen == [f"BULK-{i:05d}" for i in range(120)]
+    assert "Valid rows (120)" in text_of(preview)
+
+
+def test_the_rejected_rows_csv_has_every_rejected_row_beyond_those_shown(
+    admin, store, provider_url
+):
+    response = upload(admin, store, many_rows(2, bad=350))
+    campaign = Campaign.objects.get(name="May orders")
+    preview = text_of(admin.get(response["Location"]))
+
+    download = admin.get(reverse("campaign_upload_rejected", args=[campaign.pk]))
+    rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
+
+    assert "… and 50 more rejected rows" in preview
+    assert "Download all 350 rejected rows (CSV)" in preview
+    assert download["Content-Type"] == "text/csv; charset=utf-8"
+    assert "no-store" in download["Cache-Control"]
+    assert rows[0] == ["row", "reason"]
+    assert [int(row[0]) for row in rows[1:]] == list(range(4, 354))
+    assert rows[1][1] == "phone '021-0000000' is a landline, not a mobile number"
+
+
+def test_a_file_is_read_once_from_upload_to_launch(admin, store, provider_url, monkeypatch):
+    readings = []
+    read_rows = imports._csv_rows
+
+    def counted(file):
+        readings.append(file)
+        return read_rows(file)
+
+    monkeypatch.setattr(imports, "_csv_rows", counted)
+    response = upload(admin, store, many_rows(60))
+    campaign = Campaign.objects.get(name="May orders")
+    admin.get(response["Location"])
+    admin.get(response["Location"], {"page": 2})
+    admin.post(reverse("campaign_launch", args=[campaign.pk]))
+
+    assert len(readings) == 1
+    assert campaign.calls.count() == 60
+
+
+def test_a_second_launch_of_the_same_upload_is_refused(admin, store, provider_url):
+    response = upload(admin, store)
+    campaign = Campaign.objects.get(name="May orders")
+    staged = Upload.objects.get()
+    form = {"upload": staged.pk}
+
+    first = admin.post(reverse("campaign_launch", args=[campaign.pk]), form)
+    second = admin.post(reverse("campaign_launch", args=[campaign.pk]), form, follow=True)
+
+    assert first.status_code == 302
+    assert "That upload was already launched or replaced: it is not launched again." in (
+        text_of(second)
+    )
+    assert campaign.calls.count() == 2
+    # The claim itself: a second claim of the same upload loses.
+    assert not uploads.claim_upload(staged)
+    assert response.status_code == 302
+
+
+def test_back_after_a_launch_shows_the_campaign_not_nothing_to_launch(admin, store, provider_url):
+    response = upload(admin, store)
+    campaign = Campaign.objects.get(name="May orders")
+    admin.post(reverse("campaign_launch", args=[campaign.pk]))
+
+    back = admin.get(response["Location"], follow=True)
+
+    assert back.redirect_chain == [(reverse("campaign_detail", args=[campaign.pk]), 302)]
+    assert "Nothing to launch" not in text_of(back)
+    assert "0 of 2 calls final" in text_of(back)
+
+
+def test_a_large_launch_is_handed_to_a_worker_after_the_claim_commits(
+    admin, store, provider_url, settings, django_capture_on_commit_callbacks
+):
+    settings.ROBODASH_LAUNCH_IN_REQUEST_ROWS = 10
+    upload(admin, store, many_rows(11))
+    campaign = Campaign.objects.get(name="May orders")
+
+    with django_capture_on_commit_callbacks() as enqueued:
+        response = admin.post(reverse("campaign_launch", args=[campaign.pk]), follow=True)
+
+    assert len(enqueued) == 1
+    assert not Call.objects.exists()  # the worker adds them
+    assert Upload.objects.get().status == Upload.Status.LAUNCHING
+    page = text_of(response)
+    assert "Campaign May orders is launching: 11 orders are being queued" in page
+    assert "0 of 11 rows queued (0%)" in page
+    assert 'hx-get="{}"'.format(reverse("campaign_progress", args=[campaign.pk])) in (
+        response.content.decode()
+    )
+
+
+def test_abandoned_previews_are_swept_after_a_day_with_their_rows(admin, store, provider_url):
+    upload(admin, store, name="Old")
+    Upload.objects.update(created_at=timezone.now() - dt.timedelta(days=1, minutes=1))
+
+    upload(admin, store, name="New")
+
+    assert list(Upload.objects.values_list("campaign__name", flat=True)) == ["New"]
+    assert UploadRow.objects.filter(upload__campaign__name="Old").count() == 0

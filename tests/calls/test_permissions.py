@@ -45,6 +45,7 @@ EXPECTED_ROLES: dict[str, tuple[str, ...]] = {
     "campaign_detail": EVERYONE,
     "campaign_progress": EVERYONE,
     "campaign_launch": LAUNCH,
+    "campaign_upload_rejected": LAUNCH,
     "campaign_pause": LAUNCH,
     "campaign_resume": LAUNCH,
     "reports": REPORTS,

@@ -29,8 +29,8 @@ def _root_name(node: ast.expr) -> str:
 
 def writes_of_guarded_fields(tree: ast.AST) -> list[tuple[int, str]]:
     """(line, what) for each assignment `x.state = …` and each `state=` keyword given to a
-    create/update or a model constructor. A Campaign's status (a batch's, not a call's or an
-    order's) is not guarded."""
+    create/update or a model constructor. A Campaign's status and an Upload's (a batch's, not a
+    call's or an order's) are not guarded."""
     found = []
     for node in ast.walk(tree):
         targets: list[ast.expr] = []
@@ -49,7 +49,7 @@ def writes_of_guarded_fields(tree: ast.AST) -> list[tuple[int, str]]:
             and func.attr
             in {"update", "create", "get_or_create", "update_or_create", "bulk_update"}
         ) or (isinstance(func, ast.Name) and func.id in {"Call", "Order"})
-        if not writes or _root_name(func) == "Campaign":
+        if not writes or _root_name(func) in {"Campaign", "Upload"}:
             continue
         for keyword in node.keywords:
             if keyword.arg in GUARDED:

@@ -1,0 +1,275 @@
+"""Uploads on the new-campaign page: the file read once into the database, its preview, its
+launch.
+
+`stage_upload` streams the CSV through the one validation path (`imports.validated_rows`) into
+UploadRow by COPY: every valid row with its values, every rejected row with its reasons. Repeats
+within the file and orders the store already has are then marked in SQL. Nothing but counters
+is held in Python, so memory does not grow with the file, and a file over
+ROBODASH_UPLOAD_MAX_ROWS is refused with nothing stored (the transaction rolls back).
+
+`launch_upload` turns a claimed upload's valid rows into orders and queued calls, a batch per
+transaction under the store's intake lock (orders that became known since the preview are
+skipped then). The upload records how far it got, so the campaign page shows the progress and a
+launch that was cut off resumes where it stopped without adding an order twice. A small launch
+runs within the request; a large one in a worker (`calls.tasks.launch_upload`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from calls.dispatch import wake_dispatcher
+from calls.imports import (
+    BATCH_SIZE,
+    CONTROL_CHARACTERS,
+    CopyWriter,
+    CsvSource,
+    ImportFileError,
+    OrderRow,
+    RowError,
+    add_orders,
+    validated_rows,
+)
+from calls.models import Campaign, Order, Upload, UploadRow
+
+ABANDONED_AFTER = dt.timedelta(days=1)  # a preview nobody launched is deleted after this
+# A batch takes well under a second: a launch that has not moved for this long lost its worker.
+STALLED_AFTER = dt.timedelta(minutes=5)
+REASON_MAX_CHARS = 1000  # a 100 kB cell quoted in a reason is cut here
+
+_STAGED = ("row", "kind", "reason", "order_id", "phone", "amount", "store_name", "voice_id")
+# Plain strings: psycopg would write an Enum member (a TextChoices) by its name.
+VALID, REJECTED = UploadRow.Kind.VALID.value, UploadRow.Kind.REJECTED.value
+
+
+class TooManyRows(ImportFileError):
+    """The file has more data rows than one upload may have."""
+
+
+def _staged_rows(file: CsvSource, max_rows: int) -> Iterator[tuple[Any, ...]]:
+    """The COPY rows of `file` (the _STAGED fields, then extras as JSON), one at a time."""
+    total = 0
+    for result in validated_rows(file):
+        total += 1
+        if total > max_rows:
+            raise TooManyRows(
+                f"the file has more than {max_rows:,} rows, the most one upload may have: "
+                f"split it into files of up to {max_rows:,} rows; nothing was stored"
+            )
+        if isinstance(result, RowError):
+            reason = CONTROL_CHARACTERS.sub("\ufffd", result.message)[:REASON_MAX_CHARS]
+            yield (result.row, REJECTED, reason, "", "", None, "", None, "{}")
+            continue
+        yield (
+            result.row,
+            VALID,
+            "",
+            result.order_id,
+            result.phone,
+            result.amount,
+            result.store_name,
+            result.voice_id,
+            json.dumps(dict(result.extras)),
+        )
+
+
+def _mark_duplicates(upload: Upload) -> None:
+    """A valid row whose order id an earlier valid row has is a duplicate (served by
+    uploadrow_order_id_idx)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE calls_uploadrow u SET kind = %s, reason = 'repeats row ' || f.first "
+            "FROM (SELECT id, row, min(row) OVER (PARTITION BY order_id) AS first "
+            "      FROM calls_uploadrow WHERE upload_id = %s AND kind = %s) f "
+            "WHERE u.id = f.id AND f.row > f.first",
+            [UploadRow.Kind.DUPLICATE.value, upload.pk, VALID],
+        )
+
+
+def _mark_known(upload: Upload, store_id: int) -> None:
+    """A valid row whose order the store already has is known, with the order's status and the
+    day it arrived (served by order_unique_per_store)."""
+    statuses = [status.value for status in Order.Status]
+    labels = [str(status.label) for status in Order.Status]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE calls_uploadrow u SET kind = %s, reason = 'already known (' "
+            "  || lower(l.label) || ', ' || to_char(o.created_at AT TIME ZONE 'UTC', "
+            "  'YYYY-MM-DD') || ')' "
+            "FROM calls_order o JOIN unnest(%s::text[], %s::text[]) AS l(status, label) "
+            "  ON l.status = o.status "
+            "WHERE u.upload_id = %s AND u.kind = %s AND o.store_id = %s "
+            "  AND o.order_id = u.order_id",
+            [
+                UploadRow.Kind.KNOWN.value,
+                statuses,
+                labels,
+                upload.pk,
+                VALID,
+                store_id,
+            ],
+        )
+
+
+def _count_rows(upload: Upload) -> None:
+    counts = dict(
+        UploadRow.objects.filter(upload=upload)
+        .values_list("kind")
+        .annotate(n=Count("id"))
+        .values_list("kind", "n")
+    )
+    upload.valid_rows = counts.get(UploadRow.Kind.VALID, 0)
+    upload.rejected_rows = counts.get(UploadRow.Kind.REJECTED, 0)
+    upload.duplicate_rows = counts.get(UploadRow.Kind.DUPLICATE, 0)
+    upload.known_rows = counts.get(UploadRow.Kind.KNOWN, 0)
+    upload.total_rows = sum(counts.values())
+
+
+def sweep_abandoned_uploads(now: dt.datetime | None = None) -> int:
+    """Delete previews nobody launched within ABANDONED_AFTER, with their rows."""
+    cutoff = (now or timezone.now()) - ABANDONED_AFTER
+    deleted, _ = Upload.objects.filter(
+        status=Upload.Status.PREVIEWED, created_at__lt=cutoff
+    ).delete()
+    return deleted
+
+
+def stage_upload(
+    file: CsvSource,
+    *,
+    campaign: Campaign,
+    filename: str,
+    created_by: Any = None,
+    max_rows: int | None = None,
+) -> Upload:
+    """Read `file` once into a new Upload of `campaign` (replacing the preview waiting there).
+    ImportFileError (TooManyRows over the cap) if the file as a whole is unusable: nothing is
+    stored then. Run it inside the caller's transaction or on its own."""
+    limit = settings.ROBODASH_UPLOAD_MAX_ROWS if max_rows is None else max_rows
+    sweep_abandoned_uploads()
+    with transaction.atomic():
+        Upload.objects.filter(campaign=campaign, status=Upload.Status.PREVIEWED).delete()
+        upload = Upload.objects.create(
+            campaign=campaign, filename=filename[:255], created_by=created_by
+        )
+        writer = CopyWriter(UploadRow(upload=upload), (*_STAGED, "extras"))
+        writer.write(_staged_rows(file, limit))
+        _mark_duplicates(upload)
+        _mark_known(upload, campaign.store_id)
+        _count_rows(upload)
+        upload.save()
+    return upload
+
+
+def pending_upload(campaign: Campaign) -> Upload | None:
+    """The upload waiting for the campaign's launch, if any (upload_campaign_status_idx)."""
+    return campaign.uploads.filter(status=Upload.Status.PREVIEWED).order_by("-pk").first()
+
+
+def launching_upload(campaign: Campaign) -> Upload | None:
+    return campaign.uploads.filter(status=Upload.Status.LAUNCHING).order_by("-pk").first()
+
+
+def claim_upload(upload: Upload) -> bool:
+    """Mark `upload` launching; False if someone launched (or discarded) it first. The
+    conditional update's row count says who won, so a launch never runs twice."""
+    return bool(
+        Upload.objects.filter(pk=upload.pk, status=Upload.Status.PREVIEWED).update(
+            status=Upload.Status.LAUNCHING, launch_moved_at=timezone.now()
+        )
+    )
+
+
+def _order_of(row: UploadRow) -> OrderRow:
+    assert row.amount is not None  # a valid row has one
+    return OrderRow(
+        row=row.row,
+        phone=row.phone,
+        amount=row.amount,
+        order_id=row.order_id,
+        store_name=row.store_name,
+        voice_id=row.voice_id,
+        extras=row.extras,
+    )
+
+
+def _launch_next_batch(upload_id: int) -> bool:
+    """Add the next batch of a launching upload's valid rows; False once there are none."""
+    with transaction.atomic():
+        upload = (
+            Upload.objects.select_for_update(of=("self",))
+            .select_related("campaign__store")
+            .get(pk=upload_id)
+        )
+        if upload.status != Upload.Status.LAUNCHING:
+            return False
+        batch = list(
+            upload.rows.filter(
+                kind=UploadRow.Kind.VALID, row__gt=upload.launched_through_row
+            ).order_by("row")[:BATCH_SIZE]
+        )
+        if not batch:
+            _finish_launch(upload)
+            return False
+        added, known = add_orders(
+            [_order_of(row) for row in batch], upload.campaign, actor_id=upload.created_by_id
+        )
+        upload.launched_through_row = batch[-1].row
+        upload.launched_rows += len(batch)
+        upload.imported_rows += added
+        upload.known_at_launch += known
+        upload.launch_moved_at = timezone.now()
+        upload.save(
+            update_fields=[
+                "launched_through_row",
+                "launched_rows",
+                "imported_rows",
+                "known_at_launch",
+                "launch_moved_at",
+            ]
+        )
+        return True
+
+
+def _finish_launch(upload: Upload) -> None:
+    """Run the campaign (a paused one stays paused) and drop the staged rows."""
+    Campaign.objects.filter(pk=upload.campaign_id, status=Campaign.Status.DRAFT).update(
+        status=Campaign.Status.RUNNING
+    )
+    Upload.objects.filter(pk=upload.pk).update(
+        status=Upload.Status.LAUNCHED, launched_at=timezone.now()
+    )
+    upload.rows.all()._raw_delete(connection.alias)  # no signals or cascades: one DELETE
+    wake_dispatcher()  # on commit
+
+
+def launch_upload(upload_id: int) -> Upload:
+    """Launch a claimed upload to the end (see the module docstring); safe to run again."""
+    while _launch_next_batch(upload_id):
+        pass
+    return Upload.objects.get(pk=upload_id)
+
+
+def resume_stalled_launches(now: dt.datetime | None = None) -> list[int]:
+    """The launches that have not moved for STALLED_AFTER (their worker was lost: a task is not
+    redelivered), each taken over by a conditional update so two sweeps hand it on once. The
+    caller enqueues them; a launch resumes after its last batch (upload_launching_moved_idx)."""
+    now = now or timezone.now()
+    stalled = Upload.objects.filter(
+        status=Upload.Status.LAUNCHING, launch_moved_at__lt=now - STALLED_AFTER
+    )
+    taken = []
+    for upload_id, moved_at in stalled.values_list("pk", "launch_moved_at"):
+        if Upload.objects.filter(pk=upload_id, launch_moved_at=moved_at).update(
+            launch_moved_at=now
+        ):
+            taken.append(upload_id)
+    return taken
