@@ -28,6 +28,9 @@ INTAKE_CAMPAIGNS = {
 }
 
 
+NOT_COD = "not cash on delivery"
+
+
 @dataclass(frozen=True)
 class Received:
     """What became of an incoming order, for the shop's answer and the Integrations page."""
@@ -48,7 +51,7 @@ def receive_order(
     store: Store, incoming: IncomingOrder, source: str, *, campaign_name: str = ""
 ) -> Received:
     if not incoming.cash_on_delivery:
-        return Received("not_cod", None, f"not cash on delivery ({incoming.payment}): ignored")
+        return Received("not_cod", None, f"{NOT_COD} ({incoming.payment}): ignored")
     campaign = intake_campaign(store, source, campaign_name)
     try:
         call = create_single_call(

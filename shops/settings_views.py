@@ -18,7 +18,8 @@ from django.views.decorators.http import require_POST
 from calls.models import Store
 from calls.permissions import SETTINGS, role_required
 from shops.forms import FORMS, ApiTokenForm
-from shops.models import ApiToken, ShopConnection, WriteBack
+from shops.intake import NOT_COD
+from shops.models import ApiToken, ReceivedWebhook, ShopConnection, WriteBack
 from shops.signatures import base64_hmac
 from shops.urls_public import orders_api_url, webhook_url
 from shops.views import HEADERS, receive_webhook
@@ -44,6 +45,14 @@ def _context(request: HttpRequest, store: Store, bound: dict[str, Any]) -> dict[
                 "hook_url": webhook_url(connection) if connection and kind in HEADERS else "",
                 "last_out": last_out,
                 "last_in": connection.last_received() if connection else None,
+                # Orders the shop sent that were not cash on delivery: acknowledged, counted.
+                "not_cod": (
+                    ReceivedWebhook.objects.filter(
+                        connection=connection, result__startswith=NOT_COD
+                    ).count()
+                    if connection
+                    else 0
+                ),
             }
         )
     return {

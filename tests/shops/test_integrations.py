@@ -109,3 +109,30 @@ def test_a_test_order_goes_through_the_shops_own_path_and_is_queued(client, stor
     assert order.order_id.startswith("#TEST-") and order.source == "shopify"
     assert Call.objects.get().state == Call.State.QUEUED
     assert "orders/create: order #TEST-" in shown  # the last webhook received
+
+
+@pytest.mark.django_db(transaction=True)
+def test_orders_not_paid_cash_on_delivery_are_counted_on_the_page(client, store, admin_user):
+    import json
+
+    from shops.signatures import base64_hmac
+
+    client.force_login(admin_user)
+    connect_shopify(client, store)
+    for n in range(2):
+        body = json.dumps(
+            {"id": n, "name": f"#C{n}", "total_price": "10", "payment_gateway_names": ["card"]}
+        ).encode()
+        client.post(
+            f"/hooks/shopify/{store.pk}/",
+            data=body,
+            content_type="application/json",
+            headers={
+                "X-Shopify-Topic": "orders/create",
+                "X-Shopify-Webhook-Id": f"c-{n}",
+                "X-Shopify-Hmac-Sha256": base64_hmac(body, SECRET),
+            },
+        )
+
+    assert "2 orders acknowledged and not called" in client.get(page(store)).content.decode()
+    assert not Order.objects.exists()
