@@ -30,7 +30,7 @@ from typing import IO, Any, cast
 
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from calls.dispatch import wake_dispatcher
@@ -63,8 +63,11 @@ MAX_VOICE_ID = 2**31 - 1  # PositiveIntegerField
 CENT = Decimal("0.01")
 
 BATCH_SIZE = 2000  # rows per lookup of known orders and per INSERT
-# pg_advisory_xact_lock(INTAKE_LOCK, store id): one intake of orders per store at a time, so two
-# imports cannot both find an order id new and both insert it.
+# pg_advisory_xact_lock(INTAKE_LOCK, store id): one bulk intake of orders per store at a time (an
+# import, a batch of a launch), so two cannot both find an order id new and both insert it. A
+# single order (the form, a shop's webhook, the API) takes the lock shared: single orders do not
+# wait for each other, only for a bulk intake, and the unique order_unique_per_store index sorts
+# out two single orders with the same id (the second is "already known").
 INTAKE_LOCK = 0x4F524453  # "ORDS"
 PROGRESS_EVERY = 10_000
 
@@ -410,10 +413,11 @@ def _has_orders(store: Store | None) -> bool:
     return store is not None and store.pk is not None and Order.objects.filter(store=store).exists()
 
 
-def lock_intake(store: Store) -> None:
+def lock_intake(store: Store, *, shared: bool = False) -> None:
     """Take the store's intake lock until the transaction ends (see INTAKE_LOCK)."""
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [INTAKE_LOCK, store.pk])
+        cursor.execute(f"SELECT {function}(%s, %s)", [INTAKE_LOCK, store.pk])
 
 
 # --- Public interface -------------------------------------------------------------------------
@@ -635,6 +639,17 @@ def add_orders(
     return added, len(tally.known)
 
 
+def _already_known(store: Store, order_id: str) -> ValidationError:
+    status, since = known_orders(store, [order_id])[order_id]
+    label = Order.Status(status).label.lower()
+    return ValidationError(
+        {
+            "order_id": f"order {order_id!r} is already known ({label}, since "
+            f"{since.astimezone(store.zone):%Y-%m-%d}); it is not called again"
+        }
+    )
+
+
 def create_single_call(
     campaign: Campaign,
     *,
@@ -669,22 +684,18 @@ def create_single_call(
     with transaction.atomic():
         locked = Campaign.objects.select_related("store").get(pk=campaign.pk)
         store = locked.store
-        lock_intake(store)
-        known = known_orders(store, [result.order_id]).get(result.order_id)
-        if known is not None:
-            status, since = known
-            label = Order.Status(status).label.lower()
-            raise ValidationError(
-                {
-                    "order_id": f"order {result.order_id!r} is already known ({label}, since "
-                    f"{since.astimezone(store.zone):%Y-%m-%d}); it is not called again"
-                }
-            )
+        lock_intake(store, shared=True)
+        if result.order_id in known_orders(store, [result.order_id]):
+            raise _already_known(store, result.order_id)
         now = timezone.now()
         order = _order_for(result, locked, store, source=source, now=now)
         order.customer_name = customer_name[: max_length_of(Order, "customer_name")]
         order.shop_ref = shop_ref[: max_length_of(Order, "shop_ref")]
-        order.save()
+        try:
+            with transaction.atomic():
+                order.save()
+        except IntegrityError:  # the same order id, stored a moment ago by another request
+            raise _already_known(store, result.order_id) from None
         call = queue_call(
             order,
             campaign_id=locked.pk,

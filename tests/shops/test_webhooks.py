@@ -209,3 +209,36 @@ def test_the_order_page_says_why_a_rejected_order_was_not_called(
     page = client.get(f"/orders/{order.pk}/").content.decode()
 
     assert "Not called: phone" in page and "Rejected" in page
+
+
+def test_the_same_order_arriving_twice_at_once_is_stored_and_called_once(store):
+    # Two deliveries (say, a shop's retry racing the first) on two connections at the same time:
+    # single orders do not wait for each other's intake lock, so the unique index decides.
+    import threading
+    from decimal import Decimal
+
+    from django.db import connection
+
+    from shops.intake import receive_order
+    from shops.payloads import IncomingOrder
+
+    incoming = IncomingOrder("#2002", "77", "03001234567", Decimal("900"), "Sana", True, "cod")
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def deliver() -> None:
+        try:
+            start.wait(5)
+            outcomes.append(receive_order(store, incoming, "shopify").outcome)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sorted(outcomes) == ["known", "queued"]
+    assert Order.objects.filter(order_id="#2002").count() == 1
+    assert Call.objects.filter(order_id="#2002").count() == 1
