@@ -212,7 +212,7 @@ INSERT INTO calls_call (
   state, outcome, provider_call_id, call_status, dtmf, retry, call_charges, provider_updated_at,
   scheduled_for, enqueued_at, send_attempts, claimed_at, sent_at, next_poll_at, poll_count,
   poll_errors, finalized_at, last_error, review_reason, assigned_to_id, handled_by_id,
-  handled_at, handled_note, reattempt, created_at, updated_at
+  handled_at, handled_note, reattempt, hand_decision, created_at, updated_at
 )
 SELECT
   s.store_id, s.campaign_id, NULL,
@@ -274,6 +274,7 @@ SELECT
        WHEN s.r4 < 0.5 THEN 'Phoned from the shop, customer confirmed.'
        ELSE 'No answer on WhatsApp either; order cancelled.' END,
   0,
+  '',
   s.created,
   s.created + make_interval(secs => 3000)
 FROM shaped s
@@ -286,13 +287,14 @@ ORDERS_SQL = f"""
 INSERT INTO calls_order (
   order_id, phone, amount, voice_id, text1, text2, text3, text4, text5,
   key1, key2, key3, key4, key5, store_id, campaign_id, customer_name, source, status,
-  decision, decided_by_id, decision_note, decided_at, created_at, updated_at
+  decision, decided_by_id, decision_note, decided_at, rejected_reason, shop_ref,
+  created_at, updated_at
 )
 SELECT c.order_id, c.phone, c.amount, c.voice_id, c.text1, c.text2, c.text3, c.text4, c.text5,
   c.key1, c.key2, c.key3, c.key4, c.key5, c.store_id, c.campaign_id, '', 'csv',
   {order_status_sql("c")},
   CASE WHEN c.outcome IN ('confirmed', 'cancelled') THEN c.outcome ELSE '' END, NULL, '',
-  CASE WHEN c.outcome IN ('confirmed', 'cancelled') THEN c.finalized_at END,
+  CASE WHEN c.outcome IN ('confirmed', 'cancelled') THEN c.finalized_at END, '', '',
   c.created_at, c.created_at
 FROM calls_call c WHERE c.shop_order_id IS NULL
 """
