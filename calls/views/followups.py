@@ -21,7 +21,7 @@ from calls.permissions import CALL_ACTIONS, role_required
 from calls.views import HtmxHttpRequest
 from calls.views.calls import signed_in_user
 
-PAGE_SIZE = 50
+PAGE_SIZE = 25  # a queue is worked from the top; "older" pages the rest
 WHO_CHOICES = (("all", "Everyone's"), ("mine", "Claimed by me"), ("unclaimed", "Unclaimed"))
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
