@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from calls import actions
 from calls.models import Call, CallEvent, Campaign, Store, User
+from calls.views import followups
 from tests.support.orders import create_call
 from tests.support.pipeline import wait_for
 
@@ -890,7 +891,8 @@ def test_followups_page_onward_from_the_oldest(
     client: Client, agent_user: User, campaign: Campaign
 ) -> None:
     start = timezone.now() - dt.timedelta(days=1)
-    for n in range(55):
+    count = followups.PAGE_SIZE * 2 + 5  # three pages, the last one short
+    for n in range(count):
         make_call(
             campaign,
             f"F-{n:02d}",
@@ -899,12 +901,13 @@ def test_followups_page_onward_from_the_oldest(
         )
     signed_in(client, agent_user)
 
-    first = client.get(reverse("followup_list"))
-    second = client.get(f"{reverse('followup_list')}?{first.context['next_query']}")
+    pages = [client.get(reverse("followup_list"))]
+    while pages[-1].context["next_query"] is not None:
+        pages.append(client.get(f"{reverse('followup_list')}?{pages[-1].context['next_query']}"))
 
-    orders = [row["call"].order_id for row in first.context["rows"] + second.context["rows"]]
-    assert orders == [f"F-{n:02d}" for n in range(55)]
-    assert second.context["next_query"] is None
+    orders = [row["call"].order_id for page in pages for row in page.context["rows"]]
+    assert orders == [f"F-{n:02d}" for n in range(count)]
+    assert len(pages) == 3
 
 
 def test_navigation_shows_the_follow_up_count_only_to_roles_that_work_the_queue(
