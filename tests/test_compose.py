@@ -58,11 +58,17 @@ def test_only_the_proxy_publishes_ports_and_the_app_uses_its_own_role():
     assert services["db"]["environment"]["POSTGRES_USER"] == "postgres"
 
 
-@pytest.fixture
-def server_url() -> str:
-    """The machine's Postgres, as the superuser the tests connect with."""
+def server(dbname: str, **login: str) -> dict[str, str]:
+    """Connection keywords for the tests' PostgreSQL (a TCP host or a socket folder alike)."""
     params = settings.DATABASES["default"]
-    return f"postgresql://{params['USER']}@{params['HOST']}:{params['PORT']}/postgres"
+    where = {"host": str(params["HOST"]), "port": str(params["PORT"] or "")}
+    return {k: v for k, v in where.items() if v} | {"dbname": dbname, **login}
+
+
+@pytest.fixture
+def server_url() -> dict[str, str]:
+    """The tests' Postgres, as the superuser the tests connect with."""
+    return server("postgres", user=str(settings.DATABASES["default"]["USER"]))
 
 
 def test_the_init_script_makes_an_owner_role_that_is_not_a_superuser(server_url):
@@ -72,7 +78,7 @@ def test_the_init_script_makes_an_owner_role_that_is_not_a_superuser(server_url)
     env = {
         "PATH": os.environ["PATH"],
         "PGHOST": str(params["HOST"]),
-        "PGPORT": str(params["PORT"]),
+        **({"PGPORT": str(params["PORT"])} if params["PORT"] else {}),
         "POSTGRES_USER": str(params["USER"]),
         "ROBODASH_DB_PASSWORD": password,
         "ROBODASH_DB_ROLE": name,
@@ -86,8 +92,7 @@ def test_the_init_script_makes_an_owner_role_that_is_not_a_superuser(server_url)
         assert result.returncode == 0, result.stderr
         assert password not in result.stdout + result.stderr
 
-        app = f"postgresql://{name}:{password}@{params['HOST']}:{params['PORT']}/{name}"
-        with psycopg.connect(app, autocommit=True) as conn:
+        with psycopg.connect(**server(name, user=name, password=password), autocommit=True) as conn:
             role = conn.execute(
                 "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles"
                 " WHERE rolname = current_user"
@@ -97,6 +102,6 @@ def test_the_init_script_makes_an_owner_role_that_is_not_a_superuser(server_url)
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"CREATE DATABASE {name}_other")
     finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
+        with psycopg.connect(**server_url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             conn.execute(f"DROP ROLE IF EXISTS {name}")
