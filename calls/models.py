@@ -334,6 +334,14 @@ class Order(Message):
     def decided_by_customer(self) -> bool:
         return bool(self.decision) and self.decided_by_id is None
 
+    @property
+    def decider(self) -> str | None:
+        """Who decided, as the orders API and the shops' webhooks say it: "customer" (key
+        press), the agent's username (by hand), or None while undecided."""
+        if not self.decision:
+            return None
+        return self.decided_by.username if self.decided_by else "customer"
+
 
 class Call(Message):
     class State(models.TextChoices):

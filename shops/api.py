@@ -19,7 +19,6 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, NinjaAPI, Schema, Status
@@ -30,6 +29,8 @@ from calls.imports import create_single_call
 from calls.models import Order
 from shops.intake import intake_campaign
 from shops.models import ApiToken
+
+ZERO = Decimal("0.00")
 
 
 class RateLimited(Exception):
@@ -107,15 +108,12 @@ class Errors(Schema):
 
 def order_out(order: Order) -> dict[str, Any]:
     calls = list(order.calls.order_by("id"))
-    charges = order.calls.aggregate(total=Sum("call_charges"))["total"] or Decimal("0.00")
-    decided_by = None
-    if order.decision:
-        decided_by = order.decided_by.username if order.decided_by else "customer"
+    charges = sum((call.call_charges or ZERO for call in calls), ZERO)
     return {
         "order_id": order.order_id,
         "status": order.status,
         "decision": order.decision,
-        "decided_by": decided_by,
+        "decided_by": order.decider,
         "decided_at": order.decided_at,
         "phone": order.phone,
         "amount": order.amount,

@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from calls.models import Order
@@ -210,7 +210,7 @@ def perform(row: WriteBack) -> str:
 
 
 def webhook_payload(row: WriteBack, order: Order) -> dict[str, Any]:
-    charges = order.calls.aggregate(total=Sum("call_charges"))["total"]
+    calls = order.calls.aggregate(charges=Sum("call_charges"), count=Count("id"))
     return {
         "id": f"wb_{row.pk}",
         "event": f"order.{row.event}",
@@ -218,16 +218,10 @@ def webhook_payload(row: WriteBack, order: Order) -> dict[str, Any]:
             "order_id": order.order_id,
             "status": order.status,
             "decision": order.decision,
-            "decided_by": (
-                None
-                if not order.decision
-                else order.decided_by.username
-                if order.decided_by
-                else "customer"
-            ),
+            "decided_by": order.decider,
             "decided_at": order.decided_at.isoformat() if order.decided_at else None,
             "amount": str(order.amount),
-            "charges_total": str(charges or "0.00"),
-            "calls": order.calls.count(),
+            "charges_total": str(calls["charges"] or "0.00"),
+            "calls": calls["count"],
         },
     }

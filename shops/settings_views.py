@@ -25,7 +25,7 @@ from shops.urls_public import orders_api_url, webhook_url
 from shops.views import HEADERS, receive_webhook
 
 
-def _context(request: HttpRequest, store: Store, bound: dict[str, Any]) -> dict[str, Any]:
+def _context(store: Store, bound: dict[str, Any]) -> dict[str, Any]:
     connections = {c.kind: c for c in store.shop_connections.all()}
     cards = []
     for kind, form_class in FORMS.items():
@@ -83,12 +83,12 @@ def integrations(request: HttpRequest, pk: int) -> HttpResponse:
                 return render(
                     request,
                     "settings/integrations.html",
-                    _context(request, store, {"shown_once": shown}),
+                    _context(store, {"shown_once": shown}),
                 )
             messages.success(request, f"{label} saved.")
             return redirect("store_integrations", pk=store.pk)
-        return render(request, "settings/integrations.html", _context(request, store, {kind: form}))
-    return render(request, "settings/integrations.html", _context(request, store, {}))
+        return render(request, "settings/integrations.html", _context(store, {kind: form}))
+    return render(request, "settings/integrations.html", _context(store, {}))
 
 
 @role_required(SETTINGS)
@@ -97,12 +97,10 @@ def api_token_new(request: HttpRequest, pk: int) -> HttpResponse:
     store = get_object_or_404(Store, pk=pk)
     form = ApiTokenForm(request.POST)
     if not form.is_valid():
-        return render(
-            request, "settings/integrations.html", _context(request, store, {"token": form})
-        )
+        return render(request, "settings/integrations.html", _context(store, {"token": form}))
     _, token = ApiToken.issue(store, form.cleaned_data["name"])
     shown = {"what": "API token (Authorization: Bearer …)", "value": token}
-    context = _context(request, store, {"shown_once": shown})
+    context = _context(store, {"shown_once": shown})
     return render(request, "settings/integrations.html", context)
 
 
