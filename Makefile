@@ -54,7 +54,7 @@ test: lint typecheck compose-check caddy-check
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install
-	$(TEST_ENV) $(BIN)/python -m bench $(BENCH)
+	$(TEST_ENV) $(BIN)/python -m bench $(BENCH) $(if $(CALLS),--calls=$(CALLS))
 
 screenshots: install
 	$(TEST_ENV) $(BIN)/python -m bench.screenshots

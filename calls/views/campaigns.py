@@ -56,7 +56,7 @@ def _acting_user(request: HttpRequest) -> User:
 def campaign_list(request: HttpRequest) -> HttpResponse:
     campaigns = Campaign.objects.select_related("store").order_by("-created_at", "-id")
     page = Paginator(campaigns, CAMPAIGNS_PER_PAGE).get_page(request.GET.get("page"))
-    # The page's campaigns, all time: their closed days from the rollups, the rest live.
+    # The page's campaigns, all time, from the counted daily figures.
     figures = stats.figures_grouped("campaign", campaigns=[c.pk for c in page.object_list])
     rows = [(campaign, figures.get(campaign.pk, Figures())) for campaign in page.object_list]
     return render(request, "campaigns/list.html", {"page": page, "rows": rows})
@@ -389,7 +389,7 @@ def _keeps_moving(campaign: Campaign, figures: Figures) -> bool:
 
 
 def _campaign_context(request: HttpRequest, campaign: Campaign) -> dict[str, Any]:
-    figures = stats.figures_of(campaign.calls.all())
+    figures = stats.figures_total(campaigns=[campaign.pk])  # the counted figures, all time
     launching = uploads.launching_upload(campaign)
     return {
         "campaign": campaign,

@@ -112,7 +112,7 @@ def stacked_bars(days: list[tuple[dt.date, Figures]]) -> dict[str, object]:
 def overview(request: HttpRequest) -> HttpResponse:
     zone = stats.reporting_zone()
     today = stats.today_in(zone)
-    # The 30 days of the chart, closed days from their rollups (stats.figures_grouped); the
+    # The 30 days of the chart, from the counted daily figures (stats.figures_grouped); the
     # periods are sums of its rows.
     first_day = today - dt.timedelta(days=CHART_DAYS - 1)
     by_day = stats.figures_grouped("day", first_day=first_day, last_day=today)

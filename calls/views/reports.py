@@ -1,8 +1,8 @@
 """Reports (admins and managers): rates and charges by day or week, by campaign, by voice id.
 
 Filtered by store and a date range (days in the reporting zone, by the day a call was created).
-Each table adds up the daily rollups of the closed days and counts the other days live
-(stats.figures_grouped); the CSV export writes exactly the rows of one table.
+Each table adds up the counted daily figures (stats.figures_grouped); the CSV export writes
+exactly the rows of one table.
 """
 
 from __future__ import annotations
