@@ -22,6 +22,7 @@ BENCHES = [
     ["bench.pipeline_bench"],
     ["bench.import_bench", "--rows", "100000"],
     ["bench.pages_bench"],
+    ["bench.counters_bench"],
     ["bench.shops_bench"],
     ["bench.upload_bench", "--rows", "100000"],
 ]
