@@ -286,15 +286,18 @@ def summary(pages: list[Page], calls: int) -> dict[str, object]:
     }
 
 
-def scale_database_url(url: str, calls: int) -> str:
-    """A fresh database beside `url`'s, for one scale."""
+def scale_database_url(url: str, calls: int, reuse: bool) -> str:
+    """A database beside `url`'s for one scale: fresh, or with --reuse the one already there."""
     import psycopg
 
     base, _, name = url.rpartition("/")
     scaled = f"{name}_{calls}"
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{scaled}"')
-        conn.execute(f'CREATE DATABASE "{scaled}"')
+        there = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [scaled]).fetchone()
+        if there and not reuse:
+            conn.execute(f'DROP DATABASE "{scaled}"')
+        if not there or not reuse:
+            conn.execute(f'CREATE DATABASE "{scaled}"')
     return f"{base}/{scaled}"
 
 
@@ -302,17 +305,18 @@ def compare_scales(scales: list[int], argv: list[str]) -> int:
     """Each scale in its own fresh database, by a run of this module; then their p95s."""
     rest: list[str] = []
     skip = False
-    for arg in argv:  # every option but --calls, --json and --reuse goes to each run
+    for arg in argv:  # every option but --calls and --json goes to each run
         if skip:
             skip = False
         elif arg in ("--calls", "--json"):
             skip = True
-        elif not arg.startswith(("--calls=", "--json=")) and arg != "--reuse":
+        elif not arg.startswith(("--calls=", "--json=")):
             rest.append(arg)
     results, failed = [], 0
     for calls in sorted(scales):
         out = Path(f"/tmp/pages_bench_{os.getpid()}_{calls}.json")
-        env = {**os.environ, "DATABASE_URL": scale_database_url(os.environ["DATABASE_URL"], calls)}
+        url = scale_database_url(os.environ["DATABASE_URL"], calls, "--reuse" in rest)
+        env = {**os.environ, "DATABASE_URL": url}
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True)
         print(f"\n## {calls:,} calls", flush=True)
         command = [sys.executable, "-m", "bench.pages_bench", "--calls", str(calls)]
