@@ -43,24 +43,30 @@ def _triggers(on: bool) -> None:
         cursor.execute(f"ALTER TABLE calls_call {'ENABLE' if on else 'DISABLE'} TRIGGER USER")
 
 
+def _orders(label: str, n: int) -> tuple[Campaign, list[Order]]:
+    """A store of its own, a campaign and `n` orders, for one round."""
+    store = Store.objects.create(name=label)
+    campaign = Campaign.objects.create(store=store, name=label)
+    orders = Order.objects.bulk_create(
+        Order(
+            store=store,
+            campaign=campaign,
+            order_id=f"CB-{k}",
+            phone="923001234567",
+            amount=Decimal("1500.00"),
+            voice_id=102,
+        )
+        for k in range(n)
+    )
+    return campaign, orders
+
+
 def walk_calls(n: int, on: bool, round_no: int) -> float:
     """Seconds per call for the pipeline's four transitions, each in its own savepoint."""
     try:
         with transaction.atomic():
             _triggers(on)
-            store = Store.objects.create(name=f"Counters bench {round_no} {on}")
-            campaign = Campaign.objects.create(store=store, name="Bench")
-            orders = Order.objects.bulk_create(
-                Order(
-                    store=store,
-                    campaign=campaign,
-                    order_id=f"CB-{k}",
-                    phone="923001234567",
-                    amount=Decimal("1500.00"),
-                    voice_id=102,
-                )
-                for k in range(n)
-            )
+            campaign, orders = _orders(f"Counters bench {round_no} {on}", n)
             now = timezone.now()
             started = time.perf_counter()
             for k, order in enumerate(orders):
@@ -99,17 +105,17 @@ def bulk_insert(rows: int, on: bool, round_no: int) -> float:
     try:
         with transaction.atomic():
             _triggers(on)
-            store = Store.objects.create(name=f"Counters bulk {round_no} {on}")
-            campaign = Campaign.objects.create(store=store, name="Bulk")
-            order = Order.objects.create(
-                store=store, campaign=campaign, order_id="BULK", phone="923001234567",
-                amount=Decimal("1500.00"), voice_id=102,
-            )  # fmt: skip
+            campaign, [order] = _orders(f"Counters bulk {round_no} {on}", 1)
             with connection.cursor() as cursor:
                 started = time.perf_counter()
                 cursor.execute(
                     BULK_SQL,
-                    {"store": store.pk, "campaign": campaign.pk, "order": order.pk, "rows": rows},
+                    {
+                        "store": campaign.store_id,
+                        "campaign": campaign.pk,
+                        "order": order.pk,
+                        "rows": rows,
+                    },
                 )
                 elapsed = time.perf_counter() - started
             raise Rollback
