@@ -183,3 +183,12 @@ def event_details(event: Any, zone: Any = None) -> list[tuple[str, str]]:
         if pair is not None:
             details.append(pair)
     return details
+
+
+@register.simple_tag
+def provider_state(store: Any) -> str:
+    """The store's provider state as the pages word it (calls.balances.provider_states):
+    "rejected", "unreachable", "ok" or "" (no recent refresh)."""
+    from calls.balances import provider_states  # calls.balances formats times with this module
+
+    return provider_states([store])[store.pk]
