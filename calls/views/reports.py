@@ -240,18 +240,20 @@ class PresetLink:
 
 
 def _preset_links(today: dt.date, filters: dict[str, Any] | None) -> list[PresetLink]:
+    """The presets as links keeping the chosen store and period; the one whose range is on
+    show is current (also when its dates were typed)."""
+    filters = filters or {}
+    shown = (filters.get("date_from"), filters.get("date_to"))
     links = []
     for preset in presets(today):
         query = QueryDict(mutable=True)
         query["range"] = preset.key
-        if filters and filters.get("store"):
+        if filters.get("store"):
             query["store"] = str(filters["store"].pk)
-        if filters and filters.get("period") == "week":
+        if filters.get("period") == "week":
             query["period"] = "week"
-        current = bool(filters) and (filters["date_from"], filters["date_to"]) == (
-            preset.first,
-            preset.last,
-        )
+        # On the 1st, "Today" and "This month" are the same range: mark the first only.
+        current = shown == (preset.first, preset.last) and not any(link.current for link in links)
         links.append(PresetLink(preset, query.urlencode(), current))
     return links
 
