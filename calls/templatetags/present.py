@@ -15,6 +15,7 @@ grouping and the month names once a language is active. A missing value shows as
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from decimal import Decimal
 from typing import Any
@@ -129,6 +130,32 @@ def pause_reason(text: str) -> str:
     if text.startswith("cannot call the provider"):
         return _("robodash could not use the provider; support can see the detail.")
     return plain
+
+
+_NO_FINAL_STATUS = re.compile(
+    r"^the provider reported no final status within \d+ s of sending \(last status (\w+)"
+)
+_UNCLEAR_SEND = "; the call may or may not have been placed, so it was not sent again"
+
+
+@register.filter
+def review_reason(text: str) -> str:
+    """Why a call needs a person, in plain words (the stored reason may quote the provider)."""
+    if not text:
+        return ""
+    stuck = _NO_FINAL_STATUS.match(text)
+    if stuck:
+        last = stuck.group(1)
+        status = outcomes.status_in_words(int(last)) if last.isdigit() else None
+        return _("The provider gave no final answer in time (last: %(status)s).") % {
+            "status": (status or _("nothing")).lower()
+        }
+    if text.endswith(_UNCLEAR_SEND):
+        return _(
+            "The provider's answer to sending was unclear: the call may or may not have been "
+            "placed, so it was not sent again."
+        )
+    return in_plain_words(text)
 
 
 # --- The timeline: each event's data as words -------------------------------------------------

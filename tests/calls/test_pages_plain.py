@@ -228,3 +228,22 @@ def test_a_refused_key_is_named_on_every_page_that_shows_the_providers_state(
         for raw in ("status 422", "HTTP 200", "check_balance", "API Key not matched"):
             assert raw not in page, (name, raw)
     cache.delete(balance_status_key(store.pk))
+
+
+def test_review_reasons_quoting_the_provider_are_put_in_plain_words():
+    from calls.templatetags.present import review_reason
+
+    assert (
+        review_reason(
+            "the provider reported no final status within 900 s of sending (last status 8, retry 3)"
+        )
+        == "The provider gave no final answer in time (last: waiting to be dialled)."
+    )
+    raw = (
+        "calls: provider error (HTTP 502); the request may have been acted on; "
+        "the call may or may not have been placed, so it was not sent again"
+    )
+    assert "HTTP 502" not in review_reason(raw)
+    assert review_reason("the customer pressed 7, which means nothing here") == (
+        "the customer pressed 7, which means nothing here"
+    )
