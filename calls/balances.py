@@ -25,6 +25,7 @@ from calls.provider import (
     in_plain_words,
 )
 from calls.redaction import redact
+from calls.templatetags.present import phone as national_phone
 from calls.templatetags.present import when
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def call_again_question(phone: str, store: Store) -> str:
             f"about {format_rupees(estimate_cost(1, store.call_rate))} "
             f"({format_rupees(store.call_rate)} a pulse x {PULSES_PER_VERIFICATION_CALL} pulses)"
         )
-    return f"Call {phone} again? The call costs {cost}."
+    return f"Call {national_phone(phone)} again? The call costs {cost}."
 
 
 def _ask_and_remember(store: Store) -> AccountBalance | ProviderError:
