@@ -658,7 +658,7 @@ def _scrub(value: Any) -> Any:
 # instead; the detail stays in the logs and on the call page's section for support.
 
 KEY_REJECTED = "The provider rejected this store's API key. Check the key in the store's settings."
-NOT_ANSWERING = "The provider is not answering right now; robodash tries again by itself."
+NOT_ANSWERING = "The provider is not answering right now."
 UNCLEAR_ANSWER = (
     "The provider's answer was unclear, so robodash did not repeat the request; "
     "support can see the detail."

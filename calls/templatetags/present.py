@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import template
-from django.utils import formats
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from calls import outcomes
@@ -78,7 +78,7 @@ def when(moment: dt.datetime | None, zone: Any = None) -> str:
     if moment is None:
         return MISSING
     tz = _zone(zone)
-    local = moment.astimezone(tz) if tz is not None else moment
+    local = moment.astimezone(tz) if tz is not None else timezone.localtime(moment)
     return formats.date_format(local, WHEN_FORMAT)
 
 
