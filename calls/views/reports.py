@@ -244,7 +244,7 @@ def _preset_links(today: dt.date, filters: dict[str, Any] | None) -> list[Preset
     show is current (also when its dates were typed)."""
     filters = filters or {}
     shown = (filters.get("date_from"), filters.get("date_to"))
-    links = []
+    links: list[PresetLink] = []
     for preset in presets(today):
         query = QueryDict(mutable=True)
         query["range"] = preset.key

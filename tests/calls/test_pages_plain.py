@@ -247,3 +247,31 @@ def test_review_reasons_quoting_the_provider_are_put_in_plain_words():
     assert review_reason("the customer pressed 7, which means nothing here") == (
         "the customer pressed 7, which means nothing here"
     )
+
+
+def _last_rule(css: str, selector: str) -> str:
+    """The body of the last rule for exactly `selector` (the one that wins)."""
+    bodies = re.findall(rf"(?:^|[\s}}]){re.escape(selector)}\s*\{{([^}}]*)\}}", css)
+    assert bodies, selector
+    return bodies[-1]
+
+
+def test_chart_series_differ_by_more_than_colour(client, manager_user, today_calls):
+    from django.conf import settings
+
+    from calls.views.overview import CHART_SERIES
+
+    css = (settings.BASE_DIR / "static" / "css" / "robodash.css").read_text()
+    fills = {key: _last_rule(css, f".s-{key}") for key, _ in CHART_SERIES}
+    fill_values = [re.search(r"fill:([^;]+)", body).group(1).strip() for body in fills.values()]
+    assert len(set(fill_values)) == len(fill_values)  # every outcome its own fill
+    assert "url(#od-hatch)" in fills["withdrawn"]  # hatched ...
+    assert "stroke-dasharray" in fills["pending"]  # ... and outlined: not two greys
+    client.force_login(manager_user)
+
+    page = text(client.get(reverse("overview")))
+
+    assert '<pattern id="od-hatch"' in page
+    legend = page[page.index('class="od-legend"') :]
+    for _, label in CHART_SERIES:
+        assert label in legend  # each colour is named beside it
