@@ -16,8 +16,17 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from calls.models import Store
-from calls.provider import AccountBalance, InvalidApiKey, ProviderError, RobocallClient
+from calls.provider import (
+    KEY_REJECTED,
+    AccountBalance,
+    InvalidApiKey,
+    ProviderError,
+    RobocallClient,
+    in_plain_words,
+)
 from calls.redaction import redact
+from calls.templatetags.present import phone as national_phone
+from calls.templatetags.present import when
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +59,7 @@ def call_again_question(phone: str, store: Store) -> str:
             f"about {format_rupees(estimate_cost(1, store.call_rate))} "
             f"({format_rupees(store.call_rate)} a pulse x {PULSES_PER_VERIFICATION_CALL} pulses)"
         )
-    return f"Call {phone} again? The call costs {cost}."
+    return f"Call {national_phone(phone)} again? The call costs {cost}."
 
 
 def _ask_and_remember(store: Store) -> AccountBalance | ProviderError:
@@ -86,15 +95,41 @@ def balance_status_key(store_id: int) -> str:
     return f"robodash:balance-status:{store_id}"
 
 
+# What the last refresh learnt of a store's provider account, for the pages.
+PROVIDER_OK = "ok"
+PROVIDER_UNREACHABLE = "unreachable"  # not answering, or an answer that could not be used
+PROVIDER_KEY_REJECTED = "rejected"  # it answered, and refused the key ("API Key not matched")
+
+
 def refresh_store_balance(store_id: int) -> None:
-    """Ask for one store's balance and note, for the pages, whether the provider answered:
-    "ok" or "unreachable", forgotten after a few missed refreshes (then the page shows the
-    stored value and its age alone)."""
+    """Ask for one store's balance and note, for the pages, what the provider said: "ok",
+    "rejected" (the key) or "unreachable", forgotten after a few missed refreshes (then the
+    page shows the stored value and its age alone)."""
     store = Store.objects.filter(pk=store_id).first()
     if store is None:
         return
-    status = "ok" if refresh_balance(store) is not None else "unreachable"
+    answer = _ask_and_remember(store)
+    if isinstance(answer, InvalidApiKey):
+        status = PROVIDER_KEY_REJECTED
+    elif isinstance(answer, ProviderError):
+        status = PROVIDER_UNREACHABLE
+    else:
+        status = PROVIDER_OK
     cache.set(balance_status_key(store_id), status, BALANCE_REFRESH_SECONDS * 3)
+
+
+def provider_states(stores: list[Store]) -> dict[int, str]:
+    """Each store's provider state as the pages word it: "rejected" when the last refresh
+    was refused the key or robodash paused the store for it, else the last refresh's status
+    ("ok", "unreachable", or "" when none is recent). One cache round trip for all."""
+    statuses = cache.get_many([balance_status_key(store.pk) for store in stores])
+    states = {}
+    for store in stores:
+        state = statuses.get(balance_status_key(store.pk), "")
+        if store.paused and in_plain_words(store.paused_reason) == KEY_REJECTED:
+            state = PROVIDER_KEY_REJECTED
+        states[store.pk] = state
+    return states
 
 
 @dataclass(frozen=True)
@@ -112,8 +147,8 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
         return LaunchCheck(
             ok=False,
             message=(
-                f"Cannot launch: the provider does not accept {store.name}'s API key "
-                f"({answer}). Fix the key in the store's settings, then launch the campaign."
+                f"Cannot launch: the provider rejected this key, {store.name}'s API key. "
+                "Fix the key in the store's settings, then launch the campaign."
             ),
             balance=store.balance,
             estimated_cost=None,
@@ -124,7 +159,8 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
             ok=True,
             message=(
                 f"Warning: the provider could not be asked for {store.name}'s balance "
-                f"({failure}) and none is known yet; launching without a balance check."
+                f"({in_plain_words(failure).rstrip('.').lower()}) and none is known yet; "
+                "launching without a balance check."
             ),
             balance=None,
             estimated_cost=None,
@@ -134,7 +170,7 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
     assert balance is not None  # refreshed, or the last known value
     if failure is not None and store.balance_checked_at is not None:
         checked = timezone.localtime(store.balance_checked_at, store.zone)
-        as_of = f" (last known, checked {checked:%Y-%m-%d %H:%M}; the provider is not answering)"
+        as_of = f" (last known, checked {when(checked)}; the provider is not answering)"
     else:
         as_of = ""
     cost = estimate_cost(n_calls, store.call_rate) if store.call_rate is not None else None

@@ -11,6 +11,7 @@ large launch runs in a worker while the campaign page shows its progress.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -35,6 +37,7 @@ from calls.imports import ImportFileError, create_single_call
 from calls.models import Call, Campaign, Store, Upload, UploadRow, User
 from calls.permissions import EVERYONE, LAUNCH, role_required
 from calls.stats import Figures
+from calls.templatetags.present import day
 from calls.views import HtmxHttpRequest
 
 CAMPAIGNS_PER_PAGE = 25
@@ -244,6 +247,8 @@ def _launch_page(
         "queued_draft_calls": queued_draft_calls,
         "to_launch": to_launch,
         "error": error,
+        # Launching outside calling hours queues the calls until the window opens: say when.
+        "calls_start": calls_start_sentence(store, _now()),
         # Said before the merchant presses Launch, from the last known balance (no request).
         "balance_short": (
             store.balance is not None
@@ -388,12 +393,41 @@ def _keeps_moving(campaign: Campaign, figures: Figures) -> bool:
     )
 
 
+def _now() -> dt.datetime:
+    """The clock the calling-hours sentences read (a function, so that tests can fix it)."""
+    return timezone.now()
+
+
+def calls_start_sentence(store: Store, now: dt.datetime) -> str:
+    """When a store outside its calling hours starts calling, in words; "" inside them.
+
+    "Calls start at 09:00 tomorrow (Asia/Karachi) — calling hours 09:00–21:00."
+    """
+    if store.in_calling_hours(now):
+        return ""
+    start = store.next_calling_time(now).astimezone(store.zone)
+    today = now.astimezone(store.zone).date()
+    if start.date() == today:
+        which_day = "today"
+    elif start.date() == today + dt.timedelta(days=1):
+        which_day = "tomorrow"
+    else:
+        which_day = f"on {day(start.date())}"
+    return (
+        f"Calls start at {start:%H:%M} {which_day} ({store.timezone}) — calling hours "
+        f"{store.calling_start:%H:%M}–{store.calling_end:%H:%M}."
+    )
+
+
 def _campaign_context(request: HttpRequest, campaign: Campaign) -> dict[str, Any]:
     figures = stats.figures_total(campaigns=[campaign.pk])  # the counted figures, all time
     launching = uploads.launching_upload(campaign)
+    waiting = figures.queued and campaign.status == Campaign.Status.RUNNING
     return {
         "campaign": campaign,
         "figures": figures,
+        # Queued calls outside calling hours are not stuck: say when they start.
+        "calls_start": calls_start_sentence(campaign.store, _now()) if waiting else "",
         "polling": launching is not None or _keeps_moving(campaign, figures),
         "pending": uploads.pending_upload(campaign),
         "launching": launching,

@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from calls import stats
-from calls.balances import balance_status_key
+from calls.balances import provider_states
 from calls.models import Call, Store
-from calls.permissions import EVERYONE, role_required
+from calls.permissions import CALL_ACTIONS, EVERYONE, role_required, user_can
 from calls.stats import Figures
 from calls.views import HtmxHttpRequest
 
@@ -29,7 +29,8 @@ PERIODS = (("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30))
 class StoreBalance:
     store: Store
     # "ok": the last refresh (within a few minutes) reached the provider; "unreachable": it
-    # did not; "": no recent refresh (the page shows the stored value and its age).
+    # did not; "rejected": the provider refused the store's key; "": no recent refresh (the
+    # page shows the stored value and its age). calls.balances.provider_states.
     status: str
 
     @property
@@ -42,11 +43,42 @@ def store_balances() -> list[StoreBalance]:
     """Every store with its last stored balance and the outcome of the last refresh."""
     # Bounded: a merchant runs a handful of stores, not thousands.
     stores = list(Store.objects.order_by("name"))
-    statuses = cache.get_many([balance_status_key(store.pk) for store in stores])
-    return [
-        StoreBalance(store=store, status=statuses.get(balance_status_key(store.pk), ""))
-        for store in stores
-    ]
+    states = provider_states(stores)
+    return [StoreBalance(store=store, status=states[store.pk]) for store in stores]
+
+
+@dataclass(frozen=True)
+class Period:
+    """One column of the figures table, with the lists behind its figures."""
+
+    label: str
+    figures: Figures
+    first: dt.date
+    last: dt.date
+
+    def calls_url(self, **filters: str) -> str:
+        """The Calls list of this period's days, narrowed by `filters` (outcome=...)."""
+        query = QueryDict(mutable=True)
+        query.update(filters)
+        query["date_from"] = self.first.isoformat()
+        query["date_to"] = self.last.isoformat()
+        return f"{reverse('call_list')}?{query.urlencode()}"
+
+    @property
+    def all_calls_url(self) -> str:
+        return self.calls_url()
+
+    @property
+    def confirmed_url(self) -> str:
+        return self.calls_url(outcome=Call.Outcome.CONFIRMED)
+
+    @property
+    def cancelled_url(self) -> str:
+        return self.calls_url(outcome=Call.Outcome.CANCELLED)
+
+    @property
+    def callbacks_url(self) -> str:
+        return self.calls_url(outcome=Call.Outcome.CALLBACK_REQUESTED)
 
 
 @dataclass(frozen=True)
@@ -118,12 +150,24 @@ def overview(request: HttpRequest) -> HttpResponse:
     by_day = stats.figures_grouped("day", first_day=first_day, last_day=today)
     days = [(day, by_day.get(day, Figures())) for day in stats.days_from(first_day, today)]
     periods = [
-        (label, Figures.total(figures for _, figures in days[-length:]))
+        Period(
+            label,
+            Figures.total(figures for _, figures in days[-length:]),
+            today - dt.timedelta(days=length - 1),
+            today,
+        )
         for label, length in PERIODS
     ]
+    can_follow_up = user_can(request.user, CALL_ACTIONS)
     context = {
         "balances": store_balances(),
         "periods": periods,
+        # The follow-up queue of callbacks, for the roles that work it.
+        "callbacks_queue_url": (
+            f"{reverse('followup_list')}?outcome={Call.Outcome.CALLBACK_REQUESTED}"
+            if can_follow_up
+            else ""
+        ),
         "chart": stacked_bars(days),
         "now": stats.calls_in_flight(),
         "zone": zone,

@@ -7,6 +7,8 @@ be checked before it is saved).
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.core.cache import cache
@@ -19,8 +21,10 @@ from calls.balances import balance_status_key
 from calls.forms import StoreForm, UserForm
 from calls.models import Store, User
 from calls.permissions import SETTINGS, role_required
-from calls.provider import ProviderError, RobocallClient
+from calls.provider import ProviderError, RobocallClient, in_plain_words
 from calls.views import HtmxHttpRequest
+
+logger = logging.getLogger(__name__)
 
 
 @role_required(SETTINGS)
@@ -86,7 +90,9 @@ def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             with RobocallClient(key) as client:
                 matched = client.verify_key()
         except ProviderError as exc:
-            result, detail = "unreachable", str(exc)  # str() of a ProviderError is redacted
+            # The provider's own message is for the logs (redacted); the page gets a sentence.
+            logger.warning("user_verify failed for store %s: %s", store.pk, exc)
+            result, detail = "unreachable", in_plain_words(exc)
         else:
             result = "matched" if matched else "not_matched"
     if result == "matched" and checking_stored_key:

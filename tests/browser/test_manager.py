@@ -42,7 +42,7 @@ def test_a_manager_reads_the_reports_and_exports_a_table(manager_user, callback_
     campaign_row = by_campaign.locator("tbody tr", has_text="Eid sale")
     expect(campaign_row).to_contain_text(callback_call.store.name)
     # 3 calls, all answered: 2 confirmed of 3 is 66.7 %; one pulse of Rs 5.50 each.
-    expect(campaign_row.locator("td").nth(1)).to_have_text("3")
+    expect(campaign_row.locator("td").nth(0)).to_have_text("3")  # the label is the row header
     expect(campaign_row).to_contain_text("66.7")
     expect(campaign_row).to_contain_text("16.50")
 
