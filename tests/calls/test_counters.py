@@ -170,7 +170,7 @@ def _page_figures(client) -> dict[str, Any]:
     reports_by_day = client.get(reverse("reports")).context
     campaigns = client.get(reverse("campaign_list")).context
     return {
-        "overview periods": overview["periods"],
+        "overview periods": [(p.label, p.figures) for p in overview["periods"]],
         "overview chart": [(bar.day, bar.figures) for bar in overview["chart"]["bars"]],
         "reports": [
             (table.group, [(row.label, row.figures) for row in table.rows], table.total)
