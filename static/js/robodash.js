@@ -28,3 +28,101 @@ document.addEventListener("click", function (event) {
     done();
   }
 });
+
+// The phone menu (base.html): the button is revealed and the menu closed only here, so a page
+// without JavaScript keeps its menu open. The CSS hides a menu whose button says it is closed.
+(function () {
+  var button = document.querySelector(".menu-button");
+  if (!button) {
+    return;
+  }
+  button.setAttribute("aria-expanded", "false");
+  button.hidden = false;
+  button.addEventListener("click", function () {
+    var open = button.getAttribute("aria-expanded") === "true";
+    button.setAttribute("aria-expanded", open ? "false" : "true");
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && button.getAttribute("aria-expanded") === "true") {
+      button.setAttribute("aria-expanded", "false");
+      button.focus();
+    }
+  });
+})();
+
+// A refusal to an htmx request (403) comes back as the page's message area, retargeted by the
+// server (robodash.middleware.HtmxSignInAndRefusalMiddleware): swap it in although it is an
+// error, so the person sees why nothing happened. Any other failed request gets a message too.
+document.addEventListener("htmx:beforeSwap", function (event) {
+  var xhr = event.detail.xhr;
+  if (xhr.status === 403 && xhr.getResponseHeader("HX-Retarget") === "#messages") {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});
+
+function showRequestFailed() {
+  var messages = document.getElementById("messages");
+  if (!messages) {
+    return;
+  }
+  var flash = document.createElement("p");
+  flash.className = "flash flash-error";
+  flash.setAttribute("role", "alert");
+  flash.textContent = document.body.getAttribute("data-request-failed");
+  messages.replaceChildren(flash);
+}
+
+document.addEventListener("htmx:responseError", function (event) {
+  if (event.detail.xhr.status !== 403) {
+    showRequestFailed();
+  }
+});
+document.addEventListener("htmx:sendError", showRequestFailed);
+
+// After a row's own action (Claim, Release, Decide…) replaces the row, keyboard focus would
+// fall to <body>: put it back in the new row, on the control that was pressed if it is still
+// there (same name and value, or same label), else on the row's first control.
+var focusBeforeSwap = null;
+document.addEventListener("htmx:beforeSwap", function (event) {
+  var target = event.detail.target;
+  var active = document.activeElement;
+  focusBeforeSwap = null;
+  if (target && target.id && active && active !== document.body && target.contains(active)) {
+    focusBeforeSwap = { id: target.id, label: active.textContent.trim(), name: active.name };
+  }
+});
+document.addEventListener("htmx:afterSettle", function () {
+  var remembered = focusBeforeSwap;
+  focusBeforeSwap = null;
+  if (!remembered) {
+    return;
+  }
+  var active = document.activeElement;
+  if (active && active !== document.body && document.contains(active)) {
+    return;
+  }
+  var row = document.getElementById(remembered.id);
+  if (!row) {
+    return;
+  }
+  var controls = Array.prototype.filter.call(
+    row.querySelectorAll("button, input:not([type=hidden]), select, textarea, a[href]"),
+    function (control) {
+      return !control.disabled && control.getClientRects().length > 0;
+    }
+  );
+  var same = controls.filter(function (control) {
+    return control.textContent.trim() === remembered.label && control.name === remembered.name;
+  })[0];
+  var buttons = controls.filter(function (control) {
+    return control.tagName === "BUTTON";
+  });
+  var next = same || buttons[0] || controls[0];
+  if (next) {
+    next.focus();
+  } else {
+    row.setAttribute("tabindex", "-1");
+    row.focus();
+  }
+});
