@@ -5,7 +5,6 @@ TLS proxy saw it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-
 from urllib.parse import urlsplit
 
 from django.conf import settings

@@ -117,7 +117,5 @@ def make_world(store: Store, users: dict[str, User]) -> World:
 
     draft = make_campaign(store, "Draft", status=Campaign.Status.DRAFT)
     rows = ["phone,amount,order_id,store_name", "03001234599,1500,U-1,Shop", "12,x,U-2,Shop"]
-    stage_upload(
-        io.BytesIO("\n".join(rows).encode()), campaign=draft, filename="may.csv"
-    )
+    stage_upload(io.BytesIO("\n".join(rows).encode()), campaign=draft, filename="may.csv")
     return World(store, campaign, draft, follow_up, users)
