@@ -1,5 +1,6 @@
-"""htmx requests that meet sign-in or a refusal (robodash.middleware.HtmxSignInAndRefusalMiddleware):
-the whole page goes to sign-in, or the page's message area says why nothing happened."""
+"""htmx requests that meet sign-in or a refusal (robodash.middleware's
+HtmxSignInAndRefusalMiddleware): the whole page goes to sign-in, or the page's message area says
+why nothing happened."""
 
 from __future__ import annotations
 

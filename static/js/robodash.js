@@ -2,11 +2,17 @@
 // trigger filters such as `every 10s [expr]` are unavailable: what they would do is here.
 
 // A region that refreshes itself (data-pause-while-focused) skips a refresh while the person
-// is working inside it, so a half-typed note is not replaced under their fingers. The region's
+// is typing inside it, so a half-typed note is not replaced under their fingers. (A focused
+// button does not pause it: the refresh keeps the focus on the same row, below.) The region's
 // own requests are its polls; the buttons and forms inside it send theirs from themselves.
 document.addEventListener("htmx:beforeRequest", function (event) {
   var region = event.detail.elt;
-  if (region.hasAttribute("data-pause-while-focused") && region.contains(document.activeElement)) {
+  var active = document.activeElement;
+  if (
+    region.hasAttribute("data-pause-while-focused") &&
+    region.contains(active) &&
+    active.matches("input:not([type=hidden]):not([type=submit]), textarea, select")
+  ) {
     event.preventDefault();
   }
 });
@@ -80,38 +86,51 @@ document.addEventListener("htmx:responseError", function (event) {
 });
 document.addEventListener("htmx:sendError", showRequestFailed);
 
-// After a row's own action (Claim, Release, Decide…) replaces the row, keyboard focus would
-// fall to <body>: put it back in the new row, on the control that was pressed if it is still
-// there (same name and value, or same label), else on the row's first control.
+// After a row's own action (Claim, Release, Decide…) replaces the row, or a refresh replaces
+// the list around it, keyboard focus would fall to <body>: put it back in the same row (the
+// nearest element with an id that is still there), on the control that was pressed if it is
+// still there (same label and name), else on the row's first button or control.
 var focusBeforeSwap = null;
 document.addEventListener("htmx:beforeSwap", function (event) {
   var target = event.detail.target;
   var active = document.activeElement;
   focusBeforeSwap = null;
-  if (target && target.id && active && active !== document.body && target.contains(active)) {
-    focusBeforeSwap = { id: target.id, label: active.textContent.trim(), name: active.name };
+  if (!target || !active || active === document.body || !target.contains(active)) {
+    return;
   }
+  var ids = [];
+  for (var node = active; node && node !== target.parentElement; node = node.parentElement) {
+    if (node.id) {
+      ids.push(node.id);
+    }
+  }
+  focusBeforeSwap = { ids: ids, label: active.textContent.trim(), name: active.name };
 });
-document.addEventListener("htmx:afterSettle", function () {
-  var remembered = focusBeforeSwap;
-  focusBeforeSwap = null;
-  if (!remembered) {
-    return;
-  }
-  var active = document.activeElement;
-  if (active && active !== document.body && document.contains(active)) {
-    return;
-  }
-  var row = document.getElementById(remembered.id);
-  if (!row) {
-    return;
-  }
-  var controls = Array.prototype.filter.call(
-    row.querySelectorAll("button, input:not([type=hidden]), select, textarea, a[href]"),
+
+function focusableIn(element) {
+  return Array.prototype.filter.call(
+    element.querySelectorAll("button, input:not([type=hidden]), select, textarea, a[href]"),
     function (control) {
       return !control.disabled && control.getClientRects().length > 0;
     }
   );
+}
+
+document.addEventListener("htmx:afterSettle", function () {
+  var remembered = focusBeforeSwap;
+  focusBeforeSwap = null;
+  var active = document.activeElement;
+  if (!remembered || (active && active !== document.body && document.contains(active))) {
+    return;
+  }
+  var row = null;
+  for (var i = 0; i < remembered.ids.length && !row; i++) {
+    row = document.getElementById(remembered.ids[i]);
+  }
+  if (!row) {
+    return;
+  }
+  var controls = focusableIn(row);
   var same = controls.filter(function (control) {
     return control.textContent.trim() === remembered.label && control.name === remembered.name;
   })[0];
