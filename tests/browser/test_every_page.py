@@ -52,9 +52,16 @@ BACKGROUND_JS = "getComputedStyle(document.body).backgroundColor"
 DARK_BACKGROUND = "rgb(15, 19, 26)"  # --bg in robodash.css's dark mode
 
 # The outermost elements past the screen's right edge (outside a box that scrolls), to name.
+# A box counts by its computed overflow, not its class: a rule lost from the stylesheet leaves
+# a .table-scroll that no longer scrolls, and its table is then named here.
 OVERFLOWING_JS = """(width) => Array.from(document.querySelectorAll("body *"))
   .filter(e => e.getBoundingClientRect().right > width + 1)
-  .filter(e => !e.parentElement.closest(".table-wrap, .table-scroll"))
+  .filter(e => {
+    for (let box = e.parentElement; box; box = box.parentElement) {
+      if (getComputedStyle(box).overflowX !== "visible") return false;
+    }
+    return true;
+  })
   .filter(e => e.parentElement.getBoundingClientRect().right <= width + 1)
   .slice(0, 8)
   .map(e => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "")
