@@ -46,22 +46,26 @@ HOSTILE = [
 VALID = {
     "reports": {"date_from": "2026-01-01", "date_to": "2026-01-31", "period": "day"},
     "report_export": {"date_from": "2026-01-01", "date_to": "2026-01-31", "group": "period"},
+    "report_export_xlsx": {"date_from": "2026-01-01", "date_to": "2026-01-31", "group": "period"},
 }
 CALL_FILTERS = ["store", "campaign", "state", "outcome", "date_from", "date_to", "q"]
 # URL name -> the GET parameters its view reads (plus a stray one every page must ignore).
 PARAMETERS: dict[str, list[str]] = {
     "call_list": [*CALL_FILTERS, "before", "after"],
     "call_export": CALL_FILTERS,
+    "call_export_xlsx": CALL_FILTERS,
     "followup_list": ["outcome", "who", "after"],
     "campaign_list": ["page"],
     "campaign_launch": ["page"],
     "reports": ["store", "date_from", "date_to", "period"],
     "report_export": ["store", "date_from", "date_to", "period", "group"],
+    "report_export_xlsx": ["store", "date_from", "date_to", "period", "group"],
 }
 GET_PAGES = [
     "overview",
     "call_list",
     "call_export",
+    "call_export_xlsx",
     "call_detail",
     "call_row",
     "followup_list",
@@ -74,6 +78,7 @@ GET_PAGES = [
     "campaign_upload_rejected",
     "reports",
     "report_export",
+    "report_export_xlsx",
     "settings",
     "store_edit",
     "user_new",
