@@ -104,9 +104,9 @@ class UploadForm(forms.Form):
         required=False, min_value=1, label="Voice id", help_text="Blank: the store's default."
     )
     file = forms.FileField(
-        label="CSV file",
-        help_text="Columns phone, amount, order_id, store_name (optional: voice_id, text3..text5, "
-        "key1..key5).",
+        label="CSV or Excel file",
+        help_text="A .csv (UTF-8) or .xlsx file with the columns explained below.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,text/csv"}),
     )
 
     def clean_file(self) -> Any:

@@ -44,6 +44,7 @@ CAMPAIGNS_PER_PAGE = 25
 VALID_ROWS_PER_PAGE = 50  # the preview's pages of valid rows
 REJECTED_SHOWN = 300  # the rest are in the rejected-rows CSV
 SKIPPED_SHOWN = 200  # known and duplicate rows listed on the preview
+FORMULA_WARNINGS_SHOWN = 50  # valid rows with a formula-like cell listed on the preview
 
 
 def _acting_user(request: HttpRequest) -> User:
@@ -261,7 +262,11 @@ def _launch_page(
     if upload is not None:
         rows = upload.rows.order_by("row")
         valid = rows.filter(kind=UploadRow.Kind.VALID)
+        # A valid row's reason is its formula warning (uploadrow_unique_kind_row serves it).
+        warned = valid.exclude(reason="")
         context |= {
+            "formula_rows": warned[:FORMULA_WARNINGS_SHOWN],
+            "formula_count": warned.count(),
             "valid_page": Paginator(valid, VALID_ROWS_PER_PAGE).get_page(request.GET.get("page")),
             "rejected": rows.filter(kind=UploadRow.Kind.REJECTED)[:REJECTED_SHOWN],
             "known": rows.filter(kind=UploadRow.Kind.KNOWN)[:SKIPPED_SHOWN],
