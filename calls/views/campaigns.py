@@ -10,7 +10,6 @@ large launch runs in a worker while the campaign page shows its progress.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -32,6 +31,7 @@ from django_htmx.http import HttpResponseStopPolling
 from calls import stats, tasks, uploads
 from calls.balances import check_launch, estimate_cost, refresh_balance
 from calls.dispatch import wake_dispatcher
+from calls.exports import csv_response
 from calls.forms import SingleOrderForm, UploadForm, as_sentence
 from calls.imports import ImportFileError, create_single_call
 from calls.models import Call, Campaign, Store, Upload, UploadRow, User
@@ -198,24 +198,13 @@ def campaign_upload_rejected(request: HttpRequest, pk: int) -> HttpResponseBase:
         .values_list("row", "reason")
     )
 
-    def lines() -> Iterator[str]:
-        writer = csv.writer(_Line())
-        yield writer.writerow(["row", "reason"])
-        # A reason starts with a column name or "has": never a spreadsheet formula.
-        for row, reason in rows.iterator(chunk_size=2000):
-            yield writer.writerow([row, reason])
+    def lines() -> Iterator[tuple[int, str] | list[str]]:
+        yield ["row", "reason"]
+        yield from rows.iterator(chunk_size=2000)
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    # Not the uploaded file's name: it is the sender's text, unfit for a header.
-    response["Content-Disposition"] = f'attachment; filename="campaign-{pk}-rejected.csv"'
-    return response
-
-
-class _Line:
-    """A file-like object whose write() returns what was written, for csv.writer."""
-
-    def write(self, text: str) -> str:
-        return text
+    # Not the uploaded file's name: it is the sender's text, unfit for a header. The BOM and
+    # the defusing of formula-like cells come with csv_response, as on every export.
+    return csv_response(lines(), f"campaign-{pk}-rejected.csv")
 
 
 # --- Launch ----------------------------------------------------------------------------------
