@@ -11,9 +11,11 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.models import Store, User
+from calls.dispatch import claim_due_sends
+from calls.models import Campaign, Store, User
 from tests.calls.test_balances import closed_port_url
 from tests.conftest import TEST_API_KEY
+from tests.support.orders import create_call
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 NEW_KEY = "sk-live-00112233445566778899aabbccddeeff"
@@ -283,6 +285,16 @@ def test_a_key_the_provider_rejects_is_refused_on_save_with_the_reason(
 def test_a_rejected_key_can_be_saved_deliberately_and_the_store_is_then_paused(
     admin, store, provider_url
 ):
+    campaign = Campaign.objects.create(store=store, name="May", status=Campaign.Status.RUNNING)
+    queued = create_call(
+        store=store,
+        campaign=campaign,
+        order_id="A-1",
+        phone="923001234567",
+        amount=100,
+        voice_id=102,
+    )
+
     response = admin.post(
         reverse("store_edit", args=[store.pk]),
         store_data(api_key=WRONG_KEY, save_rejected_key_paused="on"),
@@ -296,6 +308,9 @@ def test_a_rejected_key_can_be_saved_deliberately_and_the_store_is_then_paused(
     assert store.paused and store.key_verified_at is None
     assert WRONG_KEY not in store.paused_reason
     assert "rejected" in store.paused_reason
+    assert claim_due_sends(timezone.now()) == []  # nothing dials
+    Store.objects.filter(pk=store.pk).update(paused=False)
+    assert claim_due_sends(timezone.now()) == [queued.pk]  # (it would have, unpaused)
 
 
 def test_a_key_the_provider_accepts_is_saved_verified_with_its_balance(
