@@ -31,6 +31,7 @@ from django.db.models.functions import Coalesce
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from calls.models import Call, Order
 
@@ -254,7 +255,10 @@ def xlsx_cell(sheet: Any, value: Any) -> Any:
         # openpyxl writes a Decimal's exact digits (its stubs leave Decimal out).
         return WriteOnlyCell(sheet, value=cast(Any, value))
     cell = WriteOnlyCell(sheet, value=None)
-    cell.value = "" if value is None else str(value)
+    # A workbook cannot hold control characters (openpyxl refuses them); an order id from a
+    # shop's webhook may carry one.
+    text = "" if value is None else ILLEGAL_CHARACTERS_RE.sub("\ufffd", str(value))
+    cell.value = text
     cell.data_type = "s"
     return cell
 

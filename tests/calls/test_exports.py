@@ -112,3 +112,20 @@ def test_the_report_exports_carry_the_bom_and_an_xlsx_of_the_same_table(exported
     assert [row[0] for row in xlsx_rows] == [row[0] for row in rows]
     assert URDU_CAMPAIGN in [row[0] for row in xlsx_rows]
     assert xlsx_rows[1][2] == int(rows[1][2])  # calls, as a number
+
+
+def test_a_control_character_in_an_order_id_does_not_break_the_xlsx(exported, store):
+    create_call(
+        store=store,
+        campaign=Campaign.objects.get(name=URDU_CAMPAIGN),
+        order_id="BELL\x07-1",
+        phone="923001234567",
+        amount=Decimal("10.00"),
+        voice_id=102,
+    )
+
+    response = exported.get(reverse("call_export_xlsx"))
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    assert sheet is not None
+
+    assert "BELL\ufffd-1" in [row[0] for row in sheet.iter_rows(values_only=True)]
