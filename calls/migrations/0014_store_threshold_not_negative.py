@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0012_uploads'),
+        ('calls', '0013_figure_counters'),
     ]
 
     operations = [
