@@ -404,9 +404,10 @@ class StoreForm(forms.ModelForm):
                 store.call_rate = self.balance.call_rate
             elif self.key_check is KeyCheck.REJECTED:
                 store.paused = True
+                # Worded so the pages name it as a rejected key (calls.provider.in_plain_words).
                 store.paused_reason = (
-                    "Saved with a key the provider rejected: enter a key that works, then "
-                    "resume the store."
+                    "The provider rejected the API key when it was saved: enter a key it "
+                    "accepts, then resume the store."
                 )
         if commit:
             store.save()

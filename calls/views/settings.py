@@ -14,13 +14,18 @@ import logging
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from calls.balances import balance_status_key
+from calls.balances import (
+    PROVIDER_KEY_REJECTED,
+    PROVIDER_OK,
+    PROVIDER_UNREACHABLE,
+    note_provider_state,
+)
 from calls.forms import KeyCheck, StoreForm, UserForm
 from calls.models import Store, User
 from calls.permissions import SETTINGS, role_required
@@ -45,6 +50,17 @@ def _store_form_page(request: HttpRequest, form: StoreForm, store: Store | None)
     saved_name = Store.objects.get(pk=store.pk).name if store and form.errors else None
     context = {"form": form, "store": store, "saved_name": saved_name or (store and store.name)}
     return render(request, "settings/store_form.html", context)
+
+
+# What each check of a key leaves for the pages' provider state (calls.balances).
+_STATE_AFTER_CHECK = {
+    KeyCheck.ACCEPTED: PROVIDER_OK,
+    KeyCheck.REJECTED: PROVIDER_KEY_REJECTED,
+    KeyCheck.UNREACHABLE: PROVIDER_UNREACHABLE,
+    "matched": PROVIDER_OK,
+    "not_matched": PROVIDER_KEY_REJECTED,
+    "unreachable": PROVIDER_UNREACHABLE,
+}
 
 
 def _say_saved(request: HttpRequest, form: StoreForm, store: Store, done: str) -> None:
@@ -74,6 +90,8 @@ def store_new(request: HttpRequest) -> HttpResponse:
     form = StoreForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         store = form.save()
+        if form.key_check is not None:
+            note_provider_state(store.pk, _STATE_AFTER_CHECK[form.key_check])
         _say_saved(request, form, store, "added")
         return redirect("store_edit", pk=store.pk)
     return _store_form_page(request, form, None)
@@ -84,11 +102,10 @@ def store_edit(request: HttpRequest, pk: int) -> HttpResponse:
     store = get_object_or_404(Store, pk=pk)
     form = StoreForm(request.POST or None, instance=store)
     if request.method == "POST" and form.is_valid():
-        key_changed = form.key_changed
         store = form.save()
-        if key_changed:
-            # The last refresh was of the old account: beat.s next one asks for the new.
-            cache.delete(balance_status_key(store.pk))
+        if form.key_check is not None:
+            # What the provider said of the new key replaces what it said of the old one.
+            note_provider_state(store.pk, _STATE_AFTER_CHECK[form.key_check])
         _say_saved(request, form, store, "saved")
         return redirect("store_edit", pk=store.pk)
     return _store_form_page(request, form, store)
@@ -116,10 +133,12 @@ def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             result, detail = "unreachable", in_plain_words(exc)
         else:
             result = "matched" if matched else "not_matched"
-    if checking_stored_key and result in ("matched", "not_matched"):
+    if checking_stored_key and result != "missing":
         # The page says at once what the provider said of the stored key.
-        store.key_verified_at = timezone.now() if result == "matched" else None
-        Store.objects.filter(pk=store.pk).update(key_verified_at=store.key_verified_at)
+        note_provider_state(store.pk, _STATE_AFTER_CHECK[result])
+        if result != "unreachable":
+            store.key_verified_at = timezone.now() if result == "matched" else None
+            Store.objects.filter(pk=store.pk).update(key_verified_at=store.key_verified_at)
     context = {
         "store": store,
         "result": result,
@@ -127,7 +146,12 @@ def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "checked_typed_key": not checking_stored_key,
     }
     if request.htmx:
-        return render(request, "settings/store_form.html#verify-card", context)
+        # The card, and the page's provider state out of band: both say the new answer.
+        card = render_to_string("settings/store_form.html#verify-card", context, request)
+        state = render_to_string(
+            "settings/store_form.html#provider-state", {**context, "oob": True}, request
+        )
+        return HttpResponse(card + state)
     text = {
         "matched": "API key matched: the provider accepts it.",
         "not_matched": "API key not matched: the provider rejected this key.",

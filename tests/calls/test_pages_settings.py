@@ -302,6 +302,7 @@ def test_a_rejected_key_can_be_saved_deliberately_and_the_store_is_then_paused(
     )
 
     assert "saved and paused: the provider rejected its new API key" in text_of(response)
+    assert "The provider rejected this key: no call can be placed" in text_of(response)
     assert_no_key(response, WRONG_KEY)
     store.refresh_from_db()
     assert store.api_key == WRONG_KEY
@@ -373,9 +374,17 @@ def test_verify_says_not_matched_for_a_key_the_provider_does_not_know(admin, sto
 
     assert "Not matched: the provider rejected this store's key." in text_of(response)
     assert "has not been verified since it was set" in text_of(response)
+    # The page's banner, redrawn out of band, names the rejected key at once.
+    assert '<div id="provider-state" hx-swap-oob="true">' in text_of(response)
+    assert "The provider rejected this key: no call can be placed" in text_of(response)
     assert_no_key(response, "sk-unknown-1234567890")
     store.refresh_from_db()
     assert store.key_verified_at is None
+    # The key fixed on the provider's side: the next Verify clears the banner.
+    store.api_key = TEST_API_KEY
+    store.save()
+    fixed = admin.post(reverse("store_verify", args=[store.pk]), **HTMX)
+    assert "The provider rejected this key" not in text_of(fixed)
 
 
 def test_verify_checks_a_typed_key_before_it_is_saved(admin, store, provider_url):
@@ -393,8 +402,9 @@ def test_verify_says_when_the_provider_is_unreachable(admin, store, settings):
     response = admin.post(reverse("store_verify", args=[store.pk]), **HTMX)
 
     assert response.status_code == 200
-    assert "Provider unreachable: the key could not be checked. Try again in a minute." in (
-        text_of(response)
+    assert (
+        "The key could not be checked: The provider is not answering right now. "
+        "Try again in a minute." in text_of(response)
     )
     assert "127.0.0.1" not in text_of(response)  # plain words, not the transport error
     assert_no_key(response)
