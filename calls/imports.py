@@ -194,10 +194,12 @@ def formula_warning(order: OrderRow) -> str:
     columns = [name for name, value in texts.items() if value.startswith(FORMULA_STARTS)]
     if not columns:
         return ""
+    one = len(columns) == 1
     return (
-        f"{', '.join(columns)} start{'s' if len(columns) == 1 else ''} with "
+        f"{', '.join(columns)} start{'s' if one else ''} with "
         f"{', '.join(sorted({texts[name][0] for name in columns}))}: a spreadsheet may run "
-        "it as a formula; check the value is what the customer should hear"
+        f"{'it as a formula; check the value is' if one else 'them as formulas; check they are'}"
+        " what the customer should hear"
     )
 
 
