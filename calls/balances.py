@@ -115,6 +115,11 @@ def refresh_store_balance(store_id: int) -> None:
         status = PROVIDER_UNREACHABLE
     else:
         status = PROVIDER_OK
+    note_provider_state(store_id, status)
+
+
+def note_provider_state(store_id: int, status: str) -> None:
+    """Remember what the provider last said of a store's key (a refresh, a save, a Verify)."""
     cache.set(balance_status_key(store_id), status, BALANCE_REFRESH_SECONDS * 3)
 
 

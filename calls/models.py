@@ -84,7 +84,7 @@ class Store(models.Model):
         default=45, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)]
     )
     low_balance_threshold = models.DecimalField(
-        max_digits=12, decimal_places=2, default=Decimal(500)
+        max_digits=12, decimal_places=2, default=Decimal(500), validators=[MinValueValidator(0)]
     )
     paused = models.BooleanField(default=False)
     paused_reason = models.CharField(max_length=500, blank=True)  # set when robodash paused it
@@ -100,6 +100,14 @@ class Store(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # A negative threshold would let a launch run the balance into debt unwarned.
+            models.CheckConstraint(
+                condition=models.Q(low_balance_threshold__gte=0),
+                name="store_threshold_not_negative",
+                violation_error_message="The low-balance threshold cannot be negative.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -10,7 +10,6 @@ large launch runs in a worker while the campaign page shows its progress.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -32,6 +31,7 @@ from django_htmx.http import HttpResponseStopPolling
 from calls import stats, tasks, uploads
 from calls.balances import check_launch, estimate_cost, refresh_balance
 from calls.dispatch import wake_dispatcher
+from calls.exports import csv_response
 from calls.forms import SingleOrderForm, UploadForm, as_sentence
 from calls.imports import ImportFileError, create_single_call
 from calls.models import Call, Campaign, Store, Upload, UploadRow, User
@@ -44,6 +44,7 @@ CAMPAIGNS_PER_PAGE = 25
 VALID_ROWS_PER_PAGE = 50  # the preview's pages of valid rows
 REJECTED_SHOWN = 300  # the rest are in the rejected-rows CSV
 SKIPPED_SHOWN = 200  # known and duplicate rows listed on the preview
+FORMULA_WARNINGS_SHOWN = 50  # valid rows with a formula-like cell listed on the preview
 
 
 def _acting_user(request: HttpRequest) -> User:
@@ -197,24 +198,13 @@ def campaign_upload_rejected(request: HttpRequest, pk: int) -> HttpResponseBase:
         .values_list("row", "reason")
     )
 
-    def lines() -> Iterator[str]:
-        writer = csv.writer(_Line())
-        yield writer.writerow(["row", "reason"])
-        # A reason starts with a column name or "has": never a spreadsheet formula.
-        for row, reason in rows.iterator(chunk_size=2000):
-            yield writer.writerow([row, reason])
+    def lines() -> Iterator[tuple[int, str] | list[str]]:
+        yield ["row", "reason"]
+        yield from rows.iterator(chunk_size=2000)
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    # Not the uploaded file's name: it is the sender's text, unfit for a header.
-    response["Content-Disposition"] = f'attachment; filename="campaign-{pk}-rejected.csv"'
-    return response
-
-
-class _Line:
-    """A file-like object whose write() returns what was written, for csv.writer."""
-
-    def write(self, text: str) -> str:
-        return text
+    # Not the uploaded file's name: it is the sender's text, unfit for a header. The BOM and
+    # the defusing of formula-like cells come with csv_response, as on every export.
+    return csv_response(lines(), f"campaign-{pk}-rejected.csv")
 
 
 # --- Launch ----------------------------------------------------------------------------------
@@ -261,7 +251,11 @@ def _launch_page(
     if upload is not None:
         rows = upload.rows.order_by("row")
         valid = rows.filter(kind=UploadRow.Kind.VALID)
+        # A valid row's reason is its formula warning (uploadrow_unique_kind_row serves it).
+        warned = valid.exclude(reason="")
         context |= {
+            "formula_rows": warned[:FORMULA_WARNINGS_SHOWN],
+            "formula_count": warned.count(),
             "valid_page": Paginator(valid, VALID_ROWS_PER_PAGE).get_page(request.GET.get("page")),
             "rejected": rows.filter(kind=UploadRow.Kind.REJECTED)[:REJECTED_SHOWN],
             "known": rows.filter(kind=UploadRow.Kind.KNOWN)[:SKIPPED_SHOWN],

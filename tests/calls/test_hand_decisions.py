@@ -83,7 +83,7 @@ def test_the_reports_page_and_its_export_show_decisions_by_hand(
     page = client.get("/reports/?group=campaign")
     export = client.get("/reports/export.csv?group=campaign")
 
-    assert page.status_code == 200 and "By hand" in page.content.decode()
+    assert page.status_code == 200 and "<dt>Decided by hand</dt><dd>1</dd>" in page.content.decode()
     rows = export.content.decode().lstrip("\ufeff").splitlines()
     header, first = rows[0].split(","), rows[1].split(",")
     assert first[header.index("decided_by_hand")] == "1"

@@ -277,8 +277,8 @@ def test_export_streams_the_current_filter_as_csv(
     assert response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="calls-')
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0][:3] == ["order_id", "phone", "campaign"]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    assert rows[0][:5] == ["order_id", "store", "phone", "amount", "campaign"]
     assert len(rows) == 2
     row = dict(zip(rows[0], rows[1], strict=True))
     assert row["order_id"] == '\'=HYPERLINK("http://evil")'  # a formula, defused
