@@ -46,9 +46,11 @@ def test_the_filtered_calls_list_reads_its_page_straight_off_an_index(client):
     assert store is not None
     client.force_login(data.users["admin"])
 
+    # Outcomes of a few percent of the calls (callbacks 4.5%, reviews 0.3%): read through the
+    # newest-first index of every outcome, a page of them costs 20 to 300 rows thrown away.
     for url, index in [
-        (f"/calls/?outcome=cancelled&store={store.pk}", "call_store_outcome_new_idx"),
-        ("/calls/?outcome=cancelled", "call_outcome_new_idx"),
+        (f"/calls/?outcome=callback_requested&store={store.pk}", "call_store_outcome_new_idx"),
+        ("/calls/?outcome=needs_review", "call_outcome_new_idx"),
     ]:
         nodes = _calls_query_plan(client, url)
 

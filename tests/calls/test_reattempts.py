@@ -139,6 +139,6 @@ def test_re_attempts_show_on_the_order_page_and_settings(
     settings_page = client.get(reverse("settings")).content.decode()
     form = client.get(reverse("store_edit", args=[campaign.store_id])).content.decode()
 
-    assert "Calls (2)" in page and "reattempt" in page
+    assert "Calls (2)" in page and "re-attempt" in page
     assert "then up to 2 re-attempts, 30 min apart" in settings_page
     assert 'name="reattempts"' in form and 'name="reattempt_gap_minutes"' in form
