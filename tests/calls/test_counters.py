@@ -384,7 +384,7 @@ def test_an_update_that_changes_no_figure_takes_no_counter_lock(store):
         holder.execute("SELECT * FROM calls_dailyfigures WHERE campaign_id = %s FOR UPDATE",
                        [campaign.pk])  # fmt: skip
         with psycopg.connect(_conninfo(), autocommit=True) as writer:
-            writer.execute("SET lock_timeout = '2s'")
+            writer.execute("SET lock_timeout = '500ms'")
             # A poll's bookkeeping: no figure changes, so no wait on the locked row.
             writer.execute(
                 "UPDATE calls_call SET next_poll_at = now(), poll_count = poll_count + 1 "
