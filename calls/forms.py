@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 
@@ -278,7 +279,7 @@ class UserForm(forms.ModelForm):
 
     class Meta:
         model = User
-        fields = ["username", "role", "is_active"]
+        fields = ["username", "role", "language", "is_active"]
         labels = {"is_active": "Active (may sign in)"}
 
     def __init__(self, *args: Any, acting_user: User, **kwargs: Any) -> None:
@@ -287,6 +288,9 @@ class UserForm(forms.ModelForm):
         self.creating = self.instance.pk is None
         self.fields["is_active"].help_text = ""
         self.fields["username"].help_text = "Letters, digits and @/./+/-/_ only."
+        language = self.fields["language"]
+        assert isinstance(language, forms.ChoiceField)
+        language.choices = [("", "The browser's language"), *settings.LANGUAGES]
         if self.creating:
             self.fields["password"].required = True
         else:

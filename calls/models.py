@@ -32,6 +32,8 @@ class User(AbstractUser):
         MANAGER = "manager", "Manager"
 
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.AGENT)
+    # Blank: the browser's language (Accept-Language, or the switcher's cookie), else English.
+    language = models.CharField(max_length=8, blank=True, choices=settings.LANGUAGES)
 
     @property
     def is_admin(self) -> bool:
