@@ -389,7 +389,7 @@ def _drop_known(orders: list[OrderRow], store: Store | None, tally: _Tally) -> l
         found = known.get(order.order_id)
         if found is not None:
             status, since = found
-            tally.known.append(KnownRow(order.row, order.order_id, labels[status], since))
+            tally.known.append(KnownRow(order.row, order.order_id, str(labels[status]), since))
     return [o for o in orders if o.order_id not in known]
 
 

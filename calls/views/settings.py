@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from calls.balances import balance_status_key
@@ -45,7 +46,9 @@ def store_new(request: HttpRequest) -> HttpResponse:
     form = StoreForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         store = form.save()
-        messages.success(request, f"Store {store.name} added. Verify its API key below.")
+        messages.success(
+            request, _("Store %(name)s added. Verify its API key below.") % {"name": store.name}
+        )
         return redirect("store_edit", pk=store.pk)
     return _store_form_page(request, form, None)
 
@@ -62,8 +65,12 @@ def store_edit(request: HttpRequest, pk: int) -> HttpResponse:
             cache.delete(balance_status_key(store.pk))
         messages.success(
             request,
-            f"Store {store.name} saved"
-            + (" with its new API key; verify it below." if key_changed else "."),
+            (
+                _("Store %(name)s saved with its new API key; verify it below.")
+                if key_changed
+                else _("Store %(name)s saved.")
+            )
+            % {"name": store.name},
         )
         return redirect("store_edit", pk=store.pk)
     return _store_form_page(request, form, store)
@@ -80,7 +87,7 @@ def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     result: str
     detail = ""
     if not key:
-        result, detail = "missing", "This store has no API key yet."
+        result, detail = "missing", _("This store has no API key yet.")
     else:
         try:
             with RobocallClient(key) as client:
@@ -101,9 +108,10 @@ def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, "settings/store_form.html#verify-result", context)
     text = {
-        "matched": "API key matched: the provider accepts it.",
-        "not_matched": "API key not matched: the provider does not know this key.",
-        "unreachable": f"The provider could not be reached to verify the key ({detail}).",
+        "matched": _("API key matched: the provider accepts it."),
+        "not_matched": _("API key not matched: the provider does not know this key."),
+        "unreachable": _("The provider could not be reached to verify the key (%(detail)s).")
+        % {"detail": detail},
         "missing": detail,
     }[result]
     if result == "matched":
@@ -130,7 +138,11 @@ def user_new(request: HttpRequest) -> HttpResponse:
     form = UserForm(request.POST or None, acting_user=actor)
     if request.method == "POST" and form.is_valid():
         account = form.save()
-        messages.success(request, f"User {account.username} added as {account.get_role_display()}.")
+        messages.success(
+            request,
+            _("User %(name)s added as %(role)s.")
+            % {"name": account.username, "role": account.get_role_display()},
+        )
         return redirect("settings")
     return _user_form_page(request, form, None)
 
@@ -146,6 +158,6 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
         if account.pk == actor.pk and form.cleaned_data.get("password"):
             # Changing one's own password would otherwise sign the admin out.
             update_session_auth_hash(request, account)
-        messages.success(request, f"User {account.username} saved.")
+        messages.success(request, _("User %(name)s saved.") % {"name": account.username})
         return redirect("settings")
     return _user_form_page(request, form, account)
