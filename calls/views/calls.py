@@ -48,18 +48,18 @@ ORDER_MATCHES_LIMIT = 10  # one order id in a few stores at most
 
 # The provider's call_status values (robocall-api.txt, "Call Status Definitions").
 CALL_STATUS_MEANINGS = {
-    1: "Initiated: pushed from SIP, ringing, awaiting pickup",
-    2: "Answered",
-    3: "Congestion: no answer due to network congestion",
-    4: "Busy: the line was busy",
-    5: "No answer: kept ringing, never picked up",
-    6: "Hangup: disconnected prematurely",
-    8: "Pushed to SIP: not yet initiated",
+    1: _lazy("Initiated: pushed from SIP, ringing, awaiting pickup"),
+    2: _lazy("Answered"),
+    3: _lazy("Congestion: no answer due to network congestion"),
+    4: _lazy("Busy: the line was busy"),
+    5: _lazy("No answer: kept ringing, never picked up"),
+    6: _lazy("Hangup: disconnected prematurely"),
+    8: _lazy("Pushed to SIP: not yet initiated"),
 }
 DTMF_MEANINGS = {
-    1: "Pressed 1: confirmed the order",
-    2: "Pressed 2: cancelled the order",
-    3: "Pressed 3: asked for a callback",
+    1: _lazy("Pressed 1: confirmed the order"),
+    2: _lazy("Pressed 2: cancelled the order"),
+    3: _lazy("Pressed 3: asked for a callback"),
 }
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

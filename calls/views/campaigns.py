@@ -324,10 +324,12 @@ def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
     n_calls = (upload.valid_rows if upload else 0) + queued_draft_calls
     if n_calls == 0:
         reason = (
-            "The file has no valid new orders: nothing to launch. Fix the rejected rows and "
-            "upload it again."
+            _(
+                "The file has no valid new orders: nothing to launch. Fix the rejected rows and "
+                "upload it again."
+            )
             if upload
-            else "There is nothing to launch: upload a CSV file or add an order first."
+            else _("There is nothing to launch: upload a CSV file or add an order first.")
         )
         return _launch_page(request, campaign, upload, error=reason)
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from calls import stats
 from calls.exports import export_refused, spreadsheet_safe
@@ -88,18 +90,26 @@ def period_table(filters: dict[str, Any], grouped: dict[Any, Figures]) -> Table:
     if filters["period"] == "week":
         rows = [
             ReportRow(
-                f"Week of {monday:%Y-%m-%d}",
+                _("Week of %(monday)s") % {"monday": f"{monday:%Y-%m-%d}"},
                 f"{max(monday, first):%d %b} – {min(monday + dt.timedelta(days=6), last):%d %b}",
                 grouped.get(monday, Figures()),
             )
             for monday in stats.mondays_from(first, last)
         ]
-        return Table("period", "By week", "Week", rows, Figures.total(r.figures for r in rows))
+        return Table(
+            "period",
+            _("By week"),
+            gettext_noop("Week"),
+            rows,
+            Figures.total(r.figures for r in rows),
+        )
     rows = [
         ReportRow(f"{day:%Y-%m-%d}", f"{day:%a}", grouped.get(day, Figures()))
         for day in stats.days_from(first, last)
     ]
-    return Table("period", "By day", "Day", rows, Figures.total(r.figures for r in rows))
+    return Table(
+        "period", _("By day"), gettext_noop("Day"), rows, Figures.total(r.figures for r in rows)
+    )
 
 
 def campaign_table(grouped: dict[int, Figures], *, limit: int | None) -> Table:
@@ -114,12 +124,17 @@ def campaign_table(grouped: dict[int, Figures], *, limit: int | None) -> Table:
         if pk in campaigns
     ]
     total = Figures.total(grouped.values())
-    return Table("campaign", "By campaign", "Campaign", rows, total, truncated)
+    return Table("campaign", _("By campaign"), gettext_noop("Campaign"), rows, total, truncated)
 
 
 def voice_table(grouped: dict[int, Figures]) -> Table:
-    rows = [ReportRow(f"Voice {voice}", "", grouped[voice]) for voice in sorted(grouped)]
-    return Table("voice", "By voice id", "Voice id", rows, Figures.total(grouped.values()))
+    rows = [
+        ReportRow(_("Voice %(voice)s") % {"voice": voice}, "", grouped[voice])
+        for voice in sorted(grouped)
+    ]
+    return Table(
+        "voice", _("By voice id"), gettext_noop("Voice id"), rows, Figures.total(grouped.values())
+    )
 
 
 def _tables(groups: Iterable[str], filters: dict[str, Any], *, limit: int | None) -> list[Table]:
@@ -215,7 +230,7 @@ def report_export(request: HttpRequest) -> HttpResponse:
     group = request.GET.get("group", "period")
     if group not in GROUPS:
         return HttpResponse(
-            f"Cannot export: group must be one of {', '.join(GROUPS)}.",
+            _("Cannot export: group must be one of %(groups)s.") % {"groups": ", ".join(GROUPS)},
             status=400,
             content_type="text/plain; charset=utf-8",
         )
