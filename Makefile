@@ -24,7 +24,10 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/python -m robodash.devserver
 
+# A merge's leftover conflict marker breaks a template or a stylesheet silently (a CSS rule
+# after it is dropped): refuse any line that is one.
 lint: install
+	@! git grep -nE '^(<<<<<<<|=======|>>>>>>>)( |$$)' -- . ':!*.po' || { echo "conflict markers left (above)"; exit 1; }
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -54,7 +57,7 @@ test: lint typecheck compose-check caddy-check
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install
-	$(TEST_ENV) $(BIN)/python -m bench $(BENCH)
+	$(TEST_ENV) $(BIN)/python -m bench $(BENCH) $(if $(CALLS),--calls=$(CALLS))
 
 screenshots: install
 	$(TEST_ENV) $(BIN)/python -m bench.screenshots

@@ -1,5 +1,10 @@
 """`make bench`: every benchmark, on a fresh database of its own, figures printed as tables.
 
+    python -m bench [name ...] [--calls 1000000,10000000]
+
+`--calls` is the pages benchmark's scale; several, comma-separated, are measured one after the
+other and printed side by side (`make bench BENCH=pages_bench CALLS=1000000,10000000`).
+
 Quote medians and ratios measured side by side in one run: the machine is shared and noisy.
 """
 
@@ -17,6 +22,7 @@ BENCHES = [
     ["bench.pipeline_bench"],
     ["bench.import_bench", "--rows", "100000"],
     ["bench.pages_bench"],
+    ["bench.counters_bench"],
     ["bench.shops_bench"],
     ["bench.upload_bench", "--rows", "100000"],
 ]
@@ -45,7 +51,8 @@ def main() -> int:
 
 def run_benches(env: dict[str, str]) -> int:
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True)
-    only = sys.argv[1:]
+    only = [arg for arg in sys.argv[1:] if not arg.startswith("--calls")]
+    calls = [arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("--calls=")]
     failed = 0
     for bench in BENCHES:
         if only and bench[0].split(".")[-1] not in only:
@@ -54,6 +61,8 @@ def run_benches(env: dict[str, str]) -> int:
             print(f"\n(skipping {bench[0]}: not written yet)")
             continue
         print(f"\n# {bench[0]}", flush=True)
+        if bench[0] == "bench.pages_bench" and calls:
+            bench = [*bench, "--calls", calls[-1]]
         failed += subprocess.run([sys.executable, "-m", *bench], env=env).returncode != 0
     return 1 if failed else 0
 

@@ -1,6 +1,10 @@
-"""Server time of the pages on a million calls, side by side with Django admin's changelist.
+"""Server time of the pages at a million calls (or ten), side by side with the admin changelist.
 
     DATABASE_URL=... python -m bench.pages_bench [--calls 1000000] [--requests 40] [--reuse]
+    DATABASE_URL=... python -m bench.pages_bench --calls 1000000,10000000
+
+With several scales, each is measured in a fresh database of its own (named after the scale,
+beside DATABASE_URL's), one after the other, and a last table puts their p95s side by side.
 
 Run by `make bench` on a fresh database (bench/__main__.py). Fills it with `--calls` calls in 50
 campaigns over 60 days (bench/demo_data.py; each call the only call of its order, so as many
@@ -12,20 +16,23 @@ changelist). Goal: every page under 100 ms at p95, and faster than
 the admin changelist. For a page over budget, its slowest query is shown with EXPLAIN ANALYZE.
 Exit status 1 when a page misses the goal.
 
-Before timing, the closed days are rolled up once (calls/rollups.py), as beat would have done
-every 5 minutes: the overview, reports and campaign list read those rollups for closed days and
-count only the other days' calls. The rollup's own time is printed too.
+The overview, reports and campaign pages read the daily figures PostgreSQL keeps as calls
+change (calls/counters.py); the demo data is loaded with those triggers off and counted once at
+the end, which generate() prints.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import django
 
@@ -88,17 +95,6 @@ def ensure_data(calls: int, reuse: bool) -> None:
     print(f"generating {calls:,} calls in 50 campaigns over 60 days…", flush=True)
     data = demo_data.generate(calls=calls, campaigns=50, days=60, events=200)
     print(f"done in {data.seconds:.1f} s", flush=True)
-
-
-def roll_up(say: Callable[[str], None]) -> float:
-    """Roll up every closed day not rolled up yet, as beat would have; returns the seconds."""
-    from calls import rollups
-
-    started = time.perf_counter()
-    days = rollups.roll_up_closed_days(limit=None)
-    seconds = time.perf_counter() - started
-    say(f"rolled up {days} closed days in {seconds:.2f} s")
-    return seconds
 
 
 def choose_pages() -> list[Page]:
@@ -231,7 +227,12 @@ def explain_slow(pages: list[Page]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.pages_bench", description=__doc__)
-    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument(
+        "--calls",
+        default="1000000",
+        help="how many calls; several, comma-separated, are measured side by side",
+    )
+    parser.add_argument("--json", default="", help="also write the p95s to this file")
     parser.add_argument("--requests", type=int, default=40, help="timed requests per page")
     parser.add_argument("--reuse", action="store_true", help="measure the calls already there")
     parser.add_argument(
@@ -242,8 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     def say(message: str) -> None:
         print(message, flush=True)
 
-    ensure_data(args.calls, args.reuse)
-    rollup_seconds = roll_up(say)
+    scales = [int(part.replace("_", "")) for part in args.calls.split(",") if part.strip()]
+    if len(scales) > 1:
+        return compare_scales(scales, argv or sys.argv[1:])
+    ensure_data(scales[0], args.reuse)
     admin = User.objects.filter(role=User.Role.ADMIN, is_superuser=True).first()
     if admin is None:
         raise SystemExit("no admin user with Django admin access in the database")
@@ -266,11 +269,79 @@ def main(argv: list[str] | None = None) -> int:
     for page in pages:  # warm, as the timed requests were
         capture_queries(client, page)
     ok = report(pages)
-    print(f"rollup of the closed days before timing (as beat does): {rollup_seconds:.2f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary(pages, total)))
     explain_slow(pages)
     if not ok:
         print("\nSome pages miss the goal (p95 under 100 ms and faster than the admin).")
     return 0 if ok else 1
+
+
+def summary(pages: list[Page], calls: int) -> dict[str, object]:
+    return {
+        "calls": calls,
+        "pages": [
+            {"label": p.label, "p50": p.p(50), "p95": p.p(95), "admin": p.admin} for p in pages
+        ],
+    }
+
+
+def scale_database_url(url: str, calls: int, reuse: bool) -> str:
+    """A database beside `url`'s for one scale: fresh, or with --reuse the one already there."""
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    scaled = f"{name}_{calls}"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        there = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [scaled]).fetchone()
+        if there and not reuse:
+            conn.execute(f'DROP DATABASE "{scaled}"')
+        if not there or not reuse:
+            conn.execute(f'CREATE DATABASE "{scaled}"')
+    return f"{base}/{scaled}"
+
+
+def compare_scales(scales: list[int], argv: list[str]) -> int:
+    """Each scale in its own fresh database, by a run of this module; then their p95s."""
+    rest: list[str] = []
+    skip = False
+    for arg in argv:  # every option but --calls and --json goes to each run
+        if skip:
+            skip = False
+        elif arg in ("--calls", "--json"):
+            skip = True
+        elif not arg.startswith(("--calls=", "--json=")):
+            rest.append(arg)
+    results, failed = [], 0
+    for calls in sorted(scales):
+        out = Path(f"/tmp/pages_bench_{os.getpid()}_{calls}.json")
+        url = scale_database_url(os.environ["DATABASE_URL"], calls, "--reuse" in rest)
+        env = {**os.environ, "DATABASE_URL": url}
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True)
+        print(f"\n## {calls:,} calls", flush=True)
+        command = [sys.executable, "-m", "bench.pages_bench", "--calls", str(calls)]
+        run = subprocess.run([*command, "--json", str(out), *rest], env=env)
+        failed += run.returncode != 0
+        results.append(json.loads(out.read_text()))
+        out.unlink()
+    print_side_by_side(results)
+    return 1 if failed else 0
+
+
+def print_side_by_side(results: list[dict]) -> None:
+    """p95 per page at each scale, and at each scale the ratio to its admin counterpart."""
+    print("\n## p95 (ms) by scale, each measured side by side with the admin in its own run\n")
+    heads = [f"{r['calls'] / 1e6:g}M calls" for r in results]
+    print(f"{'page':<34} " + " ".join(f"{h:>11} {'vs admin':>9}" for h in heads))
+    print("-" * (35 + 22 * len(heads)))
+    for n, page in enumerate(results[0]["pages"]):
+        cells = []
+        for result in results:
+            row = result["pages"][n]
+            admin = next((p for p in result["pages"] if p["label"] == row["admin"]), None)
+            ratio = f"{row['p95'] / admin['p95']:8.2f}x" if admin else " " * 9
+            cells.append(f"{row['p95']:11.1f} {ratio}")
+        print(f"{page['label']:<34} " + " ".join(cells))
 
 
 if __name__ == "__main__":

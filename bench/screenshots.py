@@ -5,7 +5,9 @@
 Builds the demo dataset (bench/demo_data.py) in a fresh database of its own (`<db>_screens`),
 starts the provider simulator with the demo stores' accounts (so the overview's balances are
 real answers) and the web server (`manage.py runserver`), signs in as the merchant admin in
-Debian's Chromium and captures each page at 1366x900. Everything it started is stopped again.
+Debian's Chromium and captures each page at 1366x900, then a few at a phone's 390x844 (the
+agent's follow-up queue, the overview with its menu open) and in Urdu (`ur-*.png`, laptop and
+phone). Everything it started is stopped again.
 """
 
 from __future__ import annotations
@@ -162,6 +164,20 @@ def pages(data: DemoData) -> list[tuple[str, str]]:
     ]
 
 
+PHONE = {"width": 390, "height": 844}
+
+
+def phone_and_urdu_pages(data: DemoData) -> list[tuple[str, str, str, bool]]:
+    """(file name, path, language, phone) of the pictures beside the laptop ones."""
+    return [
+        ("phone-followups", "/followups/", "en", True),
+        ("phone-menu", "/", "en", True),
+        ("ur-overview", "/", "ur", False),
+        ("ur-reports", "/reports/", "ur", False),
+        ("ur-phone-followups", "/followups/", "ur", True),
+    ]
+
+
 def capture(base_url: str, data: DemoData, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -190,6 +206,30 @@ def capture(base_url: str, data: DemoData, out: Path) -> None:
             target = out / f"{name}.png"
             page.screenshot(path=str(target))
             print(f"  {target.relative_to(ROOT)}  ({path})", flush=True)
+        cookies = context.cookies()  # the signed-in session, for the phone and Urdu pictures
+        for name, path, language, phone in phone_and_urdu_pages(data):
+            other = browser.new_context(
+                base_url=base_url,
+                viewport=PHONE if phone else VIEWPORT,
+                is_mobile=phone,
+                has_touch=phone,
+                device_scale_factor=2 if phone else 1,
+            )
+            other.add_cookies(
+                [*cookies, {"name": "django_language", "value": language, "url": base_url}]
+            )
+            shot = other.new_page()
+            shot.on("pageerror", lambda e: errors.append(str(e)))
+            response = shot.goto(path)
+            if response is None or response.status != 200:
+                raise SystemExit(f"{path} answered {response and response.status}, not 200")
+            shot.wait_for_load_state("networkidle")
+            if name == "phone-menu":
+                shot.get_by_role("button", name="Menu").click()
+            target = out / f"{name}.png"
+            shot.screenshot(path=str(target))
+            print(f"  {target.relative_to(ROOT)}  ({path}, {language}{', phone' if phone else ''})")
+            other.close()
         browser.close()
     if errors:
         print("the browser reported errors:\n  " + "\n  ".join(errors))

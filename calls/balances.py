@@ -18,8 +18,17 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from calls.models import Store
-from calls.provider import AccountBalance, InvalidApiKey, ProviderError, RobocallClient
+from calls.provider import (
+    KEY_REJECTED,
+    AccountBalance,
+    InvalidApiKey,
+    ProviderError,
+    RobocallClient,
+    in_plain_words,
+)
 from calls.redaction import redact
+from calls.templatetags.present import phone as national_phone
+from calls.templatetags.present import when
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +56,14 @@ def call_again_question(phone: str, store: Store) -> str:
     """What "Call again" asks before it spends money: the price at the store's last known rate."""
     if store.call_rate is None:
         return _(
-            "Call %(phone)s again? The call costs the store's call rate (not known yet: verify "
+            "Call %(phone)s again? The call costs at the store's call rate (not known yet: verify "
             "the store's key in Settings)."
-        ) % {"phone": phone}
+        ) % {"phone": national_phone(phone)}
     return _(
         "Call %(phone)s again? The call costs about %(cost)s (%(rate)s a pulse x %(pulses)s "
         "pulses)."
     ) % {
-        "phone": phone,
+        "phone": national_phone(phone),
         "cost": format_rupees(estimate_cost(1, store.call_rate)),
         "rate": format_rupees(store.call_rate),
         "pulses": PULSES_PER_VERIFICATION_CALL,
@@ -94,15 +103,46 @@ def balance_status_key(store_id: int) -> str:
     return f"robodash:balance-status:{store_id}"
 
 
+# What the last refresh learnt of a store's provider account, for the pages.
+PROVIDER_OK = "ok"
+PROVIDER_UNREACHABLE = "unreachable"  # not answering, or an answer that could not be used
+PROVIDER_KEY_REJECTED = "rejected"  # it answered, and refused the key ("API Key not matched")
+
+
 def refresh_store_balance(store_id: int) -> None:
-    """Ask for one store's balance and note, for the pages, whether the provider answered:
-    "ok" or "unreachable", forgotten after a few missed refreshes (then the page shows the
-    stored value and its age alone)."""
+    """Ask for one store's balance and note, for the pages, what the provider said: "ok",
+    "rejected" (the key) or "unreachable", forgotten after a few missed refreshes (then the
+    page shows the stored value and its age alone)."""
     store = Store.objects.filter(pk=store_id).first()
     if store is None:
         return
-    status = "ok" if refresh_balance(store) is not None else "unreachable"
+    answer = _ask_and_remember(store)
+    if isinstance(answer, InvalidApiKey):
+        status = PROVIDER_KEY_REJECTED
+    elif isinstance(answer, ProviderError):
+        status = PROVIDER_UNREACHABLE
+    else:
+        status = PROVIDER_OK
+    note_provider_state(store_id, status)
+
+
+def note_provider_state(store_id: int, status: str) -> None:
+    """Remember what the provider last said of a store's key (a refresh, a save, a Verify)."""
     cache.set(balance_status_key(store_id), status, BALANCE_REFRESH_SECONDS * 3)
+
+
+def provider_states(stores: list[Store]) -> dict[int, str]:
+    """Each store's provider state as the pages word it: "rejected" when the last refresh
+    was refused the key or robodash paused the store for it, else the last refresh's status
+    ("ok", "unreachable", or "" when none is recent). One cache round trip for all."""
+    statuses = cache.get_many([balance_status_key(store.pk) for store in stores])
+    states = {}
+    for store in stores:
+        state = statuses.get(balance_status_key(store.pk), "")
+        if store.paused and in_plain_words(store.paused_reason) == KEY_REJECTED:
+            state = PROVIDER_KEY_REJECTED
+        states[store.pk] = state
+    return states
 
 
 @dataclass(frozen=True)
@@ -120,10 +160,10 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
         return LaunchCheck(
             ok=False,
             message=_(
-                "Cannot launch: the provider does not accept %(store)s's API key (%(reason)s). "
+                "Cannot launch: the provider rejected this key, %(store)s's API key. "
                 "Fix the key in the store's settings, then launch the campaign."
             )
-            % {"store": store.name, "reason": answer},
+            % {"store": store.name},
             balance=store.balance,
             estimated_cost=None,
         )
@@ -135,7 +175,7 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
                 "Warning: the provider could not be asked for %(store)s's balance (%(reason)s) "
                 "and none is known yet; launching without a balance check."
             )
-            % {"store": store.name, "reason": failure},
+            % {"store": store.name, "reason": in_plain_words(failure).rstrip(".").lower()},
             balance=None,
             estimated_cost=None,
         )
@@ -145,7 +185,7 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
     if failure is not None and store.balance_checked_at is not None:
         checked = timezone.localtime(store.balance_checked_at, store.zone)
         as_of = " " + _("(last known, checked %(when)s; the provider is not answering)") % {
-            "when": f"{checked:%Y-%m-%d %H:%M}"
+            "when": when(checked)
         }
     else:
         as_of = ""

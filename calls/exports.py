@@ -1,31 +1,45 @@
-"""Calls as CSV (one row per call, the same file from `export_calls` and the calls page) and
-orders as CSV (one row per order, from `export_orders`).
+"""Calls as CSV or Excel (one row per call, the same rows from `export_calls` and the calls
+page) and orders as CSV (one row per order, from `export_orders`).
 
 Streamed: rows are read in chunks with a server-side cursor and written as they come, so an
-export of a million calls holds a chunk, not the table. Times are ISO 8601 in the store's zone.
-Cells that a spreadsheet would run as a formula are defused with a leading apostrophe (an order
-id like `=HYPERLINK(...)` comes from a merchant's CSV, so from anyone).
+export of a million calls holds a chunk, not the table. The .xlsx is written by openpyxl's
+write-only mode into a temporary file, which the response then streams. Times are ISO 8601 in
+the store's zone.
+
+The pages' CSV files start with the UTF-8 byte order mark: without it Excel reads the file as
+the machine's legacy code page and garbles Urdu campaign and store names. (The commands write
+to stdout for scripts, so no BOM there.)
+
+Cells that a spreadsheet would run as a formula are defused (an order id like
+`=HYPERLINK(...)` comes from a merchant's CSV, so from anyone): in a CSV with a leading
+apostrophe, in an .xlsx by storing every text as a string cell, which is never evaluated.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import tempfile
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from django import forms
 from django.db.models import Count, DecimalField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
-from django.http import HttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from calls.models import Call, Order
 
 CALL_EXPORT_COLUMNS = [
     "order_id",
+    "store",
     "phone",
+    "amount",
     "campaign",
     "state",
     "outcome",
@@ -54,6 +68,9 @@ ORDER_EXPORT_COLUMNS = [
 # decided_by of a decision made by the customer's key press (an agent's is their username).
 DECIDED_BY_KEY_PRESS = "customer (key press)"
 EXPORT_CHUNK_SIZE = 2000
+BOM = "\ufeff"
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 # Excel, LibreOffice and Google Sheets start a formula (or a DDE command) with these.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -61,6 +78,7 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _EXPORT_FIELDS = (
     "order_id",
     "phone",
+    "amount",
     "state",
     "outcome",
     "call_status",
@@ -71,6 +89,7 @@ _EXPORT_FIELDS = (
     "created_at",
     "finalized_at",
     "campaign__name",
+    "store__name",
     "store__timezone",
 )
 
@@ -83,28 +102,41 @@ def spreadsheet_safe(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
-def _cell(value: object, zone: zoneinfo.ZoneInfo) -> str:
+def _value(value: object, zone: zoneinfo.ZoneInfo) -> str | int | Decimal:
+    """A cell's value for either format: numbers stay numbers, times become text in `zone`."""
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
         return value.astimezone(zone).replace(microsecond=0).isoformat()
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return value
+    return str(value)
+
+
+def csv_cell(value: str | int | Decimal | None) -> str:
+    if value is None:
+        return ""
     if isinstance(value, Decimal):
         return format(value, "f")
-    return spreadsheet_safe(str(value))
+    if isinstance(value, int):
+        return str(value)
+    return spreadsheet_safe(value)
 
 
 def _zone_of(name: str, zones: dict[str, zoneinfo.ZoneInfo]) -> zoneinfo.ZoneInfo:
     return zones.get(name) or zones.setdefault(name, zoneinfo.ZoneInfo(name))
 
 
-def _rows(queryset: QuerySet[Call]) -> Iterator[list[str]]:
+def _rows(queryset: QuerySet[Call]) -> Iterator[list[str | int | Decimal]]:
     calls = queryset.select_related("campaign", "store").only(*_EXPORT_FIELDS)
     zones: dict[str, zoneinfo.ZoneInfo] = {}
     for call in calls.iterator(chunk_size=EXPORT_CHUNK_SIZE):
         zone = _zone_of(call.store.timezone, zones)
         values = (
             call.order_id,
+            call.store.name,
             call.phone,
+            call.amount,
             call.campaign.name,
             call.state,
             call.outcome,
@@ -116,10 +148,10 @@ def _rows(queryset: QuerySet[Call]) -> Iterator[list[str]]:
             call.created_at,
             call.finalized_at,
         )
-        yield [_cell(value, zone) for value in values]
+        yield [_value(value, zone) for value in values]
 
 
-def _order_rows(queryset: QuerySet[Order]) -> Iterator[list[str]]:
+def _order_rows(queryset: QuerySet[Order]) -> Iterator[list[str | int | Decimal]]:
     # Each order's calls through call_order_created_idx: a few index probes per order, so the
     # export streams instead of grouping the whole calls table first.
     of_order = Call.objects.filter(shop_order=OuterRef("pk"))
@@ -163,15 +195,15 @@ def _order_rows(queryset: QuerySet[Order]) -> Iterator[list[str]]:
             order.created_at,
             order.decided_at,
         )
-        yield [_cell(value, zone) for value in values]
+        yield [_value(value, zone) for value in values]
 
 
-def _write(columns: list[str], rows: Iterator[list[str]], out: _Writable) -> int:
+def _write(columns: list[str], rows: Iterator[list[str | int | Decimal]], out: _Writable) -> int:
     writer = csv.writer(out)
     writer.writerow(columns)
     count = 0
     for row in rows:
-        writer.writerow(row)
+        writer.writerow([csv_cell(value) for value in row])
         count += 1
     return count
 
@@ -193,18 +225,85 @@ class _Line:
         return text
 
 
-def iter_calls_csv(queryset: QuerySet[Call]) -> Iterator[str]:
-    """The same CSV as write_calls_csv, as strings for a StreamingHttpResponse."""
+def iter_csv(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """`rows` (the header first) as CSV text for a StreamingHttpResponse, the BOM first."""
     writer = csv.writer(_Line())
-    yield writer.writerow(CALL_EXPORT_COLUMNS)
-    lines: list[str] = []
-    for row in _rows(queryset):
-        lines.append(writer.writerow(row))
+    lines: list[str] = [BOM]
+    for row in rows:
+        lines.append(writer.writerow([csv_cell(value) for value in row]))
         if len(lines) >= 200:  # fewer, larger chunks for the response
             yield "".join(lines)
             lines = []
     if lines:
         yield "".join(lines)
+
+
+def iter_calls_csv(queryset: QuerySet[Call]) -> Iterator[str]:
+    """The same CSV as write_calls_csv (with the BOM), as strings for a StreamingHttpResponse."""
+    return iter_csv(calls_rows(queryset))
+
+
+def _with_header(columns: list[str], rows: Iterator[list[str | int | Decimal]]) -> Iterator[Any]:
+    yield columns
+    yield from rows
+
+
+def xlsx_cell(sheet: Any, value: Any) -> Any:
+    """A write-only cell: numbers as numbers, everything else as a string cell, so a text
+    starting with "=" is shown, never run (openpyxl would otherwise store it as a formula)."""
+    if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+        # openpyxl writes a Decimal's exact digits (its stubs leave Decimal out).
+        return WriteOnlyCell(sheet, value=cast(Any, value))
+    cell = WriteOnlyCell(sheet, value=None)
+    # A workbook cannot hold control characters (openpyxl refuses them); an order id from a
+    # shop's webhook may carry one.
+    text = "" if value is None else ILLEGAL_CHARACTERS_RE.sub("\ufffd", str(value))
+    cell.value = text
+    cell.data_type = "s"
+    return cell
+
+
+def xlsx_file(rows: Iterable[Sequence[Any]], *, title: str) -> Any:
+    """`rows` (the header first) as an .xlsx in a temporary file, rewound for reading. The
+    write-only workbook keeps one row in memory; the caller closes the file (a FileResponse
+    does), which deletes it."""
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(title=title[:31])
+    for row in rows:
+        sheet.append([xlsx_cell(sheet, value) for value in row])
+    out = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - handed to the caller open
+    try:
+        book.save(out)
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out
+
+
+def csv_response(rows: Iterable[Sequence[Any]], filename: str) -> StreamingHttpResponse:
+    """A streamed CSV download (UTF-8 with the BOM Excel needs) of `rows`, the header first."""
+    response = StreamingHttpResponse(iter_csv(rows), content_type=CSV_CONTENT_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def xlsx_response(rows: Iterable[Sequence[Any]], filename: str, *, title: str) -> FileResponse:
+    """An .xlsx download of `rows`, the header first, streamed from a temporary file."""
+    response = FileResponse(
+        xlsx_file(rows, title=title),
+        as_attachment=True,
+        filename=filename,
+        content_type=XLSX_CONTENT_TYPE,
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def calls_rows(queryset: QuerySet[Call]) -> Iterator[Any]:
+    """The header and one row per call of `queryset`, for csv_response or xlsx_response."""
+    return _with_header(CALL_EXPORT_COLUMNS, _rows(queryset))
 
 
 def export_refused(form: forms.Form) -> HttpResponse:

@@ -8,6 +8,10 @@ rendered back (not even after an error), so the forms ask for it again instead.
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import functools
+import logging
+import zoneinfo
 from decimal import Decimal
 from typing import Any
 
@@ -15,11 +19,19 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
+from django.forms.utils import flatatt
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from calls.imports import parse_amount
 from calls.models import Store, User
 from calls.phones import InvalidPhone, normalize_pk_mobile
+from calls.provider import AccountBalance, InvalidApiKey, ProviderError, RobocallClient
+
+logger = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # far above any day's orders; keeps a stray file out
 MAX_REPORT_DAYS = 366
@@ -104,11 +116,9 @@ class UploadForm(forms.Form):
         required=False, min_value=1, label=_("Voice id"), help_text=_("Blank: the store's default.")
     )
     file = forms.FileField(
-        label=_("CSV file"),
-        help_text=_(
-            "Columns phone, amount, order_id, store_name (optional: voice_id, text3..text5, "
-            "key1..key5)."
-        ),
+        label=_("CSV or Excel file"),
+        help_text=_("A .csv (UTF-8) or .xlsx file with the columns explained below."),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,text/csv"}),
     )
 
     def clean_file(self) -> Any:
@@ -158,25 +168,86 @@ class ReportFilterForm(forms.Form):
         return cleaned
 
 
+MAX_RETRY_DELAY_MINUTES = 24 * 60
+
+
 def parse_retry_delays(text: str) -> list[int]:
-    """'300,600,1800' -> [300, 600, 1800], or a ValidationError naming the bad part."""
+    """'5, 10, 30' (minutes) -> [300, 600, 1800] (seconds, as stored), or a ValidationError
+    naming the bad part. A part like '30s' is seconds: a delay that is not whole minutes (set
+    by the portal or a command) is shown that way, so saving the form keeps it."""
     parts = [part.strip() for part in text.split(",")]
     if not text.strip() or any(part == "" for part in parts):
         raise ValidationError(
-            _("Give the retry delays in seconds separated by commas, e.g. 300,600,1800.")
+            _("Give the retry delays in minutes separated by commas, e.g. 5, 10, 30.")
         )
     delays = []
     for part in parts:
-        if not part.isdigit() or int(part) <= 0:
+        seconds = part[:-1].strip() if part.lower().endswith("s") else None
+        number = part if seconds is None else seconds
+        if not number.isdigit() or int(number) <= 0:
             raise ValidationError(
                 _(
-                    "“%(part)s” is not a positive whole number of seconds; write the delays like "
-                    "300,600,1800."
+                    "“%(part)s” is not a positive whole number of minutes; "
+                    "write the delays like 5, 10, 30."
                 )
                 % {"part": part[:20]}
             )
-        delays.append(int(part))
+        value = int(number) if seconds is not None else int(number) * 60
+        if value > MAX_RETRY_DELAY_MINUTES * 60:
+            raise ValidationError(
+                _("“%(part)s” is more than a day; a retry delay is at most %(most)s minutes.")
+                % {"part": part[:20], "most": f"{MAX_RETRY_DELAY_MINUTES:,}"}
+            )
+        delays.append(value)
     return delays
+
+
+def retry_delays_as_minutes(delays: list[int]) -> str:
+    """The stored seconds as the form shows them: '5, 10, 30' ('45s' if not whole minutes)."""
+    return ", ".join(str(d // 60) if d % 60 == 0 else f"{d}s" for d in delays)
+
+
+@functools.cache
+def _zone_names() -> tuple[str, ...]:
+    # available_timezones() walks the tz database's files: once per process is enough.
+    first = settings.ROBODASH_DEFAULT_STORE_TIMEZONE
+    return (first, *sorted(zone for zone in zoneinfo.available_timezones() if zone != first))
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    """Every zone zoneinfo knows, Pakistan's first (most stores are there), then by name."""
+    return [(zone, zone) for zone in _zone_names()]
+
+
+class ZoneSelect(forms.Select):
+    """A <select> of some 600 zones, written directly: Django's per-option templates take
+    about 80 ms for that many, on every store page."""
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        chosen = str(value[0] if isinstance(value, list | tuple) and value else value or "")
+        options = format_html_join(
+            "",
+            '<option value="{}"{}>{}</option>',
+            ((zone, " selected" if zone == chosen else "", label) for zone, label in self.choices),
+        )
+        final_attrs = self.build_attrs(self.attrs, attrs)
+        return format_html('<select name="{}"{}>{}</select>', name, flatatt(final_attrs), options)
+
+
+class KeyCheck(enum.Enum):
+    """What the provider said of a key typed on the store form (asked with check_balance)."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    UNREACHABLE = "unreachable"
+
+
+KEY_REJECTED = _(
+    "The provider rejected this key: it does not match a Robo Call account. Check it in the "
+    "Robo Call portal, or save it anyway with the store paused."
+)
 
 
 class StoreForm(forms.ModelForm):
@@ -188,12 +259,24 @@ class StoreForm(forms.ModelForm):
         # Write-only: never rendered back, not even after a failed submit.
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
     )
+    save_rejected_key_paused = forms.BooleanField(
+        required=False,
+        label=_("Save a key the provider rejects anyway, with the store paused"),
+        help_text=_("Nothing is dialled until the store is resumed with a key that works."),
+    )
+    timezone = forms.ChoiceField(
+        label=_("Time zone"),
+        choices=time_zone_choices,
+        widget=ZoneSelect,
+        error_messages={"invalid_choice": _("'%(value)s' is not a known time zone; pick one.")},
+    )
     retry_delays = forms.CharField(
-        label=_("Retry delays (seconds)"),
-        help_text=_("One per provider retry, as in the portal's Call Settings, e.g. 300,600,1800."),
+        label=_("Retry delays (minutes)"),
+        help_text=_("One per provider retry, as in the portal's Call Settings, e.g. 5, 10, 30."),
     )
 
-    field_order = ["name", "api_key"]  # the rest follow in Meta.fields order
+    # The rest follow in Meta.fields order.
+    field_order = ["name", "api_key", "save_rejected_key_paused"]
 
     class Meta:
         model = Store
@@ -211,9 +294,7 @@ class StoreForm(forms.ModelForm):
             "paused",
         ]
         labels = {
-            "name": _("Name"),
             "default_voice_id": _("Default voice id"),
-            "timezone": _("Time zone"),
             "calling_start": _("Calling hours start"),
             "calling_end": _("Calling hours end"),
             "provider_retries": _("Provider retries"),
@@ -227,7 +308,7 @@ class StoreForm(forms.ModelForm):
             "default_voice_id": _(
                 "The provider's recorded message to use when a campaign or row names none."
             ),
-            "low_balance_threshold": _("Below this balance, launching is blocked."),
+            "low_balance_threshold": _("Below this balance, launching is blocked. 0 or more."),
             "reattempts": _(
                 "0 is off. When an order ends unreachable or with no key pressed after the "
                 "provider's free retries, call it again up to this many more times (each a new "
@@ -238,24 +319,33 @@ class StoreForm(forms.ModelForm):
         widgets = {
             "calling_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "calling_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "low_balance_threshold": forms.NumberInput(attrs={"min": "0", "step": "0.01"}),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.creating = self.instance.pk is None
+        self.key_check: KeyCheck | None = None
+        self.balance: AccountBalance | None = None
         delays = self.instance.retry_delays
         if isinstance(delays, list) and not self.is_bound:
-            self.initial["retry_delays"] = ",".join(str(d) for d in delays)
+            self.initial["retry_delays"] = retry_delays_as_minutes(delays)
+        zone = self.instance.timezone
+        choices = time_zone_choices()
+        if zone and zone not in dict(choices):  # a zone saved before the picker: keep it
+            choices.insert(1, (zone, zone))
+        self.fields["timezone"].choices = choices  # type: ignore[attr-defined]
         for optional in ("reattempts", "reattempt_gap_minutes"):
             self.fields[optional].required = False
         if self.creating:
             self.fields["api_key"].required = True
             self.fields["api_key"].help_text = _(
-                "From the Robo Call portal. It is stored encrypted."
+                "From the Robo Call portal. It is checked with the provider and stored encrypted."
             )
         else:
             self.fields["api_key"].help_text = _(
-                "Write-only: the current key is never shown. Leave blank to keep it."
+                "Write-only: the current key is never shown. Leave blank to keep it. A new key "
+                "is checked with the provider when you save."
             )
 
     def clean_api_key(self) -> str:
@@ -279,9 +369,51 @@ class StoreForm(forms.ModelForm):
     def clean_retry_delays(self) -> list[int]:
         return parse_retry_delays(str(self.cleaned_data.get("retry_delays", "")))
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        delays, retries = cleaned.get("retry_delays"), cleaned.get("provider_retries")
+        if isinstance(delays, list) and isinstance(retries, int) and len(delays) > retries:
+            self.add_error(
+                "retry_delays",
+                ngettext(
+                    "Give one delay for the %(retries)s retry, not %(delays)s.",
+                    "Give one delay for each of the %(retries)s retries, not %(delays)s.",
+                    retries,
+                )
+                % {"retries": retries, "delays": len(delays)},
+            )
+        key = cleaned.get("api_key")
+        # Asked only of an otherwise valid form: a typo elsewhere costs no provider request.
+        if key and not self.errors:
+            self._check_key(key, paused_if_rejected=bool(cleaned.get("save_rejected_key_paused")))
+        return cleaned
+
+    def _check_key(self, key: str, *, paused_if_rejected: bool) -> None:
+        """Ask check_balance with the typed key: accepted (its balance kept), rejected (refused
+        unless saving it paused was chosen), or the provider could not be reached (saved
+        unverified). Only our own words reach the page: the provider's text may quote the key
+        or be raw JSON."""
+        try:
+            with RobocallClient(key) as client:
+                self.balance = client.check_balance()
+        except InvalidApiKey:
+            self.key_check = KeyCheck.REJECTED
+            if not paused_if_rejected:
+                self.add_error("api_key", KEY_REJECTED)
+        except ProviderError as exc:
+            logger.warning("store form: the API key could not be checked: %s", exc)
+            self.key_check = KeyCheck.UNREACHABLE
+        else:
+            self.key_check = KeyCheck.ACCEPTED
+
     @property
     def key_changed(self) -> bool:
         return bool(self.cleaned_data.get("api_key"))
+
+    @property
+    def key_rejected(self) -> bool:
+        """The typed key was refused: the page then offers saving it paused."""
+        return self.key_check is KeyCheck.REJECTED
 
     def save(self, commit: bool = True) -> Store:
         store: Store = super().save(commit=False)
@@ -293,6 +425,18 @@ class StoreForm(forms.ModelForm):
             store.balance_username = ""
             store.call_rate = None
             store.balance_checked_at = None
+            if self.key_check is KeyCheck.ACCEPTED and self.balance is not None:
+                store.key_verified_at = store.balance_checked_at = timezone.now()
+                store.balance = self.balance.balance
+                store.balance_username = self.balance.username[:100]
+                store.call_rate = self.balance.call_rate
+            elif self.key_check is KeyCheck.REJECTED:
+                store.paused = True
+                # Worded so the pages name it as a rejected key (calls.provider.in_plain_words).
+                store.paused_reason = (
+                    "The provider rejected the API key when it was saved: enter a key it "
+                    "accepts, then resume the store."
+                )
         if commit:
             store.save()
         return store

@@ -1,8 +1,11 @@
 """Orders into calls: the CSV import (command and upload page) and the single-order form.
 
-CSV columns: `phone,amount,order_id,store_name`, optionally `voice_id,text3..text5,key1..key5`.
+Columns: `phone,amount,order_id,store_name`, optionally `voice_id,text3..text5,key1..key5`.
 Header names are matched case-insensitively, trimmed, with spaces or dashes read as `_`
-("Order ID" is `order_id`); other columns are ignored. UTF-8 with or without the BOM Excel writes.
+("Order ID" is `order_id`); other columns are ignored. A file is CSV (UTF-8 with or without the
+BOM Excel writes) or an Excel .xlsx workbook (its first sheet), told apart by its first bytes,
+not its name: an .xlsx renamed .csv is read as the workbook it is, and an old .xls is refused
+with what to do instead. Amounts may carry the currency ("Rs 2,000", "PKR 2000", "2,000/-").
 
 Each row is validated on its own: a bad row is reported by its spreadsheet row number (the header
 is row 1) with every reason, and the rest still import. Each new row becomes an order of the store
@@ -74,6 +77,15 @@ PROGRESS_EVERY = 10_000
 # 1500, 1500.5, 1,500 or 1,500.50: commas only as thousands separators, so "1,5" is refused
 # rather than read as 15 or 1.5.
 _AMOUNT = re.compile(r"(\d+|\d{1,3}(,\d{3})+)(\.\d+)?")
+# How rupees are written around the number: "Rs 2,000", "Rs. 2,000.50", "PKR 2000", "₨2000",
+# "2,000/-". Dropped before the number is read.
+_CURRENCY_BEFORE = re.compile(r"^(?:rs\.?|pkr|₨)\s*", re.IGNORECASE)
+_CURRENCY_AFTER = re.compile(r"\s*(?:/-|rs\.?|pkr)$", re.IGNORECASE)
+# The first bytes of a zip (an .xlsx is one) and of an OLE2 compound file (an old .xls).
+ZIP_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# A text cell starting with one of these is run by a spreadsheet as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@")
 # Control characters a cell may not hold: NUL (PostgreSQL cannot store it), the other C0 codes
 # and DEL, and the C1 codes. Tab and line breaks are allowed: a spreadsheet cell may hold a
 # two-line store name, and the voice reads them as spaces.
@@ -155,12 +167,13 @@ def parse_amount(text: str) -> Decimal:
     text = text.strip()
     if not text:
         raise ValueError("amount is missing")
-    if not _AMOUNT.fullmatch(text):
-        if text.startswith("-"):
+    number = _CURRENCY_AFTER.sub("", _CURRENCY_BEFORE.sub("", text))
+    if not _AMOUNT.fullmatch(number):
+        if number.startswith("-"):
             raise ValueError(f"amount {text!r} must be more than 0")
-        raise ValueError(f"amount {text!r} is not a number (e.g. 1500 or 1,500.50)")
+        raise ValueError(f"amount {text!r} is not a number (e.g. 1500, 1,500.50 or Rs 2,000)")
     try:
-        value = Decimal(text.replace(",", ""))
+        value = Decimal(number.replace(",", ""))
     except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
         raise ValueError(f"amount {text!r} is not a number") from None
     if value <= 0:
@@ -170,6 +183,24 @@ def parse_amount(text: str) -> Decimal:
     if value > MAX_AMOUNT:
         raise ValueError(f"amount {text!r} is too large")
     return value.quantize(CENT)
+
+
+def formula_warning(order: OrderRow) -> str:
+    """What in a valid order a spreadsheet would run as a formula (a text cell starting with
+    =, +, - or @), said for the preview; "" if nothing. The phone is left out: its + is normal
+    and it is stored as digits. robodash keeps such text as written and its exports defuse
+    it, but the file came from a spreadsheet that may already have run it."""
+    texts = {"order_id": order.order_id, "store_name": order.store_name, **order.extras}
+    columns = [name for name, value in texts.items() if value.startswith(FORMULA_STARTS)]
+    if not columns:
+        return ""
+    one = len(columns) == 1
+    return (
+        f"{', '.join(columns)} start{'s' if one else ''} with "
+        f"{', '.join(sorted({texts[name][0] for name in columns}))}: a spreadsheet may run "
+        f"{'it as a formula; check the value is' if one else 'them as formulas; check they are'}"
+        " what the customer should hear"
+    )
 
 
 def parse_voice_id(text: str) -> int | None:
@@ -310,6 +341,76 @@ def _csv_rows(file: CsvSource) -> Iterator[tuple[int, list[str], dict[str, int],
             ) from None
 
 
+def _sniff(file: CsvSource) -> bytes:
+    """The first bytes of a binary `file`, which is then rewound (b"" for a text stream)."""
+    if isinstance(file, io.TextIOBase):
+        return b""
+    head = file.read(8)
+    file.seek(0)
+    return head if isinstance(head, bytes) else b""
+
+
+def _xlsx_text(value: object) -> str:
+    """A workbook cell as the text a CSV would hold: 3001234567 not 3001234567.0."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else str(Decimal(repr(value)))
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _xlsx_rows(file: CsvSource) -> Iterator[tuple[int, list[str], dict[str, int], int]]:
+    """As _csv_rows, for the first sheet of an .xlsx. openpyxl's read-only mode parses the
+    sheet as it is iterated, so a big workbook is not loaded whole."""
+    from openpyxl import load_workbook  # only an Excel upload pays for the import
+
+    try:
+        book = load_workbook(cast(Any, file), read_only=True, data_only=True)
+    except Exception:  # zipfile, XML and openpyxl errors alike: the file is not a workbook
+        raise ImportFileError(
+            "the file is a zip archive but not an Excel .xlsx workbook: save it from Excel as "
+            "'Excel Workbook (.xlsx)' or 'CSV UTF-8 (Comma delimited)'; nothing was imported"
+        ) from None
+    try:
+        sheet = book.worksheets[0] if book.worksheets else None
+        rows = sheet.iter_rows(values_only=True) if sheet is not None else iter(())
+        header = [_xlsx_text(value) for value in next(rows, ())]
+        while header and not header[-1].strip():
+            header.pop()  # a sheet's width is its widest row: trailing empty header cells
+        if not any(cell.strip() for cell in header):
+            raise ImportFileError(
+                "the workbook's first sheet is empty: its first row must name the columns "
+                f"{','.join(REQUIRED_COLUMNS)}"
+            )
+        columns = _header_columns(header)
+        width = len(header)
+        for row_number, values in enumerate(rows, start=2):
+            cells = [_xlsx_text(value) for value in values[:width]]
+            if any(cell.strip() for cell in cells):
+                # No quoting in a workbook, so no "wrong number of fields": pad short rows.
+                yield row_number, cells + [""] * (width - len(cells)), columns, width
+    finally:
+        book.close()
+
+
+def _file_rows(file: CsvSource) -> Iterator[tuple[int, list[str], dict[str, int], int]]:
+    """The rows of a CSV or .xlsx, told apart by the file's first bytes, not its name."""
+    head = _sniff(file)
+    if head.startswith(OLE_MAGIC):
+        raise ImportFileError(
+            "this is an old Excel .xls file, which robodash cannot read: in Excel use "
+            "'Save As' > 'Excel Workbook (.xlsx)' or 'CSV UTF-8 (Comma delimited)'; "
+            "nothing was imported"
+        )
+    if head.startswith(ZIP_MAGIC):
+        return _xlsx_rows(file)
+    return _csv_rows(file)
+
+
 def _validate_cells(
     row: int, cells: list[str], columns: dict[str, int], width: int
 ) -> OrderRow | RowError:
@@ -327,10 +428,10 @@ def _validate_cells(
 
 
 def validated_rows(file: CsvSource) -> Iterator[OrderRow | RowError]:
-    """Each non-blank data row of `file`, validated: the one reading of a CSV that the upload
-    page, import_csv and import_calls share. ImportFileError if the file as a whole is
-    unusable."""
-    for row, cells, columns, width in _csv_rows(file):
+    """Each non-blank data row of `file` (CSV or .xlsx), validated: the one reading of a file
+    that the upload page, import_csv and import_calls share. ImportFileError if the file as a
+    whole is unusable."""
+    for row, cells, columns, width in _file_rows(file):
         yield _validate_cells(row, cells, columns, width)
 
 

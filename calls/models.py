@@ -89,7 +89,7 @@ class Store(models.Model):
         default=45, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)]
     )
     low_balance_threshold = models.DecimalField(
-        max_digits=12, decimal_places=2, default=Decimal(500)
+        max_digits=12, decimal_places=2, default=Decimal(500), validators=[MinValueValidator(0)]
     )
     paused = models.BooleanField(default=False)
     paused_reason = models.CharField(max_length=500, blank=True)  # set when robodash paused it
@@ -105,6 +105,14 @@ class Store(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # A negative threshold would let a launch run the balance into debt unwarned.
+            models.CheckConstraint(
+                condition=models.Q(low_balance_threshold__gte=0),
+                name="store_threshold_not_negative",
+                violation_error_message="The low-balance threshold cannot be negative.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -475,6 +483,14 @@ class Call(Message):
             models.Index(fields=["created_at", "id"], name="call_created_idx"),
             models.Index(fields=["campaign", "created_at"], name="call_campaign_created_idx"),
             models.Index(fields=["store", "created_at"], name="call_store_created_idx"),
+            # The calls list filtered by outcome (of one store, or all), newest first: the
+            # page's keyset (created_at, id) read straight off the index, no sort, no rows
+            # of other outcomes read and thrown away (tests/calls/test_calls_list_plan.py).
+            models.Index(
+                fields=["store", "outcome", "-created_at", "-id"],
+                name="call_store_outcome_new_idx",
+            ),
+            models.Index(fields=["outcome", "-created_at", "-id"], name="call_outcome_new_idx"),
             # campaign pages and reports: outcome breakdown per campaign.
             models.Index(fields=["campaign", "outcome"], name="call_campaign_outcome_idx"),
             # /followups/: open follow-ups, oldest first.
@@ -494,7 +510,8 @@ class Call(Message):
             models.Index(
                 fields=["order_id"], name="call_order_id_idx", opclasses=["varchar_pattern_ops"]
             ),
-            # rollups.closed_before: the oldest unfinished call, which bounds the closed days.
+            # The calls not final yet, whatever their age: the overview's counts of calls
+            # waiting and with the provider (stats.calls_in_flight) read only these.
             models.Index(
                 fields=["created_at"],
                 condition=~Q(state="final"),
@@ -561,37 +578,38 @@ class CallEvent(models.Model):
 
 
 class DailyFigures(models.Model):
-    """The figures of one closed day's calls of one campaign and voice id (calls/rollups.py).
-
-    A day is closed once it is before yesterday and every call created that day (in the reporting
-    zone) is final: its figures never change again, so the pages add up these rows instead of
-    counting the calls. The columns are the fields of `calls.stats.Figures`.
+    """The figures of one day's calls of one campaign and voice id, kept current by PostgreSQL
+    triggers in the transaction of every change to the calls (calls/counters.py): the pages
+    add up these rows instead of counting calls. The columns are the fields of
+    `calls.stats.Figures`. Plain integers, not positive ones: the triggers' upsert proposes a
+    row of the change (-1 queued, +1 in flight) before it adds it to the existing one, and
+    PostgreSQL checks constraints on the proposed row.
     """
 
-    day = models.DateField()  # in the reporting zone of its RolledUpDay
+    day = models.DateField()  # in the zone of calls_figures_zone() (calls/counters.py)
     campaign = models.ForeignKey(
         Campaign, on_delete=models.CASCADE, related_name="+", db_index=False
     )
     # The calls' store (always their campaign's), so the store filter needs no join.
     store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="+", db_index=False)
     voice_id = models.PositiveIntegerField()
-    calls = models.PositiveIntegerField(default=0)
-    placed = models.PositiveIntegerField(default=0)
-    queued = models.PositiveIntegerField(default=0)
-    in_flight = models.PositiveIntegerField(default=0)
-    finished = models.PositiveIntegerField(default=0)
-    confirmed = models.PositiveIntegerField(default=0)
-    cancelled = models.PositiveIntegerField(default=0)
-    callback_requested = models.PositiveIntegerField(default=0)
-    no_input = models.PositiveIntegerField(default=0)
-    unreachable = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    needs_review = models.PositiveIntegerField(default=0)
-    withdrawn = models.PositiveIntegerField(default=0)
-    decided_confirmed = models.PositiveIntegerField(default=0)
-    decided_cancelled = models.PositiveIntegerField(default=0)
-    decided_by_hand = models.PositiveIntegerField(default=0)
-    decided_unanswered = models.PositiveIntegerField(default=0)
+    calls = models.IntegerField(default=0)
+    placed = models.IntegerField(default=0)
+    queued = models.IntegerField(default=0)
+    in_flight = models.IntegerField(default=0)
+    finished = models.IntegerField(default=0)
+    confirmed = models.IntegerField(default=0)
+    cancelled = models.IntegerField(default=0)
+    callback_requested = models.IntegerField(default=0)
+    no_input = models.IntegerField(default=0)
+    unreachable = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    needs_review = models.IntegerField(default=0)
+    withdrawn = models.IntegerField(default=0)
+    decided_confirmed = models.IntegerField(default=0)
+    decided_cancelled = models.IntegerField(default=0)
+    decided_by_hand = models.IntegerField(default=0)
+    decided_unanswered = models.IntegerField(default=0)
     charges = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
 
     class Meta:
@@ -611,25 +629,6 @@ class DailyFigures(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} campaign {self.campaign_id} voice {self.voice_id}"
-
-
-class RolledUpDay(models.Model):
-    """A day whose DailyFigures are written (none for a day without calls), and in which zone.
-
-    Readers use the rows of a day only when it is listed here in the current reporting zone;
-    a row is written in the same transaction as its day's figures.
-    """
-
-    # Unique: each day is rolled up once; also the readers' lookup of the days in a range.
-    day = models.DateField(unique=True)
-    zone = models.CharField(max_length=64)  # the reporting zone whose midnights bound the day
-    computed_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["day"]
-
-    def __str__(self) -> str:
-        return f"{self.day} ({self.zone})"
 
 
 class Upload(models.Model):

@@ -122,3 +122,43 @@ def lifetime_bound(*, provider_retries: int, retry_delays: list[int]) -> dt.time
     delays = sum(retry_delays[:provider_retries])
     attempts = (provider_retries + 1) * (timing.ATTEMPT_TIMEOUT + timing.FIRST_POLL_AFTER)
     return dt.timedelta(seconds=delays) + timing.scaled(attempts + timing.FINALISE_GRACE)
+
+
+# --- In words, for merchants -------------------------------------------------------------------
+# The provider's codes as a merchant reads them (its documentation's table of call statuses and
+# key presses). The raw numbers stay on the call page, in its section for support.
+
+STATUS_WORDS = {
+    1: "Ringing",
+    2: "Answered",
+    3: "Network busy",
+    4: "Line busy",
+    5: "Not picked up",
+    6: "Hung up early",
+    8: "Waiting to be dialled",
+}
+KEY_WORDS = {
+    1: "pressed 1 (confirm)",
+    2: "pressed 2 (cancel)",
+    3: "pressed 3 (call back)",
+}
+
+
+def status_in_words(call_status: int | None) -> str:
+    if call_status is None:
+        return "No answer from the provider yet"
+    return STATUS_WORDS.get(call_status, f"Unknown provider status {call_status}")
+
+
+def key_in_words(dtmf: int | None) -> str:
+    if dtmf is None:
+        return "pressed nothing"
+    return KEY_WORDS.get(dtmf, f"pressed {dtmf} (not a choice)")
+
+
+def provider_answer_in_words(call_status: int | None, dtmf: int | None) -> str:
+    """'Answered, pressed 1 (confirm)'; 'Line busy'; a key press only counts when answered."""
+    words = status_in_words(call_status)
+    if call_status == ANSWERED:
+        return f"{words}, {key_in_words(dtmf)}"
+    return words

@@ -650,3 +650,42 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     return value
+
+
+# --- In words, for merchants -------------------------------------------------------------------
+# A provider failure's message names the endpoint, the HTTP status and the provider's own words:
+# right for the logs and for support, not for a merchant's page. These are the sentences shown
+# instead; the detail stays in the logs and on the call page's section for support.
+
+KEY_REJECTED = "The provider rejected this store's API key. Check the key in the store's settings."
+NOT_ANSWERING = "The provider is not answering right now."
+UNCLEAR_ANSWER = (
+    "The provider's answer was unclear, so robodash did not repeat the request; "
+    "support can see the detail."
+)
+REFUSED = "The provider refused the request; support can see the detail."
+
+_KEY_REJECTED_TEXT = re.compile(r"rejected the api key|api key not matched", re.IGNORECASE)
+
+
+def in_plain_words(error: ProviderError | str) -> str:
+    """The sentence a merchant sees for `error` (a ProviderError, or the text of one as stored
+    in a pause reason or a call's last error)."""
+    if isinstance(error, InvalidApiKey):
+        return KEY_REJECTED
+    if isinstance(error, ProviderUnavailable):
+        return NOT_ANSWERING
+    if isinstance(error, ProviderAmbiguous):
+        return UNCLEAR_ANSWER
+    if isinstance(error, ProviderError):
+        return REFUSED
+    text = str(error)
+    if _KEY_REJECTED_TEXT.search(text):
+        return KEY_REJECTED
+    if "could not connect" in text or "asked us to wait" in text:
+        return NOT_ANSWERING
+    if "may have been acted on" in text or "provider error" in text:
+        return UNCLEAR_ANSWER
+    if "rejected the request" in text or "redirect" in text:
+        return REFUSED
+    return text

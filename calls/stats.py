@@ -18,9 +18,10 @@ expressions, used with `.aggregate()` for one total or `.values(key).annotate()`
 query per table. Python only adds up the few rows that come back (30 days, a page of campaigns).
 A call counts on the day (in the reporting zone) it was created, that is imported or ordered.
 
-The pages read `figures_grouped` and `figures_total`: closed days come from the daily rollups
-(DailyFigures, written by calls/rollups.py), every other day is counted live from the calls, so
-a page aggregates a few thousand calls rather than a million, and is right even if no rollup ran.
+The pages read `figures_grouped` and `figures_total`, which add up DailyFigures: one row per day,
+campaign and voice id, kept exact by PostgreSQL triggers as the calls change (calls/counters.py,
+whose SQL mirrors `figure_aggregates`). A page adds up the rows of the days and campaigns it
+shows, whatever the number of calls stored.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
@@ -39,9 +40,6 @@ from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
 
 from calls.models import Call, DailyFigures, Store
-
-if TYPE_CHECKING:
-    from calls.rollups import Coverage
 
 Outcome = Call.Outcome
 State = Call.State
@@ -308,9 +306,8 @@ def figures_grouped(
     `first_day` to `last_day` (days in the reporting zone; None: no bound), optionally of one
     store or some campaigns. Groups without calls are absent.
 
-    Three queries at most: the rolled-up closed days of the range (rollups.Coverage), their
-    DailyFigures, and the calls of the other days. The numbers are exactly those of counting
-    the calls (tests/calls/test_rollups.py).
+    Two queries: the zone the figures are counted in, and the DailyFigures of the range. The
+    numbers are exactly those of counting the calls (tests/calls/test_counters.py).
     """
     return figures_grouped_many(
         (by,), first_day=first_day, last_day=last_day, store=store, campaigns=campaigns
@@ -325,22 +322,26 @@ def figures_grouped_many(
     store: Store | int | None = None,
     campaigns: Iterable[int] | None = None,
 ) -> dict[Grouping, dict[Any, Figures]]:
-    """`figures_grouped` for several groupings of the same calls (the reports' tables), with
-    the rolled-up days looked up once and the other days' calls counted in one query."""
+    """`figures_grouped` for several groupings of the same calls (the reports' tables), from
+    one read of the daily figures."""
     zone = reporting_zone()
     campaign_ids = list(campaigns) if campaigns is not None else None
-    coverage = _coverage(zone, first_day, last_day)
-    rolled_rows = _daily_rows(store, campaign_ids).filter(coverage.rolled_up_days())
-    result = {by: _rolled_up_by(rolled_rows, by) for by in groupings}
-    live_calls = _calls(store, campaign_ids).filter(coverage.live_days(first_day, last_day, zone))
+    if not _counted_in(zone):
+        live_calls = _calls(store, campaign_ids).filter(_created_on(first_day, last_day, zone))
+        if len(groupings) == 1:
+            return {groupings[0]: _live_by(live_calls, groupings[0], zone)}
+        return _live_by_each(live_calls, groupings, zone)
+    rows = _daily_rows(store, campaign_ids, first_day, last_day)
     if len(groupings) == 1:
-        live = {groupings[0]: _live_by(live_calls, groupings[0], zone)}
-    else:
-        live = _live_by_each(live_calls, groupings, zone)
-    for by, rolled in result.items():
-        for key, figures in live[by].items():
-            rolled[key] = rolled[key] + figures if key in rolled else figures
-    return result
+        return {groupings[0]: _rolled_up_by(rows, groupings[0])}
+    grouped = rows.order_by().values("day", "campaign_id", "voice_id").annotate(**_daily_sums())
+    return _fold(
+        (
+            ((row["day"], row["campaign_id"], row["voice_id"]), _figures_of_sums(row))
+            for row in grouped
+        ),
+        groupings,
+    )
 
 
 def figures_total(
@@ -350,24 +351,33 @@ def figures_total(
     store: Store | int | None = None,
     campaigns: Iterable[int] | None = None,
 ) -> Figures:
-    """One total over the same calls as `figures_grouped`, in at most three queries."""
+    """One total over the same calls as `figures_grouped`, in two queries."""
     zone = reporting_zone()
     campaign_ids = list(campaigns) if campaigns is not None else None
-    coverage = _coverage(zone, first_day, last_day)
-    rows = _daily_rows(store, campaign_ids).filter(coverage.rolled_up_days())
-    rolled = _figures_of_sums(rows.order_by().aggregate(**_daily_sums()))
-    live = figures_of(
-        _calls(store, campaign_ids).filter(coverage.live_days(first_day, last_day, zone))
-    )
-    return rolled + live
+    if not _counted_in(zone):
+        return figures_of(
+            _calls(store, campaign_ids).filter(_created_on(first_day, last_day, zone))
+        )
+    rows = _daily_rows(store, campaign_ids, first_day, last_day)
+    return _figures_of_sums(rows.order_by().aggregate(**_daily_sums()))
 
 
-def _coverage(
-    zone: zoneinfo.ZoneInfo, first_day: dt.date | None, last_day: dt.date | None
-) -> Coverage:
-    from calls import rollups  # it builds on this module's aggregates
+def _counted_in(zone: zoneinfo.ZoneInfo) -> bool:
+    """Whether the daily figures are counted in `zone` (calls/counters.py); when they are not
+    (the reporting zone just changed), the readers count the calls live until they are."""
+    from calls import counters  # it builds on this module's definitions
 
-    return rollups.rolled_up_coverage(zone, first_day, last_day)
+    return counters.is_current(zone)
+
+
+def _created_on(first: dt.date | None, last: dt.date | None, zone: zoneinfo.ZoneInfo) -> Q:
+    """Calls created from the start of `first` to the end of `last` in `zone` (None: no bound)."""
+    condition = Q()
+    if first is not None:
+        condition &= Q(created_at__gte=local_day_start(first, zone))
+    if last is not None:
+        condition &= Q(created_at__lt=local_day_start(last + dt.timedelta(days=1), zone))
+    return condition
 
 
 def _calls(store: Store | int | None, campaigns: list[int] | None) -> QuerySet[Call]:
@@ -379,8 +389,17 @@ def _calls(store: Store | int | None, campaigns: list[int] | None) -> QuerySet[C
     return calls
 
 
-def _daily_rows(store: Store | int | None, campaigns: list[int] | None) -> QuerySet[DailyFigures]:
-    rows = DailyFigures.objects.all()
+def _daily_rows(
+    store: Store | int | None,
+    campaigns: list[int] | None,
+    first_day: dt.date | None,
+    last_day: dt.date | None,
+) -> QuerySet[DailyFigures]:
+    rows = DailyFigures.objects.filter(calls__gt=0)  # a group whose calls all went: no group
+    if first_day is not None:
+        rows = rows.filter(day__gte=first_day)
+    if last_day is not None:
+        rows = rows.filter(day__lte=last_day)
     if store is not None:
         rows = rows.filter(store=store)
     if campaigns is not None:
@@ -417,13 +436,20 @@ def _live_by(calls: QuerySet[Call], by: Grouping, zone: zoneinfo.ZoneInfo) -> di
 def _live_by_each(
     calls: QuerySet[Call], groupings: Sequence[Grouping], zone: zoneinfo.ZoneInfo
 ) -> dict[Grouping, dict[Any, Figures]]:
-    """Every grouping from one GROUP BY at the rollups' grain (day, campaign, voice id): one
-    pass over the calls, then Python adds up its few rows (days not rolled up x campaigns)."""
+    """Every grouping from one GROUP BY of the calls at the daily figures' grain."""
     rows = figures_by_keys(
         calls.annotate(day=TruncDate("created_at", tzinfo=zone)), ("day", "campaign_id", "voice_id")
     )
+    return _fold(rows.items(), groupings)
+
+
+def _fold(
+    rows: Iterable[tuple[tuple[Any, ...], Figures]], groupings: Sequence[Grouping]
+) -> dict[Grouping, dict[Any, Figures]]:
+    """Figures per (day, campaign id, voice id), added up per grouping in Python: a few rows
+    (the days shown x their campaigns)."""
     result: dict[Grouping, dict[Any, Figures]] = {by: {} for by in groupings}
-    for (day, campaign_id, voice_id), figures in rows.items():
+    for (day, campaign_id, voice_id), figures in rows:
         keys = {
             "day": day,
             "week": day - dt.timedelta(days=day.weekday()),

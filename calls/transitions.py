@@ -72,9 +72,10 @@ flight, not decided     (decision by hand)          no transition changes the or
 ======================  ==========================  ============================================
 
 A decision by hand is also written on the order's latest final call (`Call.hand_decision`), which
-the figures read in place of its key press (calls/stats.py); if that call's day is rolled up
-already, the day's rollup is dropped in the same transaction and the pages count it live until
-the next rollup (calls/rollups.reopen_day).
+the figures read in place of its key press (calls/stats.py).
+
+The figures themselves are not written here: PostgreSQL's triggers count every change to the
+calls, in the same transaction, whoever makes it (calls/counters.py).
 
 An order that settles — decided, by key press or by hand, or ended unreachable or without input
 with no re-attempt to come — sends `calls.signals.order_settled` in the same transaction: the
@@ -93,7 +94,6 @@ from django.utils import timezone
 
 from calls.models import Call, CallEvent, Order, Store, User
 from calls.redaction import redact
-from calls.rollups import reopen_day
 from calls.signals import order_settled
 
 # Calls in these states may still reach the customer: never start a second one beside them.
@@ -508,7 +508,6 @@ def decide_by_hand(order: Order, user: User, decision: str, note: str) -> Order:
         )
         followed_up = locked.calls.filter(state=Call.State.FINAL).order_by("-id").first()
         if followed_up is not None:
-            reopen_day(followed_up.created_at)  # first: waits for a rollup of the day under way
             Call.objects.filter(pk=followed_up.pk).update(hand_decision=decision, updated_at=now)
         order_settled.send(sender=Order, order_id=locked.pk)
         latest = locked.calls.order_by("-id").first()

@@ -1,8 +1,10 @@
 """Uploads on the new-campaign page: the file read once into the database, its preview, its
 launch.
 
-`stage_upload` streams the CSV through the one validation path (`imports.validated_rows`) into
-UploadRow by COPY: every valid row with its values, every rejected row with its reasons. Repeats
+`stage_upload` streams the file (CSV or .xlsx) through the one validation path
+(`imports.validated_rows`) into UploadRow by COPY: every valid row with its values (and, as its
+reason, a warning if a cell looks like a spreadsheet formula), every rejected row with its
+reasons. Repeats
 within the file and orders the store already has are then marked in SQL. Nothing but counters
 is held in Python, so memory does not grow with the file, and a file over
 ROBODASH_UPLOAD_MAX_ROWS is refused with nothing stored (the transaction rolls back).
@@ -36,6 +38,7 @@ from calls.imports import (
     OrderRow,
     RowError,
     add_orders,
+    formula_warning,
     validated_rows,
 )
 from calls.models import Campaign, Order, Upload, UploadRow
@@ -71,7 +74,7 @@ def _staged_rows(file: CsvSource, max_rows: int) -> Iterator[tuple[Any, ...]]:
         yield (
             result.row,
             VALID,
-            "",
+            formula_warning(result),  # a valid row's reason is its warning, if any
             result.order_id,
             result.phone,
             result.amount,

@@ -7,6 +7,7 @@ urlpatterns = [
     path("overview/balances/", overview.balances, name="overview_balances"),
     path("calls/", calls.call_list, name="call_list"),
     path("calls/export.csv", calls.call_export, name="call_export"),
+    path("calls/export.xlsx", calls.call_export, {"as_xlsx": True}, name="call_export_xlsx"),
     path("calls/<int:pk>/", calls.call_detail, name="call_detail"),
     path("calls/<int:pk>/row/", calls.call_row, name="call_row"),
     path("calls/<int:pk>/call-again/", calls.call_again, name="call_again"),
@@ -34,6 +35,9 @@ urlpatterns = [
     path("campaigns/<int:pk>/resume/", campaigns.campaign_resume, name="campaign_resume"),
     path("reports/", reports.report, name="reports"),
     path("reports/export.csv", reports.report_export, name="report_export"),
+    path(
+        "reports/export.xlsx", reports.report_export, {"as_xlsx": True}, name="report_export_xlsx"
+    ),
     path("settings/", settings.settings_index, name="settings"),
     path("settings/stores/new/", settings.store_new, name="store_new"),
     path("settings/stores/<int:pk>/", settings.store_edit, name="store_edit"),

@@ -25,7 +25,7 @@ def use_django_logging(**kwargs: object) -> None:
     logging.config.dictConfig(config)
 
 
-ROLLUP_SECONDS = 300
+FIGURES_ZONE_SECONDS = 300
 BALANCE_SECONDS = 60  # calls.balances.BALANCE_REFRESH_SECONDS
 UPLOADS_SECONDS = 60  # under calls.uploads.STALLED_AFTER
 
@@ -49,13 +49,13 @@ def schedule_periodic_work(sender: Celery, **kwargs: object) -> None:
         name="sweep due write-backs",
         expires=max(every * 3, 5),
     )
-    # Days close at most once a day; every 5 minutes keeps the pages' live part to about two
-    # days soon after midnight or after the last call of a day is final.
+    # The figures are counted by triggers as calls change; this only notices a changed
+    # reporting zone and counts everything again in it (calls/counters.py).
     sender.add_periodic_task(
-        ROLLUP_SECONDS,
-        sender.signature("calls.tasks.roll_up_days"),
-        name="roll up closed days",
-        expires=ROLLUP_SECONDS,
+        FIGURES_ZONE_SECONDS,
+        sender.signature("calls.tasks.keep_figures_zone"),
+        name="keep the figures' zone",
+        expires=FIGURES_ZONE_SECONDS,
     )
     # The pages show the stored balances; this keeps them a minute old at most.
     sender.add_periodic_task(

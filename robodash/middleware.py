@@ -1,15 +1,24 @@
 """Request and response rules that hold for every page: bounded bodies, no caching of
-signed-in pages, and the client's address as the TLS proxy saw it."""
+signed-in pages, htmx requests that meet sign-in or a refusal, and the client's address as the
+TLS proxy saw it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.contrib.auth.views import redirect_to_login
+from django.contrib.messages import constants as message_constants
+from django.contrib.messages.storage.base import Message
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseForbidden
+from django.shortcuts import resolve_url
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext, gettext_noop
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 Middleware = Callable[[HttpRequest], HttpResponseBase]
 
@@ -100,3 +109,53 @@ def client_ip(request: HttpRequest) -> str | None:
         if last:
             return last
     return request.META.get("REMOTE_ADDR")
+
+
+class HtmxSignInAndRefusalMiddleware:
+    """What an htmx request gets when the answer is not the fragment it asked for.
+
+    htmx follows a redirect inside its request and swaps whatever arrives, so a signed-out
+    session (expired, or signed out in another tab) would paste the sign-in form into a table
+    row, and it swaps nothing at all on an error, so a refusal would go unseen. Here, once for
+    every view:
+    - a redirect to sign-in (LoginRequiredMiddleware's), or a refusal to a signed-out session
+      (a CSRF failure after signing out), becomes HX-Redirect: the whole page goes to sign-in,
+      with `next` the page the person was on (HX-Current-URL), not the fragment's URL;
+    - any other 403 becomes the page's message area (#messages) saying so, which
+      static/js/robodash.js swaps in although the status is an error.
+    Sits inside HtmxMiddleware (it reads request.htmx) and outside LoginRequiredMiddleware.
+    """
+
+    def __init__(self, get_response: Middleware) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if not getattr(request, "htmx", False):
+            return response
+        if _is_sign_in_redirect(response) or (
+            response.status_code == 403 and not request.user.is_authenticated
+        ):
+            page = request.htmx.current_url_abs_path or "/"  # type: ignore[attr-defined]
+            return HttpResponseClientRedirect(redirect_to_login(page).url)
+        if response.status_code == 403:
+            refusal = render_to_string(
+                "calls/_messages.html",
+                {"messages": [Message(message_constants.ERROR, gettext(REFUSED_MESSAGE))]},
+                request=request,
+            )
+            return reswap(retarget(HttpResponseForbidden(refusal), "#messages"), "outerHTML")
+        return response
+
+
+REFUSED_MESSAGE = gettext_noop(
+    "That was refused: you may not do this, or this page is out of date. "
+    "Reload the page and try again."
+)
+
+
+def _is_sign_in_redirect(response: HttpResponseBase) -> bool:
+    if response.status_code not in (301, 302, 303, 307, 308):
+        return False
+    location = urlsplit(response["Location"])
+    return location.path == resolve_url(settings.LOGIN_URL)

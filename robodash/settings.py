@@ -101,6 +101,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Between the two: sees LoginRequiredMiddleware's redirect of an htmx request.
+    "robodash.middleware.HtmxSignInAndRefusalMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     # Last: turns a locked-out sign-in (on /accounts/login/ and /admin/login/) into its page.
     "axes.middleware.AxesMiddleware",

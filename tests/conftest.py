@@ -18,6 +18,19 @@ def fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """After every test that used the database and passed, the figures the triggers counted
+    equal a direct count of the calls (calls/counters.py): whatever the test did to the calls —
+    transitions, imports, raw SQL, deletes — the pages' figures stayed exact."""
+    result = yield
+    if "_django_db_helper" in getattr(item, "fixturenames", ()):
+        from calls import counters
+
+        assert counters.mismatches() == [], "the daily figures differ from the calls"
+    return result
+
+
 @pytest.fixture(scope="session")
 def simulator_process() -> Iterator[SimulatorProcess]:
     """One simulator per test session, sped up 60x so a call finishes in about a second."""

@@ -17,7 +17,6 @@ from django.http import (
     HttpResponse,
     HttpResponseBase,
     QueryDict,
-    StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -303,21 +302,19 @@ def call_list(request: HtmxHttpRequest) -> HttpResponse:
 
 @role_required(REPORTS)
 @require_GET
-def call_export(request: HttpRequest) -> HttpResponseBase:
-    from calls.exports import export_refused, iter_calls_csv
+def call_export(request: HttpRequest, as_xlsx: bool = False) -> HttpResponseBase:
+    """The filtered calls as CSV (calls/export.csv) or Excel (calls/export.xlsx)."""
+    from calls.exports import calls_rows, csv_response, export_refused, xlsx_response
 
     # The export picks its own columns and joins.
     form, calls = filtered_calls(request, Call.objects.all())
     if form.errors:
         return export_refused(form)
     stamp = timezone.now().astimezone(form.zone()).strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(
-        iter_calls_csv(calls.order_by("-created_at", "-id")),
-        content_type="text/csv; charset=utf-8",
-    )
-    response["Content-Disposition"] = f'attachment; filename="calls-{stamp}.csv"'
-    response["Cache-Control"] = "no-store"
-    return response
+    rows = calls_rows(calls.order_by("-created_at", "-id"))
+    if as_xlsx:
+        return xlsx_response(rows, f"calls-{stamp}.xlsx", title="Calls")
+    return csv_response(rows, f"calls-{stamp}.csv")
 
 
 @role_required(EVERYONE)

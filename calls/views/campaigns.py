@@ -10,7 +10,7 @@ large launch runs in a worker while the campaign page shows its progress.
 
 from __future__ import annotations
 
-import csv
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,11 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
 from django.views.decorators.http import require_POST
@@ -33,17 +34,20 @@ from django_htmx.http import HttpResponseStopPolling
 from calls import stats, tasks, uploads
 from calls.balances import check_launch, estimate_cost, refresh_balance
 from calls.dispatch import wake_dispatcher
+from calls.exports import csv_response
 from calls.forms import SingleOrderForm, UploadForm, as_sentence
 from calls.imports import ImportFileError, create_single_call
 from calls.models import Call, Campaign, Store, Upload, UploadRow, User
 from calls.permissions import EVERYONE, LAUNCH, role_required
 from calls.stats import Figures
+from calls.templatetags.present import day
 from calls.views import HtmxHttpRequest
 
 CAMPAIGNS_PER_PAGE = 25
 VALID_ROWS_PER_PAGE = 50  # the preview's pages of valid rows
 REJECTED_SHOWN = 300  # the rest are in the rejected-rows CSV
 SKIPPED_SHOWN = 200  # known and duplicate rows listed on the preview
+FORMULA_WARNINGS_SHOWN = 50  # valid rows with a formula-like cell listed on the preview
 
 
 def _acting_user(request: HttpRequest) -> User:
@@ -59,7 +63,7 @@ def _acting_user(request: HttpRequest) -> User:
 def campaign_list(request: HttpRequest) -> HttpResponse:
     campaigns = Campaign.objects.select_related("store").order_by("-created_at", "-id")
     page = Paginator(campaigns, CAMPAIGNS_PER_PAGE).get_page(request.GET.get("page"))
-    # The page's campaigns, all time: their closed days from the rollups, the rest live.
+    # The page's campaigns, all time, from the counted daily figures.
     figures = stats.figures_grouped("campaign", campaigns=[c.pk for c in page.object_list])
     rows = [(campaign, figures.get(campaign.pk, Figures())) for campaign in page.object_list]
     return render(request, "campaigns/list.html", {"page": page, "rows": rows})
@@ -212,24 +216,13 @@ def campaign_upload_rejected(request: HttpRequest, pk: int) -> HttpResponseBase:
         .values_list("row", "reason")
     )
 
-    def lines() -> Iterator[str]:
-        writer = csv.writer(_Line())
-        yield writer.writerow(["row", "reason"])
-        # A reason starts with a column name or "has": never a spreadsheet formula.
-        for row, reason in rows.iterator(chunk_size=2000):
-            yield writer.writerow([row, reason])
+    def lines() -> Iterator[tuple[int, str] | list[str]]:
+        yield ["row", "reason"]
+        yield from rows.iterator(chunk_size=2000)
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    # Not the uploaded file's name: it is the sender's text, unfit for a header.
-    response["Content-Disposition"] = f'attachment; filename="campaign-{pk}-rejected.csv"'
-    return response
-
-
-class _Line:
-    """A file-like object whose write() returns what was written, for csv.writer."""
-
-    def write(self, text: str) -> str:
-        return text
+    # Not the uploaded file's name: it is the sender's text, unfit for a header. The BOM and
+    # the defusing of formula-like cells come with csv_response, as on every export.
+    return csv_response(lines(), f"campaign-{pk}-rejected.csv")
 
 
 # --- Launch ----------------------------------------------------------------------------------
@@ -262,6 +255,8 @@ def _launch_page(
         "queued_draft_calls": queued_draft_calls,
         "to_launch": to_launch,
         "error": error,
+        # Launching outside calling hours queues the calls until the window opens: say when.
+        "calls_start": calls_start_sentence(store, _now()),
         # Said before the merchant presses Launch, from the last known balance (no request).
         "balance_short": (
             store.balance is not None
@@ -274,7 +269,11 @@ def _launch_page(
     if upload is not None:
         rows = upload.rows.order_by("row")
         valid = rows.filter(kind=UploadRow.Kind.VALID)
+        # A valid row's reason is its formula warning (uploadrow_unique_kind_row serves it).
+        warned = valid.exclude(reason="")
         context |= {
+            "formula_rows": warned[:FORMULA_WARNINGS_SHOWN],
+            "formula_count": warned.count(),
             "valid_page": Paginator(valid, VALID_ROWS_PER_PAGE).get_page(request.GET.get("page")),
             "rejected": rows.filter(kind=UploadRow.Kind.REJECTED)[:REJECTED_SHOWN],
             "known": rows.filter(kind=UploadRow.Kind.KNOWN)[:SKIPPED_SHOWN],
@@ -447,12 +446,41 @@ def _keeps_moving(campaign: Campaign, figures: Figures) -> bool:
     )
 
 
+def _now() -> dt.datetime:
+    """The clock the calling-hours sentences read (a function, so that tests can fix it)."""
+    return timezone.now()
+
+
+def calls_start_sentence(store: Store, now: dt.datetime) -> str:
+    """When a store outside its calling hours starts calling, in words; "" inside them.
+
+    "Calls start at 09:00 tomorrow (Asia/Karachi) — calling hours 09:00–21:00."
+    """
+    if store.in_calling_hours(now):
+        return ""
+    start = store.next_calling_time(now).astimezone(store.zone)
+    today = now.astimezone(store.zone).date()
+    if start.date() == today:
+        which_day = "today"
+    elif start.date() == today + dt.timedelta(days=1):
+        which_day = "tomorrow"
+    else:
+        which_day = f"on {day(start.date())}"
+    return (
+        f"Calls start at {start:%H:%M} {which_day} ({store.timezone}) — calling hours "
+        f"{store.calling_start:%H:%M}–{store.calling_end:%H:%M}."
+    )
+
+
 def _campaign_context(request: HttpRequest, campaign: Campaign) -> dict[str, Any]:
-    figures = stats.figures_of(campaign.calls.all())
+    figures = stats.figures_total(campaigns=[campaign.pk])  # the counted figures, all time
     launching = uploads.launching_upload(campaign)
+    waiting = figures.queued and campaign.status == Campaign.Status.RUNNING
     return {
         "campaign": campaign,
         "figures": figures,
+        # Queued calls outside calling hours are not stuck: say when they start.
+        "calls_start": calls_start_sentence(campaign.store, _now()) if waiting else "",
         "polling": launching is not None or _keeps_moving(campaign, figures),
         "pending": uploads.pending_upload(campaign),
         "launching": launching,

@@ -10,15 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from calls import stats
-from calls.balances import balance_status_key
+from calls.balances import provider_states
 from calls.models import Call, Store
-from calls.permissions import EVERYONE, role_required
+from calls.permissions import CALL_ACTIONS, EVERYONE, role_required, user_can
 from calls.stats import Figures
 from calls.views import HtmxHttpRequest
 
@@ -30,7 +30,8 @@ PERIODS = ((_("Today"), 1), (_("Last 7 days"), 7), (_("Last 30 days"), 30))
 class StoreBalance:
     store: Store
     # "ok": the last refresh (within a few minutes) reached the provider; "unreachable": it
-    # did not; "": no recent refresh (the page shows the stored value and its age).
+    # did not; "rejected": the provider refused the store's key; "": no recent refresh (the
+    # page shows the stored value and its age). calls.balances.provider_states.
     status: str
 
     @property
@@ -43,11 +44,42 @@ def store_balances() -> list[StoreBalance]:
     """Every store with its last stored balance and the outcome of the last refresh."""
     # Bounded: a merchant runs a handful of stores, not thousands.
     stores = list(Store.objects.order_by("name"))
-    statuses = cache.get_many([balance_status_key(store.pk) for store in stores])
-    return [
-        StoreBalance(store=store, status=statuses.get(balance_status_key(store.pk), ""))
-        for store in stores
-    ]
+    states = provider_states(stores)
+    return [StoreBalance(store=store, status=states[store.pk]) for store in stores]
+
+
+@dataclass(frozen=True)
+class Period:
+    """One column of the figures table, with the lists behind its figures."""
+
+    label: str
+    figures: Figures
+    first: dt.date
+    last: dt.date
+
+    def calls_url(self, **filters: str) -> str:
+        """The Calls list of this period's days, narrowed by `filters` (outcome=...)."""
+        query = QueryDict(mutable=True)
+        query.update(filters)
+        query["date_from"] = self.first.isoformat()
+        query["date_to"] = self.last.isoformat()
+        return f"{reverse('call_list')}?{query.urlencode()}"
+
+    @property
+    def all_calls_url(self) -> str:
+        return self.calls_url()
+
+    @property
+    def confirmed_url(self) -> str:
+        return self.calls_url(outcome=Call.Outcome.CONFIRMED)
+
+    @property
+    def cancelled_url(self) -> str:
+        return self.calls_url(outcome=Call.Outcome.CANCELLED)
+
+    @property
+    def callbacks_url(self) -> str:
+        return self.calls_url(outcome=Call.Outcome.CALLBACK_REQUESTED)
 
 
 @dataclass(frozen=True)
@@ -113,18 +145,30 @@ def stacked_bars(days: list[tuple[dt.date, Figures]]) -> dict[str, object]:
 def overview(request: HttpRequest) -> HttpResponse:
     zone = stats.reporting_zone()
     today = stats.today_in(zone)
-    # The 30 days of the chart, closed days from their rollups (stats.figures_grouped); the
+    # The 30 days of the chart, from the counted daily figures (stats.figures_grouped); the
     # periods are sums of its rows.
     first_day = today - dt.timedelta(days=CHART_DAYS - 1)
     by_day = stats.figures_grouped("day", first_day=first_day, last_day=today)
     days = [(day, by_day.get(day, Figures())) for day in stats.days_from(first_day, today)]
     periods = [
-        (label, Figures.total(figures for _day, figures in days[-length:]))
+        Period(
+            str(label),
+            Figures.total(figures for _day, figures in days[-length:]),
+            today - dt.timedelta(days=length - 1),
+            today,
+        )
         for label, length in PERIODS
     ]
+    can_follow_up = user_can(request.user, CALL_ACTIONS)
     context = {
         "balances": store_balances(),
         "periods": periods,
+        # The follow-up queue of callbacks, for the roles that work it.
+        "callbacks_queue_url": (
+            f"{reverse('followup_list')}?outcome={Call.Outcome.CALLBACK_REQUESTED}"
+            if can_follow_up
+            else ""
+        ),
         "chart": stacked_bars(days),
         "now": stats.calls_in_flight(),
         "zone": zone,

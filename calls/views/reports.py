@@ -1,32 +1,38 @@
 """Reports (admins and managers): rates and charges by day or week, by campaign, by voice id.
 
-Filtered by store and a date range (days in the reporting zone, by the day a call was created).
-Each table adds up the daily rollups of the closed days and counts the other days live
-(stats.figures_grouped); the CSV export writes exactly the rows of one table.
+Filtered by store and a date range (days in the reporting zone, by the day a call was created),
+picked from presets (today, yesterday, 7 and 30 days, this and last month) or typed. Each table
+adds up the counted daily figures (stats.figures_grouped); the CSV export writes exactly the
+rows of one table, every column.
+
+The page is read in seconds: the range's totals first, a trend chart of the rates and charges
+(calls/views/trend.py, SVG drawn on the server), then the tables newest first, with a few
+columns and the rest on demand, and runs of days without calls folded into one line.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from calls import stats
-from calls.exports import export_refused, spreadsheet_safe
+from calls.exports import CSV_CONTENT_TYPE, export_refused, iter_csv, xlsx_response
 from calls.forms import ReportFilterForm
 from calls.models import Campaign
 from calls.permissions import REPORTS, role_required
 from calls.stats import Figures
+from calls.views.trend import trend_chart
 
 DEFAULT_DAYS = 30
+DEFAULT_PRESET = "last-30-days"
 CAMPAIGN_ROWS_SHOWN = 500  # the page stays light; the export has every campaign
 GROUPS = ("period", "campaign", "voice")
 
@@ -56,6 +62,63 @@ class ReportRow:
     label: str
     detail: str  # the campaign's store, the week's last day; blank otherwise
     figures: Figures
+    day: dt.date | None = None  # the day, or the week's Monday, of a period row
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A run of days (or weeks) without calls, shown as one line instead of rows of zeros."""
+
+    count: int
+    unit: str  # "day" or "week"
+    first: dt.date
+    last: dt.date
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str
+    label: str
+    first: dt.date
+    last: dt.date
+
+
+def presets(today: dt.date) -> list[Preset]:
+    """The ranges a manager asks for most, as of `today` (in the reporting zone)."""
+    yesterday = today - dt.timedelta(days=1)
+    month_start = today.replace(day=1)
+    last_month_end = month_start - dt.timedelta(days=1)
+    return [
+        Preset("today", "Today", today, today),
+        Preset("yesterday", "Yesterday", yesterday, yesterday),
+        Preset("last-7-days", "Last 7 days", today - dt.timedelta(days=6), today),
+        Preset("last-30-days", "Last 30 days", today - dt.timedelta(days=DEFAULT_DAYS - 1), today),
+        Preset("this-month", "This month", month_start, today),
+        Preset("last-month", "Last month", last_month_end.replace(day=1), last_month_end),
+    ]
+
+
+def newest_first_folded(rows: list[ReportRow], unit: str) -> list[ReportRow | Fold]:
+    """`rows` (oldest first) newest first, each run of rows without calls folded into a Fold."""
+    shown: list[ReportRow | Fold] = []
+    empty: list[ReportRow] = []
+
+    def fold() -> None:
+        if empty:
+            # Newest first: the run's first row seen is its last day.
+            first, last = empty[-1].day, empty[0].day
+            assert first is not None and last is not None
+            shown.append(Fold(len(empty), unit, first, last))
+            empty.clear()
+
+    for row in reversed(rows):
+        if row.figures.calls:
+            fold()
+            shown.append(row)
+        else:
+            empty.append(row)
+    fold()
+    return shown
 
 
 @dataclass(frozen=True)
@@ -71,16 +134,35 @@ class Table:
     def total_row(self) -> ReportRow:
         return ReportRow("Total", "", self.total)
 
+    @property
+    def shown(self) -> list[ReportRow | Fold]:
+        """The rows as the page shows them: by period newest first with empty runs folded;
+        campaigns and voices as they come (they have calls by construction)."""
+        if self.group != "period":
+            return list(self.rows)
+        return newest_first_folded(self.rows, "week" if self.key_heading == "Week" else "day")
 
-def _filter_form(params: QueryDict) -> ReportFilterForm:
-    today = stats.today_in(stats.reporting_zone())
+
+def _today() -> dt.date:
+    """Today in the reporting zone (a function, so that tests can fix the clock)."""
+    return stats.today_in(stats.reporting_zone())
+
+
+def _filter_form(params: QueryDict, today: dt.date) -> ReportFilterForm:
+    by_key = {preset.key: preset for preset in presets(today)}
+    chosen = by_key.get(params.get("range", ""), by_key[DEFAULT_PRESET])
     data: dict[str, Any] = {
-        "date_from": (today - dt.timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
-        "date_to": today.isoformat(),
+        "date_from": chosen.first.isoformat(),
+        "date_to": chosen.last.isoformat(),
         "period": "day",
         "store": "",
     }
-    data.update({key: value for key, value in params.items() if key in data and value})
+    given = {key: value for key, value in params.items() if key in data and value}
+    if params.get("range") in by_key:
+        # A preset link sets the dates; only the store and the period come with it.
+        given.pop("date_from", None)
+        given.pop("date_to", None)
+    data.update(given)
     return ReportFilterForm(data)
 
 
@@ -93,6 +175,7 @@ def period_table(filters: dict[str, Any], grouped: dict[Any, Figures]) -> Table:
                 _("Week of %(monday)s") % {"monday": f"{monday:%Y-%m-%d}"},
                 f"{max(monday, first):%d %b} – {min(monday + dt.timedelta(days=6), last):%d %b}",
                 grouped.get(monday, Figures()),
+                monday,
             )
             for monday in stats.mondays_from(first, last)
         ]
@@ -104,7 +187,7 @@ def period_table(filters: dict[str, Any], grouped: dict[Any, Figures]) -> Table:
             Figures.total(r.figures for r in rows),
         )
     rows = [
-        ReportRow(f"{day:%Y-%m-%d}", f"{day:%a}", grouped.get(day, Figures()))
+        ReportRow(f"{day:%Y-%m-%d}", f"{day:%a}", grouped.get(day, Figures()), day)
         for day in stats.days_from(first, last)
     ]
     return Table(
@@ -163,13 +246,48 @@ def _tables(groups: Iterable[str], filters: dict[str, Any], *, limit: int | None
     return tables
 
 
+@dataclass(frozen=True)
+class PresetLink:
+    preset: Preset
+    query: str
+    current: bool
+
+
+def _preset_links(today: dt.date, filters: dict[str, Any] | None) -> list[PresetLink]:
+    """The presets as links keeping the chosen store and period; the one whose range is on
+    show is current (also when its dates were typed)."""
+    filters = filters or {}
+    shown = (filters.get("date_from"), filters.get("date_to"))
+    links: list[PresetLink] = []
+    for preset in presets(today):
+        query = QueryDict(mutable=True)
+        query["range"] = preset.key
+        if filters.get("store"):
+            query["store"] = str(filters["store"].pk)
+        if filters.get("period") == "week":
+            query["period"] = "week"
+        # On the 1st, "Today" and "This month" are the same range: mark the first only.
+        current = shown == (preset.first, preset.last) and not any(link.current for link in links)
+        links.append(PresetLink(preset, query.urlencode(), current))
+    return links
+
+
 @role_required(REPORTS)
 def report(request: HttpRequest) -> HttpResponse:
-    form = _filter_form(request.GET)
+    today = _today()
+    form = _filter_form(request.GET, today)
     context: dict[str, Any] = {"form": form, "tables": []}
-    if form.is_valid():
-        filters = form.cleaned_data
-        context["tables"] = _tables(GROUPS, filters, limit=CAMPAIGN_ROWS_SHOWN)
+    filters = form.cleaned_data if form.is_valid() else None
+    context["presets"] = _preset_links(today, filters)
+    if filters is not None:
+        tables = _tables(GROUPS, filters, limit=CAMPAIGN_ROWS_SHOWN)
+        period = tables[0]
+        context["tables"] = tables
+        context["total"] = period.total
+        context["trend"] = trend_chart(
+            [(row.day, row.figures) for row in period.rows if row.day is not None],
+            unit="week" if filters["period"] == "week" else "day",
+        )
         context["export_query"] = _filter_query(filters, with_period=True)
         context["filter_query"] = _filter_query(filters, with_period=False)
         context["zone"] = stats.reporting_zone()
@@ -188,11 +306,9 @@ def _filter_query(filters: dict[str, Any], *, with_period: bool) -> str:
     return query.urlencode()
 
 
-def _number(value: Decimal | int | None) -> str:
-    return "" if value is None else str(value)
-
-
-def csv_rows(table: Table) -> Iterable[list[str]]:
+def csv_rows(table: Table) -> Iterable[list[Any]]:
+    """The table as export rows, the header first; calls.exports formats and defuses each cell
+    for CSV or .xlsx (labels are merchants' own text: campaign and store names)."""
     yield [table.key_heading.lower().replace(" ", "_"), "detail", *CSV_COLUMNS]
     for row in [*table.rows, table.total_row]:
         f = row.figures
@@ -215,15 +331,12 @@ def csv_rows(table: Table) -> Iterable[list[str]]:
             f.charges,
             f.cost_per_confirmed,
         ]
-        # Labels are merchants' own text (campaign and store names): defuse formulas.
-        yield [spreadsheet_safe(row.label), spreadsheet_safe(row.detail)] + [
-            spreadsheet_safe(_number(v)) for v in values
-        ]
+        yield [row.label, row.detail, *values]
 
 
 @role_required(REPORTS)
-def report_export(request: HttpRequest) -> HttpResponse:
-    form = _filter_form(request.GET)
+def report_export(request: HttpRequest, as_xlsx: bool = False) -> HttpResponseBase:
+    form = _filter_form(request.GET, _today())
     if not form.is_valid():
         return export_refused(form)
     filters = form.cleaned_data
@@ -239,9 +352,10 @@ def report_export(request: HttpRequest) -> HttpResponse:
     if name == "period":
         name = "day"
     first, last = filters["date_from"], filters["date_to"]
-    filename = f"robodash-report-by-{name}-{first:%Y%m%d}-{last:%Y%m%d}.csv"
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    writer = csv.writer(response)
-    writer.writerows(csv_rows(table))
+    filename = f"robodash-report-by-{name}-{first:%Y%m%d}-{last:%Y%m%d}"
+    if as_xlsx:
+        return xlsx_response(csv_rows(table), f"{filename}.xlsx", title=f"By {name}")
+    # At most a year of days: small enough to answer whole (with the BOM Excel needs).
+    response = HttpResponse("".join(iter_csv(csv_rows(table))), content_type=CSV_CONTENT_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
     return response

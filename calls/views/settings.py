@@ -1,27 +1,39 @@
 """Settings (admins only): stores with their provider keys and calling rules, and users.
 
-The API key is write-only: no page renders it, a blank key field keeps the stored key, and
-Verify asks the provider's user_verify with the stored key (or with a key just typed, so it can
-be checked before it is saved).
+The API key is write-only: no page renders it, and a blank key field keeps the stored key. A new
+key is checked with the provider when it is saved (StoreForm): a key the provider rejects is
+refused unless the admin saves it deliberately with the store paused; a provider that cannot be
+reached lets it be saved, unverified. Verify asks the provider's user_verify with the stored key
+(or with a key just typed, so it can be checked before it is saved), and its card is redrawn
+with the result.
 """
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from calls.balances import balance_status_key
-from calls.forms import StoreForm, UserForm
+from calls.balances import (
+    PROVIDER_KEY_REJECTED,
+    PROVIDER_OK,
+    PROVIDER_UNREACHABLE,
+    note_provider_state,
+)
+from calls.forms import KeyCheck, StoreForm, UserForm
 from calls.models import Store, User
 from calls.permissions import SETTINGS, role_required
-from calls.provider import ProviderError, RobocallClient
+from calls.provider import ProviderError, RobocallClient, in_plain_words
 from calls.views import HtmxHttpRequest
+
+logger = logging.getLogger(__name__)
 
 
 @role_required(SETTINGS)
@@ -41,14 +53,67 @@ def _store_form_page(request: HttpRequest, form: StoreForm, store: Store | None)
     return render(request, "settings/store_form.html", context)
 
 
+# What each check of a key leaves for the pages' provider state (calls.balances).
+_STATE_AFTER_CHECK = {
+    KeyCheck.ACCEPTED: PROVIDER_OK,
+    KeyCheck.REJECTED: PROVIDER_KEY_REJECTED,
+    KeyCheck.UNREACHABLE: PROVIDER_UNREACHABLE,
+    "matched": PROVIDER_OK,
+    "not_matched": PROVIDER_KEY_REJECTED,
+    "unreachable": PROVIDER_UNREACHABLE,
+}
+
+
+def _say_saved(request: HttpRequest, form: StoreForm, store: Store, *, added: bool) -> None:
+    """The store was added or saved, and what the provider said of a new key, in plain words.
+    One whole sentence per case, so that each translates as a sentence."""
+    name = {"name": store.name}
+    if form.key_check is KeyCheck.ACCEPTED:
+        text = (
+            _("Store %(name)s added: the provider accepted its new API key.")
+            if added
+            else _("Store %(name)s saved: the provider accepted its new API key.")
+        )
+        messages.success(request, text % name)
+    elif form.key_check is KeyCheck.REJECTED:
+        text = (
+            _(
+                "Store %(name)s added and paused: the provider rejected its new API key, so "
+                "nothing is dialled. Enter a key that works, then untick Paused."
+            )
+            if added
+            else _(
+                "Store %(name)s saved and paused: the provider rejected its new API key, so "
+                "nothing is dialled. Enter a key that works, then untick Paused."
+            )
+        )
+        messages.warning(request, text % name)
+    elif form.key_check is KeyCheck.UNREACHABLE:
+        text = (
+            _(
+                "Store %(name)s added, but the provider could not be reached to check its new "
+                "API key: it is saved unverified. Press Verify key once the provider answers."
+            )
+            if added
+            else _(
+                "Store %(name)s saved, but the provider could not be reached to check its new "
+                "API key: it is saved unverified. Press Verify key once the provider answers."
+            )
+        )
+        messages.warning(request, text % name)
+    else:
+        text = _("Store %(name)s added.") if added else _("Store %(name)s saved.")
+        messages.success(request, text % name)
+
+
 @role_required(SETTINGS)
 def store_new(request: HttpRequest) -> HttpResponse:
     form = StoreForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         store = form.save()
-        messages.success(
-            request, _("Store %(name)s added. Verify its API key below.") % {"name": store.name}
-        )
+        if form.key_check is not None:
+            note_provider_state(store.pk, _STATE_AFTER_CHECK[form.key_check])
+        _say_saved(request, form, store, added=True)
         return redirect("store_edit", pk=store.pk)
     return _store_form_page(request, form, None)
 
@@ -58,20 +123,11 @@ def store_edit(request: HttpRequest, pk: int) -> HttpResponse:
     store = get_object_or_404(Store, pk=pk)
     form = StoreForm(request.POST or None, instance=store)
     if request.method == "POST" and form.is_valid():
-        key_changed = form.key_changed
         store = form.save()
-        if key_changed:
-            # The last refresh was of the old account: beat.s next one asks for the new.
-            cache.delete(balance_status_key(store.pk))
-        messages.success(
-            request,
-            (
-                _("Store %(name)s saved with its new API key; verify it below.")
-                if key_changed
-                else _("Store %(name)s saved.")
-            )
-            % {"name": store.name},
-        )
+        if form.key_check is not None:
+            # What the provider said of the new key replaces what it said of the old one.
+            note_provider_state(store.pk, _STATE_AFTER_CHECK[form.key_check])
+        _say_saved(request, form, store, added=False)
         return redirect("store_edit", pk=store.pk)
     return _store_form_page(request, form, store)
 
@@ -93,12 +149,17 @@ def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             with RobocallClient(key) as client:
                 matched = client.verify_key()
         except ProviderError as exc:
-            result, detail = "unreachable", str(exc)  # str() of a ProviderError is redacted
+            # The provider's own message is for the logs (redacted); the page gets a sentence.
+            logger.warning("user_verify failed for store %s: %s", store.pk, exc)
+            result, detail = "unreachable", in_plain_words(exc)
         else:
             result = "matched" if matched else "not_matched"
-    if result == "matched" and checking_stored_key:
-        store.key_verified_at = timezone.now()
-        Store.objects.filter(pk=store.pk).update(key_verified_at=store.key_verified_at)
+    if checking_stored_key and result != "missing":
+        # The page says at once what the provider said of the stored key.
+        note_provider_state(store.pk, _STATE_AFTER_CHECK[result])
+        if result != "unreachable":
+            store.key_verified_at = timezone.now() if result == "matched" else None
+            Store.objects.filter(pk=store.pk).update(key_verified_at=store.key_verified_at)
     context = {
         "store": store,
         "result": result,
@@ -106,11 +167,16 @@ def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "checked_typed_key": not checking_stored_key,
     }
     if request.htmx:
-        return render(request, "settings/store_form.html#verify-result", context)
+        # The card, and the page's provider state out of band: both say the new answer.
+        card = render_to_string("settings/store_form.html#verify-card", context, request)
+        state = render_to_string(
+            "settings/store_form.html#provider-state", {**context, "oob": True}, request
+        )
+        return HttpResponse(card + state)
     text = {
         "matched": _("API key matched: the provider accepts it."),
-        "not_matched": _("API key not matched: the provider does not know this key."),
-        "unreachable": _("The provider could not be reached to verify the key (%(detail)s).")
+        "not_matched": _("API key not matched: the provider rejected this key."),
+        "unreachable": _("The key could not be checked: %(detail)s Try again in a minute.")
         % {"detail": detail},
         "missing": detail,
     }[result]

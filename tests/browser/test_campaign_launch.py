@@ -31,7 +31,7 @@ def upload(page, campaign_name: str) -> None:
     open_page(page, "/campaigns/new/")
     form = page.locator("form", has=page.get_by_role("button", name="Preview"))
     form.get_by_label("Campaign name").fill(campaign_name)
-    form.get_by_label("CSV file").set_input_files(
+    form.get_by_label("CSV or Excel file").set_input_files(
         {"name": "orders.csv", "mimeType": "text/csv", "buffer": ORDERS_CSV.encode()}
     )
     form.get_by_role("button", name="Preview").click()
@@ -63,6 +63,12 @@ def test_an_uploaded_campaign_is_previewed_launched_and_watched_to_its_outcomes(
     expect(page.locator("#messages")).to_contain_text("Campaign Web orders launched")
     expect(page.locator("#progress")).to_contain_text("0 of 5 calls final")
     assert sorted(campaign.calls.values_list("order_id", flat=True)) == VALID_ORDERS
+
+    # Back after Launch: the launched campaign again, not a red "Nothing to launch".
+    page.go_back()
+    expect(page).to_have_url(re.compile(rf"/campaigns/{campaign.pk}/$"))
+    expect(page.get_by_text("Nothing to launch")).to_have_count(0)
+    expect(page.locator("#progress")).to_contain_text("0 of 5 calls final")
 
     # The campaign's calls, all queued: no worker runs yet.
     page.get_by_role("link", name="its calls").click()
@@ -124,7 +130,7 @@ def test_a_large_launch_shows_its_progress_bar_until_a_worker_has_queued_every_o
     open_page(page, "/campaigns/new/")
     form = page.locator("form", has=page.get_by_role("button", name="Preview"))
     form.get_by_label("Campaign name").fill("Big sale")
-    form.get_by_label("CSV file").set_input_files(
+    form.get_by_label("CSV or Excel file").set_input_files(
         {
             "name": "big.csv",
             "mimeType": "text/csv",

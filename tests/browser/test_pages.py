@@ -98,6 +98,10 @@ def test_a_call_page_shows_the_provider_fields_and_the_timeline(admin_user, call
 
     expect(page).to_have_url(re.compile(rf"/calls/{callback.pk}/$"))
     expect(page.locator(".status-big")).to_contain_text("Callback requested (pressed 3)")
+    # In words for the merchant; the provider's raw fields open on demand, for support.
+    expect(page.get_by_text("Answered, pressed 3 (call back)").first).to_be_visible()
+    expect(page.get_by_text("Pressed 3: asked for a callback")).to_be_hidden()
+    page.get_by_text("For support: the provider's raw fields").click()
     expect(page.get_by_text("Pressed 3: asked for a callback")).to_be_visible()
     timeline = page.locator("ol.timeline li")
     expect(timeline).to_have_count(4)

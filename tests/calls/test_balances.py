@@ -126,7 +126,8 @@ def test_a_key_the_provider_refuses_blocks_the_launch(store, simulator, provider
     check = check_launch(store, 1)
 
     assert not check.ok
-    assert "does not accept" in check.message
+    assert "the provider rejected this key" in check.message
+    assert "status 422" not in check.message and "check_balance" not in check.message
     assert "sk-wrong-key" not in check.message
 
 

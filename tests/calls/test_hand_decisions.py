@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from calls import rollups, stats
-from calls.models import Call, Campaign, Order, RolledUpDay
+from calls import stats
+from calls.models import Call, Campaign, Order
 from calls.transitions import decide_by_hand
-from tests.calls.test_rollups import days_ago
+from tests.calls.test_counters import days_ago
 from tests.calls.test_stats import add_calls
 
 pytestmark = pytest.mark.django_db
@@ -59,25 +59,18 @@ def test_decisions_by_hand_count_in_the_rates_and_once_each(campaign, agent_user
     assert Call.objects.get(pk=unreachable.pk).hand_decision == Order.Decision.CANCELLED
 
 
-def test_a_decision_by_hand_on_a_rolled_up_day_reopens_it_and_the_figures_follow(
-    campaign, agent_user
-):
+def test_a_decision_by_hand_on_an_old_day_changes_that_days_figures_at_once(campaign, agent_user):
     [callback] = add_calls(campaign, 1, outcome=Outcome.CALLBACK_REQUESTED, created_at=days_ago(5))
     add_calls(campaign, 1, outcome=Outcome.CONFIRMED, created_at=days_ago(5))
-    rollups.roll_up_closed_days(limit=None)
     day = days_ago(5).date()
-    assert RolledUpDay.objects.filter(day=day).exists()
     before = stats.figures_total(first_day=day, last_day=day)
     assert before.confirmation_rate == Decimal("50.0")
 
     decide_by_hand(callback.shop_order, agent_user, Order.Decision.CONFIRMED, "")
 
-    assert not RolledUpDay.objects.filter(day=day).exists()  # counted live until rolled again
-    live = stats.figures_total(first_day=day, last_day=day)
-    assert live.confirmation_rate == Decimal("100.0") and live.decided_by_hand == 1
-    rollups.roll_up_closed_days(limit=None)
-    assert RolledUpDay.objects.filter(day=day).exists()
-    assert stats.figures_total(first_day=day, last_day=day) == live
+    after = stats.figures_total(first_day=day, last_day=day)
+    assert after.confirmation_rate == Decimal("100.0") and after.decided_by_hand == 1
+    assert after == stats.figures_of(Call.objects.filter(created_at__date=day))
 
 
 def test_the_reports_page_and_its_export_show_decisions_by_hand(
@@ -90,7 +83,7 @@ def test_the_reports_page_and_its_export_show_decisions_by_hand(
     page = client.get("/reports/?group=campaign")
     export = client.get("/reports/export.csv?group=campaign")
 
-    assert page.status_code == 200 and "By hand" in page.content.decode()
+    assert page.status_code == 200 and "<dt>Decided by hand</dt><dd>1</dd>" in page.content.decode()
     rows = export.content.decode().lstrip("\ufeff").splitlines()
     header, first = rows[0].split(","), rows[1].split(",")
     assert first[header.index("decided_by_hand")] == "1"
@@ -119,10 +112,9 @@ def test_the_migration_gives_rolled_up_days_their_decided_counts(store):
             finished=6, confirmed=3, cancelled=1, no_input=2,
         )  # fmt: skip
 
-        migrate_to("0009_hand_decisions_in_figures")
+        apps = migrate_to("0009_hand_decisions_in_figures")
 
-        figures = stats.figures_total(first_day=day, last_day=day)
-        assert (figures.decided_confirmed, figures.decided_cancelled) == (3, 1)
-        assert figures.confirmation_rate == Decimal("50.0")
+        row = apps.get_model("calls", "DailyFigures").objects.get(day=day)
+        assert (row.decided_confirmed, row.decided_cancelled) == (3, 1)
     finally:
         MigrationExecutor(connection).migrate(latest)

@@ -103,7 +103,7 @@ def test_call_again_asks_what_it_costs_at_the_stores_rate(
     order_page = client.get(reverse("order_detail", args=[call.shop_order_id])).content.decode()
 
     question = (
-        "Call 923001234567 again? The call costs about Rs 11.00 (Rs 5.50 a pulse x 2 pulses)."
+        "Call 0300 1234567 again? The call costs about Rs 11.00 (Rs 5.50 a pulse x 2 pulses)."
     )
     assert f'hx-confirm="{question}"' in page
     assert f'hx-confirm="{question}"' in order_page

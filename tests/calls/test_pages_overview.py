@@ -227,7 +227,7 @@ def test_the_periods_count_today_the_last_7_and_the_last_30_days(client, admin_u
 
     response = client.get(reverse("overview"))
 
-    periods = dict(response.context["periods"])
+    periods = {period.label: period.figures for period in response.context["periods"]}
     today, week, month = periods["Today"], periods["Last 7 days"], periods["Last 30 days"]
     assert (today.placed, today.confirmed, today.callback_requested) == (4, 2, 1)
     assert today.answer_rate == Decimal("100.0")

@@ -65,7 +65,9 @@ def tables_of(response) -> dict:
 
 
 def read_csv(response) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(response.content.decode())))
+    text = response.content.decode()
+    assert text.startswith("\ufeff")  # the BOM: Excel then reads the names as UTF-8
+    return list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
 
 
 @pytest.mark.parametrize("persona", ["admin_user", "manager_user"])
@@ -264,3 +266,114 @@ def test_reports_run_as_many_queries_for_1000_calls_as_for_10(client, manager_us
     with_1000 = _queries_for(client, reverse("reports"))
 
     assert with_1000 == with_10
+
+
+# --- Read in ten seconds: presets, totals first, newest first, empty days folded, the trend ---
+
+FIXED_TODAY = dt.date(2024, 5, 14)
+
+
+@pytest.fixture
+def on_14_may(monkeypatch):
+    """The reports' clock fixed at 14 May 2024 in the reporting zone."""
+    monkeypatch.setattr("calls.views.reports._today", lambda: FIXED_TODAY)
+
+
+def test_each_preset_chooses_its_range_and_is_marked_current(client, manager_user, on_14_may):
+    client.force_login(manager_user)
+    expected = {
+        "today": ("2024-05-14", "2024-05-14", "Today"),
+        "yesterday": ("2024-05-13", "2024-05-13", "Yesterday"),
+        "last-7-days": ("2024-05-08", "2024-05-14", "Last 7 days"),
+        "last-30-days": ("2024-04-15", "2024-05-14", "Last 30 days"),
+        "this-month": ("2024-05-01", "2024-05-14", "This month"),
+        "last-month": ("2024-04-01", "2024-04-30", "Last month"),
+    }
+
+    for key, (first, last, label) in expected.items():
+        response = client.get(reverse("reports") + f"?range={key}")
+        chosen = response.context["form"].cleaned_data
+        assert (chosen["date_from"].isoformat(), chosen["date_to"].isoformat()) == (first, last)
+        current = [link.preset.label for link in response.context["presets"] if link.current]
+        assert current == [label]
+        assert f'aria-current="true">{label}</a>' in response.content.decode()
+
+    default = client.get(reverse("reports")).context["form"].cleaned_data
+    assert (default["date_from"], default["date_to"]) == (dt.date(2024, 4, 15), FIXED_TODAY)
+
+
+def test_a_preset_link_keeps_the_chosen_store(client, manager_user, store, on_14_may):
+    client.force_login(manager_user)
+
+    response = client.get(reverse("reports") + f"?range=today&store={store.pk}")
+
+    assert f'href="?range=yesterday&amp;store={store.pk}"' in response.content.decode()
+
+
+def test_days_show_totals_first_then_newest_first_with_empty_days_folded(
+    client, manager_user, may, store
+):
+    client.force_login(manager_user)
+
+    response = client.get(report_url(store=str(store.pk)))
+
+    shown = tables_of(response)["period"].shown
+    assert [
+        (entry.count, entry.first, entry.last) if hasattr(entry, "count") else entry.day
+        for entry in shown
+    ] == [
+        (6, dt.date(2024, 5, 9), dt.date(2024, 5, 14)),
+        dt.date(2024, 5, 8),
+        (4, dt.date(2024, 5, 4), dt.date(2024, 5, 7)),
+        dt.date(2024, 5, 3),
+        dt.date(2024, 5, 2),
+        (1, dt.date(2024, 5, 1), dt.date(2024, 5, 1)),
+    ]
+    page = html.unescape(response.content.decode())
+    by_day = page[page.index('id="table-period"') :]
+    order = [
+        by_day.index(text)
+        for text in (
+            "Total",
+            "6 days without calls",
+            "Wed 8 May 2024",
+            "4 days without calls",
+            "Fri 3 May 2024",
+            "Thu 2 May 2024",
+            "1 day without calls",
+        )
+    ]
+    assert order == sorted(order)
+    # The range's totals come before the chart and the tables.
+    assert page.index("60.0%") < page.index('id="trend-title"') < page.index('id="table-period"')
+    assert "of 6 finished calls" in page  # the answer rate says what it counts
+
+
+def test_the_day_table_fits_a_laptop_and_keeps_the_rest_on_demand(client, manager_user, may, store):
+    client.force_login(manager_user)
+
+    page = client.get(report_url(store=str(store.pk))).content.decode()
+
+    head = page[page.index('id="table-period"') :]
+    head = head[head.index("<thead>") : head.index("</thead>")]
+    assert head.count('<th scope="col"') == 8
+    assert '<details class="rp-more"><summary>More</summary>' in page
+    assert "<dt>Unreachable</dt><dd>1</dd>" in page  # the store's total, behind "More"
+
+
+def test_the_trend_chart_draws_each_rate_per_day_on_the_server(client, manager_user, may, store):
+    client.force_login(manager_user)
+
+    page = client.get(report_url(store=str(store.pk))).content.decode()
+
+    chart = page[page.index('<svg class="trend-chart"') : page.index("</svg>")]
+    assert "<title" in chart and "<desc" in chart
+    # 14 days over 700 units from x=48; a rate r at y = 10 + 200 * (100 - r) / 100. 2 May:
+    # 2 of 3 confirmed (66.7%); 3 May: the one answer was no input (0%); 4-7 May: no calls,
+    # the line breaks; 8 May: the one answered call confirmed (100%).
+    assert '<polyline points="101.8,76.6 155.7,210.0" fill="none"/>' in chart
+    assert '<polyline points="424.9,10.0" fill="none"/>' in chart
+    assert "style=" not in chart
+    # The figures behind it, as a table for screen readers and anyone who wants numbers.
+    assert "The chart&#x27;s figures" in page or "The chart's figures" in page
+    assert "66.7%" in page[page.index("rp-chart-data") :]

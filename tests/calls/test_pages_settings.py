@@ -3,15 +3,19 @@ The test key must never appear in any page, whatever was submitted."""
 
 import datetime as dt
 import html
+import re
 from decimal import Decimal
 
 import pytest
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.models import Store, User
+from calls.dispatch import claim_due_sends
+from calls.models import Campaign, Store, User
 from tests.calls.test_balances import closed_port_url
 from tests.conftest import TEST_API_KEY
+from tests.support.orders import create_call
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 NEW_KEY = "sk-live-00112233445566778899aabbccddeeff"
@@ -45,7 +49,7 @@ def store_data(**overrides: str) -> dict[str, str]:
         "calling_start": "09:00",
         "calling_end": "21:00",
         "provider_retries": "3",
-        "retry_delays": "300,600,1800",
+        "retry_delays": "5, 10, 30",
         "low_balance_threshold": "500",
         **overrides,
     }
@@ -95,7 +99,7 @@ def test_the_api_key_appears_on_no_settings_page(admin, store, admin_user):
 def test_a_failed_store_submit_renders_neither_the_old_nor_the_typed_key(admin, store):
     response = admin.post(
         reverse("store_edit", args=[store.pk]),
-        store_data(api_key=NEW_KEY, retry_delays="300,abc"),
+        store_data(api_key=NEW_KEY, retry_delays="5,abc"),
     )
 
     assert response.status_code == 200
@@ -132,7 +136,8 @@ def test_leaving_the_key_blank_keeps_the_stored_key(admin, store):
     assert (store.default_voice_id, store.paused) == (48, True)
 
 
-def test_a_new_key_replaces_the_old_one_and_forgets_its_balance(admin, store):
+def test_a_new_key_replaces_the_old_one_and_forgets_its_balance(admin, store, settings):
+    settings.ROBOCALL_BASE_URL = closed_port_url()  # unchecked: saved unverified
     Store.objects.filter(pk=store.pk).update(
         key_verified_at=timezone.now(), balance=Decimal("100.00"), balance_username="old"
     )
@@ -145,7 +150,8 @@ def test_a_new_key_replaces_the_old_one_and_forgets_its_balance(admin, store):
     assert store.balance is None and store.balance_username == ""
 
 
-def test_adding_a_store_requires_a_key_and_stores_it_encrypted(admin, db):
+def test_adding_a_store_requires_a_key_and_stores_it_encrypted(admin, provider_url, simulator):
+    simulator.add_account(api_key=NEW_KEY, username="lahore", balance="800.00", call_rate="5.50")
     missing = admin.post(reverse("store_new"), store_data(name="Lahore Linen"))
     added = admin.post(reverse("store_new"), store_data(name="Lahore Linen", api_key=NEW_KEY))
 
@@ -165,13 +171,16 @@ def test_adding_a_store_requires_a_key_and_stores_it_encrypted(admin, db):
     ("delays", "message"),
     [
         (
-            "300,abc,1800",
-            "“abc” is not a positive whole number of seconds; write the delays like 300,600,1800.",
+            "5,abc,30",
+            "“abc” is not a positive whole number of minutes; write the delays like 5, 10, 30.",
         ),
-        ("300,,600", "Give the retry delays in seconds separated by commas, e.g. 300,600,1800."),
-        ("300,-5,600", "“-5” is not a positive whole number of seconds"),
-        ("300,0,600", "“0” is not a positive whole number of seconds"),
-        ("300,600", "Give one delay for each of the 3 retries."),
+        ("5,,10", "Give the retry delays in minutes separated by commas, e.g. 5, 10, 30."),
+        ("5,-5,10", "“-5” is not a positive whole number of minutes"),
+        ("5,0,10", "“0” is not a positive whole number of minutes"),
+        ("5,2.5,10", "“2.5” is not a positive whole number of minutes"),
+        ("5,10", "Give one delay for each of the 3 retries."),
+        ("5,10,30,60", "Give one delay for each of the 3 retries, not 4."),
+        ("5,10,1441", "“1441” is more than a day; a retry delay is at most 1,440 minutes."),
     ],
 )
 def test_bad_retry_delays_are_refused_with_a_clear_message(admin, store, delays, message):
@@ -184,16 +193,50 @@ def test_bad_retry_delays_are_refused_with_a_clear_message(admin, store, delays,
     assert store.retry_delays == [2, 2, 2]
 
 
-def test_retry_delays_are_saved_as_seconds(admin, store):
+def test_retry_delays_are_typed_in_minutes_and_stored_in_seconds(admin, store):
+    assert 'value="2s, 2s, 2s"' in text_of(admin.get(reverse("store_edit", args=[store.pk])))
+
     admin.post(
         reverse("store_edit", args=[store.pk]),
-        store_data(retry_delays=" 60, 120 ,240,480", provider_retries="4"),
+        store_data(retry_delays=" 1, 2 ,4,8", provider_retries="4"),
     )
 
     store.refresh_from_db()
     assert store.retry_delays == [60, 120, 240, 480]
     assert store.provider_retries == 4
-    assert 'value="60,120,240,480"' in text_of(admin.get(reverse("store_edit", args=[store.pk])))
+    assert 'value="1, 2, 4, 8"' in text_of(admin.get(reverse("store_edit", args=[store.pk])))
+
+
+def test_a_delay_shown_in_seconds_is_kept_when_the_form_is_saved_again(admin, store):
+    admin.post(reverse("store_edit", args=[store.pk]), store_data(retry_delays="2s, 90s, 5"))
+
+    store.refresh_from_db()
+    assert store.retry_delays == [2, 90, 300]
+
+
+def test_the_time_zone_is_picked_from_a_list_with_karachi_first(admin, store):
+    page = admin.get(reverse("store_new"))
+    options = re.findall(r'<option value="([^"]+)"', page.content.decode())
+
+    assert options[0] == "Asia/Karachi"
+    assert "Asia/Dubai" in options and "Europe/London" in options
+    assert '<select name="timezone"' in page.content.decode()
+    saved = admin.post(reverse("store_edit", args=[store.pk]), store_data(timezone="Asia/Dubai"))
+    assert saved.status_code == 302
+    store.refresh_from_db()
+    assert store.timezone == "Asia/Dubai"
+
+
+def test_a_negative_low_balance_threshold_is_refused_by_the_form_and_the_database(admin, store):
+    response = admin.post(
+        reverse("store_edit", args=[store.pk]), store_data(low_balance_threshold="-1")
+    )
+
+    assert "Ensure this value is greater than or equal to 0." in text_of(response)
+    store.refresh_from_db()
+    assert store.low_balance_threshold == Decimal(500)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Store.objects.filter(pk=store.pk).update(low_balance_threshold=Decimal("-0.01"))
 
 
 def test_a_window_that_ends_where_it_starts_means_calling_at_any_hour(admin, store):
@@ -218,14 +261,105 @@ def test_calling_hours_and_threshold_are_saved(admin, store):
     assert store.low_balance_threshold == Decimal("250.50")
 
 
+# --- a new key is checked with the provider when it is saved --------------------------------------
+
+WRONG_KEY = "sk-wrong-0123456789abcdef0123456789ab"
+
+
+def test_a_key_the_provider_rejects_is_refused_on_save_with_the_reason(
+    admin, store, provider_url, caplog
+):
+    response = admin.post(reverse("store_edit", args=[store.pk]), store_data(api_key=WRONG_KEY))
+
+    assert response.status_code == 200
+    page = text_of(response)
+    assert "The provider rejected this key: it does not match a Robo Call account." in page
+    assert "Save a key the provider rejects anyway, with the store paused" in page
+    assert "422" not in page and "check_balance" not in page  # no raw provider text
+    assert_no_key(response, WRONG_KEY)
+    assert WRONG_KEY not in caplog.text
+    store.refresh_from_db()
+    assert store.api_key == TEST_API_KEY and not store.paused
+
+
+def test_a_rejected_key_can_be_saved_deliberately_and_the_store_is_then_paused(
+    admin, store, provider_url
+):
+    campaign = Campaign.objects.create(store=store, name="May", status=Campaign.Status.RUNNING)
+    queued = create_call(
+        store=store,
+        campaign=campaign,
+        order_id="A-1",
+        phone="923001234567",
+        amount=100,
+        voice_id=102,
+    )
+
+    response = admin.post(
+        reverse("store_edit", args=[store.pk]),
+        store_data(api_key=WRONG_KEY, save_rejected_key_paused="on"),
+        follow=True,
+    )
+
+    assert "saved and paused: the provider rejected its new API key" in text_of(response)
+    assert "The provider rejected this key: no call can be placed" in text_of(response)
+    assert_no_key(response, WRONG_KEY)
+    store.refresh_from_db()
+    assert store.api_key == WRONG_KEY
+    assert store.paused and store.key_verified_at is None
+    assert WRONG_KEY not in store.paused_reason
+    assert "rejected" in store.paused_reason
+    assert claim_due_sends(timezone.now()) == []  # nothing dials
+    Store.objects.filter(pk=store.pk).update(paused=False)
+    assert claim_due_sends(timezone.now()) == [queued.pk]  # (it would have, unpaused)
+
+
+def test_a_key_the_provider_accepts_is_saved_verified_with_its_balance(
+    admin, store, provider_url, simulator
+):
+    simulator.add_account(api_key=NEW_KEY, username="lahore", balance="800.00", call_rate="5.50")
+
+    response = admin.post(
+        reverse("store_edit", args=[store.pk]), store_data(api_key=NEW_KEY), follow=True
+    )
+
+    assert "the provider accepted its new API key" in text_of(response)
+    assert "has not been verified since it was set" not in text_of(response)
+    store.refresh_from_db()
+    assert store.api_key == NEW_KEY and store.key_verified_at is not None
+    assert (store.balance, store.balance_username) == (Decimal("800.00"), "lahore")
+
+
+def test_a_key_saved_while_the_provider_is_unreachable_is_kept_unverified(admin, store, settings):
+    settings.ROBOCALL_BASE_URL = closed_port_url()
+
+    response = admin.post(
+        reverse("store_edit", args=[store.pk]), store_data(api_key=NEW_KEY), follow=True
+    )
+
+    page = text_of(response)
+    assert "the provider could not be reached to check its new API key" in page
+    assert "The stored key has not been verified since it was set." in page
+    assert_no_key(response, NEW_KEY)
+    store.refresh_from_db()
+    assert store.api_key == NEW_KEY and store.key_verified_at is None and not store.paused
+
+
 # --- Verify -------------------------------------------------------------------------------------
 
 
 def test_verify_says_matched_for_the_stored_key(admin, store, provider_url):
+    page = admin.get(reverse("store_edit", args=[store.pk]))
+    assert "has not been verified since it was set" in text_of(page)
+
     response = admin.post(reverse("store_verify", args=[store.pk]), **HTMX)
 
     assert response.status_code == 200
     assert "Matched: the provider accepts this store's key." in text_of(response)
+    # The whole card is redrawn: the stale "not verified" line goes at once.
+    assert 'id="verify-card"' in text_of(response)
+    assert "The stored key was last verified" in text_of(response)
+    assert "has not been verified since it was set" not in text_of(response)
     assert "<html" not in text_of(response)
     assert_no_key(response)
     store.refresh_from_db()
@@ -238,16 +372,25 @@ def test_verify_says_not_matched_for_a_key_the_provider_does_not_know(admin, sto
 
     response = admin.post(reverse("store_verify", args=[store.pk]), **HTMX)
 
-    assert "Not matched: the provider does not know this store's key." in text_of(response)
+    assert "Not matched: the provider rejected this store's key." in text_of(response)
+    assert "has not been verified since it was set" in text_of(response)
+    # The page's banner, redrawn out of band, names the rejected key at once.
+    assert '<div id="provider-state" hx-swap-oob="true">' in text_of(response)
+    assert "The provider rejected this key: no call can be placed" in text_of(response)
     assert_no_key(response, "sk-unknown-1234567890")
     store.refresh_from_db()
     assert store.key_verified_at is None
+    # The key fixed on the provider's side: the next Verify clears the banner.
+    store.api_key = TEST_API_KEY
+    store.save()
+    fixed = admin.post(reverse("store_verify", args=[store.pk]), **HTMX)
+    assert "The provider rejected this key" not in text_of(fixed)
 
 
 def test_verify_checks_a_typed_key_before_it_is_saved(admin, store, provider_url):
     response = admin.post(reverse("store_verify", args=[store.pk]), {"api_key": NEW_KEY}, **HTMX)
 
-    assert "Not matched: the provider does not know the key you typed." in text_of(response)
+    assert "Not matched: the provider rejected the key you typed." in text_of(response)
     assert_no_key(response, NEW_KEY)
     store.refresh_from_db()
     assert store.api_key == TEST_API_KEY
@@ -259,7 +402,11 @@ def test_verify_says_when_the_provider_is_unreachable(admin, store, settings):
     response = admin.post(reverse("store_verify", args=[store.pk]), **HTMX)
 
     assert response.status_code == 200
-    assert "Provider unreachable: the key could not be checked" in text_of(response)
+    assert (
+        "The key could not be checked: The provider is not answering right now. "
+        "Try again in a minute." in text_of(response)
+    )
+    assert "127.0.0.1" not in text_of(response)  # plain words, not the transport error
     assert_no_key(response)
 
 
@@ -358,4 +505,10 @@ def test_a_store_robodash_paused_shows_why_on_settings_and_the_overview(client, 
     store.save()
     client.force_login(admin_user)
     for url in ("/settings/", "/"):
-        assert "the provider rejected the API key (HTTP 401)" in client.get(url).content.decode()
+        page = client.get(url).content.decode()
+        assert (
+            "The provider rejected this store&#x27;s API key. Update the key, then resume."
+            in (page)
+            or "The provider rejected this key" in page
+        )
+        assert "HTTP 401" not in page  # the provider's raw words stay in the logs

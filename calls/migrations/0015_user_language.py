@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0012_uploads'),
+        ('calls', '0014_store_threshold_not_negative'),
     ]
 
     operations = [

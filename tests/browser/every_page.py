@@ -1,0 +1,121 @@
+"""Every page of every role, with a little of everything on it, for the tests that walk them all
+(the phone layout, axe-core).
+
+The pages are the URL names of tests/calls/test_permissions.py's EXPECTED_ROLES that answer a
+GET with a whole page; `test_every_url_is_a_page_or_named_here` keeps the two lists in step, so
+a new page cannot be left out of these walks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from calls.models import Call, Campaign, Store, User
+from calls.uploads import stage_upload
+from shops.models import ApiToken, ReceivedWebhook, ShopConnection, WriteBack
+from tests.browser.conftest import make_campaign, make_final_call
+from tests.calls.test_permissions import EXPECTED_ROLES
+from tests.support.orders import create_call
+
+# URL names of EXPECTED_ROLES that are not pages: fragments htmx asks for, downloads, and
+# actions that only take a POST.
+NOT_PAGES = {
+    *("overview_balances", "call_row", "campaign_progress"),
+    *("call_export", "report_export", "campaign_upload_rejected"),
+    *("call_again", "call_withdraw", "call_handled", "call_claim", "call_release"),
+    *("call_take_over", "order_decide", "campaign_single_order", "campaign_upload"),
+    *("campaign_pause", "campaign_resume", "store_verify"),
+}
+PAGES = [name for name in EXPECTED_ROLES if name not in NOT_PAGES]
+# Pages outside calls/urls.py (shops/urls.py), with the roles that open them.
+OTHER_PAGES = {"store_integrations": ("admin",)}
+# The sections of the main navigation, in its order.
+NAV_PAGES = ("overview", "call_list", "campaign_list", "followup_list", "reports", "settings")
+
+PHONES = {"in_flight": "923001110001", "follow_up": "923001110002"}
+
+
+@dataclass
+class World:
+    store: Store
+    campaign: Campaign  # running, with a call of every state and outcome
+    draft: Campaign  # an upload waiting for its launch
+    follow_up: Call  # a callback request in the queue, its order told to the shop
+    users: dict[str, User]
+
+    def url(self, name: str) -> str:
+        objects = {
+            "call": self.follow_up,
+            "order": self.follow_up.shop_order,
+            "campaign": self.draft if name == "campaign_launch" else self.campaign,
+            "store": self.store,
+            "user": self.users["agent"],
+        }
+        try:
+            return reverse(name)
+        except NoReverseMatch:  # a page of one object: the one its name's first word says
+            target = objects[name.split("_")[0]]
+            return reverse(name, kwargs={"pk": target.pk})  # type: ignore[attr-defined]
+
+
+def pages_of(role: str, world: World) -> list[str]:
+    """The paths of every page `role` may open."""
+    roles = {**{name: EXPECTED_ROLES[name] for name in PAGES}, **OTHER_PAGES}
+    return [world.url(name) for name, allowed in roles.items() if role in allowed]
+
+
+def nav_of(role: str) -> list[str]:
+    """The paths the main navigation offers `role`, in order."""
+    return [reverse(name) for name in NAV_PAGES if role in EXPECTED_ROLES[name]]
+
+
+def make_world(store: Store, users: dict[str, User]) -> World:
+    """A running campaign with a call in every state and outcome, an order in the follow-up
+    queue that went to a connected shop, and a draft campaign whose upload awaits its launch."""
+    campaign = make_campaign(store, "Eid sale", status=Campaign.Status.RUNNING)
+    outcomes = [outcome for outcome in Call.Outcome if outcome != Call.Outcome.CALLBACK_REQUESTED]
+    for n, outcome in enumerate(outcomes):
+        make_final_call(campaign, f"KK-20{n:02d}", outcome, phone=f"9230012340{n:02d}")
+    for n, state in enumerate((Call.State.QUEUED, Call.State.SENDING, Call.State.IN_PROGRESS)):
+        create_call(
+            store=store,
+            campaign=campaign,
+            order_id=f"KK-30{n}",
+            phone=PHONES["in_flight"][:-1] + str(n),
+            amount=Decimal("990.00"),
+            voice_id=store.default_voice_id,
+            state=state,
+            scheduled_for=timezone.now() + dt.timedelta(hours=n),
+        )
+    follow_up = make_final_call(
+        campaign, "KK-4001", Call.Outcome.CALLBACK_REQUESTED, phone=PHONES["follow_up"]
+    )
+    claimed = make_final_call(
+        campaign, "KK-4002", Call.Outcome.UNREACHABLE, phone="923001110003", minutes_ago=20
+    )
+    Call.objects.filter(pk=claimed.pk).update(assigned_to=users["admin"])
+
+    shop = ShopConnection.objects.create(store=store, kind=ShopConnection.Kind.SHOPIFY)
+    shop.shop_domain = "kitchenware.myshopify.com"
+    shop.set_secrets(webhook_secret="shhh", admin_token="shpat_x")
+    shop.save()
+    ReceivedWebhook.objects.create(connection=shop, delivery_id="d-1", topic="orders/create")
+    ApiToken.issue(store, "Checkout")
+    WriteBack.objects.create(
+        order=follow_up.shop_order,
+        connection=shop,
+        event=WriteBack.Event.choices[0][0],
+        state=WriteBack.State.FAILED,
+        last_error="The shop answered HTTP 401",
+    )
+
+    draft = make_campaign(store, "Draft", status=Campaign.Status.DRAFT)
+    rows = ["phone,amount,order_id,store_name", "03001234599,1500,U-1,Shop", "12,x,U-2,Shop"]
+    stage_upload(io.BytesIO("\n".join(rows).encode()), campaign=draft, filename="may.csv")
+    return World(store, campaign, draft, follow_up, users)

@@ -1,0 +1,131 @@
+"""The pages' exports: UTF-8 with the BOM Excel needs (Urdu names survive), amount and store on
+every call, an .xlsx with the same rows as the CSV, and no cell a spreadsheet would run."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from decimal import Decimal
+
+import openpyxl
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from calls.models import Call, Campaign, Store, User
+from tests.support.orders import create_call
+
+URDU_CAMPAIGN = "عید سیل"  # "Eid sale"
+FORMULA = '=HYPERLINK("http://evil","click")'
+
+
+@pytest.fixture
+def exported(client: Client, manager_user: User, store: Store) -> Client:
+    urdu = Campaign.objects.create(store=store, name=URDU_CAMPAIGN)
+    for i, (order_id, amount) in enumerate(
+        [("ORD-1", "2000.00"), (FORMULA, "1500.50"), ("-2+3", "99.00")]
+    ):
+        create_call(
+            store=store,
+            campaign=urdu,
+            order_id=order_id,
+            phone="923001234567",
+            amount=Decimal(amount),
+            voice_id=102,
+            **(
+                {"outcome": Call.Outcome.CONFIRMED, "state": Call.State.FINAL}
+                | {"call_charges": Decimal("6.90"), "finalized_at": dt.datetime.now(dt.UTC)}
+                if i == 0
+                else {}
+            ),
+            created_at=dt.datetime(2026, 5, 1, 7, 30 + i, tzinfo=dt.UTC),
+        )
+    client.force_login(manager_user)
+    return client
+
+
+def csv_of(response) -> tuple[bytes, list[list[str]]]:
+    body = b"".join(response.streaming_content)
+    return body, list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+
+
+def test_the_calls_csv_starts_with_the_bom_and_round_trips_urdu_with_amount_and_store(exported):
+    response = exported.get(reverse("call_export"))
+    body, rows = csv_of(response)
+
+    assert body.startswith(b"\xef\xbb\xbf")
+    assert "عید سیل".encode() in body
+    header, *calls = rows
+    by_order = {row[0]: dict(zip(header, row, strict=True)) for row in calls}
+    assert by_order["ORD-1"]["campaign"] == URDU_CAMPAIGN
+    assert by_order["ORD-1"]["store"] == "Karachi Kitchenware"
+    assert by_order["ORD-1"]["amount"] == "2000.00"
+    assert "'" + FORMULA in by_order  # defused
+    assert "'-2+3" in by_order
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in calls for cell in row)
+
+
+def test_the_calls_xlsx_has_the_csv_rows_and_runs_no_formula(exported):
+    _, csv_rows = csv_of(exported.get(reverse("call_export")))
+
+    response = exported.get(reverse("call_export_xlsx"))
+    book = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    sheet = book.active
+    assert sheet is not None
+    cells = [list(row) for row in sheet.iter_rows()]
+
+    assert response["Content-Type"] == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    assert 'filename="calls-' in response["Content-Disposition"]
+    assert "no-store" in response["Cache-Control"]
+    assert all(cell.data_type != "f" for row in cells for cell in row)  # never a formula
+    assert len(cells) == len(csv_rows) == 4
+    for xlsx_row, csv_row in zip(cells, csv_rows, strict=True):
+        assert all(_same_cell(c.value, text) for c, text in zip(xlsx_row, csv_row, strict=True))
+    amounts = {row[0].value: row[3].value for row in cells[1:]}
+    assert amounts["ORD-1"] == 2000  # a number Excel can add up
+    assert amounts[FORMULA] == 1500.5
+
+
+def _same_cell(value: object, csv_text: str) -> bool:
+    """An .xlsx cell holds what the CSV cell says: the same number, or the same text (the
+    CSV's defusing apostrophe is not needed in a string cell, which is never run)."""
+    if isinstance(value, float | int):
+        return Decimal(str(value)) == Decimal(csv_text)
+    text = "" if value is None else str(value)
+    return csv_text == ("'" + text if text.startswith(("=", "+", "-", "@")) else text)
+
+
+def test_the_report_exports_carry_the_bom_and_an_xlsx_of_the_same_table(exported):
+    query = {"date_from": "2026-05-01", "date_to": "2026-05-01", "group": "campaign"}
+
+    report_csv = exported.get(reverse("report_export"), query)
+    report_xlsx = exported.get(reverse("report_export_xlsx"), query)
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(report_xlsx.streaming_content))).active
+    assert sheet is not None
+
+    assert report_csv.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(report_csv.content.decode("utf-8-sig"))))
+    xlsx_rows = list(sheet.iter_rows(values_only=True))
+    assert [row[0] for row in xlsx_rows] == [row[0] for row in rows]
+    assert URDU_CAMPAIGN in [row[0] for row in xlsx_rows]
+    assert xlsx_rows[1][2] == int(rows[1][2])  # calls, as a number
+
+
+def test_a_control_character_in_an_order_id_does_not_break_the_xlsx(exported, store):
+    create_call(
+        store=store,
+        campaign=Campaign.objects.get(name=URDU_CAMPAIGN),
+        order_id="BELL\x07-1",
+        phone="923001234567",
+        amount=Decimal("10.00"),
+        voice_id=102,
+    )
+
+    response = exported.get(reverse("call_export_xlsx"))
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    assert sheet is not None
+
+    assert "BELL\ufffd-1" in [row[0] for row in sheet.iter_rows(values_only=True)]
