@@ -460,16 +460,20 @@ def calls_start_sentence(store: Store, now: dt.datetime) -> str:
         return ""
     start = store.next_calling_time(now).astimezone(store.zone)
     today = now.astimezone(store.zone).date()
+    words = {
+        "time": f"{start:%H:%M}",
+        "day": day(start.date()),
+        "zone": store.timezone,
+        "hours": f"{store.calling_start:%H:%M}–{store.calling_end:%H:%M}",
+    }
+    # One whole sentence per case, so that each translates as a sentence.
     if start.date() == today:
-        which_day = "today"
+        sentence = _("Calls start at %(time)s today (%(zone)s) — calling hours %(hours)s.")
     elif start.date() == today + dt.timedelta(days=1):
-        which_day = "tomorrow"
+        sentence = _("Calls start at %(time)s tomorrow (%(zone)s) — calling hours %(hours)s.")
     else:
-        which_day = f"on {day(start.date())}"
-    return (
-        f"Calls start at {start:%H:%M} {which_day} ({store.timezone}) — calling hours "
-        f"{store.calling_start:%H:%M}–{store.calling_end:%H:%M}."
-    )
+        sentence = _("Calls start at %(time)s on %(day)s (%(zone)s) — calling hours %(hours)s.")
+    return sentence % words
 
 
 def _campaign_context(request: HttpRequest, campaign: Campaign) -> dict[str, Any]:

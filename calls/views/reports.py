@@ -20,6 +20,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -89,12 +90,14 @@ def presets(today: dt.date) -> list[Preset]:
     month_start = today.replace(day=1)
     last_month_end = month_start - dt.timedelta(days=1)
     return [
-        Preset("today", "Today", today, today),
-        Preset("yesterday", "Yesterday", yesterday, yesterday),
-        Preset("last-7-days", "Last 7 days", today - dt.timedelta(days=6), today),
-        Preset("last-30-days", "Last 30 days", today - dt.timedelta(days=DEFAULT_DAYS - 1), today),
-        Preset("this-month", "This month", month_start, today),
-        Preset("last-month", "Last month", last_month_end.replace(day=1), last_month_end),
+        Preset("today", _("Today"), today, today),
+        Preset("yesterday", _("Yesterday"), yesterday, yesterday),
+        Preset("last-7-days", _("Last 7 days"), today - dt.timedelta(days=6), today),
+        Preset(
+            "last-30-days", _("Last 30 days"), today - dt.timedelta(days=DEFAULT_DAYS - 1), today
+        ),
+        Preset("this-month", _("This month"), month_start, today),
+        Preset("last-month", _("Last month"), last_month_end.replace(day=1), last_month_end),
     ]
 
 
@@ -132,7 +135,7 @@ class Table:
 
     @property
     def total_row(self) -> ReportRow:
-        return ReportRow("Total", "", self.total)
+        return ReportRow(_("Total"), "", self.total)
 
     @property
     def shown(self) -> list[ReportRow | Fold]:
@@ -173,7 +176,9 @@ def period_table(filters: dict[str, Any], grouped: dict[Any, Figures]) -> Table:
         rows = [
             ReportRow(
                 _("Week of %(monday)s") % {"monday": f"{monday:%Y-%m-%d}"},
-                f"{max(monday, first):%d %b} – {min(monday + dt.timedelta(days=6), last):%d %b}",
+                # "01 Dec – 07 Dec"; the month in the page's language.
+                f"{date_format(max(monday, first), 'd M')} – "
+                f"{date_format(min(monday + dt.timedelta(days=6), last), 'd M')}",
                 grouped.get(monday, Figures()),
                 monday,
             )
