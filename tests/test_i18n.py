@@ -123,3 +123,30 @@ def test_numbers_and_dates_are_formatted_per_language(language, amount, day, mom
         assert intcomma(Decimal("1234567.50")) == amount  # Western digits in both
         assert date_filter(when.date()) == day
         assert date_filter(when, "DATETIME_FORMAT") == moment
+
+
+@pytest.mark.parametrize(
+    ("language", "phone", "money", "moment", "weekday"),
+    [
+        ("en", "0300 1234567", "Rs 1,234.50", "29 Nov 2026, 18:05", "Sun 29 Nov 2026"),
+        (
+            "ur",
+            # Isolated left to right: never shown as "1234567 0300" inside Urdu text.
+            "\u20660300 1234567\u2069",
+            "1,234.50 روپے",
+            "29 نومبر 2026، 18:05",
+            "اتوار 29 نومبر 2026",
+        ),
+    ],
+)
+def test_the_pages_phones_money_and_dates_read_naturally_in_each_language(
+    language, phone, money, moment, weekday
+):
+    from calls.templatetags import present
+
+    when = dt.datetime(2026, 11, 29, 13, 5, tzinfo=dt.UTC)
+    with translation.override(language):
+        assert present.phone("923001234567") == phone
+        assert present.money(Decimal("1234.50")) == money
+        assert present.when(when, "Asia/Karachi") == moment
+        assert present.day(when.date(), "weekday") == weekday
