@@ -28,6 +28,7 @@ from tests.support.orders import create_call
 NOT_PAGES = {
     *("overview_balances", "call_row", "campaign_progress"),
     *("call_export", "report_export", "campaign_upload_rejected"),
+    *("call_export_xlsx", "report_export_xlsx"),  # downloads, like the CSV exports
     *("call_again", "call_withdraw", "call_handled", "call_claim", "call_release"),
     *("call_take_over", "order_decide", "campaign_single_order", "campaign_upload"),
     *("campaign_pause", "campaign_resume", "store_verify"),
