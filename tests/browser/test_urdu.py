@@ -59,9 +59,13 @@ def test_an_agent_switches_to_urdu_and_the_page_turns_right_to_left(agent_user, 
 
     # A phone number stays one left-to-right run inside the right-to-left table.
     page.goto("/calls/")
-    phone = page.locator("td.mono", has_text="923001234567")
+    # A phone number stays one left-to-right run inside the right-to-left table: the cell is
+    # left to right, and the number itself is isolated (U+2066 ... U+2069), so it reads the
+    # same wherever it is copied or shown.
+    phone = page.locator("td.mono", has_text="0300 1234567")
     expect(phone).to_be_visible()
     assert phone.evaluate("cell => getComputedStyle(cell).direction") == "ltr"
+    assert phone.inner_text().strip() == "\u20660300 1234567\u2069"
 
     # Another browser (English Accept-Language, no cookie): Urdu again after signing in.
     again = sign_in_as(new_context(), agent_user)
