@@ -11,7 +11,7 @@ TEST_ENV := SECRET_KEY=test-secret-key-not-for-production \
 	FIELD_ENCRYPTION_KEY=JfU0Xy2jQm6w5b1sXhJ1mQq8yq2k8ZrZkqv4lWm3c8Y= DEBUG=false \
 	ROBODASH_BEHIND_TLS_PROXY=false
 
-.PHONY: install run test lint typecheck compose-check caddy-check bench screenshots clean
+.PHONY: install run test lint typecheck compose-check caddy-check bench screenshots messages clean
 
 install: $(VENV)/.installed
 
@@ -61,6 +61,14 @@ bench: install
 
 screenshots: install
 	$(TEST_ENV) $(BIN)/python -m bench.screenshots
+
+# The Urdu catalogue (docs/i18n.md): collect the strings marked in the code and templates into
+# locale/ur/LC_MESSAGES/django.po, then compile the .mo that is committed beside it. Needs
+# Debian's gettext (xgettext, msgmerge, msgfmt); .ci/run installs it.
+messages: install
+	@command -v xgettext >/dev/null || { echo "gettext is not installed: apt-get install gettext (.ci/run does)"; exit 1; }
+	DEBUG=true $(BIN)/python manage.py makemessages -l ur
+	DEBUG=true $(BIN)/python manage.py compilemessages -l ur
 
 # The demo's data (its PostgreSQL and Redis included) lives in var/, or in ROBODASH_VAR_DIR.
 VAR_DIR := $(or $(ROBODASH_VAR_DIR),var)

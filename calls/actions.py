@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from calls.dispatch import wake_dispatcher
 from calls.models import Call, CallEvent, Order, User
@@ -53,16 +54,22 @@ def call_again(call: Call, user: User) -> Call:
         order = Order.objects.select_for_update().select_related("store").get(pk=call.shop_order_id)
         if order.decided_by_id is not None:
             raise ActionRefused(
-                f"Order {order.order_id} was decided by hand "
-                f"({order.get_decision_display().lower()}); it is not called again."
+                _("Order %(order)s was decided by hand (%(decision)s); it is not called again.")
+                % {"order": order.order_id, "decision": order.get_decision_display().lower()}
             )
         busy = order.calls.filter(state__in=ACTIVE_STATES).order_by("created_at", "id").first()
         if busy is not None:
-            what = "This call" if busy.pk == call.pk else f"Call #{busy.pk} for this order"
-            raise ActionRefused(
-                f"{what} is still {busy.get_state_display().lower()}; "
-                "wait for its outcome before calling again."
-            )
+            state = busy.get_state_display().lower()
+            if busy.pk == call.pk:
+                refusal = _(
+                    "This call is still %(state)s; wait for its outcome before calling again."
+                ) % {"state": state}
+            else:
+                refusal = _(
+                    "Call #%(pk)s for this order is still %(state)s; wait for its outcome before "
+                    "calling again."
+                ) % {"pk": busy.pk, "state": state}
+            raise ActionRefused(refusal)
         child = queue_call(
             order,
             campaign_id=call.campaign_id,
@@ -87,7 +94,8 @@ def mark_handled(call: Call, user: User, note: str) -> bool:
     note = note.strip()
     if len(note) > MAX_NOTE_LENGTH:
         raise ActionRefused(
-            f"The note is {len(note)} characters long; keep it under {MAX_NOTE_LENGTH}."
+            _("The note is %(length)s characters long; keep it under %(limit)s.")
+            % {"length": len(note), "limit": MAX_NOTE_LENGTH}
         )
     with transaction.atomic():
         now = timezone.now()
@@ -100,11 +108,15 @@ def mark_handled(call: Call, user: User, note: str) -> bool:
             current = Call.objects.select_related("assigned_to").get(pk=call.pk)
             if current.state != Call.State.FINAL:
                 raise ActionRefused(
-                    "This call is still in flight; it can be marked handled once it has an outcome."
+                    _(
+                        "This call is still in flight; it can be marked handled once it has an "
+                        "outcome."
+                    )
                 )
             if current.handled_at is None and current.assigned_to is not None:
                 raise ActionRefused(
-                    f"{current.assigned_to.username} holds this follow-up; take it over first."
+                    _("%(name)s holds this follow-up; take it over first.")
+                    % {"name": current.assigned_to.username}
                 )
             return False
         CallEvent.objects.create(
@@ -117,7 +129,7 @@ def claim(call: Call, user: User) -> bool:
     """Assign an open follow-up to `user`. True when it is now theirs (claiming one's own claim
     again is harmless); False when another agent holds it or it was already handled."""
     if call.outcome not in Call.FOLLOW_UP_OUTCOMES:
-        raise ActionRefused("Only calls waiting for a follow-up can be claimed.")
+        raise ActionRefused(_("Only calls waiting for a follow-up can be claimed."))
     with transaction.atomic():
         now = timezone.now()
         won = Call.objects.filter(

@@ -14,6 +14,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.cache import cache
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from calls.models import Store
 from calls.provider import (
@@ -37,11 +39,11 @@ CENT = Decimal("0.01")
 
 
 def calls_count(n: int) -> str:
-    return f"{n:,} call" if n == 1 else f"{n:,} calls"
+    return ngettext("%(count)s call", "%(count)s calls", n) % {"count": f"{n:,}"}
 
 
 def format_rupees(amount: Decimal) -> str:
-    return f"Rs {amount:,.2f}"
+    return _("Rs %(amount)s") % {"amount": f"{amount:,.2f}"}
 
 
 def estimate_cost(n_calls: int, call_rate: Decimal) -> Decimal:
@@ -53,13 +55,19 @@ def estimate_cost(n_calls: int, call_rate: Decimal) -> Decimal:
 def call_again_question(phone: str, store: Store) -> str:
     """What "Call again" asks before it spends money: the price at the store's last known rate."""
     if store.call_rate is None:
-        cost = "at the store's call rate (not known yet: verify the store's key in Settings)"
-    else:
-        cost = (
-            f"about {format_rupees(estimate_cost(1, store.call_rate))} "
-            f"({format_rupees(store.call_rate)} a pulse x {PULSES_PER_VERIFICATION_CALL} pulses)"
-        )
-    return f"Call {national_phone(phone)} again? The call costs {cost}."
+        return _(
+            "Call %(phone)s again? The call costs at the store's call rate (not known yet: verify "
+            "the store's key in Settings)."
+        ) % {"phone": national_phone(phone)}
+    return _(
+        "Call %(phone)s again? The call costs about %(cost)s (%(rate)s a pulse x %(pulses)s "
+        "pulses)."
+    ) % {
+        "phone": national_phone(phone),
+        "cost": format_rupees(estimate_cost(1, store.call_rate)),
+        "rate": format_rupees(store.call_rate),
+        "pulses": PULSES_PER_VERIFICATION_CALL,
+    }
 
 
 def _ask_and_remember(store: Store) -> AccountBalance | ProviderError:
@@ -151,10 +159,11 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
     if isinstance(answer, InvalidApiKey):
         return LaunchCheck(
             ok=False,
-            message=(
-                f"Cannot launch: the provider rejected this key, {store.name}'s API key. "
+            message=_(
+                "Cannot launch: the provider rejected this key, %(store)s's API key. "
                 "Fix the key in the store's settings, then launch the campaign."
-            ),
+            )
+            % {"store": store.name},
             balance=store.balance,
             estimated_cost=None,
         )
@@ -162,11 +171,11 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
     if failure is not None and store.balance is None:
         return LaunchCheck(
             ok=True,
-            message=(
-                f"Warning: the provider could not be asked for {store.name}'s balance "
-                f"({in_plain_words(failure).rstrip('.').lower()}) and none is known yet; "
-                "launching without a balance check."
-            ),
+            message=_(
+                "Warning: the provider could not be asked for %(store)s's balance (%(reason)s) "
+                "and none is known yet; launching without a balance check."
+            )
+            % {"store": store.name, "reason": in_plain_words(failure).rstrip(".").lower()},
             balance=None,
             estimated_cost=None,
         )
@@ -175,41 +184,56 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
     assert balance is not None  # refreshed, or the last known value
     if failure is not None and store.balance_checked_at is not None:
         checked = timezone.localtime(store.balance_checked_at, store.zone)
-        as_of = f" (last known, checked {when(checked)}; the provider is not answering)"
+        as_of = " " + _("(last known, checked %(when)s; the provider is not answering)") % {
+            "when": when(checked)
+        }
     else:
         as_of = ""
     cost = estimate_cost(n_calls, store.call_rate) if store.call_rate is not None else None
     cost_text = (
-        f"the estimated cost of {calls_count(n_calls)} is {format_rupees(cost)} "
-        f"({format_rupees(store.call_rate or Decimal(0))} x {PULSES_PER_VERIFICATION_CALL} "
-        "pulses each)"
+        _("the estimated cost of %(calls)s is %(cost)s (%(rate)s x %(pulses)s pulses each)")
+        % {
+            "calls": calls_count(n_calls),
+            "cost": format_rupees(cost),
+            "rate": format_rupees(store.call_rate or Decimal(0)),
+            "pulses": PULSES_PER_VERIFICATION_CALL,
+        }
         if cost is not None
-        else f"the cost of {calls_count(n_calls)} cannot be estimated (no call rate known)"
+        else _("the cost of %(calls)s cannot be estimated (no call rate known)")
+        % {"calls": calls_count(n_calls)}
     )
 
     problems = []
     if balance < store.low_balance_threshold:
         problems.append(
-            f"below the store's low-balance threshold of "
-            f"{format_rupees(store.low_balance_threshold)}"
+            _("below the store's low-balance threshold of %(threshold)s")
+            % {"threshold": format_rupees(store.low_balance_threshold)}
         )
     if cost is not None and balance < cost:
         problems.append(
-            f"less than the estimated cost {format_rupees(cost)} of {calls_count(n_calls)}"
+            _("less than the estimated cost %(cost)s of %(calls)s")
+            % {"cost": format_rupees(cost), "calls": calls_count(n_calls)}
         )
     if problems:
         return LaunchCheck(
             ok=False,
-            message=(
-                f"Cannot launch: {store.name}'s balance {format_rupees(balance)}{as_of} is "
-                f"{' and '.join(problems)}. Top up the account, then launch the campaign."
-            ),
+            message=_(
+                "Cannot launch: %(store)s's balance %(balance)s%(as_of)s is %(problems)s. Top up "
+                "the account, then launch the campaign."
+            )
+            % {
+                "store": store.name,
+                "balance": format_rupees(balance),
+                "as_of": as_of,
+                "problems": _(" and ").join(problems),
+            },
             balance=balance,
             estimated_cost=cost,
         )
     return LaunchCheck(
         ok=True,
-        message=f"Balance {format_rupees(balance)}{as_of}; {cost_text}.",
+        message=_("Balance %(balance)s%(as_of)s; %(cost)s.")
+        % {"balance": format_rupees(balance), "as_of": as_of, "cost": cost_text},
         balance=balance,
         estimated_cost=cost,
     )

@@ -23,6 +23,8 @@ from django.forms.utils import flatatt
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from calls.imports import parse_amount
 from calls.models import Store, User
@@ -56,7 +58,8 @@ class BoundedDateField(forms.DateField):
         super().validate(value)
         if value and not self.EARLIEST <= value <= self.LATEST:
             raise ValidationError(
-                f"Choose a day between {self.EARLIEST:%Y-%m-%d} and {self.LATEST:%Y-%m-%d}."
+                _("Choose a day between %(first)s and %(last)s.")
+                % {"first": f"{self.EARLIEST:%Y-%m-%d}", "last": f"{self.LATEST:%Y-%m-%d}"}
             )
 
 
@@ -66,23 +69,28 @@ class StoreChoiceField(forms.ModelChoiceField):
 
 
 class SingleOrderForm(forms.Form):
-    store = StoreChoiceField(empty_label=None)
+    store = StoreChoiceField(empty_label=None, label=_("Store"))
     campaign_name = forms.CharField(
+        label=_("Campaign name"),
         max_length=200,
         initial="Single orders",
-        help_text="Orders with the same campaign name are reported together.",
+        help_text=_("Orders with the same campaign name are reported together."),
     )
-    phone = forms.CharField(max_length=40, help_text="A Pakistani mobile, e.g. 0300 1234567.")
-    amount = forms.CharField(max_length=20, help_text="Rupees, e.g. 1500 or 1,500.50.")
-    order_id = forms.CharField(max_length=100, label="Order id")
+    phone = forms.CharField(
+        max_length=40, label=_("Phone"), help_text=_("A Pakistani mobile, e.g. 0300 1234567.")
+    )
+    amount = forms.CharField(
+        max_length=20, label=_("Amount"), help_text=_("Rupees, e.g. 1500 or 1,500.50.")
+    )
+    order_id = forms.CharField(max_length=100, label=_("Order id"))
     store_name = forms.CharField(
         max_length=200,
         required=False,
-        label="Store name read out",
-        help_text="Blank: the store's name.",
+        label=_("Store name read out"),
+        help_text=_("Blank: the store's name."),
     )
     voice_id = forms.IntegerField(
-        required=False, min_value=1, label="Voice id", help_text="Blank: the store's default."
+        required=False, min_value=1, label=_("Voice id"), help_text=_("Blank: the store's default.")
     )
 
     def clean_phone(self) -> str:
@@ -102,14 +110,14 @@ class SingleOrderForm(forms.Form):
 
 
 class UploadForm(forms.Form):
-    store = StoreChoiceField(empty_label=None)
-    campaign_name = forms.CharField(max_length=200)
+    store = StoreChoiceField(empty_label=None, label=_("Store"))
+    campaign_name = forms.CharField(max_length=200, label=_("Campaign name"))
     voice_id = forms.IntegerField(
-        required=False, min_value=1, label="Voice id", help_text="Blank: the store's default."
+        required=False, min_value=1, label=_("Voice id"), help_text=_("Blank: the store's default.")
     )
     file = forms.FileField(
-        label="CSV or Excel file",
-        help_text="A .csv (UTF-8) or .xlsx file with the columns explained below.",
+        label=_("CSV or Excel file"),
+        help_text=_("A .csv (UTF-8) or .xlsx file with the columns explained below."),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,text/csv"}),
     )
 
@@ -117,22 +125,31 @@ class UploadForm(forms.Form):
         upload = self.cleaned_data["file"]
         if upload.size > MAX_UPLOAD_BYTES:
             raise ValidationError(
-                f"The file is {upload.size / 1024 / 1024:.1f} MB; the limit is "
-                f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB. Split it into several campaigns."
+                _(
+                    "The file is %(size)s MB; the limit is %(limit)s MB. Split it into several "
+                    "campaigns."
+                )
+                % {
+                    "size": f"{upload.size / 1024 / 1024:.1f}",
+                    "limit": MAX_UPLOAD_BYTES // 1024 // 1024,
+                }
             )
         if not upload.size:
-            raise ValidationError("The file is empty.")
+            raise ValidationError(_("The file is empty."))
         return upload
 
 
 class ReportFilterForm(forms.Form):
-    PERIODS = (("day", "By day"), ("week", "By week"))
+    PERIODS = (("day", _("By day")), ("week", _("By week")))
 
     store = forms.ModelChoiceField(
-        queryset=Store.objects.order_by("name"), required=False, empty_label="All stores"
+        queryset=Store.objects.order_by("name"),
+        required=False,
+        empty_label=_("All stores"),
+        label=_("Store"),
     )
-    date_from = BoundedDateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = BoundedDateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = BoundedDateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = BoundedDateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
     period = forms.ChoiceField(choices=PERIODS, required=False)
 
     def clean(self) -> dict[str, Any]:
@@ -140,10 +157,12 @@ class ReportFilterForm(forms.Form):
         first, last = cleaned.get("date_from"), cleaned.get("date_to")
         if isinstance(first, dt.date) and isinstance(last, dt.date):
             if first > last:
-                self.add_error("date_to", "The end date is before the start date.")
+                self.add_error("date_to", _("The end date is before the start date."))
             elif (last - first).days + 1 > MAX_REPORT_DAYS:
                 self.add_error(
-                    "date_to", f"Choose at most {MAX_REPORT_DAYS} days; export year by year."
+                    "date_to",
+                    _("Choose at most %(days)s days; export year by year.")
+                    % {"days": MAX_REPORT_DAYS},
                 )
         cleaned["period"] = cleaned.get("period") or "day"
         return cleaned
@@ -159,7 +178,7 @@ def parse_retry_delays(text: str) -> list[int]:
     parts = [part.strip() for part in text.split(",")]
     if not text.strip() or any(part == "" for part in parts):
         raise ValidationError(
-            "Give the retry delays in minutes separated by commas, e.g. 5, 10, 30."
+            _("Give the retry delays in minutes separated by commas, e.g. 5, 10, 30.")
         )
     delays = []
     for part in parts:
@@ -167,14 +186,17 @@ def parse_retry_delays(text: str) -> list[int]:
         number = part if seconds is None else seconds
         if not number.isdigit() or int(number) <= 0:
             raise ValidationError(
-                f"“{part[:20]}” is not a positive whole number of minutes; "
-                "write the delays like 5, 10, 30."
+                _(
+                    "“%(part)s” is not a positive whole number of minutes; "
+                    "write the delays like 5, 10, 30."
+                )
+                % {"part": part[:20]}
             )
         value = int(number) if seconds is not None else int(number) * 60
         if value > MAX_RETRY_DELAY_MINUTES * 60:
             raise ValidationError(
-                f"“{part[:20]}” is more than a day; a retry delay is at most "
-                f"{MAX_RETRY_DELAY_MINUTES:,} minutes."
+                _("“%(part)s” is more than a day; a retry delay is at most %(most)s minutes.")
+                % {"part": part[:20], "most": f"{MAX_RETRY_DELAY_MINUTES:,}"}
             )
         delays.append(value)
     return delays
@@ -222,7 +244,7 @@ class KeyCheck(enum.Enum):
     UNREACHABLE = "unreachable"
 
 
-KEY_REJECTED = (
+KEY_REJECTED = _(
     "The provider rejected this key: it does not match a Robo Call account. Check it in the "
     "Robo Call portal, or save it anyway with the store paused."
 )
@@ -230,7 +252,7 @@ KEY_REJECTED = (
 
 class StoreForm(forms.ModelForm):
     api_key = forms.CharField(
-        label="API key",
+        label=_("API key"),
         required=False,
         strip=True,
         max_length=200,
@@ -239,18 +261,18 @@ class StoreForm(forms.ModelForm):
     )
     save_rejected_key_paused = forms.BooleanField(
         required=False,
-        label="Save a key the provider rejects anyway, with the store paused",
-        help_text="Nothing is dialled until the store is resumed with a key that works.",
+        label=_("Save a key the provider rejects anyway, with the store paused"),
+        help_text=_("Nothing is dialled until the store is resumed with a key that works."),
     )
     timezone = forms.ChoiceField(
-        label="Time zone",
+        label=_("Time zone"),
         choices=time_zone_choices,
         widget=ZoneSelect,
-        error_messages={"invalid_choice": "'%(value)s' is not a known time zone; pick one."},
+        error_messages={"invalid_choice": _("'%(value)s' is not a known time zone; pick one.")},
     )
     retry_delays = forms.CharField(
-        label="Retry delays (minutes)",
-        help_text="One per provider retry, as in the portal's Call Settings, e.g. 5, 10, 30.",
+        label=_("Retry delays (minutes)"),
+        help_text=_("One per provider retry, as in the portal's Call Settings, e.g. 5, 10, 30."),
     )
 
     # The rest follow in Meta.fields order.
@@ -272,24 +294,27 @@ class StoreForm(forms.ModelForm):
             "paused",
         ]
         labels = {
-            "default_voice_id": "Default voice id",
-            "calling_start": "Calling hours start",
-            "calling_end": "Calling hours end",
-            "provider_retries": "Provider retries",
-            "reattempts": "Re-attempts after an unanswered order",
-            "reattempt_gap_minutes": "Minutes between re-attempts",
-            "low_balance_threshold": "Low-balance threshold (Rs)",
-            "paused": "Paused (no calls are sent)",
+            "default_voice_id": _("Default voice id"),
+            "calling_start": _("Calling hours start"),
+            "calling_end": _("Calling hours end"),
+            "provider_retries": _("Provider retries"),
+            "reattempts": _("Re-attempts after an unanswered order"),
+            "reattempt_gap_minutes": _("Minutes between re-attempts"),
+            "low_balance_threshold": _("Low-balance threshold (Rs)"),
+            "paused": _("Paused (no calls are sent)"),
         }
         help_texts = {
-            "calling_end": "In the store's time zone. The same time as the start: any hour.",
-            "default_voice_id": "The provider's recorded message to use when a campaign or row "
-            "names none.",
-            "low_balance_threshold": "Below this balance, launching is blocked. 0 or more.",
-            "reattempts": "0 is off. When an order ends unreachable or with no key pressed after "
-            "the provider's free retries, call it again up to this many more times (each a new "
-            "call, and a new charge), inside calling hours.",
-            "reattempt_gap_minutes": "At least this long after the last attempt ended.",
+            "calling_end": _("In the store's time zone. The same time as the start: any hour."),
+            "default_voice_id": _(
+                "The provider's recorded message to use when a campaign or row names none."
+            ),
+            "low_balance_threshold": _("Below this balance, launching is blocked. 0 or more."),
+            "reattempts": _(
+                "0 is off. When an order ends unreachable or with no key pressed after the "
+                "provider's free retries, call it again up to this many more times (each a new "
+                "call, and a new charge), inside calling hours."
+            ),
+            "reattempt_gap_minutes": _("At least this long after the last attempt ended."),
         }
         widgets = {
             "calling_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
@@ -314,13 +339,11 @@ class StoreForm(forms.ModelForm):
             self.fields[optional].required = False
         if self.creating:
             self.fields["api_key"].required = True
-            self.fields[
-                "api_key"
-            ].help_text = (
+            self.fields["api_key"].help_text = _(
                 "From the Robo Call portal. It is checked with the provider and stored encrypted."
             )
         else:
-            self.fields["api_key"].help_text = (
+            self.fields["api_key"].help_text = _(
                 "Write-only: the current key is never shown. Leave blank to keep it. A new key "
                 "is checked with the provider when you save."
             )
@@ -329,7 +352,7 @@ class StoreForm(forms.ModelForm):
         key = str(self.cleaned_data.get("api_key") or "")
         # Never echo the key in a message: it would land on the page.
         if any(ch.isspace() for ch in key):
-            raise ValidationError("The API key cannot contain spaces; paste it again.")
+            raise ValidationError(_("The API key cannot contain spaces; paste it again."))
         return key
 
     def clean_reattempts(self) -> int:
@@ -352,7 +375,12 @@ class StoreForm(forms.ModelForm):
         if isinstance(delays, list) and isinstance(retries, int) and len(delays) > retries:
             self.add_error(
                 "retry_delays",
-                f"Give one delay for each of the {retries} retries, not {len(delays)}.",
+                ngettext(
+                    "Give one delay for the %(retries)s retry, not %(delays)s.",
+                    "Give one delay for each of the %(retries)s retries, not %(delays)s.",
+                    retries,
+                )
+                % {"retries": retries, "delays": len(delays)},
             )
         key = cleaned.get("api_key")
         # Asked only of an otherwise valid form: a typo elsewhere costs no provider request.
@@ -416,7 +444,7 @@ class StoreForm(forms.ModelForm):
 
 class UserForm(forms.ModelForm):
     password = forms.CharField(
-        label="Password",
+        label=_("Password"),
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
@@ -424,29 +452,37 @@ class UserForm(forms.ModelForm):
 
     class Meta:
         model = User
-        fields = ["username", "role", "is_active"]
-        labels = {"is_active": "Active (may sign in)"}
+        fields = ["username", "role", "language", "is_active"]
+        labels = {
+            "username": _("Username"),
+            "role": _("Role"),
+            "language": _("Language"),
+            "is_active": _("Active (may sign in)"),
+        }
 
     def __init__(self, *args: Any, acting_user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.acting_user = acting_user
         self.creating = self.instance.pk is None
         self.fields["is_active"].help_text = ""
-        self.fields["username"].help_text = "Letters, digits and @/./+/-/_ only."
+        self.fields["username"].help_text = _("Letters, digits and @/./+/-/_ only.")
+        language = self.fields["language"]
+        assert isinstance(language, forms.ChoiceField)
+        language.choices = [("", _("The browser's language")), *settings.LANGUAGES]
         if self.creating:
             self.fields["password"].required = True
         else:
-            self.fields["password"].label = "New password"
-            self.fields["password"].help_text = "Leave blank to keep the current password."
+            self.fields["password"].label = _("New password")
+            self.fields["password"].help_text = _("Leave blank to keep the current password.")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if not self.creating and self.instance.pk == self.acting_user.pk:
             # An admin locking themselves out leaves nobody to undo it.
             if cleaned.get("role") and cleaned["role"] != User.Role.ADMIN:
-                self.add_error("role", "You cannot remove your own admin role.")
+                self.add_error("role", _("You cannot remove your own admin role."))
             if "is_active" in cleaned and not cleaned["is_active"]:
-                self.add_error("is_active", "You cannot deactivate your own account.")
+                self.add_error("is_active", _("You cannot deactivate your own account."))
         password = cleaned.get("password")
         if password:
             candidate = self.instance

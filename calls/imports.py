@@ -35,6 +35,8 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from calls.dispatch import wake_dispatcher
 from calls.models import Call, CallEvent, Campaign, Order, Store
@@ -298,18 +300,32 @@ def _header_columns(header: list[str]) -> dict[str, int]:
         if name not in KNOWN_COLUMNS:
             continue
         if name in columns:
-            raise ImportFileError(f"the column {name!r} appears twice in the header")
+            raise ImportFileError(
+                _("the column %(name)s appears twice in the header") % {"name": repr(name)}
+            )
         columns[name] = index
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
-        found = ", ".join(_header_name(h) for h in header if _header_name(h)) or "nothing"
+        found = ", ".join(_header_name(h) for h in header if _header_name(h)) or _("nothing")
         hint = ""
         if len(header) == 1 and ";" in header[0]:
-            hint = " The file seems to separate columns with ';': save it as CSV with commas."
+            hint = " " + _(
+                "The file seems to separate columns with ';': save it as CSV with commas."
+            )
         raise ImportFileError(
-            f"the header is missing the column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}. The first row must name the columns "
-            f"{','.join(REQUIRED_COLUMNS)} (found: {found}); nothing was imported.{hint}"
+            ngettext(
+                "the header is missing the column %(missing)s. The first row must name the "
+                "columns %(required)s (found: %(found)s); nothing was imported.",
+                "the header is missing the columns %(missing)s. The first row must name the "
+                "columns %(required)s (found: %(found)s); nothing was imported.",
+                len(missing),
+            )
+            % {
+                "missing": ", ".join(missing),
+                "required": ",".join(REQUIRED_COLUMNS),
+                "found": found,
+            }
+            + hint
         )
     return columns
 
@@ -323,8 +339,8 @@ def _csv_rows(file: CsvSource) -> Iterator[tuple[int, list[str], dict[str, int],
             header = next(reader, None)
             if header is None or not any(cell.strip() for cell in header):
                 raise ImportFileError(
-                    "the file is empty: the first row must name the columns "
-                    f"{','.join(REQUIRED_COLUMNS)}"
+                    _("the file is empty: the first row must name the columns %(required)s")
+                    % {"required": ",".join(REQUIRED_COLUMNS)}
                 )
             columns = _header_columns(header)
             for row_number, cells in enumerate(reader, start=2):
@@ -332,12 +348,16 @@ def _csv_rows(file: CsvSource) -> Iterator[tuple[int, list[str], dict[str, int],
                     yield row_number, cells, columns, len(header)
         except UnicodeDecodeError:
             raise ImportFileError(
-                f"the file is not UTF-8 text (around row {row_number + 1}): in Excel use "
-                "'Save As' > 'CSV UTF-8 (Comma delimited)'; nothing was imported"
+                _(
+                    "the file is not UTF-8 text (around row %(row)s): in Excel use "
+                    "'Save As' > 'CSV UTF-8 (Comma delimited)'; nothing was imported"
+                )
+                % {"row": row_number + 1}
             ) from None
         except csv.Error as exc:
             raise ImportFileError(
-                f"row {row_number + 1} cannot be read as CSV ({exc}); nothing was imported"
+                _("row %(row)s cannot be read as CSV (%(error)s); nothing was imported")
+                % {"row": row_number + 1, "error": exc}
             ) from None
 
 
@@ -372,8 +392,11 @@ def _xlsx_rows(file: CsvSource) -> Iterator[tuple[int, list[str], dict[str, int]
         book = load_workbook(cast(Any, file), read_only=True, data_only=True)
     except Exception:  # zipfile, XML and openpyxl errors alike: the file is not a workbook
         raise ImportFileError(
-            "the file is a zip archive but not an Excel .xlsx workbook: save it from Excel as "
-            "'Excel Workbook (.xlsx)' or 'CSV UTF-8 (Comma delimited)'; nothing was imported"
+            _(
+                "the file is a zip archive but not an Excel .xlsx workbook: save it from Excel "
+                "as 'Excel Workbook (.xlsx)' or 'CSV UTF-8 (Comma delimited)'; nothing was "
+                "imported"
+            )
         ) from None
     try:
         sheet = book.worksheets[0] if book.worksheets else None
@@ -383,8 +406,11 @@ def _xlsx_rows(file: CsvSource) -> Iterator[tuple[int, list[str], dict[str, int]
             header.pop()  # a sheet's width is its widest row: trailing empty header cells
         if not any(cell.strip() for cell in header):
             raise ImportFileError(
-                "the workbook's first sheet is empty: its first row must name the columns "
-                f"{','.join(REQUIRED_COLUMNS)}"
+                _(
+                    "the workbook's first sheet is empty: its first row must name the columns "
+                    "%(required)s"
+                )
+                % {"required": ",".join(REQUIRED_COLUMNS)}
             )
         columns = _header_columns(header)
         width = len(header)
@@ -402,9 +428,11 @@ def _file_rows(file: CsvSource) -> Iterator[tuple[int, list[str], dict[str, int]
     head = _sniff(file)
     if head.startswith(OLE_MAGIC):
         raise ImportFileError(
-            "this is an old Excel .xls file, which robodash cannot read: in Excel use "
-            "'Save As' > 'Excel Workbook (.xlsx)' or 'CSV UTF-8 (Comma delimited)'; "
-            "nothing was imported"
+            _(
+                "this is an old Excel .xls file, which robodash cannot read: in Excel use "
+                "'Save As' > 'Excel Workbook (.xlsx)' or 'CSV UTF-8 (Comma delimited)'; "
+                "nothing was imported"
+            )
         )
     if head.startswith(ZIP_MAGIC):
         return _xlsx_rows(file)
@@ -490,7 +518,7 @@ def _drop_known(orders: list[OrderRow], store: Store | None, tally: _Tally) -> l
         found = known.get(order.order_id)
         if found is not None:
             status, since = found
-            tally.known.append(KnownRow(order.row, order.order_id, labels[status], since))
+            tally.known.append(KnownRow(order.row, order.order_id, str(labels[status]), since))
     return [o for o in orders if o.order_id not in known]
 
 

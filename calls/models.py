@@ -20,6 +20,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from calls import crypto
 from calls.redaction import remember_store_key, remember_store_keys
@@ -27,11 +28,13 @@ from calls.redaction import remember_store_key, remember_store_keys
 
 class User(AbstractUser):
     class Role(models.TextChoices):
-        ADMIN = "admin", "Merchant admin"
-        AGENT = "agent", "Support agent"
-        MANAGER = "manager", "Manager"
+        ADMIN = "admin", _("Merchant admin")
+        AGENT = "agent", _("Support agent")
+        MANAGER = "manager", _("Manager")
 
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.AGENT)
+    # Blank: the browser's language (Accept-Language, or the switcher's cookie), else English.
+    language = models.CharField(max_length=8, blank=True, choices=settings.LANGUAGES)
 
     @property
     def is_admin(self) -> bool:
@@ -58,7 +61,9 @@ def validate_timezone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f"{value!r} is not a known time zone (e.g. Asia/Karachi)") from None
+        raise ValidationError(
+            _("%(zone)s is not a known time zone (e.g. Asia/Karachi)") % {"zone": repr(value)}
+        ) from None
 
 
 class Store(models.Model):
@@ -187,9 +192,9 @@ class Store(models.Model):
 
 class Campaign(models.Model):
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"  # imported, not launched (e.g. blocked by a low balance)
-        RUNNING = "running", "Running"
-        PAUSED = "paused", "Paused"
+        DRAFT = "draft", _("Draft")  # imported, not launched (e.g. blocked by a low balance)
+        RUNNING = "running", _("Running")
+        PAUSED = "paused", _("Paused")
 
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="campaigns")
     name = models.CharField(max_length=200)
@@ -262,28 +267,28 @@ class Order(Message):
     without one. Its status follows its calls (calls/transitions.py is the only writer)."""
 
     class Source(models.TextChoices):
-        CSV = "csv", "CSV upload"
-        FORM = "form", "Single-order form"
-        SHOPIFY = "shopify", "Shopify"
-        WOOCOMMERCE = "woocommerce", "WooCommerce"
-        API = "api", "HTTP API"
+        CSV = "csv", _("CSV upload")
+        FORM = "form", _("Single-order form")
+        SHOPIFY = "shopify", _("Shopify")
+        WOOCOMMERCE = "woocommerce", _("WooCommerce")
+        API = "api", _("HTTP API")
 
     class Status(models.TextChoices):
-        WAITING = "waiting", "Waiting"
-        CALLING = "calling", "Calling"
-        CONFIRMED = "confirmed", "Confirmed"
-        CANCELLED = "cancelled", "Cancelled"
-        CALLBACK_REQUESTED = "callback_requested", "Callback requested"
-        NO_INPUT = "no_input", "No input"
-        UNREACHABLE = "unreachable", "Unreachable"
-        NEEDS_REVIEW = "needs_review", "Needs review"
-        WITHDRAWN = "withdrawn", "Withdrawn"
-        REJECTED = "rejected", "Rejected"  # by the provider, or at intake (rejected_reason)
+        WAITING = "waiting", _("Waiting")
+        CALLING = "calling", _("Calling")
+        CONFIRMED = "confirmed", _("Confirmed")
+        CANCELLED = "cancelled", _("Cancelled")
+        CALLBACK_REQUESTED = "callback_requested", _("Callback requested")
+        NO_INPUT = "no_input", _("No input")
+        UNREACHABLE = "unreachable", _("Unreachable")
+        NEEDS_REVIEW = "needs_review", _("Needs review")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+        REJECTED = "rejected", _("Rejected")  # by the provider, or at intake (rejected_reason)
 
     class Decision(models.TextChoices):
-        NONE = "", "None"
-        CONFIRMED = "confirmed", "Confirmed"
-        CANCELLED = "cancelled", "Cancelled"
+        NONE = "", _("None")
+        CONFIRMED = "confirmed", _("Confirmed")
+        CANCELLED = "cancelled", _("Cancelled")
 
     # db_index=False: order_unique_per_store and order_campaign_created_idx lead with them.
     store = models.ForeignKey(
@@ -353,20 +358,20 @@ class Order(Message):
 
 class Call(Message):
     class State(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        SENDING = "sending", "Sending"
-        IN_PROGRESS = "in_progress", "In progress"
-        FINAL = "final", "Final"
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        IN_PROGRESS = "in_progress", _("In progress")
+        FINAL = "final", _("Final")
 
     class Outcome(models.TextChoices):
-        CONFIRMED = "confirmed", "Confirmed (pressed 1)"
-        CANCELLED = "cancelled", "Cancelled (pressed 2)"
-        CALLBACK_REQUESTED = "callback_requested", "Callback requested (pressed 3)"
-        NO_INPUT = "no_input", "Answered, no input"
-        UNREACHABLE = "unreachable", "Unreachable"
-        FAILED = "failed", "Failed"
-        NEEDS_REVIEW = "needs_review", "Needs review"
-        WITHDRAWN = "withdrawn", "Withdrawn"
+        CONFIRMED = "confirmed", _("Confirmed (pressed 1)")
+        CANCELLED = "cancelled", _("Cancelled (pressed 2)")
+        CALLBACK_REQUESTED = "callback_requested", _("Callback requested (pressed 3)")
+        NO_INPUT = "no_input", _("Answered, no input")
+        UNREACHABLE = "unreachable", _("Unreachable")
+        FAILED = "failed", _("Failed")
+        NEEDS_REVIEW = "needs_review", _("Needs review")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
 
     # Outcomes an agent follows up on (the /followups/ queue).
     FOLLOW_UP_OUTCOMES = (Outcome.CALLBACK_REQUESTED, Outcome.UNREACHABLE, Outcome.NEEDS_REVIEW)
@@ -537,21 +542,21 @@ class Call(Message):
 
 class CallEvent(models.Model):
     class Kind(models.TextChoices):
-        CREATED = "created", "Created"
-        RESCHEDULED = "rescheduled", "Rescheduled"
-        CLAIMED = "claimed", "Claimed for sending"
-        SENT = "sent", "Accepted by provider"
-        SEND_RETRY = "send_retry", "Provider unreachable, will retry"
-        POLLED = "polled", "Status checked"
-        POLL_ERROR = "poll_error", "Status check failed"
-        FINAL = "final", "Final outcome"
-        WITHDRAWN = "withdrawn", "Withdrawn"
-        ASSIGNED = "assigned", "Claimed by agent"
-        HANDLED = "handled", "Marked handled"
-        CALLBACK = "callback", "Called again"
-        DECIDED = "decided", "Order decided by hand"
-        RELEASED = "released", "Claim released"
-        TAKEN_OVER = "taken_over", "Taken over from another agent"
+        CREATED = "created", _("Created")
+        RESCHEDULED = "rescheduled", _("Rescheduled")
+        CLAIMED = "claimed", _("Claimed for sending")
+        SENT = "sent", _("Accepted by provider")
+        SEND_RETRY = "send_retry", _("Provider unreachable, will retry")
+        POLLED = "polled", _("Status checked")
+        POLL_ERROR = "poll_error", _("Status check failed")
+        FINAL = "final", _("Final outcome")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+        ASSIGNED = "assigned", _("Claimed by agent")
+        HANDLED = "handled", _("Marked handled")
+        CALLBACK = "callback", _("Called again")
+        DECIDED = "decided", _("Order decided by hand")
+        RELEASED = "released", _("Claim released")
+        TAKEN_OVER = "taken_over", _("Taken over from another agent")
 
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(default=timezone.now)
@@ -639,9 +644,9 @@ class Upload(models.Model):
     """
 
     class Status(models.TextChoices):
-        PREVIEWED = "previewed", "Waiting for launch"
-        LAUNCHING = "launching", "Launching"
-        LAUNCHED = "launched", "Launched"
+        PREVIEWED = "previewed", _("Waiting for launch")
+        LAUNCHING = "launching", _("Launching")
+        LAUNCHED = "launched", _("Launched")
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="uploads")
     filename = models.CharField(max_length=255)
@@ -694,10 +699,10 @@ class UploadRow(models.Model):
     reason), a repeat of an earlier row, or an order the store already had at upload time."""
 
     class Kind(models.TextChoices):
-        VALID = "valid", "Valid"
-        REJECTED = "rejected", "Rejected"
-        DUPLICATE = "duplicate", "Duplicate in this file"
-        KNOWN = "known", "Already known"
+        VALID = "valid", _("Valid")
+        REJECTED = "rejected", _("Rejected")
+        DUPLICATE = "duplicate", _("Duplicate in this file")
+        KNOWN = "known", _("Already known")
 
     upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="rows")
     row = models.PositiveIntegerField()  # as a spreadsheet numbers it: the header is row 1

@@ -12,6 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from calls import timing
 from calls.models import Call
 
@@ -129,36 +132,40 @@ def lifetime_bound(*, provider_retries: int, retry_delays: list[int]) -> dt.time
 # key presses). The raw numbers stay on the call page, in its section for support.
 
 STATUS_WORDS = {
-    1: "Ringing",
-    2: "Answered",
-    3: "Network busy",
-    4: "Line busy",
-    5: "Not picked up",
-    6: "Hung up early",
-    8: "Waiting to be dialled",
+    1: gettext_lazy("Ringing"),
+    2: gettext_lazy("Answered"),
+    3: gettext_lazy("Network busy"),
+    4: gettext_lazy("Line busy"),
+    5: gettext_lazy("Not picked up"),
+    6: gettext_lazy("Hung up early"),
+    8: gettext_lazy("Waiting to be dialled"),
 }
 KEY_WORDS = {
-    1: "pressed 1 (confirm)",
-    2: "pressed 2 (cancel)",
-    3: "pressed 3 (call back)",
+    1: gettext_lazy("pressed 1 (confirm)"),
+    2: gettext_lazy("pressed 2 (cancel)"),
+    3: gettext_lazy("pressed 3 (call back)"),
 }
 
 
 def status_in_words(call_status: int | None) -> str:
     if call_status is None:
-        return "No answer from the provider yet"
-    return STATUS_WORDS.get(call_status, f"Unknown provider status {call_status}")
+        return _("No answer from the provider yet")
+    if call_status in STATUS_WORDS:
+        return str(STATUS_WORDS[call_status])
+    return _("Unknown provider status %(status)s") % {"status": call_status}
 
 
 def key_in_words(dtmf: int | None) -> str:
     if dtmf is None:
-        return "pressed nothing"
-    return KEY_WORDS.get(dtmf, f"pressed {dtmf} (not a choice)")
+        return _("pressed nothing")
+    if dtmf in KEY_WORDS:
+        return str(KEY_WORDS[dtmf])
+    return _("pressed %(key)s (not a choice)") % {"key": dtmf}
 
 
 def provider_answer_in_words(call_status: int | None, dtmf: int | None) -> str:
     """'Answered, pressed 1 (confirm)'; 'Line busy'; a key press only counts when answered."""
     words = status_in_words(call_status)
     if call_status == ANSWERED:
-        return f"{words}, {key_in_words(dtmf)}"
+        return _("%(status)s, %(key)s") % {"status": words, "key": key_in_words(dtmf)}
     return words

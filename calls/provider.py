@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.exceptions
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -657,13 +658,17 @@ def _scrub(value: Any) -> Any:
 # right for the logs and for support, not for a merchant's page. These are the sentences shown
 # instead; the detail stays in the logs and on the call page's section for support.
 
-KEY_REJECTED = "The provider rejected this store's API key. Check the key in the store's settings."
-NOT_ANSWERING = "The provider is not answering right now."
-UNCLEAR_ANSWER = (
+# Lazy: translated when shown, in the language of the page (comparisons with a shown sentence,
+# such as `in_plain_words(reason) == KEY_REJECTED`, compare in that same language).
+KEY_REJECTED = gettext_lazy(
+    "The provider rejected this store's API key. Check the key in the store's settings."
+)
+NOT_ANSWERING = gettext_lazy("The provider is not answering right now.")
+UNCLEAR_ANSWER = gettext_lazy(
     "The provider's answer was unclear, so robodash did not repeat the request; "
     "support can see the detail."
 )
-REFUSED = "The provider refused the request; support can see the detail."
+REFUSED = gettext_lazy("The provider refused the request; support can see the detail.")
 
 _KEY_REJECTED_TEXT = re.compile(r"rejected the api key|api key not matched", re.IGNORECASE)
 
@@ -672,20 +677,20 @@ def in_plain_words(error: ProviderError | str) -> str:
     """The sentence a merchant sees for `error` (a ProviderError, or the text of one as stored
     in a pause reason or a call's last error)."""
     if isinstance(error, InvalidApiKey):
-        return KEY_REJECTED
+        return str(KEY_REJECTED)
     if isinstance(error, ProviderUnavailable):
-        return NOT_ANSWERING
+        return str(NOT_ANSWERING)
     if isinstance(error, ProviderAmbiguous):
-        return UNCLEAR_ANSWER
+        return str(UNCLEAR_ANSWER)
     if isinstance(error, ProviderError):
-        return REFUSED
+        return str(REFUSED)
     text = str(error)
     if _KEY_REJECTED_TEXT.search(text):
-        return KEY_REJECTED
+        return str(KEY_REJECTED)
     if "could not connect" in text or "asked us to wait" in text:
-        return NOT_ANSWERING
+        return str(NOT_ANSWERING)
     if "may have been acted on" in text or "provider error" in text:
-        return UNCLEAR_ANSWER
+        return str(UNCLEAR_ANSWER)
     if "rejected the request" in text or "redirect" in text:
-        return REFUSED
+        return str(REFUSED)
     return text

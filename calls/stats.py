@@ -201,7 +201,9 @@ class Figures:
 
     def outcome_counts(self) -> list[tuple[str, str, int]]:
         """(outcome, label, count) for every outcome, in the model's order."""
-        return [(outcome.value, outcome.label, getattr(self, outcome.value)) for outcome in Outcome]
+        return [
+            (outcome.value, str(outcome.label), getattr(self, outcome.value)) for outcome in Outcome
+        ]
 
 
 FIGURE_FIELDS = [field.name for field in dataclasses.fields(Figures)]  # DailyFigures' columns

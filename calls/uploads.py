@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from calls.dispatch import wake_dispatcher
 from calls.imports import (
@@ -64,8 +65,11 @@ def _staged_rows(file: CsvSource, max_rows: int) -> Iterator[tuple[Any, ...]]:
         total += 1
         if total > max_rows:
             raise TooManyRows(
-                f"the file has more than {max_rows:,} rows, the most one upload may have: "
-                f"split it into files of up to {max_rows:,} rows; nothing was stored"
+                gettext(
+                    "the file has more than %(rows)s rows, the most one upload may have: "
+                    "split it into files of up to %(rows)s rows; nothing was stored"
+                )
+                % {"rows": f"{max_rows:,}"}
             )
         if isinstance(result, RowError):
             reason = CONTROL_CHARACTERS.sub("\ufffd", result.message)[:REASON_MAX_CHARS]

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpRespons
 from django.shortcuts import resolve_url
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext, gettext_noop
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
@@ -75,6 +76,24 @@ class NoStoreWhenSignedInMiddleware:
         if request.user.is_authenticated:
             add_never_cache_headers(response)
         return response
+
+
+class UserLanguageMiddleware:
+    """A signed-in user's saved language (User.language) wins over the browser's.
+
+    Runs after LocaleMiddleware (which chose from the cookie or Accept-Language) and after
+    AuthenticationMiddleware; a user with no saved language keeps LocaleMiddleware's choice.
+    """
+
+    def __init__(self, get_response: Middleware) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        language = getattr(request.user, "language", "")
+        if language and request.user.is_authenticated:
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+        return self.get_response(request)
 
 
 def client_ip(request: HttpRequest) -> str | None:

@@ -91,9 +91,12 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A signed-in user's saved language wins over the browser's (after LocaleMiddleware's guess).
+    "robodash.middleware.UserLanguageMiddleware",
     "robodash.middleware.NoStoreWhenSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -170,9 +173,17 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_CLIENT_IP_CALLABLE = "robodash.middleware.client_ip"
 
-LANGUAGE_CODE = "en-us"
+# --- Languages -------------------------------------------------------------------------------
+# English is the default; each user may pick Urdu (User.language), and anyone may switch with
+# the language form in the top bar (Django's set_language, /i18n/setlang/). Before sign-in the
+# browser's Accept-Language or the language cookie decides (LocaleMiddleware). The translations
+# live in locale/ (docs/i18n.md says how to update them).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("ur", "اردو")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["robodash.formats"]  # Urdu's dates and numbers (Django has none for ur)
+USE_I18N = True
 TIME_ZONE = "UTC"
-USE_I18N = False
 USE_TZ = True
 # Stores may choose their own zone; this is the default for new ones.
 ROBODASH_DEFAULT_STORE_TIMEZONE = "Asia/Karachi"

@@ -6,11 +6,15 @@ is stored, and a connection's first save needs them all.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from shops.models import DEFAULT_COD_GATEWAYS, DEFAULT_TAGS, ShopConnection
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrOrPromise as StrOrPromise
 
 WOO_STATUSES = [
     ("", "leave the status as it is"),
@@ -22,12 +26,12 @@ WOO_STATUSES = [
 ]
 
 
-def _secret(label: str, help_text: str = "") -> forms.CharField:
+def _secret(label: StrOrPromise, help_text: str = "") -> forms.CharField:
     return forms.CharField(
         label=label,
         required=False,
         max_length=500,
-        help_text=help_text or "Write-only: leave blank to keep the stored one.",
+        help_text=help_text or _("Write-only: leave blank to keep the stored one."),
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
     )
 
@@ -40,10 +44,10 @@ class ConnectionForm(forms.Form):
     kind: str = ""
     secret_fields: tuple[str, ...] = ()
     cod_gateways = forms.CharField(
-        label="Cash on delivery is",
+        label=_("Cash on delivery is"),
         required=False,
         max_length=500,
-        help_text="Comma-separated; orders paid any other way are acknowledged and not called.",
+        help_text=_("Comma-separated; orders paid any other way are acknowledged and not called."),
     )
 
     def __init__(self, *args: Any, connection: ShopConnection | None = None, **kwargs: Any):
@@ -63,7 +67,7 @@ class ConnectionForm(forms.Form):
         for name in self.secret_fields:
             has_it = self.connection is not None and self.connection.has_secret(name)
             if not data.get(name) and not has_it:
-                self.add_error(name, "Needed to connect.")
+                self.add_error(name, _("Needed to connect."))
         return data
 
     def save(self, store: Any) -> ShopConnection:
@@ -83,22 +87,22 @@ class ShopifyForm(ConnectionForm):
     kind = ShopConnection.Kind.SHOPIFY
     secret_fields = ("access_token", "webhook_secret")
     shop_domain = forms.RegexField(
-        label="Shop domain",
+        label=_("Shop domain"),
         regex=r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$",
-        error_messages={"invalid": "The shop's x.myshopify.com domain, e.g. kk.myshopify.com."},
+        error_messages={"invalid": _("The shop's x.myshopify.com domain, e.g. kk.myshopify.com.")},
     )
-    access_token = _secret("Admin API access token")
-    webhook_secret = _secret("Webhook signing secret")
+    access_token = _secret(_("Admin API access token"))
+    webhook_secret = _secret(_("Webhook signing secret"))
     admin_api_url = forms.URLField(
         assume_scheme="https",
-        label="Admin API endpoint",
+        label=_("Admin API endpoint"),
         required=False,
-        help_text="Leave blank for https://DOMAIN/admin/api/…/graphql.json.",
+        help_text=_("Leave blank for https://DOMAIN/admin/api/…/graphql.json."),
     )
-    tag_confirmed = forms.CharField(label="Tag when confirmed", max_length=40)
-    tag_cancelled = forms.CharField(label="Tag when cancelled", max_length=40)
-    tag_no_answer = forms.CharField(label="Tag when never answered", max_length=40)
-    write_note = forms.BooleanField(label="Also write an order note", required=False)
+    tag_confirmed = forms.CharField(label=_("Tag when confirmed"), max_length=40)
+    tag_cancelled = forms.CharField(label=_("Tag when cancelled"), max_length=40)
+    tag_no_answer = forms.CharField(label=_("Tag when never answered"), max_length=40)
+    write_note = forms.BooleanField(label=_("Also write an order note"), required=False)
     field_order = ["shop_domain", "access_token", "webhook_secret", "admin_api_url"]
 
     def initial_from(self, connection: ShopConnection) -> dict[str, Any]:
@@ -127,19 +131,19 @@ class WooCommerceForm(ConnectionForm):
     kind = ShopConnection.Kind.WOOCOMMERCE
     secret_fields = ("consumer_key", "consumer_secret", "webhook_secret")
     site_url = forms.URLField(
-        assume_scheme="https", label="Shop address", help_text="e.g. https://shop.example.pk"
+        assume_scheme="https", label=_("Shop address"), help_text=_("e.g. https://shop.example.pk")
     )
-    consumer_key = _secret("REST API consumer key")
-    consumer_secret = _secret("REST API consumer secret")
-    webhook_secret = _secret("Webhook secret")
+    consumer_key = _secret(_("REST API consumer key"))
+    consumer_secret = _secret(_("REST API consumer secret"))
+    webhook_secret = _secret(_("Webhook secret"))
     status_confirmed = forms.ChoiceField(
-        label="Status when confirmed", choices=WOO_STATUSES, required=False
+        label=_("Status when confirmed"), choices=WOO_STATUSES, required=False
     )
     status_cancelled = forms.ChoiceField(
-        label="Status when cancelled", choices=WOO_STATUSES, required=False
+        label=_("Status when cancelled"), choices=WOO_STATUSES, required=False
     )
     status_no_answer = forms.ChoiceField(
-        label="Status when never answered", choices=WOO_STATUSES, required=False
+        label=_("Status when never answered"), choices=WOO_STATUSES, required=False
     )
     field_order = ["site_url", "consumer_key", "consumer_secret", "webhook_secret"]
 
@@ -161,7 +165,7 @@ class WooCommerceForm(ConnectionForm):
 class WebhookForm(ConnectionForm):
     kind = ShopConnection.Kind.WEBHOOK
     webhook_url = forms.URLField(
-        assume_scheme="https", label="Your URL for decisions", help_text="https://…"
+        assume_scheme="https", label=_("Your URL for decisions"), help_text=_("https://…")
     )
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -183,4 +187,4 @@ FORMS: dict[str, type[ConnectionForm]] = {
 
 
 class ApiTokenForm(forms.Form):
-    name = forms.CharField(label="What it is for", max_length=100, required=False)
+    name = forms.CharField(label=_("What it is for"), max_length=100, required=False)

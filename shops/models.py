@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from calls import crypto
 from calls.models import Store
@@ -39,9 +40,9 @@ def default_tags() -> dict[str, str]:
 
 class ShopConnection(models.Model):
     class Kind(models.TextChoices):
-        SHOPIFY = "shopify", "Shopify"
-        WOOCOMMERCE = "woocommerce", "WooCommerce"
-        WEBHOOK = "webhook", "Your own site (signed webhook)"
+        SHOPIFY = "shopify", _("Shopify")
+        WOOCOMMERCE = "woocommerce", _("WooCommerce")
+        WEBHOOK = "webhook", _("Your own site (signed webhook)")
 
     store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="shop_connections")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -172,15 +173,15 @@ class WriteBack(models.Model):
     passed. A crash or a lost Redis loses none: the beat sweep finds due rows in the database."""
 
     class State(models.TextChoices):
-        PENDING = "pending", "Waiting to be sent"
-        SENDING = "sending", "Being sent"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Waiting to be sent")
+        SENDING = "sending", _("Being sent")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
 
     class Event(models.TextChoices):
-        CONFIRMED = "confirmed", "Confirmed"
-        CANCELLED = "cancelled", "Cancelled"
-        NO_ANSWER = "no_answer", "No answer"
+        CONFIRMED = "confirmed", _("Confirmed")
+        CANCELLED = "cancelled", _("Cancelled")
+        NO_ANSWER = "no_answer", _("No answer")
 
     order = models.ForeignKey("calls.Order", on_delete=models.CASCADE, related_name="write_backs")
     connection = models.ForeignKey(ShopConnection, on_delete=models.CASCADE, related_name="+")

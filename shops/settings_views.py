@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from calls.models import Store
@@ -79,13 +80,13 @@ def integrations(request: HttpRequest, pk: int) -> HttpResponse:
                 secret = "whsec_" + secrets.token_urlsafe(24)
                 connection.set_secrets(signing_secret=secret)
                 connection.save()
-                shown = {"what": "Signing secret for your webhook receiver", "value": secret}
+                shown = {"what": _("Signing secret for your webhook receiver"), "value": secret}
                 return render(
                     request,
                     "settings/integrations.html",
                     _context(store, {"shown_once": shown}),
                 )
-            messages.success(request, f"{label} saved.")
+            messages.success(request, _("%(what)s saved.") % {"what": label})
             return redirect("store_integrations", pk=store.pk)
         return render(request, "settings/integrations.html", _context(store, {kind: form}))
     return render(request, "settings/integrations.html", _context(store, {}))
@@ -98,8 +99,8 @@ def api_token_new(request: HttpRequest, pk: int) -> HttpResponse:
     form = ApiTokenForm(request.POST)
     if not form.is_valid():
         return render(request, "settings/integrations.html", _context(store, {"token": form}))
-    _, token = ApiToken.issue(store, form.cleaned_data["name"])
-    shown = {"what": "API token (Authorization: Bearer …)", "value": token}
+    _record, token = ApiToken.issue(store, form.cleaned_data["name"])
+    shown = {"what": _("API token (Authorization: Bearer …)"), "value": token}
     context = _context(store, {"shown_once": shown})
     return render(request, "settings/integrations.html", context)
 
@@ -111,7 +112,10 @@ def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        messages.success(request, f"Token {token.prefix}… revoked: it is refused from now on.")
+        messages.success(
+            request,
+            _("Token %(prefix)s… revoked: it is refused from now on.") % {"prefix": token.prefix},
+        )
     return redirect("store_integrations", pk=token.store_id)
 
 
@@ -145,10 +149,10 @@ def send_test_order(request: HttpRequest, pk: int) -> HttpResponse:
     connection = store.shop_connections.filter(kind=kind).first()
     phone = request.POST.get("phone", "").strip()
     if connection is None or kind not in HEADERS:
-        messages.error(request, "Connect the shop first.")
+        messages.error(request, _("Connect the shop first."))
         return redirect("store_integrations", pk=store.pk)
     if not phone:
-        messages.error(request, "Give the mobile number the test order should call.")
+        messages.error(request, _("Give the mobile number the test order should call."))
         return redirect("store_integrations", pk=store.pk)
     payload = sample_order(kind, phone, connection.cod_methods[0])
     body = json.dumps(payload).encode()
@@ -160,5 +164,7 @@ def send_test_order(request: HttpRequest, pk: int) -> HttpResponse:
     }
     answer = json.loads(receive_webhook(connection, body, headers).content)
     level = messages.SUCCESS if answer["result"] == "queued" else messages.WARNING
-    messages.add_message(request, level, f"Test order: {answer['message']}")
+    messages.add_message(
+        request, level, _("Test order: %(answer)s") % {"answer": answer["message"]}
+    )
     return redirect("store_integrations", pk=store.pk)

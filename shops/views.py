@@ -21,6 +21,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -157,7 +158,7 @@ def write_back_retry(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(WriteBack, pk=pk)
     if outbox.retry(row):
         outbox.wake_outbox()
-        messages.success(request, "Sending it to the shop again.")
+        messages.success(request, _("Sending it to the shop again."))
     else:
-        messages.warning(request, "That write-back is not failed (any more): nothing to retry.")
+        messages.warning(request, _("That write-back is not failed (any more): nothing to retry."))
     return redirect("order_detail", pk=row.order_id)

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import template
-from django.utils import formats, timezone
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
 from calls import outcomes
@@ -36,6 +36,17 @@ WHEN_FORMAT = "j M Y, H:i"  # 29 Nov 2026, 13:33
 DAY_FORMAT = "j M Y"  # 29 Nov 2026
 WEEKDAY_FORMAT = "D j M Y"  # Sun 29 Nov 2026
 _OPERATOR_DIGITS = 4  # 0300: the 0 and the operator's code
+# Left-to-right isolate (U+2066 ... U+2069): a phone number inside right-to-left text keeps its
+# order ("0300 1234567", never "1234567 0300"), in a page, a title or a confirm dialog alike.
+_LTR_ISOLATE = "\u2066{}\u2069"
+
+
+def _date_format(english: str, setting: str, prefix: str = "") -> str:
+    """English keeps the compact style above; another language writes dates its own way, from
+    its formats module (robodash/formats/ur/formats.py: "29 نومبر 2026، 13:33")."""
+    if (translation.get_language() or "en").split("-")[0] == "en":
+        return english
+    return prefix + str(formats.get_format(setting))
 
 
 @register.filter
@@ -49,8 +60,8 @@ def phone(number: str | None) -> str:
         national = digits[len(country) :]
         if len(national) == MOBILE_NATIONAL_DIGITS:
             national = "0" + national
-            return f"{national[:_OPERATOR_DIGITS]} {national[_OPERATOR_DIGITS:]}"
-    return number
+            number = f"{national[:_OPERATOR_DIGITS]} {national[_OPERATOR_DIGITS:]}"
+    return _LTR_ISOLATE.format(number) if translation.get_language_bidi() else number
 
 
 @register.filter
@@ -79,7 +90,7 @@ def when(moment: dt.datetime | None, zone: Any = None) -> str:
         return MISSING
     tz = _zone(zone)
     local = moment.astimezone(tz) if tz is not None else timezone.localtime(moment)
-    return formats.date_format(local, WHEN_FORMAT)
+    return formats.date_format(local, _date_format(WHEN_FORMAT, "DATETIME_FORMAT"))
 
 
 @register.filter
@@ -87,7 +98,9 @@ def day(value: dt.date | None, style: str = "") -> str:
     """A day: '29 Nov 2026', or 'Sun 29 Nov 2026' with style 'weekday'."""
     if value is None:
         return MISSING
-    return formats.date_format(value, WEEKDAY_FORMAT if style == "weekday" else DAY_FORMAT)
+    if style == "weekday":
+        return formats.date_format(value, _date_format(WEEKDAY_FORMAT, "DATE_FORMAT", "l "))
+    return formats.date_format(value, _date_format(DAY_FORMAT, "DATE_FORMAT"))
 
 
 @register.filter

@@ -24,6 +24,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.text import Truncator
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -45,18 +47,18 @@ ORDER_MATCHES_LIMIT = 10  # one order id in a few stores at most
 
 # The provider's call_status values (robocall-api.txt, "Call Status Definitions").
 CALL_STATUS_MEANINGS = {
-    1: "Initiated: pushed from SIP, ringing, awaiting pickup",
-    2: "Answered",
-    3: "Congestion: no answer due to network congestion",
-    4: "Busy: the line was busy",
-    5: "No answer: kept ringing, never picked up",
-    6: "Hangup: disconnected prematurely",
-    8: "Pushed to SIP: not yet initiated",
+    1: _lazy("Initiated: pushed from SIP, ringing, awaiting pickup"),
+    2: _lazy("Answered"),
+    3: _lazy("Congestion: no answer due to network congestion"),
+    4: _lazy("Busy: the line was busy"),
+    5: _lazy("No answer: kept ringing, never picked up"),
+    6: _lazy("Hangup: disconnected prematurely"),
+    8: _lazy("Pushed to SIP: not yet initiated"),
 }
 DTMF_MEANINGS = {
-    1: "Pressed 1: confirmed the order",
-    2: "Pressed 2: cancelled the order",
-    3: "Pressed 3: asked for a callback",
+    1: _lazy("Pressed 1: confirmed the order"),
+    2: _lazy("Pressed 2: cancelled the order"),
+    3: _lazy("Pressed 3: asked for a callback"),
 }
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -132,19 +134,23 @@ class Cursor:
 class CallFilterForm(forms.Form):
     store = forms.ModelChoiceField(queryset=Store.objects.all(), required=False)
     campaign = forms.ModelChoiceField(queryset=Campaign.objects.all(), required=False)
-    state = forms.ChoiceField(choices=[("", "Any state"), *Call.State.choices], required=False)
-    outcome = forms.ChoiceField(
-        choices=[("", "Any outcome"), *Call.Outcome.choices], required=False
+    state = forms.ChoiceField(
+        choices=[("", _lazy("Any state")), *Call.State.choices], required=False
     )
-    date_from = BoundedDateField(required=False, label="From")
-    date_to = BoundedDateField(required=False, label="To")
-    q = forms.CharField(required=False, max_length=100, strip=True, label="Phone or order id")
+    outcome = forms.ChoiceField(
+        choices=[("", _lazy("Any outcome")), *Call.Outcome.choices], required=False
+    )
+    date_from = BoundedDateField(required=False, label=_lazy("From"))
+    date_to = BoundedDateField(required=False, label=_lazy("To"))
+    q = forms.CharField(
+        required=False, max_length=100, strip=True, label=_lazy("Phone or order id")
+    )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         start, end = cleaned.get("date_from"), cleaned.get("date_to")
         if start and end and start > end:
-            self.add_error("date_to", "The end date is before the start date.")
+            self.add_error("date_to", _("The end date is before the start date."))
         return cleaned
 
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -409,13 +415,15 @@ def call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         child = actions.call_again(call, signed_in_user(request))
     except ActionRefused as refusal:
-        messages.error(request, f"Not called again: {refusal}")
+        messages.error(request, _("Not called again: %(reason)s") % {"reason": refusal})
     else:
-        when = "now" if child.scheduled_for <= timezone.now() else _local(child.scheduled_for, call)
+        when = (
+            _("now") if child.scheduled_for <= timezone.now() else _local(child.scheduled_for, call)
+        )
         messages.success(
             request,
-            f"Calling {call.phone} again for order {call.order_id}: "
-            f"call #{child.pk} is queued ({when}).",
+            _("Calling %(phone)s again for order %(order)s: call #%(call)s is queued (%(when)s).")
+            % {"phone": call.phone, "order": call.order_id, "call": child.pk, "when": when},
         )
     return _after_action(request, pk)
 
@@ -425,20 +433,23 @@ def call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def call_withdraw(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     call = _get_call(pk)
     if actions.withdraw(call, signed_in_user(request)):
-        messages.success(request, f"Call #{pk} withdrawn: it will not be placed.")
+        messages.success(request, _("Call #%(pk)s withdrawn: it will not be placed.") % {"pk": pk})
     else:
         current = _get_call(pk)
         if current.is_final:
             messages.error(
                 request,
-                f"Call #{pk} is already final ({current.get_outcome_display()}); "
-                "there is nothing to withdraw.",
+                _("Call #%(pk)s is already final (%(outcome)s); there is nothing to withdraw.")
+                % {"pk": pk, "outcome": current.get_outcome_display()},
             )
         else:
             messages.error(
                 request,
-                f"Too late to withdraw call #{pk}: the dispatcher has already claimed it "
-                f"(now {current.get_state_display().lower()}).",
+                _(
+                    "Too late to withdraw call #%(pk)s: the dispatcher has already claimed it "
+                    "(now %(state)s)."
+                )
+                % {"pk": pk, "state": current.get_state_display().lower()},
             )
     return _after_action(request, pk)
 
@@ -451,19 +462,26 @@ def call_handled(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         won = actions.mark_handled(call, signed_in_user(request), note)
     except ActionRefused as refusal:
-        messages.error(request, f"Not marked handled: {refusal}")
+        messages.error(request, _("Not marked handled: %(reason)s") % {"reason": refusal})
     else:
         if won:
-            messages.success(request, f"Call #{pk} ({call.order_id}) marked handled.")
+            messages.success(
+                request,
+                _("Call #%(pk)s (%(order)s) marked handled.") % {"pk": pk, "order": call.order_id},
+            )
         else:
             current = _get_call(pk)
-            by = current.handled_by.username if current.handled_by else "someone else"
+            by = current.handled_by.username if current.handled_by else _("someone else")
             when = _local(current.handled_at, current) if current.handled_at else ""
             note_text = Truncator(current.handled_note).chars(80)
             messages.warning(
                 request,
-                f"Call #{pk} was already marked handled by {by} {when}"
-                + (f": “{note_text}”" if note_text else "."),
+                (
+                    _("Call #%(pk)s was already marked handled by %(by)s %(when)s: “%(note)s”")
+                    if note_text
+                    else _("Call #%(pk)s was already marked handled by %(by)s %(when)s.")
+                )
+                % {"pk": pk, "by": by, "when": when, "note": note_text},
             )
     return _after_action(request, pk)
 
@@ -475,17 +493,25 @@ def call_claim(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         won = actions.claim(call, signed_in_user(request))
     except ActionRefused as refusal:
-        messages.error(request, f"Not claimed: {refusal}")
+        messages.error(request, _("Not claimed: %(reason)s") % {"reason": refusal})
     else:
         if won:
-            messages.success(request, f"Call #{pk} ({call.order_id}) is yours to follow up.")
+            messages.success(
+                request,
+                _("Call #%(pk)s (%(order)s) is yours to follow up.")
+                % {"pk": pk, "order": call.order_id},
+            )
         else:
             current = _get_call(pk)
             if current.handled_at is not None:
-                messages.warning(request, f"Call #{pk} has already been handled.")
+                messages.warning(request, _("Call #%(pk)s has already been handled.") % {"pk": pk})
             else:
-                holder = current.assigned_to.username if current.assigned_to else "someone else"
-                messages.warning(request, f"Call #{pk} is already claimed by {holder}.")
+                holder = current.assigned_to.username if current.assigned_to else _("someone else")
+                messages.warning(
+                    request,
+                    _("Call #%(pk)s is already claimed by %(holder)s.")
+                    % {"pk": pk, "holder": holder},
+                )
     return _after_action(request, pk)
 
 
@@ -494,9 +520,15 @@ def call_claim(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def call_release(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     call = _get_call(pk)
     if actions.release(call, signed_in_user(request)):
-        messages.success(request, f"Call #{pk} ({call.order_id}) released: anyone may claim it.")
+        messages.success(
+            request,
+            _("Call #%(pk)s (%(order)s) released: anyone may claim it.")
+            % {"pk": pk, "order": call.order_id},
+        )
     else:
-        messages.warning(request, f"Call #{pk} was not claimed by you; nothing to release.")
+        messages.warning(
+            request, _("Call #%(pk)s was not claimed by you; nothing to release.") % {"pk": pk}
+        )
     return _after_action(request, pk)
 
 
@@ -506,8 +538,12 @@ def call_take_over(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     call = _get_call(pk)
     holder = call.assigned_to.username if call.assigned_to else None
     if actions.take_over(call, signed_in_user(request)):
-        taken = f" from {holder}" if holder else ""
-        messages.success(request, f"Call #{pk} ({call.order_id}) taken over{taken}.")
+        taken = (
+            _("Call #%(pk)s (%(order)s) taken over from %(holder)s.")
+            if holder
+            else _("Call #%(pk)s (%(order)s) taken over.")
+        )
+        messages.success(request, taken % {"pk": pk, "order": call.order_id, "holder": holder})
     else:
-        messages.warning(request, f"Call #{pk} has already been handled.")
+        messages.warning(request, _("Call #%(pk)s has already been handled.") % {"pk": pk})
     return _after_action(request, pk)

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -25,6 +26,8 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext, pgettext
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -103,7 +106,7 @@ def campaign_single_order(request: HttpRequest) -> HttpResponse:
     user = _acting_user(request)
     try:
         with transaction.atomic():
-            campaign, _ = Campaign.objects.get_or_create(
+            campaign, _created = Campaign.objects.get_or_create(
                 store=store, name=data["campaign_name"], defaults={"created_by": user}
             )
             call = _create_call(campaign, data, user)
@@ -117,13 +120,22 @@ def campaign_single_order(request: HttpRequest) -> HttpResponse:
         messages.warning(request, check.message)
     if campaign.status == Campaign.Status.RUNNING:
         messages.success(
-            request, f"Order {call.order_id} queued: the call to {call.phone} starts shortly."
+            request,
+            _("Order %(order)s queued: the call to %(phone)s starts shortly.")
+            % {"order": call.order_id, "phone": call.phone},
         )
     else:
         messages.warning(
             request,
-            f"Order {call.order_id} queued, but campaign {campaign.name} is "
-            f"{campaign.get_status_display().lower()}: it is called once the campaign runs.",
+            _(
+                "Order %(order)s queued, but campaign %(campaign)s is %(status)s: it is called "
+                "once the campaign runs."
+            )
+            % {
+                "order": call.order_id,
+                "campaign": campaign.name,
+                "status": campaign.get_status_display().lower(),
+            },
         )
     return redirect("campaign_detail", pk=campaign.pk)
 
@@ -176,8 +188,14 @@ def campaign_upload(request: HttpRequest) -> HttpResponse:
     if not created and data["voice_id"] and data["voice_id"] != campaign.voice_id:
         messages.info(
             request,
-            f"Campaign {campaign.name} already exists; its voice id "
-            f"{campaign.voice_id or campaign.store.default_voice_id} is kept for these orders.",
+            _(
+                "Campaign %(campaign)s already exists; its voice id %(voice)s is kept for these "
+                "orders."
+            )
+            % {
+                "campaign": campaign.name,
+                "voice": campaign.voice_id or campaign.store.default_voice_id,
+            },
         )
     # One check_balance now, so the preview weighs the cost against a fresh balance (the last
     # known one stays if the provider does not answer). Launch asks again.
@@ -285,17 +303,19 @@ def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
         if campaign.status == Campaign.Status.DRAFT and not campaign.calls.exists():
             campaign.delete()
             messages.info(
-                request, f"Upload discarded; the empty campaign {campaign.name} was removed."
+                request,
+                _("Upload discarded; the empty campaign %(campaign)s was removed.")
+                % {"campaign": campaign.name},
             )
             return redirect("campaign_list")
-        messages.info(request, "Upload discarded; nothing was imported.")
+        messages.info(request, _("Upload discarded; nothing was imported."))
         return redirect("campaign_detail", pk=pk)
 
     if request.POST.get("upload") and (upload is None or request.POST["upload"] != str(upload.pk)):
         # The page's upload was launched (a second press, another tab) or replaced.
         messages.error(
             request,
-            "That upload was already launched or replaced: it is not launched again.",
+            _("That upload was already launched or replaced: it is not launched again."),
         )
         return redirect("campaign_detail", pk=pk)
 
@@ -303,10 +323,12 @@ def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
     n_calls = (upload.valid_rows if upload else 0) + queued_draft_calls
     if n_calls == 0:
         reason = (
-            "The file has no valid new orders: nothing to launch. Fix the rejected rows and "
-            "upload it again."
+            _(
+                "The file has no valid new orders: nothing to launch. Fix the rejected rows and "
+                "upload it again."
+            )
             if upload
-            else "There is nothing to launch: upload a CSV file or add an order first."
+            else _("There is nothing to launch: upload a CSV file or add an order first.")
         )
         return _launch_page(request, campaign, upload, error=reason)
 
@@ -329,7 +351,9 @@ def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
 
     if not uploads.claim_upload(upload):
         messages.error(
-            request, f"The upload {upload.filename} is already launched: not launched again."
+            request,
+            _("The upload %(name)s is already launched: not launched again.")
+            % {"name": upload.filename},
         )
         return redirect("campaign_detail", pk=pk)
     if upload.valid_rows > settings.ROBODASH_LAUNCH_IN_REQUEST_ROWS:
@@ -339,8 +363,14 @@ def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
         transaction.on_commit(lambda: tasks.launch_upload.delay(upload_id))
         messages.success(
             request,
-            f"Campaign {campaign.name} is launching: {upload.valid_rows:,} orders are being "
-            "queued; the progress is below.",
+            ngettext(
+                "Campaign %(campaign)s is launching: %(count)s order is being queued; the "
+                "progress is below.",
+                "Campaign %(campaign)s is launching: %(count)s orders are being queued; the "
+                "progress is below.",
+                upload.valid_rows,
+            )
+            % {"campaign": campaign.name, "count": intcomma(upload.valid_rows)},
         )
         return redirect("campaign_detail", pk=pk)
     was_draft = campaign.status == Campaign.Status.DRAFT
@@ -358,23 +388,52 @@ def _say_launched(
 ) -> None:
     campaign.refresh_from_db(fields=["status"])
     if campaign.status == Campaign.Status.PAUSED:
-        parts = [f"Campaign {campaign.name} is paused: the new calls wait until you resume it"]
+        parts = [
+            _("Campaign %(campaign)s is paused: the new calls wait until you resume it")
+            % {"campaign": campaign.name}
+        ]
+    elif started:
+        parts = [_("Campaign %(campaign)s launched") % {"campaign": campaign.name}]
     else:
-        parts = [f"Campaign {campaign.name} {'launched' if started else 'is running'}"]
+        parts = [_("Campaign %(campaign)s is running") % {"campaign": campaign.name}]
     if upload is not None:
-        parts.append(f"{upload.imported_rows:,} calls queued")
+        count = upload.imported_rows
+        parts.append(
+            ngettext("%(count)s call queued", "%(count)s calls queued", count)
+            % {"count": intcomma(count)}
+        )
     if queued_draft_calls:
-        parts.append(f"{queued_draft_calls:,} waiting calls released")
+        count = queued_draft_calls
+        parts.append(
+            ngettext("%(count)s waiting call released", "%(count)s waiting calls released", count)
+            % {"count": intcomma(count)}
+        )
     if upload is not None:
-        known = upload.known_rows + upload.known_at_launch
-        for count, what in (
-            (upload.rejected_rows, "rows rejected"),
-            (known, "already known, not called again"),
-            (upload.duplicate_rows, "duplicates in this file skipped"),
-        ):
-            if count:
-                parts.append(f"{count:,} {what}")
-    messages.success(request, ", ".join(parts) + ".")
+        if count := upload.rejected_rows:
+            parts.append(
+                ngettext("%(count)s row rejected", "%(count)s rows rejected", count)
+                % {"count": intcomma(count)}
+            )
+        if count := upload.known_rows + upload.known_at_launch:
+            parts.append(
+                ngettext(
+                    "%(count)s already known, not called again",
+                    "%(count)s already known, not called again",
+                    count,
+                )
+                % {"count": intcomma(count)}
+            )
+        if count := upload.duplicate_rows:
+            parts.append(
+                ngettext(
+                    "%(count)s duplicate in this file skipped",
+                    "%(count)s duplicates in this file skipped",
+                    count,
+                )
+                % {"count": intcomma(count)}
+            )
+    separator = pgettext("between the parts of a list", ", ")
+    messages.success(request, separator.join(parts) + pgettext("end of a sentence", "."))
 
 
 # --- A campaign's page, its progress, pause and resume ---------------------------------------
@@ -401,16 +460,20 @@ def calls_start_sentence(store: Store, now: dt.datetime) -> str:
         return ""
     start = store.next_calling_time(now).astimezone(store.zone)
     today = now.astimezone(store.zone).date()
+    words = {
+        "time": f"{start:%H:%M}",
+        "day": day(start.date()),
+        "zone": store.timezone,
+        "hours": f"{store.calling_start:%H:%M}–{store.calling_end:%H:%M}",
+    }
+    # One whole sentence per case, so that each translates as a sentence.
     if start.date() == today:
-        which_day = "today"
+        sentence = _("Calls start at %(time)s today (%(zone)s) — calling hours %(hours)s.")
     elif start.date() == today + dt.timedelta(days=1):
-        which_day = "tomorrow"
+        sentence = _("Calls start at %(time)s tomorrow (%(zone)s) — calling hours %(hours)s.")
     else:
-        which_day = f"on {day(start.date())}"
-    return (
-        f"Calls start at {start:%H:%M} {which_day} ({store.timezone}) — calling hours "
-        f"{store.calling_start:%H:%M}–{store.calling_end:%H:%M}."
-    )
+        sentence = _("Calls start at %(time)s on %(day)s (%(zone)s) — calling hours %(hours)s.")
+    return sentence % words
 
 
 def _campaign_context(request: HttpRequest, campaign: Campaign) -> dict[str, Any]:
@@ -460,14 +523,17 @@ def campaign_pause(request: HttpRequest, pk: int) -> HttpResponse:
     if paused:
         messages.success(
             request,
-            f"Campaign {campaign.name} paused: queued calls wait; calls already with the "
-            "provider still finish.",
+            _(
+                "Campaign %(campaign)s paused: queued calls wait; calls already with the provider "
+                "still finish."
+            )
+            % {"campaign": campaign.name},
         )
     else:
         messages.error(
             request,
-            f"Campaign {campaign.name} is {campaign.get_status_display().lower()}, not running: "
-            "nothing to pause.",
+            _("Campaign %(campaign)s is %(status)s, not running: nothing to pause.")
+            % {"campaign": campaign.name, "status": campaign.get_status_display().lower()},
         )
     return redirect("campaign_detail", pk=pk)
 
@@ -483,9 +549,15 @@ def campaign_resume(request: HttpRequest, pk: int) -> HttpResponse:
         if resumed:
             wake_dispatcher()  # on commit: the queued calls go out now, not at the next sweep
     if resumed:
-        messages.success(request, f"Campaign {campaign.name} resumed.")
+        messages.success(request, _("Campaign %(campaign)s resumed.") % {"campaign": campaign.name})
     elif campaign.status == Campaign.Status.DRAFT:
-        messages.error(request, f"Campaign {campaign.name} was never launched: launch it instead.")
+        messages.error(
+            request,
+            _("Campaign %(campaign)s was never launched: launch it instead.")
+            % {"campaign": campaign.name},
+        )
     else:
-        messages.error(request, f"Campaign {campaign.name} is already running.")
+        messages.error(
+            request, _("Campaign %(campaign)s is already running.") % {"campaign": campaign.name}
+        )
     return redirect("campaign_detail", pk=pk)

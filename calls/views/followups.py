@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from calls.balances import call_again_question
@@ -22,7 +23,11 @@ from calls.views import HtmxHttpRequest
 from calls.views.calls import signed_in_user
 
 PAGE_SIZE = 25  # a queue is worked from the top; "older" pages the rest
-WHO_CHOICES = (("all", "Everyone's"), ("mine", "Claimed by me"), ("unclaimed", "Unclaimed"))
+WHO_CHOICES = (
+    ("all", _("Everyone's")),
+    ("mine", _("Claimed by me")),
+    ("unclaimed", _("Unclaimed")),
+)
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_MICROSECOND = dt.timedelta(microseconds=1)

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from calls.balances import call_again_question
@@ -77,10 +78,14 @@ def order_decide(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         decide_by_hand(order, signed_in_user(request), decision, request.POST.get("note", ""))
     except TransitionRefused as refusal:
-        messages.error(request, f"Not decided: {refusal}")
+        messages.error(request, _("Not decided: %(reason)s") % {"reason": refusal})
     else:
-        label = Order.Decision(decision).label.lower()
-        messages.success(request, f"Order {order.order_id} {label} by hand.")
+        done = (
+            _("Order %(order)s confirmed by hand.")
+            if decision == Order.Decision.CONFIRMED
+            else _("Order %(order)s cancelled by hand.")
+        )
+        messages.success(request, done % {"order": order.order_id})
     row = re.fullmatch(r"followup-(\d{1,18})", request.htmx.target or "") if request.htmx else None
     call = Call.objects.filter(pk=int(row[1]), shop_order=order).first() if row else None
     if call is not None:  # decided from its row in the follow-up queue: answer with the row

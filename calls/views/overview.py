@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from calls import stats
 from calls.balances import provider_states
@@ -22,7 +23,7 @@ from calls.stats import Figures
 from calls.views import HtmxHttpRequest
 
 CHART_DAYS = 30
-PERIODS = (("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30))
+PERIODS = ((_("Today"), 1), (_("Last 7 days"), 7), (_("Last 30 days"), 30))
 
 
 @dataclass(frozen=True)
@@ -100,15 +101,15 @@ class Bar:
 
 # Bottom to top; the colours live in robodash.css, one class per key (.s-confirmed, ...).
 CHART_SERIES = (
-    (Call.Outcome.CONFIRMED.value, "Confirmed"),
-    (Call.Outcome.CANCELLED.value, "Cancelled"),
-    (Call.Outcome.CALLBACK_REQUESTED.value, "Callback"),
-    (Call.Outcome.NO_INPUT.value, "No input"),
-    (Call.Outcome.UNREACHABLE.value, "Unreachable"),
-    (Call.Outcome.FAILED.value, "Failed"),
-    (Call.Outcome.NEEDS_REVIEW.value, "Needs review"),
-    (Call.Outcome.WITHDRAWN.value, "Withdrawn"),
-    ("pending", "Not final yet"),
+    (Call.Outcome.CONFIRMED.value, _("Confirmed")),
+    (Call.Outcome.CANCELLED.value, _("Cancelled")),
+    (Call.Outcome.CALLBACK_REQUESTED.value, _("Callback")),
+    (Call.Outcome.NO_INPUT.value, _("No input")),
+    (Call.Outcome.UNREACHABLE.value, _("Unreachable")),
+    (Call.Outcome.FAILED.value, _("Failed")),
+    (Call.Outcome.NEEDS_REVIEW.value, _("Needs review")),
+    (Call.Outcome.WITHDRAWN.value, _("Withdrawn")),
+    ("pending", _("Not final yet")),
 )
 CHART_HEIGHT = 160.0
 BAR_STEP = 24.0
@@ -117,7 +118,7 @@ BAR_WIDTH = 18.0
 
 def stacked_bars(days: list[tuple[dt.date, Figures]]) -> dict[str, object]:
     """Geometry of a stacked bar chart of outcomes per day, drawn as inline SVG by the template."""
-    tallest = max((figures.calls for _, figures in days), default=0) or 1
+    tallest = max((figures.calls for _day, figures in days), default=0) or 1
     bars = []
     for index, (day, figures) in enumerate(days):
         top = CHART_HEIGHT
@@ -128,11 +129,11 @@ def stacked_bars(days: list[tuple[dt.date, Figures]]) -> dict[str, object]:
                 continue
             height = CHART_HEIGHT * count / tallest
             top -= height
-            segments.append(Segment(key, label, count, round(top, 2), round(height, 2)))
+            segments.append(Segment(key, str(label), count, round(top, 2), round(height, 2)))
         bars.append(Bar(day=day, x=index * BAR_STEP, figures=figures, segments=segments))
     return {
         "bars": bars,
-        "tallest": tallest if any(f.calls for _, f in days) else 0,
+        "tallest": tallest if any(f.calls for _day, f in days) else 0,
         "width": len(days) * BAR_STEP,
         "height": CHART_HEIGHT,
         "bar_width": BAR_WIDTH,
@@ -151,8 +152,8 @@ def overview(request: HttpRequest) -> HttpResponse:
     days = [(day, by_day.get(day, Figures())) for day in stats.days_from(first_day, today)]
     periods = [
         Period(
-            label,
-            Figures.total(figures for _, figures in days[-length:]),
+            str(label),
+            Figures.total(figures for _day, figures in days[-length:]),
             today - dt.timedelta(days=length - 1),
             today,
         )

@@ -20,6 +20,9 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from calls import stats
 from calls.exports import CSV_CONTENT_TYPE, export_refused, iter_csv, xlsx_response
@@ -87,12 +90,14 @@ def presets(today: dt.date) -> list[Preset]:
     month_start = today.replace(day=1)
     last_month_end = month_start - dt.timedelta(days=1)
     return [
-        Preset("today", "Today", today, today),
-        Preset("yesterday", "Yesterday", yesterday, yesterday),
-        Preset("last-7-days", "Last 7 days", today - dt.timedelta(days=6), today),
-        Preset("last-30-days", "Last 30 days", today - dt.timedelta(days=DEFAULT_DAYS - 1), today),
-        Preset("this-month", "This month", month_start, today),
-        Preset("last-month", "Last month", last_month_end.replace(day=1), last_month_end),
+        Preset("today", _("Today"), today, today),
+        Preset("yesterday", _("Yesterday"), yesterday, yesterday),
+        Preset("last-7-days", _("Last 7 days"), today - dt.timedelta(days=6), today),
+        Preset(
+            "last-30-days", _("Last 30 days"), today - dt.timedelta(days=DEFAULT_DAYS - 1), today
+        ),
+        Preset("this-month", _("This month"), month_start, today),
+        Preset("last-month", _("Last month"), last_month_end.replace(day=1), last_month_end),
     ]
 
 
@@ -130,7 +135,7 @@ class Table:
 
     @property
     def total_row(self) -> ReportRow:
-        return ReportRow("Total", "", self.total)
+        return ReportRow(_("Total"), "", self.total)
 
     @property
     def shown(self) -> list[ReportRow | Fold]:
@@ -170,19 +175,29 @@ def period_table(filters: dict[str, Any], grouped: dict[Any, Figures]) -> Table:
     if filters["period"] == "week":
         rows = [
             ReportRow(
-                f"Week of {monday:%Y-%m-%d}",
-                f"{max(monday, first):%d %b} – {min(monday + dt.timedelta(days=6), last):%d %b}",
+                _("Week of %(monday)s") % {"monday": f"{monday:%Y-%m-%d}"},
+                # "01 Dec – 07 Dec"; the month in the page's language.
+                f"{date_format(max(monday, first), 'd M')} – "
+                f"{date_format(min(monday + dt.timedelta(days=6), last), 'd M')}",
                 grouped.get(monday, Figures()),
                 monday,
             )
             for monday in stats.mondays_from(first, last)
         ]
-        return Table("period", "By week", "Week", rows, Figures.total(r.figures for r in rows))
+        return Table(
+            "period",
+            _("By week"),
+            gettext_noop("Week"),
+            rows,
+            Figures.total(r.figures for r in rows),
+        )
     rows = [
         ReportRow(f"{day:%Y-%m-%d}", f"{day:%a}", grouped.get(day, Figures()), day)
         for day in stats.days_from(first, last)
     ]
-    return Table("period", "By day", "Day", rows, Figures.total(r.figures for r in rows))
+    return Table(
+        "period", _("By day"), gettext_noop("Day"), rows, Figures.total(r.figures for r in rows)
+    )
 
 
 def campaign_table(grouped: dict[int, Figures], *, limit: int | None) -> Table:
@@ -197,12 +212,17 @@ def campaign_table(grouped: dict[int, Figures], *, limit: int | None) -> Table:
         if pk in campaigns
     ]
     total = Figures.total(grouped.values())
-    return Table("campaign", "By campaign", "Campaign", rows, total, truncated)
+    return Table("campaign", _("By campaign"), gettext_noop("Campaign"), rows, total, truncated)
 
 
 def voice_table(grouped: dict[int, Figures]) -> Table:
-    rows = [ReportRow(f"Voice {voice}", "", grouped[voice]) for voice in sorted(grouped)]
-    return Table("voice", "By voice id", "Voice id", rows, Figures.total(grouped.values()))
+    rows = [
+        ReportRow(_("Voice %(voice)s") % {"voice": voice}, "", grouped[voice])
+        for voice in sorted(grouped)
+    ]
+    return Table(
+        "voice", _("By voice id"), gettext_noop("Voice id"), rows, Figures.total(grouped.values())
+    )
 
 
 def _tables(groups: Iterable[str], filters: dict[str, Any], *, limit: int | None) -> list[Table]:
@@ -328,7 +348,7 @@ def report_export(request: HttpRequest, as_xlsx: bool = False) -> HttpResponseBa
     group = request.GET.get("group", "period")
     if group not in GROUPS:
         return HttpResponse(
-            f"Cannot export: group must be one of {', '.join(GROUPS)}.",
+            _("Cannot export: group must be one of %(groups)s.") % {"groups": ", ".join(GROUPS)},
             status=400,
             content_type="text/plain; charset=utf-8",
         )

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from calls.balances import (
@@ -63,26 +64,46 @@ _STATE_AFTER_CHECK = {
 }
 
 
-def _say_saved(request: HttpRequest, form: StoreForm, store: Store, done: str) -> None:
-    """`done` ("added", "saved"), and what the provider said of a new key, in plain words."""
+def _say_saved(request: HttpRequest, form: StoreForm, store: Store, *, added: bool) -> None:
+    """The store was added or saved, and what the provider said of a new key, in plain words.
+    One whole sentence per case, so that each translates as a sentence."""
+    name = {"name": store.name}
     if form.key_check is KeyCheck.ACCEPTED:
-        messages.success(
-            request, f"Store {store.name} {done}: the provider accepted its new API key."
+        text = (
+            _("Store %(name)s added: the provider accepted its new API key.")
+            if added
+            else _("Store %(name)s saved: the provider accepted its new API key.")
         )
+        messages.success(request, text % name)
     elif form.key_check is KeyCheck.REJECTED:
-        messages.warning(
-            request,
-            f"Store {store.name} {done} and paused: the provider rejected its new API key, so "
-            "nothing is dialled. Enter a key that works, then untick Paused.",
+        text = (
+            _(
+                "Store %(name)s added and paused: the provider rejected its new API key, so "
+                "nothing is dialled. Enter a key that works, then untick Paused."
+            )
+            if added
+            else _(
+                "Store %(name)s saved and paused: the provider rejected its new API key, so "
+                "nothing is dialled. Enter a key that works, then untick Paused."
+            )
         )
+        messages.warning(request, text % name)
     elif form.key_check is KeyCheck.UNREACHABLE:
-        messages.warning(
-            request,
-            f"Store {store.name} {done}, but the provider could not be reached to check its new "
-            "API key: it is saved unverified. Press Verify key once the provider answers.",
+        text = (
+            _(
+                "Store %(name)s added, but the provider could not be reached to check its new "
+                "API key: it is saved unverified. Press Verify key once the provider answers."
+            )
+            if added
+            else _(
+                "Store %(name)s saved, but the provider could not be reached to check its new "
+                "API key: it is saved unverified. Press Verify key once the provider answers."
+            )
         )
+        messages.warning(request, text % name)
     else:
-        messages.success(request, f"Store {store.name} {done}.")
+        text = _("Store %(name)s added.") if added else _("Store %(name)s saved.")
+        messages.success(request, text % name)
 
 
 @role_required(SETTINGS)
@@ -92,7 +113,7 @@ def store_new(request: HttpRequest) -> HttpResponse:
         store = form.save()
         if form.key_check is not None:
             note_provider_state(store.pk, _STATE_AFTER_CHECK[form.key_check])
-        _say_saved(request, form, store, "added")
+        _say_saved(request, form, store, added=True)
         return redirect("store_edit", pk=store.pk)
     return _store_form_page(request, form, None)
 
@@ -106,7 +127,7 @@ def store_edit(request: HttpRequest, pk: int) -> HttpResponse:
         if form.key_check is not None:
             # What the provider said of the new key replaces what it said of the old one.
             note_provider_state(store.pk, _STATE_AFTER_CHECK[form.key_check])
-        _say_saved(request, form, store, "saved")
+        _say_saved(request, form, store, added=False)
         return redirect("store_edit", pk=store.pk)
     return _store_form_page(request, form, store)
 
@@ -122,7 +143,7 @@ def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     result: str
     detail = ""
     if not key:
-        result, detail = "missing", "This store has no API key yet."
+        result, detail = "missing", _("This store has no API key yet.")
     else:
         try:
             with RobocallClient(key) as client:
@@ -153,9 +174,10 @@ def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         )
         return HttpResponse(card + state)
     text = {
-        "matched": "API key matched: the provider accepts it.",
-        "not_matched": "API key not matched: the provider rejected this key.",
-        "unreachable": f"The key could not be checked: {detail} Try again in a minute.",
+        "matched": _("API key matched: the provider accepts it."),
+        "not_matched": _("API key not matched: the provider rejected this key."),
+        "unreachable": _("The key could not be checked: %(detail)s Try again in a minute.")
+        % {"detail": detail},
         "missing": detail,
     }[result]
     if result == "matched":
@@ -182,7 +204,11 @@ def user_new(request: HttpRequest) -> HttpResponse:
     form = UserForm(request.POST or None, acting_user=actor)
     if request.method == "POST" and form.is_valid():
         account = form.save()
-        messages.success(request, f"User {account.username} added as {account.get_role_display()}.")
+        messages.success(
+            request,
+            _("User %(name)s added as %(role)s.")
+            % {"name": account.username, "role": account.get_role_display()},
+        )
         return redirect("settings")
     return _user_form_page(request, form, None)
 
@@ -198,6 +224,6 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
         if account.pk == actor.pk and form.cleaned_data.get("password"):
             # Changing one's own password would otherwise sign the admin out.
             update_session_auth_hash(request, account)
-        messages.success(request, f"User {account.username} saved.")
+        messages.success(request, _("User %(name)s saved.") % {"name": account.username})
         return redirect("settings")
     return _user_form_page(request, form, account)

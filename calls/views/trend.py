@@ -14,6 +14,8 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 
+from django.utils.translation import gettext_lazy as _
+
 from calls.stats import Figures
 
 PLOT_LEFT = 48.0
@@ -28,9 +30,9 @@ DATE_LABELS = 6  # at most, evenly spread
 
 # key, label, the Figures property; drawn in this order, the first on top in the legend.
 RATE_SERIES = (
-    ("confirm", "Confirmation rate", "confirmation_rate"),
-    ("cancel", "Cancel rate", "cancel_rate"),
-    ("answer", "Answer rate", "answer_rate"),
+    ("confirm", _("Confirmation rate"), "confirmation_rate"),
+    ("cancel", _("Cancel rate"), "cancel_rate"),
+    ("answer", _("Answer rate"), "answer_rate"),
 )
 
 
@@ -143,7 +145,7 @@ def trend_chart(rows: list[tuple[dt.date, Figures]], *, unit: str = "day") -> Tr
             points.append(point)
         if run:
             lines.append(" ".join(p.xy for p in run))
-        series.append(Series(key, label, lines, points))
+        series.append(Series(key, str(label), lines, points))
 
     charge_top = _charge_top(max((f.charges for _, f in rows), default=Decimal(0)))
     slot = PLOT_WIDTH / max(count - 1, 1)

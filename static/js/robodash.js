@@ -17,7 +17,8 @@ document.addEventListener("htmx:beforeRequest", function (event) {
   }
 });
 
-// A Copy button (data-copy="<id of the field>") puts that field's value on the clipboard.
+// A Copy button (data-copy="<id of the field>") puts that field's value on the clipboard, then
+// says so in the page's language (data-copied, translated by the template).
 document.addEventListener("click", function (event) {
   var button = event.target.closest("[data-copy]");
   if (!button) {
@@ -26,7 +27,7 @@ document.addEventListener("click", function (event) {
   var field = document.getElementById(button.getAttribute("data-copy"));
   field.select();
   var done = function () {
-    button.textContent = "Copied";
+    button.textContent = button.getAttribute("data-copied") || "Copied";
   };
   if (navigator.clipboard && window.isSecureContext) {
     navigator.clipboard.writeText(field.value).then(done);

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -129,9 +130,11 @@ def sign_in_as(context: BrowserContext, user: User) -> Page:
     """Sign in through the sign-in form, as a person does; land on the overview."""
     page = context.new_page()
     page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORDS[User.Role(user.role)])
-    page.get_by_role("button", name="Sign in").click()
+    # In the page's language (a browser asking for Urdu gets an Urdu sign-in form).
+    with translation.override(page.locator("html").get_attribute("lang")):
+        page.get_by_label(gettext("Username")).fill(user.username)
+        page.get_by_label(gettext("Password")).fill(PASSWORDS[User.Role(user.role)])
+        page.get_by_role("button", name=gettext("Sign in")).click()
     page.wait_for_url(re.compile(r"/$"))
     return page
 

@@ -154,7 +154,7 @@ def test_launching_imports_the_valid_rows_and_runs_the_campaign(
     page = text_of(admin.get(response["Location"]))
     assert (
         "Campaign May orders launched, 2 calls queued, 2 rows rejected, "
-        "1 duplicates in this file skipped." in page
+        "1 duplicate in this file skipped." in page
     )
 
 

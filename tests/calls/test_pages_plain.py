@@ -274,4 +274,4 @@ def test_chart_series_differ_by_more_than_colour(client, manager_user, today_cal
     assert '<pattern id="od-hatch"' in page
     legend = page[page.index('class="od-legend"') :]
     for _, label in CHART_SERIES:
-        assert label in legend  # each colour is named beside it
+        assert str(label) in legend  # each colour is named beside it (labels are lazy)
