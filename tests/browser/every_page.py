@@ -23,6 +23,15 @@ from tests.browser.conftest import make_campaign, make_final_call
 from tests.calls.test_permissions import EXPECTED_ROLES
 from tests.support.orders import create_call
 
+# Injected by the browser itself (an init script is not subject to the page's CSP): the
+# Content-Security-Policy violations of a page, as Chromium reports them.
+RECORD_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolations.push(e.violatedDirective + " " + (e.blockedURI || "inline"));
+});
+"""
+
 # URL names of EXPECTED_ROLES that are not pages: fragments htmx asks for, downloads, and
 # actions that only take a POST.
 NOT_PAGES = {

@@ -1,31 +1,23 @@
 """No page breaks the Content-Security-Policy: Chromium reports no violation on any of them.
 
 Chromium reports a refused inline script or style both as a console error and as a
-`securitypolicyviolation` event; the test watches both. A deliberate inline style proves the
-watch sees a violation when there is one.
+`securitypolicyviolation` event. The every-page walk (test_every_page.py) records both on every
+page of every role, in both languages; here a deliberate inline style proves the watch sees a
+violation when there is one, and the locked sign-in page (not in the walk) is checked.
 """
 
 from __future__ import annotations
-
-import re
 
 import pytest
 from django.conf import settings
 from django.test import Client
 from playwright.sync_api import ConsoleMessage, Page
 
-from calls.models import Call, User
-from tests.browser.conftest import PASSWORDS, make_campaign, make_final_call, open_page
+from calls.models import User
+from tests.browser.conftest import PASSWORDS, open_page
+from tests.browser.every_page import RECORD_VIOLATIONS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-# Injected by the browser itself (an init script is not subject to the page's CSP).
-RECORD_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__cspViolations.push(e.violatedDirective + " " + (e.blockedURI || "inline"));
-});
-"""
 
 
 def watch_csp(page: Page) -> list[str]:
@@ -47,49 +39,6 @@ def open_checked(page: Page, path: str, console: list[str]) -> None:
     page.wait_for_load_state("networkidle")  # htmx's fragments land, and are checked too
     assert page.evaluate("window.__cspViolations") == [], path
     assert console == [], path
-
-
-@pytest.fixture
-def calls(store):
-    campaign = make_campaign(store, "Eid sale")
-    return [
-        make_final_call(campaign, f"KK-20{n:02d}", outcome, phone=f"9230012346{n:02d}")
-        for n, outcome in enumerate([Call.Outcome.CONFIRMED, Call.Outcome.CALLBACK_REQUESTED])
-    ]
-
-
-def pages_for(role: str, calls: list[Call]) -> list[str]:
-    call, campaign = calls[1], calls[0].campaign
-    everyone = ["/", "/calls/", f"/calls/{call.pk}/", "/campaigns/", f"/campaigns/{campaign.pk}/"]
-    by_role = {
-        User.Role.ADMIN: [
-            "/campaigns/new/",
-            "/followups/",
-            "/reports/",
-            "/settings/",
-            f"/settings/stores/{campaign.store.pk}/",
-            "/settings/users/new/",
-        ],
-        User.Role.AGENT: ["/followups/"],
-        User.Role.MANAGER: ["/reports/", "/reports/?period=week"],
-    }
-    return everyone + by_role[User.Role(role)]
-
-
-@pytest.mark.parametrize("persona", ["admin_user", "agent_user", "manager_user"])
-def test_no_page_reports_a_csp_violation(persona, request, calls, provider_url, new_context):
-    user: User = request.getfixturevalue(persona)
-    page = new_context().new_page()
-    console = watch_csp(page)
-
-    open_checked(page, "/accounts/login/", console)
-
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORDS[User.Role(user.role)])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/$"))
-    for path in pages_for(user.role, calls):
-        open_checked(page, path, console)
 
 
 def test_the_watch_sees_an_inline_style_refused(admin_user, new_context, page_problems):

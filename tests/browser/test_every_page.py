@@ -33,6 +33,7 @@ from tests.browser.every_page import (
     NOT_PAGES,
     PAGES,
     PHONES,
+    RECORD_VIOLATIONS,
     World,
     make_world,
     nav_of,
@@ -124,9 +125,12 @@ def too_wide(page: Page, where: str) -> list[str]:
 
 
 def look_at(page: Page, path: str, *, dark_too: bool) -> list[str]:
-    """Every problem of the page open at `path`: axe at both widths (and in dark mode if
-    `dark_too`); on the phone, its width. The page is left at the phone's width, light."""
-    problems: list[str] = []
+    """Every problem of the page open at `path`: a Content-Security-Policy violation (console
+    errors fail the test anyway, tests/browser/conftest.py), axe at both widths (and in dark mode
+    if `dark_too`); on the phone, its width. The page is left at the phone's width, light."""
+    problems: list[str] = [
+        f"{path}: CSP violation {v}" for v in page.evaluate("window.__cspViolations")
+    ]
     page.set_viewport_size(LAPTOP)
     problems += axe_violations(page, f"{path} at 1366 px")
     page.set_viewport_size(PHONE)
@@ -147,6 +151,7 @@ def test_every_page_is_accessible_and_fits_a_phone(
 ) -> None:
     context = new_context()
     context.add_init_script(path=AXE)
+    context.add_init_script(RECORD_VIOLATIONS)
     choose_language(context, language)
     page = context.new_page()
     open_page(page, "/accounts/login/")
@@ -163,7 +168,8 @@ def test_every_page_is_accessible_and_fits_a_phone(
         sign_out = page.get_by_role("button", name=gettext("Sign out"))
     expected_nav = [live_server.url + path for path in nav_of(role)]
     for path in pages_of(role, world):
-        open_page(page, path)
+        response = open_page(page, path)
+        assert "frame-ancestors 'none'" in (response.header_value("content-security-policy") or "")
         wait_until_settled(page)
         problems += look_at(page, path, dark_too=role in DARK_MODE_ROLES)
         # On the phone the menu is folded away and opens exactly the role's pages.
