@@ -150,3 +150,26 @@ def test_the_pages_phones_money_and_dates_read_naturally_in_each_language(
         assert present.money(Decimal("1234.50")) == money
         assert present.when(when, "Asia/Karachi") == moment
         assert present.day(when.date(), "weekday") == weekday
+
+
+@pytest.mark.parametrize(
+    ("language", "seconds", "said"),
+    [
+        ("en", 1, "1 second ago"),
+        ("en", 300, "5 minutes ago"),
+        ("en", 3 * 86400, "3 days ago"),
+        ("ur", 300, "5 منٹ پہلے"),
+        ("ur", 3600, "1 گھنٹہ پہلے"),
+        ("ur", 3 * 3600, "3 گھنٹے پہلے"),
+    ],
+)
+def test_how_long_ago_reads_in_each_language(language, seconds, said):
+    """Django's naturaltime has no Urdu: the pages' 'as of 5 minutes ago' is robodash's own."""
+    import datetime as dt
+
+    from django.utils import timezone, translation
+
+    from calls.templatetags import present
+
+    with translation.override(language):
+        assert present.ago(timezone.now() - dt.timedelta(seconds=seconds, milliseconds=200)) == said

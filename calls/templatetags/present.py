@@ -23,6 +23,7 @@ from typing import Any
 from django import template
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from calls import outcomes
 from calls.phones import MOBILE_NATIONAL_DIGITS, PAKISTAN_COUNTRY_CODE
@@ -91,6 +92,28 @@ def when(moment: dt.datetime | None, zone: Any = None) -> str:
     tz = _zone(zone)
     local = moment.astimezone(tz) if tz is not None else timezone.localtime(moment)
     return formats.date_format(local, _date_format(WHEN_FORMAT, "DATETIME_FORMAT"))
+
+
+@register.filter
+def ago(moment: dt.datetime | None) -> str:
+    """How long ago `moment` was, in the page's language ("5 minutes ago"): Django's
+    naturaltime has no Urdu, so the words are in robodash's own catalogue."""
+    if moment is None:
+        return MISSING
+    seconds = max(0, int((timezone.now() - moment).total_seconds()))
+    if seconds < 60:
+        text = ngettext("%(n)s second ago", "%(n)s seconds ago", seconds)
+        n = seconds
+    elif seconds < 3600:
+        n = seconds // 60
+        text = ngettext("%(n)s minute ago", "%(n)s minutes ago", n)
+    elif seconds < 86400:
+        n = seconds // 3600
+        text = ngettext("%(n)s hour ago", "%(n)s hours ago", n)
+    else:
+        n = seconds // 86400
+        text = ngettext("%(n)s day ago", "%(n)s days ago", n)
+    return text % {"n": formats.number_format(n, force_grouping=True)}
 
 
 @register.filter
