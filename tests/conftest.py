@@ -88,5 +88,12 @@ def agent_user(db) -> User:
 
 
 @pytest.fixture
+def admin(client, admin_user):  # type: ignore[no-untyped-def]
+    """Django's test client, signed in as the merchant admin."""
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
 def manager_user(db) -> User:
     return User.objects.create_user("sana", password="pw-manager-123", role=User.Role.MANAGER)

@@ -3,7 +3,6 @@ simulator), the single-order form, a campaign's page and its polled progress, pa
 
 import csv
 import datetime as dt
-import html
 import io
 from decimal import Decimal
 
@@ -18,6 +17,7 @@ from calls import imports, uploads
 from calls.models import Call, Campaign, Upload, UploadRow
 from tests.calls.test_stats import add_calls
 from tests.conftest import TEST_API_KEY
+from tests.support.pages import text_of
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -29,17 +29,6 @@ GOOD_AND_BAD_CSV = (
     "03001234569,abc,A-4,Karachi Kitchenware\n"  # row 5: amount not a number
     "03001234570,900,A-1,Karachi Kitchenware\n"  # row 6: repeats row 2
 )
-
-
-@pytest.fixture
-def admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-def text_of(response) -> str:
-    """The page as a reader sees its text: entities decoded, no-break spaces as spaces."""
-    return html.unescape(response.content.decode()).replace("\xa0", " ")
 
 
 def upload(client, store, content: str = GOOD_AND_BAD_CSV, name: str = "May orders"):

@@ -3,7 +3,6 @@ known value), the figures of today, 7 and 30 days, the 30-day chart, calls in fl
 query count that does not grow."""
 
 import datetime as dt
-import html
 import time
 from decimal import Decimal
 
@@ -19,6 +18,7 @@ from calls.models import Call, Campaign, Store
 from tests.calls.test_balances import closed_port_url
 from tests.calls.test_stats import add_calls
 from tests.conftest import TEST_API_KEY
+from tests.support.pages import text_of
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -34,11 +34,6 @@ def fresh_cache():
 @pytest.fixture
 def campaign(store) -> Campaign:
     return Campaign.objects.create(store=store, name="May orders")
-
-
-def text_of(response) -> str:
-    """The page as a reader sees its text: entities decoded, no-break spaces as spaces."""
-    return html.unescape(response.content.decode()).replace("\xa0", " ")
 
 
 @pytest.mark.parametrize("persona", ["admin_user", "agent_user", "manager_user"])

@@ -2,7 +2,6 @@
 The test key must never appear in any page, whatever was submitted."""
 
 import datetime as dt
-import html
 import re
 from decimal import Decimal
 
@@ -16,19 +15,10 @@ from calls.models import Campaign, Store, User
 from tests.calls.test_balances import closed_port_url
 from tests.conftest import TEST_API_KEY
 from tests.support.orders import create_call
+from tests.support.pages import text_of
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 NEW_KEY = "sk-live-00112233445566778899aabbccddeeff"
-
-
-@pytest.fixture
-def admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-def text_of(response) -> str:
-    return html.unescape(response.content.decode()).replace("\xa0", " ")
 
 
 def assert_no_key(response, *keys: str) -> None:

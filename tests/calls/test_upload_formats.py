@@ -4,7 +4,6 @@ the sample file the upload page offers."""
 
 from __future__ import annotations
 
-import html
 import io
 import zipfile
 from decimal import Decimal
@@ -19,19 +18,10 @@ from django.urls import reverse
 from calls import uploads
 from calls.imports import OrderRow, RowError, parse_amount, validated_rows
 from calls.models import Call, Campaign, Upload
+from tests.support.pages import text_of
 
 SAMPLE = Path(settings.BASE_DIR) / "static" / "samples" / "robodash-orders-sample.csv"
 XLS_HEADER = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504
-
-
-@pytest.fixture
-def admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-def text_of(response) -> str:
-    return html.unescape(response.content.decode()).replace("\xa0", " ")
 
 
 def workbook(rows: list[list[object]]) -> bytes:
