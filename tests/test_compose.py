@@ -105,3 +105,23 @@ def test_the_init_script_makes_an_owner_role_that_is_not_a_superuser(server_url)
         with psycopg.connect(**server_url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             conn.execute(f"DROP ROLE IF EXISTS {name}")
+
+
+def test_the_web_process_gives_a_large_upload_two_minutes_not_gunicorns_default_30_s():
+    """The image starts gunicorn in the repository's root (WORKDIR /app, `COPY . .`), where it
+    reads gunicorn.conf.py: an .xlsx at the row cap takes longer than 30 s on a busy machine."""
+    import sys
+
+    assert "gunicorn.conf.py" not in (ROOT / ".dockerignore").read_text().split()
+    printed = subprocess.run(
+        [str(Path(sys.executable).parent / "gunicorn"), "--print-config", "robodash.wsgi"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    settings_printed = dict(
+        (name.strip(), value.strip())
+        for name, _, value in (line.partition("=") for line in printed.stdout.splitlines())
+    )
+    assert settings_printed["timeout"] == "120", printed.stdout[-2000:] + printed.stderr

@@ -97,7 +97,7 @@ def history(store: Store, other_store: Store) -> dict[str, Campaign]:
 
 
 def counted_live(by: str, first: dt.date, last: dt.date, store: Store | None) -> dict[Any, Any]:
-    """The figures counted from the calls by the plain GROUP BY queries, without any rollup."""
+    """The figures counted from the calls by the plain GROUP BY queries, not the counted rows."""
     zone = stats.reporting_zone()
     calls = Call.objects.all() if store is None else Call.objects.filter(store=store)
     if by == "day":
