@@ -230,14 +230,21 @@ def local_day_start(day: dt.date, zone: zoneinfo.ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=zone)
 
 
+def _created_on(first: dt.date | None, last: dt.date | None, zone: zoneinfo.ZoneInfo) -> Q:
+    """Calls created from the start of `first` to the end of `last` in `zone` (None: no bound)."""
+    condition = Q()
+    if first is not None:
+        condition &= Q(created_at__gte=local_day_start(first, zone))
+    if last is not None:
+        condition &= Q(created_at__lt=local_day_start(last + dt.timedelta(days=1), zone))
+    return condition
+
+
 def created_between(
     calls: QuerySet[Call], first_day: dt.date, last_day: dt.date, zone: zoneinfo.ZoneInfo
 ) -> QuerySet[Call]:
     """Calls created from the start of `first_day` to the end of `last_day` in `zone`."""
-    return calls.filter(
-        created_at__gte=local_day_start(first_day, zone),
-        created_at__lt=local_day_start(last_day + dt.timedelta(days=1), zone),
-    )
+    return calls.filter(_created_on(first_day, last_day, zone))
 
 
 def daily_figures(
@@ -368,16 +375,6 @@ def _counted_in(zone: zoneinfo.ZoneInfo) -> bool:
     from calls import counters  # it builds on this module's definitions
 
     return counters.is_current(zone)
-
-
-def _created_on(first: dt.date | None, last: dt.date | None, zone: zoneinfo.ZoneInfo) -> Q:
-    """Calls created from the start of `first` to the end of `last` in `zone` (None: no bound)."""
-    condition = Q()
-    if first is not None:
-        condition &= Q(created_at__gte=local_day_start(first, zone))
-    if last is not None:
-        condition &= Q(created_at__lt=local_day_start(last + dt.timedelta(days=1), zone))
-    return condition
 
 
 def _calls(store: Store | int | None, campaigns: list[int] | None) -> QuerySet[Call]:
