@@ -4,33 +4,23 @@ why nothing happened."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from calls.models import Call, Campaign
-from tests.support.orders import create_call
+from tests.calls.test_stats import add_calls
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def call(store) -> Call:
-    campaign = Campaign.objects.create(store=store, name="Eid")
-    return create_call(
-        store=store,
-        campaign=campaign,
-        order_id="HX-1",
-        phone="923001234567",
-        amount=Decimal("1500.00"),
-        voice_id=102,
-        state=Call.State.FINAL,
-        outcome=Call.Outcome.CALLBACK_REQUESTED,
-        finalized_at=timezone.now(),
+    """A final call whose customer asked for a callback: the follow-up queue's kind of row."""
+    [callback] = add_calls(
+        Campaign.objects.create(store=store, name="Eid"), 1, outcome=Call.Outcome.CALLBACK_REQUESTED
     )
+    return callback
 
 
 def htmx_from(page: str) -> dict[str, str]:
