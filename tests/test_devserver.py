@@ -91,14 +91,28 @@ def _stat(pid: int) -> tuple[int, str, str] | None:
     """(parent pid, state, start time) of a live process, None if it is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
+    except OSError:  # gone since it was listed
         return None
     fields = raw.rsplit(")", 1)[1].split()  # after "pid (comm)": the name may hold spaces
     return int(fields[1]), fields[0], fields[19]
 
 
+def _cmdline(pid: int) -> str | None:
+    """A live process's command line, None if it ended since it was listed."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # gone (FileNotFoundError, ProcessLookupError) or already reaped
+        return None
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
 def process_tree(root: int) -> dict[tuple[int, str], str]:
-    """Every descendant of `root` as (pid, start time) -> command line."""
+    """Every live descendant of `root` as (pid, start time) -> command line.
+
+    The kernel here has no /proc/<pid>/task/<tid>/children, so the parents come from every
+    process's stat; only the descendants' command lines are read. On a busy machine processes
+    end at any moment: one that ends between the listing and its reading is left out (and so are
+    its children, which are re-parented), never an error."""
     parents: dict[int, int] = {}
     started: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
@@ -109,9 +123,8 @@ def process_tree(root: int) -> dict[tuple[int, str], str]:
     while frontier:
         parent = frontier.pop()
         for pid, ppid in parents.items():
-            if ppid == parent:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-                tree[(pid, started[pid])] = cmdline.decode(errors="replace")
+            if ppid == parent and (cmdline := _cmdline(pid)) is not None:
+                tree[(pid, started[pid])] = cmdline
                 frontier.append(pid)
     return tree
 
