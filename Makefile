@@ -54,7 +54,7 @@ caddy-check:
 	done; rm -rf $$tmp; echo "Caddyfile valid (ROBODASH_TLS=acme and internal)"
 
 test: lint typecheck compose-check caddy-check
-	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest --durations=15 $(PYTEST_ARGS)
 
 bench: install
 	$(TEST_ENV) $(BIN)/python -m bench $(BENCH) $(if $(CALLS),--calls=$(CALLS))

@@ -11,10 +11,12 @@ import datetime as dt
 import io
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -147,11 +149,18 @@ def poll_until(condition: Callable[[], bool], deadline: float) -> bool:
 
 
 @pytest.fixture
-def devserver_env(tmp_path: Path) -> dict[str, str]:
+def devserver_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     env["ROBODASH_VAR_DIR"] = str(tmp_path / "var")
     env["PYTHONUNBUFFERED"] = "1"
-    return env
+    # As root, pytest's private tmp_path is out of the database user's reach, so the cluster
+    # lives in the reachable home (robodash/embedded.py): a throw-away one, here and in the test.
+    home = Path(tempfile.mkdtemp(prefix="robodash-devserver-test-"))
+    home.chmod(0o711)
+    env["ROBODASH_EMBEDDED_HOME"] = str(home)
+    monkeypatch.setenv("ROBODASH_EMBEDDED_HOME", str(home))
+    yield env
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def start_devserver(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
@@ -309,7 +318,8 @@ def test_make_run_serves_every_page_to_each_role_and_ctrl_c_leaves_no_process_be
     deadline = time.monotonic() + START_DEADLINE
 
     database = output.wait_for("database:", deadline)
-    assert f"PostgreSQL of robodash's own, data in {var_dir / 'postgres'}" in database
+    cluster = embedded.make_run_postgres(var_dir).data_dir  # var/postgres unless out of reach
+    assert f"PostgreSQL of robodash's own, data in {cluster}" in database
     broker = output.wait_for("broker:", deadline)
     assert "Redis of robodash's own" in broker and str(var_dir / "redis" / "redis.sock") in broker
     assert f"simulator at http://127.0.0.1:{sim_port}/api/v1/" in output.wait_for(
