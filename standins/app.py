@@ -28,11 +28,13 @@ class BadControl(Exception):
 class Failure:
     """One scripted answer for the next request: an HTTP status (500, 429…) instead of the real
     answer, the real answer held for hold_seconds (past a client's timeout), or status 0: the
-    real answer (to let a request through and fail the one after it)."""
+    real answer (to let a request through and fail the one after it). A redirect (3xx) sends
+    `location` as its Location."""
 
     status: int = 500
     retry_after: int | None = None
     hold_seconds: float = 0.0
+    location: str | None = None
 
 
 @dataclass
@@ -113,7 +115,7 @@ class StandInState:
                 try:
                     self.failures[target].extend(Failure(**f) for f in body.get("failures", []))
                 except TypeError:
-                    fields = "status, retry_after, hold_seconds"
+                    fields = "status, retry_after, hold_seconds, location"
                     raise BadControl(f"a failure has the fields {fields} only") from None
                 return {"queued": len(self.failures[target])}
             if (method, name) == ("GET", "records"):
@@ -322,6 +324,8 @@ class StandInApp:
                 time.sleep(failure.hold_seconds)  # the client's read timeout is the point
             else:
                 extra = [("Retry-After", str(failure.retry_after))] if failure.retry_after else []
+                if failure.location:
+                    extra.append(("Location", failure.location))
                 return Reply(failure.status, {"errors": "scripted failure"}, extra)
         return handle()
 
@@ -342,6 +346,9 @@ class StandInApp:
 _REASONS = {
     200: "OK",
     201: "Created",
+    301: "Moved Permanently",
+    302: "Found",
+    307: "Temporary Redirect",
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",

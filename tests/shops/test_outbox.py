@@ -150,10 +150,12 @@ def test_a_refused_token_fails_at_once_and_retry_delivers_it_after_the_fix(
     press(order, Call.Outcome.CANCELLED)
     deliver_until_done()
     row = WriteBack.objects.get()
-    assert row.state == "failed" and "refused the credentials (HTTP 401)" in row.last_error
-    assert "shpat_revoked" not in row.last_error
+    assert row.state == "failed" and row.last_error == "credentials:401"
     client.force_login(agent_user)
-    assert "Retry" in client.get(f"/orders/{order.pk}/").content.decode()
+    page = client.get(f"/orders/{order.pk}/").content.decode()
+    assert "Retry" in page
+    assert "It refused the credentials (HTTP 401): check them in Integrations." in page
+    assert "shpat_revoked" not in page
 
     connection.set_secrets(access_token=TOKEN)
     connection.save()
@@ -179,7 +181,8 @@ def test_a_write_back_still_failing_after_a_day_is_failed_with_the_reason(store,
 
     row = WriteBack.objects.get()
     assert row.state == "failed"
-    assert row.last_error == "gave up after a day: Shopify answered HTTP 500"
+    assert row.last_error == "gave_up:http:500"
+    assert row.problem() == "Gave up after a day: It answered HTTP 500."
 
 
 def test_every_order_of_the_store_goes_to_its_own_site_signed_with_a_delivery_id(store, stand_ins):
