@@ -409,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     # The demo needs no set-up: DEBUG on supplies development SECRET_KEY and encryption keys.
     os.environ.setdefault("DEBUG", "true")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "robodash.settings")
+    # The demo's shop stand-ins are on 127.0.0.1 over plain http: let the workers reach them.
+    os.environ.setdefault("ROBODASH_ALLOW_PRIVATE_TARGETS", "true")
     supervisor = Supervisor()
     code = 0
     try:

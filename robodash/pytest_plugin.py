@@ -4,7 +4,8 @@ Loaded with `-p robodash.pytest_plugin` (pyproject's addopts). Before pytest-dja
 settings, robodash.embedded.servers_for_tests() chooses each server (TEST_DATABASE_URL /
 TEST_BROKER_URL, else the machine's on 127.0.0.1, else a throw-away one of robodash's own that
 is stopped when the session ends). The choice becomes DATABASE_URL and CELERY_BROKER_URL for
-the settings and for every process the tests start (workers, beat, the devserver's children).
+the settings and for every process the tests start (workers, beat, the devserver's children),
+with ROBODASH_ALLOW_PRIVATE_TARGETS on unless set (the shop stand-ins are on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def pytest_load_initial_conftests(
     servers = stack.enter_context(embedded.servers_for_tests())
     os.environ["DATABASE_URL"] = servers.database_url
     os.environ["CELERY_BROKER_URL"] = servers.broker_url
+    # The shop stand-ins listen on 127.0.0.1: the workers the tests start must reach them.
+    os.environ.setdefault("ROBODASH_ALLOW_PRIVATE_TARGETS", "true")
     early_config.stash[_said] = servers.said
     return (yield)
 

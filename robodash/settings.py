@@ -336,5 +336,9 @@ LOGGING = {
 # --- Shops ---------------------------------------------------------------------------------------
 # The address merchants reach robodash at, for the webhook URLs shown to paste into a shop.
 ROBODASH_PUBLIC_URL = os.environ.get("ROBODASH_PUBLIC_URL", "http://127.0.0.1:8000")
+# Where the workers may send a merchant's requests (shops/outgoing.py): off, only to public
+# https addresses, checked when saved and again at connect time. On (`make run` and the tests,
+# whose shop stand-ins listen on 127.0.0.1): plain http and private or internal addresses too.
+ROBODASH_ALLOW_PRIVATE_TARGETS = envbool("ROBODASH_ALLOW_PRIVATE_TARGETS", "false")
 # Requests one API token may make a minute (POST /api/v1/orders, GET of an order).
 ROBODASH_API_RATE_PER_MINUTE = envint("ROBODASH_API_RATE_PER_MINUTE", "600")

@@ -1,17 +1,25 @@
 """The Integrations forms: one per kind of connection, plus an API token's name.
 
 Secrets are write-only, as the provider key is: never rendered back, a blank field keeps what
-is stored, and a connection's first save needs them all.
+is stored, and a connection's first save needs them all. A changed address is the exception: the
+secrets the connection sends there must be entered again, or whoever can change the address could
+have the stored token sent to a server of their own. Every address robodash sends to is checked
+by shops.outgoing (public https only, unless ROBODASH_ALLOW_PRIVATE_TARGETS). connect_shop fills
+these same forms, so the page and the command accept the same connections.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from shops.models import DEFAULT_COD_GATEWAYS, DEFAULT_TAGS, ShopConnection
+from shops import outgoing
+from shops.models import ADDRESS_REFUSALS, DEFAULT_COD_GATEWAYS, DEFAULT_TAGS, ShopConnection
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise as StrOrPromise
@@ -36,6 +44,28 @@ def _secret(label: StrOrPromise, help_text: str = "") -> forms.CharField:
     )
 
 
+# A blank secret field keeps the stored secret, except after the address it goes to changed.
+SEND_AGAIN = {
+    "access_token": _("The address changed: enter the token again to send it to the new address."),
+    "consumer_key": _("The address changed: enter the key again to send it to the new address."),
+    "consumer_secret": _(
+        "The address changed: enter the secret again to send it to the new address."
+    ),
+}
+
+
+def outgoing_address(*, query_allowed: bool = True) -> Callable[[str], None]:
+    """A validator: robodash may send requests to this address (shops.outgoing)."""
+
+    def validate(value: str) -> None:
+        try:
+            outgoing.check_target(value, query_allowed=query_allowed)
+        except outgoing.AddressRefused as refused:
+            raise ValidationError(ADDRESS_REFUSALS[refused.code], code=refused.code) from None
+
+    return validate
+
+
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
@@ -43,6 +73,9 @@ def _names(text: str) -> list[str]:
 class ConnectionForm(forms.Form):
     kind: str = ""
     secret_fields: tuple[str, ...] = ()
+    # The secrets a request to the connection's address carries (not those robodash checks the
+    # shop's own webhooks with, which never leave).
+    sent_secrets: tuple[str, ...] = ()
     cod_gateways = forms.CharField(
         label=_("Cash on delivery is"),
         required=False,
@@ -68,6 +101,13 @@ class ConnectionForm(forms.Form):
             has_it = self.connection is not None and self.connection.has_secret(name)
             if not data.get(name) and not has_it:
                 self.add_error(name, _("Needed to connect."))
+        if self.connection is not None and not self.errors:
+            moved = copy.copy(self.connection)
+            self.apply(moved, data)
+            if moved.target_url() != self.connection.target_url():
+                for name in self.sent_secrets:
+                    if not data.get(name):
+                        self.add_error(name, SEND_AGAIN[name])
         return data
 
     def save(self, store: Any) -> ShopConnection:
@@ -86,6 +126,7 @@ class ConnectionForm(forms.Form):
 class ShopifyForm(ConnectionForm):
     kind = ShopConnection.Kind.SHOPIFY
     secret_fields = ("access_token", "webhook_secret")
+    sent_secrets = ("access_token",)
     shop_domain = forms.RegexField(
         label=_("Shop domain"),
         regex=r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$",
@@ -97,6 +138,8 @@ class ShopifyForm(ConnectionForm):
         assume_scheme="https",
         label=_("Admin API endpoint"),
         required=False,
+        max_length=500,
+        validators=[outgoing_address()],
         help_text=_("Leave blank for https://DOMAIN/admin/api/…/graphql.json."),
     )
     tag_confirmed = forms.CharField(label=_("Tag when confirmed"), max_length=40)
@@ -120,6 +163,12 @@ class ShopifyForm(ConnectionForm):
         for event, tag in DEFAULT_TAGS.items():
             self.fields[f"tag_{event}"].initial = self.initial.get(f"tag_{event}", tag)
 
+    def clean_shop_domain(self) -> str:
+        domain: str = self.cleaned_data["shop_domain"]
+        if not self.data.get(self.add_prefix("admin_api_url")):
+            outgoing_address()(f"https://{domain}/")  # the default endpoint's host
+        return domain
+
     def apply(self, connection: ShopConnection, data: dict[str, Any]) -> None:
         connection.shop_domain = data["shop_domain"]
         connection.admin_api_url = data.get("admin_api_url", "")
@@ -130,8 +179,14 @@ class ShopifyForm(ConnectionForm):
 class WooCommerceForm(ConnectionForm):
     kind = ShopConnection.Kind.WOOCOMMERCE
     secret_fields = ("consumer_key", "consumer_secret", "webhook_secret")
+    sent_secrets = ("consumer_key", "consumer_secret")
     site_url = forms.URLField(
-        assume_scheme="https", label=_("Shop address"), help_text=_("e.g. https://shop.example.pk")
+        assume_scheme="https",
+        label=_("Shop address"),
+        help_text=_("e.g. https://shop.example.pk"),
+        max_length=500,
+        # The REST paths are added after it: a ?… part would make them a query instead.
+        validators=[outgoing_address(query_allowed=False)],
     )
     consumer_key = _secret(_("REST API consumer key"))
     consumer_secret = _secret(_("REST API consumer secret"))
@@ -164,8 +219,14 @@ class WooCommerceForm(ConnectionForm):
 
 class WebhookForm(ConnectionForm):
     kind = ShopConnection.Kind.WEBHOOK
+    # Its signing secret is robodash's own and only a signature made with it is sent: a new URL
+    # needs nothing entered again.
     webhook_url = forms.URLField(
-        assume_scheme="https", label=_("Your URL for decisions"), help_text=_("https://…")
+        assume_scheme="https",
+        label=_("Your URL for decisions"),
+        help_text=_("https://…"),
+        max_length=500,
+        validators=[outgoing_address()],
     )
 
     def __init__(self, *args: Any, **kwargs: Any):

@@ -94,6 +94,14 @@ class ShopConnection(models.Model):
         version = DEFAULT_SHOPIFY_API_VERSION
         return f"https://{self.shop_domain}/admin/api/{version}/graphql.json"
 
+    def target_url(self) -> str:
+        """Where this connection's requests go (the address its sent secrets travel to)."""
+        if self.kind == self.Kind.SHOPIFY:
+            return self.shopify_admin_api_url()
+        if self.kind == self.Kind.WOOCOMMERCE:
+            return self.site_url
+        return self.webhook_url
+
     def last_received(self) -> ReceivedWebhook | None:
         """The latest delivery the shop sent (the Integrations page shows it)."""
         return ReceivedWebhook.objects.filter(connection=self).order_by("-id").first()
@@ -183,6 +191,11 @@ class WriteBack(models.Model):
         CANCELLED = "cancelled", _("Cancelled")
         NO_ANSWER = "no_answer", _("No answer")
 
+    # last_error holds why the latest try failed as `code[:detail]` (shops.writeback's
+    # WriteBackFailed.stored), after `gave_up:` when a day of retries ran out: never the shop's
+    # own reply, which may say anything and would be shown on the order page.
+    GAVE_UP = "gave_up"
+
     order = models.ForeignKey("calls.Order", on_delete=models.CASCADE, related_name="write_backs")
     connection = models.ForeignKey(ShopConnection, on_delete=models.CASCADE, related_name="+")
     event = models.CharField(max_length=16, choices=Event.choices)
@@ -219,3 +232,56 @@ class WriteBack(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_event_display()} → {self.connection} ({self.get_state_display()})"
+
+    def problem(self) -> str:
+        """Why the latest try failed, in the reader's language ("" when it did not)."""
+        if not self.last_error:
+            return ""
+        code, _sep, detail = self.last_error.partition(":")
+        gave_up = code == self.GAVE_UP
+        if gave_up:
+            code, _sep, detail = detail.partition(":")
+        if code == "address":
+            words = _("Not sent. %(why)s") % {"why": ADDRESS_REFUSALS.get(detail, detail)}
+        else:
+            # An older row's free text (or a code this version does not know) is not shown:
+            # it may be a shop's reply.
+            words = WRITE_BACK_PROBLEMS.get(code, _("The write-back failed.")) % {"status": detail}
+        if gave_up:
+            return _("Gave up after a day: %(problem)s") % {"problem": words}
+        return str(words)
+
+
+# Words for WriteBackFailed's codes; %(status)s is the HTTP status.
+WRITE_BACK_PROBLEMS = {
+    "http": _("It answered HTTP %(status)s."),
+    "throttled": _("It asked to slow down (HTTP %(status)s)."),
+    "credentials": _("It refused the credentials (HTTP %(status)s): check them in Integrations."),
+    "unknown_order": _("It does not know this order (HTTP %(status)s)."),
+    "refused": _("It refused the request (HTTP %(status)s)."),
+    "redirect": _("It answered with a redirect (HTTP %(status)s), which robodash does not follow."),
+    "gone": _("It answered HTTP %(status)s Gone: the address takes no more deliveries."),
+    "not_json": _("It answered something that is not JSON (HTTP %(status)s)."),
+    "unreadable": _("Its answer could not be read (HTTP %(status)s)."),
+    "timeout": _("It did not answer in time."),
+    "connect": _("It could not be reached."),
+    "request": _("The request failed before an answer came."),
+}
+
+# Words for shops.outgoing.AddressRefused's codes: the forms' errors and the order page's reason.
+ADDRESS_REFUSALS = {
+    "malformed": _("This is not a whole web address, e.g. https://shop.example.pk."),
+    "scheme": _("Use an https:// address: robodash sends to no other kind."),
+    "credentials": _("An address with a user name or password in it (user:pass@) is not accepted."),
+    "fragment": _("An address with a #… part is not accepted."),
+    "query": _("The shop's address takes no ?… part: give the site's address only."),
+    "internal_name": _(
+        "This name only means something inside a network (localhost, *.internal…): "
+        "give the shop's public address."
+    ),
+    "private_address": _(
+        "This address is private, local or reserved, not on the public internet: "
+        "give the shop's public https address."
+    ),
+    "unresolvable": _("No address was found for this name: check it."),
+}

@@ -15,7 +15,9 @@ pipeline sends calls: claim, commit, then send.
 - **Backoff, for a day.** A failure worth retrying (5xx, 429, a timeout) waits 30 s, 1, 2, 5, 10,
   30 minutes, then hourly — or the shop's Retry-After when longer — until a day after the first
   try; then, or at once on a failure no retry can mend (refused credentials, an unknown order),
-  the row is failed, with the reason, on the order's page, where a person can retry it.
+  the row is failed, with the reason, on the order's page, where a person can retry it. The
+  reason is kept as a code and the HTTP status (`WriteBack.problem` words it), never as the
+  shop's reply.
 
 Write-back never touches the calls: it runs on its own tasks, and a shop that is down delays
 nothing but itself.
@@ -140,8 +142,8 @@ def _failed(row: WriteBack, failure: WriteBackFailed) -> None:
     done = WriteBack.objects.filter(pk=row.pk, state=WriteBack.State.SENDING)
     give_up = not failure.retry or (row.give_up_at is not None and now >= row.give_up_at)
     if give_up:
-        reason = failure.reason if not failure.retry else f"gave up after a day: {failure.reason}"
-        done.update(state=WriteBack.State.FAILED, last_error=reason[:500], lease_until=None)
+        reason = failure.stored if not failure.retry else f"{WriteBack.GAVE_UP}:{failure.stored}"
+        done.update(state=WriteBack.State.FAILED, last_error=reason, lease_until=None)
         log.warning("write-back %s failed: %s", row.pk, reason)
         return
     wait = BACKOFF_SECONDS[min(row.attempts, len(BACKOFF_SECONDS)) - 1]
@@ -149,7 +151,7 @@ def _failed(row: WriteBack, failure: WriteBackFailed) -> None:
     done.update(
         state=WriteBack.State.PENDING,
         next_try_at=now + dt.timedelta(seconds=wait / settings.ROBODASH_TIME_SCALE),
-        last_error=failure.reason[:500],
+        last_error=failure.stored,
         lease_until=None,
     )
 

@@ -1,10 +1,13 @@
 """The requests that put a decision back into the shop: a Shopify tag or note, a WooCommerce note
 or status, a signed webhook to the merchant's own server.
 
-Each function makes its request(s) with explicit timeouts and no automatic retry, and either
-returns a short description of what it did or raises WriteBackFailed saying whether trying again
-later can help (`retry`, with the `Retry-After` the shop asked for when it did) or not (bad
-credentials, an order the shop does not know: a person has to act). Delivery, backoff and
+Each function makes its request(s) through shops/outgoing.py (public https only, the checked
+address, no redirect followed) with explicit timeouts and no automatic retry, and either returns
+a short description of what it did or raises WriteBackFailed with a code and the HTTP status (a
+shop's reply text is never kept: it is the shop's words, sometimes an attacker's, and the order
+page would show it) saying whether trying again later can help (`retry`, with the `Retry-After`
+the shop asked for when it did) or not (bad credentials, an order the shop does not know, a
+redirect, an address robodash will not send to: a person has to act). Delivery, backoff and
 exactly-once live with the outbox; this module only talks to the shops.
 
 Exactly once where the shop is not idempotent: Shopify's `tagsAdd` adds a tag that is there
@@ -26,9 +29,11 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
+from shops import outgoing
 from shops.signatures import DELIVERY_HEADER, SIGNATURE_HEADER, sign_webhook
 
 TIMEOUT = (5.0, 15.0)  # (connect, read) seconds
@@ -45,11 +50,26 @@ mutation robodashOrderNote($input: OrderInput!) {
 
 
 class WriteBackFailed(Exception):
-    def __init__(self, reason: str, *, retry: bool, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    """Why a write-back failed, as a code and a detail (the HTTP status, or why an address was
+    refused): `stored` is what the outbox keeps, WriteBack.problem() puts it in words."""
+
+    def __init__(
+        self,
+        code: str,
+        detail: int | str = "",
+        *,
+        retry: bool,
+        retry_after: float | None = None,
+    ) -> None:
+        self.code = code
+        self.detail = str(detail)
         self.retry = retry
         self.retry_after = retry_after
+        super().__init__(self.stored)
+
+    @property
+    def stored(self) -> str:
+        return f"{self.code}:{self.detail}" if self.detail else self.code
 
 
 @dataclass(frozen=True)
@@ -65,7 +85,14 @@ class WooCommerceTarget:
     consumer_secret: str
 
     def orders_url(self, order_id: str, *rest: str) -> str:
-        return "/".join([self.site_url.rstrip("/"), "wp-json/wc/v3/orders", order_id, *rest])
+        """The REST path under the site's own path, whatever the stored address carries after
+        it (a site ending in `?x=` would otherwise turn the path into a query and let the
+        request go to any path), with the order id one path segment (no `/` or `..` in it)."""
+        site = urlsplit(self.site_url)
+        path = "/".join(
+            [site.path.rstrip("/"), "wp-json/wc/v3/orders", quote(order_id, safe=""), *rest]
+        )
+        return urlunsplit((site.scheme, site.netloc, path, "", ""))
 
 
 def shopify_order_gid(order_id: int | str) -> str:
@@ -76,8 +103,8 @@ def shopify_order_gid(order_id: int | str) -> str:
 
 
 def shopify_add_tags(target: ShopifyTarget, order_id: int | str, tags: list[str]) -> str:
-    data = _shopify(target, TAGS_ADD, {"id": shopify_order_gid(order_id), "tags": tags}, "tagsAdd")
-    return f"tagged {', '.join(tags)} ({data['node']['id']})"
+    _shopify(target, TAGS_ADD, {"id": shopify_order_gid(order_id), "tags": tags}, "tagsAdd")
+    return f"tagged {', '.join(tags)}"
 
 
 def shopify_set_note(target: ShopifyTarget, order_id: int | str, note: str) -> str:
@@ -90,27 +117,25 @@ def _shopify(
     target: ShopifyTarget, query: str, variables: dict[str, Any], field: str
 ) -> dict[str, Any]:
     response = _send(
-        "Shopify",
         "POST",
         target.admin_api_url,
         headers={"X-Shopify-Access-Token": target.access_token},
         json={"query": query, "variables": variables},
     )
-    _raise_for_status("Shopify", response)
-    body = _json("Shopify", response)
+    _raise_for_status(response)
+    body = _json(response)
     errors = body.get("errors") if isinstance(body, dict) else None
     if errors:
         codes = {e.get("extensions", {}).get("code") for e in errors if isinstance(e, dict)}
         if "THROTTLED" in codes:  # GraphQL's rate limit answers 200 with this
-            raise WriteBackFailed("Shopify is throttling requests", retry=True)
-        raise WriteBackFailed(f"Shopify refused the request: {_messages(errors)}", retry=False)
+            raise WriteBackFailed("throttled", response.status_code, retry=True)
+        raise WriteBackFailed("refused", response.status_code, retry=False)
     result = (body.get("data") or {}).get(field) if isinstance(body, dict) else None
     if not isinstance(result, dict):
-        raise WriteBackFailed(f"Shopify's answer has no {field}", retry=True)
+        raise WriteBackFailed("unreadable", response.status_code, retry=True)
     if result.get("userErrors"):
         # HTTP 200, and still nothing was written: the order or the input was refused.
-        reason = f"Shopify refused it: {_messages(result['userErrors'])}"
-        raise WriteBackFailed(reason, retry=False)
+        raise WriteBackFailed("refused", response.status_code, retry=False)
     return result
 
 
@@ -120,28 +145,25 @@ def _shopify(
 def woocommerce_add_note(target: WooCommerceTarget, order_id: str, note: str, marker: str) -> str:
     """Post `note` (which ends with `marker`) unless a note with `marker` is there already."""
     auth = (target.consumer_key, target.consumer_secret)
-    listed = _send("WooCommerce", "GET", target.orders_url(order_id, "notes"), auth=auth)
-    _raise_for_status("WooCommerce", listed)
-    notes = _json("WooCommerce", listed)
+    listed = _send("GET", target.orders_url(order_id, "notes"), auth=auth)
+    _raise_for_status(listed)
+    notes = _json(listed)
     if isinstance(notes, list) and any(marker in str(n.get("note", "")) for n in notes):
         return "order note already there (an earlier answer was lost)"
     posted = _send(
-        "WooCommerce",
         "POST",
         target.orders_url(order_id, "notes"),
         auth=auth,
         json={"note": note, "customer_note": False},
     )
-    _raise_for_status("WooCommerce", posted)
+    _raise_for_status(posted)
     return "order note added"
 
 
 def woocommerce_set_status(target: WooCommerceTarget, order_id: str, status: str) -> str:
     auth = (target.consumer_key, target.consumer_secret)
-    response = _send(
-        "WooCommerce", "PUT", target.orders_url(order_id), auth=auth, json={"status": status}
-    )
-    _raise_for_status("WooCommerce", response)
+    response = _send("PUT", target.orders_url(order_id), auth=auth, json={"status": status})
+    _raise_for_status(response)
     return f"order status set to {status}"
 
 
@@ -151,7 +173,6 @@ def woocommerce_set_status(target: WooCommerceTarget, order_id: str, status: str
 def deliver_webhook(url: str, secret: str, payload: dict[str, Any], delivery_id: str) -> str:
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     response = _send(
-        "the webhook URL",
         "POST",
         url,
         data=body,
@@ -162,13 +183,13 @@ def deliver_webhook(url: str, secret: str, payload: dict[str, Any], delivery_id:
         },
     )
     if response.status_code == 410:  # the receiver says it is gone for good
-        raise WriteBackFailed("the webhook URL answered 410 Gone", retry=False)
+        raise WriteBackFailed("gone", 410, retry=False)
+    if 300 <= response.status_code < 400:
+        raise WriteBackFailed("redirect", response.status_code, retry=False)
     if not 200 <= response.status_code < 300:
         # Any other refusal may be a receiver being fixed or deployed: try again later.
         raise WriteBackFailed(
-            f"the webhook URL answered HTTP {response.status_code}",
-            retry=True,
-            retry_after=_retry_after(response),
+            "http", response.status_code, retry=True, retry_after=_retry_after(response)
         )
     return f"delivered (HTTP {response.status_code})"
 
@@ -176,32 +197,37 @@ def deliver_webhook(url: str, secret: str, payload: dict[str, Any], delivery_id:
 # --- Shared -------------------------------------------------------------------------------------
 
 
-def _send(who: str, method: str, url: str, **kwargs: Any) -> requests.Response:
+def _send(method: str, url: str, **kwargs: Any) -> requests.Response:
     try:
-        return requests.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
+        return outgoing.send(method, url, timeout=TIMEOUT, **kwargs)
+    except outgoing.AddressRefused as refused:
+        # A name that does not resolve now may again (DNS being changed); the rest is the
+        # stored address itself, which a person has to correct.
+        retry = refused.code == "unresolvable"
+        raise WriteBackFailed("address", refused.code, retry=retry) from None
     except requests.Timeout:
-        raise WriteBackFailed(f"{who} did not answer in time", retry=True) from None
+        raise WriteBackFailed("timeout", retry=True) from None
     except requests.ConnectionError:
-        raise WriteBackFailed(f"could not connect to {who}", retry=True) from None
-    except requests.RequestException as error:
-        raise WriteBackFailed(f"{who}: {type(error).__name__}", retry=True) from None
+        raise WriteBackFailed("connect", retry=True) from None
+    except requests.RequestException:
+        raise WriteBackFailed("request", retry=True) from None
 
 
-def _raise_for_status(who: str, response: requests.Response) -> None:
+def _raise_for_status(response: requests.Response) -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
+    if 300 <= status < 400:  # never followed: it could lead anywhere, a private address too
+        raise WriteBackFailed("redirect", status, retry=False)
     if status == 429:
-        reason = f"{who} asked to slow down (HTTP 429)"
-        raise WriteBackFailed(reason, retry=True, retry_after=_retry_after(response))
+        raise WriteBackFailed("throttled", status, retry=True, retry_after=_retry_after(response))
     if status >= 500:
-        raise WriteBackFailed(f"{who} answered HTTP {status}", retry=True)
+        raise WriteBackFailed("http", status, retry=True)
     if status in (401, 403):
-        reason = f"{who} refused the credentials (HTTP {status}): check them in Integrations"
-        raise WriteBackFailed(reason, retry=False)
+        raise WriteBackFailed("credentials", status, retry=False)
     if status == 404:
-        raise WriteBackFailed(f"{who} does not know this order (HTTP 404)", retry=False)
-    raise WriteBackFailed(f"{who} refused the request (HTTP {status})", retry=False)
+        raise WriteBackFailed("unknown_order", status, retry=False)
+    raise WriteBackFailed("refused", status, retry=False)
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -211,16 +237,8 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def _json(who: str, response: requests.Response) -> Any:
+def _json(response: requests.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise WriteBackFailed(f"{who} answered something that is not JSON", retry=True) from None
-
-
-def _messages(errors: Any) -> str:
-    if not isinstance(errors, list):
-        return str(errors)[:200]
-    return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)[
-        :300
-    ]
+        raise WriteBackFailed("not_json", response.status_code, retry=True) from None

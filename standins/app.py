@@ -28,11 +28,14 @@ class BadControl(Exception):
 class Failure:
     """One scripted answer for the next request: an HTTP status (500, 429…) instead of the real
     answer, the real answer held for hold_seconds (past a client's timeout), or status 0: the
-    real answer (to let a request through and fail the one after it)."""
+    real answer (to let a request through and fail the one after it). A redirect (3xx) sends
+    `location` as its Location; `message` is the reply's error text."""
 
     status: int = 500
     retry_after: int | None = None
     hold_seconds: float = 0.0
+    location: str | None = None
+    message: str = "scripted failure"
 
 
 @dataclass
@@ -113,7 +116,7 @@ class StandInState:
                 try:
                     self.failures[target].extend(Failure(**f) for f in body.get("failures", []))
                 except TypeError:
-                    fields = "status, retry_after, hold_seconds"
+                    fields = "status, retry_after, hold_seconds, location, message"
                     raise BadControl(f"a failure has the fields {fields} only") from None
                 return {"queued": len(self.failures[target])}
             if (method, name) == ("GET", "records"):
@@ -322,7 +325,9 @@ class StandInApp:
                 time.sleep(failure.hold_seconds)  # the client's read timeout is the point
             else:
                 extra = [("Retry-After", str(failure.retry_after))] if failure.retry_after else []
-                return Reply(failure.status, {"errors": "scripted failure"}, extra)
+                if failure.location:
+                    extra.append(("Location", failure.location))
+                return Reply(failure.status, {"errors": failure.message}, extra)
         return handle()
 
     def _route(
@@ -342,10 +347,14 @@ class StandInApp:
 _REASONS = {
     200: "OK",
     201: "Created",
+    301: "Moved Permanently",
+    302: "Found",
+    307: "Temporary Redirect",
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
+    422: "Unprocessable Entity",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",

@@ -218,3 +218,24 @@ def test_production_defaults_are_https_only_and_make_run_defaults_are_not():
     production = probe_with(DEBUG="false", SECRET_KEY="s3cret", FIELD_ENCRYPTION_KEY=GOOD_KEY)
     assert production == "True True True True ('HTTP_X_FORWARDED_PROTO', 'https')"
     assert probe_with(DEBUG="true") == "False False False False None"
+
+
+def test_private_targets_are_refused_unless_the_setting_allows_them_for_development():
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.ROBODASH_ALLOW_PRIVATE_TARGETS)"
+    )
+    production = {"DEBUG": "false", "SECRET_KEY": "s3cret", "FIELD_ENCRYPTION_KEY": GOOD_KEY}
+
+    def probe_with(**env: str) -> str:
+        clean = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "robodash.settings", **env}
+        result = subprocess.run(
+            [sys.executable, "-c", probe], cwd=BASE_DIR, env=clean, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert probe_with(**production) == "False"
+    assert probe_with(DEBUG="true") == "False"  # DEBUG alone allows nothing
+    assert probe_with(**production, ROBODASH_ALLOW_PRIVATE_TARGETS="true") == "True"
+    assert env_example()["ROBODASH_ALLOW_PRIVATE_TARGETS"] == "false"

@@ -122,7 +122,7 @@ def make_world(store: Store, users: dict[str, User]) -> World:
         connection=shop,
         event=WriteBack.Event.choices[0][0],
         state=WriteBack.State.FAILED,
-        last_error="The shop answered HTTP 401",
+        last_error="credentials:401",
     )
 
     draft = make_campaign(store, "Draft", status=Campaign.Status.DRAFT)

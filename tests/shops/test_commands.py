@@ -81,7 +81,7 @@ def test_connect_woocommerce_needs_its_three_secrets_from_the_environment(store,
     [
         (["shopify", "--shop-domain", "kk.example.com"], "x.myshopify.com domain"),
         (["woocommerce"], "--site-url is required"),
-        (["woocommerce", "--site-url", "ftp://shop"], "--site-url must be an http(s):// URL"),
+        (["woocommerce", "--site-url", "ftp://shop.pk"], "--site-url: Use an https:// address"),
         (["webhook"], "--url is required"),
     ],
 )

@@ -19,6 +19,7 @@ from shops.intake import receive_order
 from shops.models import ShopConnection, WriteBack
 from shops.payloads import IncomingOrder
 from standins.server import StandIns
+from tests.support.pages import text_of
 from tests.support.pipeline import Pipeline, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,10 +55,10 @@ def connect(store, kind: str, stand_ins: StandIns, **fields) -> ShopConnection:
     return connection
 
 
-def shop_order(store, source: str, source_id: str) -> Order:
+def shop_order(store, source: str, source_id: str, name: str = "#1001") -> Order:
     """An order as the shop's webhook (or the API) stores it, with its queued call."""
     incoming = IncomingOrder(
-        "#1001", source_id, "03001234567", Decimal("1500.00"), "Ayesha", True, "cod"
+        name, source_id, "03001234567", Decimal("1500.00"), "Ayesha", True, "cod"
     )
     received = receive_order(store, incoming, source)
     assert received.outcome == "queued" and received.order is not None, received.message
@@ -150,10 +151,12 @@ def test_a_refused_token_fails_at_once_and_retry_delivers_it_after_the_fix(
     press(order, Call.Outcome.CANCELLED)
     deliver_until_done()
     row = WriteBack.objects.get()
-    assert row.state == "failed" and "refused the credentials (HTTP 401)" in row.last_error
-    assert "shpat_revoked" not in row.last_error
+    assert row.state == "failed" and row.last_error == "credentials:401"
     client.force_login(agent_user)
-    assert "Retry" in client.get(f"/orders/{order.pk}/").content.decode()
+    page = client.get(f"/orders/{order.pk}/").content.decode()
+    assert "Retry" in page
+    assert "It refused the credentials (HTTP 401): check them in Integrations." in page
+    assert "shpat_revoked" not in page
 
     connection.set_secrets(access_token=TOKEN)
     connection.save()
@@ -179,7 +182,8 @@ def test_a_write_back_still_failing_after_a_day_is_failed_with_the_reason(store,
 
     row = WriteBack.objects.get()
     assert row.state == "failed"
-    assert row.last_error == "gave up after a day: Shopify answered HTTP 500"
+    assert row.last_error == "gave_up:http:500"
+    assert row.problem() == "Gave up after a day: It answered HTTP 500."
 
 
 def test_every_order_of_the_store_goes_to_its_own_site_signed_with_a_delivery_id(store, stand_ins):
@@ -235,3 +239,26 @@ def test_a_worker_killed_mid_write_back_delivers_it_once_after_restart(store, st
     row = WriteBack.objects.get()
     assert row.attempts == 2
     assert row.result == "order note already there (an earlier answer was lost)"
+
+
+def test_a_failed_write_back_keeps_and_shows_its_status_never_the_shops_reply_text(
+    client, store, stand_ins, agent_user
+):
+    connect(store, "shopify", stand_ins)
+    hostile = "Call 0300 9999999 to confirm your order <b>now</b>"
+    stand_ins.fail_next("shopify", {"status": 422, "message": hostile})
+    refused = shop_order(store, "shopify", "555")
+    unknown = shop_order(store, "shopify", "999", "#1002")  # the shop: "Order not found"
+    press(refused, Call.Outcome.CONFIRMED)
+    deliver_until_done()
+    press(unknown, Call.Outcome.CONFIRMED)
+    deliver_until_done()
+
+    rows = {row.order_id: row for row in WriteBack.objects.all()}
+    assert rows[refused.pk].last_error == "refused:422"
+    assert rows[unknown.pk].last_error == "refused:200"
+    client.force_login(agent_user)
+    for order, status in ((refused, 422), (unknown, 200)):
+        shown = text_of(client.get(f"/orders/{order.pk}/"))
+        assert f"It refused the request (HTTP {status})." in shown
+        assert "0300 9999999" not in shown and "Order not found" not in shown

@@ -4,7 +4,9 @@ Secrets come from the environment, never the command line (where `ps` and the sh
 would keep them): SHOPIFY_ACCESS_TOKEN and SHOPIFY_WEBHOOK_SECRET; WC_CONSUMER_KEY,
 WC_CONSUMER_SECRET and WC_WEBHOOK_SECRET. A webhook's signing secret is made here and printed
 once. Connecting a kind the store has already connected replaces it. Prints the URL to register
-in the shop.
+in the shop. The options fill the Integrations page's form (shops/forms.py), so the command
+accepts exactly the connections the page does: the same shop domains, and only the addresses
+robodash may send to (shops/outgoing.py).
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from __future__ import annotations
 import os
 import secrets
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from calls.models import Store
+from shops.forms import FORMS, ConnectionForm
 from shops.models import ShopConnection
 from shops.urls_public import webhook_url
 
@@ -30,13 +32,13 @@ SECRETS = {
     },
     "webhook": {},
 }
-
-
-def http_url(text: str, option: str) -> str:
-    parts = urlsplit(text.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CommandError(f"{option} must be an http(s):// URL, not {text!r}")
-    return text.strip()
+OPTIONS = {
+    "shop_domain": "--shop-domain",
+    "admin_api_url": "--admin-api-url",
+    "site_url": "--site-url",
+    "webhook_url": "--url",
+    "cod_gateways": "--cod",
+}
 
 
 class Command(BaseCommand):
@@ -65,32 +67,35 @@ class Command(BaseCommand):
         store = Store.objects.filter(name=options["store"]).first()
         if store is None:
             raise CommandError(f"no store named {options['store']!r}")
-        values = self._secrets(kind)
-        fields: dict[str, Any] = {"cod_gateways": options["cod"] or []}
+        given: dict[str, Any] = {"cod_gateways": ", ".join(options["cod"] or [])}
         if kind == "shopify":
-            domain = (options["shop_domain"] or "").strip().lower()
-            if not domain.endswith(".myshopify.com") or "/" in domain:
-                raise CommandError("--shop-domain must be the shop's x.myshopify.com domain")
-            fields["shop_domain"] = domain
+            given["shop_domain"] = (options["shop_domain"] or "").strip().lower()
             if options["admin_api_url"]:
-                fields["admin_api_url"] = http_url(options["admin_api_url"], "--admin-api-url")
+                given["admin_api_url"] = options["admin_api_url"].strip()
         elif kind == "woocommerce":
             if not options["site_url"]:
                 raise CommandError("--site-url is required for woocommerce")
-            fields["site_url"] = http_url(options["site_url"], "--site-url")
+            given["site_url"] = options["site_url"].strip()
+        elif not options["url"]:
+            raise CommandError("--url is required for webhook")
         else:
-            if not options["url"]:
-                raise CommandError("--url is required for webhook")
-            fields["webhook_url"] = http_url(options["url"], "--url")
-            values = {"signing_secret": "whsec_" + secrets.token_urlsafe(24)}
+            given["webhook_url"] = options["url"].strip()
+        values = self._secrets(kind)
 
         with transaction.atomic():
             connection = ShopConnection.objects.filter(store=store, kind=kind).first()
-            connection = connection or ShopConnection(store=store, kind=kind)
-            for name, value in fields.items():
-                setattr(connection, name, value)
-            connection.set_secrets(**values)
-            connection.save()
+            form_class = FORMS[kind]
+            unchanged = form_class(connection=connection)
+            data = {name: unchanged[name].value() for name in unchanged.fields}
+            data.update({name: value for name, value in given.items() if name in data})
+            form = form_class({**data, **values}, connection=connection)
+            if not form.is_valid():
+                raise CommandError(self._refusal(kind, form))
+            connection = form.save(store)
+            if kind == "webhook":
+                values = {"signing_secret": "whsec_" + secrets.token_urlsafe(24)}
+                connection.set_secrets(**values)
+                connection.save()
 
         self.stdout.write(f"{store.name}: {connection.get_kind_display()} connected.")
         if kind == "webhook":
@@ -100,6 +105,14 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Register this webhook URL in the shop: {webhook_url(connection)}")
+
+    def _refusal(self, kind: str, form: ConnectionForm) -> str:
+        """The form's errors, each named by the option or variable that gave the value."""
+        names = {**OPTIONS, **SECRETS[kind]}
+        return "; ".join(
+            f"{names.get(field, field)}: {' '.join(str(e) for e in errors)}"
+            for field, errors in form.errors.items()
+        )
 
     def _secrets(self, kind: str) -> dict[str, str]:
         needed = SECRETS[kind]
