@@ -15,7 +15,10 @@ from django.http import HttpRequest, HttpResponseBase
 
 ADMIN, AGENT, MANAGER = "admin", "agent", "manager"
 EVERYONE = (ADMIN, AGENT, MANAGER)
-CALL_ACTIONS = (ADMIN, AGENT)  # call again, withdraw, mark handled, claim; the follow-up queue
+# Call again, withdraw, mark handled, claim; the follow-up queue; Retry of a failed write-back,
+# which sends the order's decision (often the agent's own) to the shop again and changes nothing
+# else: the shop's credentials and address stay settings, for admins.
+CALL_ACTIONS = (ADMIN, AGENT)
 LAUNCH = (ADMIN,)  # create, launch, pause and resume campaigns
 REPORTS = (ADMIN, MANAGER)  # reports and every CSV export
 SETTINGS = (ADMIN,)

@@ -7,26 +7,41 @@ Integrations page): the token names the store. Requests are counted per token pe
 
 POST /api/v1/orders is idempotent on the order id: a new order is 201 with the order, a repeat
 200 with the order as it stands (never a second call). Bad input is 400 with a reason per field.
+
+The description is the behaviour: every status an operation answers is listed with its body, and
+every refusal (400, 401, 404, 429) has the one shape `{"errors": {field: reason}}`.
+tests/shops/test_api_description.py runs schemathesis against a live server to keep it so.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from ninja import Field, NinjaAPI, Schema, Status
+from ninja import Field, NinjaAPI, Path, Schema, Status
+from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as SchemaError
 from ninja.security import HttpBearer
 
 from calls.imports import create_single_call
 from calls.models import Order
+from shops.api_inputs import (
+    PK_MOBILE,
+    Amount,
+    DecimalJsonParser,
+    NotJson,
+    OrderId,
+    PakistaniMobile,
+    Text,
+)
 from shops.intake import intake_campaign
 from shops.models import ApiToken
 
@@ -60,20 +75,26 @@ api = NinjaAPI(
     version="1",
     description="Send cash-on-delivery orders to be verified by robocall; read their outcome.",
     auth=BearerToken(),
+    parser=DecimalJsonParser(),
     urls_namespace="orders_api",
 )
 
 
 class OrderIn(Schema):
-    order_id: str = Field(min_length=1, max_length=100, description="your order id, e.g. 1001")
-    phone: str = Field(min_length=1, max_length=40, description="a Pakistani mobile, 03001234567")
-    amount: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
-    customer_name: str = Field("", max_length=200)
-    campaign: str = Field("", max_length=200, description="a batch label; default: API orders")
+    order_id: OrderId = Field(max_length=100, description="your order id, e.g. 1001")
+    phone: PakistaniMobile = Field(
+        max_length=40,
+        description=f"format {PK_MOBILE}: a Pakistani mobile number as people write it, "
+        "03001234567, 0300-1234567, +92 300 1234567 or 923001234567; a landline, a foreign or "
+        "an unknown network's number is refused with the reason",
+    )
+    amount: Amount
+    customer_name: Text = Field("", max_length=200)
+    campaign: Text = Field("", max_length=200, description="a batch label; default: API orders")
     voice_id: int | None = Field(None, gt=0, lt=2**31)
-    text3: str = Field("", max_length=200)
-    text4: str = Field("", max_length=200)
-    text5: str = Field("", max_length=200)
+    text3: Text = Field("", max_length=200)
+    text4: Text = Field("", max_length=200)
+    text5: Text = Field("", max_length=200)
 
 
 class CallOut(Schema):
@@ -103,7 +124,45 @@ class OrderOut(Schema):
 
 
 class Errors(Schema):
-    errors: dict[str, str]
+    """Every refusal the API gives, whatever its status: what was wrong, by field."""
+
+    errors: dict[str, str] = Field(
+        description="a reason per field; `body` when the body is not a JSON object, `token` for "
+        "401, `rate` for 429",
+        examples=[{"amount": "Input should be greater than 0"}],
+    )
+
+
+# What each operation may answer besides its own results, with the one error shape.
+REFUSED: dict[int, type[Schema]] = {400: Errors, 401: Errors, 429: Errors}
+
+
+def refusals_described() -> dict[str, Any]:
+    """The words and headers of REFUSED's answers, for an operation's openapi_extra (a new dict
+    each time: ninja merges it into the description in place)."""
+    return {
+        "responses": {
+            400: {"description": "Bad input: `errors` says what is wrong, by field"},
+            401: {
+                "description": "No token, or one that is unknown or revoked",
+                "headers": {
+                    "WWW-Authenticate": {
+                        "description": "Bearer: how to authenticate",
+                        "schema": {"type": "string"},
+                    }
+                },
+            },
+            429: {
+                "description": "More requests this minute than ROBODASH_API_RATE_PER_MINUTE",
+                "headers": {
+                    "Retry-After": {
+                        "description": "seconds until the token may send again",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 60},
+                    }
+                },
+            },
+        }
+    }
 
 
 def order_out(order: Order) -> dict[str, Any]:
@@ -145,7 +204,11 @@ def _order(api_token: ApiToken, order_id: str) -> Order | None:
     )
 
 
-@api.post("/orders", response={200: OrderOut, 201: OrderOut, 400: Errors})
+@api.post(
+    "/orders",
+    response={200: OrderOut, 201: OrderOut, **REFUSED},
+    openapi_extra=refusals_described(),
+)
 def create_order(request: HttpRequest, data: OrderIn) -> Status:
     api_token: ApiToken = request.auth  # type: ignore[attr-defined]
     existing = _order(api_token, data.order_id.strip())
@@ -178,12 +241,19 @@ def create_order(request: HttpRequest, data: OrderIn) -> Status:
     return Status(201, order_out(order))
 
 
-@api.get("/orders/{order_id}", response={200: OrderOut, 404: Errors})
-def get_order(request: HttpRequest, order_id: str) -> Status:
+@api.get(
+    "/orders/{order_id}",
+    response={200: OrderOut, 404: Errors, **REFUSED},
+    openapi_extra=refusals_described(),
+)
+def get_order(request: HttpRequest, order_id: Annotated[OrderId, Path(max_length=100)]) -> Status:
     order = _order(request.auth, order_id)  # type: ignore[attr-defined]
     if order is None:
         return Status(404, {"errors": {"order_id": f"no order {order_id!r} in this store"}})
     return Status(200, order_out(order))
+
+
+NOT_THE_FIELD = ("body", "data", "path")  # where ninja read a value, in pydantic's location
 
 
 @api.exception_handler(SchemaError)
@@ -191,9 +261,45 @@ def schema_errors(request: HttpRequest, error: SchemaError) -> HttpResponse:
     """400, not ninja's 422, with one reason per field, as the rest of the API answers."""
     reasons = {}
     for problem in error.errors:
-        location = [str(part) for part in problem.get("loc", ()) if part not in ("body", "data")]
-        reasons[".".join(location) or "body"] = str(problem.get("msg", "invalid"))
+        location = [str(part) for part in problem.get("loc", ()) if part not in NOT_THE_FIELD]
+        if problem.get("type") == "value_error":  # our own reason, without pydantic's prefix
+            reasons[".".join(location) or "body"] = str(problem["ctx"]["error"])
+        else:
+            reasons[".".join(location) or "body"] = str(problem.get("msg", "invalid"))
     return api.create_response(request, {"errors": reasons}, status=400)
+
+
+@api.exception_handler(HttpError)
+def unreadable_body(request: HttpRequest, error: HttpError) -> HttpResponse:
+    """ninja's own 400 for a body it cannot parse, in the one error shape and saying why (ninja
+    says only "Cannot parse request body", and in its own shape). ninja raises no other HttpError
+    here; were it to, its words go in the same shape."""
+    cause = error.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        reason = f"is not valid JSON: {cause.msg} (line {cause.lineno}, column {cause.colno})"
+    elif isinstance(cause, NotJson):
+        reason = f"is not valid JSON: {cause}"
+    elif isinstance(cause, UnicodeDecodeError):
+        reason = "is not UTF-8 text"
+    elif cause is not None:
+        reason = "could not be read as JSON"
+    else:
+        return api.create_response(
+            request, {"errors": {"request": str(error)}}, status=error.status_code
+        )
+    return api.create_response(request, {"errors": {"body": reason}}, status=400)
+
+
+@api.exception_handler(AuthenticationError)
+def unauthenticated(request: HttpRequest, error: AuthenticationError) -> HttpResponse:
+    sent = request.headers.get("Authorization", "")
+    if sent.partition(" ")[0].lower() == "bearer" and sent.partition(" ")[2].strip():
+        reason = "this token is unknown or revoked"
+    else:
+        reason = "send the store's API token as Authorization: Bearer <token>"
+    response = api.create_response(request, {"errors": {"token": reason}}, status=401)
+    response["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 @api.exception_handler(RateLimited)

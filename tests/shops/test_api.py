@@ -66,15 +66,44 @@ def test_an_unknown_order_is_404(client, token):
 
 
 @pytest.mark.parametrize(
+    ("order_id", "reason"),
+    [("x" * 101, "at most 100"), ("KK%00", "(U+0000) at position 3")],
+    ids=["too-long", "nul"],
+)
+def test_an_order_id_no_order_could_have_is_400_naming_it(client, token, order_id, reason):
+    response = client.get(
+        f"/api/v1/orders/{order_id}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 400
+    assert reason in response.json()["errors"]["order_id"]
+
+
+@pytest.mark.parametrize(
     ("body", "field", "reason"),
     [
         (ORDER | {"phone": "021 3456 7890"}, "phone", "landline"),
-        (ORDER | {"amount": "-5"}, "amount", "greater than or equal to 0"),
+        (ORDER | {"amount": "-5"}, "amount", "greater than 0"),
         (ORDER | {"amount": "lots"}, "amount", "decimal"),
         ({"phone": "03001234567", "amount": "10"}, "order_id", "required"),
         (ORDER | {"order_id": "x" * 101}, "order_id", "at most 100"),
+        (ORDER | {"order_id": "   "}, "order_id", "is blank"),
+        (ORDER | {"amount": "0.00"}, "amount", "greater than 0"),
+        (ORDER | {"amount": "1e3"}, "amount", "digits with at most two decimals"),
+        (ORDER | {"amount": 1500.001}, "amount", "no more than 2 decimal places"),
+        (ORDER | {"customer_name": "Ay\x07esha"}, "customer_name", "(U+0007) at position 3"),
     ],
-    ids=["landline", "negative", "not-a-number", "missing-id", "long-id"],
+    ids=[
+        "landline",
+        "negative",
+        "not-a-number",
+        "missing-id",
+        "long-id",
+        "blank-id",
+        "zero",
+        "exponent",
+        "three-decimals",
+        "control-character",
+    ],
 )
 def test_bad_input_is_400_with_a_reason_per_field_and_stores_nothing(
     client, token, body, field, reason
@@ -86,14 +115,55 @@ def test_bad_input_is_400_with_a_reason_per_field_and_stores_nothing(
     assert not Order.objects.exists()
 
 
-@pytest.mark.parametrize("auth", [None, "rdk_not-a-real-token", "Basic abc"])
-def test_a_missing_or_wrong_token_is_401(client, store, auth):
+@pytest.mark.parametrize(
+    ("auth", "reason"),
+    [
+        (None, "send the store's API token"),
+        ("rdk_not-a-real-token", "unknown or revoked"),
+        ("Basic abc", "send the store's API token"),
+    ],
+)
+def test_a_missing_or_wrong_token_is_401_saying_which_in_the_one_error_shape(
+    client, store, auth, reason
+):
     headers = {"Authorization": auth if auth and " " in auth else f"Bearer {auth}"} if auth else {}
     response = client.post(
         "/api/v1/orders", data=ORDER, content_type="application/json", headers=headers
     )
     assert response.status_code == 401
+    assert reason in response.json()["errors"]["token"]
+    assert response["WWW-Authenticate"] == "Bearer"
     assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{", "is not valid JSON: Expecting property name"),
+        ('{"amount": NaN}', "is not valid JSON: NaN is not a JSON number"),
+        (b'{"order_id": "\xff"}', "is not UTF-8"),
+    ],
+    ids=["cut-short", "nan", "not-utf8"],
+)
+def test_a_body_that_is_not_json_is_400_saying_why_in_the_one_error_shape(
+    client, token, body, reason
+):
+    response = post(client, body, token)
+
+    assert response.status_code == 400
+    assert reason in response.json()["errors"]["body"]
+    assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("amount", "stored"),
+    [(1500.5, "1500.50"), ("1500.5", "1500.50"), (1e2, "100.00"), ("0.05", "0.05")],
+)
+def test_an_amount_is_taken_as_a_json_number_or_as_digits(client, token, amount, stored):
+    response = post(client, ORDER | {"amount": amount}, token)
+
+    assert response.status_code == 201, response.content
+    assert str(Order.objects.get().amount) == stored
 
 
 def test_a_revoked_token_is_401_and_a_token_sees_only_its_own_stores_orders(client, store, token):

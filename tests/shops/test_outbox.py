@@ -171,6 +171,22 @@ def test_a_refused_token_fails_at_once_and_retry_delivers_it_after_the_fix(
     ]
 
 
+def test_a_manager_cannot_retry_a_failed_write_back_and_it_stays_failed(
+    client, store, stand_ins, manager_user
+):
+    connect(store, "shopify", stand_ins)
+    press(shop_order(store, "shopify", "555"), Call.Outcome.CONFIRMED)
+    WriteBack.objects.update(state="failed", last_error="the shop refused the credentials")
+    row = WriteBack.objects.get()
+    client.force_login(manager_user)
+
+    answer = client.post(f"/write-backs/{row.pk}/retry/")
+
+    assert answer.status_code == 403
+    row.refresh_from_db()
+    assert row.state == "failed"
+
+
 def test_a_write_back_still_failing_after_a_day_is_failed_with_the_reason(store, stand_ins):
     connect(store, "shopify", stand_ins)
     order = shop_order(store, "shopify", "555")

@@ -1,0 +1,157 @@
+"""What the orders API takes, each rule written once: the check the API runs is the schema its
+OpenAPI description shows, so a client (or a fuzzer) reading the description knows exactly what
+will be refused. tests/shops/test_api_description.py holds the two together.
+
+- `Amount`: a JSON number or a string of digits, more than 0, at most two decimals.
+- `Text`, `OrderId`: text without control characters (tab and line breaks aside), as the import
+  pipeline refuses them (calls/imports.py); an order id is not blank either.
+- `PakistaniMobile`: a string with the format `pk-mobile`, which the description explains. A
+  numbering plan is no regular expression (phonenumbers knows it), so the format names the rule
+  and the pipeline's normalize_pk_mobile checks it, with the reason, as for every other order.
+- `DecimalJsonParser`: reads a body's fractions as Decimal, never as float.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any
+
+from django.http import HttpRequest
+from ninja import Field
+from ninja.parser import Parser
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, WithJsonSchema, WrapValidator
+from pydantic import ValidatorFunctionWrapHandler as Check
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
+
+from calls.imports import CENT, CONTROL_CHARACTERS, MAX_AMOUNT
+
+PK_MOBILE = "pk-mobile"
+
+
+class NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NotJson(f"{name} is not a JSON number")
+
+
+class DecimalJsonParser(Parser):
+    """JSON with its fractions read as Decimal, never float: an amount is money, and a float
+    would round 1500.000000000000000001 to an amount the description says is refused. NaN and
+    Infinity, which Python's json reads by default, are not JSON: refused too."""
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        return json.loads(request.body, parse_float=Decimal, parse_constant=_refuse_constant)
+
+
+# A string amount is plain digits, more than 0, at most 10 before the point and 2 after it.
+# Decimal reads more (" 5", "+5", "5.", "1e3", "0"); the description promises exactly this.
+AMOUNT_TEXT = re.compile(r"[1-9][0-9]{0,9}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?)")
+
+
+def _amount_as_described(value: Any, check: Check) -> Decimal:
+    amount: Decimal = check(value)  # pydantic's reasons first: not a number, too small, too long
+    if isinstance(value, str) and not AMOUNT_TEXT.fullmatch(value):
+        raise ValueError("write it as digits with at most two decimals, e.g. 1500 or 1500.50")
+    return amount.quantize(CENT)  # 1E+2 (a JSON number) as 100.00, as the pipeline reads it
+
+
+Amount = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=12, decimal_places=2),
+    WrapValidator(_amount_as_described),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": float(MAX_AMOUNT),
+                    "multipleOf": 0.01,
+                },
+                {"type": "string", "pattern": f"^(?:{AMOUNT_TEXT.pattern})$"},
+            ],
+            "description": "rupees, more than 0, at most two decimals: a number (1500.5) or "
+            'digits ("1500.50")',
+            "examples": ["1500.00"],
+        },
+        mode="validation",
+    ),
+]
+
+
+def _control_character(value: str) -> str:
+    found = CONTROL_CHARACTERS.search(value)
+    assert found is not None
+    return (
+        f"contains a control character (U+{ord(found.group()):04X}) at position "
+        f"{found.start() + 1}: text, tabs and line breaks only"
+    )
+
+
+@dataclass(frozen=True)
+class Matching:
+    """A string rule as a regular expression the description shows and the API checks, and the
+    reason a person reads when a value breaks it. The pattern is written in the subset that
+    Python's re and the ECMA 262 dialect of JSON Schema read alike."""
+
+    pattern: str
+    reason: Callable[[str], str]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        rule = re.compile(self.pattern)
+
+        def check(value: str) -> str:
+            if not rule.search(value):
+                raise ValueError(self.reason(value))
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        described = handler(schema)
+        described["pattern"] = self.pattern
+        return described
+
+
+# calls/imports.py's CONTROL_CHARACTERS is one character class: its inside, to negate it.
+_CONTROL = CONTROL_CHARACTERS.pattern.removeprefix("[").removesuffix("]")
+# What str.strip() takes off both ends (the controls among them are refused anyway).
+_SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+Text = Annotated[str, Matching(f"^[^{_CONTROL}]*$", _control_character)]
+OrderId = Annotated[
+    str,
+    Matching(
+        f"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$",
+        lambda value: _control_character(value) if CONTROL_CHARACTERS.search(value) else "is blank",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A JSON Schema `format` on a string: a rule the description names (and explains in the
+    field's description) that a pattern cannot say; the API's own pipeline checks it."""
+
+    name: str
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        described = handler(schema)
+        described["format"] = self.name
+        return described
+
+
+PakistaniMobile = Annotated[str, Format(PK_MOBILE)]
