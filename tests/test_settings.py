@@ -6,8 +6,11 @@ the test process's own settings are already loaded and would hide the failure.
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -138,7 +141,18 @@ def test_redis_brokers_over_tcp_tls_or_a_unix_socket_start(url):
     assert result.returncode == 0, result.stderr
 
 
-def test_with_nothing_set_the_settings_point_at_make_runs_own_servers_under_var(tmp_path):
+@pytest.fixture
+def open_tmp_path() -> Iterator[Path]:
+    """A temporary folder every user may pass through: as root, a private one (pytest's
+    tmp_path is) puts make run's cluster in the reachable home instead (tests/test_embedded.py)."""
+    folder = Path(tempfile.mkdtemp(prefix="robodash-settings-test-"))
+    folder.chmod(0o711)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_with_nothing_set_the_settings_point_at_make_runs_own_servers_under_var(open_tmp_path):
+    tmp_path = open_tmp_path
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
         "print(s.DATABASES['default']['HOST']); print(s.CELERY_BROKER_URL)"
