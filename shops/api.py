@@ -6,7 +6,8 @@ Integrations page): the token names the store. Requests are counted per token pe
 (ROBODASH_API_RATE_PER_MINUTE) in the cache; past the limit the answer is 429 with Retry-After.
 
 POST /api/v1/orders is idempotent on the order id: a new order is 201 with the order, a repeat
-200 with the order as it stands (never a second call). Bad input is 400 with a reason per field.
+200 with the order as it stands (never a second call). Bad input is 400 with a reason per field;
+every text, the path's order id too, is checked by calls.storable_text, as the shops' orders are.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -24,9 +25,12 @@ from django.utils import timezone
 from ninja import Field, NinjaAPI, Schema, Status
 from ninja.errors import ValidationError as SchemaError
 from ninja.security import HttpBearer
+from pydantic import AfterValidator, ValidationInfo
+from pydantic_core import PydanticCustomError
 
 from calls.imports import create_single_call
 from calls.models import Order
+from calls.storable_text import refused_character
 from shops.intake import intake_campaign
 from shops.models import ApiToken
 
@@ -64,16 +68,27 @@ api = NinjaAPI(
 )
 
 
+def _storable(value: str, info: ValidationInfo) -> str:
+    refused = refused_character(info.field_name or "value", value)
+    if refused is not None:
+        raise PydanticCustomError("refused_character", str(refused))
+    return value
+
+
+# A text robodash takes: the same check as a shop's order and a file's cell.
+Text = Annotated[str, AfterValidator(_storable)]
+
+
 class OrderIn(Schema):
-    order_id: str = Field(min_length=1, max_length=100, description="your order id, e.g. 1001")
-    phone: str = Field(min_length=1, max_length=40, description="a Pakistani mobile, 03001234567")
+    order_id: Text = Field(min_length=1, max_length=100, description="your order id, e.g. 1001")
+    phone: Text = Field(min_length=1, max_length=40, description="a Pakistani mobile, 03001234567")
     amount: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
-    customer_name: str = Field("", max_length=200)
-    campaign: str = Field("", max_length=200, description="a batch label; default: API orders")
+    customer_name: Text = Field("", max_length=200)
+    campaign: Text = Field("", max_length=200, description="a batch label; default: API orders")
     voice_id: int | None = Field(None, gt=0, lt=2**31)
-    text3: str = Field("", max_length=200)
-    text4: str = Field("", max_length=200)
-    text5: str = Field("", max_length=200)
+    text3: Text = Field("", max_length=200)
+    text4: Text = Field("", max_length=200)
+    text5: Text = Field("", max_length=200)
 
 
 class CallOut(Schema):
@@ -178,8 +193,8 @@ def create_order(request: HttpRequest, data: OrderIn) -> Status:
     return Status(201, order_out(order))
 
 
-@api.get("/orders/{order_id}", response={200: OrderOut, 404: Errors})
-def get_order(request: HttpRequest, order_id: str) -> Status:
+@api.get("/orders/{order_id}", response={200: OrderOut, 400: Errors, 404: Errors})
+def get_order(request: HttpRequest, order_id: Text) -> Status:
     order = _order(request.auth, order_id)  # type: ignore[attr-defined]
     if order is None:
         return Status(404, {"errors": {"order_id": f"no order {order_id!r} in this store"}})
@@ -191,7 +206,8 @@ def schema_errors(request: HttpRequest, error: SchemaError) -> HttpResponse:
     """400, not ninja's 422, with one reason per field, as the rest of the API answers."""
     reasons = {}
     for problem in error.errors:
-        location = [str(part) for part in problem.get("loc", ()) if part not in ("body", "data")]
+        # A field by its name alone, wherever it came from (the body, or the path's order_id).
+        location = [str(p) for p in problem.get("loc", ()) if p not in ("body", "data", "path")]
         reasons[".".join(location) or "body"] = str(problem.get("msg", "invalid"))
     return api.create_response(request, {"errors": reasons}, status=400)
 

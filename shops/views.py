@@ -27,6 +27,7 @@ from django.views.decorators.http import require_POST
 
 from calls.models import Call, Order
 from calls.permissions import CALL_ACTIONS, role_required
+from calls.storable_text import storable
 from calls.transitions import withdraw
 from shops import outbox
 from shops.intake import Received, receive_order
@@ -72,15 +73,12 @@ def receive_webhook(
         body, headers.get(names["signature"]), connection.secret("webhook_secret")
     ):
         return _answer("refused", f"bad or missing {names['signature']}", status=401)
-    topic = headers.get(names["topic"], "")
-    delivery = headers.get(names["delivery"], "").strip()[:200] or (
+    # Headers are text the shop chose too: kept storable, like the body's (calls.storable_text).
+    topic = storable(headers.get(names["topic"], ""))
+    delivery = storable(headers.get(names["delivery"], "").strip()[:200]) or (
         # Without the shop's id of the delivery, the body's digest: an exact resend.
         "sha256:" + hashlib.sha256(body).hexdigest()
     )
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return _answer("refused", "the body is not JSON", status=400)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -90,7 +88,7 @@ def receive_webhook(
         except IntegrityError:
             return _answer("duplicate", f"delivery {delivery} was received already")
         try:
-            received = _act(connection, topic, payload)
+            received = _act(connection, topic, _parsed(body))
         except UnreadableOrder as error:
             record.result = f"unreadable: {error}"
             record.save(update_fields=["result"])
@@ -101,6 +99,16 @@ def receive_webhook(
         record.save(update_fields=["result"])
     log.info("%s webhook for store %s: %s", connection.kind, connection.store_id, received.outcome)
     return _answer(received.outcome, received.message)
+
+
+def _parsed(body: bytes) -> object:
+    """The JSON in `body`; UnreadableOrder if there is none robodash can read."""
+    try:
+        return json.loads(body)
+    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+        raise UnreadableOrder("the body is not JSON") from None
+    except RecursionError:  # nested deeper than the parser's recursion limit
+        raise UnreadableOrder("the body's JSON is nested too deeply to read") from None
 
 
 def _act(connection: ShopConnection, topic: str, payload: object) -> Received:
