@@ -813,7 +813,7 @@ def create_single_call(
         now = timezone.now()
         order = _order_for(result, locked, store, source=source, now=now)
         order.customer_name = customer_name[: max_length_of(Order, "customer_name")]
-        order.shop_ref = shop_ref[: max_length_of(Order, "shop_ref")]
+        order.shop_ref = shop_ref
         try:
             with transaction.atomic():
                 order.save()

@@ -67,7 +67,7 @@ def receive_order(
             store_name=store.name,
             source=source,
             customer_name=incoming.customer_name,
-            shop_ref=incoming.shop_order_id[: max_length_of(Order, "shop_ref")],
+            shop_ref=incoming.shop_order_id,
         )
     except ValidationError as error:
         problems = error.message_dict
@@ -108,7 +108,7 @@ def _rejected(
             amount=incoming.amount.quantize(CENT) if incoming.amount is not None else 0,
             voice_id=campaign.voice_id or store.default_voice_id,
             customer_name=incoming.customer_name[: max_length_of(Order, "customer_name")],
-            shop_ref=incoming.shop_order_id[: max_length_of(Order, "shop_ref")],
+            shop_ref=incoming.shop_order_id,
             text1=store.name[: max_length_of(Order, "text1")],
             text2=incoming.order_id,
         )
