@@ -8,6 +8,10 @@ calls.storable_text) or whose amount is past what robodash stores: the reader na
 field in `problems` and hands on a value that can be stored, with the refused characters
 replaced. Whether the order is cash on delivery is the connection's list of gateway names
 (Shopify) or payment method ids (WooCommerce), compared without regard to case.
+
+Whether an order is cancelled is read from the body, never from the topic header: the shop
+signs the body only, so a signed new order sent again under a cancellation's topic must not
+withdraw its call.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class IncomingOrder:
     customer_name: str
     cash_on_delivery: bool
     payment: str  # the gateways or method, as the shop named them
+    cancelled: bool = False  # the body says the order is cancelled (or deleted)
     # Why the order cannot be called, by field, found while reading it (see the module's doc).
     problems: Mapping[str, str] = field(default_factory=dict)
 
@@ -117,6 +122,8 @@ def shopify_order(payload: Any, cod_gateways: list[str]) -> IncomingOrder:
             customer_name=_first(_full_name(shipping), _full_name(billing), _full_name(customer)),
             cash_on_delivery=_is_cod(gateways, cod_gateways),
             payment=", ".join(gateways) or "none",
+            # Set in the orders/cancelled webhook's body (Shopify's REST Order resource).
+            cancelled=bool(payload.get("cancelled_at")),
         )
     )
 
@@ -131,6 +138,7 @@ def woocommerce_order(payload: Any, cod_methods: list[str]) -> IncomingOrder:
         raise UnreadableOrder("the order has no id")
     billing, shipping = _section(payload, "billing"), _section(payload, "shipping")
     method = _text(payload.get("payment_method"))
+    status = _text(payload.get("status"))
     return _checked(
         IncomingOrder(
             order_id=order_id,
@@ -140,5 +148,8 @@ def woocommerce_order(payload: Any, cod_methods: list[str]) -> IncomingOrder:
             customer_name=_first(_full_name(billing), _full_name(shipping)),
             cash_on_delivery=_is_cod([method], cod_methods),
             payment=method or "none",
+            # order.deleted sends the order's id alone (or the order, trashed); an order's own
+            # body says cancelled when it is.
+            cancelled=status in ("cancelled", "trash") or set(payload) == {"id"},
         )
     )

@@ -117,7 +117,12 @@ def _act(connection: ShopConnection, topic: str, payload: object) -> Received:
     if topic in ("orders/create", "order.created"):
         return receive_order(store, read(payload, connection.cod_methods), kind)
     if topic in ("orders/cancelled", "order.deleted"):
-        return _withdraw(store.pk, read(payload, connection.cod_methods).order_id)
+        order = read(payload, connection.cod_methods)
+        if not order.cancelled:  # the topic is not signed, the body is: see shops/payloads.py
+            return Received(
+                "ignored", None, f"order {order.order_id} is not cancelled in the body sent"
+            )
+        return _withdraw(store.pk, order.order_id)
     return Received("ignored", None, f"topic {topic or '(none)'} is not one robodash acts on")
 
 
