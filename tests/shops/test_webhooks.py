@@ -12,6 +12,7 @@ import pytest
 
 from calls.models import Call, Order
 from shops.models import ReceivedWebhook, ShopConnection
+from tests.support.pages import text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SHOPIFY_SECRET = "shpss_5a4b3c2d1e0f"
@@ -218,6 +219,23 @@ def test_woocommerce_pings_an_unsigned_form_when_the_webhook_is_saved(client, st
 
     assert response.status_code == 200 and response.json()["result"] == "ping"
     assert not Order.objects.exists()
+
+
+def test_200_unsigned_pings_are_counted_on_the_connection_and_store_no_row(
+    client, store, woocommerce, admin_user
+):
+    # Anyone can send a ping: each used to leave a row, and the last one became the "last
+    # webhook received" on the Integrations page.
+    for n in range(200):
+        answer = client.post(f"/hooks/woocommerce/{store.pk}/", data={"webhook_id": str(n)})
+        assert answer.status_code == 200
+
+    woocommerce.refresh_from_db()
+    assert woocommerce.pings_received == 200 and woocommerce.last_ping_at is not None
+    assert not ReceivedWebhook.objects.exists() and woocommerce.last_received() is None
+    client.force_login(admin_user)
+    page = text_of(client.get(f"/settings/stores/{store.pk}/integrations/"))
+    assert "200 unsigned pings, the last" in page
 
 
 def test_a_signed_woocommerce_cod_order_is_called_once_however_often_it_comes(
