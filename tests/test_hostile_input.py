@@ -14,7 +14,7 @@ subscription.
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 import pytest
 from django.test import Client
@@ -235,6 +235,9 @@ HOSTILE_WOO_ORDERS = {
 }
 
 
+DELIVERY = {"shopify": "X-Shopify-Webhook-Id", "woocommerce": "X-WC-Webhook-Delivery-ID"}
+
+
 def post_hook(client: Client, kind: str, store, body: bytes, **headers: str):  # type: ignore[no-untyped-def]
     if kind == "shopify":
         signature = {"X-Shopify-Hmac-Sha256": signed(body, SHOPIFY_SECRET)}
@@ -363,3 +366,57 @@ def test_a_test_order_to_a_phone_with_a_nul_is_a_form_error_and_sends_nothing(
         text_of(sent)
     )
     assert not Order.objects.exists() and not ReceivedWebhook.objects.exists()
+
+
+def test_no_hostile_value_in_an_api_field_or_the_orders_path_makes_the_api_fail(api_token):
+    client = Client(raise_request_exception=False)
+    headers = {"Authorization": f"Bearer {api_token}"}
+    # The sweep's values as the text they encode; bytes that are not UTF-8 become lone
+    # surrogates (surrogateescape), which JSON carries as \udcXX escapes.
+    values = [unquote_to_bytes(value).decode("utf-8", "surrogateescape") for value in HOSTILE]
+    fields = ["order_id", "phone", "amount", "customer_name", "campaign", "voice_id", "text3"]
+
+    failures = []
+    for value, path_value in zip(values, HOSTILE, strict=True):
+        got = client.get(f"/api/v1/orders/{path_value or 'x'}", headers=headers)
+        if got.status_code >= 500:
+            failures.append(f"{got.status_code} GET {path_value[:60]}")
+        for field in fields:
+            body = json.dumps(API_ORDER | {"order_id": f"KK-{field}", field: value}).encode()
+            sent = client.post(
+                "/api/v1/orders", data=body, content_type="application/json", headers=headers
+            )
+            if sent.status_code >= 500:
+                failures.append(f"{sent.status_code} POST {field}={value[:60]!r}")
+    assert not failures, "\n".join(failures)
+
+
+def test_no_hostile_value_in_a_shops_order_makes_its_webhook_fail(store, shopify, woocommerce):
+    client = Client(raise_request_exception=False)
+    values = [unquote_to_bytes(value).decode("utf-8", "surrogateescape") for value in HOSTILE]
+    orders = {
+        "shopify": lambda value: [
+            shopify_order(name=value),
+            shopify_order(id=value),
+            shopify_order(total_price=value),
+            shopify_order(shipping_address={"phone": value, "name": value}),
+            shopify_order(payment_gateway_names=[value]),
+        ],
+        "woocommerce": lambda value: [
+            woo_order(number=value),
+            woo_order(id=value),
+            woo_order(total=value),
+            woo_order(billing={"phone": value, "first_name": value}),
+            woo_order(payment_method=value),
+        ],
+    }
+
+    failures, sent = [], 0
+    for kind, variants in orders.items():
+        for value in values:
+            for n, body in enumerate(variants(value)):
+                sent += 1  # a delivery id each, so none is answered as a duplicate
+                answer = post_hook(client, kind, store, body, **{DELIVERY[kind]: f"d-{sent}"})
+                if answer.status_code >= 500:
+                    failures.append(f"{answer.status_code} {kind} variant {n}: {value[:60]!r}")
+    assert not failures, "\n".join(failures)
