@@ -43,7 +43,7 @@ class IncomingOrder:
     problems: Mapping[str, str] = field(default_factory=dict)
 
 
-# The text fields of an IncomingOrder, each checked by _checked.
+# The text fields of an IncomingOrder, each checked by _storable_order.
 _TEXT_FIELDS = ("order_id", "shop_order_id", "phone", "customer_name", "payment")
 
 
@@ -75,7 +75,7 @@ def _full_name(section: dict[str, Any]) -> str:
     )
 
 
-def _checked(order: IncomingOrder) -> IncomingOrder:
+def _storable_order(order: IncomingOrder) -> IncomingOrder:
     """`order` with every value storable, and a problem named for each that was not."""
     problems: dict[str, str] = {}
     values: dict[str, Any] = {}
@@ -108,7 +108,7 @@ def shopify_order(payload: Any, cod_gateways: list[str]) -> IncomingOrder:
     customer = _section(payload, "customer")
     gateways = payload.get("payment_gateway_names")
     gateways = [_text(g) for g in gateways] if isinstance(gateways, list) else []
-    return _checked(
+    return _storable_order(
         IncomingOrder(
             order_id=order_id,
             shop_order_id=shop_order_id,
@@ -139,7 +139,7 @@ def woocommerce_order(payload: Any, cod_methods: list[str]) -> IncomingOrder:
     billing, shipping = _section(payload, "billing"), _section(payload, "shipping")
     method = _text(payload.get("payment_method"))
     status = _text(payload.get("status"))
-    return _checked(
+    return _storable_order(
         IncomingOrder(
             order_id=order_id,
             shop_order_id=shop_order_id,

@@ -1,5 +1,5 @@
 """The webhooks shops send: a new order becomes an Order and its call; a cancelled one is
-withdrawn if its call has not gone out yet.
+withdrawn if its call has not gone out yet (cancelled by its body, not by the unsigned topic).
 
 Each request is checked before anything else: the store must have that shop connected, and the
 body must carry the shop's HMAC signature under the connection's webhook secret (compared in
