@@ -41,6 +41,7 @@ from django.utils.translation import ngettext
 from calls.dispatch import wake_dispatcher
 from calls.models import Call, CallEvent, Campaign, Order, Store
 from calls.phones import InvalidPhone, normalize_pk_mobile
+from calls.storable_text import refused_character
 from calls.transitions import queue_call
 
 REQUIRED_COLUMNS = ("phone", "amount", "order_id", "store_name")
@@ -88,11 +89,6 @@ ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # A text cell starting with one of these is run by a spreadsheet as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@")
-# Control characters a cell may not hold: NUL (PostgreSQL cannot store it), the other C0 codes
-# and DEL, and the C1 codes. Tab and line breaks are allowed: a spreadsheet cell may hold a
-# two-line store name, and the voice reads them as spaces.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
 CsvSource = IO[bytes] | IO[str] | File
 
 
@@ -243,16 +239,11 @@ def validate_order(values: Mapping[str, str], *, row: int = 0) -> OrderRow | dic
         errors["voice_id"] = str(exc)
 
     for name, value in text.items():
-        control = CONTROL_CHARACTERS.search(value)
-        if control is not None:
+        refused = refused_character(name, value)
+        if refused is not None:
             # Said instead of whatever else is wrong with the value: its other messages would
-            # quote the control character.
-            code = f"U+{ord(control.group()):04X}"
-            errors[name] = (
-                f"{name} contains a control character ({code}"
-                f"{', NUL' if code == 'U+0000' else ''}) at position {control.start() + 1}; "
-                "a cell may hold text, tabs and line breaks only"
-            )
+            # quote the refused character.
+            errors[name] = str(refused)
             continue
         limit = MAX_LENGTHS.get(name)
         if limit is not None and len(value) > limit:
@@ -805,6 +796,9 @@ def create_single_call(
         "order_id": order_id,
         "store_name": store_name,
         "voice_id": "" if voice_id is None else str(voice_id),
+        # Stored with the order, not read out: checked for characters only.
+        "customer_name": customer_name,
+        "shop_ref": shop_ref,
         **extras,
     }
     result = validate_order(values)
@@ -819,7 +813,7 @@ def create_single_call(
         now = timezone.now()
         order = _order_for(result, locked, store, source=source, now=now)
         order.customer_name = customer_name[: max_length_of(Order, "customer_name")]
-        order.shop_ref = shop_ref[: max_length_of(Order, "shop_ref")]
+        order.shop_ref = shop_ref
         try:
             with transaction.atomic():
                 order.save()

@@ -315,8 +315,9 @@ class Order(Message):
     # Why an order a shop sent cannot be called (status rejected at intake), said plainly.
     rejected_reason = models.CharField(max_length=500, blank=True)
     # The shop's own id of the order (Shopify's or WooCommerce's number behind the name the
-    # customer sees): what writing the decision back to the shop addresses.
-    shop_ref = models.CharField(max_length=100, blank=True)
+    # customer sees): what writing the decision back to the shop addresses. Kept whole, however
+    # long (the webhook's body limit bounds it): a cut id would write back to another order.
+    shop_ref = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -32,7 +32,6 @@ from django.utils.translation import gettext
 from calls.dispatch import wake_dispatcher
 from calls.imports import (
     BATCH_SIZE,
-    CONTROL_CHARACTERS,
     CopyWriter,
     CsvSource,
     ImportFileError,
@@ -43,6 +42,7 @@ from calls.imports import (
     validated_rows,
 )
 from calls.models import Campaign, Order, Upload, UploadRow
+from calls.storable_text import storable
 
 ABANDONED_AFTER = dt.timedelta(days=1)  # a preview nobody launched is deleted after this
 # A batch takes well under a second: a launch that has not moved for this long lost its worker.
@@ -72,7 +72,7 @@ def _staged_rows(file: CsvSource, max_rows: int) -> Iterator[tuple[Any, ...]]:
                 % {"rows": f"{max_rows:,}"}
             )
         if isinstance(result, RowError):
-            reason = CONTROL_CHARACTERS.sub("\ufffd", result.message)[:REASON_MAX_CHARS]
+            reason = storable(result.message)[:REASON_MAX_CHARS]
             yield (result.row, REJECTED, reason, "", "", None, "", None, "{}")
             continue
         yield (

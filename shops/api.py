@@ -6,7 +6,8 @@ Integrations page): the token names the store. Requests are counted per token pe
 (ROBODASH_API_RATE_PER_MINUTE) in the cache; past the limit the answer is 429 with Retry-After.
 
 POST /api/v1/orders is idempotent on the order id: a new order is 201 with the order, a repeat
-200 with the order as it stands (never a second call). Bad input is 400 with a reason per field.
+200 with the order as it stands (never a second call). Bad input is 400 with a reason per field;
+every text, the path's order id too, is checked as the shops' orders are (calls/storable_text.py).
 
 The description is the behaviour: every status an operation answers is listed with its body, and
 every refusal (400, 401, 404, 429) has the one shape `{"errors": {field: reason}}`.

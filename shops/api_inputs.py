@@ -3,8 +3,9 @@ OpenAPI description shows, so a client (or a fuzzer) reading the description kno
 will be refused. tests/shops/test_api_description.py holds the two together.
 
 - `Amount`: a JSON number or a string of digits, more than 0, at most two decimals.
-- `Text`, `OrderId`: text without control characters (tab and line breaks aside), as the import
-  pipeline refuses them (calls/imports.py); an order id is not blank either.
+- `Text`, `OrderId`: text without control characters (tab and line breaks aside) or lone
+  surrogates, as every intake path refuses them (calls/storable_text.py); an order id is not
+  blank either.
 - `PakistaniMobile`: a string with the format `pk-mobile`, which the description explains. A
   numbering plan is no regular expression (phonenumbers knows it), so the format names the rule
   and the pipeline's normalize_pk_mobile checks it, with the reason, as for every other order.
@@ -28,7 +29,8 @@ from pydantic import ValidatorFunctionWrapHandler as Check
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
-from calls.imports import CENT, CONTROL_CHARACTERS, MAX_AMOUNT
+from calls.imports import CENT, MAX_AMOUNT
+from calls.storable_text import UNSTORABLE_CLASS, refused_character
 
 PK_MOBILE = "pk-mobile"
 
@@ -86,13 +88,10 @@ Amount = Annotated[
 ]
 
 
-def _control_character(value: str) -> str:
-    found = CONTROL_CHARACTERS.search(value)
-    assert found is not None
-    return (
-        f"contains a control character (U+{ord(found.group()):04X}) at position "
-        f"{found.start() + 1}: text, tabs and line breaks only"
-    )
+def _why_not_text(value: str) -> str:
+    """Why `value` breaks Text's or OrderId's pattern: a refused character, else blankness."""
+    refused = refused_character("value", value)
+    return refused.reason if refused is not None else "is blank"
 
 
 @dataclass(frozen=True)
@@ -124,17 +123,17 @@ class Matching:
         return described
 
 
-# calls/imports.py's CONTROL_CHARACTERS is one character class: its inside, to negate it.
-_CONTROL = CONTROL_CHARACTERS.pattern.removeprefix("[").removesuffix("]")
+# calls/storable_text.py's refused characters, as a class's inside, to negate it.
+_CONTROL = UNSTORABLE_CLASS
 # What str.strip() takes off both ends (the controls among them are refused anyway).
 _SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
-Text = Annotated[str, Matching(f"^[^{_CONTROL}]*$", _control_character)]
+Text = Annotated[str, Matching(f"^[^{_CONTROL}]*$", _why_not_text)]
 OrderId = Annotated[
     str,
     Matching(
         f"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$",
-        lambda value: _control_character(value) if CONTROL_CHARACTERS.search(value) else "is blank",
+        _why_not_text,
     ),
 ]
 

@@ -4,7 +4,9 @@ The same path as the single-order form (calls.imports.create_single_call): the s
 lock, the order id checked against every order the store already has (a shop re-sending it,
 however often, places no second call), then the order and its queued call in one transaction.
 An order whose phone robodash cannot call is stored as rejected, with the reason, and never
-called; an order that is not cash on delivery is acknowledged and only counted.
+called; so is one the shop's payload reader found a problem with (a refused character, an amount
+past what robodash stores: IncomingOrder.problems), with values it made storable. An order that
+is not cash on delivery is acknowledged and only counted.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from calls.imports import create_single_call, known_orders, lock_intake, max_length_of
+from calls.imports import CENT, create_single_call, known_orders, lock_intake, max_length_of
 from calls.models import Campaign, Order, Store
 from calls.phones import InvalidPhone, normalize_pk_mobile
 from calls.transitions import reject_at_intake
@@ -53,6 +55,9 @@ def receive_order(
     if not incoming.cash_on_delivery:
         return Received("not_cod", None, f"{NOT_COD} ({incoming.payment}): ignored")
     campaign = intake_campaign(store, source, campaign_name)
+    if incoming.problems:
+        problems = {name: [reason] for name, reason in incoming.problems.items()}
+        return _rejected(store, campaign, incoming, source, problems)
     try:
         call = create_single_call(
             campaign,
@@ -99,10 +104,11 @@ def _rejected(
             source=source,
             order_id=incoming.order_id,
             phone=phone,
-            amount=incoming.amount if incoming.amount is not None else 0,
+            # Rounded as the column would round it (the reader bounds it to the column's size).
+            amount=incoming.amount.quantize(CENT) if incoming.amount is not None else 0,
             voice_id=campaign.voice_id or store.default_voice_id,
             customer_name=incoming.customer_name[: max_length_of(Order, "customer_name")],
-            shop_ref=incoming.shop_order_id[: max_length_of(Order, "shop_ref")],
+            shop_ref=incoming.shop_order_id,
             text1=store.name[: max_length_of(Order, "text1")],
             text2=incoming.order_id,
         )

@@ -58,6 +58,10 @@ class ShopConnection(models.Model):
     status_mapping = models.JSONField(default=dict, blank=True)
     secrets_encrypted = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # WooCommerce's unsigned pings (sent when a webhook is saved there): counted, never a row
+    # each, since anyone can send one.
+    pings_received = models.PositiveBigIntegerField(default=0)
+    last_ping_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -102,8 +106,14 @@ class ShopConnection(models.Model):
             return self.site_url
         return self.webhook_url
 
+    def count_ping(self) -> None:
+        """One more unsigned ping: one row's counter, however many come."""
+        ShopConnection.objects.filter(pk=self.pk).update(
+            pings_received=models.F("pings_received") + 1, last_ping_at=timezone.now()
+        )
+
     def last_received(self) -> ReceivedWebhook | None:
-        """The latest delivery the shop sent (the Integrations page shows it)."""
+        """The latest signed delivery the shop sent (the Integrations page shows it)."""
         return ReceivedWebhook.objects.filter(connection=self).order_by("-id").first()
 
 

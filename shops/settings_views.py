@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from calls.models import Store
 from calls.permissions import SETTINGS, role_required
+from calls.storable_text import refused_character
 from shops.forms import FORMS, ApiTokenForm
 from shops.intake import NOT_COD
 from shops.models import ApiToken, ReceivedWebhook, ShopConnection, WriteBack
@@ -153,6 +154,17 @@ def send_test_order(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("store_integrations", pk=store.pk)
     if not phone:
         messages.error(request, _("Give the mobile number the test order should call."))
+        return redirect("store_integrations", pk=store.pk)
+    refused = refused_character("phone", phone)
+    if refused is not None:
+        messages.error(
+            request,
+            _(
+                "The mobile number holds a character no number has (%(code)s at position "
+                "%(position)s): type it again."
+            )
+            % {"code": refused.code, "position": refused.position},
+        )
         return redirect("store_integrations", pk=store.pk)
     payload = sample_order(kind, phone, connection.cod_methods[0])
     body = json.dumps(payload).encode()

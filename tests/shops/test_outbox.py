@@ -4,6 +4,7 @@ shop stand-ins over real HTTP, exactly once, through failures, crashes and Retry
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -18,6 +19,7 @@ from shops import outbox
 from shops.intake import receive_order
 from shops.models import ShopConnection, WriteBack
 from shops.payloads import IncomingOrder
+from shops.signatures import base64_hmac
 from standins.server import StandIns
 from tests.support.pages import text_of
 from tests.support.pipeline import Pipeline, wait_for
@@ -101,6 +103,44 @@ def test_a_key_press_queues_the_write_back_in_its_transaction_and_the_tag_arrive
     assert stand_ins.records()["shopify"]["gid://shopify/Order/555"]["tags"] == [
         "robocall-confirmed"
     ]
+
+
+def test_a_shopify_order_id_of_150_digits_is_kept_whole_and_its_decision_tags_that_order(
+    client, store, stand_ins
+):
+    long_id = "1234567890" * 15
+    whole, cut = f"gid://shopify/Order/{long_id}", f"gid://shopify/Order/{long_id[:100]}"
+    stand_ins.control("POST", "shopify", {"token": TOKEN, "orders": [whole, cut]})
+    connect(store, "shopify", stand_ins)
+    body = json.dumps(
+        {
+            "id": int(long_id),  # Shopify sends its ids as JSON numbers
+            "name": "#1001",
+            "total_price": "1500.00",
+            "payment_gateway_names": ["Cash on Delivery (COD)"],
+            "shipping_address": {"phone": "0300 1234567"},
+        }
+    ).encode()
+    received = client.post(
+        f"/hooks/shopify/{store.pk}/",
+        data=body,
+        content_type="application/json",
+        headers={
+            "X-Shopify-Topic": "orders/create",
+            "X-Shopify-Webhook-Id": "d-long",
+            "X-Shopify-Hmac-Sha256": base64_hmac(body, "x"),
+        },
+    )
+    assert received.json()["result"] == "queued"
+    order = Order.objects.get()
+    assert order.shop_ref == long_id
+
+    press(order, Call.Outcome.CONFIRMED)
+    deliver_until_done()
+
+    shop = stand_ins.records()["shopify"]
+    assert shop[whole]["tags"] == ["robocall-confirmed"] and shop[cut]["tags"] == []
+    assert WriteBack.objects.get().state == "delivered"
 
 
 def test_a_decision_rolled_back_leaves_no_write_back(store, stand_ins, agent_user):

@@ -12,6 +12,7 @@ import pytest
 
 from calls.models import Call, Order
 from shops.models import ReceivedWebhook, ShopConnection
+from tests.support.pages import text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SHOPIFY_SECRET = "shpss_5a4b3c2d1e0f"
@@ -132,13 +133,56 @@ def test_an_order_whose_phone_is_not_a_mobile_is_kept_as_rejected_with_the_reaso
 
 def test_a_cancelled_order_is_withdrawn_while_its_call_waits(client, store, shopify):
     post_shopify(client, store, shopify_order(), delivery="d-1")
-    cancelled = post_shopify(
-        client, store, shopify_order(), topic="orders/cancelled", delivery="d-2"
-    )
+    body = shopify_order(cancelled_at="2026-11-29T10:00:00+05:00", cancel_reason="customer")
+    cancelled = post_shopify(client, store, body, topic="orders/cancelled", delivery="d-2")
 
     assert cancelled.json()["result"] == "withdrawn"
     call = Call.objects.get()
     assert (call.state, call.outcome) == (Call.State.FINAL, Call.Outcome.WITHDRAWN)
+    assert Order.objects.get().status == Order.Status.WITHDRAWN
+
+
+def test_a_signed_new_order_replayed_under_the_cancelled_topic_does_not_withdraw_its_call(
+    client, store, shopify
+):
+    # The topic header is not signed: anyone who saw the signed orders/create can resend its
+    # body, under a new delivery id, with X-Shopify-Topic: orders/cancelled.
+    post_shopify(client, store, shopify_order(), delivery="d-1")
+    replayed = post_shopify(
+        client, store, shopify_order(), topic="orders/cancelled", delivery="d-replay"
+    )
+
+    assert replayed.status_code == 200 and replayed.json()["result"] == "ignored"
+    assert "not cancelled in the body" in replayed.json()["message"]
+    assert Call.objects.get().state == Call.State.QUEUED
+    assert Order.objects.get().status == Order.Status.WAITING
+
+
+def post_woo_deleted(client, store, body: bytes, *, delivery: str):
+    return client.post(
+        f"/hooks/woocommerce/{store.pk}/",
+        data=body,
+        content_type="application/json",
+        headers={
+            "X-WC-Webhook-Topic": "order.deleted",
+            "X-WC-Webhook-Delivery-ID": delivery,
+            "X-WC-Webhook-Signature": signed(body, WOO_SECRET),
+        },
+    )
+
+
+def test_a_woocommerce_order_is_withdrawn_by_a_deletion_not_by_its_new_order_replayed(
+    client, store, woocommerce
+):
+    post_woo(client, store, woo_order(number="727"), delivery="1")
+    replayed = post_woo_deleted(client, store, woo_order(number="727"), delivery="2")
+    assert replayed.json()["result"] == "ignored"
+    assert Call.objects.get().state == Call.State.QUEUED
+
+    # What WooCommerce sends when an order is deleted: the order's id alone.
+    deleted = post_woo_deleted(client, store, json.dumps({"id": 727}).encode(), delivery="3")
+
+    assert deleted.json()["result"] == "withdrawn"
     assert Order.objects.get().status == Order.Status.WITHDRAWN
 
 
@@ -175,6 +219,23 @@ def test_woocommerce_pings_an_unsigned_form_when_the_webhook_is_saved(client, st
 
     assert response.status_code == 200 and response.json()["result"] == "ping"
     assert not Order.objects.exists()
+
+
+def test_200_unsigned_pings_are_counted_on_the_connection_and_store_no_row(
+    client, store, woocommerce, admin_user
+):
+    # Anyone can send a ping: each used to leave a row, and the last one became the "last
+    # webhook received" on the Integrations page.
+    for n in range(200):
+        answer = client.post(f"/hooks/woocommerce/{store.pk}/", data={"webhook_id": str(n)})
+        assert answer.status_code == 200
+
+    woocommerce.refresh_from_db()
+    assert woocommerce.pings_received == 200 and woocommerce.last_ping_at is not None
+    assert not ReceivedWebhook.objects.exists() and woocommerce.last_received() is None
+    client.force_login(admin_user)
+    page = text_of(client.get(f"/settings/stores/{store.pk}/integrations/"))
+    assert "200 unsigned pings, the last" in page
 
 
 def test_a_signed_woocommerce_cod_order_is_called_once_however_often_it_comes(
