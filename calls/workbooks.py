@@ -10,14 +10,18 @@ and while reading, each cap with its own refusal (calls/file_errors.py says them
    RATIO_FLOOR_BYTES expanding more than MAX_RATIO times its compressed size (deflate of real
    sheets stays far below; a zip bomb is near 1,000). zipfile stops a part at its declared
    size, so the declaration cannot lie about more.
-2. **The sheet's declared dimension** (`<dimension ref="A1:XFD1048576"/>`): more rows than
-   MAX_ROWS or cells than MAX_CELLS is refused before a row is read.
-3. **What the sheet holds**, counted by a streaming pass of expat over its XML before openpyxl
-   parses it: rows up to the last row number (blank and missing rows count, as openpyxl yields
-   them), cells as openpyxl builds them (each row up to its last cell), a column past XFD, a
-   cell's text over what Excel allows. openpyxl builds a whole row before handing it over, so
-   a row of millions of cells has to be refused before openpyxl meets it; expat counts it in
-   constant memory.
+2. **What each sheet holds**, counted by a streaming pass of expat over its XML before openpyxl
+   opens the workbook: rows up to the last row number (blank and missing rows count, as
+   openpyxl yields them), cells as openpyxl builds them (each row up to its last cell), a
+   column past XFD, a cell's text over what Excel allows. Every sheet, not only the first, and
+   before openpyxl: its read-only load looks into each sheet for the declared dimension and,
+   when there is none, parses the whole sheet keeping an empty element per row and cell (some
+   20 MB per million cells, so at most about 60 MB under MAX_CELLS); and it builds a whole row
+   before handing it over, so a row of millions of cells must be refused before openpyxl meets
+   it. expat counts in constant memory.
+3. **The first sheet's declared dimension** (`<dimension ref="A1:XFD1048576"/>`): more rows than
+   MAX_ROWS or cells than MAX_CELLS is refused before a row is read (openpyxl would pad every
+   row to it and yield every row up to it).
 
 Then openpyxl's read-only mode reads the sheet, its declared dimension dropped (it would pad
 every row to it). Why a counting pass of our own and not openpyxl alone: openpyxl has no limits
@@ -170,6 +174,23 @@ def count_sheet(stream: IO[bytes]) -> int:
     return count.rows
 
 
+def count_sheets(file: IO[bytes]) -> dict[str, int]:
+    """Count every worksheet part of `file` (a checked zip, rewound afterwards): openpyxl's
+    read-only load looks into each for its declared dimension, and through the whole sheet when
+    it declares none. The rows of each part, by its name; ImportFileError past a cap."""
+    rows: dict[str, int] = {}
+    try:
+        with zipfile.ZipFile(file) as package:
+            for part in package.infolist():
+                name = part.filename
+                if name.startswith(WORKSHEETS) and name.endswith(".xml") and "/_rels/" not in name:
+                    with package.open(part) as stream:
+                        rows[name] = count_sheet(stream)
+    finally:
+        file.seek(0)
+    return rows
+
+
 def cell_text(value: object) -> str:
     """A workbook cell as the text a CSV would hold: 3001234567 not 3001234567.0."""
     if value is None:
@@ -194,6 +215,7 @@ def first_sheet(
     from openpyxl import load_workbook  # only an Excel upload pays for the import
 
     check_package(file)
+    rows_of = count_sheets(file)
     try:
         book = load_workbook(cast(Any, file), read_only=True, data_only=True)
     except Exception:  # zipfile, XML and openpyxl errors alike: the file is not a workbook
@@ -208,10 +230,8 @@ def first_sheet(
         if declared_rows * declared_columns > MAX_CELLS:
             raise ImportFileError("sheet_cells", limit=MAX_CELLS)
         # openpyxl keeps no public name for the part it streams the sheet from.
-        part = cast(str, getattr(sheet, "_worksheet_path"))  # noqa: B009
-        with zipfile.ZipFile(file) as package, package.open(part) as stream:
-            rows = count_sheet(stream)
-        if on_size is not None:
+        rows = rows_of.get(str(getattr(sheet, "_worksheet_path", "")))
+        if on_size is not None and rows is not None:
             on_size(rows)
         sheet.reset_dimensions()  # rows as they are, not padded to the declared dimension
         yield sheet.iter_rows(values_only=True)
