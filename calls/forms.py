@@ -27,13 +27,13 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from calls.imports import parse_amount
-from calls.models import Store, User
+from calls.models import UPLOAD_FILE_MAX_BYTES, Store, User
 from calls.phones import InvalidPhone, normalize_pk_mobile
 from calls.provider import AccountBalance, InvalidApiKey, ProviderError, RobocallClient
 
 logger = logging.getLogger(__name__)
 
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # far above any day's orders; keeps a stray file out
+MAX_UPLOAD_BYTES = UPLOAD_FILE_MAX_BYTES  # far above any day's orders; keeps a stray file out
 MAX_REPORT_DAYS = 366
 
 

@@ -3,9 +3,10 @@
 Columns: `phone,amount,order_id,store_name`, optionally `voice_id,text3..text5,key1..key5`.
 Header names are matched case-insensitively, trimmed, with spaces or dashes read as `_`
 ("Order ID" is `order_id`); other columns are ignored. A file is CSV (UTF-8 with or without the
-BOM Excel writes) or an Excel .xlsx workbook (its first sheet), told apart by its first bytes,
-not its name: an .xlsx renamed .csv is read as the workbook it is, and an old .xls is refused
-with what to do instead. Amounts may carry the currency ("Rs 2,000", "PKR 2000", "2,000/-").
+BOM Excel writes) or an Excel .xlsx workbook (its first sheet, read within the bounds of
+calls/workbooks.py), told apart by its first bytes, not its name: an .xlsx renamed .csv is read
+as the workbook it is, and an old .xls is refused with what to do instead. Amounts may carry the
+currency ("Rs 2,000", "PKR 2000", "2,000/-").
 
 Each row is validated on its own: a bad row is reported by its spreadsheet row number (the header
 is row 1) with every reason, and the rest still import. Each new row becomes an order of the store
@@ -35,10 +36,9 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from calls.dispatch import wake_dispatcher
+from calls.file_errors import ImportFileError
 from calls.models import Call, CallEvent, Campaign, Order, Store
 from calls.phones import InvalidPhone, normalize_pk_mobile
 from calls.storable_text import refused_character
@@ -90,10 +90,6 @@ OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # A text cell starting with one of these is run by a spreadsheet as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@")
 CsvSource = IO[bytes] | IO[str] | File
-
-
-class ImportFileError(ValueError):
-    """The file as a whole cannot be imported (nothing was)."""
 
 
 @dataclass(frozen=True)
@@ -291,32 +287,15 @@ def _header_columns(header: list[str]) -> dict[str, int]:
         if name not in KNOWN_COLUMNS:
             continue
         if name in columns:
-            raise ImportFileError(
-                _("the column %(name)s appears twice in the header") % {"name": repr(name)}
-            )
+            raise ImportFileError("column_twice", name=name)
         columns[name] = index
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
-        found = ", ".join(_header_name(h) for h in header if _header_name(h)) or _("nothing")
-        hint = ""
-        if len(header) == 1 and ";" in header[0]:
-            hint = " " + _(
-                "The file seems to separate columns with ';': save it as CSV with commas."
-            )
         raise ImportFileError(
-            ngettext(
-                "the header is missing the column %(missing)s. The first row must name the "
-                "columns %(required)s (found: %(found)s); nothing was imported.",
-                "the header is missing the columns %(missing)s. The first row must name the "
-                "columns %(required)s (found: %(found)s); nothing was imported.",
-                len(missing),
-            )
-            % {
-                "missing": ", ".join(missing),
-                "required": ",".join(REQUIRED_COLUMNS),
-                "found": found,
-            }
-            + hint
+            "columns_missing",
+            missing=missing,
+            found=[_header_name(h) for h in header if _header_name(h)],
+            semicolons=len(header) == 1 and ";" in header[0],
         )
     return columns
 
@@ -329,27 +308,15 @@ def _csv_rows(file: CsvSource) -> Iterator[tuple[int, list[str], dict[str, int],
         try:
             header = next(reader, None)
             if header is None or not any(cell.strip() for cell in header):
-                raise ImportFileError(
-                    _("the file is empty: the first row must name the columns %(required)s")
-                    % {"required": ",".join(REQUIRED_COLUMNS)}
-                )
+                raise ImportFileError("empty_file")
             columns = _header_columns(header)
             for row_number, cells in enumerate(reader, start=2):
                 if any(cell.strip() for cell in cells):  # Excel leaves blank rows at the end
                     yield row_number, cells, columns, len(header)
         except UnicodeDecodeError:
-            raise ImportFileError(
-                _(
-                    "the file is not UTF-8 text (around row %(row)s): in Excel use "
-                    "'Save As' > 'CSV UTF-8 (Comma delimited)'; nothing was imported"
-                )
-                % {"row": row_number + 1}
-            ) from None
+            raise ImportFileError("not_utf8", row=row_number + 1) from None
         except csv.Error as exc:
-            raise ImportFileError(
-                _("row %(row)s cannot be read as CSV (%(error)s); nothing was imported")
-                % {"row": row_number + 1, "error": exc}
-            ) from None
+            raise ImportFileError("bad_csv", row=row_number + 1, error=str(exc)) from None
 
 
 def _sniff(file: CsvSource) -> bytes:
@@ -361,72 +328,43 @@ def _sniff(file: CsvSource) -> bytes:
     return head if isinstance(head, bytes) else b""
 
 
-def _xlsx_text(value: object) -> str:
-    """A workbook cell as the text a CSV would hold: 3001234567 not 3001234567.0."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else str(Decimal(repr(value)))
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    return str(value)
+def _xlsx_rows(
+    file: CsvSource, on_size: Callable[[int], None] | None = None
+) -> Iterator[tuple[int, list[str], dict[str, int], int]]:
+    """As _csv_rows, for the first sheet of an .xlsx, read within the bounds of
+    calls/workbooks.py (openpyxl's read-only mode parses the sheet as it is iterated)."""
+    from calls import workbooks
 
-
-def _xlsx_rows(file: CsvSource) -> Iterator[tuple[int, list[str], dict[str, int], int]]:
-    """As _csv_rows, for the first sheet of an .xlsx. openpyxl's read-only mode parses the
-    sheet as it is iterated, so a big workbook is not loaded whole."""
-    from openpyxl import load_workbook  # only an Excel upload pays for the import
-
-    try:
-        book = load_workbook(cast(Any, file), read_only=True, data_only=True)
-    except Exception:  # zipfile, XML and openpyxl errors alike: the file is not a workbook
-        raise ImportFileError(
-            _(
-                "the file is a zip archive but not an Excel .xlsx workbook: save it from Excel "
-                "as 'Excel Workbook (.xlsx)' or 'CSV UTF-8 (Comma delimited)'; nothing was "
-                "imported"
-            )
-        ) from None
-    try:
-        sheet = book.worksheets[0] if book.worksheets else None
-        rows = sheet.iter_rows(values_only=True) if sheet is not None else iter(())
-        header = [_xlsx_text(value) for value in next(rows, ())]
+    with workbooks.first_sheet(cast(IO[bytes], file), on_size) as rows:
+        header = [workbooks.cell_text(value) for value in next(rows, ())]
         while header and not header[-1].strip():
             header.pop()  # a sheet's width is its widest row: trailing empty header cells
         if not any(cell.strip() for cell in header):
-            raise ImportFileError(
-                _(
-                    "the workbook's first sheet is empty: its first row must name the columns "
-                    "%(required)s"
-                )
-                % {"required": ",".join(REQUIRED_COLUMNS)}
-            )
+            raise ImportFileError("empty_sheet")
         columns = _header_columns(header)
         width = len(header)
         for row_number, values in enumerate(rows, start=2):
-            cells = [_xlsx_text(value) for value in values[:width]]
+            cells = [workbooks.cell_text(value) for value in values[:width]]
             if any(cell.strip() for cell in cells):
                 # No quoting in a workbook, so no "wrong number of fields": pad short rows.
                 yield row_number, cells + [""] * (width - len(cells)), columns, width
-    finally:
-        book.close()
 
 
-def _file_rows(file: CsvSource) -> Iterator[tuple[int, list[str], dict[str, int], int]]:
-    """The rows of a CSV or .xlsx, told apart by the file's first bytes, not its name."""
+def is_workbook(file: CsvSource) -> bool:
+    """Whether `file` is a zip, as an .xlsx is (told by its first bytes, not its name)."""
+    return _sniff(file).startswith(ZIP_MAGIC)
+
+
+def _file_rows(
+    file: CsvSource, on_sheet_size: Callable[[int], None] | None = None
+) -> Iterator[tuple[int, list[str], dict[str, int], int]]:
+    """The rows of a CSV or .xlsx, told apart by the file's first bytes, not its name.
+    `on_sheet_size` is told a workbook's rows (blank ones included) before they are read."""
     head = _sniff(file)
     if head.startswith(OLE_MAGIC):
-        raise ImportFileError(
-            _(
-                "this is an old Excel .xls file, which robodash cannot read: in Excel use "
-                "'Save As' > 'Excel Workbook (.xlsx)' or 'CSV UTF-8 (Comma delimited)'; "
-                "nothing was imported"
-            )
-        )
+        raise ImportFileError("old_xls")
     if head.startswith(ZIP_MAGIC):
-        return _xlsx_rows(file)
+        return _xlsx_rows(file, on_sheet_size)
     return _csv_rows(file)
 
 
@@ -446,11 +384,13 @@ def _validate_cells(
     return result
 
 
-def validated_rows(file: CsvSource) -> Iterator[OrderRow | RowError]:
+def validated_rows(
+    file: CsvSource, on_sheet_size: Callable[[int], None] | None = None
+) -> Iterator[OrderRow | RowError]:
     """Each non-blank data row of `file` (CSV or .xlsx), validated: the one reading of a file
     that the upload page, import_csv and import_calls share. ImportFileError if the file as a
-    whole is unusable."""
-    for row, cells, columns, width in _file_rows(file):
+    whole is unusable; `on_sheet_size` as for _file_rows."""
+    for row, cells, columns, width in _file_rows(file, on_sheet_size):
         yield _validate_cells(row, cells, columns, width)
 
 

@@ -19,6 +19,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Length
+from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -633,9 +635,11 @@ class DailyFigures(models.Model):
 
 
 class Upload(models.Model):
-    """A CSV uploaded on the new-campaign page, read once into the database (its rows in
+    """A file uploaded on the new-campaign page, read once into the database (its rows in
     UploadRow) between its preview and "Launch". The preview and the launch read these rows,
-    never the file, so any web or worker process can serve them and no file is kept.
+    never the file, so any web or worker process can serve them. A CSV is read as it arrives;
+    a workbook waits in UploadFile, `reading`, until a worker has read it (calls/uploads.py),
+    then the file is deleted: `previewed`, or `failed` with what was wrong.
 
     Why a staging table rather than the orders themselves as drafts: an order is unique per
     store and order id and is "known" from the moment it exists, so draft orders would make
@@ -645,6 +649,8 @@ class Upload(models.Model):
     """
 
     class Status(models.TextChoices):
+        READING = "reading", _("Being read")
+        FAILED = "failed", _("Could not be read")
         PREVIEWED = "previewed", _("Waiting for launch")
         LAUNCHING = "launching", _("Launching")
         LAUNCHED = "launched", _("Launched")
@@ -672,6 +678,17 @@ class Upload(models.Model):
     # Set by the claim and by every batch: a launch that has not moved for a while lost its
     # worker, and the beat hands it to another (calls.uploads.resume_stalled_launches).
     launch_moved_at = models.DateTimeField(null=True, blank=True)
+    # The worker's reading of a workbook: the sheet's rows (blank ones included) and the last
+    # row read, for the page's progress; when it last moved and how many workers have started
+    # on it (a reading that stopped moving is handed to another, calls.uploads.
+    # resume_stalled_readings, and only the latest may write); why it failed, as a code and its
+    # values (calls.file_errors.describe says it in the reader's language).
+    sheet_rows = models.PositiveIntegerField(null=True, blank=True)
+    read_through_row = models.PositiveIntegerField(default=0)
+    read_moved_at = models.DateTimeField(null=True, blank=True)
+    read_attempts = models.PositiveSmallIntegerField(default=0)
+    error_code = models.CharField(max_length=32, blank=True)
+    error_params = models.JSONField(default=dict, blank=True)
 
     class Meta:
         indexes = [
@@ -685,6 +702,12 @@ class Upload(models.Model):
                 name="upload_launching_moved_idx",
                 condition=Q(status="launching"),
             ),
+            # The beat's look for stalled readings: workbooks being read by when they moved.
+            models.Index(
+                fields=["read_moved_at"],
+                name="upload_reading_moved_idx",
+                condition=Q(status="reading"),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -693,6 +716,38 @@ class Upload(models.Model):
     @property
     def progress_percent(self) -> int:
         return 100 * self.launched_rows // self.valid_rows if self.valid_rows else 100
+
+    @property
+    def read_percent(self) -> int:
+        if not self.sheet_rows:
+            return 0
+        return min(100, 100 * self.read_through_row // self.sheet_rows)
+
+
+# The largest file the upload form takes (calls.forms.MAX_UPLOAD_BYTES); the table, too.
+UPLOAD_FILE_MAX_BYTES = 10 * 1024 * 1024
+
+
+class UploadFile(models.Model):
+    """A workbook waiting for a worker to read it (web and worker share no disk, only the
+    database). Deleted in the transaction that ends its reading, staged or failed."""
+
+    upload = models.OneToOneField(
+        Upload, primary_key=True, on_delete=models.CASCADE, related_name="waiting_file"
+    )
+    content = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            # A capped row: whatever writes it, no file over the upload limit is kept.
+            models.CheckConstraint(
+                condition=LessThanOrEqual(Length("content"), UPLOAD_FILE_MAX_BYTES),
+                name="uploadfile_content_capped",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"file of upload {self.upload_id}"
 
 
 class UploadRow(models.Model):

@@ -77,11 +77,23 @@ def launch_upload(upload_id: int) -> None:
     uploads.launch_upload(upload_id)
 
 
+# A workbook at the caps of calls/workbooks.py takes openpyxl about a minute on a quiet machine.
+@shared_task(ignore_result=True, soft_time_limit=300, time_limit=330)
+def read_upload(upload_id: int) -> None:
+    """Read a workbook uploaded on the new-campaign page into its preview (the view stored the
+    file). A reading cut off is handed to a worker again by look_after_uploads."""
+    uploads.read_upload(upload_id)
+
+
 @shared_task(ignore_result=True, soft_time_limit=50, time_limit=60)
 def look_after_uploads() -> None:
-    """Run by beat every minute: hand stalled launches to a worker again and delete previews
-    nobody launched within a day (the next upload would, but there may be none)."""
+    """Run by beat every minute: hand stalled launches and readings to a worker again and
+    delete uploads nobody launched within a day, with any file still waiting (the next upload
+    would, but there may be none)."""
     for upload_id in uploads.resume_stalled_launches():
         log.warning("upload %d: its launch stalled; handed to a worker again", upload_id)
         launch_upload.delay(upload_id)
+    for upload_id in uploads.resume_stalled_readings():
+        log.warning("upload %d: its reading stalled; handed to a worker again", upload_id)
+        read_upload.delay(upload_id)
     uploads.sweep_abandoned_uploads()

@@ -4,10 +4,21 @@ launch.
 `stage_upload` streams the file (CSV or .xlsx) through the one validation path
 (`imports.validated_rows`) into UploadRow by COPY: every valid row with its values (and, as its
 reason, a warning if a cell looks like a spreadsheet formula), every rejected row with its
-reasons. Repeats
-within the file and orders the store already has are then marked in SQL. Nothing but counters
-is held in Python, so memory does not grow with the file, and a file over
-ROBODASH_UPLOAD_MAX_ROWS is refused with nothing stored (the transaction rolls back).
+reasons. Repeats within the file and orders the store already has are then marked in SQL.
+Nothing but counters is held in Python, so memory does not grow with the file, and a file over
+ROBODASH_UPLOAD_MAX_ROWS is refused with nothing stored.
+
+Where it is read (`receive_upload`): a CSV within the request, as it arrives. Its cost is its
+bytes, which the upload limit bounds (200,000 rows read in about 3 s, in constant memory), and
+the merchant sees the preview at once. A workbook's cost is what it expands to, not its bytes
+(calls/workbooks.py bounds it, but a workbook at the caps still takes openpyxl seconds per
+100,000 rows), so it never runs in a web process: it waits in UploadFile (web and worker share
+only the database) and a worker reads it (`read_upload`, from `calls.tasks.read_upload`) a
+batch of rows per transaction, noting how far it got for the page's progress bar. The file is
+deleted in the transaction that ends the reading, previewed or failed with the reason's code.
+A reading that stops moving (its worker was lost: a task is not redelivered) is handed to a
+worker again by beat (`resume_stalled_readings`); it starts over, and a reader that finds a
+later attempt has started stops writing.
 
 `launch_upload` turns a claimed upload's valid rows into orders and queued calls, a batch per
 transaction under the store's intake lock (orders that became known since the preview are
@@ -19,15 +30,18 @@ runs within the request; a large one in a worker (`calls.tasks.launch_upload`).
 from __future__ import annotations
 
 import datetime as dt
+import io
+import itertools
 import json
-from collections.abc import Iterator
-from typing import Any
+import logging
+from collections.abc import Callable, Iterator
+from typing import IO, Any, cast
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
-from django.utils.translation import gettext
 
 from calls.dispatch import wake_dispatcher
 from calls.imports import (
@@ -39,14 +53,21 @@ from calls.imports import (
     RowError,
     add_orders,
     formula_warning,
+    is_workbook,
     validated_rows,
 )
-from calls.models import Campaign, Order, Upload, UploadRow
+from calls.models import Campaign, Order, Upload, UploadFile, UploadRow
 from calls.storable_text import storable
+from calls.workbooks import check_package
+
+log = logging.getLogger(__name__)
 
 ABANDONED_AFTER = dt.timedelta(days=1)  # a preview nobody launched is deleted after this
-# A batch takes well under a second: a launch that has not moved for this long lost its worker.
+# A batch takes well under a second (a reading's first, after openpyxl has opened the workbook,
+# a few seconds): a launch or reading that has not moved for this long lost its worker.
 STALLED_AFTER = dt.timedelta(minutes=5)
+READ_BATCH_ROWS = 5000  # rows staged per transaction of a worker's reading
+READ_ATTEMPTS = 3  # workers lost reading one workbook before it is failed
 REASON_MAX_CHARS = 1000  # a 100 kB cell quoted in a reason is cut here
 
 _STAGED = ("row", "kind", "reason", "order_id", "phone", "amount", "store_name", "voice_id")
@@ -58,19 +79,15 @@ class TooManyRows(ImportFileError):
     """The file has more data rows than one upload may have."""
 
 
-def _staged_rows(file: CsvSource, max_rows: int) -> Iterator[tuple[Any, ...]]:
+def _staged_rows(
+    file: CsvSource, max_rows: int, on_sheet_size: Callable[[int], None] | None = None
+) -> Iterator[tuple[Any, ...]]:
     """The COPY rows of `file` (the _STAGED fields, then extras as JSON), one at a time."""
     total = 0
-    for result in validated_rows(file):
+    for result in validated_rows(file, on_sheet_size):
         total += 1
         if total > max_rows:
-            raise TooManyRows(
-                gettext(
-                    "the file has more than %(rows)s rows, the most one upload may have: "
-                    "split it into files of up to %(rows)s rows; nothing was stored"
-                )
-                % {"rows": f"{max_rows:,}"}
-            )
+            raise TooManyRows("too_many_rows", rows=max_rows)
         if isinstance(result, RowError):
             reason = storable(result.message)[:REASON_MAX_CHARS]
             yield (result.row, REJECTED, reason, "", "", None, "", None, "{}")
@@ -140,13 +157,33 @@ def _count_rows(upload: Upload) -> None:
     upload.total_rows = sum(counts.values())
 
 
+# An upload of these is the campaign's next: a new upload replaces it.
+WAITING = (Upload.Status.READING, Upload.Status.FAILED, Upload.Status.PREVIEWED)
+
+
 def sweep_abandoned_uploads(now: dt.datetime | None = None) -> int:
-    """Delete previews nobody launched within ABANDONED_AFTER, with their rows."""
+    """Delete uploads nobody launched within ABANDONED_AFTER (previews, failed readings, and a
+    workbook never read), with their rows and files."""
     cutoff = (now or timezone.now()) - ABANDONED_AFTER
-    deleted, _ = Upload.objects.filter(
-        status=Upload.Status.PREVIEWED, created_at__lt=cutoff
-    ).delete()
+    deleted, _ = Upload.objects.filter(status__in=WAITING, created_at__lt=cutoff).delete()
     return deleted
+
+
+def _replace_waiting(campaign: Campaign, filename: str, created_by: Any, **fields: Any) -> Upload:
+    Upload.objects.filter(campaign=campaign, status__in=WAITING).delete()
+    return Upload.objects.create(
+        campaign=campaign, filename=filename[:255], created_by=created_by, **fields
+    )
+
+
+def _stage_rows(upload: Upload, rows: Iterator[tuple[Any, ...]]) -> None:
+    CopyWriter(UploadRow(upload=upload), (*_STAGED, "extras")).write(rows)
+
+
+def _mark_and_count(upload: Upload) -> None:
+    _mark_duplicates(upload)
+    _mark_known(upload, upload.campaign.store_id)
+    _count_rows(upload)
 
 
 def stage_upload(
@@ -157,28 +194,170 @@ def stage_upload(
     created_by: Any = None,
     max_rows: int | None = None,
 ) -> Upload:
-    """Read `file` once into a new Upload of `campaign` (replacing the preview waiting there).
-    ImportFileError (TooManyRows over the cap) if the file as a whole is unusable: nothing is
-    stored then. Run it inside the caller's transaction or on its own."""
+    """Read `file` once, here, into a new Upload of `campaign` (replacing the one waiting
+    there). ImportFileError (TooManyRows over the cap) if the file as a whole is unusable:
+    nothing is stored then. Run it inside the caller's transaction or on its own."""
     limit = settings.ROBODASH_UPLOAD_MAX_ROWS if max_rows is None else max_rows
     sweep_abandoned_uploads()
     with transaction.atomic():
-        Upload.objects.filter(campaign=campaign, status=Upload.Status.PREVIEWED).delete()
-        upload = Upload.objects.create(
-            campaign=campaign, filename=filename[:255], created_by=created_by
-        )
-        writer = CopyWriter(UploadRow(upload=upload), (*_STAGED, "extras"))
-        writer.write(_staged_rows(file, limit))
-        _mark_duplicates(upload)
-        _mark_known(upload, campaign.store_id)
-        _count_rows(upload)
+        upload = _replace_waiting(campaign, filename, created_by)
+        _stage_rows(upload, _staged_rows(file, limit))
+        _mark_and_count(upload)
         upload.save()
     return upload
+
+
+def receive_upload(
+    file: CsvSource, *, campaign: Campaign, filename: str, created_by: Any = None
+) -> Upload:
+    """The upload page's file: a CSV staged at once; a workbook, once its zip's declared
+    sizes pass (calls/workbooks.py: a zip bomb is refused here, nothing stored), kept for a
+    worker to read (`reading`: the caller enqueues calls.tasks.read_upload on commit).
+    ImportFileError as for stage_upload. Run it inside the caller's transaction."""
+    if not is_workbook(file):
+        return stage_upload(file, campaign=campaign, filename=filename, created_by=created_by)
+    binary = cast(IO[bytes], file)
+    check_package(binary)
+    sweep_abandoned_uploads()
+    upload = _replace_waiting(
+        campaign,
+        filename,
+        created_by,
+        status=Upload.Status.READING,
+        read_moved_at=timezone.now(),
+    )
+    UploadFile.objects.create(upload=upload, content=binary.read())
+    return upload
+
+
+def _start_reading(upload_id: int) -> tuple[int, bytes] | None:
+    """Start a (new) attempt at reading a waiting workbook, dropping an earlier attempt's
+    rows: (the attempt's number, the file), or None if it is no longer being read."""
+    with transaction.atomic():
+        upload = (
+            Upload.objects.select_for_update()
+            .filter(pk=upload_id, status=Upload.Status.READING)
+            .first()
+        )
+        stored = UploadFile.objects.filter(upload_id=upload_id).first()
+        if upload is None or stored is None:
+            return None
+        upload.rows.all()._raw_delete(connection.alias)
+        upload.read_attempts += 1
+        upload.read_through_row = 0
+        upload.read_moved_at = timezone.now()
+        upload.save(update_fields=["read_attempts", "read_through_row", "read_moved_at"])
+        return upload.read_attempts, bytes(stored.content)
+
+
+def _still_mine(upload_id: int, attempt: int) -> Upload | None:
+    """The upload, locked until the transaction ends, if this attempt is still the one that
+    reads it (not replaced, discarded, or handed to a later attempt)."""
+    return (
+        Upload.objects.select_for_update(of=("self",))
+        .select_related("campaign")
+        .filter(pk=upload_id, status=Upload.Status.READING, read_attempts=attempt)
+        .first()
+    )
+
+
+def _fail_reading(upload_id: int, attempt: int, error: ImportFileError) -> None:
+    """End the reading as failed with `error`'s code: no row and no file kept."""
+    with transaction.atomic():
+        upload = _still_mine(upload_id, attempt)
+        if upload is None:
+            return
+        upload.rows.all()._raw_delete(connection.alias)
+        UploadFile.objects.filter(upload_id=upload_id).delete()
+        upload.status = Upload.Status.FAILED
+        upload.error_code, upload.error_params = error.code, error.params
+        upload.read_moved_at = timezone.now()
+        upload.save(update_fields=["status", "error_code", "error_params", "read_moved_at"])
+
+
+def _finish_reading(upload_id: int, attempt: int) -> None:
+    """End the reading as previewed: duplicates and known orders marked, counted, file gone."""
+    with transaction.atomic():
+        upload = _still_mine(upload_id, attempt)
+        if upload is None:
+            return
+        _mark_and_count(upload)
+        UploadFile.objects.filter(upload_id=upload_id).delete()
+        upload.status = Upload.Status.PREVIEWED
+        upload.read_through_row = upload.sheet_rows or upload.read_through_row
+        upload.read_moved_at = timezone.now()
+        upload.save()
+
+
+def read_upload(upload_id: int, *, max_rows: int | None = None) -> None:
+    """A worker's reading of a waiting workbook into its rows (see the module docstring): it
+    ends previewed, or failed with the reason's code; a later attempt takes over silently."""
+    limit = settings.ROBODASH_UPLOAD_MAX_ROWS if max_rows is None else max_rows
+    started = _start_reading(upload_id)
+    if started is None:
+        return
+    attempt, content = started
+
+    def note_size(rows: int) -> None:
+        Upload.objects.filter(pk=upload_id, read_attempts=attempt).update(
+            sheet_rows=rows, read_moved_at=timezone.now()
+        )
+
+    try:
+        rows = _staged_rows(io.BytesIO(content), limit, note_size)
+        while batch := list(itertools.islice(rows, READ_BATCH_ROWS)):
+            with transaction.atomic():
+                upload = _still_mine(upload_id, attempt)
+                if upload is None:
+                    return  # replaced, discarded, or a later attempt reads it
+                _stage_rows(upload, iter(batch))
+                upload.read_through_row = batch[-1][0]
+                upload.read_moved_at = timezone.now()
+                upload.save(update_fields=["read_through_row", "read_moved_at"])
+        _finish_reading(upload_id, attempt)
+    except ImportFileError as error:
+        _fail_reading(upload_id, attempt, error)
+    except SoftTimeLimitExceeded:
+        _fail_reading(upload_id, attempt, ImportFileError("read_too_slow"))
+    except Exception:
+        # A bug, or a file no check foresaw: said on the page, the trace in the log (a
+        # workbook holds no secret), and not handed to a worker again.
+        log.exception("upload %d: reading the workbook failed", upload_id)
+        _fail_reading(upload_id, attempt, ImportFileError("read_failed"))
+
+
+def resume_stalled_readings(now: dt.datetime | None = None) -> list[int]:
+    """The readings that have not moved for STALLED_AFTER (their worker was lost, or the
+    task never reached one), each taken over by a conditional update so two sweeps hand it on
+    once; the caller enqueues them. One that READ_ATTEMPTS workers have started on is failed
+    instead: it is likely what stops them (upload_reading_moved_idx)."""
+    now = now or timezone.now()
+    stalled = Upload.objects.filter(
+        status=Upload.Status.READING, read_moved_at__lt=now - STALLED_AFTER
+    )
+    taken = []
+    for upload_id, moved_at, attempts in stalled.values_list(
+        "pk", "read_moved_at", "read_attempts"
+    ):
+        if attempts >= READ_ATTEMPTS:
+            log.warning("upload %d: %d workers were lost reading it; failed", upload_id, attempts)
+            _fail_reading(upload_id, attempts, ImportFileError("read_lost"))
+        elif Upload.objects.filter(
+            pk=upload_id, status=Upload.Status.READING, read_moved_at=moved_at
+        ).update(read_moved_at=now):
+            taken.append(upload_id)
+    return taken
 
 
 def pending_upload(campaign: Campaign) -> Upload | None:
     """The upload waiting for the campaign's launch, if any (upload_campaign_status_idx)."""
     return campaign.uploads.filter(status=Upload.Status.PREVIEWED).order_by("-pk").first()
+
+
+def waiting_upload(campaign: Campaign) -> Upload | None:
+    """The campaign's next upload, read or not (upload_campaign_status_idx): the one its
+    launch page shows, being read, failed, or waiting for the launch."""
+    return campaign.uploads.filter(status__in=WAITING).order_by("-pk").first()
 
 
 def launching_upload(campaign: Campaign) -> Upload | None:

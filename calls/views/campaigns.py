@@ -1,8 +1,9 @@
 """Campaigns: the list, a new campaign (one order, or a CSV upload -> preview -> launch), a
 campaign's page with its live progress, and pause / resume.
 
-An upload is read once, when it arrives, into the database (calls/uploads.py); the preview and
-the launch read it there, so no file is kept and any web process can serve either. Nothing is
+An upload is read once into the database (calls/uploads.py): a CSV as it arrives, a workbook by
+a worker while the launch page shows how far it got. The preview and the launch read it there,
+so no file is kept once read and any web process can serve either. Nothing is
 imported before "Launch", and a launch the balance cannot pay for imports nothing: the campaign
 stays a draft with the upload waiting, so the merchant can top up and press "Launch" again. A
 large launch runs in a worker while the campaign page shows its progress.
@@ -29,12 +30,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from calls import stats, tasks, uploads
 from calls.balances import check_launch, estimate_cost, refresh_balance
 from calls.dispatch import wake_dispatcher
 from calls.exports import csv_response
+from calls.file_errors import describe
 from calls.forms import SingleOrderForm, UploadForm, as_sentence
 from calls.imports import ImportFileError, create_single_call
 from calls.models import Call, Campaign, Store, Upload, UploadRow, User
@@ -154,8 +156,9 @@ def _create_call(campaign: Campaign, data: dict[str, Any], user: User) -> Call:
 
 @role_required(LAUNCH)
 def campaign_upload(request: HttpRequest) -> HttpResponse:
-    """Read the file into the database once, then show what importing it would do (on the
-    launch page). A file refused as a whole leaves nothing behind, not even a new campaign."""
+    """Read the file into the database once (a workbook: have a worker read it), then show
+    what importing it would do on the launch page. A file refused as a whole here leaves
+    nothing behind, not even a new campaign."""
     if request.method != "POST":
         return redirect("campaign_new")
     form = UploadForm(request.POST, request.FILES)
@@ -176,12 +179,15 @@ def campaign_upload(request: HttpRequest) -> HttpResponse:
                     "created_by": user,
                 },
             )
-            uploads.stage_upload(
+            upload = uploads.receive_upload(
                 data["file"],
                 campaign=campaign,
                 filename=Path(data["file"].name or "upload.csv").name,
                 created_by=user,
             )
+            if upload.status == Upload.Status.READING:
+                upload_id = upload.pk  # a workbook: a worker reads it once this commits
+                transaction.on_commit(lambda: tasks.read_upload.delay(upload_id))
     except ImportFileError as exc:
         form.add_error("file", as_sentence(str(exc)))
         return _new_page(request, upload_form=form)
@@ -236,6 +242,25 @@ def _waiting_draft_calls(campaign: Campaign) -> int:
     return campaign.calls.filter(state=Call.State.QUEUED).count()
 
 
+def _reading_page(
+    request: HttpRequest, campaign: Campaign, upload: Upload, *, fragment: bool = False
+) -> HttpResponse:
+    """The launch page while a worker reads the upload, or after it could not (the reason
+    said now, in the reader's language)."""
+    context = {
+        "campaign": campaign,
+        "store": campaign.store,
+        "reading": upload,
+        "read_error": (
+            as_sentence(describe(upload.error_code, upload.error_params))
+            if upload.status == Upload.Status.FAILED
+            else ""
+        ),
+    }
+    template = "campaigns/launch.html" + ("#reading" if fragment else "")
+    return render(request, template, context)
+
+
 def _launch_page(
     request: HttpRequest,
     campaign: Campaign,
@@ -286,11 +311,21 @@ def _launch_page(
 
 
 @role_required(LAUNCH)
-def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
-    """GET: the preview of the waiting upload. POST: check the balance, import, run."""
+def campaign_launch(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """GET: the preview of the waiting upload, or how far a worker has read it (the reading's
+    fragment when htmx polls; once it ends, htmx reloads the page). POST: check the balance,
+    import, run."""
     campaign = get_object_or_404(Campaign.objects.select_related("store"), pk=pk)
-    upload = uploads.pending_upload(campaign)
+    waiting = uploads.waiting_upload(campaign)
+    unread = waiting if waiting and waiting.status != Upload.Status.PREVIEWED else None
+    upload = waiting if waiting and not unread else None
     if request.method != "POST":
+        if request.htmx:
+            if unread is not None and unread.status == Upload.Status.READING:
+                return _reading_page(request, campaign, unread, fragment=True)
+            return HttpResponseClientRefresh()
+        if unread is not None:
+            return _reading_page(request, campaign, unread)
         launched = campaign.status != Campaign.Status.DRAFT or uploads.launching_upload(campaign)
         if upload is None and launched and not _waiting_draft_calls(campaign):
             # Launched (Back after Launch, a second tab): its page, not "Nothing to launch".
@@ -298,8 +333,8 @@ def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
         return _launch_page(request, campaign, upload)
 
     if request.POST.get("action") == "discard":
-        if upload is not None:
-            upload.delete()
+        if waiting is not None:
+            waiting.delete()  # a workbook being read: its worker finds it gone and stops
         if campaign.status == Campaign.Status.DRAFT and not campaign.calls.exists():
             campaign.delete()
             messages.info(
@@ -310,6 +345,16 @@ def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("campaign_list")
         messages.info(request, _("Upload discarded; nothing was imported."))
         return redirect("campaign_detail", pk=pk)
+
+    if unread is not None:
+        # Launch pressed on a page from before this upload (another tab): nothing is launched
+        # while its rows are unknown.
+        messages.error(
+            request,
+            _("The upload %(name)s has not been read: nothing was launched.")
+            % {"name": unread.filename},
+        )
+        return redirect("campaign_launch", pk=pk)
 
     if request.POST.get("upload") and (upload is None or request.POST["upload"] != str(upload.pk)):
         # The page's upload was launched (a second press, another tab) or replaced.
@@ -486,7 +531,7 @@ def _campaign_context(request: HttpRequest, campaign: Campaign) -> dict[str, Any
         # Queued calls outside calling hours are not stuck: say when they start.
         "calls_start": calls_start_sentence(campaign.store, _now()) if waiting else "",
         "polling": launching is not None or _keeps_moving(campaign, figures),
-        "pending": uploads.pending_upload(campaign),
+        "pending": uploads.waiting_upload(campaign),
         "launching": launching,
         "voice_id": campaign.voice_id or campaign.store.default_voice_id,
     }

@@ -1,6 +1,9 @@
 """What a merchant's file may look like: an .xlsx (also when it is named .csv), an old .xls (a
 clear refusal), amounts written with the currency, cells a spreadsheet would run as formulas, and
-the sample file the upload page offers."""
+the sample file the upload page offers.
+
+A workbook is read by a worker: these tests run the worker's function (uploads.read_upload)
+themselves, here; tests/calls/test_upload_workbooks.py has a real worker read one."""
 
 from __future__ import annotations
 
@@ -64,6 +67,8 @@ def test_an_xlsx_is_read_by_its_bytes_whatever_its_name(admin, store, provider_u
     response = post_file(admin, store, EXCEL_ORDERS, filename)
 
     assert response.status_code == 302, text_of(response)
+    assert Upload.objects.get().status == Upload.Status.READING
+    uploads.read_upload(Upload.objects.get().pk)  # as the worker does
     staged = Upload.objects.get()
     assert (staged.valid_rows, staged.rejected_rows) == (2, 1)
     valid = list(staged.rows.filter(kind="valid").order_by("row"))

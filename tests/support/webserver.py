@@ -96,7 +96,8 @@ class WebServer:
 
 @contextmanager
 def gunicorn(env: dict[str, str]) -> Iterator[WebServer]:
-    """gunicorn with one worker, as production runs it (DEBUG off), on plain HTTP."""
+    """gunicorn with one worker, as production runs it (DEBUG off, gunicorn.conf.py's timeout),
+    on plain HTTP."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = Path(tempfile.mkdtemp(prefix="robodash-web-")) / "gunicorn.log"
@@ -113,7 +114,7 @@ def gunicorn(env: dict[str, str]) -> Iterator[WebServer]:
         master = subprocess.Popen(
             [
                 *(sys.executable, "-m", "gunicorn", "robodash.wsgi"),
-                *("--bind", f"127.0.0.1:{port}", "--workers", "1", "--timeout", "120"),
+                *("--bind", f"127.0.0.1:{port}", "--workers", "1", "--timeout", "30"),
             ],
             cwd=ROOT,
             env=app_env,
