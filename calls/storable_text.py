@@ -18,10 +18,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# The inside of a character class, escaped so that Python's re and the ECMA 262 dialect of JSON
-# Schema read it alike: the API's description shows it as a pattern (shops/api_inputs.py).
-UNSTORABLE_CLASS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
-UNSTORABLE_CHARACTERS = re.compile(f"[{UNSTORABLE_CLASS}]")
+# The insides of character classes, escaped so that Python's re and the ECMA 262 dialect of
+# JSON Schema read them alike: the API's description shows the control characters as a pattern
+# (shops/api_inputs.py). A lone surrogate is no Unicode character, so no schema validator's
+# pattern can name one (Rust's regex refuses the range): the description leaves it unsaid.
+CONTROL_CLASS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+SURROGATE_CLASS = r"\ud800-\udfff"
+UNSTORABLE_CHARACTERS = re.compile(f"[{CONTROL_CLASS}{SURROGATE_CLASS}]")
 REPLACEMENT = "\ufffd"
 
 

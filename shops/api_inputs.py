@@ -24,13 +24,19 @@ from typing import Annotated, Any
 from django.http import HttpRequest
 from ninja import Field
 from ninja.parser import Parser
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, WithJsonSchema, WrapValidator
+from pydantic import (
+    AfterValidator,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    WithJsonSchema,
+    WrapValidator,
+)
 from pydantic import ValidatorFunctionWrapHandler as Check
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from calls.imports import CENT, MAX_AMOUNT
-from calls.storable_text import UNSTORABLE_CLASS, refused_character
+from calls.storable_text import CONTROL_CLASS, refused_character
 
 PK_MOBILE = "pk-mobile"
 
@@ -109,7 +115,8 @@ class Matching:
         rule = re.compile(self.pattern)
 
         def check(value: str) -> str:
-            if not rule.search(value):
+            # A lone surrogate too, which the pattern cannot name (calls/storable_text.py).
+            if not rule.search(value) or refused_character("value", value) is not None:
                 raise ValueError(self.reason(value))
             return value
 
@@ -123,8 +130,8 @@ class Matching:
         return described
 
 
-# calls/storable_text.py's refused characters, as a class's inside, to negate it.
-_CONTROL = UNSTORABLE_CLASS
+# calls/storable_text.py's control characters, as a class's inside, to negate it.
+_CONTROL = CONTROL_CLASS
 # What str.strip() takes off both ends (the controls among them are refused anyway).
 _SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
@@ -153,4 +160,13 @@ class Format:
         return described
 
 
-PakistaniMobile = Annotated[str, Format(PK_MOBILE)]
+def _storable(value: str) -> str:
+    if refused_character("value", value) is not None:
+        raise ValueError(_why_not_text(value))
+    return value
+
+
+# A number is checked by the pipeline, which says why one is refused; a character no number has is
+# refused here first, with the same reason as every text's (the format already excludes it, so
+# the description needs no pattern, which would only mislead a generator into blank numbers).
+PakistaniMobile = Annotated[str, AfterValidator(_storable), Format(PK_MOBILE)]

@@ -67,7 +67,7 @@ def test_an_unknown_order_is_404(client, token):
 
 @pytest.mark.parametrize(
     ("order_id", "reason"),
-    [("x" * 101, "at most 100"), ("KK%00", "(U+0000) at position 3")],
+    [("x" * 101, "at most 100"), ("KK%00", "(U+0000, NUL) at position 3")],
     ids=["too-long", "nul"],
 )
 def test_an_order_id_no_order_could_have_is_400_naming_it(client, token, order_id, reason):
