@@ -19,7 +19,6 @@ from django.utils.translation import ngettext
 
 from calls.models import Store
 from calls.provider import (
-    KEY_REJECTED,
     AccountBalance,
     InvalidApiKey,
     ProviderError,
@@ -139,7 +138,7 @@ def provider_states(stores: list[Store]) -> dict[int, str]:
     states = {}
     for store in stores:
         state = statuses.get(balance_status_key(store.pk), "")
-        if store.paused and in_plain_words(store.paused_reason) == KEY_REJECTED:
+        if store.paused and store.pause_kind == Store.PauseKind.KEY_REJECTED:
             state = PROVIDER_KEY_REJECTED
         states[store.pk] = state
     return states

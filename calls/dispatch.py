@@ -158,7 +158,7 @@ def send_call(call_id: int) -> None:
         # The account, not the order, is at fault: keep the call and stop the store.
         _requeue_unsent(call, str(exc), backoff=False)
         pause_store(
-            call.store, f"the provider rejected the API key ({exc}); update it, then resume"
+            call.store, Store.PauseKind.KEY_REJECTED, f"the provider rejected the API key ({exc})"
         )
     except ProviderRejected as exc:
         transitions.finish_if_sending(call, Call.Outcome.FAILED, error=str(exc))
@@ -203,17 +203,19 @@ def _client_or_pause(call_id: int) -> RobocallClient | None:
         return client_for(call.store)
     except Exception as exc:
         log.exception("store %s cannot reach the provider", call.store_id)
-        pause_store(call.store, redact(f"cannot call the provider: {type(exc).__name__}: {exc}"))
+        pause_store(call.store, Store.PauseKind.PROVIDER_UNUSABLE, f"{type(exc).__name__}: {exc}")
         return None
 
 
-def pause_store(store: Store, reason: str) -> None:
-    """Stop sending for a store until a person fixes what `reason` says and resumes it."""
+def pause_store(store: Store, kind: Store.PauseKind, detail: str) -> None:
+    """Stop sending for a store until a person fixes what `kind` names and resumes it. The
+    pages word `kind`; `detail` (the provider's or the error's words) is for support."""
+    detail = redact(detail)
     updated = Store.objects.filter(pk=store.pk, paused=False).update(
-        paused=True, paused_reason=reason[:500]
+        paused=True, pause_kind=kind, paused_reason=detail[:500]
     )
     if updated:
-        log.warning("store %s paused: %s", store.pk, reason)
+        log.warning("store %s paused (%s): %s", store.pk, kind.value, detail)
 
 
 def _claim_for_sending(call_id: int, now: dt.datetime) -> Call | None:

@@ -432,11 +432,8 @@ class StoreForm(forms.ModelForm):
                 store.call_rate = self.balance.call_rate
             elif self.key_check is KeyCheck.REJECTED:
                 store.paused = True
-                # Worded so the pages name it as a rejected key (calls.provider.in_plain_words).
-                store.paused_reason = (
-                    "The provider rejected the API key when it was saved: enter a key it "
-                    "accepts, then resume the store."
-                )
+                store.pause_kind = Store.PauseKind.KEY_REJECTED
+                store.paused_reason = "the provider rejected the API key when it was saved"
         if commit:
             store.save()
         return store

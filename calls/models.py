@@ -93,8 +93,19 @@ class Store(models.Model):
     low_balance_threshold = models.DecimalField(
         max_digits=12, decimal_places=2, default=Decimal(500), validators=[MinValueValidator(0)]
     )
+
+    class PauseKind(models.TextChoices):
+        """Why robodash paused a store (blank: not paused, or paused by a person). Pages word
+        it in the reader's language (calls/templatetags/present.py, pause_reason)."""
+
+        KEY_REJECTED = "key_rejected", _("The provider rejected the API key")
+        PROVIDER_UNUSABLE = "provider_unusable", _("robodash could not use the provider")
+
     paused = models.BooleanField(default=False)
-    paused_reason = models.CharField(max_length=500, blank=True)  # set when robodash paused it
+    pause_kind = models.CharField(max_length=32, choices=PauseKind.choices, blank=True)
+    # The detail behind pause_kind for support (redacted, in the log line's words); never shown
+    # to merchants and never read back to decide anything.
+    paused_reason = models.CharField(max_length=500, blank=True)
     key_verified_at = models.DateTimeField(null=True, blank=True)
 
     # Last known check_balance answer, shown with its age when the provider is down.
@@ -121,7 +132,9 @@ class Store(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.paused:
-            self.paused_reason = ""  # resumed: the reason is history (kept in the logs)
+            # Resumed: why it was paused is history (kept in the logs).
+            self.pause_kind = ""
+            self.paused_reason = ""
         super().save(*args, **kwargs)
         Store.remember_current_keys()  # the key saved replaces the store's old one
 

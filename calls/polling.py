@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from calls import timing
 from calls.dispatch import client_for, pause_store
-from calls.models import Call, CallEvent
+from calls.models import Call, CallEvent, Store
 from calls.outcomes import judge_report, lifetime_bound, status_began_at
 from calls.provider import CallReport, InvalidApiKey, ProviderError
 from calls.redaction import redact
@@ -67,7 +67,11 @@ def poll_call(call_id: int) -> None:
             # The account's key, not this call, is refused: wait for a person to fix it (the
             # lifetime bound still ends the wait) instead of sending every call to review.
             kind = "key"
-            pause_store(call.store, f"the provider rejected the API key ({exc}); update it")
+            pause_store(
+                call.store,
+                Store.PauseKind.KEY_REJECTED,
+                f"the provider rejected the API key ({exc})",
+            )
         _record_poll_failure(call, error=str(exc), kind=kind, requests=reached)
     else:
         _apply_report(call, report, requests=client.requests_made["get_call"] - before)

@@ -658,8 +658,7 @@ def _scrub(value: Any) -> Any:
 # right for the logs and for support, not for a merchant's page. These are the sentences shown
 # instead; the detail stays in the logs and on the call page's section for support.
 
-# Lazy: translated when shown, in the language of the page (comparisons with a shown sentence,
-# such as `in_plain_words(reason) == KEY_REJECTED`, compare in that same language).
+# Lazy: translated when shown, in the language of the page.
 KEY_REJECTED = gettext_lazy(
     "The provider rejected this store's API key. Check the key in the store's settings."
 )
@@ -675,7 +674,7 @@ _KEY_REJECTED_TEXT = re.compile(r"rejected the api key|api key not matched", re.
 
 def in_plain_words(error: ProviderError | str) -> str:
     """The sentence a merchant sees for `error` (a ProviderError, or the text of one as stored
-    in a pause reason or a call's last error)."""
+    in a call's last error)."""
     if isinstance(error, InvalidApiKey):
         return str(KEY_REJECTED)
     if isinstance(error, ProviderUnavailable):

@@ -26,8 +26,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from calls import outcomes
+from calls.models import Store
 from calls.phones import MOBILE_NATIONAL_DIGITS, PAKISTAN_COUNTRY_CODE
-from calls.provider import KEY_REJECTED, in_plain_words
+from calls.provider import in_plain_words
 
 register = template.Library()
 
@@ -156,16 +157,14 @@ def plain_provider_error(text: str) -> str:
 
 
 @register.filter
-def pause_reason(text: str) -> str:
-    """Why robodash paused a store, in plain words (the stored reason holds the raw detail)."""
-    if not text:
-        return ""
-    plain = in_plain_words(text)
-    if plain == KEY_REJECTED:
+def pause_reason(kind: str) -> str:
+    """Why robodash paused a store (its `pause_kind`), in plain words; "" for none. The raw
+    detail stays in `paused_reason` and the logs, for support."""
+    if kind == Store.PauseKind.KEY_REJECTED:
         return _("The provider rejected this store's API key. Update the key, then resume.")
-    if text.startswith("cannot call the provider"):
+    if kind == Store.PauseKind.PROVIDER_UNUSABLE:
         return _("robodash could not use the provider; support can see the detail.")
-    return plain
+    return ""
 
 
 _NO_FINAL_STATUS = re.compile(

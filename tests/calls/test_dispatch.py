@@ -158,6 +158,7 @@ def test_a_rejected_api_key_pauses_the_store_and_keeps_the_call(
     store.refresh_from_db()
     assert call.state == Call.State.QUEUED
     assert store.paused
+    assert store.pause_kind == Store.PauseKind.KEY_REJECTED
     assert "rejected the API key" in store.paused_reason
     assert "sk-wrong-key" not in store.paused_reason
     assert simulator.stats()["requests"]["calls"] == 1
@@ -177,6 +178,7 @@ def test_a_store_whose_key_cannot_be_decrypted_is_paused_and_nothing_is_claimed(
     always_open.refresh_from_db()
     assert call.state == Call.State.QUEUED and call.claimed_at is None
     assert always_open.paused
+    assert always_open.pause_kind == Store.PauseKind.PROVIDER_UNUSABLE
     assert "FIELD_ENCRYPTION_KEY" in always_open.paused_reason
     assert simulator.stats()["requests"].get("calls", 0) == 0
 
@@ -331,3 +333,4 @@ def test_polls_refused_for_the_api_key_pause_the_store_and_keep_the_call_in_prog
     assert call.state == Call.State.IN_PROGRESS
     assert call.poll_errors == polling.NOT_FOUND_LIMIT + 1
     assert always_open.paused and "rejected the API key" in always_open.paused_reason
+    assert always_open.pause_kind == Store.PauseKind.KEY_REJECTED

@@ -299,6 +299,7 @@ def test_a_rejected_key_can_be_saved_deliberately_and_the_store_is_then_paused(
     assert store.paused and store.key_verified_at is None
     assert WRONG_KEY not in store.paused_reason
     assert "rejected" in store.paused_reason
+    assert store.pause_kind == Store.PauseKind.KEY_REJECTED
     assert claim_due_sends(timezone.now()) == []  # nothing dials
     Store.objects.filter(pk=store.pk).update(paused=False)
     assert claim_due_sends(timezone.now()) == [queued.pk]  # (it would have, unpaused)
@@ -491,6 +492,7 @@ def test_an_admin_changing_their_own_password_stays_signed_in(admin, admin_user)
 
 def test_a_store_robodash_paused_shows_why_on_settings_and_the_overview(client, admin_user, store):
     store.paused = True
+    store.pause_kind = Store.PauseKind.KEY_REJECTED  # the pages word the kind
     store.paused_reason = "the provider rejected the API key (HTTP 401); update it, then resume"
     store.save()
     client.force_login(admin_user)
