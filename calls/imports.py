@@ -699,14 +699,23 @@ def add_orders(
     return added, len(tally.known)
 
 
-def _already_known(store: Store, order_id: str) -> ValidationError:
-    status, since = known_orders(store, [order_id])[order_id]
-    label = Order.Status(status).label.lower()
-    return ValidationError(
-        {
-            "order_id": f"order {order_id!r} is already known ({label}, since "
-            f"{since.astimezone(store.zone):%Y-%m-%d}); it is not called again"
-        }
+class OrderAlreadyKnown(ValidationError):
+    """The store already has this order id: no second call. A ValidationError on `order_id`
+    (the form and the API show it as one) that carries the order, so a caller that treats a
+    repeat as a success (a shop re-sending it) has it without reading the message."""
+
+    def __init__(self, order: Order, message: str) -> None:
+        super().__init__({"order_id": message})
+        self.order = order
+
+
+def _already_known(store: Store, order_id: str) -> OrderAlreadyKnown:
+    order = Order.objects.get(store=store, order_id=order_id)
+    label = Order.Status(order.status).label.lower()
+    return OrderAlreadyKnown(
+        order,
+        f"order {order_id!r} is already known ({label}, since "
+        f"{order.created_at.astimezone(store.zone):%Y-%m-%d}); it is not called again",
     )
 
 
@@ -725,8 +734,8 @@ def create_single_call(
     **extras: str,
 ) -> Call:
     """One order from the form (or a shop, `source`), and its queued first call. ValidationError
-    by field (the form shows them) for a bad value or an order id the store already has (it is
-    not called again)."""
+    by field (the form shows them) for a bad value; OrderAlreadyKnown (one, on `order_id`) for an
+    order id the store already has (it is not called again)."""
     unknown = set(extras) - set(TEXT_COLUMNS) - set(KEY_COLUMNS)
     if unknown:
         raise TypeError(f"unexpected fields: {', '.join(sorted(unknown))}")

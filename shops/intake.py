@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from calls.imports import CENT, create_single_call, known_orders, lock_intake, max_length_of
+from calls.imports import (
+    CENT,
+    OrderAlreadyKnown,
+    create_single_call,
+    known_orders,
+    lock_intake,
+    max_length_of,
+)
 from calls.models import Campaign, Order, Store
 from calls.phones import InvalidPhone, normalize_pk_mobile
 from calls.transitions import reject_at_intake
@@ -69,12 +76,10 @@ def receive_order(
             customer_name=incoming.customer_name,
             shop_ref=incoming.shop_order_id,
         )
+    except OrderAlreadyKnown as known:
+        return Received("known", known.order, known.message_dict["order_id"][0])
     except ValidationError as error:
-        problems = error.message_dict
-        if set(problems) == {"order_id"} and "already known" in problems["order_id"][0]:
-            order = Order.objects.get(store=store, order_id=incoming.order_id)
-            return Received("known", order, problems["order_id"][0])
-        return _rejected(store, campaign, incoming, source, problems)
+        return _rejected(store, campaign, incoming, source, error.message_dict)
     return Received("queued", call.shop_order, f"order {incoming.order_id} queued for its call")
 
 

@@ -452,6 +452,18 @@ def test_a_single_order_the_store_already_has_is_refused(campaign):
     assert Call.objects.count() == 1
 
 
+def test_a_repeated_single_order_raises_an_exception_carrying_the_known_order(campaign):
+    first = create_single_call(
+        campaign, phone="03001234567", amount=Decimal(100), order_id="A", store_name="S"
+    )
+    with pytest.raises(imports.OrderAlreadyKnown) as refused:
+        create_single_call(campaign, phone="03009876543", amount=200, order_id="A", store_name="S")
+
+    assert refused.value.order == first.shop_order
+    assert isinstance(refused.value, ValidationError)  # the form shows it on its field
+    assert list(refused.value.message_dict) == ["order_id"]
+
+
 def test_row_errors_read_as_the_command_prints_them():
     assert str(RowError(7, "phone '021-3456789' is a landline, not a mobile number")) == (
         "row 7: phone '021-3456789' is a landline, not a mobile number"

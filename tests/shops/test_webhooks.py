@@ -109,6 +109,25 @@ def test_the_same_order_in_a_new_delivery_is_known_and_not_called_again(client, 
     assert Call.objects.count() == 1
 
 
+def test_an_order_sent_again_is_known_as_the_order_stored_first_in_any_language(store):
+    from decimal import Decimal
+
+    from django.utils import translation
+
+    from shops.intake import receive_order
+    from shops.payloads import IncomingOrder
+
+    first = IncomingOrder("#3003", "88", "03001234567", Decimal("900"), "Sana", True, "cod")
+    again = IncomingOrder("#3003", "89", "03009876543", Decimal("950"), "Sana", True, "cod")
+    with translation.override("ur"):
+        stored = receive_order(store, first, "shopify")
+        repeated = receive_order(store, again, "shopify")
+
+    assert (stored.outcome, repeated.outcome) == ("queued", "known")
+    assert repeated.order == stored.order
+    assert Call.objects.filter(order_id="#3003").count() == 1
+
+
 def test_an_order_not_paid_cash_on_delivery_is_acknowledged_and_not_called(client, store, shopify):
     body = shopify_order(payment_gateway_names=["shopify_payments"])
     response = post_shopify(client, store, body)
