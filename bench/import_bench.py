@@ -37,6 +37,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import OperationalError, connection, connections, transaction  # noqa: E402
 
+from calls import transitions  # noqa: E402
 from calls.imports import ImportReport, import_csv  # noqa: E402
 from calls.models import Campaign, Order, Store  # noqa: E402
 
@@ -82,9 +83,7 @@ def bench_store(name: str = BENCH_STORE) -> Store:
 
 
 def import_into(path: Path, store: Store, label: str) -> tuple[ImportReport, float]:
-    campaign = Campaign.objects.create(
-        store=store, name=f"bench {label} {time.time_ns()}", status=Campaign.Status.DRAFT
-    )
+    campaign, _created = transitions.draft_campaign(store, f"bench {label} {time.time_ns()}")
     started = time.perf_counter()
     with path.open("rb") as file:
         report = import_csv(file, campaign=campaign)

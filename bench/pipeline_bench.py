@@ -31,7 +31,8 @@ from django.conf import settings  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from calls.models import Call, Campaign, Store  # noqa: E402
+from calls import transitions  # noqa: E402
+from calls.models import Call, Store  # noqa: E402
 from calls.outcomes import judge_report, status_began_at  # noqa: E402
 from calls.provider import ProviderError, RobocallClient  # noqa: E402
 from simulator.control import SimulatorProcess  # noqa: E402
@@ -243,7 +244,7 @@ def pipeline_send_rate(
         label=f"T{run}",
         first_phone=100000 * (run + 1),
     )
-    Campaign.objects.filter(id=campaign.id).update(status=Campaign.Status.PAUSED)
+    transitions.pause_campaign(campaign.id)
     pipeline = Pipeline(
         base_url=sim.base_url,
         time_scale=1,
@@ -254,7 +255,7 @@ def pipeline_send_rate(
     pipeline.start()
     try:
         time.sleep(3)  # let the worker boot before the clock starts
-        Campaign.objects.filter(id=campaign.id).update(status=Campaign.Status.RUNNING)
+        transitions.resume_campaign(campaign.id)
         wait_for(
             lambda: (
                 not campaign.calls.filter(sent_at=None).exclude(state=Call.State.FINAL).exists()

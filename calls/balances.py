@@ -8,9 +8,11 @@ tie up the web workers.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, ClassVar
 
 from django.core.cache import cache
 from django.utils import timezone
@@ -146,93 +148,150 @@ def provider_states(stores: list[Store]) -> dict[int, str]:
 
 @dataclass(frozen=True)
 class LaunchCheck:
-    ok: bool
-    message: str
+    """May a store launch `n_calls` calls, as values: `code` says which case, `ok` whether the
+    launch goes ahead, `warning` whether it goes ahead on a caveat the person should see.
+    `message` words it in the active language when it is shown (launch_check_in_words)."""
+
+    # The provider refused the key: no launch.
+    KEY_REJECTED: ClassVar[str] = "key_rejected"
+    # The provider did not answer and no balance is known: the launch goes ahead, unchecked.
+    UNCHECKED: ClassVar[str] = "unchecked"
+    # The balance is below the store's threshold or the estimated cost: no launch.
+    BALANCE_SHORT: ClassVar[str] = "balance_short"
+    # The balance covers it.
+    COVERED: ClassVar[str] = "covered"
+
+    code: str
+    store_name: str
+    n_calls: int
     balance: Decimal | None
     estimated_cost: Decimal | None
+    call_rate: Decimal | None = None
+    threshold: Decimal = Decimal(0)
+    # When the balance judged is the last known one (the provider is not answering): from when.
+    last_known_at: dt.datetime | None = None
+    # Why the provider could not be asked (UNCHECKED), worded by calls.provider.in_plain_words.
+    failure: ProviderError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.code in (self.UNCHECKED, self.COVERED)
+
+    @property
+    def warning(self) -> bool:
+        return self.code == self.UNCHECKED
+
+    @property
+    def below_threshold(self) -> bool:
+        return self.balance is not None and self.balance < self.threshold
+
+    @property
+    def below_cost(self) -> bool:
+        return (
+            self.balance is not None
+            and self.estimated_cost is not None
+            and self.balance < self.estimated_cost
+        )
+
+    @property
+    def message(self) -> str:
+        return launch_check_in_words(self)
 
 
 def check_launch(store: Store, n_calls: int) -> LaunchCheck:
     """May `store` launch `n_calls` calls? Blocked below the low-balance threshold or the cost."""
     answer = _ask_and_remember(store)
+    facts: dict[str, Any] = {"store_name": store.name, "n_calls": n_calls}
     if isinstance(answer, InvalidApiKey):
         return LaunchCheck(
-            ok=False,
-            message=_(
-                "Cannot launch: the provider rejected this key, %(store)s's API key. "
-                "Fix the key in the store's settings, then launch the campaign."
-            )
-            % {"store": store.name},
-            balance=store.balance,
-            estimated_cost=None,
+            LaunchCheck.KEY_REJECTED, **facts, balance=store.balance, estimated_cost=None
         )
     failure = answer if isinstance(answer, ProviderError) else None
     if failure is not None and store.balance is None:
         return LaunchCheck(
-            ok=True,
-            message=_(
-                "Warning: the provider could not be asked for %(store)s's balance (%(reason)s) "
-                "and none is known yet; launching without a balance check."
-            )
-            % {"store": store.name, "reason": in_plain_words(failure).rstrip(".").lower()},
-            balance=None,
-            estimated_cost=None,
+            LaunchCheck.UNCHECKED, **facts, balance=None, estimated_cost=None, failure=failure
         )
-
     balance = store.balance
     assert balance is not None  # refreshed, or the last known value
-    if failure is not None and store.balance_checked_at is not None:
-        checked = timezone.localtime(store.balance_checked_at, store.zone)
-        as_of = " " + _("(last known, checked %(when)s; the provider is not answering)") % {
-            "when": when(checked)
-        }
-    else:
-        as_of = ""
     cost = estimate_cost(n_calls, store.call_rate) if store.call_rate is not None else None
+    check = LaunchCheck(
+        LaunchCheck.COVERED,
+        **facts,
+        balance=balance,
+        estimated_cost=cost,
+        call_rate=store.call_rate,
+        threshold=store.low_balance_threshold,
+        last_known_at=(
+            timezone.localtime(store.balance_checked_at, store.zone)
+            if failure is not None and store.balance_checked_at is not None
+            else None
+        ),
+    )
+    if check.below_threshold or check.below_cost:
+        return replace(check, code=LaunchCheck.BALANCE_SHORT)
+    return check
+
+
+def launch_check_in_words(check: LaunchCheck) -> str:
+    """The sentence a person reads for `check`, in the active language."""
+    if check.code == LaunchCheck.KEY_REJECTED:
+        return _(
+            "Cannot launch: the provider rejected this key, %(store)s's API key. "
+            "Fix the key in the store's settings, then launch the campaign."
+        ) % {"store": check.store_name}
+    if check.code == LaunchCheck.UNCHECKED:
+        assert check.failure is not None
+        return _(
+            "Warning: the provider could not be asked for %(store)s's balance (%(reason)s) "
+            "and none is known yet; launching without a balance check."
+        ) % {
+            "store": check.store_name,
+            "reason": in_plain_words(check.failure).rstrip(".").lower(),
+        }
+    assert check.balance is not None
+    as_of = (
+        " "
+        + _("(last known, checked %(when)s; the provider is not answering)")
+        % {"when": when(check.last_known_at)}
+        if check.last_known_at is not None
+        else ""
+    )
+    if check.code == LaunchCheck.BALANCE_SHORT:
+        problems = []
+        if check.below_threshold:
+            problems.append(
+                _("below the store's low-balance threshold of %(threshold)s")
+                % {"threshold": format_rupees(check.threshold)}
+            )
+        if check.below_cost:
+            assert check.estimated_cost is not None
+            problems.append(
+                _("less than the estimated cost %(cost)s of %(calls)s")
+                % {"cost": format_rupees(check.estimated_cost), "calls": calls_count(check.n_calls)}
+            )
+        return _(
+            "Cannot launch: %(store)s's balance %(balance)s%(as_of)s is %(problems)s. Top up "
+            "the account, then launch the campaign."
+        ) % {
+            "store": check.store_name,
+            "balance": format_rupees(check.balance),
+            "as_of": as_of,
+            "problems": _(" and ").join(problems),
+        }
     cost_text = (
         _("the estimated cost of %(calls)s is %(cost)s (%(rate)s x %(pulses)s pulses each)")
         % {
-            "calls": calls_count(n_calls),
-            "cost": format_rupees(cost),
-            "rate": format_rupees(store.call_rate or Decimal(0)),
+            "calls": calls_count(check.n_calls),
+            "cost": format_rupees(check.estimated_cost),
+            "rate": format_rupees(check.call_rate or Decimal(0)),
             "pulses": PULSES_PER_VERIFICATION_CALL,
         }
-        if cost is not None
+        if check.estimated_cost is not None
         else _("the cost of %(calls)s cannot be estimated (no call rate known)")
-        % {"calls": calls_count(n_calls)}
+        % {"calls": calls_count(check.n_calls)}
     )
-
-    problems = []
-    if balance < store.low_balance_threshold:
-        problems.append(
-            _("below the store's low-balance threshold of %(threshold)s")
-            % {"threshold": format_rupees(store.low_balance_threshold)}
-        )
-    if cost is not None and balance < cost:
-        problems.append(
-            _("less than the estimated cost %(cost)s of %(calls)s")
-            % {"cost": format_rupees(cost), "calls": calls_count(n_calls)}
-        )
-    if problems:
-        return LaunchCheck(
-            ok=False,
-            message=_(
-                "Cannot launch: %(store)s's balance %(balance)s%(as_of)s is %(problems)s. Top up "
-                "the account, then launch the campaign."
-            )
-            % {
-                "store": store.name,
-                "balance": format_rupees(balance),
-                "as_of": as_of,
-                "problems": _(" and ").join(problems),
-            },
-            balance=balance,
-            estimated_cost=cost,
-        )
-    return LaunchCheck(
-        ok=True,
-        message=_("Balance %(balance)s%(as_of)s; %(cost)s.")
-        % {"balance": format_rupees(balance), "as_of": as_of, "cost": cost_text},
-        balance=balance,
-        estimated_cost=cost,
-    )
+    return _("Balance %(balance)s%(as_of)s; %(cost)s.") % {
+        "balance": format_rupees(check.balance),
+        "as_of": as_of,
+        "cost": cost_text,
+    }

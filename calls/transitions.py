@@ -1,4 +1,5 @@
-"""Every change of a call's `state` and `outcome` and of an order's `status` and decision.
+"""Every change of a call's `state` and `outcome`, of an order's `status` and decision, and of a
+campaign's `status`.
 
 No other module writes those fields (tests/calls/test_transitions.py reads the code to prove
 it). Each function runs inside the caller's transaction, or opens its own, and writes a
@@ -74,6 +75,29 @@ flight, not decided     (decision by hand)          no transition changes the or
 A decision by hand is also written on the order's latest final call (`Call.hand_decision`), which
 the figures read in place of its key press (calls/stats.py).
 
+Campaigns
+=========
+
+A campaign's status says whether the dispatcher sends its queued calls: only a running
+campaign's. Each change is a conditional update whose row count says whether it happened, so two
+people pressing at once cannot flip it twice. Waking the dispatcher is the caller's (the rules
+of a launch are in calls/launches.py).
+
+======================  ==========================  ============================================
+from                    to                          by
+======================  ==========================  ============================================
+(new)                   running                     the model's default: the single-order form,
+                                                    a shop's or the API's orders
+(new)                   draft                       draft_campaign: an upload, import_calls;
+                                                    nothing is sent until it is launched
+draft                   running                     run_campaign: a launch (the page, its
+                                                    worker, import_calls) the balance allows
+running                 draft                       hold_in_draft: import_calls while it adds
+                                                    calls, until its balance check says yes
+running                 paused                      pause_campaign: a person
+paused                  running                     resume_campaign: a person
+======================  ==========================  ============================================
+
 The figures themselves are not written here: PostgreSQL's triggers count every change to the
 calls, in the same transaction, whoever makes it (calls/counters.py).
 
@@ -92,7 +116,7 @@ from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, QuerySet
 from django.utils import timezone
 
-from calls.models import Call, CallEvent, Order, Store, User
+from calls.models import Call, CallEvent, Campaign, Order, Store, User
 from calls.redaction import redact
 from calls.signals import order_settled
 
@@ -521,3 +545,39 @@ def decide_by_hand(order: Order, user: User, decision: str, note: str) -> Order:
                 note=note,
             )
     return locked
+
+
+# --- Campaigns --------------------------------------------------------------------------------
+
+
+def draft_campaign(store: Store, name: str, **defaults: Any) -> tuple[Campaign, bool]:
+    """(new) -> draft: the store's campaign named `name`, created a draft if there is none (an
+    existing one keeps its status); (campaign, created)."""
+    return Campaign.objects.get_or_create(
+        store=store, name=name, defaults={**defaults, "status": Campaign.Status.DRAFT}
+    )
+
+
+def _move_campaign(campaign_id: int, before: str, after: str) -> bool:
+    return bool(Campaign.objects.filter(pk=campaign_id, status=before).update(status=after))
+
+
+def run_campaign(campaign_id: int) -> bool:
+    """draft -> running; False when it was not a draft (running already, or paused: a paused
+    campaign stays paused, its new calls wait until it is resumed)."""
+    return _move_campaign(campaign_id, Campaign.Status.DRAFT, Campaign.Status.RUNNING)
+
+
+def hold_in_draft(campaign_id: int) -> bool:
+    """running -> draft, so the dispatcher leaves the calls being added until a launch runs it."""
+    return _move_campaign(campaign_id, Campaign.Status.RUNNING, Campaign.Status.DRAFT)
+
+
+def pause_campaign(campaign_id: int) -> bool:
+    """running -> paused; False when it was not running."""
+    return _move_campaign(campaign_id, Campaign.Status.RUNNING, Campaign.Status.PAUSED)
+
+
+def resume_campaign(campaign_id: int) -> bool:
+    """paused -> running; False when it was not paused."""
+    return _move_campaign(campaign_id, Campaign.Status.PAUSED, Campaign.Status.RUNNING)

@@ -43,7 +43,7 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from calls.dispatch import wake_dispatcher
+from calls import launches
 from calls.imports import (
     BATCH_SIZE,
     CopyWriter,
@@ -431,14 +431,11 @@ def _launch_next_batch(upload_id: int) -> bool:
 
 def _finish_launch(upload: Upload) -> None:
     """Run the campaign (a paused one stays paused) and drop the staged rows."""
-    Campaign.objects.filter(pk=upload.campaign_id, status=Campaign.Status.DRAFT).update(
-        status=Campaign.Status.RUNNING
-    )
+    launches.start(upload.campaign)
     Upload.objects.filter(pk=upload.pk).update(
         status=Upload.Status.LAUNCHED, launched_at=timezone.now()
     )
     upload.rows.all()._raw_delete(connection.alias)  # no signals or cascades: one DELETE
-    wake_dispatcher()  # on commit
 
 
 def launch_upload(upload_id: int) -> Upload:

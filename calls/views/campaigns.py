@@ -32,7 +32,7 @@ from django.utils.translation import ngettext, pgettext
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
-from calls import stats, tasks, uploads
+from calls import launches, stats, tasks, transitions, uploads
 from calls.balances import check_launch, estimate_cost, refresh_balance
 from calls.dispatch import wake_dispatcher
 from calls.exports import csv_response
@@ -118,7 +118,7 @@ def campaign_single_order(request: HttpRequest) -> HttpResponse:
             for error in errors:
                 form.add_error(target, as_sentence(error))
         return _new_page(request, order_form=form)
-    if check.message.startswith("Warning"):
+    if check.warning:
         messages.warning(request, check.message)
     if campaign.status == Campaign.Status.RUNNING:
         messages.success(
@@ -169,15 +169,9 @@ def campaign_upload(request: HttpRequest) -> HttpResponse:
     user = _acting_user(request)
     try:
         with transaction.atomic():
-            campaign, created = Campaign.objects.get_or_create(
-                store=store,
-                name=data["campaign_name"],
-                defaults={
-                    # A draft until launched: the dispatcher sends calls of running campaigns.
-                    "status": Campaign.Status.DRAFT,
-                    "voice_id": data["voice_id"],
-                    "created_by": user,
-                },
+            # A draft until launched: the dispatcher sends calls of running campaigns.
+            campaign, created = transitions.draft_campaign(
+                store, data["campaign_name"], voice_id=data["voice_id"], created_by=user
             )
             upload = uploads.receive_upload(
                 data["file"],
@@ -234,14 +228,6 @@ def campaign_upload_rejected(request: HttpRequest, pk: int) -> HttpResponseBase:
 # --- Launch ----------------------------------------------------------------------------------
 
 
-def _waiting_draft_calls(campaign: Campaign) -> int:
-    """Calls already in a never-launched campaign (e.g. imported by the command): Launch
-    releases them too."""
-    if campaign.status != Campaign.Status.DRAFT:
-        return 0
-    return campaign.calls.filter(state=Call.State.QUEUED).count()
-
-
 def _reading_page(
     request: HttpRequest, campaign: Campaign, upload: Upload, *, fragment: bool = False
 ) -> HttpResponse:
@@ -268,7 +254,7 @@ def _launch_page(
     *,
     error: str = "",
 ) -> HttpResponse:
-    queued_draft_calls = _waiting_draft_calls(campaign)
+    queued_draft_calls = launches.waiting_draft_calls(campaign)
     to_launch = (upload.valid_rows if upload else 0) + queued_draft_calls
     store = campaign.store
     cost = estimate_cost(upload.valid_rows, store.call_rate) if upload and store.call_rate else None
@@ -327,7 +313,7 @@ def campaign_launch(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         if unread is not None:
             return _reading_page(request, campaign, unread)
         launched = campaign.status != Campaign.Status.DRAFT or uploads.launching_upload(campaign)
-        if upload is None and launched and not _waiting_draft_calls(campaign):
+        if upload is None and launched and not launches.waiting_draft_calls(campaign):
             # Launched (Back after Launch, a second tab): its page, not "Nothing to launch".
             return redirect("campaign_detail", pk=pk)
         return _launch_page(request, campaign, upload)
@@ -364,9 +350,9 @@ def campaign_launch(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         )
         return redirect("campaign_detail", pk=pk)
 
-    queued_draft_calls = _waiting_draft_calls(campaign)
-    n_calls = (upload.valid_rows if upload else 0) + queued_draft_calls
-    if n_calls == 0:
+    new_calls = upload.valid_rows if upload else 0
+    queued_draft_calls = launches.waiting_draft_calls(campaign)
+    if new_calls + queued_draft_calls == 0:
         reason = (
             _(
                 "The file has no valid new orders: nothing to launch. Fix the rejected rows and "
@@ -377,20 +363,17 @@ def campaign_launch(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         )
         return _launch_page(request, campaign, upload, error=reason)
 
-    check = check_launch(campaign.store, n_calls)
+    check = launches.check(campaign, new_calls)
     if not check.ok:
         # Nothing imported, the upload still waits: top up, then press Launch again. The page
         # answers 200 with the reason, as a form with errors does.
         return _launch_page(request, campaign, upload, error=check.message)
-    if check.message.startswith("Warning"):
+    if check.warning:
         messages.warning(request, check.message)
 
     if upload is None:
         with transaction.atomic():
-            started = Campaign.objects.filter(pk=pk, status=Campaign.Status.DRAFT).update(
-                status=Campaign.Status.RUNNING
-            )
-            wake_dispatcher()  # on commit
+            started = launches.start(campaign)
         _say_launched(request, campaign, started, None, queued_draft_calls)
         return redirect("campaign_detail", pk=pk)
 
@@ -561,11 +544,8 @@ def campaign_progress(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def campaign_pause(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
-    # Conditional update: two admins pressing at once cannot flip it twice.
-    paused = Campaign.objects.filter(pk=pk, status=Campaign.Status.RUNNING).update(
-        status=Campaign.Status.PAUSED
-    )
-    if paused:
+    # Conditional: two admins pressing at once cannot flip it twice.
+    if transitions.pause_campaign(pk):
         messages.success(
             request,
             _(
@@ -588,9 +568,7 @@ def campaign_pause(request: HttpRequest, pk: int) -> HttpResponse:
 def campaign_resume(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
     with transaction.atomic():
-        resumed = Campaign.objects.filter(pk=pk, status=Campaign.Status.PAUSED).update(
-            status=Campaign.Status.RUNNING
-        )
+        resumed = transitions.resume_campaign(pk)
         if resumed:
             wake_dispatcher()  # on commit: the queued calls go out now, not at the next sweep
     if resumed:

@@ -1,5 +1,6 @@
-"""One home for the state machine: calls/transitions.py alone writes a call's state and outcome
-and an order's status and decision, and the order follows its calls in the same transaction."""
+"""One home for the state machine: calls/transitions.py alone writes a call's state and outcome,
+an order's status and decision and a campaign's status, and the order follows its calls in the
+same transaction."""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ def _root_name(node: ast.expr) -> str:
 
 def writes_of_guarded_fields(tree: ast.AST) -> list[tuple[int, str]]:
     """(line, what) for each assignment `x.state = …` and each `state=` keyword given to a
-    create/update or a model constructor. A Campaign's status and an Upload's (a batch's, not a
-    call's or an order's) are not guarded."""
+    create/update or a model constructor. An Upload's status (a batch's, not a call's, an
+    order's or a campaign's) is not guarded."""
     found = []
     for node in ast.walk(tree):
         targets: list[ast.expr] = []
@@ -48,8 +49,8 @@ def writes_of_guarded_fields(tree: ast.AST) -> list[tuple[int, str]]:
             isinstance(func, ast.Attribute)
             and func.attr
             in {"update", "create", "get_or_create", "update_or_create", "bulk_update"}
-        ) or (isinstance(func, ast.Name) and func.id in {"Call", "Order"})
-        if not writes or _root_name(func) in {"Campaign", "Upload"}:
+        ) or (isinstance(func, ast.Name) and func.id in {"Call", "Order", "Campaign"})
+        if not writes or _root_name(func) == "Upload":
             continue
         for keyword in node.keywords:
             if keyword.arg in GUARDED:
@@ -76,8 +77,9 @@ def test_the_check_finds_each_kind_of_write() -> None:
         "Call.objects.filter(pk=1).update(outcome='x')\n"
         "Order(status='waiting')\n"
         "Campaign.objects.filter(pk=1).update(status='running')\n"
+        "Upload.objects.filter(pk=1).update(status='launched')\n"
     )
-    assert [line for line, _ in writes_of_guarded_fields(ast.parse(code))] == [1, 2, 3]
+    assert [line for line, _ in writes_of_guarded_fields(ast.parse(code))] == [1, 2, 3, 4]
 
 
 def test_the_docstring_lists_every_transition_function() -> None:
@@ -92,8 +94,40 @@ def test_the_docstring_lists_every_transition_function() -> None:
         "withdraw",
         "decide_by_hand",
         "reopening",
+        "draft_campaign",
+        "run_campaign",
+        "hold_in_draft",
+        "pause_campaign",
+        "resume_campaign",
     ):
         assert name in doc
+
+
+# --- a campaign's status -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_campaigns_status_moves_only_from_the_status_each_step_expects(store: Store) -> None:
+    campaign, created = transitions.draft_campaign(store, "May", voice_id=7)
+    assert created and (campaign.status, campaign.voice_id) == (Campaign.Status.DRAFT, 7)
+
+    def status() -> str:
+        campaign.refresh_from_db(fields=["status"])
+        return campaign.status
+
+    assert not transitions.pause_campaign(campaign.pk) and status() == Campaign.Status.DRAFT
+    assert not transitions.resume_campaign(campaign.pk) and status() == Campaign.Status.DRAFT
+    assert transitions.run_campaign(campaign.pk) and status() == Campaign.Status.RUNNING
+    assert not transitions.run_campaign(campaign.pk)  # a second press changes nothing
+    assert transitions.hold_in_draft(campaign.pk) and status() == Campaign.Status.DRAFT
+    assert transitions.run_campaign(campaign.pk)
+    assert transitions.pause_campaign(campaign.pk) and status() == Campaign.Status.PAUSED
+    assert not transitions.run_campaign(campaign.pk) and status() == Campaign.Status.PAUSED
+    assert not transitions.hold_in_draft(campaign.pk) and status() == Campaign.Status.PAUSED
+    assert transitions.resume_campaign(campaign.pk) and status() == Campaign.Status.RUNNING
+    # Found again by name, it keeps its status.
+    found, created = transitions.draft_campaign(store, "May")
+    assert (found.pk, created, found.status) == (campaign.pk, False, Campaign.Status.RUNNING)
 
 
 # --- the order follows its calls ----------------------------------------------------------------

@@ -16,10 +16,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from calls.balances import calls_count, check_launch
-from calls.dispatch import wake_dispatcher
+from calls import launches, transitions
+from calls.balances import calls_count
 from calls.imports import ImportFileError, ImportReport, import_csv, max_length_of
-from calls.models import Call, Campaign, Store
+from calls.models import Campaign, Store
 
 EXIT_NOTHING_IMPORTED = 1
 EXIT_HELD_IN_DRAFT = 2
@@ -74,10 +74,8 @@ class Command(BaseCommand):
 
         try:
             with path.open("rb") as file, transaction.atomic():
-                campaign, created = Campaign.objects.get_or_create(
-                    store=store,
-                    name=campaign_name,
-                    defaults={"voice_id": voice_id, "status": Campaign.Status.DRAFT},
+                campaign, created = transitions.draft_campaign(
+                    store, campaign_name, voice_id=voice_id
                 )
                 previous_status = campaign.status
                 if voice_id is not None and campaign.voice_id != voice_id:
@@ -85,8 +83,8 @@ class Command(BaseCommand):
                     campaign.save(update_fields=["voice_id"])
                 # Hold a running campaign in draft while its new calls go in: the dispatcher
                 # must not start on them before the balance check below has said yes.
-                if campaign.status == Campaign.Status.RUNNING:
-                    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.DRAFT)
+                if transitions.hold_in_draft(campaign.pk):
+                    campaign.refresh_from_db(fields=["status"])
                 report = import_csv(file, campaign=campaign, progress=show_progress)
                 if not report.imported:
                     # Nothing new: leave the campaign as it was (or not there at all).
@@ -110,7 +108,7 @@ class Command(BaseCommand):
                 "nothing changed."
             )
             return
-        self._launch(campaign, store, previous_status)
+        self._launch(campaign, previous_status)
 
     def _print_report(self, report: ImportReport, campaign: Campaign, created: bool) -> None:
         for error in report.rejected:
@@ -128,24 +126,23 @@ class Command(BaseCommand):
             f"{len(report.rejected):,} rejected."
         )
 
-    def _launch(self, campaign: Campaign, store: Store, previous_status: str) -> None:
+    def _launch(self, campaign: Campaign, previous_status: str) -> None:
         if previous_status == Campaign.Status.PAUSED:
             self.stdout.write(
                 "The campaign is paused: the new calls wait until it is resumed from its page."
             )
             return
-        waiting = Call.objects.filter(campaign=campaign, state=Call.State.QUEUED).count()
-        check = check_launch(store, waiting)
+        # Held in draft above: every queued call of the campaign is launched now.
+        waiting = launches.waiting_draft_calls(campaign)
+        check = launches.check(campaign, 0)
         if not check.ok:
-            Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.DRAFT)
             raise CommandError(
                 f"{check.message} The calls are imported and the campaign {campaign.name!r} is "
                 "left in draft.",
                 returncode=EXIT_HELD_IN_DRAFT,
             )
         with transaction.atomic():
-            Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.RUNNING)
-            wake_dispatcher()
+            launches.start(campaign)
         self.stdout.write(check.message)
         self.stdout.write(
             self.style.SUCCESS(
