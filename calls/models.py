@@ -300,6 +300,10 @@ class Order(Message):
         WITHDRAWN = "withdrawn", _("Withdrawn")
         REJECTED = "rejected", _("Rejected")  # by the provider, or at intake (rejected_reason)
 
+    # Ended without an answer: unreachable after the provider's retries, or answered without a
+    # key. The store's re-attempt policy calls these again; the shop is told "no answer".
+    SETTLED_WITHOUT_ANSWER = (Status.UNREACHABLE, Status.NO_INPUT)
+
     class Decision(models.TextChoices):
         NONE = "", _("None")
         CONFIRMED = "confirmed", _("Confirmed")

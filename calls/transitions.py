@@ -146,7 +146,6 @@ DECIDING_OUTCOMES = {
 # The store's re-attempt policy calls an order again after these (the provider's free retries
 # are used up, or the customer answered without pressing a key).
 REATTEMPT_OUTCOMES = (Call.Outcome.UNREACHABLE, Call.Outcome.NO_INPUT)
-REATTEMPT_STATUSES = (Order.Status.UNREACHABLE, Order.Status.NO_INPUT)
 # A decision note is shown on the order page and in the timeline; a short paragraph is plenty.
 MAX_NOTE_LENGTH = 2000
 
@@ -409,7 +408,7 @@ def queue_reattempt(call: Call, now: dt.datetime) -> Call | None:
     if store.reattempts == 0:
         return None
     order = Order.objects.select_for_update().get(pk=call.shop_order_id)
-    if order.decision or order.status not in REATTEMPT_STATUSES:
+    if order.decision or order.status not in Order.SETTLED_WITHOUT_ANSWER:
         return None
     calls = order.calls.all()
     if calls.filter(pk__gt=call.pk).exists() or calls.filter(state__in=ACTIVE_STATES).exists():

@@ -53,13 +53,12 @@ log = logging.getLogger(__name__)
 BACKOFF_SECONDS = (30, 60, 120, 300, 600, 1800, 3600)
 GIVE_UP_AFTER = dt.timedelta(days=1)
 LEASE_SECONDS = 90  # longer than two requests' (connect, read) timeouts
-SETTLED_WITHOUT_ANSWER = (Order.Status.UNREACHABLE, Order.Status.NO_INPUT)
 
 
 def _event_for(order: Order) -> str | None:
     if order.decision:
         return WriteBack.Event(order.decision)
-    if order.status in SETTLED_WITHOUT_ANSWER:
+    if order.status in Order.SETTLED_WITHOUT_ANSWER:
         return WriteBack.Event.NO_ANSWER
     return None
 
