@@ -9,6 +9,7 @@ import base64
 import datetime as dt
 import hashlib
 import os
+import urllib.parse
 from pathlib import Path
 
 import dj_database_url
@@ -52,6 +53,35 @@ def envsecret(name: str, default: str = "") -> str:
     if path:
         return Path(path).read_text().strip()
     return os.environ.get(name, default)
+
+
+def redis_cache_url_beside(broker_url: str) -> str:
+    """A cache URL (redis-py's forms) on the same Redis as the Celery broker `broker_url` (any
+    form kombu reads: redis://, rediss://, redis+socket:///path?virtual_host=N), in the database
+    after the broker's, or the one before for a broker on db 15 (Redis has 16 by default). Its
+    own database, because the cache's clear() empties the whole database."""
+    parts = urllib.parse.urlsplit(broker_url)
+    query = urllib.parse.parse_qsl(parts.query)
+    if parts.scheme == "redis+socket":
+        db_text = dict(query).get("virtual_host", "0")
+        query = [(name, value) for name, value in query if name != "virtual_host"]
+    else:
+        db_text = parts.path.strip("/") or "0"
+    try:
+        broker_db = int(db_text)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"CELERY_BROKER_URL's Redis database must be a number, not {db_text!r}"
+        ) from None
+    cache_db = broker_db + 1 if broker_db < 15 else broker_db - 1
+    if parts.scheme == "redis+socket":
+        query = [*query, ("db", str(cache_db))]
+        scheme, path = "unix", parts.path
+    else:
+        scheme, path = parts.scheme, f"/{cache_db}"
+    rest = f"?{urllib.parse.urlencode(query)}" if query else ""
+    # By hand: urlunsplit drops the // of a scheme it does not know (unix:).
+    return f"{scheme}://{parts.netloc}{path}{rest}"
 
 
 DEBUG = envbool("DEBUG", "false")
@@ -242,16 +272,10 @@ ROBODASH_UPLOAD_MAX_ROWS = envint("ROBODASH_UPLOAD_MAX_ROWS", "200000")
 # with a progress bar on the campaign page.
 ROBODASH_LAUNCH_IN_REQUEST_ROWS = envint("ROBODASH_LAUNCH_IN_REQUEST_ROWS", "5000")
 
-REDIS_CACHE_URL = os.environ.get("CACHE_URL", "")
-if REDIS_CACHE_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_CACHE_URL,
-        }
-    }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The cache is shared by every process (the API's rate limit per token is counted across all
+# gunicorn workers), so it is never a per-process memory cache: CACHE_URL, else the broker's
+# Redis (below), in the database after the broker's.
+CACHE_URL = os.environ.get("CACHE_URL", "")
 
 # --- Secrets at rest -------------------------------------------------------------------------
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation). For a local demo
@@ -302,6 +326,12 @@ if CELERY_BROKER_URL.split("://", 1)[0] not in ("redis", "rediss", "redis+socket
         "CELERY_BROKER_URL must be a Redis URL (redis://host:6379/0, rediss://… or "
         "redis+socket:///path/to/redis.sock); robodash brings its own Redis when it is unset"
     )
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL or redis_cache_url_beside(CELERY_BROKER_URL),
+    }
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
