@@ -346,18 +346,22 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Logging ---------------------------------------------------------------------------------
 # Every handler scrubs provider keys, whatever logger the line comes from (urllib3 logs full
-# URLs at DEBUG, and the key travels in the query string).
+# URLs at DEBUG, and the key travels in the query string), and writes a refused request (4xx)
+# on one line, without the traceback Django attaches to it.
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "calls.redaction.RedactSecretsFilter"}},
+    "filters": {
+        "redact_secrets": {"()": "calls.redaction.RedactSecretsFilter"},
+        "refusals_on_one_line": {"()": "robodash.log_filters.RefusalsOnOneLine"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["redact_secrets"],
+            "filters": ["redact_secrets", "refusals_on_one_line"],
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
