@@ -365,6 +365,10 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # Django's own defaults give "django" a console handler of its own when DEBUG is on (make
+    # run), which would print each of its lines a second time, unfiltered: none, so they reach
+    # the one above. (runserver's access lines keep their "django.server" handler.)
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }
 
 # --- Shops ---------------------------------------------------------------------------------------

@@ -40,6 +40,14 @@ def test_a_page_refused_to_an_agent_is_one_log_line_without_a_traceback(
     assert "Traceback" not in console.getvalue()
 
 
+def test_djangos_lines_reach_only_the_filtered_console_even_with_debug_on():
+    # Django's default logging adds a console handler of its own to "django" (active with
+    # DEBUG, as in make run) that would print a refusal's traceback, and unredacted.
+    for name in ("django", "django.request", "django.security"):
+        assert logging.getLogger(name).handlers == [], name
+        assert logging.getLogger(name).propagate, name
+
+
 def _record(status: int) -> logging.LogRecord:
     try:
         raise RuntimeError("the exception Django logs with the response")
