@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import os
 import urllib.parse
+import zoneinfo
 from pathlib import Path
 
 import dj_database_url
@@ -45,6 +46,17 @@ def envint(name: str, default: str) -> int:
         return int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
+
+def envzone(name: str, default: str) -> str:
+    value = os.environ.get(name, default).strip()
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"{name} must be a time zone name such as Asia/Karachi, not {value!r}"
+        ) from None
+    return value
 
 
 def envsecret(name: str, default: str = "") -> str:
@@ -215,8 +227,10 @@ FORMAT_MODULE_PATH = ["robodash.formats"]  # Urdu's dates and numbers (Django ha
 USE_I18N = True
 TIME_ZONE = "UTC"
 USE_TZ = True
-# Stores may choose their own zone; this is the default for new ones.
-ROBODASH_DEFAULT_STORE_TIMEZONE = "Asia/Karachi"
+# The merchant's zone: its midnights split the days of the overview's and the reports' figures,
+# and it is new stores' zone (each store may choose its own calling zone). Read at start; the
+# `migrate` every start runs counts the stored figures again when it changed (calls/counters.py).
+ROBODASH_DEFAULT_STORE_TIMEZONE = envzone("ROBODASH_DEFAULT_STORE_TIMEZONE", "Asia/Karachi")
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
