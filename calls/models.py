@@ -116,7 +116,10 @@ class Store(models.Model):
         REJECTED = "rejected"  # it answered, and refused the key ("API Key not matched")
 
     # On the row, not in a cache: the worker's refresh writes it, every web process reads it.
-    provider_state = models.CharField(max_length=12, choices=ProviderState.choices, blank=True)
+    # A database default too: raw inserts (the bench, a test at an older migration) name no value.
+    provider_state = models.CharField(
+        max_length=12, choices=ProviderState.choices, blank=True, db_default=""
+    )
     provider_state_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)

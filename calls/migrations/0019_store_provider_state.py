@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='store',
             name='provider_state',
-            field=models.CharField(blank=True, choices=[('ok', 'Ok'), ('unreachable', 'Unreachable'), ('rejected', 'Rejected')], max_length=12),
+            field=models.CharField(blank=True, choices=[('ok', 'Ok'), ('unreachable', 'Unreachable'), ('rejected', 'Rejected')], db_default='', max_length=12),
         ),
         migrations.AddField(
             model_name='store',
