@@ -1,6 +1,14 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class CallsConfig(AppConfig):
     name = "calls"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from calls.counters import recount_after_migrate
+
+        # The reporting zone is read at start, and every start migrates: the figures follow a
+        # changed zone there, before any page is drawn (calls/counters.py).
+        post_migrate.connect(recount_after_migrate, sender=self)

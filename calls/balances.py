@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
 
-from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -98,22 +97,19 @@ def refresh_balance(store: Store) -> AccountBalance | None:
 
 
 BALANCE_REFRESH_SECONDS = 60  # beat asks check_balance once a minute per store
-
-
-def balance_status_key(store_id: int) -> str:
-    return f"robodash:balance-status:{store_id}"
-
+# A note older than a few missed refreshes says nothing of now: the page shows the stored
+# balance and its age alone.
+PROVIDER_STATE_FRESH = dt.timedelta(seconds=BALANCE_REFRESH_SECONDS * 3)
 
 # What the last refresh learnt of a store's provider account, for the pages.
-PROVIDER_OK = "ok"
-PROVIDER_UNREACHABLE = "unreachable"  # not answering, or an answer that could not be used
-PROVIDER_KEY_REJECTED = "rejected"  # it answered, and refused the key ("API Key not matched")
+PROVIDER_OK = Store.ProviderState.OK
+PROVIDER_UNREACHABLE = Store.ProviderState.UNREACHABLE
+PROVIDER_KEY_REJECTED = Store.ProviderState.REJECTED
 
 
 def refresh_store_balance(store_id: int) -> None:
     """Ask for one store's balance and note, for the pages, what the provider said: "ok",
-    "rejected" (the key) or "unreachable", forgotten after a few missed refreshes (then the
-    page shows the stored value and its age alone)."""
+    "rejected" (the key) or "unreachable"."""
     store = Store.objects.filter(pk=store_id).first()
     if store is None:
         return
@@ -124,22 +120,27 @@ def refresh_store_balance(store_id: int) -> None:
         status = PROVIDER_UNREACHABLE
     else:
         status = PROVIDER_OK
-    note_provider_state(store_id, status)
+    note_provider_state(store, status)
 
 
-def note_provider_state(store_id: int, status: str) -> None:
-    """Remember what the provider last said of a store's key (a refresh, a save, a Verify)."""
-    cache.set(balance_status_key(store_id), status, BALANCE_REFRESH_SECONDS * 3)
+def note_provider_state(store: Store, status: str) -> None:
+    """Remember on `store` (the row and the object) what the provider last said of its key: a
+    refresh, a save, a Verify."""
+    store.provider_state, store.provider_state_at = status, timezone.now()
+    Store.objects.filter(pk=store.pk).update(
+        provider_state=store.provider_state, provider_state_at=store.provider_state_at
+    )
 
 
 def provider_states(stores: list[Store]) -> dict[int, str]:
     """Each store's provider state as the pages word it: "rejected" when the last refresh
     was refused the key or robodash paused the store for it, else the last refresh's status
-    ("ok", "unreachable", or "" when none is recent). One cache round trip for all."""
-    statuses = cache.get_many([balance_status_key(store.pk) for store in stores])
+    ("ok", "unreachable", or "" when none is recent). Read from the rows already loaded."""
+    recent = timezone.now() - PROVIDER_STATE_FRESH
     states = {}
     for store in stores:
-        state = statuses.get(balance_status_key(store.pk), "")
+        noted_at = store.provider_state_at
+        state = store.provider_state if noted_at is not None and noted_at > recent else ""
         if store.paused and store.pause_kind == Store.PauseKind.KEY_REJECTED:
             state = PROVIDER_KEY_REJECTED
         states[store.pk] = state

@@ -18,16 +18,17 @@ it is now and -1 as it was). So:
 The pages read these rows only (calls/stats.py), so a page costs the days and campaigns it
 shows, not the calls stored: 10,000,000 calls cost what 1,000 do.
 
-The zone. A day is a day of the reporting zone (ROBODASH_DEFAULT_STORE_TIMEZONE). The triggers
-read the zone the rows are counted in from the SQL function `calls_figures_zone()` (a function,
-not a row: it is schema, so no data reset can leave the triggers without a zone). While it
-differs from the setting (the setting changed), the readers count the calls live, which is
-exact but slow, and `rebuild()` (beat, every 5 minutes; `manage.py figures --rebuild`) counts
-everything again in the new zone, with writers held off by a SHARE lock on the calls for the
-seconds it takes.
+The zone. A day is a day of the reporting zone (ROBODASH_DEFAULT_STORE_TIMEZONE, read when a
+process starts). The triggers read the zone the rows are counted in from the SQL function
+`calls_figures_zone()` (a function, not a row: it is schema, so no data reset can leave the
+triggers without a zone). When the setting changed, `manage.py migrate`, which every start runs
+(make run, compose's web), counts everything again in the new zone (`recount_after_migrate`;
+`manage.py figures --rebuild` by hand), with writers held off by a SHARE lock on the calls for
+the seconds it takes. The readers never ask which zone: between a change and that migrate they
+would show days split at the old zone's midnights, for as long as the start takes.
 
 `mismatches()` compares the rows with a direct count of the calls in one snapshot; the test
-suite runs it after every test, and `manage.py rebuild_figures --check` runs it on a live
+suite runs it after every test, and `manage.py figures --check` runs it on a live
 database.
 """
 
@@ -38,7 +39,7 @@ import re
 import zoneinfo
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 
 from calls import stats
 from calls.models import Call
@@ -222,12 +223,27 @@ def rebuild(zone: zoneinfo.ZoneInfo | None = None) -> int:
 
 
 def rebuild_if_zone_changed() -> bool:
-    """Beat's check: rebuild when the reporting zone is not the one counted in."""
+    """Rebuild when the reporting zone is not the one counted in."""
     zone = stats.reporting_zone()
     if is_current(zone):
         return False
+    counted = counted_zone()
     rebuild(zone)
+    log.warning("figures: the reporting zone changed from %s to %s: counted again", counted, zone)
     return True
+
+
+def recount_after_migrate(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
+    """post_migrate (calls/apps.py): every start migrates, so a changed zone is counted in from
+    the first page on. Also sent after a test's flush: then one query, and nothing to do."""
+    if using != DEFAULT_DB_ALIAS:
+        return
+    with connection.cursor() as cursor:
+        # Absent while migrations before the figures' are applied (a test migrating back).
+        cursor.execute("SELECT to_regprocedure('calls_figures_zone()') IS NOT NULL")
+        (installed,) = cursor.fetchone()
+    if installed:
+        rebuild_if_zone_changed()
 
 
 def mismatches(limit: int = 10) -> list[dict[str, Any]]:

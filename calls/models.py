@@ -59,6 +59,11 @@ def default_retry_delays() -> list[int]:
     return [300, 600, 1800]
 
 
+def default_store_timezone() -> str:
+    # Read when a store is made, not frozen into a migration: the setting is the deployment's.
+    return str(settings.ROBODASH_DEFAULT_STORE_TIMEZONE)
+
+
 def validate_timezone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
@@ -74,7 +79,7 @@ class Store(models.Model):
     default_voice_id = models.PositiveIntegerField(default=102)
     timezone = models.CharField(
         max_length=64,
-        default=settings.ROBODASH_DEFAULT_STORE_TIMEZONE,
+        default=default_store_timezone,
         validators=[validate_timezone],
     )
     calling_start = models.TimeField(default=dt.time(9, 0))
@@ -102,7 +107,10 @@ class Store(models.Model):
         PROVIDER_UNUSABLE = "provider_unusable", _("robodash could not use the provider")
 
     paused = models.BooleanField(default=False)
-    pause_kind = models.CharField(max_length=32, choices=PauseKind.choices, blank=True)
+    # A database default too: raw inserts (the bench, a test at an older migration) name no value.
+    pause_kind = models.CharField(
+        max_length=32, choices=PauseKind.choices, blank=True, db_default=""
+    )
     # The detail behind pause_kind for support (redacted, in the log line's words); never shown
     # to merchants and never read back to decide anything.
     paused_reason = models.CharField(max_length=500, blank=True)
@@ -113,6 +121,20 @@ class Store(models.Model):
     balance_username = models.CharField(max_length=100, blank=True)
     call_rate = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     balance_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class ProviderState(models.TextChoices):
+        """What the provider last said of the store's key (a refresh by beat, a save, Verify)."""
+
+        OK = "ok"
+        UNREACHABLE = "unreachable"  # not answering, or an answer that could not be used
+        REJECTED = "rejected"  # it answered, and refused the key ("API Key not matched")
+
+    # On the row, not in a cache: the worker's refresh writes it, every web process reads it.
+    # A database default too: raw inserts (the bench, a test at an older migration) name no value.
+    provider_state = models.CharField(
+        max_length=12, choices=ProviderState.choices, blank=True, db_default=""
+    )
+    provider_state_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -220,12 +220,6 @@ def figures_by(calls: QuerySet[Call], key: str) -> dict[Any, Figures]:
     return {row[key]: Figures.from_row(row) for row in rows}
 
 
-def figures_by_keys(calls: QuerySet[Call], keys: Sequence[str]) -> dict[tuple[Any, ...], Figures]:
-    """Figures per combination of the values of `keys`, in one GROUP BY query."""
-    rows = calls.order_by().values(*keys).annotate(**figure_aggregates())
-    return {tuple(row[key] for key in keys): Figures.from_row(row) for row in rows}
-
-
 def local_day_start(day: dt.date, zone: zoneinfo.ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=zone)
 
@@ -295,7 +289,7 @@ def mondays_from(first_day: dt.date, last_day: dt.date) -> list[dt.date]:
     return days_from(monday, last_day)[::7]
 
 
-# --- Rolled-up closed days plus live aggregates: what the pages read -------------------------
+# --- The daily figures added up: what the pages read ----------------------------------------
 
 Grouping = Literal["day", "week", "campaign", "voice"]
 _CALL_KEYS = {"campaign": "campaign_id", "voice": "voice_id"}
@@ -313,8 +307,8 @@ def figures_grouped(
     `first_day` to `last_day` (days in the reporting zone; None: no bound), optionally of one
     store or some campaigns. Groups without calls are absent.
 
-    Two queries: the zone the figures are counted in, and the DailyFigures of the range. The
-    numbers are exactly those of counting the calls (tests/calls/test_counters.py).
+    One query, of the DailyFigures of the range. The numbers are exactly those of counting the
+    calls (tests/calls/test_counters.py).
     """
     return figures_grouped_many(
         (by,), first_day=first_day, last_day=last_day, store=store, campaigns=campaigns
@@ -331,13 +325,7 @@ def figures_grouped_many(
 ) -> dict[Grouping, dict[Any, Figures]]:
     """`figures_grouped` for several groupings of the same calls (the reports' tables), from
     one read of the daily figures."""
-    zone = reporting_zone()
     campaign_ids = list(campaigns) if campaigns is not None else None
-    if not _counted_in(zone):
-        live_calls = _calls(store, campaign_ids).filter(_created_on(first_day, last_day, zone))
-        if len(groupings) == 1:
-            return {groupings[0]: _live_by(live_calls, groupings[0], zone)}
-        return _live_by_each(live_calls, groupings, zone)
     rows = _daily_rows(store, campaign_ids, first_day, last_day)
     if len(groupings) == 1:
         return {groupings[0]: _rolled_up_by(rows, groupings[0])}
@@ -358,32 +346,10 @@ def figures_total(
     store: Store | int | None = None,
     campaigns: Iterable[int] | None = None,
 ) -> Figures:
-    """One total over the same calls as `figures_grouped`, in two queries."""
-    zone = reporting_zone()
+    """One total over the same calls as `figures_grouped`, in one query."""
     campaign_ids = list(campaigns) if campaigns is not None else None
-    if not _counted_in(zone):
-        return figures_of(
-            _calls(store, campaign_ids).filter(_created_on(first_day, last_day, zone))
-        )
     rows = _daily_rows(store, campaign_ids, first_day, last_day)
     return _figures_of_sums(rows.order_by().aggregate(**_daily_sums()))
-
-
-def _counted_in(zone: zoneinfo.ZoneInfo) -> bool:
-    """Whether the daily figures are counted in `zone` (calls/counters.py); when they are not
-    (the reporting zone just changed), the readers count the calls live until they are."""
-    from calls import counters  # it builds on this module's definitions
-
-    return counters.is_current(zone)
-
-
-def _calls(store: Store | int | None, campaigns: list[int] | None) -> QuerySet[Call]:
-    calls = Call.objects.all()
-    if store is not None:
-        calls = calls.filter(store=store)
-    if campaigns is not None:
-        calls = calls.filter(campaign_id__in=campaigns)
-    return calls
 
 
 def _daily_rows(
@@ -419,25 +385,6 @@ def _rolled_up_by(rows: QuerySet[DailyFigures], by: Grouping) -> dict[Any, Figur
     key = _CALL_KEYS.get(by, by)
     grouped = rows.order_by().values(key).annotate(**_daily_sums())
     return {row[key]: _figures_of_sums(row) for row in grouped}
-
-
-def _live_by(calls: QuerySet[Call], by: Grouping, zone: zoneinfo.ZoneInfo) -> dict[Any, Figures]:
-    if by == "day":
-        return figures_by(calls.annotate(day=TruncDate("created_at", tzinfo=zone)), "day")
-    if by == "week":
-        by_week = figures_by(calls.annotate(week=TruncWeek("created_at", tzinfo=zone)), "week")
-        return _by_monday(by_week, zone)
-    return figures_by(calls, _CALL_KEYS[by])
-
-
-def _live_by_each(
-    calls: QuerySet[Call], groupings: Sequence[Grouping], zone: zoneinfo.ZoneInfo
-) -> dict[Grouping, dict[Any, Figures]]:
-    """Every grouping from one GROUP BY of the calls at the daily figures' grain."""
-    rows = figures_by_keys(
-        calls.annotate(day=TruncDate("created_at", tzinfo=zone)), ("day", "campaign_id", "voice_id")
-    )
-    return _fold(rows.items(), groupings)
 
 
 def _fold(

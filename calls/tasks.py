@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from calls import balances, counters, dispatch, polling, uploads
+from calls import balances, dispatch, polling, uploads
 from calls.models import Store
 
 log = logging.getLogger(__name__)
@@ -46,14 +46,6 @@ def send_call(call_id: int) -> None:
 @shared_task(ignore_result=True, soft_time_limit=_REQUEST_LIMIT, time_limit=_REQUEST_LIMIT + 10)
 def poll_call(call_id: int) -> None:
     polling.poll_call(call_id)
-
-
-@shared_task(ignore_result=True, soft_time_limit=600, time_limit=660)
-def keep_figures_zone() -> None:
-    """Count every call again if the reporting zone changed since they were counted (the pages
-    count live meanwhile). Run by beat every 5 minutes; a no-op but for one query."""
-    if counters.rebuild_if_zone_changed():
-        log.warning("figures: the reporting zone changed; every call was counted again")
 
 
 @shared_task(ignore_result=True, soft_time_limit=30, time_limit=40)

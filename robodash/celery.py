@@ -25,7 +25,6 @@ def use_django_logging(**kwargs: object) -> None:
     logging.config.dictConfig(config)
 
 
-FIGURES_ZONE_SECONDS = 300
 BALANCE_SECONDS = 60  # calls.balances.BALANCE_REFRESH_SECONDS
 UPLOADS_SECONDS = 60  # under calls.uploads.STALLED_AFTER
 
@@ -48,14 +47,6 @@ def schedule_periodic_work(sender: Celery, **kwargs: object) -> None:
         sender.signature("shops.tasks.sweep_write_backs"),
         name="sweep due write-backs",
         expires=max(every * 3, 5),
-    )
-    # The figures are counted by triggers as calls change; this only notices a changed
-    # reporting zone and counts everything again in it (calls/counters.py).
-    sender.add_periodic_task(
-        FIGURES_ZONE_SECONDS,
-        sender.signature("calls.tasks.keep_figures_zone"),
-        name="keep the figures' zone",
-        expires=FIGURES_ZONE_SECONDS,
     )
     # The pages show the stored balances; this keeps them a minute old at most.
     sender.add_periodic_task(

@@ -9,6 +9,8 @@ import base64
 import datetime as dt
 import hashlib
 import os
+import urllib.parse
+import zoneinfo
 from pathlib import Path
 
 import dj_database_url
@@ -46,12 +48,52 @@ def envint(name: str, default: str) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
 
 
+def envzone(name: str, default: str) -> str:
+    value = os.environ.get(name, default).strip()
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"{name} must be a time zone name such as Asia/Karachi, not {value!r}"
+        ) from None
+    return value
+
+
 def envsecret(name: str, default: str = "") -> str:
     """Read NAME, or the file named by NAME_FILE (Docker secrets)."""
     path = os.environ.get(f"{name}_FILE")
     if path:
         return Path(path).read_text().strip()
     return os.environ.get(name, default)
+
+
+def redis_cache_url_beside(broker_url: str) -> str:
+    """A cache URL (redis-py's forms) on the same Redis as the Celery broker `broker_url` (any
+    form kombu reads: redis://, rediss://, redis+socket:///path?virtual_host=N), in the database
+    after the broker's, or the one before for a broker on db 15 (Redis has 16 by default). Its
+    own database, because the cache's clear() empties the whole database."""
+    parts = urllib.parse.urlsplit(broker_url)
+    query = urllib.parse.parse_qsl(parts.query)
+    if parts.scheme == "redis+socket":
+        db_text = dict(query).get("virtual_host", "0")
+        query = [(name, value) for name, value in query if name != "virtual_host"]
+    else:
+        db_text = parts.path.strip("/") or "0"
+    try:
+        broker_db = int(db_text)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"CELERY_BROKER_URL's Redis database must be a number, not {db_text!r}"
+        ) from None
+    cache_db = broker_db + 1 if broker_db < 15 else broker_db - 1
+    if parts.scheme == "redis+socket":
+        query = [*query, ("db", str(cache_db))]
+        scheme, path = "unix", parts.path
+    else:
+        scheme, path = parts.scheme, f"/{cache_db}"
+    rest = f"?{urllib.parse.urlencode(query)}" if query else ""
+    # By hand: urlunsplit drops the // of a scheme it does not know (unix:).
+    return f"{scheme}://{parts.netloc}{path}{rest}"
 
 
 DEBUG = envbool("DEBUG", "false")
@@ -185,8 +227,10 @@ FORMAT_MODULE_PATH = ["robodash.formats"]  # Urdu's dates and numbers (Django ha
 USE_I18N = True
 TIME_ZONE = "UTC"
 USE_TZ = True
-# Stores may choose their own zone; this is the default for new ones.
-ROBODASH_DEFAULT_STORE_TIMEZONE = "Asia/Karachi"
+# The merchant's zone: its midnights split the days of the overview's and the reports' figures,
+# and it is new stores' zone (each store may choose its own calling zone). Read at start; the
+# `migrate` every start runs counts the stored figures again when it changed (calls/counters.py).
+ROBODASH_DEFAULT_STORE_TIMEZONE = envzone("ROBODASH_DEFAULT_STORE_TIMEZONE", "Asia/Karachi")
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
@@ -242,16 +286,10 @@ ROBODASH_UPLOAD_MAX_ROWS = envint("ROBODASH_UPLOAD_MAX_ROWS", "200000")
 # with a progress bar on the campaign page.
 ROBODASH_LAUNCH_IN_REQUEST_ROWS = envint("ROBODASH_LAUNCH_IN_REQUEST_ROWS", "5000")
 
-REDIS_CACHE_URL = os.environ.get("CACHE_URL", "")
-if REDIS_CACHE_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_CACHE_URL,
-        }
-    }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The cache is shared by every process (the API's rate limit per token is counted across all
+# gunicorn workers), so it is never a per-process memory cache: CACHE_URL, else the broker's
+# Redis (below), in the database after the broker's.
+CACHE_URL = os.environ.get("CACHE_URL", "")
 
 # --- Secrets at rest -------------------------------------------------------------------------
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation). For a local demo
@@ -302,6 +340,12 @@ if CELERY_BROKER_URL.split("://", 1)[0] not in ("redis", "rediss", "redis+socket
         "CELERY_BROKER_URL must be a Redis URL (redis://host:6379/0, rediss://… or "
         "redis+socket:///path/to/redis.sock); robodash brings its own Redis when it is unset"
     )
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL or redis_cache_url_beside(CELERY_BROKER_URL),
+    }
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -316,21 +360,29 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Logging ---------------------------------------------------------------------------------
 # Every handler scrubs provider keys, whatever logger the line comes from (urllib3 logs full
-# URLs at DEBUG, and the key travels in the query string).
+# URLs at DEBUG, and the key travels in the query string), and writes a refused request (4xx)
+# on one line, without the traceback Django attaches to it.
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "calls.redaction.RedactSecretsFilter"}},
+    "filters": {
+        "redact_secrets": {"()": "calls.redaction.RedactSecretsFilter"},
+        "refusals_on_one_line": {"()": "robodash.log_filters.RefusalsOnOneLine"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["redact_secrets"],
+            "filters": ["redact_secrets", "refusals_on_one_line"],
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # Django's own defaults give "django" a console handler of its own when DEBUG is on (make
+    # run), which would print each of its lines a second time, unfiltered: none, so they reach
+    # the one above. (runserver's access lines keep their "django.server" handler.)
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }
 
 # --- Shops ---------------------------------------------------------------------------------------

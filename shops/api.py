@@ -3,7 +3,8 @@ OpenAPI description at /api/v1/openapi.json, browsable at /api/v1/docs).
 
 Every request carries `Authorization: Bearer <token>` (manage.py create_api_token, or a store's
 Integrations page): the token names the store. Requests are counted per token per minute
-(ROBODASH_API_RATE_PER_MINUTE) in the cache; past the limit the answer is 429 with Retry-After.
+(ROBODASH_API_RATE_PER_MINUTE) in the cache, which is Redis, shared by every web process; past
+the limit the answer is 429 with Retry-After.
 
 POST /api/v1/orders is idempotent on the order id: a new order is 201 with the order, a repeat
 200 with the order as it stands (never a second call). Bad input is 400 with a reason per field;
@@ -60,7 +61,9 @@ class BearerToken(HttpBearer):
         if api_token is None:
             return None
         window = int(time.time() // 60)
-        key = f"robodash:api-rate:{api_token.pk}:{window}"
+        # By the token's digest, not its row id: ids come again after a database is restored
+        # or recreated (each test session's), and would inherit another token's count.
+        key = f"robodash:api-rate:{api_token.token_hash}:{window}"
         cache.add(key, 0, timeout=120)
         if cache.incr(key) > settings.ROBODASH_API_RATE_PER_MINUTE:
             raise RateLimited(retry_after=60 - int(time.time() % 60))

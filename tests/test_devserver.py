@@ -382,6 +382,10 @@ def test_make_run_serves_every_page_to_each_role_and_ctrl_c_leaves_no_process_be
         make_run.wait(STOP_DEADLINE)
         output.join(5)
         assert "all stopped" in output.text
+        # The walk above was refused pages as an agent and a manager: each is one log line.
+        assert "Forbidden (Permission denied)" in output.text
+        at = output.text.find("Traceback")
+        assert at == -1, output.text[max(at - 500, 0) : at + 4000]
 
         survivors = lambda: [cmd for p, cmd in tree.items() if still_running(*p)]  # noqa: E731
         assert poll_until(lambda: not survivors(), time.monotonic() + 5), survivors()

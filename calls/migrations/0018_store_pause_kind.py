@@ -38,6 +38,7 @@ class Migration(migrations.Migration):
                     ("key_rejected", "The provider rejected the API key"),
                     ("provider_unusable", "robodash could not use the provider"),
                 ],
+                db_default="",
                 max_length=32,
             ),
         ),

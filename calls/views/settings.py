@@ -112,7 +112,7 @@ def store_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         store = form.save()
         if form.key_check is not None:
-            note_provider_state(store.pk, _STATE_AFTER_CHECK[form.key_check])
+            note_provider_state(store, _STATE_AFTER_CHECK[form.key_check])
         _say_saved(request, form, store, added=True)
         return redirect("store_edit", pk=store.pk)
     return _store_form_page(request, form, None)
@@ -126,7 +126,7 @@ def store_edit(request: HttpRequest, pk: int) -> HttpResponse:
         store = form.save()
         if form.key_check is not None:
             # What the provider said of the new key replaces what it said of the old one.
-            note_provider_state(store.pk, _STATE_AFTER_CHECK[form.key_check])
+            note_provider_state(store, _STATE_AFTER_CHECK[form.key_check])
         _say_saved(request, form, store, added=False)
         return redirect("store_edit", pk=store.pk)
     return _store_form_page(request, form, store)
@@ -156,7 +156,7 @@ def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             result = "matched" if matched else "not_matched"
     if checking_stored_key and result != "missing":
         # The page says at once what the provider said of the stored key.
-        note_provider_state(store.pk, _STATE_AFTER_CHECK[result])
+        note_provider_state(store, _STATE_AFTER_CHECK[result])
         if result != "unreachable":
             store.key_verified_at = timezone.now() if result == "matched" else None
             Store.objects.filter(pk=store.pk).update(key_verified_at=store.key_verified_at)

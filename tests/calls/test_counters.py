@@ -21,6 +21,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.db.models import F, Q
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -28,6 +29,7 @@ from django.utils import timezone
 from calls import counters, stats, transitions
 from calls.models import Call, Campaign, DailyFigures, Order, Store
 from tests.calls.test_stats import add_calls
+from tests.support.pipeline import ROOT, child_database_url
 
 Outcome = Call.Outcome
 GROUPINGS = ("day", "week", "campaign", "voice")
@@ -404,22 +406,77 @@ def test_an_update_that_changes_no_figure_takes_no_counter_lock(store):
 # --- The zone, the command, beat -----------------------------------------------------------
 
 
-def test_after_the_zone_changes_pages_count_live_until_beat_counts_again(history, settings):
+def test_after_the_zone_changes_migrate_counts_every_figure_again_in_it(history, settings):
     settings.ROBODASH_DEFAULT_STORE_TIMEZONE = "America/New_York"
     first = today() - dt.timedelta(days=DAYS_OF_DATA - 1)
     expected = counted_live("day", first, today(), None)
-
     assert not counters.is_current(stats.reporting_zone())
-    assert stats.figures_grouped("day", first_day=first, last_day=today()) == expected
 
-    from calls.tasks import keep_figures_zone
-
-    keep_figures_zone.apply()
+    call_command("migrate", verbosity=0)  # what every start runs
 
     assert counters.counted_zone() == "America/New_York"
     assert stats.figures_grouped("day", first_day=first, last_day=today()) == expected
     assert counters.rebuild_if_zone_changed() is False  # nothing to do now
     assert_exact()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deployment_in_another_zone_counts_a_call_near_midnight_on_its_own_day(store):
+    campaign = Campaign.objects.create(store=store, name="Late orders")
+    # 01:30 on 11 March in Karachi, 16:30 on 10 March in New York.
+    add_calls(
+        campaign,
+        1,
+        outcome=Outcome.CONFIRMED,
+        created_at=dt.datetime(2026, 3, 10, 20, 30, tzinfo=dt.UTC),
+    )
+    march = {"first_day": dt.date(2026, 3, 9), "last_day": dt.date(2026, 3, 12)}
+    assert {day: f.calls for day, f in stats.figures_grouped("day", **march).items()} == {
+        dt.date(2026, 3, 11): 1
+    }
+    try:
+        # The setting as a deployment changes it: in the environment, read by the next start.
+        started = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DATABASE_URL": child_database_url(),
+                "ROBODASH_DEFAULT_STORE_TIMEZONE": "America/New_York",
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert started.returncode == 0, started.stderr[-3000:]
+        assert "reporting zone changed from Asia/Karachi to America/New_York" in started.stderr
+
+        assert counters.counted_zone() == "America/New_York"
+        with override_settings(ROBODASH_DEFAULT_STORE_TIMEZONE="America/New_York"):
+            by_day = stats.figures_grouped("day", **march)
+        assert {day: f.calls for day, f in by_day.items()} == {dt.date(2026, 3, 10): 1}
+        assert DailyFigures.objects.get(campaign=campaign).day == dt.date(2026, 3, 10)
+        assert_exact()
+    finally:
+        counters.rebuild()  # back to this process's zone for the tests after this one
+
+
+def test_the_zone_is_read_from_the_environment_and_a_name_that_is_none_refused(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from robodash.settings import envzone
+
+    monkeypatch.setenv("ROBODASH_DEFAULT_STORE_TIMEZONE", "America/New_York")
+    assert envzone("ROBODASH_DEFAULT_STORE_TIMEZONE", "Asia/Karachi") == "America/New_York"
+    monkeypatch.setenv("ROBODASH_DEFAULT_STORE_TIMEZONE", "Asia/Nowhere")
+    with pytest.raises(ImproperlyConfigured, match="not 'Asia/Nowhere'"):
+        envzone("ROBODASH_DEFAULT_STORE_TIMEZONE", "Asia/Karachi")
+
+
+def test_a_new_store_takes_the_zone_of_the_setting_it_starts_with(settings):
+    settings.ROBODASH_DEFAULT_STORE_TIMEZONE = "America/New_York"
+
+    assert Store(name="Brooklyn Bazaar").timezone == "America/New_York"
 
 
 def test_the_command_checks_the_figures_and_rebuilds_them(history, capsys):
@@ -452,10 +509,11 @@ def test_the_installed_counting_function_is_the_one_the_code_writes(db):
     assert body(installed) == body(counters.trigger_function_sql())
 
 
-def test_beat_checks_the_figures_zone_every_5_minutes():
+def test_beat_runs_no_task_for_the_zone_which_migrate_keeps():
     from robodash.celery import app
 
     app.loader.import_default_modules()
     app.finalize()
-    entries = {entry["task"]: entry for entry in app.conf.beat_schedule.values()}
-    assert entries["calls.tasks.keep_figures_zone"]["schedule"] == 300
+    entries = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert "calls.tasks.sweep_due_work" in entries
+    assert not any("zone" in task for task in entries)

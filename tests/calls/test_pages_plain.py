@@ -9,10 +9,9 @@ from decimal import Decimal
 from html import unescape
 
 import pytest
-from django.core.cache import cache
 from django.urls import reverse
 
-from calls.balances import balance_status_key, refresh_store_balance
+from calls.balances import refresh_store_balance
 from calls.models import Call, CallEvent, Campaign
 from calls.templatetags.present import day, money, phone, when
 from tests.calls.test_stats import add_calls
@@ -206,7 +205,8 @@ def test_a_refused_key_is_named_on_every_page_that_shows_the_providers_state(
     store.api_key = "sk-wrong-key-000000000000"
     store.save()
     refresh_store_balance(store.pk)  # beat's refresh: the simulator answers "API Key not matched"
-    assert cache.get(balance_status_key(store.pk)) == "rejected"
+    store.refresh_from_db()
+    assert store.provider_state == "rejected"  # on the row: every process reads it
     draft = Campaign.objects.create(store=store, name="Held", status="draft")
     add_calls(draft, 1, state=Call.State.QUEUED)
     client.force_login(admin_user)
@@ -227,7 +227,6 @@ def test_a_refused_key_is_named_on_every_page_that_shows_the_providers_state(
         assert "not answering" not in page, name
         for raw in ("status 422", "HTTP 200", "check_balance", "API Key not matched"):
             assert raw not in page, (name, raw)
-    cache.delete(balance_status_key(store.pk))
 
 
 def test_review_reasons_quoting_the_provider_are_put_in_plain_words():

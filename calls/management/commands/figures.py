@@ -3,8 +3,9 @@
 The pages' figures are counted by PostgreSQL triggers as the calls change (calls/counters.py).
 `--check` compares every stored figure with a direct count of the calls, in one snapshot, and
 exits 1 listing the groups that differ. `--rebuild` counts every call again in the reporting
-zone (beat does it by itself after ROBODASH_DEFAULT_STORE_TIMEZONE changed); writers of calls
-wait for it, pages keep working. With neither, prints which zone the figures are counted in.
+zone (`migrate` does it by itself after ROBODASH_DEFAULT_STORE_TIMEZONE changed); writers of
+calls wait for it, pages keep working. With neither, prints which zone the figures are counted
+in.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class Command(BaseCommand):
         counted = counters.counted_zone()
         if counted != zone.key:
             self.stdout.write(
-                f"The figures are counted in {counted}, not {zone.key}: the "
-                "pages count calls live until beat (or `figures --rebuild`) counts them again."
+                f"The figures are counted in {counted}, not {zone.key}: the pages split days "
+                "at the wrong midnight until `migrate` (or `figures --rebuild`) counts them again."
             )
         else:
             self.stdout.write(f"The figures are counted in {zone.key}, as calls change.")
