@@ -26,10 +26,10 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from calls.imports import parse_amount
+from calls.intake.imports import parse_amount
 from calls.models import UPLOAD_FILE_MAX_BYTES, Store, User
 from calls.phones import InvalidPhone, normalize_pk_mobile
-from calls.provider import AccountBalance, InvalidApiKey, ProviderError, RobocallClient
+from calls.pipeline.provider import AccountBalance, InvalidApiKey, ProviderError, RobocallClient
 
 logger = logging.getLogger(__name__)
 
@@ -432,7 +432,8 @@ class StoreForm(forms.ModelForm):
                 store.call_rate = self.balance.call_rate
             elif self.key_check is KeyCheck.REJECTED:
                 store.paused = True
-                # Worded so the pages name it as a rejected key (calls.provider.in_plain_words).
+                # Worded so the pages name it as a rejected key
+                # (calls.pipeline.provider.in_plain_words).
                 store.paused_reason = (
                     "The provider rejected the API key when it was saved: enter a key it "
                     "accepts, then resume the store."

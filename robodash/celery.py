@@ -26,8 +26,8 @@ def use_django_logging(**kwargs: object) -> None:
 
 
 FIGURES_ZONE_SECONDS = 300
-BALANCE_SECONDS = 60  # calls.balances.BALANCE_REFRESH_SECONDS
-UPLOADS_SECONDS = 60  # under calls.uploads.STALLED_AFTER
+BALANCE_SECONDS = 60  # calls.pipeline.balances.BALANCE_REFRESH_SECONDS
+UPLOADS_SECONDS = 60  # under calls.intake.uploads.STALLED_AFTER
 
 
 @app.on_after_finalize.connect
@@ -50,7 +50,7 @@ def schedule_periodic_work(sender: Celery, **kwargs: object) -> None:
         expires=max(every * 3, 5),
     )
     # The figures are counted by triggers as calls change; this only notices a changed
-    # reporting zone and counts everything again in it (calls/counters.py).
+    # reporting zone and counts everything again in it (calls/figures/counters.py).
     sender.add_periodic_task(
         FIGURES_ZONE_SECONDS,
         sender.signature("calls.tasks.keep_figures_zone"),

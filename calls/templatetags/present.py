@@ -25,9 +25,9 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from calls import outcomes
 from calls.phones import MOBILE_NATIONAL_DIGITS, PAKISTAN_COUNTRY_CODE
-from calls.provider import KEY_REJECTED, in_plain_words
+from calls.pipeline import outcomes
+from calls.pipeline.provider import KEY_REJECTED, in_plain_words
 
 register = template.Library()
 
@@ -250,8 +250,10 @@ def event_details(event: Any, zone: Any = None) -> list[tuple[str, str]]:
 
 @register.simple_tag
 def provider_state(store: Any) -> str:
-    """The store's provider state as the pages word it (calls.balances.provider_states):
+    """The store's provider state as the pages word it (calls.pipeline.balances.provider_states):
     "rejected", "unreachable", "ok" or "" (no recent refresh)."""
-    from calls.balances import provider_states  # calls.balances formats times with this module
+    from calls.pipeline.balances import (
+        provider_states,  # calls.pipeline.balances formats times with this module
+    )
 
     return provider_states([store])[store.pk]

@@ -31,10 +31,10 @@ from django_htmx.http import HttpResponseStopPolling
 
 from calls import actions
 from calls.actions import ActionRefused
-from calls.balances import call_again_question
 from calls.forms import BoundedDateField
 from calls.models import Call, Campaign, Order, Store, User
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
+from calls.pipeline.balances import call_again_question
 from calls.views import HtmxHttpRequest, redirect_to_next
 
 PAGE_SIZE = 50

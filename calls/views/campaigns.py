@@ -1,8 +1,8 @@
 """Campaigns: the list, a new campaign (one order, or a CSV upload -> preview -> launch), a
 campaign's page with its live progress, and pause / resume.
 
-An upload is read once into the database (calls/uploads.py): a CSV as it arrives, a workbook by
-a worker while the launch page shows how far it got. The preview and the launch read it there,
+An upload is read once into the database (calls/intake/uploads.py): a CSV as it arrives, a workbook
+by a worker while the launch page shows how far it got. The preview and the launch read it there,
 so no file is kept once read and any web process can serve either. Nothing is
 imported before "Launch", and a launch the balance cannot pay for imports nothing: the campaign
 stays a draft with the upload waiting, so the merchant can top up and press "Launch" again. A
@@ -32,16 +32,18 @@ from django.utils.translation import ngettext, pgettext
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
-from calls import stats, tasks, uploads
-from calls.balances import check_launch, estimate_cost, refresh_balance
-from calls.dispatch import wake_dispatcher
+from calls import tasks
 from calls.exports import csv_response
-from calls.file_errors import describe
+from calls.figures import stats
+from calls.figures.stats import Figures
 from calls.forms import SingleOrderForm, UploadForm, as_sentence
-from calls.imports import ImportFileError, create_single_call
+from calls.intake import uploads
+from calls.intake.file_errors import describe
+from calls.intake.imports import ImportFileError, create_single_call
 from calls.models import Call, Campaign, Store, Upload, UploadRow, User
 from calls.permissions import EVERYONE, LAUNCH, role_required
-from calls.stats import Figures
+from calls.pipeline.balances import check_launch, estimate_cost, refresh_balance
+from calls.pipeline.dispatch import wake_dispatcher
 from calls.templatetags.present import day
 from calls.views import HtmxHttpRequest
 

@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from calls.balances import call_again_question
 from calls.models import Call, CallEvent, Order
 from calls.permissions import CALL_ACTIONS, EVERYONE, role_required, user_can
+from calls.pipeline.balances import call_again_question
 from calls.transitions import ACTIVE_STATES, TransitionRefused, decide_by_hand
 from calls.views import HtmxHttpRequest, redirect_to_next
 from calls.views.calls import signed_in_user

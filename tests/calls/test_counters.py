@@ -1,5 +1,5 @@
-"""The daily figures PostgreSQL counts as calls change (calls/counters.py), and the readers that
-add them up (stats.figures_grouped): always exactly the numbers of counting the calls.
+"""The daily figures PostgreSQL counts as calls change (calls/figures/counters.py), and the readers
+that add them up (stats.figures_grouped): always exactly the numbers of counting the calls.
 
 Beside these tests, tests/conftest.py compares the counted figures with a direct count after
 every test of the suite that touches the database."""
@@ -25,7 +25,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from calls import counters, stats, transitions
+from calls import transitions
+from calls.figures import counters, stats
 from calls.models import Call, Campaign, DailyFigures, Order, Store
 from tests.calls.test_stats import add_calls
 

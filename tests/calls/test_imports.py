@@ -10,16 +10,16 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from calls import imports
-from calls.imports import (
+from calls.intake import imports
+from calls.intake.imports import (
     DuplicateRow,
     ImportFileError,
     RowError,
     create_single_call,
     import_csv,
 )
+from calls.intake.uploads import claim_upload, launch_upload, stage_upload
 from calls.models import Call, CallEvent, Campaign, Order, Store
-from calls.uploads import claim_upload, launch_upload, stage_upload
 
 HEADER = "phone,amount,order_id,store_name"
 

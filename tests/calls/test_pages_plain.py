@@ -12,8 +12,8 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from calls.balances import balance_status_key, refresh_store_balance
 from calls.models import Call, CallEvent, Campaign
+from calls.pipeline.balances import balance_status_key, refresh_store_balance
 from calls.templatetags.present import day, money, phone, when
 from tests.calls.test_stats import add_calls
 

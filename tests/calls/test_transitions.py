@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from calls import actions, dispatch, polling, timing, transitions
-from calls.imports import create_single_call
+from calls import actions, transitions
+from calls.intake.imports import create_single_call
 from calls.models import Call, CallEvent, Campaign, Order, Store, User
+from calls.pipeline import dispatch, polling, timing
 from calls.transitions import TransitionRefused, decide_by_hand
 from tests.support.pipeline import wait_for
 

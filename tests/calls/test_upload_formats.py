@@ -18,8 +18,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from calls import uploads
-from calls.imports import OrderRow, RowError, parse_amount, validated_rows
+from calls.intake import uploads
+from calls.intake.imports import OrderRow, RowError, parse_amount, validated_rows
 from calls.models import Call, Campaign, Upload
 from tests.support.pages import text_of
 

@@ -16,10 +16,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from calls.balances import calls_count, check_launch
-from calls.dispatch import wake_dispatcher
-from calls.imports import ImportFileError, ImportReport, import_csv, max_length_of
+from calls.intake.imports import ImportFileError, ImportReport, import_csv, max_length_of
 from calls.models import Call, Campaign, Store
+from calls.pipeline.balances import calls_count, check_launch
+from calls.pipeline.dispatch import wake_dispatcher
 
 EXIT_NOTHING_IMPORTED = 1
 EXIT_HELD_IN_DRAFT = 2

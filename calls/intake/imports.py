@@ -4,9 +4,9 @@ Columns: `phone,amount,order_id,store_name`, optionally `voice_id,text3..text5,k
 Header names are matched case-insensitively, trimmed, with spaces or dashes read as `_`
 ("Order ID" is `order_id`); other columns are ignored. A file is CSV (UTF-8 with or without the
 BOM Excel writes) or an Excel .xlsx workbook (its first sheet, read within the bounds of
-calls/workbooks.py), told apart by its first bytes, not its name: an .xlsx renamed .csv is read
-as the workbook it is, and an old .xls is refused with what to do instead. Amounts may carry the
-currency ("Rs 2,000", "PKR 2000", "2,000/-").
+calls/intake/workbooks.py), told apart by its first bytes, not its name: an .xlsx renamed .csv is
+read as the workbook it is, and an old .xls is refused with what to do instead. Amounts may carry
+the currency ("Rs 2,000", "PKR 2000", "2,000/-").
 
 Each row is validated on its own: a bad row is reported by its spreadsheet row number (the header
 is row 1) with every reason, and the rest still import. Each new row becomes an order of the store
@@ -37,11 +37,11 @@ from django.core.files import File
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
-from calls.dispatch import wake_dispatcher
-from calls.file_errors import ImportFileError
+from calls.intake.file_errors import ImportFileError
+from calls.intake.storable_text import refused_character
 from calls.models import Call, CallEvent, Campaign, Order, Store
 from calls.phones import InvalidPhone, normalize_pk_mobile
-from calls.storable_text import refused_character
+from calls.pipeline.dispatch import wake_dispatcher
 from calls.transitions import queue_call
 
 REQUIRED_COLUMNS = ("phone", "amount", "order_id", "store_name")
@@ -332,8 +332,8 @@ def _xlsx_rows(
     file: CsvSource, on_size: Callable[[int], None] | None = None
 ) -> Iterator[tuple[int, list[str], dict[str, int], int]]:
     """As _csv_rows, for the first sheet of an .xlsx, read within the bounds of
-    calls/workbooks.py (openpyxl's read-only mode parses the sheet as it is iterated)."""
-    from calls import workbooks
+    calls/intake/workbooks.py (openpyxl's read-only mode parses the sheet as it is iterated)."""
+    from calls.intake import workbooks
 
     with workbooks.first_sheet(cast(IO[bytes], file), on_size) as rows:
         header = [workbooks.cell_text(value) for value in next(rows, ())]

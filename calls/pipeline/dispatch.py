@@ -20,9 +20,10 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from calls import timing, transitions
+from calls import transitions
 from calls.models import Call, CallEvent, Campaign, Store
-from calls.provider import (
+from calls.pipeline import timing
+from calls.pipeline.provider import (
     InvalidApiKey,
     ProviderAmbiguous,
     ProviderRejected,

@@ -19,9 +19,9 @@ query per table. Python only adds up the few rows that come back (30 days, a pag
 A call counts on the day (in the reporting zone) it was created, that is imported or ordered.
 
 The pages read `figures_grouped` and `figures_total`, which add up DailyFigures: one row per day,
-campaign and voice id, kept exact by PostgreSQL triggers as the calls change (calls/counters.py,
-whose SQL mirrors `figure_aggregates`). A page adds up the rows of the days and campaigns it
-shows, whatever the number of calls stored.
+campaign and voice id, kept exact by PostgreSQL triggers as the calls change
+(calls/figures/counters.py, whose SQL mirrors `figure_aggregates`). A page adds up the rows of the
+days and campaigns it shows, whatever the number of calls stored.
 """
 
 from __future__ import annotations
@@ -370,9 +370,9 @@ def figures_total(
 
 
 def _counted_in(zone: zoneinfo.ZoneInfo) -> bool:
-    """Whether the daily figures are counted in `zone` (calls/counters.py); when they are not
-    (the reporting zone just changed), the readers count the calls live until they are."""
-    from calls import counters  # it builds on this module's definitions
+    """Whether the daily figures are counted in `zone` (calls/figures/counters.py); when they are
+    not (the reporting zone just changed), the readers count the calls live until they are."""
+    from calls.figures import counters  # it builds on this module's definitions
 
     return counters.is_current(zone)
 

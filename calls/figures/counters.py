@@ -15,7 +15,7 @@ it is now and -1 as it was). So:
 - An UPDATE that changes no figure (a poll's next_poll_at, a claim by an agent) writes nothing
   and locks no counter row.
 
-The pages read these rows only (calls/stats.py), so a page costs the days and campaigns it
+The pages read these rows only (calls/figures/stats.py), so a page costs the days and campaigns it
 shows, not the calls stored: 10,000,000 calls cost what 1,000 do.
 
 The zone. A day is a day of the reporting zone (ROBODASH_DEFAULT_STORE_TIMEZONE). The triggers
@@ -40,7 +40,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from calls import stats
+from calls.figures import stats
 from calls.models import Call
 
 log = logging.getLogger(__name__)

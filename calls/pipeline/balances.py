@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from calls.models import Store
-from calls.provider import (
+from calls.pipeline.provider import (
     KEY_REJECTED,
     AccountBalance,
     InvalidApiKey,
