@@ -26,7 +26,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from calls.intake.imports import parse_amount
+from calls.intake.rows import parse_amount
 from calls.models import UPLOAD_FILE_MAX_BYTES, Store, User
 from calls.phones import InvalidPhone, normalize_pk_mobile
 from calls.pipeline.provider import AccountBalance, InvalidApiKey, ProviderError, RobocallClient

@@ -12,7 +12,7 @@ from                    to                          by (function: who)
 ======================  ==========================  ============================================
 (new)                   queued                      queue_call: the single-order form, call
                                                     again; imports insert queued rows in bulk
-                                                    (calls/intake/imports.py)
+                                                    (calls/intake/bulk.py)
 (new)                   queued                      finish, by the store's re-attempt policy
                                                     (off by default): after a call of the
                                                     order's latest ends unreachable or no

@@ -33,7 +33,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as SchemaError
 from ninja.security import HttpBearer
 
-from calls.intake.imports import create_single_call
+from calls.intake.single import create_single_call
 from calls.models import Order
 from shops.api_inputs import (
     PK_MOBILE,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from calls.intake.imports import MAX_AMOUNT
+from calls.intake.rows import MAX_AMOUNT
 from calls.intake.storable_text import refused_character, storable
 
 

@@ -15,9 +15,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-REQUIRED = (
-    "phone,amount,order_id,store_name"  # calls.intake.imports.REQUIRED_COLUMNS, as the header
-)
+REQUIRED = "phone,amount,order_id,store_name"  # calls.intake.rows.REQUIRED_COLUMNS, as the header
 
 
 def _mib(size: int) -> str:

@@ -2,7 +2,7 @@
 launch.
 
 `stage_upload` streams the file (CSV or .xlsx) through the one validation path
-(`imports.validated_rows`) into UploadRow by COPY: every valid row with its values (and, as its
+(`files.validated_rows`) into UploadRow by COPY: every valid row with its values (and, as its
 reason, a warning if a cell looks like a spreadsheet formula), every rejected row with its
 reasons. Repeats within the file and orders the store already has are then marked in SQL.
 Nothing but counters is held in Python, so memory does not grow with the file, and a file over
@@ -43,18 +43,10 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from calls.intake.imports import (
-    BATCH_SIZE,
-    CopyWriter,
-    CsvSource,
-    ImportFileError,
-    OrderRow,
-    RowError,
-    add_orders,
-    formula_warning,
-    is_workbook,
-    validated_rows,
-)
+from calls.intake.bulk import BATCH_SIZE, CopyWriter, add_orders
+from calls.intake.file_errors import ImportFileError
+from calls.intake.files import CsvSource, is_workbook, validated_rows
+from calls.intake.rows import OrderRow, RowError, formula_warning
 from calls.intake.storable_text import storable
 from calls.intake.workbooks import check_package
 from calls.models import Campaign, Order, Upload, UploadFile, UploadRow

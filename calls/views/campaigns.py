@@ -38,8 +38,8 @@ from calls.figures import stats
 from calls.figures.stats import Figures
 from calls.forms import SingleOrderForm, UploadForm, as_sentence
 from calls.intake import uploads
-from calls.intake.file_errors import describe
-from calls.intake.imports import ImportFileError, create_single_call
+from calls.intake.file_errors import ImportFileError, describe
+from calls.intake.single import create_single_call
 from calls.models import Call, Campaign, Store, Upload, UploadRow, User
 from calls.permissions import EVERYONE, LAUNCH, role_required
 from calls.pipeline.balances import check_launch, estimate_cost, refresh_balance

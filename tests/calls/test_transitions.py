@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from calls import actions, transitions
-from calls.intake.imports import create_single_call
+from calls.intake.single import create_single_call
 from calls.models import Call, CallEvent, Campaign, Order, Store, User
 from calls.pipeline import dispatch, polling, timing
 from calls.transitions import TransitionRefused, decide_by_hand

@@ -19,7 +19,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from calls.intake import uploads
-from calls.intake.imports import OrderRow, RowError, parse_amount, validated_rows
+from calls.intake.files import validated_rows
+from calls.intake.rows import OrderRow, RowError, parse_amount
 from calls.models import Call, Campaign, Upload
 from tests.support.pages import text_of
 

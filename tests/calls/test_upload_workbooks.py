@@ -19,7 +19,7 @@ from django.utils import timezone, translation
 
 from calls.intake import uploads, workbooks
 from calls.intake.file_errors import ImportFileError, describe
-from calls.intake.imports import validated_rows
+from calls.intake.files import validated_rows
 from calls.models import Campaign, Upload, UploadFile, UploadRow
 from tests.support.pages import text_of
 from tests.support.workbooks import HEADER_ROW, package, repeated, sheet_xlsx

@@ -16,7 +16,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from calls.intake.imports import ImportFileError, ImportReport, import_csv, max_length_of
+from calls.intake.bulk import ImportReport, import_csv
+from calls.intake.file_errors import ImportFileError
+from calls.intake.rows import max_length_of
 from calls.models import Call, Campaign, Store
 from calls.pipeline.balances import calls_count, check_launch
 from calls.pipeline.dispatch import wake_dispatcher
