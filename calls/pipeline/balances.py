@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from calls import formatting
 from calls.models import Store
 from calls.pipeline.provider import (
     KEY_REJECTED,
@@ -27,8 +28,6 @@ from calls.pipeline.provider import (
     in_plain_words,
 )
 from calls.redaction import redact
-from calls.templatetags.present import phone as national_phone
-from calls.templatetags.present import when
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +39,6 @@ CENT = Decimal("0.01")
 
 def calls_count(n: int) -> str:
     return ngettext("%(count)s call", "%(count)s calls", n) % {"count": f"{n:,}"}
-
-
-def format_rupees(amount: Decimal) -> str:
-    return _("Rs %(amount)s") % {"amount": f"{amount:,.2f}"}
 
 
 def estimate_cost(n_calls: int, call_rate: Decimal) -> Decimal:
@@ -58,14 +53,14 @@ def call_again_question(phone: str, store: Store) -> str:
         return _(
             "Call %(phone)s again? The call costs at the store's call rate (not known yet: verify "
             "the store's key in Settings)."
-        ) % {"phone": national_phone(phone)}
+        ) % {"phone": formatting.phone(phone)}
     return _(
         "Call %(phone)s again? The call costs about %(cost)s (%(rate)s a pulse x %(pulses)s "
         "pulses)."
     ) % {
-        "phone": national_phone(phone),
-        "cost": format_rupees(estimate_cost(1, store.call_rate)),
-        "rate": format_rupees(store.call_rate),
+        "phone": formatting.phone(phone),
+        "cost": formatting.money(estimate_cost(1, store.call_rate)),
+        "rate": formatting.money(store.call_rate),
         "pulses": PULSES_PER_VERIFICATION_CALL,
     }
 
@@ -185,7 +180,7 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
     if failure is not None and store.balance_checked_at is not None:
         checked = timezone.localtime(store.balance_checked_at, store.zone)
         as_of = " " + _("(last known, checked %(when)s; the provider is not answering)") % {
-            "when": when(checked)
+            "when": formatting.when(checked)
         }
     else:
         as_of = ""
@@ -194,8 +189,8 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
         _("the estimated cost of %(calls)s is %(cost)s (%(rate)s x %(pulses)s pulses each)")
         % {
             "calls": calls_count(n_calls),
-            "cost": format_rupees(cost),
-            "rate": format_rupees(store.call_rate or Decimal(0)),
+            "cost": formatting.money(cost),
+            "rate": formatting.money(store.call_rate or Decimal(0)),
             "pulses": PULSES_PER_VERIFICATION_CALL,
         }
         if cost is not None
@@ -207,12 +202,12 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
     if balance < store.low_balance_threshold:
         problems.append(
             _("below the store's low-balance threshold of %(threshold)s")
-            % {"threshold": format_rupees(store.low_balance_threshold)}
+            % {"threshold": formatting.money(store.low_balance_threshold)}
         )
     if cost is not None and balance < cost:
         problems.append(
             _("less than the estimated cost %(cost)s of %(calls)s")
-            % {"cost": format_rupees(cost), "calls": calls_count(n_calls)}
+            % {"cost": formatting.money(cost), "calls": calls_count(n_calls)}
         )
     if problems:
         return LaunchCheck(
@@ -223,7 +218,7 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
             )
             % {
                 "store": store.name,
-                "balance": format_rupees(balance),
+                "balance": formatting.money(balance),
                 "as_of": as_of,
                 "problems": _(" and ").join(problems),
             },
@@ -233,7 +228,7 @@ def check_launch(store: Store, n_calls: int) -> LaunchCheck:
     return LaunchCheck(
         ok=True,
         message=_("Balance %(balance)s%(as_of)s; %(cost)s.")
-        % {"balance": format_rupees(balance), "as_of": as_of, "cost": cost_text},
+        % {"balance": formatting.money(balance), "as_of": as_of, "cost": cost_text},
         balance=balance,
         estimated_cost=cost,
     )

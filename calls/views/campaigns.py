@@ -36,6 +36,7 @@ from calls import tasks
 from calls.exports import csv_response
 from calls.figures import stats
 from calls.figures.stats import Figures
+from calls.formatting import day
 from calls.forms import SingleOrderForm, UploadForm, as_sentence
 from calls.intake import uploads
 from calls.intake.file_errors import ImportFileError, describe
@@ -44,7 +45,6 @@ from calls.models import Call, Campaign, Store, Upload, UploadRow, User
 from calls.permissions import EVERYONE, LAUNCH, role_required
 from calls.pipeline.balances import check_launch, estimate_cost, refresh_balance
 from calls.pipeline.dispatch import wake_dispatcher
-from calls.templatetags.present import day
 from calls.views import HtmxHttpRequest
 
 CAMPAIGNS_PER_PAGE = 25

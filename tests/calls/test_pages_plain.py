@@ -12,9 +12,9 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
+from calls.formatting import day, money, phone, when
 from calls.models import Call, CallEvent, Campaign
 from calls.pipeline.balances import balance_status_key, refresh_store_balance
-from calls.templatetags.present import day, money, phone, when
 from tests.calls.test_stats import add_calls
 
 KARACHI = "Asia/Karachi"
