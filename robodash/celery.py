@@ -11,6 +11,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+def enqueue(task_name: str, *args: object) -> None:
+    """Hand the task registered as `task_name` (e.g. "calls.tasks.sweep_due_work") to a worker.
+
+    By name, so a module that asks for work need not import the tasks module, which imports it
+    back (tests/test_layout.py checks every name given here is a task)."""
+    app.send_task(task_name, args=args)
+
+
 @setup_logging.connect
 def use_django_logging(**kwargs: object) -> None:
     """Log through Django's LOGGING, so the worker's lines pass the secret-redacting filter."""

@@ -172,4 +172,6 @@ def test_how_long_ago_reads_in_each_language(language, seconds, said):
     from calls import formatting
 
     with translation.override(language):
-        assert formatting.ago(timezone.now() - dt.timedelta(seconds=seconds, milliseconds=200)) == said
+        assert (
+            formatting.ago(timezone.now() - dt.timedelta(seconds=seconds, milliseconds=200)) == said
+        )

@@ -165,19 +165,6 @@ CREATE TRIGGER calls_count_deleted AFTER DELETE ON calls_call
 """
 
 
-def counted_zone() -> str:
-    """The zone the rows are counted in."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT calls_figures_zone()")
-        (zone,) = cursor.fetchone()
-    return str(zone)
-
-
-def is_current(zone: zoneinfo.ZoneInfo) -> bool:
-    """Whether the rows are counted in `zone`: the readers may use them."""
-    return counted_zone() == zone.key
-
-
 def zone_function_sql(zone: zoneinfo.ZoneInfo) -> str:
     """The definition of calls_figures_zone() for `zone` (a key zoneinfo found: letters,
     digits and _ + - / only, checked again here since it is spliced into SQL)."""
@@ -224,7 +211,7 @@ def rebuild(zone: zoneinfo.ZoneInfo | None = None) -> int:
 def rebuild_if_zone_changed() -> bool:
     """Beat's check: rebuild when the reporting zone is not the one counted in."""
     zone = stats.reporting_zone()
-    if is_current(zone):
+    if stats.is_current(zone):
         return False
     rebuild(zone)
     return True
@@ -233,7 +220,7 @@ def rebuild_if_zone_changed() -> bool:
 def mismatches(limit: int = 10) -> list[dict[str, Any]]:
     """Groups whose stored figures differ from a direct count of the calls, in one statement
     (one snapshot: right while workers write). Empty when every figure is exact."""
-    zone = counted_zone()
+    zone = stats.counted_zone()
     fields = stats.FIGURE_FIELDS
     differs = " OR ".join(f"COALESCE(f.{n}, 0) IS DISTINCT FROM COALESCE(t.{n}, 0)" for n in fields)
     sql = f"""

@@ -35,6 +35,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
@@ -333,7 +334,7 @@ def figures_grouped_many(
     one read of the daily figures."""
     zone = reporting_zone()
     campaign_ids = list(campaigns) if campaigns is not None else None
-    if not _counted_in(zone):
+    if not is_current(zone):
         live_calls = _calls(store, campaign_ids).filter(_created_on(first_day, last_day, zone))
         if len(groupings) == 1:
             return {groupings[0]: _live_by(live_calls, groupings[0], zone)}
@@ -361,7 +362,7 @@ def figures_total(
     """One total over the same calls as `figures_grouped`, in two queries."""
     zone = reporting_zone()
     campaign_ids = list(campaigns) if campaigns is not None else None
-    if not _counted_in(zone):
+    if not is_current(zone):
         return figures_of(
             _calls(store, campaign_ids).filter(_created_on(first_day, last_day, zone))
         )
@@ -369,12 +370,19 @@ def figures_total(
     return _figures_of_sums(rows.order_by().aggregate(**_daily_sums()))
 
 
-def _counted_in(zone: zoneinfo.ZoneInfo) -> bool:
-    """Whether the daily figures are counted in `zone` (calls/figures/counters.py); when they are
-    not (the reporting zone just changed), the readers count the calls live until they are."""
-    from calls.figures import counters  # it builds on this module's definitions
+def counted_zone() -> str:
+    """The zone the daily figures are counted in (calls_figures_zone(), calls/figures/counters.py
+    keeps it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT calls_figures_zone()")
+        (zone,) = cursor.fetchone()
+    return str(zone)
 
-    return counters.is_current(zone)
+
+def is_current(zone: zoneinfo.ZoneInfo) -> bool:
+    """Whether the daily figures are counted in `zone`; when they are not (the reporting zone
+    just changed), the readers count the calls live until they are."""
+    return counted_zone() == zone.key
 
 
 def _calls(store: Store | int | None, campaigns: list[int] | None) -> QuerySet[Call]:

@@ -32,10 +32,11 @@ from django_htmx.http import HttpResponseStopPolling
 from calls import actions
 from calls.actions import ActionRefused
 from calls.forms import BoundedDateField
-from calls.models import Call, Campaign, Order, Store, User
+from calls.models import Call, Campaign, Order, Store
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
 from calls.pipeline.balances import call_again_question
-from calls.views import HtmxHttpRequest, redirect_to_next
+from calls.views import HtmxHttpRequest, redirect_to_next, signed_in_user
+from calls.views.followups import render_followup_row
 
 PAGE_SIZE = 50
 # The campaign filter lists the most recent campaigns; older ones are still reachable by link.
@@ -66,14 +67,6 @@ _ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 # --- helpers shared by the views -----------------------------------------------------------
-
-
-def signed_in_user(request: HttpRequest) -> User:
-    """The signed-in user (LoginRequiredMiddleware has already turned anonymous users away)."""
-    user = request.user
-    if not isinstance(user, User):
-        raise TypeError("a signed-in robodash user is required here")
-    return user
 
 
 def _calls_with_relations() -> QuerySet[Call]:
@@ -390,8 +383,6 @@ def _after_action(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         call = _get_call(pk)
         target = request.htmx.target or ""
         if target.startswith("followup-"):
-            from calls.views.followups import render_followup_row
-
             html = render_followup_row(request, call)
         else:
             html = render_to_string(

@@ -45,19 +45,13 @@ from calls.models import Call, Campaign, Store, Upload, UploadRow, User
 from calls.permissions import EVERYONE, LAUNCH, role_required
 from calls.pipeline.balances import check_launch, estimate_cost, refresh_balance
 from calls.pipeline.dispatch import wake_dispatcher
-from calls.views import HtmxHttpRequest
+from calls.views import HtmxHttpRequest, signed_in_user
 
 CAMPAIGNS_PER_PAGE = 25
 VALID_ROWS_PER_PAGE = 50  # the preview's pages of valid rows
 REJECTED_SHOWN = 300  # the rest are in the rejected-rows CSV
 SKIPPED_SHOWN = 200  # known and duplicate rows listed on the preview
 FORMULA_WARNINGS_SHOWN = 50  # valid rows with a formula-like cell listed on the preview
-
-
-def _acting_user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)  # LoginRequiredMiddleware and role_required ran first
-    return user
 
 
 # --- The list and the new-campaign page ------------------------------------------------------
@@ -107,7 +101,7 @@ def campaign_single_order(request: HttpRequest) -> HttpResponse:
     if not check.ok:
         form.add_error(None, check.message)
         return _new_page(request, order_form=form)
-    user = _acting_user(request)
+    user = signed_in_user(request)
     try:
         with transaction.atomic():
             campaign, _created = Campaign.objects.get_or_create(
@@ -168,7 +162,7 @@ def campaign_upload(request: HttpRequest) -> HttpResponse:
         return _new_page(request, upload_form=form)
     data = form.cleaned_data
     store = data["store"]
-    user = _acting_user(request)
+    user = signed_in_user(request)
     try:
         with transaction.atomic():
             campaign, created = Campaign.objects.get_or_create(

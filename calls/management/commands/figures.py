@@ -38,7 +38,7 @@ class Command(BaseCommand):
                 f"Counted every call again in {zone.key}: {groups} groups of a day, campaign "
                 f"and voice id, in {time.perf_counter() - started:.1f} s."
             )
-        counted = counters.counted_zone()
+        counted = stats.counted_zone()
         if counted != zone.key:
             self.stdout.write(
                 f"The figures are counted in {counted}, not {zone.key}: the "
