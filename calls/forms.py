@@ -407,10 +407,6 @@ class StoreForm(forms.ModelForm):
             self.key_check = KeyCheck.ACCEPTED
 
     @property
-    def key_changed(self) -> bool:
-        return bool(self.cleaned_data.get("api_key"))
-
-    @property
     def key_rejected(self) -> bool:
         """The typed key was refused: the page then offers saving it paused."""
         return self.key_check is KeyCheck.REJECTED

@@ -42,14 +42,6 @@ class User(AbstractUser):
     def is_admin(self) -> bool:
         return self.role == self.Role.ADMIN
 
-    @property
-    def is_agent(self) -> bool:
-        return self.role == self.Role.AGENT
-
-    @property
-    def is_manager(self) -> bool:
-        return self.role == self.Role.MANAGER
-
 
 MAX_REATTEMPTS = 10  # a store's re-attempt policy calls an order at most this many more times
 

@@ -9,9 +9,10 @@ it is now and -1 as it was). So:
 - It happens in the writer's own transaction. A worker killed mid-transaction rolls the call
   and its figures back together; concurrent workers serialise on the row of the group they
   change (one row lock, taken in key order inside a statement), like any counter.
-- No writer can forget it: transitions.py, the imports' bulk INSERT ... SELECT, an upload's
-  launch, a late acceptance reopening a call, a decision by hand, the bench's raw SQL, a
-  cascade delete. Nothing in Python has to remember to count.
+- No writer can forget it: transitions.py, the imports' COPY, an upload's launch, a late
+  acceptance reopening a call, a decision by hand, the bench's raw SQL, a cascade delete.
+  Nothing in Python has to remember to count. (The triggers themselves are created by
+  migration 0013.)
 - An UPDATE that changes no figure (a poll's next_poll_at, a claim by an agent) writes nothing
   and locks no counter row.
 
@@ -27,8 +28,7 @@ everything again in the new zone, with writers held off by a SHARE lock on the c
 seconds it takes.
 
 `mismatches()` compares the rows with a direct count of the calls in one snapshot; the test
-suite runs it after every test, and `manage.py rebuild_figures --check` runs it on a live
-database.
+suite runs it after every test, and `manage.py figures --check` runs it on a live database.
 """
 
 from __future__ import annotations
@@ -44,8 +44,6 @@ from calls.figures import stats
 from calls.models import Call
 
 log = logging.getLogger(__name__)
-
-GROUP = ("day", "campaign_id", "voice_id", "store_id")
 
 
 def contribution_sql(row: str) -> dict[str, str]:
@@ -151,17 +149,6 @@ BEGIN
   RETURN NULL;
 END
 $$;
-"""
-
-
-TRIGGERS_SQL = """
-CREATE TRIGGER calls_count_inserted AFTER INSERT ON calls_call
-  REFERENCING NEW TABLE AS new_calls FOR EACH STATEMENT EXECUTE FUNCTION calls_count_figures();
-CREATE TRIGGER calls_count_updated AFTER UPDATE ON calls_call
-  REFERENCING OLD TABLE AS old_calls NEW TABLE AS new_calls
-  FOR EACH STATEMENT EXECUTE FUNCTION calls_count_figures();
-CREATE TRIGGER calls_count_deleted AFTER DELETE ON calls_call
-  REFERENCING OLD TABLE AS old_calls FOR EACH STATEMENT EXECUTE FUNCTION calls_count_figures();
 """
 
 
