@@ -306,6 +306,83 @@ def _launch_page(
     return render(request, "campaigns/launch.html", context)
 
 
+def _launch_or_reading_page(
+    request: HtmxHttpRequest,
+    campaign: Campaign,
+    upload: Upload | None,
+    unread: Upload | None,
+) -> HttpResponse:
+    """The launch page's GET: the preview of the waiting upload, or how far a worker has read it
+    (the reading's fragment when htmx polls; once it ends, htmx reloads the page)."""
+    pk = campaign.pk
+    if request.htmx:
+        if unread is not None and unread.status == Upload.Status.READING:
+            return _reading_page(request, campaign, unread, fragment=True)
+        return HttpResponseClientRefresh()
+    if unread is not None:
+        return _reading_page(request, campaign, unread)
+    launched = campaign.status != Campaign.Status.DRAFT or uploads.launching_upload(campaign)
+    if upload is None and launched and not _waiting_draft_calls(campaign):
+        # Launched (Back after Launch, a second tab): its page, not "Nothing to launch".
+        return redirect("campaign_detail", pk=pk)
+    return _launch_page(request, campaign, upload)
+
+
+def _discard_upload(
+    request: HttpRequest, campaign: Campaign, waiting: Upload | None
+) -> HttpResponse:
+    """Discard: the waiting upload goes, and a draft campaign with no calls with it."""
+    pk = campaign.pk
+    if waiting is not None:
+        waiting.delete()  # a workbook being read: its worker finds it gone and stops
+    if campaign.status == Campaign.Status.DRAFT and not campaign.calls.exists():
+        campaign.delete()
+        messages.info(
+            request,
+            _("Upload discarded; the empty campaign %(campaign)s was removed.")
+            % {"campaign": campaign.name},
+        )
+        return redirect("campaign_list")
+    messages.info(request, _("Upload discarded; nothing was imported."))
+    return redirect("campaign_detail", pk=pk)
+
+
+def _launch_upload(
+    request: HttpRequest, campaign: Campaign, upload: Upload, queued_draft_calls: int
+) -> HttpResponse:
+    """Launch a previewed upload the balance allows: claimed first, then its rows queued here, or
+    by a worker when it is large."""
+    pk = campaign.pk
+    if not uploads.claim_upload(upload):
+        messages.error(
+            request,
+            _("The upload %(name)s is already launched: not launched again.")
+            % {"name": upload.filename},
+        )
+        return redirect("campaign_detail", pk=pk)
+    if upload.valid_rows > settings.ROBODASH_LAUNCH_IN_REQUEST_ROWS:
+        # on_commit: the worker must find the claim. No transaction is open here, so it runs
+        # at once; said this way, it stays right if the view ever runs in one.
+        upload_id = upload.pk
+        transaction.on_commit(lambda: tasks.launch_upload.delay(upload_id))
+        messages.success(
+            request,
+            ngettext(
+                "Campaign %(campaign)s is launching: %(count)s order is being queued; the "
+                "progress is below.",
+                "Campaign %(campaign)s is launching: %(count)s orders are being queued; the "
+                "progress is below.",
+                upload.valid_rows,
+            )
+            % {"campaign": campaign.name, "count": intcomma(upload.valid_rows)},
+        )
+        return redirect("campaign_detail", pk=pk)
+    was_draft = campaign.status == Campaign.Status.DRAFT
+    upload = uploads.launch_upload(upload.pk)
+    _say_launched(request, campaign, was_draft, upload, queued_draft_calls)
+    return redirect("campaign_detail", pk=pk)
+
+
 @role_required(LAUNCH)
 def campaign_launch(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """GET: the preview of the waiting upload, or how far a worker has read it (the reading's
@@ -316,31 +393,10 @@ def campaign_launch(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     unread = waiting if waiting and waiting.status != Upload.Status.PREVIEWED else None
     upload = waiting if waiting and not unread else None
     if request.method != "POST":
-        if request.htmx:
-            if unread is not None and unread.status == Upload.Status.READING:
-                return _reading_page(request, campaign, unread, fragment=True)
-            return HttpResponseClientRefresh()
-        if unread is not None:
-            return _reading_page(request, campaign, unread)
-        launched = campaign.status != Campaign.Status.DRAFT or uploads.launching_upload(campaign)
-        if upload is None and launched and not _waiting_draft_calls(campaign):
-            # Launched (Back after Launch, a second tab): its page, not "Nothing to launch".
-            return redirect("campaign_detail", pk=pk)
-        return _launch_page(request, campaign, upload)
+        return _launch_or_reading_page(request, campaign, upload, unread)
 
     if request.POST.get("action") == "discard":
-        if waiting is not None:
-            waiting.delete()  # a workbook being read: its worker finds it gone and stops
-        if campaign.status == Campaign.Status.DRAFT and not campaign.calls.exists():
-            campaign.delete()
-            messages.info(
-                request,
-                _("Upload discarded; the empty campaign %(campaign)s was removed.")
-                % {"campaign": campaign.name},
-            )
-            return redirect("campaign_list")
-        messages.info(request, _("Upload discarded; nothing was imported."))
-        return redirect("campaign_detail", pk=pk)
+        return _discard_upload(request, campaign, waiting)
 
     if unread is not None:
         # Launch pressed on a page from before this upload (another tab): nothing is launched
@@ -390,34 +446,7 @@ def campaign_launch(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         _say_launched(request, campaign, started, None, queued_draft_calls)
         return redirect("campaign_detail", pk=pk)
 
-    if not uploads.claim_upload(upload):
-        messages.error(
-            request,
-            _("The upload %(name)s is already launched: not launched again.")
-            % {"name": upload.filename},
-        )
-        return redirect("campaign_detail", pk=pk)
-    if upload.valid_rows > settings.ROBODASH_LAUNCH_IN_REQUEST_ROWS:
-        # on_commit: the worker must find the claim. No transaction is open here, so it runs
-        # at once; said this way, it stays right if the view ever runs in one.
-        upload_id = upload.pk
-        transaction.on_commit(lambda: tasks.launch_upload.delay(upload_id))
-        messages.success(
-            request,
-            ngettext(
-                "Campaign %(campaign)s is launching: %(count)s order is being queued; the "
-                "progress is below.",
-                "Campaign %(campaign)s is launching: %(count)s orders are being queued; the "
-                "progress is below.",
-                upload.valid_rows,
-            )
-            % {"campaign": campaign.name, "count": intcomma(upload.valid_rows)},
-        )
-        return redirect("campaign_detail", pk=pk)
-    was_draft = campaign.status == Campaign.Status.DRAFT
-    upload = uploads.launch_upload(upload.pk)
-    _say_launched(request, campaign, was_draft, upload, queued_draft_calls)
-    return redirect("campaign_detail", pk=pk)
+    return _launch_upload(request, campaign, upload, queued_draft_calls)
 
 
 def _say_launched(
