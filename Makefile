@@ -30,6 +30,7 @@ lint: install
 	@! git grep -nE '^(<<<<<<<|=======|>>>>>>>)( |$$)' -- . ':!*.po' || { echo "conflict markers left (above)"; exit 1; }
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(TEST_ENV) $(BIN)/mypy .

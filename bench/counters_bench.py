@@ -1,4 +1,4 @@
-"""What counting the figures in triggers costs the writers (calls/counters.py).
+"""What counting the figures in triggers costs the writers (calls/figures/counters.py).
 
     DATABASE_URL=... python -m bench.counters_bench [--calls 400] [--rounds 7] [--rows 100000]
 

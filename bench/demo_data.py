@@ -36,7 +36,7 @@ django.setup()
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from calls import counters  # noqa: E402
+from calls.figures import counters  # noqa: E402
 from calls.models import Call, Campaign, Store, User  # noqa: E402
 from calls.transitions import order_status_sql  # noqa: E402
 

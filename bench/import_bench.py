@@ -38,7 +38,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import OperationalError, connection, connections, transaction  # noqa: E402
 
 from calls import transitions  # noqa: E402
-from calls.imports import ImportReport, import_csv  # noqa: E402
+from calls.intake.bulk import ImportReport, import_csv  # noqa: E402
 from calls.models import Campaign, Order, Store  # noqa: E402
 
 BENCH_STORE = "Import Bench Store"

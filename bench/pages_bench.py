@@ -17,8 +17,8 @@ the admin changelist. For a page over budget, its slowest query is shown with EX
 Exit status 1 when a page misses the goal.
 
 The overview, reports and campaign pages read the daily figures PostgreSQL keeps as calls
-change (calls/counters.py); the demo data is loaded with those triggers off and counted once at
-the end, which generate() prints.
+change (calls/figures/counters.py); the demo data is loaded with those triggers off and counted
+once at the end, which generate() prints.
 """
 
 from __future__ import annotations

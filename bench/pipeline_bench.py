@@ -33,8 +33,8 @@ from django.utils import timezone  # noqa: E402
 
 from calls import transitions  # noqa: E402
 from calls.models import Call, Store  # noqa: E402
-from calls.outcomes import judge_report, status_began_at  # noqa: E402
-from calls.provider import ProviderError, RobocallClient  # noqa: E402
+from calls.pipeline.outcomes import judge_report, status_began_at  # noqa: E402
+from calls.pipeline.provider import ProviderError, RobocallClient  # noqa: E402
 from simulator.control import SimulatorProcess  # noqa: E402
 from tests.support.pipeline import Pipeline, queue_orders, wait_for, wait_until_final  # noqa: E402
 

@@ -110,8 +110,8 @@ def take_screenshots(args: argparse.Namespace) -> int:
         # What beat's balance refresh would have stored by now.
         from django.conf import settings
 
-        from calls.balances import refresh_store_balance
         from calls.models import Store
+        from calls.pipeline.balances import refresh_store_balance
 
         settings.ROBOCALL_BASE_URL = simulator.base_url
         for store_id in Store.objects.values_list("pk", flat=True):

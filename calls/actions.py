@@ -15,8 +15,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from calls.dispatch import wake_dispatcher
 from calls.models import Call, CallEvent, Order, User
+from calls.pipeline.dispatch import wake_dispatcher
 from calls.transitions import (
     ACTIVE_STATES,
     MAX_NOTE_LENGTH,

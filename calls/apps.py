@@ -7,8 +7,8 @@ class CallsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from calls.counters import recount_after_migrate
+        from calls.figures.counters import recount_after_migrate
 
         # The reporting zone is read at start, and every start migrates: the figures follow a
-        # changed zone there, before any page is drawn (calls/counters.py).
+        # changed zone there, before any page is drawn (calls/figures/counters.py).
         post_migrate.connect(recount_after_migrate, sender=self)

@@ -26,10 +26,10 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from calls.imports import parse_amount
+from calls.intake.rows import parse_amount
 from calls.models import UPLOAD_FILE_MAX_BYTES, Store, User
 from calls.phones import InvalidPhone, normalize_pk_mobile
-from calls.provider import AccountBalance, InvalidApiKey, ProviderError, RobocallClient
+from calls.pipeline.provider import AccountBalance, InvalidApiKey, ProviderError, RobocallClient
 
 logger = logging.getLogger(__name__)
 
@@ -405,10 +405,6 @@ class StoreForm(forms.ModelForm):
             self.key_check = KeyCheck.UNREACHABLE
         else:
             self.key_check = KeyCheck.ACCEPTED
-
-    @property
-    def key_changed(self) -> bool:
-        return bool(self.cleaned_data.get("api_key"))
 
     @property
     def key_rejected(self) -> bool:

@@ -3,18 +3,18 @@ import_calls.
 
 A launch sends the campaign's new calls: the valid rows of its upload, and the calls already
 queued in a never-launched (draft) campaign, which import_calls adds and a refused launch leaves
-waiting. It needs a balance that covers them (calls.balances.check_launch); a refused launch
-leaves the campaign a draft. Once allowed, a draft starts running and the dispatcher is woken;
-a running campaign keeps running, and a paused one stays paused: its new calls wait until a
-person resumes it. The status itself is written by calls/transitions.py.
+waiting. It needs a balance that covers them (calls.pipeline.balances.check_launch); a refused
+launch leaves the campaign a draft. Once allowed, a draft starts running and the dispatcher is
+woken; a running campaign keeps running, and a paused one stays paused: its new calls wait until
+a person resumes it. The status itself is written by calls/transitions.py.
 """
 
 from __future__ import annotations
 
 from calls import transitions
-from calls.balances import LaunchCheck, check_launch
-from calls.dispatch import wake_dispatcher
 from calls.models import Call, Campaign
+from calls.pipeline.balances import LaunchCheck, check_launch
+from calls.pipeline.dispatch import wake_dispatcher
 
 
 def waiting_draft_calls(campaign: Campaign) -> int:

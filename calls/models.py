@@ -42,14 +42,6 @@ class User(AbstractUser):
     def is_admin(self) -> bool:
         return self.role == self.Role.ADMIN
 
-    @property
-    def is_agent(self) -> bool:
-        return self.role == self.Role.AGENT
-
-    @property
-    def is_manager(self) -> bool:
-        return self.role == self.Role.MANAGER
-
 
 MAX_REATTEMPTS = 10  # a store's re-attempt policy calls an order at most this many more times
 
@@ -452,7 +444,7 @@ class Call(Message):
     poll_errors = models.PositiveSmallIntegerField(default=0)  # failed polls in a row
     last_polled_at = models.DateTimeField(null=True, blank=True)
     # When the provider's current (call_status, retry) began, as best we know: it paces the
-    # next poll and says when an attempt stuck at 8 or 1 is over (calls/outcomes.py).
+    # next poll and says when an attempt stuck at 8 or 1 is over (calls/pipeline/outcomes.py).
     status_changed_at = models.DateTimeField(null=True, blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)  # redacted, human-readable
@@ -480,7 +472,7 @@ class Call(Message):
     reattempt = models.PositiveSmallIntegerField(default=0)
     # An agent's decision by hand on the order, kept on the call it followed up (the order's latest
     # final call), so the figures count it where they count the call: it stands in for the key
-    # press in the rates (calls/stats.py). Written by calls/transitions.py only.
+    # press in the rates (calls/figures/stats.py). Written by calls/transitions.py only.
     hand_decision = models.CharField(max_length=16, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
@@ -621,14 +613,14 @@ class CallEvent(models.Model):
 
 class DailyFigures(models.Model):
     """The figures of one day's calls of one campaign and voice id, kept current by PostgreSQL
-    triggers in the transaction of every change to the calls (calls/counters.py): the pages
+    triggers in the transaction of every change to the calls (calls/figures/counters.py): the pages
     add up these rows instead of counting calls. The columns are the fields of
-    `calls.stats.Figures`. Plain integers, not positive ones: the triggers' upsert proposes a
-    row of the change (-1 queued, +1 in flight) before it adds it to the existing one, and
+    `calls.figures.stats.Figures`. Plain integers, not positive ones: the triggers' upsert proposes
+    a row of the change (-1 queued, +1 in flight) before it adds it to the existing one, and
     PostgreSQL checks constraints on the proposed row.
     """
 
-    day = models.DateField()  # in the zone of calls_figures_zone() (calls/counters.py)
+    day = models.DateField()  # in the zone of calls_figures_zone() (calls/figures/counters.py)
     campaign = models.ForeignKey(
         Campaign, on_delete=models.CASCADE, related_name="+", db_index=False
     )
@@ -677,7 +669,7 @@ class Upload(models.Model):
     """A file uploaded on the new-campaign page, read once into the database (its rows in
     UploadRow) between its preview and "Launch". The preview and the launch read these rows,
     never the file, so any web or worker process can serve them. A CSV is read as it arrives;
-    a workbook waits in UploadFile, `reading`, until a worker has read it (calls/uploads.py),
+    a workbook waits in UploadFile, `reading`, until a worker has read it (calls/intake/uploads.py),
     then the file is deleted: `previewed`, or `failed` with what was wrong.
 
     Why a staging table rather than the orders themselves as drafts: an order is unique per
@@ -715,13 +707,13 @@ class Upload(models.Model):
     known_at_launch = models.PositiveIntegerField(default=0)
     launched_at = models.DateTimeField(null=True, blank=True)
     # Set by the claim and by every batch: a launch that has not moved for a while lost its
-    # worker, and the beat hands it to another (calls.uploads.resume_stalled_launches).
+    # worker, and the beat hands it to another (calls.intake.uploads.resume_stalled_launches).
     launch_moved_at = models.DateTimeField(null=True, blank=True)
     # The worker's reading of a workbook: the sheet's rows (blank ones included) and the last
     # row read, for the page's progress; when it last moved and how many workers have started
-    # on it (a reading that stopped moving is handed to another, calls.uploads.
+    # on it (a reading that stopped moving is handed to another, calls.intake.uploads.
     # resume_stalled_readings, and only the latest may write); why it failed, as a code and its
-    # values (calls.file_errors.describe says it in the reader's language).
+    # values (calls.intake.file_errors.describe says it in the reader's language).
     sheet_rows = models.PositiveIntegerField(null=True, blank=True)
     read_through_row = models.PositiveIntegerField(default=0)
     read_moved_at = models.DateTimeField(null=True, blank=True)

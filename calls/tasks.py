@@ -6,8 +6,9 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from calls import balances, dispatch, polling, uploads
+from calls.intake import uploads
 from calls.models import Store
+from calls.pipeline import balances, dispatch, polling
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ def launch_upload(upload_id: int) -> None:
     uploads.launch_upload(upload_id)
 
 
-# A workbook at the caps of calls/workbooks.py takes openpyxl about a minute on a quiet machine.
+# A workbook at the caps of calls/intake/workbooks.py takes openpyxl about a minute on a quiet
+# machine.
 @shared_task(ignore_result=True, soft_time_limit=300, time_limit=330)
 def read_upload(upload_id: int) -> None:
     """Read a workbook uploaded on the new-campaign page into its preview (the view stored the

@@ -13,7 +13,7 @@ from                    to                          by (function: who)
 ======================  ==========================  ============================================
 (new)                   queued                      queue_call: the single-order form, call
                                                     again; imports insert queued rows in bulk
-                                                    (calls/imports.py)
+                                                    (calls/intake/bulk.py)
 (new)                   queued                      finish, by the store's re-attempt policy
                                                     (off by default): after a call of the
                                                     order's latest ends unreachable or no
@@ -73,7 +73,7 @@ flight, not decided     (decision by hand)          no transition changes the or
 ======================  ==========================  ============================================
 
 A decision by hand is also written on the order's latest final call (`Call.hand_decision`), which
-the figures read in place of its key press (calls/stats.py).
+the figures read in place of its key press (calls/figures/stats.py).
 
 Campaigns
 =========
@@ -99,7 +99,7 @@ paused                  running                     resume_campaign: a person
 ======================  ==========================  ============================================
 
 The figures themselves are not written here: PostgreSQL's triggers count every change to the
-calls, in the same transaction, whoever makes it (calls/counters.py).
+calls, in the same transaction, whoever makes it (calls/figures/counters.py).
 
 An order that settles — decided, by key press or by hand, or ended unreachable or without input
 with no re-attempt to come — sends `calls.signals.order_settled` in the same transaction: the

@@ -11,6 +11,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+def enqueue(task_name: str, *args: object) -> None:
+    """Hand the task registered as `task_name` (e.g. "calls.tasks.sweep_due_work") to a worker.
+
+    By name, so a module that asks for work need not import the tasks module, which imports it
+    back (tests/test_layout.py checks every name given here is a task)."""
+    app.send_task(task_name, args=args)
+
+
 @setup_logging.connect
 def use_django_logging(**kwargs: object) -> None:
     """Log through Django's LOGGING, so the worker's lines pass the secret-redacting filter."""
@@ -25,8 +33,8 @@ def use_django_logging(**kwargs: object) -> None:
     logging.config.dictConfig(config)
 
 
-BALANCE_SECONDS = 60  # calls.balances.BALANCE_REFRESH_SECONDS
-UPLOADS_SECONDS = 60  # under calls.uploads.STALLED_AFTER
+BALANCE_SECONDS = 60  # calls.pipeline.balances.BALANCE_REFRESH_SECONDS
+UPLOADS_SECONDS = 60  # under calls.intake.uploads.STALLED_AFTER
 
 
 @app.on_after_finalize.connect

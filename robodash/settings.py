@@ -229,7 +229,8 @@ TIME_ZONE = "UTC"
 USE_TZ = True
 # The merchant's zone: its midnights split the days of the overview's and the reports' figures,
 # and it is new stores' zone (each store may choose its own calling zone). Read at start; the
-# `migrate` every start runs counts the stored figures again when it changed (calls/counters.py).
+# `migrate` every start runs counts the stored figures again when it changed
+# (calls/figures/counters.py).
 ROBODASH_DEFAULT_STORE_TIMEZONE = envzone("ROBODASH_DEFAULT_STORE_TIMEZONE", "Asia/Karachi")
 
 STATIC_URL = "static/"

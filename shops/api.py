@@ -8,7 +8,8 @@ the limit the answer is 429 with Retry-After.
 
 POST /api/v1/orders is idempotent on the order id: a new order is 201 with the order, a repeat
 200 with the order as it stands (never a second call). Bad input is 400 with a reason per field;
-every text, the path's order id too, is checked as the shops' orders are (calls/storable_text.py).
+every text, the path's order id too, is checked as the shops' orders are
+(calls/intake/storable_text.py).
 
 The description is the behaviour: every status an operation answers is listed with its body, and
 every refusal (400, 401, 404, 429) has the one shape `{"errors": {field: reason}}`.
@@ -33,7 +34,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as SchemaError
 from ninja.security import HttpBearer
 
-from calls.imports import create_single_call
+from calls.intake.single import create_single_call
 from calls.models import Order
 from shops.api_inputs import (
     PK_MOBILE,

@@ -4,7 +4,7 @@ will be refused. tests/shops/test_api_description.py holds the two together.
 
 - `Amount`: a JSON number or a string of digits, more than 0, at most two decimals.
 - `Text`, `OrderId`: text without control characters (tab and line breaks aside) or lone
-  surrogates, as every intake path refuses them (calls/storable_text.py); an order id is not
+  surrogates, as every intake path refuses them (calls/intake/storable_text.py); an order id is not
   blank either.
 - `PakistaniMobile`: a string with the format `pk-mobile`, which the description explains. A
   numbering plan is no regular expression (phonenumbers knows it), so the format names the rule
@@ -35,8 +35,8 @@ from pydantic import ValidatorFunctionWrapHandler as Check
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
-from calls.imports import CENT, MAX_AMOUNT
-from calls.storable_text import CONTROL_CLASS, refused_character
+from calls.intake.rows import CENT, MAX_AMOUNT
+from calls.intake.storable_text import CONTROL_CLASS, refused_character
 
 PK_MOBILE = "pk-mobile"
 
@@ -115,7 +115,7 @@ class Matching:
         rule = re.compile(self.pattern)
 
         def check(value: str) -> str:
-            # A lone surrogate too, which the pattern cannot name (calls/storable_text.py).
+            # A lone surrogate too, which the pattern cannot name (calls/intake/storable_text.py).
             if not rule.search(value) or refused_character("value", value) is not None:
                 raise ValueError(self.reason(value))
             return value
@@ -130,7 +130,7 @@ class Matching:
         return described
 
 
-# calls/storable_text.py's control characters, as a class's inside, to negate it.
+# calls/intake/storable_text.py's control characters, as a class's inside, to negate it.
 _CONTROL = CONTROL_CLASS
 # What str.strip() takes off both ends (the controls among them are refused anyway).
 _SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"

@@ -1,6 +1,6 @@
 """An order a shop sent, stored as robodash's Order and queued for its call.
 
-The same path as the single-order form (calls.imports.create_single_call): the store's intake
+The same path as the single-order form (calls.intake.single.create_single_call): the store's intake
 lock, the order id checked against every order the store already has (a shop re-sending it,
 however often, places no second call), then the order and its queued call in one transaction.
 An order whose phone robodash cannot call is stored as rejected, with the reason, and never
@@ -16,14 +16,9 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from calls.imports import (
-    CENT,
-    OrderAlreadyKnown,
-    create_single_call,
-    known_orders,
-    lock_intake,
-    max_length_of,
-)
+from calls.intake.known import OrderAlreadyKnown, known_orders, lock_intake
+from calls.intake.rows import CENT, max_length_of
+from calls.intake.single import create_single_call
 from calls.models import Campaign, Order, Store
 from calls.phones import InvalidPhone, normalize_pk_mobile
 from calls.transitions import reject_at_intake

@@ -35,6 +35,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from calls.models import Order
+from robodash.celery import enqueue
 from shops.models import ShopConnection, WriteBack
 from shops.writeback import (
     ShopifyTarget,
@@ -87,10 +88,8 @@ def queue_write_backs(order_id: int) -> list[WriteBack]:
 
 def wake_outbox() -> None:
     """Deliver now rather than at the next sweep; if the broker is down, the sweep will."""
-    from shops.tasks import sweep_write_backs
-
     try:
-        sweep_write_backs.delay()
+        enqueue("shops.tasks.sweep_write_backs")
     except Exception as exc:
         log.warning("outbox: could not reach the broker (%s); the sweep will deliver", exc)
 

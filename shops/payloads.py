@@ -4,7 +4,7 @@ Only what the call and the write-back need is read; everything else in the paylo
 A payload without an order id cannot become an order (UnreadableOrder); one without a usable
 phone still can, and is stored as rejected with its reason, so nothing the shop sent is silently
 dropped. So can one whose text robodash does not take (a NUL, a lone surrogate: see
-calls.storable_text) or whose amount is past what robodash stores: the reader names each such
+calls.intake.storable_text) or whose amount is past what robodash stores: the reader names each such
 field in `problems` and hands on a value that can be stored, with the refused characters
 replaced. Whether the order is cash on delivery is the connection's list of gateway names
 (Shopify) or payment method ids (WooCommerce), compared without regard to case.
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from calls.imports import MAX_AMOUNT
-from calls.storable_text import refused_character, storable
+from calls.intake.rows import MAX_AMOUNT
+from calls.intake.storable_text import refused_character, storable
 
 
 class UnreadableOrder(ValueError):

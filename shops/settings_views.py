@@ -16,9 +16,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from calls.intake.storable_text import refused_character
 from calls.models import Store
 from calls.permissions import SETTINGS, role_required
-from calls.storable_text import refused_character
 from shops.forms import FORMS, ApiTokenForm
 from shops.intake import NOT_COD
 from shops.models import ApiToken, ReceivedWebhook, ShopConnection, WriteBack

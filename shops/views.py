@@ -25,9 +25,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from calls.intake.storable_text import storable
 from calls.models import Call, Order
 from calls.permissions import CALL_ACTIONS, role_required
-from calls.storable_text import storable
 from calls.transitions import withdraw
 from shops import outbox
 from shops.intake import Received, receive_order
@@ -73,7 +73,8 @@ def receive_webhook(
         body, headers.get(names["signature"]), connection.secret("webhook_secret")
     ):
         return _answer("refused", f"bad or missing {names['signature']}", status=401)
-    # Headers are text the shop chose too: kept storable, like the body's (calls.storable_text).
+    # Headers are text the shop chose too: kept storable, like the body's
+    # (calls.intake.storable_text).
     topic = storable(headers.get(names["topic"], ""))
     delivery = storable(headers.get(names["delivery"], "").strip()[:200]) or (
         # Without the shop's id of the delivery, the body's digest: an exact resend.

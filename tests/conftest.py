@@ -21,11 +21,11 @@ def fast_password_hashing(settings) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """After every test that used the database and passed, the figures the triggers counted
-    equal a direct count of the calls (calls/counters.py): whatever the test did to the calls —
-    transitions, imports, raw SQL, deletes — the pages' figures stayed exact."""
+    equal a direct count of the calls (calls/figures/counters.py): whatever the test did to the
+    calls — transitions, imports, raw SQL, deletes — the pages' figures stayed exact."""
     result = yield
     if "_django_db_helper" in getattr(item, "fixturenames", ()):
-        from calls import counters
+        from calls.figures import counters
 
         assert counters.mismatches() == [], "the daily figures differ from the calls"
     return result

@@ -4,8 +4,8 @@ tables with SQL; a small run of it here catches a column it does not fill yet.""
 import pytest
 
 from bench import demo_data
+from calls.figures.stats import figures_of
 from calls.models import Call, Order
-from calls.stats import figures_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

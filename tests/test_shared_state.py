@@ -19,8 +19,8 @@ from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from calls.balances import note_provider_state, provider_states
 from calls.models import Store
+from calls.pipeline.balances import note_provider_state, provider_states
 from robodash import embedded
 from robodash.settings import redis_cache_url_beside
 from shops.models import ApiToken

@@ -31,11 +31,12 @@ from django_htmx.http import HttpResponseStopPolling
 
 from calls import actions
 from calls.actions import ActionRefused
-from calls.balances import call_again_question
 from calls.forms import BoundedDateField
-from calls.models import Call, Campaign, Order, Store, User
+from calls.models import Call, Campaign, Order, Store
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
-from calls.views import HtmxHttpRequest, redirect_to_next
+from calls.pipeline.balances import call_again_question
+from calls.views import HtmxHttpRequest, redirect_to_next, signed_in_user
+from calls.views.followups import render_followup_row
 
 PAGE_SIZE = 50
 # The campaign filter lists the most recent campaigns; older ones are still reachable by link.
@@ -66,14 +67,6 @@ _ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 # --- helpers shared by the views -----------------------------------------------------------
-
-
-def signed_in_user(request: HttpRequest) -> User:
-    """The signed-in user (LoginRequiredMiddleware has already turned anonymous users away)."""
-    user = request.user
-    if not isinstance(user, User):
-        raise TypeError("a signed-in robodash user is required here")
-    return user
 
 
 def _calls_with_relations() -> QuerySet[Call]:
@@ -234,6 +227,56 @@ def _with_params(params: QueryDict, **changes: str | None) -> str:
     return query.urlencode()
 
 
+def _filters_without_page(request: HttpRequest) -> QueryDict:
+    """The filter without its page, and without empty fields."""
+    filters = QueryDict(mutable=True)
+    for name, values in request.GET.lists():
+        kept = [value for value in values if value]
+        if kept and name not in ("before", "after"):
+            filters.setlist(name, kept)
+    return filters
+
+
+def _page_links(
+    filters: QueryDict,
+    rows: list[Call],
+    has_more: bool,
+    before: Cursor | None,
+    after: Cursor | None,
+) -> tuple[str | None, str | None]:
+    """The queries of the newer and the older page, None where there is none."""
+    newer_query = older_query = None
+    if rows:
+        if (after is not None and has_more) or before is not None:
+            newer_query = _with_params(filters, after=Cursor.of(rows[0]).encode())
+        if (after is None and has_more) or after is not None:
+            older_query = _with_params(filters, before=Cursor.of(rows[-1]).encode())
+    return newer_query, older_query
+
+
+def _campaign_choices(
+    chosen_store: Store | None, chosen_campaign: Campaign | None
+) -> list[Campaign]:
+    """The campaign filter's choices: the latest of the chosen store's, and the one chosen."""
+    campaigns = Campaign.objects.select_related("store").order_by("-created_at", "-id")
+    if chosen_store is not None:
+        campaigns = campaigns.filter(store=chosen_store)
+    choices = list(campaigns[:CAMPAIGN_CHOICES_LIMIT])
+    if chosen_campaign is not None and chosen_campaign not in choices:
+        choices.insert(0, chosen_campaign)
+    return choices
+
+
+def _orders_matching(query: str, chosen_store: Store | None) -> list[Order]:
+    """A search by order id finds the order itself (order_order_id_idx serves the equality)."""
+    if not query:
+        return []
+    orders = Order.objects.filter(order_id=query).select_related("store")
+    if chosen_store is not None:
+        orders = orders.filter(store=chosen_store)
+    return list(orders.order_by("store__name")[:ORDER_MATCHES_LIMIT])
+
+
 @role_required(EVERYONE)
 @require_GET
 def call_list(request: HtmxHttpRequest) -> HttpResponse:
@@ -244,36 +287,11 @@ def call_list(request: HtmxHttpRequest) -> HttpResponse:
         before or after
     )
     rows, has_more = _page_of_calls(calls, before, after)
-
-    filters = QueryDict(mutable=True)  # the filter without its page, and without empty fields
-    for name, values in request.GET.lists():
-        kept = [value for value in values if value]
-        if kept and name not in ("before", "after"):
-            filters.setlist(name, kept)
-    newer_query = older_query = None
-    if rows:
-        if (after is not None and has_more) or before is not None:
-            newer_query = _with_params(filters, after=Cursor.of(rows[0]).encode())
-        if (after is None and has_more) or after is not None:
-            older_query = _with_params(filters, before=Cursor.of(rows[-1]).encode())
-
+    filters = _filters_without_page(request)
+    newer_query, older_query = _page_links(filters, rows, has_more, before, after)
     chosen_store = form.cleaned_data.get("store")
-    chosen_campaign = form.cleaned_data.get("campaign")
-    campaigns = Campaign.objects.select_related("store").order_by("-created_at", "-id")
-    if chosen_store is not None:
-        campaigns = campaigns.filter(store=chosen_store)
-    campaign_choices = list(campaigns[:CAMPAIGN_CHOICES_LIMIT])
-    if chosen_campaign is not None and chosen_campaign not in campaign_choices:
-        campaign_choices.insert(0, chosen_campaign)
-
-    # A search by order id finds the order itself (order_order_id_idx serves the equality).
-    query = form.cleaned_data.get("q") or ""
-    matching_orders = []
-    if query:
-        orders = Order.objects.filter(order_id=query).select_related("store")
-        if chosen_store is not None:
-            orders = orders.filter(store=chosen_store)
-        matching_orders = list(orders.order_by("store__name")[:ORDER_MATCHES_LIMIT])
+    campaign_choices = _campaign_choices(chosen_store, form.cleaned_data.get("campaign"))
+    matching_orders = _orders_matching(form.cleaned_data.get("q") or "", chosen_store)
 
     context = {
         "form": form,
@@ -390,8 +408,6 @@ def _after_action(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         call = _get_call(pk)
         target = request.htmx.target or ""
         if target.startswith("followup-"):
-            from calls.views.followups import render_followup_row
-
             html = render_followup_row(request, call)
         else:
             html = render_to_string(

@@ -1,8 +1,8 @@
 """Campaigns: the list, a new campaign (one order, or a CSV upload -> preview -> launch), a
 campaign's page with its live progress, and pause / resume.
 
-An upload is read once into the database (calls/uploads.py): a CSV as it arrives, a workbook by
-a worker while the launch page shows how far it got. The preview and the launch read it there,
+An upload is read once into the database (calls/intake/uploads.py): a CSV as it arrives, a workbook
+by a worker while the launch page shows how far it got. The preview and the launch read it there,
 so no file is kept once read and any web process can serve either. Nothing is
 imported before "Launch", and a launch the balance cannot pay for imports nothing: the campaign
 stays a draft with the upload waiting, so the merchant can top up and press "Launch" again. A
@@ -32,30 +32,26 @@ from django.utils.translation import ngettext, pgettext
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
-from calls import launches, stats, tasks, transitions, uploads
-from calls.balances import check_launch, estimate_cost, refresh_balance
-from calls.dispatch import wake_dispatcher
+from calls import launches, tasks, transitions
 from calls.exports import csv_response
-from calls.file_errors import describe
+from calls.figures import stats
+from calls.figures.stats import Figures
+from calls.formatting import day
 from calls.forms import SingleOrderForm, UploadForm, as_sentence
-from calls.imports import ImportFileError, create_single_call
+from calls.intake import uploads
+from calls.intake.file_errors import ImportFileError, describe
+from calls.intake.single import create_single_call
 from calls.models import Call, Campaign, Store, Upload, UploadRow, User
 from calls.permissions import EVERYONE, LAUNCH, role_required
-from calls.stats import Figures
-from calls.templatetags.present import day
-from calls.views import HtmxHttpRequest
+from calls.pipeline.balances import check_launch, estimate_cost, refresh_balance
+from calls.pipeline.dispatch import wake_dispatcher
+from calls.views import HtmxHttpRequest, signed_in_user
 
 CAMPAIGNS_PER_PAGE = 25
 VALID_ROWS_PER_PAGE = 50  # the preview's pages of valid rows
 REJECTED_SHOWN = 300  # the rest are in the rejected-rows CSV
 SKIPPED_SHOWN = 200  # known and duplicate rows listed on the preview
 FORMULA_WARNINGS_SHOWN = 50  # valid rows with a formula-like cell listed on the preview
-
-
-def _acting_user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)  # LoginRequiredMiddleware and role_required ran first
-    return user
 
 
 # --- The list and the new-campaign page ------------------------------------------------------
@@ -105,7 +101,7 @@ def campaign_single_order(request: HttpRequest) -> HttpResponse:
     if not check.ok:
         form.add_error(None, check.message)
         return _new_page(request, order_form=form)
-    user = _acting_user(request)
+    user = signed_in_user(request)
     try:
         with transaction.atomic():
             campaign, _created = Campaign.objects.get_or_create(
@@ -166,7 +162,7 @@ def campaign_upload(request: HttpRequest) -> HttpResponse:
         return _new_page(request, upload_form=form)
     data = form.cleaned_data
     store = data["store"]
-    user = _acting_user(request)
+    user = signed_in_user(request)
     try:
         with transaction.atomic():
             # A draft until launched: the dispatcher sends calls of running campaigns.
@@ -296,6 +292,83 @@ def _launch_page(
     return render(request, "campaigns/launch.html", context)
 
 
+def _launch_or_reading_page(
+    request: HtmxHttpRequest,
+    campaign: Campaign,
+    upload: Upload | None,
+    unread: Upload | None,
+) -> HttpResponse:
+    """The launch page's GET: the preview of the waiting upload, or how far a worker has read it
+    (the reading's fragment when htmx polls; once it ends, htmx reloads the page)."""
+    pk = campaign.pk
+    if request.htmx:
+        if unread is not None and unread.status == Upload.Status.READING:
+            return _reading_page(request, campaign, unread, fragment=True)
+        return HttpResponseClientRefresh()
+    if unread is not None:
+        return _reading_page(request, campaign, unread)
+    launched = campaign.status != Campaign.Status.DRAFT or uploads.launching_upload(campaign)
+    if upload is None and launched and not launches.waiting_draft_calls(campaign):
+        # Launched (Back after Launch, a second tab): its page, not "Nothing to launch".
+        return redirect("campaign_detail", pk=pk)
+    return _launch_page(request, campaign, upload)
+
+
+def _discard_upload(
+    request: HttpRequest, campaign: Campaign, waiting: Upload | None
+) -> HttpResponse:
+    """Discard: the waiting upload goes, and a draft campaign with no calls with it."""
+    pk = campaign.pk
+    if waiting is not None:
+        waiting.delete()  # a workbook being read: its worker finds it gone and stops
+    if campaign.status == Campaign.Status.DRAFT and not campaign.calls.exists():
+        campaign.delete()
+        messages.info(
+            request,
+            _("Upload discarded; the empty campaign %(campaign)s was removed.")
+            % {"campaign": campaign.name},
+        )
+        return redirect("campaign_list")
+    messages.info(request, _("Upload discarded; nothing was imported."))
+    return redirect("campaign_detail", pk=pk)
+
+
+def _launch_upload(
+    request: HttpRequest, campaign: Campaign, upload: Upload, queued_draft_calls: int
+) -> HttpResponse:
+    """Launch a previewed upload the balance allows: claimed first, then its rows queued here, or
+    by a worker when it is large."""
+    pk = campaign.pk
+    if not uploads.claim_upload(upload):
+        messages.error(
+            request,
+            _("The upload %(name)s is already launched: not launched again.")
+            % {"name": upload.filename},
+        )
+        return redirect("campaign_detail", pk=pk)
+    if upload.valid_rows > settings.ROBODASH_LAUNCH_IN_REQUEST_ROWS:
+        # on_commit: the worker must find the claim. No transaction is open here, so it runs
+        # at once; said this way, it stays right if the view ever runs in one.
+        upload_id = upload.pk
+        transaction.on_commit(lambda: tasks.launch_upload.delay(upload_id))
+        messages.success(
+            request,
+            ngettext(
+                "Campaign %(campaign)s is launching: %(count)s order is being queued; the "
+                "progress is below.",
+                "Campaign %(campaign)s is launching: %(count)s orders are being queued; the "
+                "progress is below.",
+                upload.valid_rows,
+            )
+            % {"campaign": campaign.name, "count": intcomma(upload.valid_rows)},
+        )
+        return redirect("campaign_detail", pk=pk)
+    was_draft = campaign.status == Campaign.Status.DRAFT
+    upload = uploads.launch_upload(upload.pk)
+    _say_launched(request, campaign, was_draft, upload, queued_draft_calls)
+    return redirect("campaign_detail", pk=pk)
+
+
 @role_required(LAUNCH)
 def campaign_launch(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """GET: the preview of the waiting upload, or how far a worker has read it (the reading's
@@ -306,31 +379,10 @@ def campaign_launch(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     unread = waiting if waiting and waiting.status != Upload.Status.PREVIEWED else None
     upload = waiting if waiting and not unread else None
     if request.method != "POST":
-        if request.htmx:
-            if unread is not None and unread.status == Upload.Status.READING:
-                return _reading_page(request, campaign, unread, fragment=True)
-            return HttpResponseClientRefresh()
-        if unread is not None:
-            return _reading_page(request, campaign, unread)
-        launched = campaign.status != Campaign.Status.DRAFT or uploads.launching_upload(campaign)
-        if upload is None and launched and not launches.waiting_draft_calls(campaign):
-            # Launched (Back after Launch, a second tab): its page, not "Nothing to launch".
-            return redirect("campaign_detail", pk=pk)
-        return _launch_page(request, campaign, upload)
+        return _launch_or_reading_page(request, campaign, upload, unread)
 
     if request.POST.get("action") == "discard":
-        if waiting is not None:
-            waiting.delete()  # a workbook being read: its worker finds it gone and stops
-        if campaign.status == Campaign.Status.DRAFT and not campaign.calls.exists():
-            campaign.delete()
-            messages.info(
-                request,
-                _("Upload discarded; the empty campaign %(campaign)s was removed.")
-                % {"campaign": campaign.name},
-            )
-            return redirect("campaign_list")
-        messages.info(request, _("Upload discarded; nothing was imported."))
-        return redirect("campaign_detail", pk=pk)
+        return _discard_upload(request, campaign, waiting)
 
     if unread is not None:
         # Launch pressed on a page from before this upload (another tab): nothing is launched
@@ -377,34 +429,7 @@ def campaign_launch(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         _say_launched(request, campaign, started, None, queued_draft_calls)
         return redirect("campaign_detail", pk=pk)
 
-    if not uploads.claim_upload(upload):
-        messages.error(
-            request,
-            _("The upload %(name)s is already launched: not launched again.")
-            % {"name": upload.filename},
-        )
-        return redirect("campaign_detail", pk=pk)
-    if upload.valid_rows > settings.ROBODASH_LAUNCH_IN_REQUEST_ROWS:
-        # on_commit: the worker must find the claim. No transaction is open here, so it runs
-        # at once; said this way, it stays right if the view ever runs in one.
-        upload_id = upload.pk
-        transaction.on_commit(lambda: tasks.launch_upload.delay(upload_id))
-        messages.success(
-            request,
-            ngettext(
-                "Campaign %(campaign)s is launching: %(count)s order is being queued; the "
-                "progress is below.",
-                "Campaign %(campaign)s is launching: %(count)s orders are being queued; the "
-                "progress is below.",
-                upload.valid_rows,
-            )
-            % {"campaign": campaign.name, "count": intcomma(upload.valid_rows)},
-        )
-        return redirect("campaign_detail", pk=pk)
-    was_draft = campaign.status == Campaign.Status.DRAFT
-    upload = uploads.launch_upload(upload.pk)
-    _say_launched(request, campaign, was_draft, upload, queued_draft_calls)
-    return redirect("campaign_detail", pk=pk)
+    return _launch_upload(request, campaign, upload, queued_draft_calls)
 
 
 def _say_launched(

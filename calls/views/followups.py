@@ -16,11 +16,10 @@ from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
-from calls.balances import call_again_question
 from calls.models import Call
 from calls.permissions import CALL_ACTIONS, role_required
-from calls.views import HtmxHttpRequest
-from calls.views.calls import signed_in_user
+from calls.pipeline.balances import call_again_question
+from calls.views import HtmxHttpRequest, signed_in_user
 
 PAGE_SIZE = 25  # a queue is worked from the top; "older" pages the rest
 WHO_CHOICES = (

@@ -15,12 +15,12 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from calls.balances import call_again_question
 from calls.models import Call, CallEvent, Order
 from calls.permissions import CALL_ACTIONS, EVERYONE, role_required, user_can
+from calls.pipeline.balances import call_again_question
 from calls.transitions import ACTIVE_STATES, TransitionRefused, decide_by_hand
-from calls.views import HtmxHttpRequest, redirect_to_next
-from calls.views.calls import signed_in_user
+from calls.views import HtmxHttpRequest, redirect_to_next, signed_in_user
+from calls.views.followups import render_followup_row
 
 # An order gathers a handful of calls (the first, a few call-agains and re-attempts); these
 # are ceilings that keep the page bounded whatever happens.
@@ -89,8 +89,6 @@ def order_decide(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     row = re.fullmatch(r"followup-(\d{1,18})", request.htmx.target or "") if request.htmx else None
     call = Call.objects.filter(pk=int(row[1]), shop_order=order).first() if row else None
     if call is not None:  # decided from its row in the follow-up queue: answer with the row
-        from calls.views.followups import render_followup_row
-
         html = render_followup_row(request, call)
         html += render_to_string("calls/_out_of_band.html", request=request)
         return HttpResponse(html)

@@ -1,7 +1,7 @@
 """The overview: each store's balance, the figures of today, 7 and 30 days, a 30-day chart.
 
 Neither the page nor its `#balances` fragment (reloaded by htmx every minute) waits for the
-provider: beat refreshes the balances (calls.balances), and they show the value last stored
+provider: beat refreshes the balances (calls.pipeline.balances), and they show the value last stored
 on each Store with its age. A provider that is down or stalled costs the page nothing.
 """
 
@@ -15,11 +15,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from calls import stats
-from calls.balances import provider_states
+from calls.figures import stats
+from calls.figures.stats import Figures
 from calls.models import Call, Store
 from calls.permissions import CALL_ACTIONS, EVERYONE, role_required, user_can
-from calls.stats import Figures
+from calls.pipeline.balances import provider_states
 from calls.views import HtmxHttpRequest
 
 CHART_DAYS = 30
@@ -31,7 +31,7 @@ class StoreBalance:
     store: Store
     # "ok": the last refresh (within a few minutes) reached the provider; "unreachable": it
     # did not; "rejected": the provider refused the store's key; "": no recent refresh (the
-    # page shows the stored value and its age). calls.balances.provider_states.
+    # page shows the stored value and its age). calls.pipeline.balances.provider_states.
     status: str
 
     @property

@@ -24,12 +24,12 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from calls import stats
 from calls.exports import CSV_CONTENT_TYPE, export_refused, iter_csv, xlsx_response
+from calls.figures import stats
+from calls.figures.stats import Figures
 from calls.forms import ReportFilterForm
 from calls.models import Campaign
 from calls.permissions import REPORTS, role_required
-from calls.stats import Figures
 from calls.views.trend import trend_chart
 
 DEFAULT_DAYS = 30

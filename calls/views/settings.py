@@ -21,16 +21,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from calls.balances import (
+from calls.forms import KeyCheck, StoreForm, UserForm
+from calls.models import Store, User
+from calls.permissions import SETTINGS, role_required
+from calls.pipeline.balances import (
     PROVIDER_KEY_REJECTED,
     PROVIDER_OK,
     PROVIDER_UNREACHABLE,
     note_provider_state,
 )
-from calls.forms import KeyCheck, StoreForm, UserForm
-from calls.models import Store, User
-from calls.permissions import SETTINGS, role_required
-from calls.provider import ProviderError, RobocallClient, in_plain_words
+from calls.pipeline.provider import ProviderError, RobocallClient, in_plain_words
 from calls.views import HtmxHttpRequest
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _store_form_page(request: HttpRequest, form: StoreForm, store: Store | None)
     return render(request, "settings/store_form.html", context)
 
 
-# What each check of a key leaves for the pages' provider state (calls.balances).
+# What each check of a key leaves for the pages' provider state (calls.pipeline.balances).
 _STATE_AFTER_CHECK = {
     KeyCheck.ACCEPTED: PROVIDER_OK,
     KeyCheck.REJECTED: PROVIDER_KEY_REJECTED,

@@ -16,7 +16,7 @@ from decimal import ROUND_CEILING, Decimal
 
 from django.utils.translation import gettext_lazy as _
 
-from calls.stats import Figures
+from calls.figures.stats import Figures
 
 PLOT_LEFT = 48.0
 PLOT_TOP = 10.0

@@ -16,8 +16,8 @@ from decimal import Decimal
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from calls.intake.uploads import stage_upload
 from calls.models import Call, Campaign, Store, User
-from calls.uploads import stage_upload
 from shops.models import ApiToken, ReceivedWebhook, ShopConnection, WriteBack
 from tests.browser.conftest import make_campaign, make_final_call
 from tests.calls.test_permissions import EXPECTED_ROLES

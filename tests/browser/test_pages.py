@@ -7,8 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from calls.balances import refresh_store_balance
 from calls.models import Call
+from calls.pipeline.balances import refresh_store_balance
 from tests.browser.conftest import make_campaign, make_final_call, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -6,13 +6,13 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from calls.balances import (
+from calls.models import Store
+from calls.pipeline.balances import (
     PULSES_PER_VERIFICATION_CALL,
     check_launch,
     estimate_cost,
     refresh_balance,
 )
-from calls.models import Store
 from tests.conftest import TEST_API_KEY
 
 

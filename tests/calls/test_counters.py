@@ -1,5 +1,5 @@
-"""The daily figures PostgreSQL counts as calls change (calls/counters.py), and the readers that
-add them up (stats.figures_grouped): always exactly the numbers of counting the calls.
+"""The daily figures PostgreSQL counts as calls change (calls/figures/counters.py), and the readers
+that add them up (stats.figures_grouped): always exactly the numbers of counting the calls.
 
 Beside these tests, tests/conftest.py compares the counted figures with a direct count after
 every test of the suite that touches the database."""
@@ -26,7 +26,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from calls import counters, stats, transitions
+from calls import transitions
+from calls.figures import counters, stats
 from calls.models import Call, Campaign, DailyFigures, Order, Store
 from tests.calls.test_stats import add_calls
 from tests.support.pipeline import ROOT, child_database_url
@@ -190,7 +191,7 @@ def test_the_pages_show_the_same_numbers_as_counting_the_calls_live(
     counted = _page_figures(client)
 
     # The readers' other path (taken while the figures are being counted again in a new zone).
-    monkeypatch.setattr(counters, "is_current", lambda zone: False)
+    monkeypatch.setattr(stats, "is_current", lambda zone: False)
     live = _page_figures(client)
 
     assert counted == live
@@ -410,11 +411,11 @@ def test_after_the_zone_changes_migrate_counts_every_figure_again_in_it(history,
     settings.ROBODASH_DEFAULT_STORE_TIMEZONE = "America/New_York"
     first = today() - dt.timedelta(days=DAYS_OF_DATA - 1)
     expected = counted_live("day", first, today(), None)
-    assert not counters.is_current(stats.reporting_zone())
+    assert not stats.is_current(stats.reporting_zone())
 
     call_command("migrate", verbosity=0)  # what every start runs
 
-    assert counters.counted_zone() == "America/New_York"
+    assert stats.counted_zone() == "America/New_York"
     assert stats.figures_grouped("day", first_day=first, last_day=today()) == expected
     assert counters.rebuild_if_zone_changed() is False  # nothing to do now
     assert_exact()
@@ -451,7 +452,7 @@ def test_a_deployment_in_another_zone_counts_a_call_near_midnight_on_its_own_day
         assert started.returncode == 0, started.stderr[-3000:]
         assert "reporting zone changed from Asia/Karachi to America/New_York" in started.stderr
 
-        assert counters.counted_zone() == "America/New_York"
+        assert stats.counted_zone() == "America/New_York"
         with override_settings(ROBODASH_DEFAULT_STORE_TIMEZONE="America/New_York"):
             by_day = stats.figures_grouped("day", **march)
         assert {day: f.calls for day, f in by_day.items()} == {dt.date(2026, 3, 10): 1}

@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from calls import dispatch, polling, timing
 from calls.crypto import encrypt as _encrypted
 from calls.models import Call, CallEvent, Campaign, Store
+from calls.pipeline import dispatch, polling, timing
 from tests.support.orders import create_call
 from tests.support.pipeline import wait_for
 

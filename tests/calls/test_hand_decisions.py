@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from calls import stats
+from calls.figures import stats
 from calls.models import Call, Campaign, Order
 from calls.transitions import decide_by_hand
 from tests.calls.test_counters import days_ago

@@ -10,16 +10,14 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from calls import imports
-from calls.imports import (
-    DuplicateRow,
-    ImportFileError,
-    RowError,
-    create_single_call,
-    import_csv,
-)
+from calls.intake import bulk
+from calls.intake.bulk import DuplicateRow, import_csv
+from calls.intake.file_errors import ImportFileError
+from calls.intake.known import OrderAlreadyKnown
+from calls.intake.rows import RowError
+from calls.intake.single import create_single_call
+from calls.intake.uploads import claim_upload, launch_upload, stage_upload
 from calls.models import Call, CallEvent, Campaign, Order, Store
-from calls.uploads import claim_upload, launch_upload, stage_upload
 
 HEADER = "phone,amount,order_id,store_name"
 
@@ -272,7 +270,7 @@ def test_a_file_repeating_yesterdays_40_orders_and_10_new_places_exactly_10_call
 
 
 def test_duplicates_are_found_across_batches(campaign, monkeypatch):
-    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    monkeypatch.setattr(bulk, "BATCH_SIZE", 2)
     import_csv(csv_file(HEADER, "03001234567,1,A,S", "03001234567,1,D,S"), campaign=campaign)
     report = import_csv(
         csv_file(HEADER, *(f"03001234567,1,{o},S" for o in "ABCDEFA")), campaign=campaign
@@ -389,7 +387,7 @@ def test_a_file_that_fails_halfway_leaves_the_campaign_as_it_was(campaign, monke
     import_csv(
         csv_file(HEADER, "03001234567,100,KEEP-1,S", "03001234568,1,KEEP-2,S"), campaign=campaign
     )
-    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    monkeypatch.setattr(bulk, "BATCH_SIZE", 2)
     good_rows = "".join(f"0300123456{i},100,NEW-{i},S\r\n" for i in range(6)).encode()
     # Three batches are inserted before the undecodable bytes (Windows-1252 "é") are reached.
     broken = io.BytesIO(
@@ -456,7 +454,7 @@ def test_a_repeated_single_order_raises_an_exception_carrying_the_known_order(ca
     first = create_single_call(
         campaign, phone="03001234567", amount=Decimal(100), order_id="A", store_name="S"
     )
-    with pytest.raises(imports.OrderAlreadyKnown) as refused:
+    with pytest.raises(OrderAlreadyKnown) as refused:
         create_single_call(campaign, phone="03009876543", amount=200, order_id="A", store_name="S")
 
     assert refused.value.order == first.shop_order

@@ -11,8 +11,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from calls.figures.stats import figure_aggregates
 from calls.models import Call, Order
-from calls.stats import figure_aggregates
 
 BEFORE = [("calls", "0004_poll_pacing_and_pause_reason")]
 # Every page's figures are aggregates over the calls. The ones below read columns that exist in

@@ -4,9 +4,9 @@ import datetime as dt
 
 import pytest
 
-from calls import timing
 from calls.models import Call
-from calls.outcomes import judge_report, lifetime_bound, status_began_at
+from calls.pipeline import timing
+from calls.pipeline.outcomes import judge_report, lifetime_bound, status_began_at
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 SENT = NOW - dt.timedelta(minutes=10)

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from calls import imports, uploads
+from calls.intake import files, uploads
 from calls.models import Call, Campaign, Upload, UploadRow
 from tests.calls.test_stats import add_calls
 from tests.conftest import TEST_API_KEY
@@ -564,13 +564,13 @@ def test_the_rejected_rows_csv_has_every_rejected_row_beyond_those_shown(
 
 def test_a_file_is_read_once_from_upload_to_launch(admin, store, provider_url, monkeypatch):
     readings = []
-    read_rows = imports._csv_rows
+    read_rows = files._csv_rows
 
     def counted(file):
         readings.append(file)
         return read_rows(file)
 
-    monkeypatch.setattr(imports, "_csv_rows", counted)
+    monkeypatch.setattr(files, "_csv_rows", counted)
     response = upload(admin, store, many_rows(60))
     campaign = Campaign.objects.get(name="May orders")
     admin.get(response["Location"])

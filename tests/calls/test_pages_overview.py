@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.balances import refresh_store_balance
 from calls.models import Call, Campaign, Store
+from calls.pipeline.balances import refresh_store_balance
 from tests.calls.test_balances import closed_port_url
 from tests.calls.test_stats import add_calls
 from tests.conftest import TEST_API_KEY

@@ -11,9 +11,9 @@ from html import unescape
 import pytest
 from django.urls import reverse
 
-from calls.balances import refresh_store_balance
+from calls.formatting import day, money, phone, when
 from calls.models import Call, CallEvent, Campaign
-from calls.templatetags.present import day, money, phone, when
+from calls.pipeline.balances import refresh_store_balance
 from tests.calls.test_stats import add_calls
 
 KARACHI = "Asia/Karachi"

@@ -10,8 +10,8 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.dispatch import claim_due_sends
 from calls.models import Campaign, Store, User
+from calls.pipeline.dispatch import claim_due_sends
 from tests.calls.test_balances import closed_port_url
 from tests.conftest import TEST_API_KEY
 from tests.support.orders import create_call

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import models
 
 from calls.models import Call, CallEvent, Campaign, Store
-from calls.outcomes import DTMF_OUTCOMES
+from calls.pipeline.outcomes import DTMF_OUTCOMES
 from tests.conftest import TEST_API_KEY
 from tests.support.pipeline import Pipeline, queue_orders, wait_for, wait_until_final
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from calls.provider import (
+from calls.pipeline.provider import (
     AccountBalance,
     CallReport,
     InvalidApiKey,

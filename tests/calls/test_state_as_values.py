@@ -11,9 +11,10 @@ from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 from django.utils import translation
 
-from calls import dispatch, launches
-from calls.balances import LaunchCheck, check_launch, provider_states
+from calls import launches
 from calls.models import Call, Campaign, Store
+from calls.pipeline import dispatch
+from calls.pipeline.balances import LaunchCheck, check_launch, provider_states
 from calls.templatetags.present import pause_reason
 from tests.calls.test_balances import closed_port_url
 from tests.calls.test_order_migration import migrate_to

@@ -1,4 +1,4 @@
-"""The figures and rates of calls/stats.py, against hand-counted calls in Postgres."""
+"""The figures and rates of calls/figures/stats.py, against hand-counted calls in Postgres."""
 
 import datetime as dt
 import itertools
@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from calls import stats
+from calls.figures import stats
+from calls.figures.stats import Figures, rate
 from calls.models import Call, Campaign
-from calls.stats import Figures, rate
 from tests.support.orders import with_orders
 
 KARACHI = zoneinfo.ZoneInfo("Asia/Karachi")

@@ -18,8 +18,9 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from calls import uploads
-from calls.imports import OrderRow, RowError, parse_amount, validated_rows
+from calls.intake import uploads
+from calls.intake.files import validated_rows
+from calls.intake.rows import OrderRow, RowError, parse_amount
 from calls.models import Call, Campaign, Upload
 from tests.support.pages import text_of
 

@@ -17,9 +17,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from calls import uploads, workbooks
-from calls.file_errors import ImportFileError, describe
-from calls.imports import validated_rows
+from calls.intake import uploads, workbooks
+from calls.intake.file_errors import ImportFileError, describe
+from calls.intake.files import validated_rows
 from calls.models import Campaign, Upload, UploadFile, UploadRow
 from tests.support.pages import text_of
 from tests.support.workbooks import HEADER_ROW, package, repeated, sheet_xlsx

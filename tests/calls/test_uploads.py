@@ -6,7 +6,7 @@ import io
 import pytest
 from django.utils import timezone
 
-from calls import uploads
+from calls.intake import uploads
 from calls.models import Campaign, Order, Upload, UploadRow
 
 HEADER = "phone,amount,order_id,store_name"

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from calls.models import MAX_REATTEMPTS, Store, validate_timezone
-from calls.provider import ProviderError, ProviderRejected, RobocallClient
+from calls.pipeline.provider import ProviderError, ProviderRejected, RobocallClient
 from calls.redaction import redact
 
 API_KEY_ENV = "ROBOCALL_API_KEY"

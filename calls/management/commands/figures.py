@@ -1,11 +1,11 @@
 """python manage.py figures [--check] [--rebuild]
 
-The pages' figures are counted by PostgreSQL triggers as the calls change (calls/counters.py).
-`--check` compares every stored figure with a direct count of the calls, in one snapshot, and
-exits 1 listing the groups that differ. `--rebuild` counts every call again in the reporting
-zone (`migrate` does it by itself after ROBODASH_DEFAULT_STORE_TIMEZONE changed); writers of
-calls wait for it, pages keep working. With neither, prints which zone the figures are counted
-in.
+The pages' figures are counted by PostgreSQL triggers as the calls change
+(calls/figures/counters.py). `--check` compares every stored figure with a direct count of the
+calls, in one snapshot, and exits 1 listing the groups that differ. `--rebuild` counts every call
+again in the reporting zone (`migrate` does it by itself after ROBODASH_DEFAULT_STORE_TIMEZONE
+changed); writers of calls wait for it, pages keep working. With neither, prints which zone the
+figures are counted in.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from calls import counters, stats
+from calls.figures import counters, stats
 
 
 class Command(BaseCommand):
@@ -38,7 +38,7 @@ class Command(BaseCommand):
                 f"Counted every call again in {zone.key}: {groups} groups of a day, campaign "
                 f"and voice id, in {time.perf_counter() - started:.1f} s."
             )
-        counted = counters.counted_zone()
+        counted = stats.counted_zone()
         if counted != zone.key:
             self.stdout.write(
                 f"The figures are counted in {counted}, not {zone.key}: the pages split days "

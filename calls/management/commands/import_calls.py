@@ -17,9 +17,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from calls import launches, transitions
-from calls.balances import calls_count
-from calls.imports import ImportFileError, ImportReport, import_csv, max_length_of
+from calls.intake.bulk import ImportReport, import_csv
+from calls.intake.file_errors import ImportFileError
+from calls.intake.rows import max_length_of
 from calls.models import Campaign, Store
+from calls.pipeline.balances import calls_count
 
 EXIT_NOTHING_IMPORTED = 1
 EXIT_HELD_IN_DRAFT = 2

@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from calls.imports import create_single_call
+from calls.intake.single import create_single_call
 from calls.models import Call, Campaign, Store, User
 from robodash.demo import (
     DEMO_RETRY_DELAYS,

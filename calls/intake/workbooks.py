@@ -2,7 +2,7 @@
 
 An .xlsx is a zip of XML parts, so its bytes say little about its cost: a 118 KB workbook took a
 web worker to 1,870 MB, and one of 177 KB, all empty rows, took 87 s. The work is bounded before
-and while reading, each cap with its own refusal (calls/file_errors.py says them):
+and while reading, each cap with its own refusal (calls/intake/file_errors.py says them):
 
 1. **The zip's declared sizes** (its central directory, read before openpyxl opens anything):
    every part together at most MAX_EXPANDED_BYTES, a part openpyxl parses whole (styles, shared
@@ -38,7 +38,7 @@ from decimal import Decimal
 from typing import IO, Any, cast
 from xml.parsers import expat
 
-from calls.file_errors import ImportFileError
+from calls.intake.file_errors import ImportFileError
 
 MIB = 1024 * 1024
 MAX_EXPANDED_BYTES = 256 * MIB  # every part together; a 200,000-row sheet is about 100 MB

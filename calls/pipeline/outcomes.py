@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from calls import timing
 from calls.models import Call
+from calls.pipeline import timing
 
 ANSWERED = 2
 IN_FLIGHT = frozenset({1, 8})  # still ringing or talking, or an attempt that timed out there

@@ -20,9 +20,10 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from calls import timing, transitions
+from calls import transitions
 from calls.models import Call, CallEvent, Campaign, Store
-from calls.provider import (
+from calls.pipeline import timing
+from calls.pipeline.provider import (
     InvalidApiKey,
     ProviderAmbiguous,
     ProviderRejected,
@@ -30,6 +31,7 @@ from calls.provider import (
     RobocallClient,
 )
 from calls.redaction import redact
+from robodash.celery import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,8 @@ def wake_dispatcher() -> None:
     Purely a speed-up: if the broker is unreachable the beat's next sweep finds the work anyway.
     """
 
-    def enqueue() -> None:
+    def start_sweep() -> None:
         global _last_wake
-        from calls.tasks import sweep_due_work
 
         now = time.monotonic()
         if now - _last_wake < WAKE_INTERVAL:
@@ -58,13 +59,13 @@ def wake_dispatcher() -> None:
         _last_wake = now
 
         try:
-            sweep_due_work.delay()
+            enqueue("calls.tasks.sweep_due_work")
         except Exception as exc:  # the broker is down: beat will find the work
             log.warning(
                 "could not wake the dispatcher (%s); the next sweep will", type(exc).__name__
             )
 
-    transaction.on_commit(enqueue)
+    transaction.on_commit(start_sweep)
 
 
 # --- The sweep's part: hand due calls to workers -------------------------------------------

@@ -6,7 +6,7 @@ Three things matter more than anything else here:
    requests, not this client. Its session mounts an adapter with every retry count at zero and
    asks for a fresh connection per request, so a stale pooled socket cannot turn a healthy send
    into an ambiguous one.
-2. Every failure is classified for the caller (DESIGN.md, "A call's life"):
+2. Every failure is classified for the caller (calls/pipeline/dispatch.py acts on it):
    `ProviderRejected` (definite, nothing placed), `ProviderUnavailable` (the request never left:
    safe to send again), `ProviderAmbiguous` (it may or may not have been acted on).
 3. The API key travels in the query string, and requests/urllib3 put the full URL into their

@@ -19,9 +19,9 @@ query per table. Python only adds up the few rows that come back (30 days, a pag
 A call counts on the day (in the reporting zone) it was created, that is imported or ordered.
 
 The pages read `figures_grouped` and `figures_total`, which add up DailyFigures: one row per day,
-campaign and voice id, kept exact by PostgreSQL triggers as the calls change (calls/counters.py,
-whose SQL mirrors `figure_aggregates`). A page adds up the rows of the days and campaigns it
-shows, whatever the number of calls stored.
+campaign and voice id, kept exact by PostgreSQL triggers as the calls change
+(calls/figures/counters.py, whose SQL mirrors `figure_aggregates`). A page adds up the rows of the
+days and campaigns it shows, whatever the number of calls stored.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
@@ -350,6 +351,21 @@ def figures_total(
     campaign_ids = list(campaigns) if campaigns is not None else None
     rows = _daily_rows(store, campaign_ids, first_day, last_day)
     return _figures_of_sums(rows.order_by().aggregate(**_daily_sums()))
+
+
+def counted_zone() -> str:
+    """The zone the daily figures are counted in (calls_figures_zone(), which
+    calls/figures/counters.py keeps)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT calls_figures_zone()")
+        (zone,) = cursor.fetchone()
+    return str(zone)
+
+
+def is_current(zone: zoneinfo.ZoneInfo) -> bool:
+    """Whether the daily figures are counted in `zone` (migrate recounts them when the reporting
+    zone changed: calls/figures/counters.py)."""
+    return counted_zone() == zone.key
 
 
 def _daily_rows(

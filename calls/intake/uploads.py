@@ -2,7 +2,7 @@
 launch.
 
 `stage_upload` streams the file (CSV or .xlsx) through the one validation path
-(`imports.validated_rows`) into UploadRow by COPY: every valid row with its values (and, as its
+(`files.validated_rows`) into UploadRow by COPY: every valid row with its values (and, as its
 reason, a warning if a cell looks like a spreadsheet formula), every rejected row with its
 reasons. Repeats within the file and orders the store already has are then marked in SQL.
 Nothing but counters is held in Python, so memory does not grow with the file, and a file over
@@ -11,7 +11,7 @@ ROBODASH_UPLOAD_MAX_ROWS is refused with nothing stored.
 Where it is read (`receive_upload`): a CSV within the request, as it arrives. Its cost is its
 bytes, which the upload limit bounds (200,000 rows read in about 3 s, in constant memory), and
 the merchant sees the preview at once. A workbook's cost is what it expands to, not its bytes
-(calls/workbooks.py bounds it, but a workbook at the caps still takes openpyxl seconds per
+(calls/intake/workbooks.py bounds it, but a workbook at the caps still takes openpyxl seconds per
 100,000 rows), so it never runs in a web process: it waits in UploadFile (web and worker share
 only the database) and a worker reads it (`read_upload`, from `calls.tasks.read_upload`) a
 batch of rows per transaction, noting how far it got for the page's progress bar. The file is
@@ -44,21 +44,13 @@ from django.db.models import Count
 from django.utils import timezone
 
 from calls import launches
-from calls.imports import (
-    BATCH_SIZE,
-    CopyWriter,
-    CsvSource,
-    ImportFileError,
-    OrderRow,
-    RowError,
-    add_orders,
-    formula_warning,
-    is_workbook,
-    validated_rows,
-)
+from calls.intake.bulk import BATCH_SIZE, CopyWriter, add_orders
+from calls.intake.file_errors import ImportFileError
+from calls.intake.files import CsvSource, is_workbook, validated_rows
+from calls.intake.rows import OrderRow, RowError, formula_warning
+from calls.intake.storable_text import storable
+from calls.intake.workbooks import check_package
 from calls.models import Campaign, Order, Upload, UploadFile, UploadRow
-from calls.storable_text import storable
-from calls.workbooks import check_package
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +203,7 @@ def receive_upload(
     file: CsvSource, *, campaign: Campaign, filename: str, created_by: Any = None
 ) -> Upload:
     """The upload page's file: a CSV staged at once; a workbook, once its zip's declared
-    sizes pass (calls/workbooks.py: a zip bomb is refused here, nothing stored), kept for a
+    sizes pass (calls/intake/workbooks.py: a zip bomb is refused here, nothing stored), kept for a
     worker to read (`reading`: the caller enqueues calls.tasks.read_upload on commit).
     ImportFileError as for stage_upload. Run it inside the caller's transaction."""
     if not is_workbook(file):

@@ -56,5 +56,6 @@ def enqueue_lease() -> dt.timedelta:
 
 
 def poll_lease() -> dt.timedelta:
-    # A get_call may be retried twice on a gateway error (calls/provider.py): three requests.
+    # A get_call may be retried twice on a gateway error (calls/pipeline/provider.py): three
+    # requests.
     return max(scaled(ENQUEUE_LEASE), 3 * request_bound())

@@ -18,8 +18,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from calls import formatting
 from calls.models import Store
-from calls.provider import (
+from calls.pipeline.provider import (
     AccountBalance,
     InvalidApiKey,
     ProviderError,
@@ -27,8 +28,6 @@ from calls.provider import (
     in_plain_words,
 )
 from calls.redaction import redact
-from calls.templatetags.present import phone as national_phone
-from calls.templatetags.present import when
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +39,6 @@ CENT = Decimal("0.01")
 
 def calls_count(n: int) -> str:
     return ngettext("%(count)s call", "%(count)s calls", n) % {"count": f"{n:,}"}
-
-
-def format_rupees(amount: Decimal) -> str:
-    return _("Rs %(amount)s") % {"amount": f"{amount:,.2f}"}
 
 
 def estimate_cost(n_calls: int, call_rate: Decimal) -> Decimal:
@@ -58,14 +53,14 @@ def call_again_question(phone: str, store: Store) -> str:
         return _(
             "Call %(phone)s again? The call costs at the store's call rate (not known yet: verify "
             "the store's key in Settings)."
-        ) % {"phone": national_phone(phone)}
+        ) % {"phone": formatting.phone(phone)}
     return _(
         "Call %(phone)s again? The call costs about %(cost)s (%(rate)s a pulse x %(pulses)s "
         "pulses)."
     ) % {
-        "phone": national_phone(phone),
-        "cost": format_rupees(estimate_cost(1, store.call_rate)),
-        "rate": format_rupees(store.call_rate),
+        "phone": formatting.phone(phone),
+        "cost": formatting.money(estimate_cost(1, store.call_rate)),
+        "rate": formatting.money(store.call_rate),
         "pulses": PULSES_PER_VERIFICATION_CALL,
     }
 
@@ -171,7 +166,8 @@ class LaunchCheck:
     threshold: Decimal = Decimal(0)
     # When the balance judged is the last known one (the provider is not answering): from when.
     last_known_at: dt.datetime | None = None
-    # Why the provider could not be asked (UNCHECKED), worded by calls.provider.in_plain_words.
+    # Why the provider could not be asked (UNCHECKED), worded by
+    # calls.pipeline.provider.in_plain_words.
     failure: ProviderError | None = None
 
     @property
@@ -253,7 +249,7 @@ def launch_check_in_words(check: LaunchCheck) -> str:
     as_of = (
         " "
         + _("(last known, checked %(when)s; the provider is not answering)")
-        % {"when": when(check.last_known_at)}
+        % {"when": formatting.when(check.last_known_at)}
         if check.last_known_at is not None
         else ""
     )
@@ -262,20 +258,23 @@ def launch_check_in_words(check: LaunchCheck) -> str:
         if check.below_threshold:
             problems.append(
                 _("below the store's low-balance threshold of %(threshold)s")
-                % {"threshold": format_rupees(check.threshold)}
+                % {"threshold": formatting.money(check.threshold)}
             )
         if check.below_cost:
             assert check.estimated_cost is not None
             problems.append(
                 _("less than the estimated cost %(cost)s of %(calls)s")
-                % {"cost": format_rupees(check.estimated_cost), "calls": calls_count(check.n_calls)}
+                % {
+                    "cost": formatting.money(check.estimated_cost),
+                    "calls": calls_count(check.n_calls),
+                }
             )
         return _(
             "Cannot launch: %(store)s's balance %(balance)s%(as_of)s is %(problems)s. Top up "
             "the account, then launch the campaign."
         ) % {
             "store": check.store_name,
-            "balance": format_rupees(check.balance),
+            "balance": formatting.money(check.balance),
             "as_of": as_of,
             "problems": _(" and ").join(problems),
         }
@@ -283,8 +282,8 @@ def launch_check_in_words(check: LaunchCheck) -> str:
         _("the estimated cost of %(calls)s is %(cost)s (%(rate)s x %(pulses)s pulses each)")
         % {
             "calls": calls_count(check.n_calls),
-            "cost": format_rupees(check.estimated_cost),
-            "rate": format_rupees(check.call_rate or Decimal(0)),
+            "cost": formatting.money(check.estimated_cost),
+            "rate": formatting.money(check.call_rate or Decimal(0)),
             "pulses": PULSES_PER_VERIFICATION_CALL,
         }
         if check.estimated_cost is not None
@@ -292,7 +291,7 @@ def launch_check_in_words(check: LaunchCheck) -> str:
         % {"calls": calls_count(check.n_calls)}
     )
     return _("Balance %(balance)s%(as_of)s; %(cost)s.") % {
-        "balance": format_rupees(check.balance),
+        "balance": formatting.money(check.balance),
         "as_of": as_of,
         "cost": cost_text,
     }

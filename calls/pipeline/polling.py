@@ -1,6 +1,6 @@
 """Following sent calls to their final outcome with as few get_call requests as the truth allows.
 
-Polls are paced by what the provider is doing (calls/outcomes.py decides when to ask next):
+Polls are paced by what the provider is doing (calls/pipeline/outcomes.py decides when to ask next):
 soon after an attempt starts, again while it rings or talks, and after an unanswered attempt
 not until the store's retry delay has passed and the next attempt should be over.
 """
@@ -14,11 +14,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from calls import timing
-from calls.dispatch import client_for, pause_store
 from calls.models import Call, CallEvent, Store
-from calls.outcomes import judge_report, lifetime_bound, status_began_at
-from calls.provider import CallReport, InvalidApiKey, ProviderError
+from calls.pipeline import timing
+from calls.pipeline.dispatch import client_for, pause_store
+from calls.pipeline.outcomes import judge_report, lifetime_bound, status_began_at
+from calls.pipeline.provider import CallReport, InvalidApiKey, ProviderError
 from calls.redaction import redact
 from calls.transitions import finish, record_event
 

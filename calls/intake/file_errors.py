@@ -1,8 +1,8 @@
 """What can be wrong with an imported file as a whole, kept as a code and its values, and said in
 words only when someone reads it.
 
-A workbook is read in a worker (calls/uploads.py) and the page that shows why it failed is drawn
-later, for whoever looks, in their language: so an upload stores `ImportFileError.code` and
+A workbook is read in a worker (calls/intake/uploads.py) and the page that shows why it failed is
+drawn later, for whoever looks, in their language: so an upload stores `ImportFileError.code` and
 `.params`, and `describe` makes the sentence. `str(error)` is that sentence in the active
 language, for the request that raised it and for import_calls.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-REQUIRED = "phone,amount,order_id,store_name"  # calls.imports.REQUIRED_COLUMNS, as the header
+REQUIRED = "phone,amount,order_id,store_name"  # calls.intake.rows.REQUIRED_COLUMNS, as the header
 
 
 def _mib(size: int) -> str:
@@ -86,7 +86,7 @@ _SENTENCES: dict[str, Callable[[Mapping[str, Any]], str]] = {
         )
         % {"rows": f"{p['rows']:,}"}
     ),
-    # What a workbook expands to (calls/workbooks.py): refused before it is read any further.
+    # What a workbook expands to (calls/intake/workbooks.py): refused before it is read any further.
     "workbook_expands": lambda p: (
         _(
             "the workbook expands to more than %(limit)s MB when unzipped: save it as CSV "
@@ -137,7 +137,7 @@ _SENTENCES: dict[str, Callable[[Mapping[str, Any]], str]] = {
         )
         % {"row": f"{p['row']:,}", "limit": f"{p['limit']:,}"}
     ),
-    # The worker's reading of a stored workbook (calls/uploads.py).
+    # The worker's reading of a stored workbook (calls/intake/uploads.py).
     "read_too_slow": lambda p: _(
         "reading the workbook took too long: save it as CSV, which reads many times faster, "
         "or split it; nothing was imported"

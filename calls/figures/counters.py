@@ -9,13 +9,14 @@ it is now and -1 as it was). So:
 - It happens in the writer's own transaction. A worker killed mid-transaction rolls the call
   and its figures back together; concurrent workers serialise on the row of the group they
   change (one row lock, taken in key order inside a statement), like any counter.
-- No writer can forget it: transitions.py, the imports' bulk INSERT ... SELECT, an upload's
-  launch, a late acceptance reopening a call, a decision by hand, the bench's raw SQL, a
-  cascade delete. Nothing in Python has to remember to count.
+- No writer can forget it: transitions.py, the imports' COPY, an upload's launch, a late
+  acceptance reopening a call, a decision by hand, the bench's raw SQL, a cascade delete.
+  Nothing in Python has to remember to count. (The triggers themselves are created by
+  migration 0013.)
 - An UPDATE that changes no figure (a poll's next_poll_at, a claim by an agent) writes nothing
   and locks no counter row.
 
-The pages read these rows only (calls/stats.py), so a page costs the days and campaigns it
+The pages read these rows only (calls/figures/stats.py), so a page costs the days and campaigns it
 shows, not the calls stored: 10,000,000 calls cost what 1,000 do.
 
 The zone. A day is a day of the reporting zone (ROBODASH_DEFAULT_STORE_TIMEZONE, read when a
@@ -28,8 +29,7 @@ the seconds it takes. The readers never ask which zone: between a change and tha
 would show days split at the old zone's midnights, for as long as the start takes.
 
 `mismatches()` compares the rows with a direct count of the calls in one snapshot; the test
-suite runs it after every test, and `manage.py figures --check` runs it on a live
-database.
+suite runs it after every test, and `manage.py figures --check` runs it on a live database.
 """
 
 from __future__ import annotations
@@ -41,12 +41,10 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
 
-from calls import stats
+from calls.figures import stats
 from calls.models import Call
 
 log = logging.getLogger(__name__)
-
-GROUP = ("day", "campaign_id", "voice_id", "store_id")
 
 
 def contribution_sql(row: str) -> dict[str, str]:
@@ -155,30 +153,6 @@ $$;
 """
 
 
-TRIGGERS_SQL = """
-CREATE TRIGGER calls_count_inserted AFTER INSERT ON calls_call
-  REFERENCING NEW TABLE AS new_calls FOR EACH STATEMENT EXECUTE FUNCTION calls_count_figures();
-CREATE TRIGGER calls_count_updated AFTER UPDATE ON calls_call
-  REFERENCING OLD TABLE AS old_calls NEW TABLE AS new_calls
-  FOR EACH STATEMENT EXECUTE FUNCTION calls_count_figures();
-CREATE TRIGGER calls_count_deleted AFTER DELETE ON calls_call
-  REFERENCING OLD TABLE AS old_calls FOR EACH STATEMENT EXECUTE FUNCTION calls_count_figures();
-"""
-
-
-def counted_zone() -> str:
-    """The zone the rows are counted in."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT calls_figures_zone()")
-        (zone,) = cursor.fetchone()
-    return str(zone)
-
-
-def is_current(zone: zoneinfo.ZoneInfo) -> bool:
-    """Whether the rows are counted in `zone`: the readers may use them."""
-    return counted_zone() == zone.key
-
-
 def zone_function_sql(zone: zoneinfo.ZoneInfo) -> str:
     """The definition of calls_figures_zone() for `zone` (a key zoneinfo found: letters,
     digits and _ + - / only, checked again here since it is spliced into SQL)."""
@@ -225,9 +199,9 @@ def rebuild(zone: zoneinfo.ZoneInfo | None = None) -> int:
 def rebuild_if_zone_changed() -> bool:
     """Rebuild when the reporting zone is not the one counted in."""
     zone = stats.reporting_zone()
-    if is_current(zone):
+    if stats.is_current(zone):
         return False
-    counted = counted_zone()
+    counted = stats.counted_zone()
     rebuild(zone)
     log.warning("figures: the reporting zone changed from %s to %s: counted again", counted, zone)
     return True
@@ -249,7 +223,7 @@ def recount_after_migrate(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
 def mismatches(limit: int = 10) -> list[dict[str, Any]]:
     """Groups whose stored figures differ from a direct count of the calls, in one statement
     (one snapshot: right while workers write). Empty when every figure is exact."""
-    zone = counted_zone()
+    zone = stats.counted_zone()
     fields = stats.FIGURE_FIELDS
     differs = " OR ".join(f"COALESCE(f.{n}, 0) IS DISTINCT FROM COALESCE(t.{n}, 0)" for n in fields)
     sql = f"""
