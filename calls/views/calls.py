@@ -34,6 +34,7 @@ from calls.actions import ActionRefused
 from calls.forms import BoundedDateField
 from calls.models import Call, Campaign, Order, Store
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
+from calls.phones import mobile_search_prefix
 from calls.pipeline.balances import call_again_question
 from calls.views import HtmxHttpRequest, redirect_to_next, signed_in_user
 from calls.views.followups import render_followup_row
@@ -77,23 +78,6 @@ def _calls_with_relations() -> QuerySet[Call]:
 
 def _get_call(pk: int) -> Call:
     return get_object_or_404(_calls_with_relations(), pk=pk)
-
-
-def phone_search_prefix(text: str) -> str | None:
-    """The normalised phone prefix (92…) that partial input stands for, or None if the text
-    is not a phone number: "0300 123" -> "92300123", "+92 300-12" -> "9230012", "300" -> "92300"."""
-    digits = re.sub(r"[\s\-().+]", "", text)
-    if not digits.isdigit():
-        return None
-    if digits.startswith("0092"):
-        digits = digits[2:]
-    if digits.startswith("92"):
-        return digits
-    if digits.startswith("03"):
-        return "92" + digits[1:]
-    if digits.startswith("3"):
-        return "92" + digits
-    return None
 
 
 @dataclass(frozen=True)
@@ -177,7 +161,7 @@ class CallFilterForm(forms.Form):
             # Prefix matches on both indexed columns: LIKE 'x%' uses call_phone_idx and
             # call_order_id_idx through their varchar_pattern_ops operator class.
             match = Q(order_id__startswith=query)
-            prefix = phone_search_prefix(query)
+            prefix = mobile_search_prefix(query)
             if prefix:
                 match |= Q(phone__startswith=prefix)
             calls = calls.filter(match)
