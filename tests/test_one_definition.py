@@ -1,5 +1,5 @@
 """Ideas defined once: the apps' code is read to check that no module writes its own copy of
-one that has a home (the paisa, the list pages' cursor, the encryption keys' reading)."""
+one that has a home (the paisa, the encryption keys' reading)."""
 
 from __future__ import annotations
 
@@ -41,3 +41,15 @@ def places(name: str, wanted: object) -> list[str]:
 def test_the_paisa_is_written_once() -> None:
     """Amounts are checked and rounded to calls.models.CENT, never to a copy of it."""
     assert [place.split(":")[0] for place in places("Decimal", "0.01")] == ["calls/models.py"]
+
+
+def test_only_the_settings_read_the_encryption_keys() -> None:
+    """FIELD_ENCRYPTION_KEY is split and checked in robodash/settings.py; the apps use the list
+    it made (FIELD_ENCRYPTION_KEYS)."""
+    readers = sorted(
+        f"{path}:{node.lineno}"
+        for path, tree in modules()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "FIELD_ENCRYPTION_KEY"
+    )
+    assert readers == []
