@@ -27,7 +27,7 @@ from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from calls import actions
+from calls import actions, formatting
 from calls.actions import ActionRefused
 from calls.forms import BoundedDateField
 from calls.models import Call, Campaign, Order, Store
@@ -375,10 +375,6 @@ def _after_action(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return redirect_to_next(request, reverse("call_detail", args=[pk]))
 
 
-def _local(moment: dt.datetime, call: Call) -> str:
-    return timezone.localtime(moment, call.store.zone).strftime("%d %b %Y, %H:%M %Z")
-
-
 @role_required(CALL_ACTIONS)
 @require_POST
 def call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
@@ -389,7 +385,9 @@ def call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         messages.error(request, _("Not called again: %(reason)s") % {"reason": refusal})
     else:
         when = (
-            _("now") if child.scheduled_for <= timezone.now() else _local(child.scheduled_for, call)
+            _("now")
+            if child.scheduled_for <= timezone.now()
+            else formatting.when(child.scheduled_for, call.store)
         )
         messages.success(
             request,
@@ -443,7 +441,7 @@ def call_handled(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         else:
             current = _get_call(pk)
             by = current.handled_by.username if current.handled_by else _("someone else")
-            when = _local(current.handled_at, current) if current.handled_at else ""
+            when = formatting.when(current.handled_at, current.store) if current.handled_at else ""
             note_text = Truncator(current.handled_note).chars(80)
             messages.warning(
                 request,

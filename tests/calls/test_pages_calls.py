@@ -568,6 +568,43 @@ def test_call_again_outside_calling_hours_waits_for_the_next_window(
     assert child.scheduled_for > timezone.now() + dt.timedelta(hours=11)
 
 
+ENGLISH_MONTHS = (
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+)  # fmt: skip
+URDU_MONTHS = (
+    "جنوری", "فروری", "مارچ", "اپریل", "مئی", "جون",
+    "جولائی", "اگست", "ستمبر", "اکتوبر", "نومبر", "دسمبر",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("language", ["en", "ur"])
+def test_call_again_outside_calling_hours_says_when_in_the_readers_language(
+    client: Client, agent_user: User, campaign: Campaign, store: Store, language: str
+) -> None:
+    local_now = timezone.now().astimezone(store.zone)
+    start = (local_now + dt.timedelta(hours=12)).time().replace(second=0, microsecond=0)
+    store.calling_start = start
+    store.calling_end = (
+        dt.datetime.combine(dt.date(2000, 1, 1), start) + dt.timedelta(minutes=1)
+    ).time()
+    store.save()
+    original = make_call(campaign, "ORD-9", outcome=Call.Outcome.NO_INPUT)
+    agent_user.language = language
+    agent_user.save()
+
+    response = signed_in(client, agent_user).post(reverse("call_again", args=[original.pk]))
+
+    [message] = flashes(response)
+    scheduled = Call.objects.get(parent=original).scheduled_for.astimezone(store.zone)
+    assert f"{scheduled:%H:%M}" in message  # in the store's zone
+    month_index = scheduled.month - 1
+    if language == "en":
+        assert f"({scheduled.day} {ENGLISH_MONTHS[month_index]} {scheduled.year}, " in message
+    else:
+        assert f"{scheduled.day} {URDU_MONTHS[month_index]} {scheduled.year}" in message
+        assert not [month for month in ENGLISH_MONTHS if month in message]
+
+
 def test_call_again_is_refused_while_the_original_is_in_flight(
     client: Client, agent_user: User, campaign: Campaign
 ) -> None:
@@ -804,6 +841,27 @@ def test_mark_handled_twice_keeps_the_first_note_and_names_its_author(
     [message] = flashes(response)
     assert message.startswith(f"Call #{call.pk} was already marked handled by bilal ")
     assert message.endswith(": “SMS sent”")
+
+
+def test_the_note_that_a_call_was_already_handled_gives_the_date_in_urdu_to_an_urdu_reader(
+    client: Client, agent_user: User, admin_user: User, campaign: Campaign, store: Store
+) -> None:
+    call = make_call(campaign, "ORD-3", outcome=Call.Outcome.UNREACHABLE)
+    actions.mark_handled(call, agent_user, "SMS sent")
+    admin_user.language = "ur"
+    admin_user.save()
+
+    response = signed_in(client, admin_user).post(
+        reverse("call_handled", args=[call.pk]), {"note": "Emailed"}
+    )
+
+    [message] = flashes(response)
+    handled_at = Call.objects.get(pk=call.pk).handled_at
+    assert handled_at is not None
+    local = handled_at.astimezone(store.zone)
+    assert f"{local.day} {URDU_MONTHS[local.month - 1]} {local.year}، {local:%H:%M}" in message
+    assert not [month for month in ENGLISH_MONTHS if month in message]
+    assert message.startswith(f"کال #{call.pk} کو bilal پہلے ہی ")
 
 
 def test_mark_handled_is_refused_while_the_call_is_in_flight_or_the_note_is_too_long(
