@@ -546,10 +546,8 @@ def test_call_again_queues_a_linked_copy_and_says_so(
     assert noted.actor == agent_user and noted.data["child"] == child.pk
 
 
-def test_call_again_outside_calling_hours_waits_for_the_next_window(
-    client: Client, agent_user: User, campaign: Campaign, store: Store
-) -> None:
-    # A one-minute window twelve hours from now: now is certainly outside it.
+def outside_calling_hours(store: Store) -> None:
+    """A one-minute window twelve hours from now: now is certainly outside it."""
     local_now = timezone.now().astimezone(store.zone)
     start = (local_now + dt.timedelta(hours=12)).time().replace(second=0, microsecond=0)
     store.calling_start = start
@@ -557,6 +555,12 @@ def test_call_again_outside_calling_hours_waits_for_the_next_window(
         dt.datetime.combine(dt.date(2000, 1, 1), start) + dt.timedelta(minutes=1)
     ).time()
     store.save()
+
+
+def test_call_again_outside_calling_hours_waits_for_the_next_window(
+    client: Client, agent_user: User, campaign: Campaign, store: Store
+) -> None:
+    outside_calling_hours(store)
     original = make_call(campaign, "ORD-9", outcome=Call.Outcome.NO_INPUT)
     signed_in(client, agent_user)
 
@@ -581,13 +585,7 @@ URDU_MONTHS = (
 def test_call_again_outside_calling_hours_says_when_in_the_readers_language(
     client: Client, agent_user: User, campaign: Campaign, store: Store, language: str
 ) -> None:
-    local_now = timezone.now().astimezone(store.zone)
-    start = (local_now + dt.timedelta(hours=12)).time().replace(second=0, microsecond=0)
-    store.calling_start = start
-    store.calling_end = (
-        dt.datetime.combine(dt.date(2000, 1, 1), start) + dt.timedelta(minutes=1)
-    ).time()
-    store.save()
+    outside_calling_hours(store)
     original = make_call(campaign, "ORD-9", outcome=Call.Outcome.NO_INPUT)
     agent_user.language = language
     agent_user.save()
