@@ -9,15 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 @cache
 def _fernet() -> MultiFernet:
-    keys = [k.strip() for k in settings.FIELD_ENCRYPTION_KEY.split(",") if k.strip()]
-    try:
-        return MultiFernet([Fernet(k) for k in keys])
-    except (ValueError, TypeError):
-        raise ImproperlyConfigured(
-            "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys "
-            "(generate one with: python -c 'from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())')"
-        ) from None
+    # The keys as robodash/settings.py read and checked them when the process started.
+    return MultiFernet([Fernet(key) for key in settings.FIELD_ENCRYPTION_KEYS])
 
 
 def encrypt(plaintext: str) -> str:

@@ -33,6 +33,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+from calls.intake.rows import FORMULA_STARTS
 from calls.models import Call, Order
 
 CALL_EXPORT_COLUMNS = [
@@ -72,8 +73,9 @@ BOM = "\ufeff"
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-# Excel, LibreOffice and Google Sheets start a formula (or a DDE command) with these.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Excel, LibreOffice and Google Sheets start a formula (or a DDE command) with these: the
+# starts the upload preview warns of, and a tab or a carriage return.
+_DEFUSED_STARTS = (*FORMULA_STARTS, "\t", "\r")
 
 _EXPORT_FIELDS = (
     "order_id",
@@ -99,7 +101,7 @@ class _Writable(Protocol):
 
 
 def spreadsheet_safe(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    return "'" + value if value.startswith(_DEFUSED_STARTS) else value
 
 
 def _value(value: object, zone: zoneinfo.ZoneInfo) -> str | int | Decimal:

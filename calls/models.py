@@ -27,6 +27,9 @@ from django.utils.translation import gettext_lazy as _
 from calls import crypto
 from calls.redaction import remember_store_key, remember_store_keys
 
+# The paisa: every amount here is stored with two decimals, so money is checked and rounded to it.
+CENT = Decimal("0.01")
+
 
 class User(AbstractUser):
     class Role(models.TextChoices):

@@ -2,7 +2,8 @@
 
 Merchants paste numbers in every shape (0300-1234567, +92 300 1234567, 0092…, 92300…, 300…);
 `phonenumbers` knows Pakistan's numbering plan, so it decides what is a mobile. We add the
-reasons a merchant can act on when it is not one.
+reasons a merchant can act on when it is not one, and read the start of a number typed into a
+search box the same way (`mobile_search_prefix`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ _EXCEL_SCIENTIFIC = re.compile(r"\d(\.\d+)?e\+?\d+", re.IGNORECASE)
 # Fast path for the common case (a 100,000-row import parses every number): a mobile written
 # with one of the usual prefixes, checked against phonenumbers' own pattern for Pakistani
 # mobiles. Anything else goes the full way through phonenumbers, which also gives the reason.
-_USUAL_MOBILE = re.compile(r"(?:\+92|0092|92|0)?(3\d{9})")
+_USUAL_PREFIX = r"(?:\+92|0092|92|0)"
+_USUAL_MOBILE = re.compile(_USUAL_PREFIX + r"?(3\d{9})")
+# The start of a mobile in the same shapes, as a search box gets it: the country code alone, or
+# any first digits of the 3XX… that follows a usual prefix.
+_COUNTRY_CODE_ALONE = re.compile(r"\+92|0092|92")
+_MOBILE_START = re.compile(_USUAL_PREFIX + r"?(3\d*)")
 _PK_MOBILE_NATIONAL = re.compile(
     str(phonenumbers.PhoneMetadata.metadata_for_region("PK").mobile.national_number_pattern)  # type: ignore[union-attr]
 )
@@ -110,3 +116,15 @@ def normalize_pk_mobile(raw: str) -> str:
     if len(national) > 11:
         raise InvalidPhone(shown, f"is too long to be a phone number ({EXAMPLE})")
     raise InvalidPhone(shown, "is a landline, not a mobile number")
+
+
+def mobile_search_prefix(text: str) -> str | None:
+    """The start of the stored `923…` number that partial input stands for, or None if the text
+    is not the start of a mobile: "0300 123" -> "92300123", "+92 300-12" -> "9230012",
+    "300" -> "92300". Read with normalize_pk_mobile's separators and prefixes, so a whole
+    number gives what normalize_pk_mobile stores."""
+    compact = _SEPARATORS.sub("", text.strip())
+    if _COUNTRY_CODE_ALONE.fullmatch(compact):
+        return str(PAKISTAN_COUNTRY_CODE)
+    start = _MOBILE_START.fullmatch(compact)
+    return f"{PAKISTAN_COUNTRY_CODE}{start[1]}" if start else None

@@ -67,6 +67,24 @@ def envsecret(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+def fernet_keys(value: str) -> list[str]:
+    """FIELD_ENCRYPTION_KEY's comma-separated Fernet keys, each checked; ImproperlyConfigured
+    for a malformed one, whose message never echoes the value: it is a secret."""
+    keys = [key.strip() for key in value.split(",") if key.strip()]
+    try:
+        if not keys:
+            raise ValueError("no key")
+        for key in keys:
+            Fernet(key)  # raises ValueError unless 32 url-safe base64-encoded bytes
+    except (ValueError, TypeError):
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys (generate one "
+            "with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())')"
+        ) from None
+    return keys
+
+
 def redis_cache_url_beside(broker_url: str) -> str:
     """A cache URL (redis-py's forms) on the same Redis as the Celery broker `broker_url` (any
     form kombu reads: redis://, rediss://, redis+socket:///path?virtual_host=N), in the database
@@ -302,21 +320,9 @@ if not FIELD_ENCRYPTION_KEY:
     FIELD_ENCRYPTION_KEY = base64.urlsafe_b64encode(
         hashlib.sha256(SECRET_KEY.encode()).digest()
     ).decode()
-else:
-    # Refuse to start on a malformed key rather than fail at the first store save. The message
-    # never echoes the value: it is a secret.
-    try:
-        _keys = [k.strip() for k in FIELD_ENCRYPTION_KEY.split(",") if k.strip()]
-        if not _keys:
-            raise ValueError("no key")
-        for _key in _keys:
-            Fernet(_key)  # raises ValueError unless 32 url-safe base64-encoded bytes
-    except (ValueError, TypeError):
-        raise ImproperlyConfigured(
-            "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys (generate one "
-            "with: python -c 'from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())')"
-        ) from None
+# Read once, here: a malformed key stops the start rather than the first store save, and
+# calls/crypto.py builds its MultiFernet from this list.
+FIELD_ENCRYPTION_KEYS = fernet_keys(FIELD_ENCRYPTION_KEY)
 
 # --- Provider --------------------------------------------------------------------------------
 ROBOCALL_BASE_URL = os.environ.get("ROBOCALL_BASE_URL", "http://127.0.0.1:8001/api/v1/")

@@ -35,8 +35,9 @@ from pydantic import ValidatorFunctionWrapHandler as Check
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
-from calls.intake.rows import CENT, MAX_AMOUNT
+from calls.intake.rows import MAX_AMOUNT
 from calls.intake.storable_text import CONTROL_CLASS, refused_character
+from calls.models import CENT
 
 PK_MOBILE = "pk-mobile"
 

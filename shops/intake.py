@@ -17,9 +17,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from calls.intake.known import OrderAlreadyKnown, known_orders, lock_intake
-from calls.intake.rows import CENT, max_length_of
+from calls.intake.rows import max_length_of
 from calls.intake.single import create_single_call
-from calls.models import Campaign, Order, Store
+from calls.models import CENT, Campaign, Order, Store
 from calls.phones import InvalidPhone, normalize_pk_mobile
 from calls.transitions import reject_at_intake
 from shops.payloads import IncomingOrder

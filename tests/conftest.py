@@ -4,6 +4,7 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
+from django.utils import translation
 
 from calls.models import Store, User
 from simulator.control import SimulatorProcess
@@ -16,6 +17,15 @@ TEST_API_KEY = "sk-live-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 def fast_password_hashing(settings) -> None:
     """Personas are created in most tests; the real hasher would cost half a second each."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def default_language_after_each_test() -> Iterator[None]:
+    """A request leaves its reader's language active in the thread (LocaleMiddleware and the
+    user's saved language activate it; nothing deactivates it): an Urdu page asked for in one
+    test must not word the next test's messages in Urdu."""
+    yield
+    translation.deactivate()
 
 
 @pytest.hookimpl(wrapper=True)

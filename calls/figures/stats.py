@@ -40,7 +40,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
 
-from calls.models import Call, DailyFigures, Store
+from calls.models import CENT, Call, DailyFigures, Store
 
 Outcome = Call.Outcome
 State = Call.State
@@ -56,7 +56,6 @@ ZERO = Decimal("0.00")
 _BY_HAND = ~Q(hand_decision="")
 _BY_KEY = Q(hand_decision="")
 PERCENT_STEP = Decimal("0.1")
-CENT = Decimal("0.01")
 
 
 def reporting_zone() -> zoneinfo.ZoneInfo:

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import models
 
 from calls.intake.storable_text import refused_character
-from calls.models import Call, Campaign, Store
+from calls.models import CENT, Call, Campaign, Store
 from calls.phones import InvalidPhone, normalize_pk_mobile
 
 REQUIRED_COLUMNS = ("phone", "amount", "order_id", "store_name")
@@ -42,7 +42,6 @@ MAX_LENGTHS = {
 }
 MAX_AMOUNT = Decimal("9999999999.99")  # Call.amount: 12 digits, 2 of them decimals
 MAX_VOICE_ID = 2**31 - 1  # PositiveIntegerField
-CENT = Decimal("0.01")
 
 # 1500, 1500.5, 1,500 or 1,500.50: commas only as thousands separators, so "1,5" is refused
 # rather than read as 15 or 1.5.

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from calls import formatting
-from calls.models import Store
+from calls.models import CENT, Store
 from calls.pipeline.provider import (
     AccountBalance,
     InvalidApiKey,
@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 # `call_rate` is charged per pulse (30 seconds, says the provider's doc). A verification call
 # (greeting, store, order, amount, "press 1") rarely passes one minute: two pulses.
 PULSES_PER_VERIFICATION_CALL = 2
-CENT = Decimal("0.01")
 
 
 def calls_count(n: int) -> str:

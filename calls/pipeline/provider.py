@@ -519,13 +519,7 @@ def classify_provider_reply(
 
     if http_status >= 500 or http_status < 200:
         message = _provider_message(body) if body else ""
-        raise ProviderAmbiguous(
-            f"{endpoint}: provider error (HTTP {http_status})"
-            + (f": {message}" if message else "")
-            + "; the request may have been acted on",
-            endpoint=endpoint,
-            http_status=http_status,
-        )
+        raise _ambiguous(endpoint, f"provider error (HTTP {http_status})", http_status, message)
 
     code = _body_code(body) if body else None
 
@@ -533,20 +527,30 @@ def classify_provider_reply(
         raise _rejection(endpoint, http_status, code, _provider_message(body) if body else "")
 
     if body is None:
-        raise ProviderAmbiguous(
-            f"{endpoint}: the provider answered HTTP {http_status} with {parse_problem}; "
-            f"the request may have been acted on",
-            endpoint=endpoint,
-            http_status=http_status,
+        raise _ambiguous(
+            endpoint, f"the provider answered HTTP {http_status} with {parse_problem}", http_status
         )
     if code is None or code in (200, 201):
         return body
     if 400 <= code < 500:
         # HTTP 200 carrying an error: check_balance's 422 for a bad key, calls' {"status": "400"}.
         raise _rejection(endpoint, http_status, code, _provider_message(body))
-    message = _provider_message(body)
-    raise ProviderAmbiguous(
-        f"{endpoint}: the provider answered HTTP {http_status} with status {code}"
+    raise _ambiguous(
+        endpoint,
+        f"the provider answered HTTP {http_status} with status {code}",
+        http_status,
+        _provider_message(body),
+        code,
+    )
+
+
+def _ambiguous(
+    endpoint: str, answer: str, http_status: int, message: str = "", code: int | None = None
+) -> ProviderAmbiguous:
+    """An answer that leaves open whether the request was acted on, worded one way:
+    "<endpoint>: <answer>[: <the provider's message>]; the request may have been acted on"."""
+    return ProviderAmbiguous(
+        f"{endpoint}: {answer}"
         + (f": {message}" if message else "")
         + "; the request may have been acted on",
         endpoint=endpoint,
@@ -556,11 +560,7 @@ def classify_provider_reply(
 
 
 def _unexpected(endpoint: str, what: str) -> ProviderAmbiguous:
-    return ProviderAmbiguous(
-        f"{endpoint}: the provider's answer {what}; the request may have been acted on",
-        endpoint=endpoint,
-        http_status=200,
-    )
+    return _ambiguous(endpoint, f"the provider's answer {what}", 200)
 
 
 # --- Field parsing -----------------------------------------------------------------------------

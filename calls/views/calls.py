@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import zoneinfo
-from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -29,14 +27,16 @@ from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from calls import actions
+from calls import actions, formatting
 from calls.actions import ActionRefused
 from calls.forms import BoundedDateField
 from calls.models import Call, Campaign, Order, Store
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
+from calls.phones import mobile_search_prefix
 from calls.pipeline.balances import call_again_question
 from calls.views import HtmxHttpRequest, redirect_to_next, signed_in_user
 from calls.views.followups import render_followup_row
+from calls.views.paging import Cursor
 
 PAGE_SIZE = 50
 # The campaign filter lists the most recent campaigns; older ones are still reachable by link.
@@ -62,10 +62,6 @@ DTMF_MEANINGS = {
     3: _lazy("Pressed 3: asked for a callback"),
 }
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_ONE_MICROSECOND = dt.timedelta(microseconds=1)
-
-
 # --- helpers shared by the views -----------------------------------------------------------
 
 
@@ -77,48 +73,6 @@ def _calls_with_relations() -> QuerySet[Call]:
 
 def _get_call(pk: int) -> Call:
     return get_object_or_404(_calls_with_relations(), pk=pk)
-
-
-def phone_search_prefix(text: str) -> str | None:
-    """The normalised phone prefix (92…) that partial input stands for, or None if the text
-    is not a phone number: "0300 123" -> "92300123", "+92 300-12" -> "9230012", "300" -> "92300"."""
-    digits = re.sub(r"[\s\-().+]", "", text)
-    if not digits.isdigit():
-        return None
-    if digits.startswith("0092"):
-        digits = digits[2:]
-    if digits.startswith("92"):
-        return digits
-    if digits.startswith("03"):
-        return "92" + digits[1:]
-    if digits.startswith("3"):
-        return "92" + digits
-    return None
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """A position in a newest-first list: (created_at, id), written as "<µs since epoch>_<id>"."""
-
-    at: dt.datetime
-    pk: int
-
-    def encode(self) -> str:
-        return f"{(self.at - _EPOCH) // _ONE_MICROSECOND}_{self.pk}"
-
-    @classmethod
-    def decode(cls, text: str) -> Cursor | None:
-        match = re.fullmatch(r"(-?\d{1,20})_(\d{1,20})", text)
-        if match is None:
-            return None
-        try:
-            return cls(_EPOCH + int(match[1]) * _ONE_MICROSECOND, int(match[2]))
-        except OverflowError:
-            return None
-
-    @classmethod
-    def of(cls, call: Call) -> Cursor:
-        return cls(call.created_at, call.pk)
 
 
 # --- the Calls page ------------------------------------------------------------------------
@@ -177,7 +131,7 @@ class CallFilterForm(forms.Form):
             # Prefix matches on both indexed columns: LIKE 'x%' uses call_phone_idx and
             # call_order_id_idx through their varchar_pattern_ops operator class.
             match = Q(order_id__startswith=query)
-            prefix = phone_search_prefix(query)
+            prefix = mobile_search_prefix(query)
             if prefix:
                 match |= Q(phone__startswith=prefix)
             calls = calls.filter(match)
@@ -199,9 +153,10 @@ def _page_of_calls(
 
     Keyset pagination on (created_at, id) walks call_created_idx (or the per-campaign and
     per-store indexes) from the cursor and stops after PAGE_SIZE + 1 rows: no OFFSET, no
-    COUNT(*), as fast on page 20,000 as on page 1.
+    COUNT(*), as fast on page 20,000 as on page 1. Every call has its created_at, so the
+    cursors (decoded without `unset`) always carry a moment.
     """
-    if after is not None:
+    if after is not None and after.at is not None:
         newer = (
             calls.filter(created_at__gte=after.at)
             .exclude(created_at=after.at, id__lte=after.pk)
@@ -210,7 +165,7 @@ def _page_of_calls(
         rows = list(newer[: PAGE_SIZE + 1])
         has_more = len(rows) > PAGE_SIZE
         return list(reversed(rows[:PAGE_SIZE])), has_more
-    if before is not None:
+    if before is not None and before.at is not None:
         calls = calls.filter(created_at__lte=before.at).exclude(
             created_at=before.at, id__gte=before.pk
         )
@@ -248,9 +203,9 @@ def _page_links(
     newer_query = older_query = None
     if rows:
         if (after is not None and has_more) or before is not None:
-            newer_query = _with_params(filters, after=Cursor.of(rows[0]).encode())
+            newer_query = _with_params(filters, after=Cursor.of(rows[0], "created_at").encode())
         if (after is None and has_more) or after is not None:
-            older_query = _with_params(filters, before=Cursor.of(rows[-1]).encode())
+            older_query = _with_params(filters, before=Cursor.of(rows[-1], "created_at").encode())
     return newer_query, older_query
 
 
@@ -420,10 +375,6 @@ def _after_action(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return redirect_to_next(request, reverse("call_detail", args=[pk]))
 
 
-def _local(moment: dt.datetime, call: Call) -> str:
-    return timezone.localtime(moment, call.store.zone).strftime("%d %b %Y, %H:%M %Z")
-
-
 @role_required(CALL_ACTIONS)
 @require_POST
 def call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
@@ -434,7 +385,9 @@ def call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         messages.error(request, _("Not called again: %(reason)s") % {"reason": refusal})
     else:
         when = (
-            _("now") if child.scheduled_for <= timezone.now() else _local(child.scheduled_for, call)
+            _("now")
+            if child.scheduled_for <= timezone.now()
+            else formatting.when(child.scheduled_for, call.store)
         )
         messages.success(
             request,
@@ -488,7 +441,7 @@ def call_handled(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         else:
             current = _get_call(pk)
             by = current.handled_by.username if current.handled_by else _("someone else")
-            when = _local(current.handled_at, current) if current.handled_at else ""
+            when = formatting.when(current.handled_at, current.store) if current.handled_at else ""
             note_text = Truncator(current.handled_note).chars(80)
             messages.warning(
                 request,

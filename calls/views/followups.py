@@ -4,8 +4,6 @@ the order's latest such call; a call again still in flight shows on it. It refre
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from typing import Any
 
 from django.db.models import F, Prefetch, Q, QuerySet
@@ -20,6 +18,7 @@ from calls.models import Call
 from calls.permissions import CALL_ACTIONS, role_required
 from calls.pipeline.balances import call_again_question
 from calls.views import HtmxHttpRequest, signed_in_user
+from calls.views.paging import Cursor
 
 PAGE_SIZE = 25  # a queue is worked from the top; "older" pages the rest
 WHO_CHOICES = (
@@ -27,9 +26,6 @@ WHO_CHOICES = (
     ("mine", _("Claimed by me")),
     ("unclaimed", _("Unclaimed")),
 )
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def open_followups() -> QuerySet[Call]:
@@ -44,26 +40,14 @@ def _queue_order(calls: QuerySet[Call]) -> QuerySet[Call]:
     return calls.order_by(F("finalized_at").asc(nulls_last=True), "id")
 
 
-def _encode_cursor(call: Call) -> str:
-    if call.finalized_at is None:
-        return f"n_{call.pk}"
-    return f"{(call.finalized_at - _EPOCH) // _ONE_MICROSECOND}_{call.pk}"
-
-
-def _after_cursor(calls: QuerySet[Call], text: str) -> QuerySet[Call] | None:
-    """The rows after a (finalized_at, id) cursor in queue order, or None if it is malformed."""
-    match = re.fullmatch(r"(n|-?\d{1,20})_(\d{1,20})", text)
-    if match is None:
-        return None
-    pk = int(match[2])
-    if match[1] == "n":
-        return calls.filter(finalized_at__isnull=True, id__gt=pk)
-    try:
-        at = _EPOCH + int(match[1]) * _ONE_MICROSECOND
-    except OverflowError:
-        return None
+def _after(calls: QuerySet[Call], cursor: Cursor) -> QuerySet[Call]:
+    """The rows after a (finalized_at, id) cursor in queue order (unset moments last)."""
+    if cursor.at is None:
+        return calls.filter(finalized_at__isnull=True, id__gt=cursor.pk)
     return calls.filter(
-        Q(finalized_at__gt=at) | Q(finalized_at=at, id__gt=pk) | Q(finalized_at__isnull=True)
+        Q(finalized_at__gt=cursor.at)
+        | Q(finalized_at=cursor.at, id__gt=cursor.pk)
+        | Q(finalized_at__isnull=True)
     )
 
 
@@ -117,11 +101,10 @@ def followup_list(request: HtmxHttpRequest) -> HttpResponse:
         who = "all"
 
     after = request.GET.get("after", "")
-    bad_cursor = False
-    if after:
-        narrowed = _after_cursor(calls, after)
-        bad_cursor = narrowed is None
-        calls = calls if narrowed is None else narrowed
+    cursor = Cursor.decode(after, unset=True) if after else None
+    bad_cursor = bool(after) and cursor is None
+    if cursor is not None:
+        calls = _after(calls, cursor)
 
     rows = list(_with_order_calls(_queue_order(calls))[: PAGE_SIZE + 1])
     has_more = len(rows) > PAGE_SIZE
@@ -131,7 +114,7 @@ def followup_list(request: HtmxHttpRequest) -> HttpResponse:
     next_query = None
     if has_more:
         query = filters.copy()
-        query["after"] = _encode_cursor(rows[-1])
+        query["after"] = Cursor.of(rows[-1], "finalized_at").encode()
         next_query = query.urlencode()
 
     context = {

@@ -61,7 +61,7 @@ CSV_COLUMNS = [
 @dataclass(frozen=True)
 class ReportRow:
     label: str
-    detail: str  # the campaign's store, the week's last day; blank otherwise
+    detail: str  # the campaign's store, the week's days, the day's weekday; blank otherwise
     figures: Figures
     day: dt.date | None = None  # the day, or the week's Monday, of a period row
 
@@ -192,7 +192,8 @@ def period_table(filters: dict[str, Any], grouped: dict[Any, Figures]) -> Table:
             Figures.total(r.figures for r in rows),
         )
     rows = [
-        ReportRow(f"{day:%Y-%m-%d}", f"{day:%a}", grouped.get(day, Figures()), day)
+        # The weekday in the page's language ("Sun"), as the week's days above.
+        ReportRow(f"{day:%Y-%m-%d}", date_format(day, "D"), grouped.get(day, Figures()), day)
         for day in stats.days_from(first, last)
     ]
     return Table(

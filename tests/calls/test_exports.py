@@ -13,6 +13,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from calls.exports import spreadsheet_safe
+from calls.intake.rows import FORMULA_STARTS, OrderRow, formula_warning
 from calls.models import Call, Campaign, Store, User
 from tests.support.orders import create_call
 
@@ -129,3 +131,20 @@ def test_a_control_character_in_an_order_id_does_not_break_the_xlsx(exported, st
     assert sheet is not None
 
     assert "BELL\ufffd-1" in [row[0] for row in sheet.iter_rows(values_only=True)]
+
+
+@pytest.mark.parametrize("start", FORMULA_STARTS)
+def test_the_exports_defuse_every_start_the_upload_preview_warns_of(start: str) -> None:
+    cell = f'{start}HYPERLINK("http://evil.example")'
+    order = OrderRow(
+        row=2, phone="923001234567", amount=Decimal(1500), order_id=cell, store_name="S"
+    )
+
+    assert formula_warning(order).startswith(f"order_id starts with {start}")
+    assert spreadsheet_safe(cell) == "'" + cell
+
+
+@pytest.mark.parametrize("start", ["\t", "\r"])
+def test_the_exports_also_defuse_a_leading_tab_or_carriage_return(start: str) -> None:
+    assert spreadsheet_safe(f"{start}=1+1") == f"'{start}=1+1"
+    assert spreadsheet_safe("plain") == "plain"

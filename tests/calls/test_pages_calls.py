@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.contrib.messages import get_messages
 from django.db import connection, connections, transaction
+from django.http import QueryDict
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -21,6 +22,7 @@ from django.utils import timezone
 from calls import actions
 from calls.models import Call, CallEvent, Campaign, Store, User
 from calls.views import followups
+from calls.views.paging import Cursor
 from tests.support.orders import create_call
 from tests.support.pipeline import wait_for
 
@@ -245,9 +247,91 @@ def test_a_mangled_page_link_shows_the_newest_calls_with_a_note(
     signed_in(client, agent_user)
 
     response = client.get(reverse("call_list"), {"before": "yesterday_or_so"})
+    unset = client.get(reverse("call_list"), {"before": f"n_{make_call(campaign, 'ORD-2').pk}"})
 
     assert response.status_code == 200
     assert listed_order_ids(response) == ["ORD-1"]
+    assert "That page link is no longer valid" in response.content.decode()
+    # Every call has its created_at: the queue's cursor of an unset moment is none of this list's.
+    assert listed_order_ids(unset) == ["ORD-2", "ORD-1"]
+    assert "That page link is no longer valid" in unset.content.decode()
+
+
+def test_a_cursor_reads_back_the_row_it_was_written_from() -> None:
+    moment = dt.datetime(2024, 10, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+    assert Cursor.decode(Cursor(moment, 42).encode()) == Cursor(moment, 42)
+    assert Cursor(None, 42).encode() == "n_42"
+    assert Cursor.decode("n_42", unset=True) == Cursor(None, 42)
+    # A list whose rows all have their moment has no "n_" cursor.
+    assert Cursor.decode("n_42") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "yesterday_or_so", "17_", "_17", "1.5_2", "1_2_3", f"{'9' * 20}_1", f"1_{'9' * 21}"],
+)
+def test_a_mangled_cursor_is_no_cursor(text: str) -> None:
+    assert Cursor.decode(text, unset=True) is None
+
+
+def test_both_list_pages_write_their_links_with_the_one_cursor(
+    client: Client, agent_user: User, campaign: Campaign
+) -> None:
+    for n in range(followups.PAGE_SIZE + 1):
+        make_call(campaign, f"F-{n:02d}", outcome=Call.Outcome.UNREACHABLE)
+    for n in range(60):
+        make_call(campaign, f"C-{n:02d}")
+    signed_in(client, agent_user)
+
+    calls_page = client.get(reverse("call_list"))
+    queue = client.get(reverse("followup_list"))
+
+    last_call = calls_page.context["rows"][-1]
+    last_followup = queue.context["rows"][-1]["call"]
+    older = QueryDict(calls_page.context["older_query"])["before"]
+    onward = QueryDict(queue.context["next_query"])["after"]
+    assert Cursor.decode(older) == Cursor(last_call.created_at, last_call.pk)
+    assert Cursor.decode(onward) == Cursor(last_followup.finalized_at, last_followup.pk)
+
+
+def test_the_follow_up_queue_pages_on_to_calls_with_no_end_time_last(
+    client: Client, agent_user: User, campaign: Campaign
+) -> None:
+    start = timezone.now() - dt.timedelta(days=1)
+    for n in range(followups.PAGE_SIZE - 1):
+        make_call(
+            campaign,
+            f"F-{n:02d}",
+            outcome=Call.Outcome.UNREACHABLE,
+            finalized_at=start + dt.timedelta(minutes=n),
+        )
+    for n in range(followups.PAGE_SIZE + 3):
+        make_call(campaign, f"N-{n:02d}", outcome=Call.Outcome.NEEDS_REVIEW, finalized_at=None)
+    signed_in(client, agent_user)
+
+    pages = [client.get(reverse("followup_list"))]
+    while pages[-1].context["next_query"] is not None:
+        pages.append(client.get(f"{reverse('followup_list')}?{pages[-1].context['next_query']}"))
+
+    orders = [row["call"].order_id for page in pages for row in page.context["rows"]]
+    assert orders == [f"F-{n:02d}" for n in range(followups.PAGE_SIZE - 1)] + [
+        f"N-{n:02d}" for n in range(followups.PAGE_SIZE + 3)
+    ]
+    assert "after=n_" in pages[1].context["next_query"]  # the cursor of a row with no end time
+    assert [len(page.context["rows"]) for page in pages] == [followups.PAGE_SIZE] * 2 + [2]
+
+
+def test_a_mangled_follow_up_page_link_shows_the_queue_from_the_top_with_a_note(
+    client: Client, agent_user: User, campaign: Campaign
+) -> None:
+    make_call(campaign, "F-1", outcome=Call.Outcome.UNREACHABLE)
+    signed_in(client, agent_user)
+
+    response = client.get(reverse("followup_list"), {"after": "99999999999999999999_1"})
+
+    assert response.status_code == 200
+    assert [row["call"].order_id for row in response.context["rows"]] == ["F-1"]
     assert "That page link is no longer valid" in response.content.decode()
 
 
@@ -462,10 +546,8 @@ def test_call_again_queues_a_linked_copy_and_says_so(
     assert noted.actor == agent_user and noted.data["child"] == child.pk
 
 
-def test_call_again_outside_calling_hours_waits_for_the_next_window(
-    client: Client, agent_user: User, campaign: Campaign, store: Store
-) -> None:
-    # A one-minute window twelve hours from now: now is certainly outside it.
+def outside_calling_hours(store: Store) -> None:
+    """A one-minute window twelve hours from now: now is certainly outside it."""
     local_now = timezone.now().astimezone(store.zone)
     start = (local_now + dt.timedelta(hours=12)).time().replace(second=0, microsecond=0)
     store.calling_start = start
@@ -473,6 +555,12 @@ def test_call_again_outside_calling_hours_waits_for_the_next_window(
         dt.datetime.combine(dt.date(2000, 1, 1), start) + dt.timedelta(minutes=1)
     ).time()
     store.save()
+
+
+def test_call_again_outside_calling_hours_waits_for_the_next_window(
+    client: Client, agent_user: User, campaign: Campaign, store: Store
+) -> None:
+    outside_calling_hours(store)
     original = make_call(campaign, "ORD-9", outcome=Call.Outcome.NO_INPUT)
     signed_in(client, agent_user)
 
@@ -482,6 +570,37 @@ def test_call_again_outside_calling_hours_waits_for_the_next_window(
     child = Call.objects.get(parent=original)
     assert child.scheduled_for == store.next_calling_time(before)
     assert child.scheduled_for > timezone.now() + dt.timedelta(hours=11)
+
+
+ENGLISH_MONTHS = (
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+)  # fmt: skip
+URDU_MONTHS = (
+    "جنوری", "فروری", "مارچ", "اپریل", "مئی", "جون",
+    "جولائی", "اگست", "ستمبر", "اکتوبر", "نومبر", "دسمبر",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("language", ["en", "ur"])
+def test_call_again_outside_calling_hours_says_when_in_the_readers_language(
+    client: Client, agent_user: User, campaign: Campaign, store: Store, language: str
+) -> None:
+    outside_calling_hours(store)
+    original = make_call(campaign, "ORD-9", outcome=Call.Outcome.NO_INPUT)
+    agent_user.language = language
+    agent_user.save()
+
+    response = signed_in(client, agent_user).post(reverse("call_again", args=[original.pk]))
+
+    [message] = flashes(response)
+    scheduled = Call.objects.get(parent=original).scheduled_for.astimezone(store.zone)
+    assert f"{scheduled:%H:%M}" in message  # in the store's zone
+    month_index = scheduled.month - 1
+    if language == "en":
+        assert f"({scheduled.day} {ENGLISH_MONTHS[month_index]} {scheduled.year}, " in message
+    else:
+        assert f"{scheduled.day} {URDU_MONTHS[month_index]} {scheduled.year}" in message
+        assert not [month for month in ENGLISH_MONTHS if month in message]
 
 
 def test_call_again_is_refused_while_the_original_is_in_flight(
@@ -720,6 +839,27 @@ def test_mark_handled_twice_keeps_the_first_note_and_names_its_author(
     [message] = flashes(response)
     assert message.startswith(f"Call #{call.pk} was already marked handled by bilal ")
     assert message.endswith(": “SMS sent”")
+
+
+def test_the_note_that_a_call_was_already_handled_gives_the_date_in_urdu_to_an_urdu_reader(
+    client: Client, agent_user: User, admin_user: User, campaign: Campaign, store: Store
+) -> None:
+    call = make_call(campaign, "ORD-3", outcome=Call.Outcome.UNREACHABLE)
+    actions.mark_handled(call, agent_user, "SMS sent")
+    admin_user.language = "ur"
+    admin_user.save()
+
+    response = signed_in(client, admin_user).post(
+        reverse("call_handled", args=[call.pk]), {"note": "Emailed"}
+    )
+
+    [message] = flashes(response)
+    handled_at = Call.objects.get(pk=call.pk).handled_at
+    assert handled_at is not None
+    local = handled_at.astimezone(store.zone)
+    assert f"{local.day} {URDU_MONTHS[local.month - 1]} {local.year}، {local:%H:%M}" in message
+    assert not [month for month in ENGLISH_MONTHS if month in message]
+    assert message.startswith(f"کال #{call.pk} کو bilal پہلے ہی ")
 
 
 def test_mark_handled_is_refused_while_the_call_is_in_flight_or_the_note_is_too_long(

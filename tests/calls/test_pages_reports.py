@@ -181,6 +181,39 @@ def test_the_csv_export_of_weeks_matches_the_week_table(client, admin_user, may)
     ]
 
 
+@pytest.mark.parametrize(
+    ("language", "weekdays"),
+    [
+        ("en", ["Wed", "Thu", "Fri"]),
+        ("ur", ["بدھ", "جمعرات", "جمعہ"]),
+    ],
+)
+def test_the_csv_export_of_days_names_each_weekday_in_the_readers_language(
+    client, admin_user, may, language, weekdays
+):
+    admin_user.language = language
+    admin_user.save()
+    client.force_login(admin_user)
+
+    rows = read_csv(
+        client.get(
+            report_url(
+                "report_export",
+                group="period",
+                period="day",
+                date_from="2024-05-01",
+                date_to="2024-05-03",
+            )
+        )
+    )
+
+    assert [(row[0], row[1]) for row in rows[1:-1]] == [
+        ("2024-05-01", weekdays[0]),
+        ("2024-05-02", weekdays[1]),
+        ("2024-05-03", weekdays[2]),
+    ]
+
+
 @pytest.mark.parametrize("name", [FORMULA, "+1+2", "-2+3", "@SUM(A1:A9)", "\tcmd"])
 def test_the_csv_export_defuses_cells_a_spreadsheet_would_run(client, admin_user, store, name):
     campaign = Campaign.objects.create(store=store, name=name)

@@ -4,27 +4,26 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberType
 
-from calls.phones import InvalidPhone, normalize_pk_mobile
+from calls.phones import InvalidPhone, mobile_search_prefix, normalize_pk_mobile
+
+WHOLE_MOBILE_SHAPES = [
+    "03001234567",
+    "0300-1234567",
+    "0300 123 4567",
+    "0300.123.4567",
+    "(0300) 1234567",
+    "+92 300 1234567",
+    "+92-300-1234567",
+    "+923001234567",
+    "00923001234567",
+    "0092 300 1234567",
+    "923001234567",
+    "3001234567",
+    "  0300-1234567  ",
+]
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        "03001234567",
-        "0300-1234567",
-        "0300 123 4567",
-        "0300.123.4567",
-        "(0300) 1234567",
-        "+92 300 1234567",
-        "+92-300-1234567",
-        "+923001234567",
-        "00923001234567",
-        "0092 300 1234567",
-        "923001234567",
-        "3001234567",
-        "  0300-1234567  ",
-    ],
-)
+@pytest.mark.parametrize("raw", WHOLE_MOBILE_SHAPES)
 def test_every_common_way_of_writing_a_mobile_becomes_923_and_ten_digits(raw):
     assert normalize_pk_mobile(raw) == "923001234567"
 
@@ -95,3 +94,35 @@ def test_the_fast_path_agrees_with_phonenumbers_on_every_03xx_code():
             if got != expected:
                 disagreements.append((raw, got, expected))
     assert disagreements == []
+
+
+# --- the search box's partial input ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "prefix"),
+    [
+        ("0300 123", "92300123"),
+        ("0300-1234567", "923001234567"),
+        ("+92 300-12", "9230012"),
+        ("0092 300", "92300"),
+        ("300", "92300"),
+        ("03", "923"),
+        ("(0300) 12", "9230012"),
+        ("92", "92"),
+        ("+92", "92"),
+        ("0092", "92"),
+    ],
+)
+def test_the_search_reads_the_start_of_a_mobile_in_every_usual_shape(typed, prefix):
+    assert mobile_search_prefix(typed) == prefix
+
+
+@pytest.mark.parametrize("typed", ["KK-100", "ORD", "0", "021-345", "9", "0300x", "+44 7911"])
+def test_text_that_is_not_the_start_of_a_mobile_is_no_phone_search(typed):
+    assert mobile_search_prefix(typed) is None
+
+
+@pytest.mark.parametrize("raw", WHOLE_MOBILE_SHAPES)
+def test_a_whole_number_searches_for_exactly_what_normalising_it_stores(raw):
+    assert mobile_search_prefix(raw) == normalize_pk_mobile(raw)

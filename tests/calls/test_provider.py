@@ -30,6 +30,7 @@ from calls.pipeline.provider import (
     ProviderRejected,
     ProviderUnavailable,
     RobocallClient,
+    in_plain_words,
     normalise_base_url,
 )
 from calls.redaction import RedactSecretsFilter
@@ -383,6 +384,43 @@ def test_a_gateway_error_on_calls_is_ambiguous_and_not_retried(
 
     assert error.http_status == 503
     assert canned.hits["calls"] == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "said", "code"),
+    [
+        (503, {"message": "maintenance"}, "provider error (HTTP 503): maintenance", None),
+        (200, b"", "the provider answered HTTP 200 with an empty body", None),
+        (
+            200,
+            {"status": 500, "message": "oops"},
+            "the provider answered HTTP 200 with status 500: oops",
+            500,
+        ),
+        (
+            200,
+            {"status": "200"},
+            "the provider's answer accepted the call but gave no call_id",
+            None,
+        ),
+    ],
+)
+def test_every_unclear_answer_is_worded_one_way_and_read_back_as_unclear(
+    canned: CannedProvider,
+    canned_client: RobocallClient,
+    status: int,
+    body: dict[str, Any] | bytes,
+    said: str,
+    code: int | None,
+) -> None:
+    canned.reply("calls", status, body)
+
+    error = expect_error(ProviderAmbiguous, canned_client.place_call, CALL_PARAMS)
+
+    assert str(error) == f"calls: {said}; the request may have been acted on"
+    assert (error.http_status, error.provider_code) == (status, code)
+    # A call's stored last error is that text: read back, it is still an unclear answer.
+    assert in_plain_words(str(error)) == in_plain_words(error)
 
 
 def test_a_gateway_error_on_get_call_is_retried_then_ambiguous(

@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from calls.models import MAX_REATTEMPTS, Store, validate_timezone
+from calls.models import CENT, MAX_REATTEMPTS, Store, validate_timezone
 from calls.pipeline.provider import ProviderError, ProviderRejected, RobocallClient
 from calls.redaction import redact
 
@@ -73,7 +73,7 @@ def parse_low_balance(text: str) -> Decimal:
         value = Decimal(text.strip().replace(",", ""))
     except InvalidOperation:
         value = Decimal(-1)
-    if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")):
+    if not value.is_finite() or value < 0 or value != value.quantize(CENT):
         raise CommandError(
             f"--low-balance must be an amount in rupees of 0 or more (e.g. 500), not {text!r}"
         )
