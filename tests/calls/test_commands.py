@@ -640,7 +640,6 @@ def test_add_store_without_the_key_in_the_environment_is_an_error(db, monkeypatc
         ("--voice-id", "0", "--voice-id must be a positive whole number, not '0'"),
         ("--calling-hours", "9-21", "--calling-hours must look like 09:00-21:00"),
         ("--calling-hours", "25:00-21:00", "is not a time of day"),
-        ("--calling-hours", "09:00-09:00", "is an empty window"),
         ("--provider-retries", "-1", "--provider-retries must be a whole number from 0 to 10"),
         ("--provider-retries", "11", "--provider-retries must be a whole number from 0 to 10"),
         ("--provider-retries", "5", "Give one delay for each of the 5 retries"),
@@ -666,6 +665,21 @@ def test_add_store_refuses_each_bad_option_before_sending_the_key_anywhere(
     assert message in str(error)
     assert not Store.objects.exists()
     assert simulator.stats()["requests"].get("user_verify", 0) == 0
+    assert simulator.stats()["requests"].get("check_balance", 0) == 0
+
+
+def test_add_store_with_equal_start_and_end_hours_calls_round_the_clock_as_the_page_does(
+    db, provider_url, monkeypatch
+):
+    monkeypatch.setenv("ROBOCALL_API_KEY", TEST_API_KEY)
+
+    out, _ = run_command("add_store", "Quetta Quilts", "--calling-hours", "09:00-09:00")
+
+    assert "Store 'Quetta Quilts' added." in out
+    store = Store.objects.get(name="Quetta Quilts")
+    assert (store.calling_start, store.calling_end) == (dt.time(9, 0), dt.time(9, 0))
+    assert store.calls_around_the_clock
+    assert store.in_calling_hours(dt.datetime(2025, 5, 1, 3, 0, tzinfo=store.zone))
 
 
 def test_add_store_refuses_an_existing_name_without_update(store, monkeypatch):
