@@ -38,7 +38,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import OperationalError, connection, connections, transaction  # noqa: E402
 
 from calls import transitions  # noqa: E402
-from calls.intake.bulk import ImportReport, import_csv  # noqa: E402
+from calls.intake.uploads import ImportReport, import_file  # noqa: E402
 from calls.models import Campaign, Order, Store  # noqa: E402
 
 BENCH_STORE = "Import Bench Store"
@@ -86,7 +86,7 @@ def import_into(path: Path, store: Store, label: str) -> tuple[ImportReport, flo
     campaign, _created = transitions.draft_campaign(store, f"bench {label} {time.time_ns()}")
     started = time.perf_counter()
     with path.open("rb") as file:
-        report = import_csv(file, campaign=campaign)
+        report = import_file(file, campaign=campaign, filename=path.name)
     return report, time.perf_counter() - started
 
 
@@ -112,7 +112,7 @@ def _run_in_child(path: Path, store_name: str, label: str, traced: bool, out: An
     report, seconds = import_into(path, store, label)
     cpu_seconds = time.process_time() - cpu
     traced_peak = tracemalloc.get_traced_memory()[1] if traced else None
-    counts = (report.imported, len(report.known), report.skipped_duplicates, report.total_rows)
+    counts = (report.imported, report.known_count, report.skipped_duplicates, report.total_rows)
     out.send((counts, seconds, cpu_seconds, rss_peak_bytes(), traced_peak))
     out.close()
     # Undo the import, so the next run finds the store as this one did.
@@ -161,9 +161,9 @@ def preload(store_name: str, known: int, tmp: Path) -> None:
 
 
 def delete_rows(column: str, value: int) -> None:
-    """Delete the events, calls, orders and campaigns whose `column` (store_id or campaign_id)
-    is `value`, in SQL: the ORM's delete() would first load a million rows into this process
-    to cascade them."""
+    """Delete the events, calls, orders, uploads and campaigns whose `column` (store_id or
+    campaign_id) is `value`, in SQL: the ORM's delete() would first load a million rows into
+    this process to cascade them."""
     campaign_column = "id" if column == "campaign_id" else column
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
@@ -173,6 +173,14 @@ def delete_rows(column: str, value: int) -> None:
         )
         for table in ("calls_call", "calls_order"):
             cursor.execute(f"DELETE FROM {table} WHERE {column} = %s", [value])
+        # An import is an upload of its campaign (its rows are gone once it is launched), and
+        # its calls were counted in the campaign's daily figures.
+        for table in ("calls_upload", "calls_dailyfigures"):
+            cursor.execute(
+                f"DELETE FROM {table} t USING calls_campaign c "
+                f"WHERE t.campaign_id = c.id AND c.{campaign_column} = %s",
+                [value],
+            )
         cursor.execute(f"DELETE FROM calls_campaign WHERE {campaign_column} = %s", [value])
 
 

@@ -8,9 +8,7 @@ rendered back (not even after an error), so the forms ask for it again instead.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import functools
-import logging
 import zoneinfo
 from decimal import Decimal
 from typing import Any
@@ -29,9 +27,13 @@ from django.utils.translation import ngettext
 from calls.intake.rows import parse_amount
 from calls.models import UPLOAD_FILE_MAX_BYTES, Store, User
 from calls.phones import InvalidPhone, normalize_pk_mobile
-from calls.pipeline.provider import AccountBalance, InvalidApiKey, ProviderError, RobocallClient
-
-logger = logging.getLogger(__name__)
+from calls.pipeline.balances import (
+    STATE_AFTER_CHECK,
+    KeyCheck,
+    check_key,
+    note_provider_state,
+)
+from calls.pipeline.provider import AccountBalance
 
 MAX_UPLOAD_BYTES = UPLOAD_FILE_MAX_BYTES  # far above any day's orders; keeps a stray file out
 MAX_REPORT_DAYS = 366
@@ -236,14 +238,6 @@ class ZoneSelect(forms.Select):
         return format_html('<select name="{}"{}>{}</select>', name, flatatt(final_attrs), options)
 
 
-class KeyCheck(enum.Enum):
-    """What the provider said of a key typed on the store form (asked with check_balance)."""
-
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    UNREACHABLE = "unreachable"
-
-
 KEY_REJECTED = _(
     "The provider rejected this key: it does not match a Robo Call account. Check it in the "
     "Robo Call portal, or save it anyway with the store paused."
@@ -382,29 +376,25 @@ class StoreForm(forms.ModelForm):
                 )
                 % {"retries": retries, "delays": len(delays)},
             )
-        key = cleaned.get("api_key")
-        # Asked only of an otherwise valid form: a typo elsewhere costs no provider request.
-        if key and not self.errors:
-            self._check_key(key, paused_if_rejected=bool(cleaned.get("save_rejected_key_paused")))
         return cleaned
 
+    def _post_clean(self) -> None:
+        super()._post_clean()  # type: ignore[misc]  # the model's rules (validators, Store.clean)
+        key = self.cleaned_data.get("api_key")
+        # Asked only of an otherwise valid form, the model's rules included: a typo elsewhere
+        # costs no provider request.
+        if key and not self.errors:
+            paused_if_rejected = bool(self.cleaned_data.get("save_rejected_key_paused"))
+            self._check_key(key, paused_if_rejected=paused_if_rejected)
+
     def _check_key(self, key: str, *, paused_if_rejected: bool) -> None:
-        """Ask check_balance with the typed key: accepted (its balance kept), rejected (refused
-        unless saving it paused was chosen), or the provider could not be reached (saved
-        unverified). Only our own words reach the page: the provider's text may quote the key
-        or be raw JSON."""
-        try:
-            with RobocallClient(key) as client:
-                self.balance = client.check_balance()
-        except InvalidApiKey:
-            self.key_check = KeyCheck.REJECTED
-            if not paused_if_rejected:
-                self.add_error("api_key", KEY_REJECTED)
-        except ProviderError as exc:
-            logger.warning("store form: the API key could not be checked: %s", exc)
-            self.key_check = KeyCheck.UNREACHABLE
-        else:
-            self.key_check = KeyCheck.ACCEPTED
+        """Accepted (its balance kept), rejected (refused unless saving it paused was chosen),
+        or the provider could not be reached (saved unverified). Only our own words reach the
+        page: the provider's text may quote the key or be raw JSON."""
+        answer = check_key(key)
+        self.key_check, self.balance = answer.verdict, answer.balance
+        if answer.verdict is KeyCheck.REJECTED and not paused_if_rejected:
+            self.add_error("api_key", KEY_REJECTED)
 
     @property
     def key_rejected(self) -> bool:
@@ -432,6 +422,9 @@ class StoreForm(forms.ModelForm):
                 store.paused_reason = "the provider rejected the API key when it was saved"
         if commit:
             store.save()
+            if self.key_check is not None:
+                # What the provider said of the new key replaces what it said of the old one.
+                note_provider_state(store, STATE_AFTER_CHECK[self.key_check])
         return store
 
 

@@ -47,6 +47,7 @@ class User(AbstractUser):
 
 
 MAX_REATTEMPTS = 10  # a store's re-attempt policy calls an order at most this many more times
+MAX_PROVIDER_RETRIES = 10  # the most free retries the provider's portal offers
 
 
 def default_retry_delays() -> list[int]:
@@ -71,7 +72,7 @@ def validate_timezone(value: str) -> None:
 class Store(models.Model):
     name = models.CharField(max_length=100, unique=True)
     api_key_encrypted = models.TextField(editable=False)
-    default_voice_id = models.PositiveIntegerField(default=102)
+    default_voice_id = models.PositiveIntegerField(default=102, validators=[MinValueValidator(1)])
     timezone = models.CharField(
         max_length=64,
         default=default_store_timezone,
@@ -79,7 +80,9 @@ class Store(models.Model):
     )
     calling_start = models.TimeField(default=dt.time(9, 0))
     calling_end = models.TimeField(default=dt.time(21, 0))
-    provider_retries = models.PositiveSmallIntegerField(default=3)
+    provider_retries = models.PositiveSmallIntegerField(
+        default=3, validators=[MaxValueValidator(MAX_PROVIDER_RETRIES)]
+    )
     retry_delays = models.JSONField(default=default_retry_delays)  # seconds, one per free retry
     # Re-attempt policy (off at 0): an order that ends unreachable or with no input after the
     # provider's free retries is called again, up to `reattempts` more times, at least

@@ -11,6 +11,7 @@ these same forms, so the page and the command accept the same connections.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -127,9 +128,12 @@ class ShopifyForm(ConnectionForm):
     kind = ShopConnection.Kind.SHOPIFY
     secret_fields = ("access_token", "webhook_secret")
     sent_secrets = ("access_token",)
+    # A plain <name>.myshopify.com host and nothing else: the Admin API token is sent to
+    # https://<domain>/, so a '#', '/', '@', '?' or ':' would send it to another host.
     shop_domain = forms.RegexField(
         label=_("Shop domain"),
-        regex=r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$",
+        regex=re.compile(r"\A[a-z0-9][a-z0-9-]*\.myshopify\.com\Z", re.IGNORECASE),
+        strip=True,  # a pasted domain often ends in a space
         error_messages={"invalid": _("The shop's x.myshopify.com domain, e.g. kk.myshopify.com.")},
     )
     access_token = _secret(_("Admin API access token"))
@@ -164,7 +168,7 @@ class ShopifyForm(ConnectionForm):
             self.fields[f"tag_{event}"].initial = self.initial.get(f"tag_{event}", tag)
 
     def clean_shop_domain(self) -> str:
-        domain: str = self.cleaned_data["shop_domain"]
+        domain: str = self.cleaned_data["shop_domain"].lower()  # a host name has no case
         if not self.data.get(self.add_prefix("admin_api_url")):
             outgoing_address()(f"https://{domain}/")  # the default endpoint's host
         return domain

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from calls.intake.known import OrderAlreadyKnown, known_orders, lock_intake
+from calls.intake.known import OrderAlreadyKnown, already_known, known_orders, lock_intake
 from calls.intake.rows import max_length_of
 from calls.intake.single import create_single_call
 from calls.models import CENT, Campaign, Order, Store
@@ -96,8 +96,8 @@ def _rejected(
     with transaction.atomic():
         lock_intake(store)
         if known_orders(store, [incoming.order_id]):
-            order = Order.objects.get(store=store, order_id=incoming.order_id)
-            return Received("known", order, f"order {incoming.order_id} is already known")
+            known = already_known(store, incoming.order_id)
+            return Received("known", known.order, known.message_dict["order_id"][0])
         order = Order(
             store=store,
             campaign=campaign,

@@ -1,111 +1,23 @@
-"""A file's orders into calls at once: the CSV import (import_calls) and an upload's launch.
+"""A batch of a file's orders into calls at once: each batch of an upload's launch (the upload
+page's and import_calls', calls/intake/uploads.py).
 
 Each new row becomes an order of the store and its first call. An order id the store already
-has is "already known" (calls/intake/known.py) and places no call; an order id earlier in the
-same file is a duplicate. Neither is an error.
-
-The file is read as a stream and inserted in batches inside one transaction, so a 100,000-row
-file neither sits in memory nor leaves half an import behind when something fails.
+has is "already known" (calls/intake/known.py) and places no call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import connection, models
 from django.utils import timezone
 
-from calls.intake.files import CsvSource, validated_rows
-from calls.intake.known import KnownRow, has_orders, known_orders, lock_intake
-from calls.intake.rows import MESSAGE_FIELDS, OrderRow, RowError, message_values
+from calls.intake.known import known_orders, lock_intake
+from calls.intake.rows import MESSAGE_FIELDS, OrderRow, message_values
 from calls.models import Call, CallEvent, Campaign, Order, Store
-from calls.pipeline.dispatch import wake_dispatcher
 
 BATCH_SIZE = 2000  # rows per lookup of known orders and per INSERT
-PROGRESS_EVERY = 10_000
-
-
-@dataclass(frozen=True)
-class DuplicateRow:
-    """An order id that an earlier row of the same file already has."""
-
-    row: int
-    order_id: str
-    reason: str  # "repeats row 4"
-
-    def __str__(self) -> str:
-        return f"row {self.row}: order {self.order_id!r} {self.reason}, skipped"
-
-
-@dataclass
-class ImportReport:
-    imported: int = 0
-    skipped_duplicates: int = 0
-    rejected: list[RowError] = field(default_factory=list)
-    total_rows: int = 0
-    duplicates: list[DuplicateRow] = field(default_factory=list)
-    known: list[KnownRow] = field(default_factory=list)
-
-
-def _by_row(skipped: DuplicateRow | KnownRow) -> int:
-    return skipped.row
-
-
-@dataclass
-class _Tally:
-    total_rows: int = 0
-    rejected: list[RowError] = field(default_factory=list)
-    duplicates: list[DuplicateRow] = field(default_factory=list)
-    known: list[KnownRow] = field(default_factory=list)
-
-
-def _new_orders(
-    file: CsvSource,
-    store: Store | None,
-    tally: _Tally,
-    progress: Callable[[int], None] | None = None,
-) -> Iterator[list[OrderRow]]:
-    """Batches of valid orders that `store` does not have yet (None: look nothing up) and that
-    are not earlier in the file; the rest tallied."""
-    first_row_of: dict[str, int] = {}  # order id -> row it was first seen valid on
-    pending: list[OrderRow] = []
-    for result in validated_rows(file):
-        tally.total_rows += 1
-        if progress and tally.total_rows % PROGRESS_EVERY == 0:
-            progress(tally.total_rows)
-        if isinstance(result, RowError):
-            tally.rejected.append(result)
-            continue
-        first = first_row_of.get(result.order_id)
-        if first is not None:
-            tally.duplicates.append(
-                DuplicateRow(result.row, result.order_id, f"repeats row {first}")
-            )
-            continue
-        first_row_of[result.order_id] = result.row
-        pending.append(result)
-        if len(pending) >= BATCH_SIZE:
-            yield _drop_known(pending, store, tally)
-            pending = []
-    if pending:
-        yield _drop_known(pending, store, tally)
-
-
-def _drop_known(orders: list[OrderRow], store: Store | None, tally: _Tally) -> list[OrderRow]:
-    if store is None:
-        return orders
-    known = known_orders(store, [o.order_id for o in orders])
-    if not known:
-        return orders
-    labels = dict(Order.Status.choices)
-    for order in orders:
-        found = known.get(order.order_id)
-        if found is not None:
-            status, since = found
-            tally.known.append(KnownRow(order.row, order.order_id, str(labels[status]), since))
-    return [o for o in orders if o.order_id not in known]
 
 
 # --- Writing the orders and their calls ---------------------------------------------------------
@@ -226,47 +138,6 @@ def _insert_by_copy(
     return inserted
 
 
-def import_csv(
-    file: CsvSource,
-    *,
-    campaign: Campaign,
-    created_by: Any = None,
-    progress: Callable[[int], None] | None = None,
-) -> ImportReport:
-    """Import every valid order of `file` that the campaign's store does not have yet into
-    `campaign`, each as an order and its queued first call, all or nothing.
-
-    ImportFileError (nothing imported) when the file as a whole is unusable. `progress` is
-    called with the number of rows read every PROGRESS_EVERY rows.
-    """
-    tally = _Tally()
-    with transaction.atomic():
-        locked = Campaign.objects.select_related("store").get(pk=campaign.pk)
-        store = locked.store
-        lock_intake(store)
-        now = timezone.now()
-        imported = _insert_by_copy(
-            # With the intake locked, a store without orders gets none from anyone else: only
-            # repeats within the file need finding.
-            _new_orders(file, store if has_orders(store) else None, tally, progress),
-            locked,
-            store,
-            now,
-            store.next_calling_time(now),
-            getattr(created_by, "pk", None),
-        )
-        if imported:
-            wake_dispatcher()
-    return ImportReport(
-        imported=imported,
-        skipped_duplicates=len(tally.duplicates),
-        rejected=tally.rejected,
-        total_rows=tally.total_rows,
-        duplicates=sorted(tally.duplicates, key=_by_row),
-        known=sorted(tally.known, key=_by_row),
-    )
-
-
 def add_orders(
     orders: list[OrderRow], campaign: Campaign, *, actor_id: int | None
 ) -> tuple[int, int]:
@@ -276,10 +147,10 @@ def add_orders(
     cannot both add the same order."""
     store = campaign.store
     lock_intake(store)
-    tally = _Tally()
-    new = _drop_known(orders, store, tally)
+    known = known_orders(store, [order.order_id for order in orders])
+    new = [order for order in orders if order.order_id not in known]
     now = timezone.now()
     added = _insert_by_copy(
         [new] if new else [], campaign, store, now, store.next_calling_time(now), actor_id
     )
-    return added, len(tally.known)
+    return added, len(orders) - len(new)

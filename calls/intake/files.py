@@ -158,7 +158,7 @@ def validated_rows(
     file: CsvSource, on_sheet_size: Callable[[int], None] | None = None
 ) -> Iterator[OrderRow | RowError]:
     """Each non-blank data row of `file` (CSV or .xlsx), validated: the one reading of a file
-    that the upload page, import_csv and import_calls share. ImportFileError if the file as a
+    that the upload page and import_calls share. ImportFileError if the file as a
     whole is unusable; `on_sheet_size` as for _file_rows."""
     for row, cells, columns, width in _file_rows(file, on_sheet_size):
         yield _validate_cells(row, cells, columns, width)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.utils.translation import gettext as _
 
 from calls.models import Order, Store
 
@@ -23,18 +24,23 @@ from calls.models import Order, Store
 INTAKE_LOCK = 0x4F524453  # "ORDS"
 
 
+def known_reason(status: str, since: dt.datetime, store: Store) -> str:
+    """Why an order id places no call, worded once for the pages, the commands and the shops:
+    "already known (confirmed, since 2025-05-01)", from the known order's status and the day the
+    store got it, in the store's zone."""
+    return _("already known (%(status)s, since %(day)s)") % {
+        "status": str(Order.Status(status).label).lower(),
+        "day": f"{since.astimezone(store.zone):%Y-%m-%d}",
+    }
+
+
 @dataclass(frozen=True)
 class KnownRow:
-    """An order id the store already has: no call is placed for it."""
+    """A row of a file whose order id the store already has: no call is placed for it."""
 
     row: int
     order_id: str
-    status: str  # the known order's status label, e.g. "Confirmed"
-    since: dt.datetime  # when the store first got it
-
-    @property
-    def reason(self) -> str:
-        return f"already known ({self.status.lower()}, {self.since:%Y-%m-%d})"
+    reason: str  # known_reason()
 
     def __str__(self) -> str:
         return f"row {self.row}: order {self.order_id!r} {self.reason}, not called again"
@@ -56,10 +62,6 @@ def known_orders(store: Store, order_ids: list[str]) -> dict[str, tuple[str, dt.
         return {order_id: (status, at) for order_id, status, at in cursor.fetchall()}
 
 
-def has_orders(store: Store | None) -> bool:
-    return store is not None and store.pk is not None and Order.objects.filter(store=store).exists()
-
-
 def lock_intake(store: Store, *, shared: bool = False) -> None:
     """Take the store's intake lock until the transaction ends (see INTAKE_LOCK)."""
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
@@ -79,9 +81,11 @@ class OrderAlreadyKnown(ValidationError):
 
 def already_known(store: Store, order_id: str) -> OrderAlreadyKnown:
     order = Order.objects.get(store=store, order_id=order_id)
-    label = Order.Status(order.status).label.lower()
     return OrderAlreadyKnown(
         order,
-        f"order {order_id!r} is already known ({label}, since "
-        f"{order.created_at.astimezone(store.zone):%Y-%m-%d}); it is not called again",
+        _("order %(order_id)s is %(reason)s; it is not called again")
+        % {
+            "order_id": repr(order_id),
+            "reason": known_reason(order.status, order.created_at, store),
+        },
     )

@@ -34,7 +34,9 @@ import io
 import itertools
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -47,10 +49,12 @@ from calls import launches
 from calls.intake.bulk import BATCH_SIZE, CopyWriter, add_orders
 from calls.intake.file_errors import ImportFileError
 from calls.intake.files import CsvSource, is_workbook, validated_rows
+from calls.intake.known import KnownRow, known_orders, known_reason
 from calls.intake.rows import OrderRow, RowError, formula_warning
 from calls.intake.storable_text import storable
 from calls.intake.workbooks import check_package
-from calls.models import Campaign, Order, Upload, UploadFile, UploadRow
+from calls.models import Campaign, Upload, UploadFile, UploadRow
+from calls.pipeline.dispatch import wake_dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ STALLED_AFTER = dt.timedelta(minutes=5)
 READ_BATCH_ROWS = 5000  # rows staged per transaction of a worker's reading
 READ_ATTEMPTS = 3  # workers lost reading one workbook before it is failed
 REASON_MAX_CHARS = 1000  # a 100 kB cell quoted in a reason is cut here
+PROGRESS_EVERY = 10_000  # rows read between two calls of a reading's `progress`
 
 _STAGED = ("row", "kind", "reason", "order_id", "phone", "amount", "store_name", "voice_id")
 # Plain strings: psycopg would write an Enum member (a TextChoices) by its name.
@@ -72,14 +77,20 @@ class TooManyRows(ImportFileError):
 
 
 def _staged_rows(
-    file: CsvSource, max_rows: int, on_sheet_size: Callable[[int], None] | None = None
+    file: CsvSource,
+    max_rows: int,
+    on_sheet_size: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[Any, ...]]:
-    """The COPY rows of `file` (the _STAGED fields, then extras as JSON), one at a time."""
+    """The COPY rows of `file` (the _STAGED fields, then extras as JSON), one at a time;
+    `progress` is called with the rows read so far every PROGRESS_EVERY rows."""
     total = 0
     for result in validated_rows(file, on_sheet_size):
         total += 1
         if total > max_rows:
             raise TooManyRows("too_many_rows", rows=max_rows)
+        if progress and total % PROGRESS_EVERY == 0:
+            progress(total)
         if isinstance(result, RowError):
             reason = storable(result.message)[:REASON_MAX_CHARS]
             yield (result.row, REJECTED, reason, "", "", None, "", None, "{}")
@@ -111,27 +122,15 @@ def _mark_duplicates(upload: Upload) -> None:
 
 
 def _mark_known(upload: Upload, store_id: int) -> None:
-    """A valid row whose order the store already has is known, with the order's status and the
-    day it arrived (served by order_unique_per_store)."""
-    statuses = [status.value for status in Order.Status]
-    labels = [str(status.label) for status in Order.Status]
+    """A valid row whose order the store already has is known (served by
+    order_unique_per_store). Its reason is worded when it is shown (known_rows), from the order
+    as it is then."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE calls_uploadrow u SET kind = %s, reason = 'already known (' "
-            "  || lower(l.label) || ', ' || to_char(o.created_at AT TIME ZONE 'UTC', "
-            "  'YYYY-MM-DD') || ')' "
-            "FROM calls_order o JOIN unnest(%s::text[], %s::text[]) AS l(status, label) "
-            "  ON l.status = o.status "
+            "UPDATE calls_uploadrow u SET kind = %s, reason = '' FROM calls_order o "
             "WHERE u.upload_id = %s AND u.kind = %s AND o.store_id = %s "
             "  AND o.order_id = u.order_id",
-            [
-                UploadRow.Kind.KNOWN.value,
-                statuses,
-                labels,
-                upload.pk,
-                VALID,
-                store_id,
-            ],
+            [UploadRow.Kind.KNOWN.value, upload.pk, VALID, store_id],
         )
 
 
@@ -161,8 +160,11 @@ def sweep_abandoned_uploads(now: dt.datetime | None = None) -> int:
     return deleted
 
 
-def _replace_waiting(campaign: Campaign, filename: str, created_by: Any, **fields: Any) -> Upload:
-    Upload.objects.filter(campaign=campaign, status__in=WAITING).delete()
+def _replace_waiting(
+    campaign: Campaign, filename: str, created_by: Any, *, replacing: bool = True, **fields: Any
+) -> Upload:
+    if replacing:
+        Upload.objects.filter(campaign=campaign, status__in=WAITING).delete()
     return Upload.objects.create(
         campaign=campaign, filename=filename[:255], created_by=created_by, **fields
     )
@@ -185,15 +187,18 @@ def stage_upload(
     filename: str,
     created_by: Any = None,
     max_rows: int | None = None,
+    replacing: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> Upload:
     """Read `file` once, here, into a new Upload of `campaign` (replacing the one waiting
-    there). ImportFileError (TooManyRows over the cap) if the file as a whole is unusable:
-    nothing is stored then. Run it inside the caller's transaction or on its own."""
+    there, unless not `replacing`). ImportFileError (TooManyRows over the cap) if the file as a
+    whole is unusable: nothing is stored then. Run it inside the caller's transaction or on its
+    own. `progress` as for _staged_rows."""
     limit = settings.ROBODASH_UPLOAD_MAX_ROWS if max_rows is None else max_rows
     sweep_abandoned_uploads()
     with transaction.atomic():
-        upload = _replace_waiting(campaign, filename, created_by)
-        _stage_rows(upload, _staged_rows(file, limit))
+        upload = _replace_waiting(campaign, filename, created_by, replacing=replacing)
+        _stage_rows(upload, _staged_rows(file, limit, progress=progress))
         _mark_and_count(upload)
         upload.save()
     return upload
@@ -383,7 +388,7 @@ def _order_of(row: UploadRow) -> OrderRow:
     )
 
 
-def _launch_next_batch(upload_id: int) -> bool:
+def _launch_next_batch(upload_id: int, run_campaign: bool = True) -> bool:
     """Add the next batch of a launching upload's valid rows; False once there are none."""
     with transaction.atomic():
         upload = (
@@ -399,7 +404,7 @@ def _launch_next_batch(upload_id: int) -> bool:
             ).order_by("row")[:BATCH_SIZE]
         )
         if not batch:
-            _finish_launch(upload)
+            _finish_launch(upload, run_campaign)
             return False
         added, known = add_orders(
             [_order_of(row) for row in batch], upload.campaign, actor_id=upload.created_by_id
@@ -421,18 +426,21 @@ def _launch_next_batch(upload_id: int) -> bool:
         return True
 
 
-def _finish_launch(upload: Upload) -> None:
-    """Run the campaign (a paused one stays paused) and drop the staged rows."""
-    launches.start(upload.campaign)
+def _finish_launch(upload: Upload, run_campaign: bool) -> None:
+    """Run the campaign (a paused one stays paused), if asked to, and drop the staged rows."""
+    if run_campaign:
+        launches.start(upload.campaign)
     Upload.objects.filter(pk=upload.pk).update(
         status=Upload.Status.LAUNCHED, launched_at=timezone.now()
     )
     upload.rows.all()._raw_delete(connection.alias)  # no signals or cascades: one DELETE
 
 
-def launch_upload(upload_id: int) -> Upload:
-    """Launch a claimed upload to the end (see the module docstring); safe to run again."""
-    while _launch_next_batch(upload_id):
+def launch_upload(upload_id: int, *, run_campaign: bool = True) -> Upload:
+    """Launch a claimed upload to the end (see the module docstring); safe to run again.
+    Not `run_campaign`: its calls are queued and the campaign's status is left to the caller
+    (import_file, whose launch is one transaction, so no worker resumes it meanwhile)."""
+    while _launch_next_batch(upload_id, run_campaign):
         pass
     return Upload.objects.get(pk=upload_id)
 
@@ -452,3 +460,111 @@ def resume_stalled_launches(now: dt.datetime | None = None) -> list[int]:
         ):
             taken.append(upload_id)
     return taken
+
+
+# --- Listing and importing: the rows a page or import_calls shows, and import_calls' pipeline ----
+
+
+@dataclass(frozen=True)
+class DuplicateRow:
+    """A row whose order id an earlier row of the same file already has."""
+
+    row: int
+    order_id: str
+    reason: str  # "repeats row 4"
+
+    def __str__(self) -> str:
+        return f"row {self.row}: order {self.order_id!r} {self.reason}, skipped"
+
+
+def known_rows(upload: Upload, limit: int) -> list[KnownRow]:
+    """The first `limit` rows of `upload` whose order the store already has, each with
+    known_reason() worded now from the order (uploadrow_unique_kind_row, then
+    order_unique_per_store serve it)."""
+    rows = list(
+        upload.rows.filter(kind=UploadRow.Kind.KNOWN)
+        .order_by("row")
+        .values_list("row", "order_id")[:limit]
+    )
+    store = upload.campaign.store
+    found = known_orders(store, [order_id for _row, order_id in rows])
+    return [
+        KnownRow(row, order_id, known_reason(*found[order_id], store))
+        for row, order_id in rows
+        if order_id in found  # an order deleted since the file was read is no longer known
+    ]
+
+
+@dataclass
+class ImportReport:
+    """What import_file did with a file: counts, every rejected row, and the first `listed`
+    repeated and known rows."""
+
+    total_rows: int = 0
+    imported: int = 0
+    known_count: int = 0  # marked when the file was read, and found at the launch
+    skipped_duplicates: int = 0
+    rejected: list[RowError] = field(default_factory=list)
+    duplicates: list[DuplicateRow] = field(default_factory=list)
+    known: list[KnownRow] = field(default_factory=list)
+
+
+def _staged_report(upload: Upload, listed: int) -> ImportReport:
+    rows = upload.rows.order_by("row")
+    return ImportReport(
+        total_rows=upload.total_rows,
+        known_count=upload.known_rows,
+        skipped_duplicates=upload.duplicate_rows,
+        rejected=[
+            RowError(row, reason)
+            for row, reason in rows.filter(kind=UploadRow.Kind.REJECTED).values_list(
+                "row", "reason"
+            )
+        ],
+        duplicates=[
+            DuplicateRow(*values)
+            for values in rows.filter(kind=UploadRow.Kind.DUPLICATE).values_list(
+                "row", "order_id", "reason"
+            )[:listed]
+        ],
+        known=known_rows(upload, listed),
+    )
+
+
+def import_file(
+    file: CsvSource,
+    *,
+    campaign: Campaign,
+    filename: str = "",
+    created_by: Any = None,
+    progress: Callable[[int], None] | None = None,
+    listed: int = 20,
+) -> ImportReport:
+    """import_calls' pipeline, the upload page's own steps in one transaction (all or nothing):
+    `file` staged as an upload (stage_upload: rows checked, repeats and known orders marked in
+    SQL), then launched as the page launches one (claim_upload, launch_upload), except that the
+    campaign's status is left to the caller, which checks the balance after (calls/launches.py).
+
+    The file is the operator's, on the server: it is not held to the page's row cap, and a
+    preview waiting on the campaign's page is kept. ImportFileError, nothing stored, when the
+    file as a whole is unusable.
+    """
+    with transaction.atomic():
+        upload = stage_upload(
+            file,
+            campaign=campaign,
+            filename=filename,
+            created_by=created_by,
+            max_rows=sys.maxsize,
+            replacing=False,
+            progress=progress,
+        )
+        report = _staged_report(upload, listed)
+        claimed = claim_upload(upload)
+        assert claimed  # staged in this transaction: nobody else has seen it
+        launched = launch_upload(upload.pk, run_campaign=False)
+        report.imported = launched.imported_rows
+        report.known_count += launched.known_at_launch
+        if report.imported:
+            wake_dispatcher()  # on commit: a running campaign's new calls are due
+    return report

@@ -9,6 +9,7 @@ tie up the web workers.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import logging
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
@@ -90,6 +91,37 @@ def refresh_balance(store: Store) -> AccountBalance | None:
     return None if isinstance(answer, ProviderError) else answer
 
 
+class KeyCheck(enum.Enum):
+    """What the provider said of a store's API key."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True)
+class KeyAnswer:
+    verdict: KeyCheck
+    balance: AccountBalance | None = None  # the account's, when the key was accepted
+    error: ProviderError | None = None  # why it could not be asked, when unreachable
+
+
+def check_key(api_key: str) -> KeyAnswer:
+    """The one check of a store's key, for the store form, its Verify button and add_store:
+    check_balance asked with `api_key`. Accepted (with the account's balance), rejected (the
+    provider does not match it), or unreachable (any other failure: the key may be fine).
+    ValueError when ROBOCALL_BASE_URL is not a usable URL."""
+    try:
+        with RobocallClient(api_key) as client:
+            balance = client.check_balance()
+    except InvalidApiKey:
+        return KeyAnswer(KeyCheck.REJECTED)
+    except ProviderError as exc:
+        logger.warning("the API key could not be checked: %s", redact(str(exc)))
+        return KeyAnswer(KeyCheck.UNREACHABLE, error=exc)
+    return KeyAnswer(KeyCheck.ACCEPTED, balance=balance)
+
+
 BALANCE_REFRESH_SECONDS = 60  # beat asks check_balance once a minute per store
 # A note older than a few missed refreshes says nothing of now: the page shows the stored
 # balance and its age alone.
@@ -115,6 +147,14 @@ def refresh_store_balance(store_id: int) -> None:
     else:
         status = PROVIDER_OK
     note_provider_state(store, status)
+
+
+# What a check of a key leaves for the pages' provider state.
+STATE_AFTER_CHECK = {
+    KeyCheck.ACCEPTED: PROVIDER_OK,
+    KeyCheck.REJECTED: PROVIDER_KEY_REJECTED,
+    KeyCheck.UNREACHABLE: PROVIDER_UNREACHABLE,
+}
 
 
 def note_provider_state(store: Store, status: str) -> None:

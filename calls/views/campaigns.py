@@ -283,7 +283,7 @@ def _launch_page(
             "formula_count": warned.count(),
             "valid_page": Paginator(valid, VALID_ROWS_PER_PAGE).get_page(request.GET.get("page")),
             "rejected": rows.filter(kind=UploadRow.Kind.REJECTED)[:REJECTED_SHOWN],
-            "known": rows.filter(kind=UploadRow.Kind.KNOWN)[:SKIPPED_SHOWN],
+            "known": uploads.known_rows(upload, SKIPPED_SHOWN),
             "duplicates": rows.filter(kind=UploadRow.Kind.DUPLICATE)[:SKIPPED_SHOWN],
             "rejected_more": max(0, upload.rejected_rows - REJECTED_SHOWN),
             "known_more": max(0, upload.known_rows - SKIPPED_SHOWN),

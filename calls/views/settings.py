@@ -3,14 +3,12 @@
 The API key is write-only: no page renders it, and a blank key field keeps the stored key. A new
 key is checked with the provider when it is saved (StoreForm): a key the provider rejects is
 refused unless the admin saves it deliberately with the store paused; a provider that cannot be
-reached lets it be saved, unverified. Verify asks the provider's user_verify with the stored key
-(or with a key just typed, so it can be checked before it is saved), and its card is redrawn
-with the result.
+reached lets it be saved, unverified. Verify asks the provider the same way
+(calls.pipeline.balances.check_key, as add_store does too) with the stored key, or with a key just
+typed so it can be checked before it is saved, and its card is redrawn with the result.
 """
 
 from __future__ import annotations
-
-import logging
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
@@ -21,19 +19,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from calls.forms import KeyCheck, StoreForm, UserForm
+from calls.forms import StoreForm, UserForm
 from calls.models import Store, User
 from calls.permissions import SETTINGS, role_required
-from calls.pipeline.balances import (
-    PROVIDER_KEY_REJECTED,
-    PROVIDER_OK,
-    PROVIDER_UNREACHABLE,
-    note_provider_state,
-)
-from calls.pipeline.provider import ProviderError, RobocallClient, in_plain_words
+from calls.pipeline.balances import STATE_AFTER_CHECK, KeyCheck, check_key, note_provider_state
+from calls.pipeline.provider import in_plain_words
 from calls.views import HtmxHttpRequest
-
-logger = logging.getLogger(__name__)
 
 
 @role_required(SETTINGS)
@@ -53,14 +44,11 @@ def _store_form_page(request: HttpRequest, form: StoreForm, store: Store | None)
     return render(request, "settings/store_form.html", context)
 
 
-# What each check of a key leaves for the pages' provider state (calls.pipeline.balances).
-_STATE_AFTER_CHECK = {
-    KeyCheck.ACCEPTED: PROVIDER_OK,
-    KeyCheck.REJECTED: PROVIDER_KEY_REJECTED,
-    KeyCheck.UNREACHABLE: PROVIDER_UNREACHABLE,
-    "matched": PROVIDER_OK,
-    "not_matched": PROVIDER_KEY_REJECTED,
-    "unreachable": PROVIDER_UNREACHABLE,
+# The Verify card's words for each answer (templates/settings/store_form.html).
+_VERIFY_RESULT = {
+    KeyCheck.ACCEPTED: "matched",
+    KeyCheck.REJECTED: "not_matched",
+    KeyCheck.UNREACHABLE: "unreachable",
 }
 
 
@@ -111,8 +99,6 @@ def store_new(request: HttpRequest) -> HttpResponse:
     form = StoreForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         store = form.save()
-        if form.key_check is not None:
-            note_provider_state(store, _STATE_AFTER_CHECK[form.key_check])
         _say_saved(request, form, store, added=True)
         return redirect("store_edit", pk=store.pk)
     return _store_form_page(request, form, None)
@@ -124,9 +110,6 @@ def store_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = StoreForm(request.POST or None, instance=store)
     if request.method == "POST" and form.is_valid():
         store = form.save()
-        if form.key_check is not None:
-            # What the provider said of the new key replaces what it said of the old one.
-            note_provider_state(store, _STATE_AFTER_CHECK[form.key_check])
         _say_saved(request, form, store, added=False)
         return redirect("store_edit", pk=store.pk)
     return _store_form_page(request, form, store)
@@ -135,7 +118,8 @@ def store_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(SETTINGS)
 @require_POST
 def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Ask user_verify: matched, not matched, or the provider could not be reached."""
+    """Ask the provider about the stored key, or one just typed: matched, not matched, or the
+    provider could not be reached."""
     store = get_object_or_404(Store, pk=pk)
     typed_key = request.POST.get("api_key", "").strip()
     checking_stored_key = not typed_key
@@ -145,21 +129,17 @@ def store_verify(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if not key:
         result, detail = "missing", _("This store has no API key yet.")
     else:
-        try:
-            with RobocallClient(key) as client:
-                matched = client.verify_key()
-        except ProviderError as exc:
-            # The provider's own message is for the logs (redacted); the page gets a sentence.
-            logger.warning("user_verify failed for store %s: %s", store.pk, exc)
-            result, detail = "unreachable", in_plain_words(exc)
-        else:
-            result = "matched" if matched else "not_matched"
-    if checking_stored_key and result != "missing":
-        # The page says at once what the provider said of the stored key.
-        note_provider_state(store, _STATE_AFTER_CHECK[result])
-        if result != "unreachable":
-            store.key_verified_at = timezone.now() if result == "matched" else None
-            Store.objects.filter(pk=store.pk).update(key_verified_at=store.key_verified_at)
+        answer = check_key(key)
+        result = _VERIFY_RESULT[answer.verdict]
+        if answer.error is not None:
+            # The provider's own message is for the logs; the page gets a sentence.
+            detail = in_plain_words(answer.error)
+        if checking_stored_key:
+            # The page says at once what the provider said of the stored key.
+            note_provider_state(store, STATE_AFTER_CHECK[answer.verdict])
+            if answer.verdict is not KeyCheck.UNREACHABLE:
+                store.key_verified_at = timezone.now() if answer.balance else None
+                Store.objects.filter(pk=store.pk).update(key_verified_at=store.key_verified_at)
     context = {
         "store": store,
         "result": result,

@@ -14,8 +14,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from calls.exports import (
@@ -24,7 +26,8 @@ from calls.exports import (
     iter_calls_csv,
     write_calls_csv,
 )
-from calls.models import Call, Campaign, Order, Store, User
+from calls.intake.single import create_single_call
+from calls.models import Call, CallEvent, Campaign, Order, Store, User
 from calls.transitions import decide_by_hand
 from tests.calls.test_balances import closed_port_url
 from tests.conftest import TEST_API_KEY
@@ -135,7 +138,7 @@ def test_importing_the_same_file_again_changes_nothing_and_succeeds(store, provi
     out, _ = run_command("import_calls", str(path), "--campaign", "May", "--store", store.name)
 
     assert "0 imported, 2 already known, 0 duplicates in this file" in out
-    assert "row 2: order 'ORD-1' already known (waiting, " in out
+    assert "row 2: order 'ORD-1' already known (waiting, since " in out
     assert "2 already known: no new order, no call placed; nothing changed." in out
     assert Call.objects.count() == 2
     assert Campaign.objects.get(name="May").status == Campaign.Status.RUNNING
@@ -344,6 +347,88 @@ def test_the_real_command_reports_a_nul_cell_as_a_row_reason_and_imports_the_res
         result.stdout
     )
     assert list(Call.objects.values_list("order_id", flat=True)) == ["GOOD-1"]
+
+
+def test_import_calls_stores_and_reports_exactly_what_the_upload_page_does_with_the_file(
+    store, admin, provider_url, tmp_path
+):
+    lines = (
+        HEADER,
+        "0300-1234567,1500,ORD-1,Karachi Kitchenware",  # row 2: new
+        "03451112223,990,KNOWN-1,Karachi Kitchenware",  # row 3: the store has it
+        "021-3456789,700,ORD-2,Karachi Kitchenware",  # row 4: a landline
+        "03001234568,900,ORD-1,Karachi Kitchenware",  # row 5: repeats row 2
+        "03331112223,2500,ORD-3,Karachi Kitchenware",  # row 6: new
+    )
+    by_page = Store(name="Lahore Linens", calling_start=store.calling_start)
+    by_page.calling_end, by_page.api_key = store.calling_end, TEST_API_KEY
+    by_page.save()
+    for each in (store, by_page):
+        known = Campaign.objects.create(store=each, name="April")
+        create_single_call(
+            known, phone="03451112223", amount=990, order_id="KNOWN-1", store_name="S"
+        )
+
+    out, _ = run_command(
+        "import_calls", str(write_csv(tmp_path, *lines)), "--campaign", "May", "--store", store.name
+    )
+    admin.post(
+        reverse("campaign_upload"),
+        {
+            "store": by_page.pk,
+            "campaign_name": "May",
+            "file": SimpleUploadedFile("orders.csv", "\n".join(lines).encode()),
+        },
+    )
+    on_page = Campaign.objects.get(store=by_page, name="May")
+    preview = admin.get(reverse("campaign_launch", args=[on_page.pk])).context
+    admin.post(reverse("campaign_launch", args=[on_page.pk]))
+
+    staged = preview["upload"]
+    page_lines = [
+        *(f"row {r.row}: {r.reason}" for r in preview["rejected"]),
+        *(str(known) for known in preview["known"]),
+        *(f"row {r.row}: order {r.order_id!r} {r.reason}, skipped" for r in preview["duplicates"]),
+        f"Campaign 'May' (created): {staged.total_rows} rows read, {staged.valid_rows} imported, "
+        f"{staged.known_rows} already known, {staged.duplicate_rows} duplicates in this file, "
+        f"{staged.rejected_rows} rejected.",
+    ]
+    assert out.splitlines()[: len(page_lines)] == page_lines
+    assert page_lines[1] == (
+        f"row 3: order 'KNOWN-1' already known (waiting, since "
+        f"{timezone.localdate(timezone=store.zone):%Y-%m-%d}), not called again"
+    )
+    assert page_lines[-1].endswith(
+        "5 rows read, 2 imported, 1 already known, 1 duplicates in this file, 1 rejected."
+    )
+
+    differ = {"id", "store_id", "campaign_id", "shop_order_id", "created_at", "updated_at"}
+    differ |= {"scheduled_for"}  # now, in each store (both call round the clock)
+
+    def same_everywhere(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in row.items() if k not in differ} for row in rows]
+
+    def stored(campaign: Campaign):
+        orders = [
+            {f.attname: getattr(o, f.attname) for f in Order._meta.concrete_fields}
+            for o in campaign.orders.order_by("order_id")
+        ]
+        calls = [
+            {f.attname: getattr(c, f.attname) for f in Call._meta.concrete_fields}
+            for c in campaign.calls.order_by("order_id")
+        ]
+        events = list(
+            CallEvent.objects.filter(call__campaign=campaign)
+            .order_by("call__order_id")
+            .values_list("kind", "data")
+        )
+        return same_everywhere(orders), same_everywhere(calls), events, campaign.status
+
+    by_command = Campaign.objects.get(store=store, name="May")
+    on_page.refresh_from_db()
+    assert stored(by_command) == stored(on_page)
+    assert [o["order_id"] for o in stored(by_command)[0]] == ["ORD-1", "ORD-3"]
+    assert by_command.status == Campaign.Status.RUNNING
 
 
 # --- export_calls ---------------------------------------------------------------------------------
@@ -640,7 +725,6 @@ def test_add_store_without_the_key_in_the_environment_is_an_error(db, monkeypatc
         ("--voice-id", "0", "--voice-id must be a positive whole number, not '0'"),
         ("--calling-hours", "9-21", "--calling-hours must look like 09:00-21:00"),
         ("--calling-hours", "25:00-21:00", "is not a time of day"),
-        ("--calling-hours", "09:00-09:00", "is an empty window"),
         ("--provider-retries", "-1", "--provider-retries must be a whole number from 0 to 10"),
         ("--provider-retries", "11", "--provider-retries must be a whole number from 0 to 10"),
         ("--provider-retries", "5", "Give one delay for each of the 5 retries"),
@@ -666,6 +750,21 @@ def test_add_store_refuses_each_bad_option_before_sending_the_key_anywhere(
     assert message in str(error)
     assert not Store.objects.exists()
     assert simulator.stats()["requests"].get("user_verify", 0) == 0
+    assert simulator.stats()["requests"].get("check_balance", 0) == 0
+
+
+def test_add_store_with_equal_start_and_end_hours_calls_round_the_clock_as_the_page_does(
+    db, provider_url, monkeypatch
+):
+    monkeypatch.setenv("ROBOCALL_API_KEY", TEST_API_KEY)
+
+    out, _ = run_command("add_store", "Quetta Quilts", "--calling-hours", "09:00-09:00")
+
+    assert "Store 'Quetta Quilts' added." in out
+    store = Store.objects.get(name="Quetta Quilts")
+    assert (store.calling_start, store.calling_end) == (dt.time(9, 0), dt.time(9, 0))
+    assert store.calls_around_the_clock
+    assert store.in_calling_hours(dt.datetime(2025, 5, 1, 3, 0, tzinfo=store.zone))
 
 
 def test_add_store_refuses_an_existing_name_without_update(store, monkeypatch):

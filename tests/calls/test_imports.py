@@ -10,13 +10,18 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from calls.intake import bulk
-from calls.intake.bulk import DuplicateRow, import_csv
+from calls.intake import uploads
 from calls.intake.file_errors import ImportFileError
-from calls.intake.known import OrderAlreadyKnown
+from calls.intake.known import OrderAlreadyKnown, known_reason
 from calls.intake.rows import RowError
 from calls.intake.single import create_single_call
-from calls.intake.uploads import claim_upload, launch_upload, stage_upload
+from calls.intake.uploads import (
+    DuplicateRow,
+    claim_upload,
+    import_file,
+    launch_upload,
+    stage_upload,
+)
 from calls.models import Call, CallEvent, Campaign, Order, Store
 
 HEADER = "phone,amount,order_id,store_name"
@@ -36,7 +41,7 @@ def campaign(store):
 
 
 def test_each_valid_row_becomes_a_queued_call_with_store_and_order_read_out(campaign, admin_user):
-    report = import_csv(
+    report = import_file(
         csv_file(
             HEADER,
             "0300-1234567,1500,ORD-1,Karachi Kitchenware",
@@ -76,9 +81,9 @@ def test_voice_id_comes_from_the_row_else_the_campaign_else_the_store(store):
     with_voice = Campaign.objects.create(store=store, name="Urdu voice", voice_id=48)
     without_voice = Campaign.objects.create(store=store, name="Default voice")
     rows = (f"{HEADER},voice_id", "03001234567,100,A,S,49", "03001234567,100,B,S,")
-    import_csv(csv_file(*rows), campaign=with_voice)
+    import_file(csv_file(*rows), campaign=with_voice)
     rows = (f"{HEADER},voice_id", "03001234567,100,C,S,49", "03001234567,100,D,S,")
-    import_csv(csv_file(*rows), campaign=without_voice)
+    import_file(csv_file(*rows), campaign=without_voice)
 
     got = {
         (c.campaign.name, c.order_id): c.voice_id for c in Call.objects.select_related("campaign")
@@ -92,7 +97,7 @@ def test_voice_id_comes_from_the_row_else_the_campaign_else_the_store(store):
 
 
 def test_optional_texts_and_keys_are_kept_on_the_call(campaign):
-    import_csv(
+    import_file(
         csv_file(
             "phone,amount,order_id,store_name,text3,text4,text5,key1,key2,key3,key4,key5,notes",
             "03001234567,100,A,S,t3,t4,t5,k1,k2,k3,k4,k5,ignored column",
@@ -105,7 +110,7 @@ def test_optional_texts_and_keys_are_kept_on_the_call(campaign):
 
 
 def test_header_names_ignore_case_spaces_and_an_excel_bom(campaign):
-    report = import_csv(
+    report = import_file(
         csv_file(" Phone , AMOUNT ,Order ID,Store-Name", "03001234567,100,A,S", bom=True),
         campaign=campaign,
     )
@@ -114,7 +119,7 @@ def test_header_names_ignore_case_spaces_and_an_excel_bom(campaign):
 
 
 def test_a_text_stream_with_a_bom_in_the_header_imports_too(campaign):
-    report = import_csv(io.StringIO(f"\ufeff{HEADER}\n03001234567,100,A,S\n"), campaign=campaign)
+    report = import_file(io.StringIO(f"\ufeff{HEADER}\n03001234567,100,A,S\n"), campaign=campaign)
     assert report.imported == 1
 
 
@@ -147,7 +152,7 @@ def test_a_text_stream_with_a_bom_in_the_header_imports_too(campaign):
     ],
 )
 def test_each_bad_row_is_rejected_by_its_row_number_with_the_reason(campaign, row, reason):
-    report = import_csv(csv_file(HEADER, "03001234567,100,GOOD,S", row), campaign=campaign)
+    report = import_file(csv_file(HEADER, "03001234567,100,GOOD,S", row), campaign=campaign)
 
     assert report.imported == 1
     assert len(report.rejected) == 1
@@ -168,7 +173,7 @@ def test_each_bad_row_is_rejected_by_its_row_number_with_the_reason(campaign, ro
 )
 def test_bad_optional_columns_are_rejected_too(campaign, extra, reason):
     column, value = extra.split("=")
-    report = import_csv(
+    report = import_file(
         csv_file(f"{HEADER},{column}", f"03001234567,100,A,S,{value}"), campaign=campaign
     )
     assert report.imported == 0
@@ -176,7 +181,7 @@ def test_bad_optional_columns_are_rejected_too(campaign, extra, reason):
 
 
 def test_a_row_with_several_problems_names_them_all(campaign):
-    report = import_csv(csv_file(HEADER, "042-35761234,free,,S"), campaign=campaign)
+    report = import_file(csv_file(HEADER, "042-35761234,free,,S"), campaign=campaign)
     message = report.rejected[0].message
     assert "is a landline" in message
     assert "amount 'free' is not a number" in message
@@ -184,7 +189,7 @@ def test_a_row_with_several_problems_names_them_all(campaign):
 
 
 def test_tabs_and_line_breaks_inside_a_cell_are_allowed(campaign):
-    report = import_csv(
+    report = import_file(
         csv_file(HEADER, '03001234567,100,A,"Two\tpart\r\nstore"'), campaign=campaign
     )
 
@@ -193,7 +198,7 @@ def test_tabs_and_line_breaks_inside_a_cell_are_allowed(campaign):
 
 
 def test_row_numbers_match_the_spreadsheet_across_blank_and_multiline_rows(campaign):
-    report = import_csv(
+    report = import_file(
         csv_file(
             HEADER,
             "03001234567,100,A,S",
@@ -210,7 +215,7 @@ def test_row_numbers_match_the_spreadsheet_across_blank_and_multiline_rows(campa
 
 
 def test_an_order_repeated_in_the_file_is_skipped_not_rejected(campaign):
-    report = import_csv(
+    report = import_file(
         csv_file(HEADER, "03001234567,100,A,S", "03451234567,200,A,S", "021-3456789,1,B,S"),
         campaign=campaign,
     )
@@ -223,7 +228,7 @@ def test_an_order_repeated_in_the_file_is_skipped_not_rejected(campaign):
 
 
 def test_a_rejected_row_does_not_claim_its_order_id(campaign):
-    report = import_csv(
+    report = import_file(
         csv_file(HEADER, "021-3456789,100,A,S", "03001234567,100,A,S"), campaign=campaign
     )
     assert (report.imported, report.skipped_duplicates, len(report.rejected)) == (1, 0, 1)
@@ -231,14 +236,14 @@ def test_a_rejected_row_does_not_claim_its_order_id(campaign):
 
 def test_importing_the_same_file_twice_places_no_call_for_orders_already_known(campaign):
     rows = (HEADER, "03001234567,100,A,S", "03001234568,100,B,S")
-    import_csv(csv_file(*rows), campaign=campaign)
+    import_file(csv_file(*rows), campaign=campaign)
 
-    again = import_csv(csv_file(*rows, "03001234569,100,C,S"), campaign=campaign)
+    again = import_file(csv_file(*rows, "03001234569,100,C,S"), campaign=campaign)
 
-    assert (again.imported, len(again.known), again.skipped_duplicates) == (1, 2, 0)
-    today = Order.objects.get(order_id="A").created_at.date()
+    assert (again.imported, again.known_count, again.skipped_duplicates) == (1, 2, 0)
+    today = Order.objects.get(order_id="A").created_at.astimezone(campaign.store.zone).date()
     assert str(again.known[0]) == (
-        f"row 2: order 'A' already known (waiting, {today:%Y-%m-%d}), not called again"
+        f"row 2: order 'A' already known (waiting, since {today:%Y-%m-%d}), not called again"
     )
     assert sorted(Call.objects.values_list("order_id", flat=True)) == ["A", "B", "C"]
     assert Order.objects.count() == 3
@@ -246,8 +251,8 @@ def test_importing_the_same_file_twice_places_no_call_for_orders_already_known(c
 
 def test_the_same_order_id_in_another_campaign_is_already_known_and_not_called(campaign, store):
     other = Campaign.objects.create(store=store, name="June COD")
-    import_csv(csv_file(HEADER, "03001234567,100,A,S"), campaign=other)
-    report = import_csv(csv_file(HEADER, "03001234567,100,A,S"), campaign=campaign)
+    import_file(csv_file(HEADER, "03001234567,100,A,S"), campaign=other)
+    report = import_file(csv_file(HEADER, "03001234567,100,A,S"), campaign=campaign)
     assert (report.imported, [k.order_id for k in report.known]) == (0, ["A"])
     assert Call.objects.get().campaign == other
 
@@ -255,13 +260,13 @@ def test_the_same_order_id_in_another_campaign_is_already_known_and_not_called(c
 def test_a_file_repeating_yesterdays_40_orders_and_10_new_places_exactly_10_calls(campaign, store):
     yesterday = Campaign.objects.create(store=store, name="Eid sale day 1")
     old = [f"03001234567,100,KK-{n},S" for n in range(40)]
-    import_csv(csv_file(HEADER, *old), campaign=yesterday)
+    import_file(csv_file(HEADER, *old), campaign=yesterday)
     Order.objects.update(created_at=timezone.now() - dt.timedelta(days=1))
     new = [f"03001234568,200,KK-{n},S" for n in range(40, 50)]
 
-    report = import_csv(csv_file(HEADER, *old, *new), campaign=campaign)
+    report = import_file(csv_file(HEADER, *old, *new), campaign=campaign)
 
-    assert (report.imported, len(report.known), report.skipped_duplicates) == (10, 40, 0)
+    assert (report.imported, report.known_count, report.skipped_duplicates) == (10, 40, 0)
     assert campaign.calls.count() == 10
     assert Call.objects.count() == 50 and Order.objects.count() == 50
     assert set(campaign.calls.values_list("order_id", flat=True)) == {
@@ -270,12 +275,12 @@ def test_a_file_repeating_yesterdays_40_orders_and_10_new_places_exactly_10_call
 
 
 def test_duplicates_are_found_across_batches(campaign, monkeypatch):
-    monkeypatch.setattr(bulk, "BATCH_SIZE", 2)
-    import_csv(csv_file(HEADER, "03001234567,1,A,S", "03001234567,1,D,S"), campaign=campaign)
-    report = import_csv(
+    monkeypatch.setattr(uploads, "BATCH_SIZE", 2)
+    import_file(csv_file(HEADER, "03001234567,1,A,S", "03001234567,1,D,S"), campaign=campaign)
+    report = import_file(
         csv_file(HEADER, *(f"03001234567,1,{o},S" for o in "ABCDEFA")), campaign=campaign
     )
-    assert (report.imported, len(report.known), report.skipped_duplicates) == (4, 2, 1)
+    assert (report.imported, report.known_count, report.skipped_duplicates) == (4, 2, 1)
     assert Call.objects.filter(campaign=campaign).count() == 6
     assert CallEvent.objects.filter(call__campaign=campaign).count() == 6
 
@@ -295,7 +300,7 @@ def test_the_import_and_an_uploads_launch_store_identical_orders_calls_and_event
     other_store.save()
     by_copy = Campaign.objects.create(store=store, name="COPY", voice_id=48)
     by_upload = Campaign.objects.create(store=other_store, name="UPLOAD", voice_id=48)
-    import_csv(csv_file(*rows), campaign=by_copy, created_by=admin_user)
+    import_file(csv_file(*rows), campaign=by_copy, created_by=admin_user)
     staged = stage_upload(
         csv_file(*rows), campaign=by_upload, filename="o.csv", created_by=admin_user
     )
@@ -346,9 +351,9 @@ def test_an_import_wakes_the_dispatcher_when_it_commits_and_only_if_calls_were_a
 ):
     file = (HEADER, "03001234567,100,A,S")
     with django_capture_on_commit_callbacks() as first:
-        import_csv(csv_file(*file), campaign=campaign)
+        import_file(csv_file(*file), campaign=campaign)
     with django_capture_on_commit_callbacks() as again:
-        import_csv(csv_file(*file), campaign=campaign)
+        import_file(csv_file(*file), campaign=campaign)
 
     assert len(first) == 1
     assert again == []
@@ -359,7 +364,7 @@ def test_an_import_wakes_the_dispatcher_when_it_commits_and_only_if_calls_were_a
 
 def test_a_missing_required_column_is_one_clear_error_and_nothing_is_imported(campaign):
     with pytest.raises(ImportFileError) as refused:
-        import_csv(csv_file("phone,amount,order", "03001234567,100,A"), campaign=campaign)
+        import_file(csv_file("phone,amount,order", "03001234567,100,A"), campaign=campaign)
     message = str(refused.value)
     assert "missing the columns order_id, store_name" in message
     assert "found: phone, amount, order" in message
@@ -368,26 +373,26 @@ def test_a_missing_required_column_is_one_clear_error_and_nothing_is_imported(ca
 
 def test_a_semicolon_separated_file_gets_a_hint(campaign):
     with pytest.raises(ImportFileError, match="separate columns with ';'"):
-        import_csv(csv_file("phone;amount;order_id;store_name"), campaign=campaign)
+        import_file(csv_file("phone;amount;order_id;store_name"), campaign=campaign)
 
 
 def test_an_empty_file_is_refused(campaign):
     with pytest.raises(ImportFileError, match="the file is empty"):
-        import_csv(io.BytesIO(b""), campaign=campaign)
+        import_file(io.BytesIO(b""), campaign=campaign)
     with pytest.raises(ImportFileError, match="the file is empty"):
-        import_csv(io.BytesIO(b"\xef\xbb\xbf\r\n"), campaign=campaign)
+        import_file(io.BytesIO(b"\xef\xbb\xbf\r\n"), campaign=campaign)
 
 
 def test_a_repeated_column_is_refused(campaign):
     with pytest.raises(ImportFileError, match="'phone' appears twice"):
-        import_csv(csv_file("phone,amount,order_id,store_name,Phone"), campaign=campaign)
+        import_file(csv_file("phone,amount,order_id,store_name,Phone"), campaign=campaign)
 
 
 def test_a_file_that_fails_halfway_leaves_the_campaign_as_it_was(campaign, monkeypatch):
-    import_csv(
+    import_file(
         csv_file(HEADER, "03001234567,100,KEEP-1,S", "03001234568,1,KEEP-2,S"), campaign=campaign
     )
-    monkeypatch.setattr(bulk, "BATCH_SIZE", 2)
+    monkeypatch.setattr(uploads, "BATCH_SIZE", 2)
     good_rows = "".join(f"0300123456{i},100,NEW-{i},S\r\n" for i in range(6)).encode()
     # Three batches are inserted before the undecodable bytes (Windows-1252 "é") are reached.
     broken = io.BytesIO(
@@ -395,7 +400,7 @@ def test_a_file_that_fails_halfway_leaves_the_campaign_as_it_was(campaign, monke
     )
 
     with pytest.raises(ImportFileError, match="not UTF-8"):
-        import_csv(broken, campaign=campaign)
+        import_file(broken, campaign=campaign)
 
     assert sorted(Call.objects.values_list("order_id", flat=True)) == ["KEEP-1", "KEEP-2"]
     assert CallEvent.objects.count() == 2
@@ -480,7 +485,7 @@ def test_two_imports_of_one_campaign_at_once_insert_each_order_once(store):
 
     def run() -> None:
         try:
-            reports.append(import_csv(io.BytesIO(body.encode()), campaign=campaign))
+            reports.append(import_file(io.BytesIO(body.encode()), campaign=campaign))
         except Exception as exc:  # surfaced by the assertion below
             errors.append(exc)
         finally:
@@ -493,6 +498,32 @@ def test_two_imports_of_one_campaign_at_once_insert_each_order_once(store):
         thread.join(timeout=60)
 
     assert errors == []
-    assert sorted((r.imported, len(r.known)) for r in reports) == [(0, 3000), (3000, 0)]
+    assert sorted((r.imported, r.known_count) for r in reports) == [(0, 3000), (3000, 0)]
     assert Call.objects.filter(campaign=campaign).count() == 3000
     assert Order.objects.count() == 3000
+
+
+# --- "already known", worded once ------------------------------------------------------------
+
+
+def test_already_known_is_worded_once_with_the_day_in_the_stores_zone(campaign, store):
+    create_single_call(
+        campaign, phone="03001234567", amount=Decimal(100), order_id="A", store_name="S"
+    )
+    # 22:00 UTC on 1 May is 03:00 on 2 May in Karachi: the store's day is the 2nd.
+    Order.objects.update(created_at=dt.datetime(2025, 5, 1, 22, 0, tzinfo=dt.UTC))
+    reason = "already known (waiting, since 2025-05-02)"
+    file = (HEADER, "03001234567,100,A,S")
+
+    assert known_reason("waiting", dt.datetime(2025, 5, 1, 22, 0, tzinfo=dt.UTC), store) == reason
+    with pytest.raises(OrderAlreadyKnown) as by_form:
+        create_single_call(campaign, phone="03001234567", amount=100, order_id="A", store_name="S")
+    assert by_form.value.message_dict["order_id"] == [
+        f"order 'A' is {reason}; it is not called again"
+    ]
+    staged = stage_upload(csv_file(*file), campaign=campaign, filename="o.csv")
+    assert [known.reason for known in uploads.known_rows(staged, 10)] == [reason]
+    imported = import_file(csv_file(*file), campaign=campaign)
+    assert [str(known) for known in imported.known] == [
+        f"row 2: order 'A' {reason}, not called again"
+    ]

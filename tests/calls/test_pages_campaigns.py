@@ -234,7 +234,7 @@ def test_uploading_orders_the_store_already_has_calls_none_of_them(admin, store,
 
     assert preview.context["upload"].valid_rows == 0
     assert "Already known (2)" in text_of(preview)
-    assert "already known (waiting, " in text_of(preview)
+    assert "already known (waiting, since " in text_of(preview)
 
 
 # --- the single-order form ---------------------------------------------------------------------

@@ -2,10 +2,12 @@
 The test key must never appear in any page, whatever was submitted."""
 
 import datetime as dt
+import io
 import re
 from decimal import Decimal
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -406,6 +408,39 @@ def test_verify_without_htmx_reports_on_the_store_page(admin, store, provider_ur
 
     assert "API key matched: the provider accepts it." in text_of(response)
     assert_no_key(response)
+
+
+def test_the_store_form_verify_and_add_store_ask_the_provider_one_and_the_same_question(
+    admin, store, provider_url, simulator, monkeypatch
+):
+    def requests() -> tuple[int, int]:
+        counts = simulator.stats()["requests"]
+        return counts.get("check_balance", 0), counts.get("user_verify", 0)
+
+    def asked(action) -> tuple[int, int]:
+        before = requests()
+        action()
+        after = requests()
+        return after[0] - before[0], after[1] - before[1]
+
+    edit, verify = reverse("store_edit", args=[store.pk]), reverse("store_verify", args=[store.pk])
+    monkeypatch.setenv("ROBOCALL_API_KEY", WRONG_KEY)
+    refused_by_form = asked(lambda: admin.post(edit, store_data(api_key=WRONG_KEY)))
+    refused_by_verify = asked(lambda: admin.post(verify, {"api_key": WRONG_KEY}, **HTMX))
+    refused_by_command = asked(
+        lambda: pytest.raises(
+            CommandError, call_command, "add_store", "Other", stdout=io.StringIO()
+        )
+    )
+
+    # One check_balance each, and no user_verify: the same function asks for all three.
+    assert refused_by_form == refused_by_verify == refused_by_command == (1, 0)
+    store.refresh_from_db()
+    assert store.api_key == TEST_API_KEY
+    assert not Store.objects.filter(name="Other").exists()
+    monkeypatch.setenv("ROBOCALL_API_KEY", TEST_API_KEY)
+    assert asked(lambda: call_command("add_store", "Other", stdout=io.StringIO())) == (1, 0)
+    assert Store.objects.get(name="Other").key_verified_at is not None
 
 
 def test_verify_takes_only_posts(admin, store):

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection as db
 
+from shops.forms import ShopifyForm
 from shops.models import ApiToken, ShopConnection
 
 pytestmark = pytest.mark.django_db
@@ -94,6 +95,64 @@ def test_connect_shop_refuses_bad_options_clearly(store, monkeypatch, args, mess
         run("connect_shop", store.name, *args)
     assert message in str(refused.value)
     assert not ShopConnection.objects.exists()
+
+
+# Shop domains that are not a plain <name>.myshopify.com host: with any of them the Admin API
+# token could be sent somewhere else (evil.example#.myshopify.com is https://evil.example/).
+NOT_A_SHOP_DOMAIN = [
+    "evil.example#.myshopify.com",
+    "evil.example/.myshopify.com",
+    "evil.example?.myshopify.com",
+    "evil.example@kk.myshopify.com",
+    "evil.example:443.myshopify.com",
+    "kk.myshopify.com:8443",
+    "kk.myshopify.com/admin",
+    "kk.myshopify.com?x=1",
+    "kk.myshopify.com#x",
+    "kk.myshopify.com.evil.example",
+    "evil.example.myshopify.com",
+    "https://kk.myshopify.com",
+    "kk .myshopify.com",
+    "-kk.myshopify.com",
+    ".myshopify.com",
+    "myshopify.com",
+    "kk.example.com",
+    "",
+]
+
+
+def shopify_form(domain: str) -> ShopifyForm:
+    """The Integrations page's Shopify form as submitted with `domain` and its defaults."""
+    shown = ShopifyForm()
+    data = {name: shown[name].value() for name in shown.fields}
+    secrets = {"access_token": SHOPIFY_TOKEN, "webhook_secret": HOOK_SECRET}
+    return ShopifyForm({**data, "shop_domain": domain, **secrets})
+
+
+@pytest.mark.parametrize("domain", NOT_A_SHOP_DOMAIN)
+def test_connect_shop_refuses_every_shop_domain_the_form_refuses(store, monkeypatch, domain):
+    monkeypatch.setenv("SHOPIFY_ACCESS_TOKEN", SHOPIFY_TOKEN)
+    monkeypatch.setenv("SHOPIFY_WEBHOOK_SECRET", HOOK_SECRET)
+    form = shopify_form(domain)
+
+    assert not form.is_valid()
+    assert list(form.errors) == ["shop_domain"]
+    with pytest.raises(CommandError) as refused:
+        run("connect_shop", store.name, "shopify", f"--shop-domain={domain}")
+    assert str(refused.value).startswith("--shop-domain: ")
+    assert not ShopConnection.objects.exists()
+
+
+@pytest.mark.parametrize("domain", ["kk.myshopify.com", "KK-Store.MyShopify.com "])
+def test_the_form_and_connect_shop_accept_a_plain_shop_domain_alike(store, monkeypatch, domain):
+    monkeypatch.setenv("SHOPIFY_ACCESS_TOKEN", SHOPIFY_TOKEN)
+    monkeypatch.setenv("SHOPIFY_WEBHOOK_SECRET", HOOK_SECRET)
+    form = shopify_form(domain)
+
+    assert form.is_valid(), form.errors
+    run("connect_shop", store.name, "shopify", "--shop-domain", domain)
+    stored = ShopConnection.objects.get().shop_domain
+    assert stored == form.cleaned_data["shop_domain"] == domain.strip().lower()
 
 
 def test_connect_webhook_makes_a_signing_secret_and_prints_it_once(store):

@@ -1,99 +1,114 @@
 """ROBOCALL_API_KEY=... python manage.py add_store NAME [options] [--update]
 
+The command fills the store form of the settings page (calls.forms.StoreForm), so the page and the
+command cannot disagree about a rule: the options are the form's fields in a shell's notation,
+and the form checks them, checks a new key with the provider and saves the store.
+
 The key is read from the environment, never from the command line (where `ps` and the shell
-history would keep it). It is checked with the provider's user_verify first: a key the provider
-does not match is refused and nothing is stored; when the provider cannot be reached the store
-is saved with a warning that its key is not verified yet.
+history would keep it). It is checked with the provider once every option is valid: a key the
+provider does not match is refused and nothing is stored; when the provider cannot be reached the
+store is saved with a warning that its key is not verified yet.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
-from django.utils import timezone
 
-from calls.models import CENT, MAX_REATTEMPTS, Store, validate_timezone
-from calls.pipeline.provider import ProviderError, ProviderRejected, RobocallClient
+from calls.forms import StoreForm
+from calls.models import MAX_PROVIDER_RETRIES, MAX_REATTEMPTS, Store
+from calls.pipeline.balances import KeyCheck
 from calls.redaction import redact
 
 API_KEY_ENV = "ROBOCALL_API_KEY"
-MAX_PROVIDER_RETRIES = 10
-_HOURS = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
+_HOURS = re.compile(r"(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})")
+
+# Each option and the form field it fills. An option's value is passed on as typed, except where
+# the shell's notation differs from the page's (hours as one range, delays in seconds).
+OPTION_FIELDS = {
+    "voice_id": "default_voice_id",
+    "provider_retries": "provider_retries",
+    "retry_delays": "retry_delays",
+    "low_balance": "low_balance_threshold",
+    "reattempts": "reattempts",
+    "reattempt_gap": "reattempt_gap_minutes",
+    "timezone": "timezone",
+}
+
+# The flag that fills each field, to name it in an error.
+FIELD_FLAGS = {
+    "name": "NAME",
+    "api_key": f"${API_KEY_ENV}",
+    "default_voice_id": "--voice-id",
+    "calling_start": "--calling-hours",
+    "calling_end": "--calling-hours",
+    "provider_retries": "--provider-retries",
+    "retry_delays": "--retry-delays",
+    "low_balance_threshold": "--low-balance",
+    "reattempts": "--reattempts",
+    "reattempt_gap_minutes": "--reattempt-gap",
+    "timezone": "--timezone",
+}
+
+# How a value the form finds malformed or out of range is described in the flag's terms. The
+# bounds are the model's (the form's) own; the words are the shell's.
+VALUE_PROBLEMS = {
+    "name": {
+        "required": "the store name must not be empty",
+        "max_length": "the store name is longer than 100 characters",
+    },
+    "api_key": {
+        "required": f"set the store's API key in the environment variable {API_KEY_ENV} "
+        "(it is never taken from the command line)",
+    },
+    "default_voice_id": "{flag} must be a positive whole number, not {text!r}",
+    "calling_start": "{flag} {text!r} is not a time of day (00:00 to 23:59)",
+    "calling_end": "{flag} {text!r} is not a time of day (00:00 to 23:59)",
+    "provider_retries": f"{{flag}} must be a whole number from 0 to {MAX_PROVIDER_RETRIES} "
+    "(the portal's free retries, 3 by default), not {text!r}",
+    "low_balance_threshold": "{flag} must be an amount in rupees of 0 or more (e.g. 500), "
+    "not {text!r}",
+    "reattempts": f"{{flag}} must be a whole number from 0 to {MAX_REATTEMPTS}, not {{text!r}}",
+    "reattempt_gap_minutes": "{flag} must be a whole number from 1 to 10080, not {text!r}",
+}
+# Codes of Django's field checks: the value on its own is wrong. Any other error is a rule
+# across fields (e.g. one delay per retry) and is shown in the form's words.
+VALUE_CODES = {
+    "required",
+    "invalid",
+    "invalid_choice",
+    "min_value",
+    "max_value",
+    "max_length",
+    "max_digits",
+    "max_decimal_places",
+    "max_whole_digits",
+}
 
 
-def parse_calling_hours(text: str) -> tuple[dt.time, dt.time]:
+def calling_hours(text: str) -> tuple[str, str]:
+    """'09:00-21:00' -> the form's start and end (equal times: round the clock, as on the page)."""
     match = _HOURS.fullmatch(text.strip())
     if not match:
         raise CommandError(
             f"--calling-hours must look like 09:00-21:00 (HH:MM-HH:MM), not {text!r}"
         )
-    h1, m1, h2, m2 = (int(g) for g in match.groups())
-    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
-        raise CommandError(f"--calling-hours {text!r} is not a time of day (00:00 to 23:59)")
-    start, end = dt.time(h1, m1), dt.time(h2, m2)
-    if start == end:
-        raise CommandError(f"--calling-hours {text!r} is an empty window: start and end are equal")
-    return start, end
+    return match.group(1), match.group(2)
 
 
-def parse_provider_retries(text: str) -> int:
-    if not text.strip().isdigit() or int(text) > MAX_PROVIDER_RETRIES:
-        raise CommandError(
-            f"--provider-retries must be a whole number from 0 to {MAX_PROVIDER_RETRIES} "
-            f"(the portal's free retries, 3 by default), not {text!r}"
-        )
-    return int(text)
-
-
-def parse_whole_number(option: str, text: str, low: int, high: int) -> int:
-    if not text.strip().isdigit() or not low <= int(text) <= high:
-        raise CommandError(f"{option} must be a whole number from {low} to {high}, not {text!r}")
-    return int(text)
-
-
-def parse_retry_delays(text: str) -> list[int]:
+def retry_delays_in_seconds(text: str) -> str:
+    """'300,600,1800' (seconds) -> the form's notation for seconds, '300s, 600s, 1800s'."""
     parts = [p.strip() for p in text.split(",")]
-    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
         raise CommandError(
             f"--retry-delays must be positive whole seconds separated by commas, "
             f"e.g. 300,600,1800, not {text!r}"
         )
-    return [int(p) for p in parts]
-
-
-def parse_low_balance(text: str) -> Decimal:
-    try:
-        value = Decimal(text.strip().replace(",", ""))
-    except InvalidOperation:
-        value = Decimal(-1)
-    if not value.is_finite() or value < 0 or value != value.quantize(CENT):
-        raise CommandError(
-            f"--low-balance must be an amount in rupees of 0 or more (e.g. 500), not {text!r}"
-        )
-    if value >= Decimal("1e10"):
-        raise CommandError(f"--low-balance {text!r} is too large")
-    return value
-
-
-def parse_voice_id(text: str) -> int:
-    if not text.strip().isdigit() or not 0 < int(text) < 2**31:
-        raise CommandError(f"--voice-id must be a positive whole number, not {text!r}")
-    return int(text)
-
-
-def parse_timezone(text: str) -> str:
-    try:
-        validate_timezone(text.strip())
-    except ValidationError as exc:
-        raise CommandError(f"--timezone: {' '.join(exc.messages)}") from None
-    return text.strip()
+    return ", ".join(f"{p}s" for p in parts)
 
 
 class Command(BaseCommand):
@@ -102,8 +117,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument("--voice-id", help="default voice id of the store's calls")
-        parser.add_argument("--calling-hours", help="local calling window, e.g. 09:00-21:00")
-        parser.add_argument("--provider-retries", help="the portal's free retries (0-10)")
+        parser.add_argument(
+            "--calling-hours",
+            help="local calling window, e.g. 09:00-21:00 (equal times: round the clock)",
+        )
+        parser.add_argument(
+            "--provider-retries", help=f"the portal's free retries (0-{MAX_PROVIDER_RETRIES})"
+        )
         parser.add_argument("--retry-delays", help="seconds between retries, e.g. 300,600,1800")
         parser.add_argument("--low-balance", help="launches are blocked below this balance")
         parser.add_argument(
@@ -121,68 +141,26 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["name"].strip()
-        if not name:
-            raise CommandError("the store name must not be empty")
-        if len(name) > 100:
-            raise CommandError("the store name is longer than 100 characters")
-        # Every option is checked before the key is sent anywhere.
-        changes: dict[str, Any] = {}
-        if options["voice_id"] is not None:
-            changes["default_voice_id"] = parse_voice_id(options["voice_id"])
-        if options["calling_hours"] is not None:
-            changes["calling_start"], changes["calling_end"] = parse_calling_hours(
-                options["calling_hours"]
-            )
-        if options["provider_retries"] is not None:
-            changes["provider_retries"] = parse_provider_retries(options["provider_retries"])
-        if options["retry_delays"] is not None:
-            changes["retry_delays"] = parse_retry_delays(options["retry_delays"])
-        if options["reattempts"] is not None:
-            changes["reattempts"] = parse_whole_number(
-                "--reattempts", options["reattempts"], 0, MAX_REATTEMPTS
-            )
-        if options["reattempt_gap"] is not None:
-            changes["reattempt_gap_minutes"] = parse_whole_number(
-                "--reattempt-gap", options["reattempt_gap"], 1, 7 * 24 * 60
-            )
-        if options["low_balance"] is not None:
-            changes["low_balance_threshold"] = parse_low_balance(options["low_balance"])
-        if options["timezone"] is not None:
-            changes["timezone"] = parse_timezone(options["timezone"])
-
-        api_key = os.environ.get(API_KEY_ENV, "").strip()
-        existing = Store.objects.filter(name=name).first()
+        existing = Store.objects.filter(name=name).first() if name else None
         if existing is not None and not options["update"]:
             raise CommandError(f"a store named {name!r} exists already: add --update to change it")
         if existing is None and options["update"]:
             raise CommandError(f"no store named {name!r} to update (leave out --update to add it)")
-        if existing is None and not api_key:
-            raise CommandError(
-                f"set the store's API key in the environment variable {API_KEY_ENV} "
-                "(it is never taken from the command line)"
-            )
 
-        store = existing or Store(name=name)
-        for field_name, value in changes.items():
-            setattr(store, field_name, value)
-        if api_key:
-            store.api_key = api_key  # also clears key_verified_at
+        typed = self._typed_values(options)
+        form = StoreForm(self._form_data(existing, name, typed), instance=existing)
         try:
-            store.full_clean()
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items()
-            )
-            raise CommandError(f"the store is not valid: {redact(problems)}") from None
+            valid = form.is_valid()  # asks the provider about a new key, once all else is valid
+        except ValueError as exc:  # ROBOCALL_BASE_URL is not a usable URL
+            raise CommandError(f"{redact(str(exc))}; nothing was stored") from None
+        if not valid:
+            raise CommandError(self._problems(form, typed))
+        store = form.save()
 
-        verified = self._verify(api_key) if api_key else None
-        if verified:
-            store.key_verified_at = timezone.now()
-        with transaction.atomic():
-            store.save()
-        action = "updated" if existing else "added"
-        self.stdout.write(self.style.SUCCESS(f"Store {store.name!r} {action}."))
-        if verified is False:
+        self.stdout.write(
+            self.style.SUCCESS(f"Store {store.name!r} {'updated' if existing else 'added'}.")
+        )
+        if form.key_check is KeyCheck.UNREACHABLE:
             self.stderr.write(
                 self.style.WARNING(
                     "Warning: the provider could not be reached, so the API key is not verified "
@@ -190,25 +168,55 @@ class Command(BaseCommand):
                 )
             )
 
-    def _verify(self, api_key: str) -> bool:
-        """True when the provider matches the key; False when it cannot be asked now.
-        A key the provider refuses stops the command: nothing is stored."""
-        try:
-            with RobocallClient(api_key) as client:
-                matched = client.verify_key()
-        except ValueError as exc:  # ROBOCALL_BASE_URL is not a usable URL
-            raise CommandError(f"{redact(str(exc))}; nothing was stored") from None
-        except ProviderRejected as exc:
-            raise CommandError(
-                f"the provider refused to verify the API key ({redact(str(exc))}); "
-                "nothing was stored"
-            ) from None
-        except ProviderError as exc:
-            self.stderr.write(f"user_verify failed: {redact(str(exc))}")
-            return False
-        if not matched:
-            raise CommandError(
+    @staticmethod
+    def _typed_values(options: dict[str, Any]) -> dict[str, str]:
+        """The form fields the options fill, with the text as typed (for the error messages)."""
+        typed = {
+            field: str(options[option]).strip()
+            for option, field in OPTION_FIELDS.items()
+            if options[option] is not None
+        }
+        if options["calling_hours"] is not None:
+            typed["calling_start"], typed["calling_end"] = calling_hours(options["calling_hours"])
+        return typed
+
+    @staticmethod
+    def _form_data(existing: Store | None, name: str, typed: dict[str, str]) -> dict[str, Any]:
+        """What the page would submit: the store's current values (a new store's defaults),
+        with the options' values over them."""
+        shown = StoreForm(instance=existing or Store())  # a new Store() holds the defaults
+        data: dict[str, Any] = {field: shown[field].value() for field in shown.fields}
+        data |= typed
+        if "retry_delays" in typed:
+            data["retry_delays"] = retry_delays_in_seconds(typed["retry_delays"])
+        if "low_balance_threshold" in typed:
+            data["low_balance_threshold"] = typed["low_balance_threshold"].replace(",", "")
+        data["name"] = name
+        data["api_key"] = os.environ.get(API_KEY_ENV, "").strip()
+        data["save_rejected_key_paused"] = False  # the page's choice; a script is refused
+        return data
+
+    @staticmethod
+    def _problems(form: StoreForm, typed: dict[str, str]) -> str:
+        """The form's errors, each naming its flag or variable; never the key itself."""
+        if form.key_check is KeyCheck.REJECTED:
+            return (
                 f"the provider says this API key is not matched: check ${API_KEY_ENV} "
                 "(nothing was stored)"
             )
-        return True
+        problems: list[str] = []
+        for field, errors in form.errors.as_data().items():
+            for error in errors:
+                problems.append(_in_flag_terms(field, error, typed.get(field, "")))
+        return redact("; ".join(dict.fromkeys(problems)))  # hours' two fields say it once
+
+
+def _in_flag_terms(field: str, error: ValidationError, text: str) -> str:
+    flag = FIELD_FLAGS.get(field, field)
+    words = VALUE_PROBLEMS.get(field)
+    if error.code in VALUE_CODES:
+        if isinstance(words, dict) and error.code in words:
+            return words[error.code]
+        if isinstance(words, str):
+            return words.format(flag=flag, text=text)
+    return f"{flag}: {' '.join(error.messages)}"

@@ -1,15 +1,18 @@
 """python manage.py import_calls FILE.csv --campaign NAME --store NAME [--voice-id N]
 
-Imports the orders of a CSV as queued calls, then launches the campaign if the provider balance
-allows. Exit status: 0 imported (and launched); 1 nothing valid to import, or no such file or
-store; 2 imported but held in draft (low balance, see the message). An order id the store
-already has (from any campaign, file or the form) places no call and is reported as "already
-known"; a file whose every order is known or repeated is not an error (0): importing the same
-file twice, or a file overlapping yesterday's, is harmless.
+Imports the orders of a CSV (or .xlsx) as queued calls, then launches the campaign if the
+provider balance allows. The file takes the upload page's path (calls/intake/uploads.py
+import_file: staged, repeats and known orders marked, launched by batches) in one transaction;
+the launch rules are calls/launches.py's. Exit status: 0 imported (and launched); 1 nothing
+valid to import, or no such file or store; 2 imported but held in draft (low balance, see the
+message). An order id the store already has (from any campaign, file or the form) places no
+call and is reported as "already known"; a file whose every order is known or repeated is not
+an error (0): importing the same file twice, or a file overlapping yesterday's, is harmless.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +20,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from calls import launches, transitions
-from calls.intake.bulk import ImportReport, import_csv
 from calls.intake.file_errors import ImportFileError
 from calls.intake.rows import max_length_of
+from calls.intake.uploads import ImportReport, import_file
 from calls.models import Campaign, Store
 from calls.pipeline.balances import calls_count
 
@@ -87,7 +90,13 @@ class Command(BaseCommand):
                 # must not start on them before the balance check below has said yes.
                 if transitions.hold_in_draft(campaign.pk):
                     campaign.refresh_from_db(fields=["status"])
-                report = import_csv(file, campaign=campaign, progress=show_progress)
+                report = import_file(
+                    file,
+                    campaign=campaign,
+                    filename=path.name,
+                    progress=show_progress,
+                    listed=DUPLICATES_SHOWN,
+                )
                 if not report.imported:
                     # Nothing new: leave the campaign as it was (or not there at all).
                     transaction.set_rollback(True)
@@ -99,14 +108,14 @@ class Command(BaseCommand):
             ) from None
 
         self._print_report(report, campaign, created)
-        if report.imported == 0 and not report.duplicates and not report.known:
+        if report.imported == 0 and not report.skipped_duplicates and not report.known_count:
             raise CommandError(
                 "nothing valid to import: fix the rows above and run the command again",
                 returncode=EXIT_NOTHING_IMPORTED,
             )
         if report.imported == 0:
             self.stdout.write(
-                f"{len(report.known):,} already known: no new order, no call placed; "
+                f"{report.known_count:,} already known: no new order, no call placed; "
                 "nothing changed."
             )
             return
@@ -115,15 +124,19 @@ class Command(BaseCommand):
     def _print_report(self, report: ImportReport, campaign: Campaign, created: bool) -> None:
         for error in report.rejected:
             self.stdout.write(str(error))
-        for skipped, what in ((report.known, "already known"), (report.duplicates, "duplicates")):
-            for row in skipped[:DUPLICATES_SHOWN]:
+        listed: tuple[tuple[Sequence[object], int, str], ...] = (
+            (report.known, report.known_count, "already known"),
+            (report.duplicates, report.skipped_duplicates, "duplicates"),
+        )
+        for rows, count, what in listed:
+            for row in rows:
                 self.stdout.write(str(row))
-            if len(skipped) > DUPLICATES_SHOWN:
-                self.stdout.write(f"… and {len(skipped) - DUPLICATES_SHOWN:,} more {what}")
+            if count > len(rows):
+                self.stdout.write(f"… and {count - len(rows):,} more {what}")
         rows = f"{report.total_rows:,} row{'' if report.total_rows == 1 else 's'}"
         self.stdout.write(
             f"Campaign {campaign.name!r} ({'created' if created else 'existing'}): "
-            f"{rows} read, {report.imported:,} imported, {len(report.known):,} already known, "
+            f"{rows} read, {report.imported:,} imported, {report.known_count:,} already known, "
             f"{report.skipped_duplicates:,} duplicates in this file, "
             f"{len(report.rejected):,} rejected."
         )

@@ -69,7 +69,7 @@ class Command(BaseCommand):
             raise CommandError(f"no store named {options['store']!r}")
         given: dict[str, Any] = {"cod_gateways": ", ".join(options["cod"] or [])}
         if kind == "shopify":
-            given["shop_domain"] = (options["shop_domain"] or "").strip().lower()
+            given["shop_domain"] = options["shop_domain"] or ""
             if options["admin_api_url"]:
                 given["admin_api_url"] = options["admin_api_url"].strip()
         elif kind == "woocommerce":
