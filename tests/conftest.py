@@ -18,6 +18,21 @@ def fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+def drives_the_browser(item: pytest.Item) -> bool:
+    return "chromium" in getattr(item, "fixturenames", ()) or bool(
+        item.get_closest_marker("browser")
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser tests run last, after pytest-django's order (database tests, then
+    transactional ones, then the rest): they share one Chromium for the session, whose asyncio
+    loop lives in this thread from the first of them to the end (tests/browser/conftest.py), and
+    no other test may run beside it."""
+    items.sort(key=drives_the_browser)  # stable: each group keeps its order
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """After every test that used the database and passed, the figures the triggers counted
