@@ -56,3 +56,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     stack = config.stash.get(_servers, None)
     if stack is not None:
         stack.close()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Under pytest-xdist the main process captures output outside the tests for the whole
+    # session and prints what it caught (Django's start-up log lines) after the closing
+    # "N passed" line, where a reader of the last line would miss the count: print it now.
+    plugins = session.config.pluginmanager
+    capture, terminal = plugins.getplugin("capturemanager"), plugins.getplugin("terminalreporter")
+    if capture is not None and terminal is not None and plugins.hasplugin("dsession"):
+        terminal.write("".join(capture.read_global_capture()))

@@ -33,6 +33,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=drives_the_browser)  # stable: each group keeps its order
 
 
+# Modules whose tests share a module-scoped fixture that starts processes (one `make run` boot
+# for the tests that need it): under pytest-xdist each runs whole in one worker process.
+ONE_WORKER_MODULES = frozenset({"tests/test_devserver.py"})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """pytest-xdist's "load" distribution (each test to the next free worker, in collection
+    order, so the browser tests stay last), except that ONE_WORKER_MODULES go whole to one.
+    (Its own `xdist_group` marks rename test ids in a way pytest 9 no longer sees.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LoadKeepingModulesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return LoadKeepingModulesTogether(config, log)  # type: ignore[arg-type]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """After every test that used the database and passed, the figures the triggers counted
