@@ -470,7 +470,8 @@ def broker_url_of_worker(url: str, worker: int) -> str:
     if parts.scheme == "redis+socket":
         query = dict(parse_qsl(parts.query))
         query["virtual_host"] = str((int(query.get("virtual_host") or 0) - worker) % 16)
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        # Not urlunsplit: it would drop the empty host's "//" of redis+socket:///path.
+        return f"{url.partition('?')[0]}?{urlencode(query)}"
     db = int(parts.path.strip("/") or 0)
     return urlunsplit(parts._replace(path=f"/{(db - worker) % 16}"))
 
