@@ -53,8 +53,12 @@ caddy-check: install
 		|| { echo "Caddyfile is not valid with ROBODASH_TLS=$$tls:"; cat $$tmp/log; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "Caddyfile valid (ROBODASH_TLS=acme and internal)"
 
+# Two test processes: most tests wait on the processes they start (workers, the devserver,
+# Chromium), so two keep both cores busy (tests/conftest.py says which tests share one).
+TEST_WORKERS ?= 2
+
 test: lint typecheck compose-check caddy-check
-	$(TEST_ENV) $(BIN)/pytest --durations=15 $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 bench: install
 	$(TEST_ENV) $(BIN)/python -m bench $(BENCH) $(if $(CALLS),--calls=$(CALLS))

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 DATABASE_NAME = "robodash"
 PG_SUPERUSER = "postgres"
@@ -458,6 +458,23 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def broker_url_of_worker(url: str, worker: int) -> str:
+    """The Redis URL for test worker `worker` (pytest-xdist's gw0, gw1, …) of a session whose
+    broker is `url`: the first keeps `url`, each other one a database of its own two below the
+    one before (wrapping round Redis's 16), because tests flush their broker's database and the
+    cache takes the other database of the broker's pair (robodash.settings)."""
+    if worker == 0:
+        return url
+    parts = urlsplit(url)
+    if parts.scheme == "redis+socket":
+        query = dict(parse_qsl(parts.query))
+        query["virtual_host"] = str((int(query.get("virtual_host") or 0) - 2 * worker) % 16)
+        # Not urlunsplit: it would drop the empty host's "//" of redis+socket:///path.
+        return f"{url.partition('?')[0]}?{urlencode(query)}"
+    db = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(db - 2 * worker) % 16}"))
 
 
 @dataclass

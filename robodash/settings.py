@@ -87,9 +87,11 @@ def fernet_keys(value: str) -> list[str]:
 
 def redis_cache_url_beside(broker_url: str) -> str:
     """A cache URL (redis-py's forms) on the same Redis as the Celery broker `broker_url` (any
-    form kombu reads: redis://, rediss://, redis+socket:///path?virtual_host=N), in the database
-    after the broker's, or the one before for a broker on db 15 (Redis has 16 by default). Its
-    own database, because the cache's clear() empties the whole database."""
+    form kombu reads: redis://, rediss://, redis+socket:///path?virtual_host=N), in the other
+    database of the broker's pair (0 and 1, 2 and 3, … 14 and 15: Redis has 16 by default), so
+    brokers on different pairs never meet each other's caches (the test processes' brokers
+    step by two: robodash.embedded.broker_url_of_worker). Its own database, because the cache's
+    clear() empties the whole database."""
     parts = urllib.parse.urlsplit(broker_url)
     query = urllib.parse.parse_qsl(parts.query)
     if parts.scheme == "redis+socket":
@@ -103,7 +105,7 @@ def redis_cache_url_beside(broker_url: str) -> str:
         raise ImproperlyConfigured(
             f"CELERY_BROKER_URL's Redis database must be a number, not {db_text!r}"
         ) from None
-    cache_db = broker_db + 1 if broker_db < 15 else broker_db - 1
+    cache_db = broker_db ^ 1
     if parts.scheme == "redis+socket":
         query = [*query, ("db", str(cache_db))]
         scheme, path = "unix", parts.path
@@ -307,7 +309,7 @@ ROBODASH_LAUNCH_IN_REQUEST_ROWS = envint("ROBODASH_LAUNCH_IN_REQUEST_ROWS", "500
 
 # The cache is shared by every process (the API's rate limit per token is counted across all
 # gunicorn workers), so it is never a per-process memory cache: CACHE_URL, else the broker's
-# Redis (below), in the database after the broker's.
+# Redis (below), in the other database of the broker's pair.
 CACHE_URL = os.environ.get("CACHE_URL", "")
 
 # --- Secrets at rest -------------------------------------------------------------------------

@@ -28,6 +28,41 @@ def default_language_after_each_test() -> Iterator[None]:
     translation.deactivate()
 
 
+def drives_the_browser(item: pytest.Item) -> bool:
+    return "chromium" in getattr(item, "fixturenames", ()) or bool(
+        item.get_closest_marker("browser")
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser tests run last, after pytest-django's order (database tests, then
+    transactional ones, then the rest): they share one Chromium for the session, whose asyncio
+    loop lives in this thread from the first of them to the end (tests/browser/conftest.py), and
+    no other test may run beside it."""
+    items.sort(key=drives_the_browser)  # stable: each group keeps its order
+
+
+# Modules whose tests share a module-scoped fixture that starts processes (one `make run` boot
+# for the tests that need it): under pytest-xdist each runs whole in one worker process.
+ONE_WORKER_MODULES = frozenset({"tests/test_devserver.py"})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """pytest-xdist's "load" distribution (each test to the next free worker, in collection
+    order, so the browser tests stay last), except that ONE_WORKER_MODULES go whole to one.
+    (Its own `xdist_group` marks rename test ids in a way pytest 9 no longer sees.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LoadKeepingModulesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return LoadKeepingModulesTogether(config, log)  # type: ignore[arg-type]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """After every test that used the database and passed, the figures the triggers counted

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -148,8 +149,8 @@ def poll_until(condition: Callable[[], bool], deadline: float) -> bool:
 # --- The test -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def devserver_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def devserver_environment(tmp_path: Path, patch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment of a demo in `tmp_path / "var"`, with no server of the tests'."""
     env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     env["ROBODASH_VAR_DIR"] = str(tmp_path / "var")
     env["PYTHONUNBUFFERED"] = "1"
@@ -158,9 +159,15 @@ def devserver_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
     home = Path(tempfile.mkdtemp(prefix="robodash-devserver-test-"))
     home.chmod(0o711)
     env["ROBODASH_EMBEDDED_HOME"] = str(home)
-    monkeypatch.setenv("ROBODASH_EMBEDDED_HOME", str(home))
+    patch.setenv("ROBODASH_EMBEDDED_HOME", str(home))
+    return env
+
+
+@pytest.fixture
+def devserver_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    env = devserver_environment(tmp_path, monkeypatch)
     yield env
-    shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(env["ROBODASH_EMBEDDED_HOME"], ignore_errors=True)
 
 
 def start_devserver(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
@@ -179,7 +186,11 @@ def stop_on_failure() -> Iterator[list[subprocess.Popen[str]]]:
     """Whatever a failed test left running is killed, so it cannot hold ports for the next."""
     started: list[subprocess.Popen[str]] = []
     yield started
-    for process in started:
+    stop(started)
+
+
+def stop(processes: list[subprocess.Popen[str]]) -> None:
+    for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             try:
@@ -306,15 +317,53 @@ def walk_every_url(
     return wrong
 
 
+@dataclass
+class MakeRun:
+    """The module's `make run`: booted once, shared by the tests that walk a running demo."""
+
+    env: dict[str, str]
+    var_dir: Path
+    process: subprocess.Popen[str]
+    output: Output
+    web_port: int
+    sim_port: int
+    shops_port: int
+
+
+@pytest.fixture(scope="module")
+def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeRun]:
+    """One `make run` on a fresh var/, up to its worker's "ready." (the whole tree is up then).
+
+    A boot costs some 15-20 seconds of both cores (a new cluster, its migrations, the seed and
+    every child), so the tests that need a running demo share this one: the first walks it, and
+    the crash test ends it (a crash) and starts the next run on its data. Whatever is left
+    running at the end of the module is stopped. Under pytest-xdist the module runs in one
+    process (tests/conftest.py), so the boot is shared there too."""
+    with pytest.MonkeyPatch.context() as patch:
+        env = devserver_environment(tmp_path_factory.mktemp("make-run"), patch)
+        var_dir = Path(env["ROBODASH_VAR_DIR"])
+        web_port, sim_port, shops_port = free_port(), free_port(), free_port()
+        process = start_make_run(env, web_port, sim_port, shops_port)
+        output = Output(process)
+        demo = MakeRun(env, var_dir, process, output, web_port, sim_port, shops_port)
+        try:
+            output.wait_for("ready.", time.monotonic() + START_DEADLINE, source="worker")
+            yield demo
+        finally:
+            tree = process_tree(process.pid) if process.poll() is None else {}
+            if process.poll() is None:
+                ctrl_c(process)
+            stop([process])
+            kill_all(tree)
+            shutil.rmtree(env["ROBODASH_EMBEDDED_HOME"], ignore_errors=True)
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="reads the process tree from /proc")
-def test_make_run_serves_every_page_to_each_role_and_ctrl_c_leaves_no_process_behind(
-    devserver_env: dict[str, str], stop_on_failure: list[subprocess.Popen[str]]
+def test_make_run_serves_every_page_to_each_role_and_calls_the_demo_orders_to_their_end(
+    make_run: MakeRun,
 ) -> None:
-    web_port, sim_port, shops_port = free_port(), free_port(), free_port()
-    var_dir = Path(devserver_env["ROBODASH_VAR_DIR"])
-    make_run = start_make_run(devserver_env, web_port, sim_port, shops_port)
-    stop_on_failure.append(make_run)
-    output = Output(make_run)
+    output, var_dir = make_run.output, make_run.var_dir
+    web_port, sim_port, shops_port = make_run.web_port, make_run.sim_port, make_run.shops_port
     deadline = time.monotonic() + START_DEADLINE
 
     database = output.wait_for("database:", deadline)
@@ -330,56 +379,89 @@ def test_make_run_serves_every_page_to_each_role_and_ctrl_c_leaves_no_process_be
     assert f"log in as admin / {password}" in login_line
     # The worker says so once its pool processes exist: the whole tree is up by then.
     output.wait_for("ready.", deadline, source="worker")
-    tree = process_tree(make_run.pid)
+    commands = " ".join(process_tree(make_run.process.pid).values())
+    for child in (
+        "bin/postgres",
+        "redis-server",
+        "-m simulator",
+        "-m standins",
+        "runserver",
+        "worker",
+        "beat",
+    ):
+        assert child in commands, f"{child} is not among the children: {commands}"
+
+    base_url = f"http://127.0.0.1:{web_port}"
+    pks = demo_objects(var_dir)
+    integrations = f"{base_url}/settings/stores/{pks['store']}/integrations/"
+    for role in ("admin", "agent", "manager"):
+        session = sign_in(base_url, role, password)
+        assert walk_every_url(base_url, session, role, pks) == [], role
+        expected = 200 if role == "admin" else 403
+        assert session.get(integrations, timeout=30).status_code == expected, role
+
+    # The demo store is connected to the Shopify stand-in: a test order from Integrations
+    # is called, and its outcome goes back to the "shop" as a tag.
+    admin = sign_in(base_url, "admin", password)
+    form = admin.get(integrations, timeout=30).text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+    assert token and "demo-store.myshopify.com" in form
+    sent = admin.post(
+        f"{integrations}test-order/",
+        data={"kind": "shopify", "phone": "0300 1234599", "csrfmiddlewaretoken": token[1]},
+        headers={"Referer": integrations},
+        timeout=30,
+    )
+    assert sent.status_code == 200 and "Test order: order #TEST-" in sent.text
+    shop = f"http://127.0.0.1:{shops_port}/_standin/records"
+
+    def tagged() -> bool:
+        orders = requests.get(shop, timeout=10).json()["shopify"].values()
+        return any(order["tags"] for order in orders)
+
+    # The demo campaign's calls are placed, followed and finished by the worker and beat.
+    assert poll_until(lambda: unfinished_demo_calls(var_dir) == 0, time.monotonic() + 180), (
+        output.text[-5000:]
+    )
+    assert poll_until(tagged, time.monotonic() + 180), requests.get(shop, timeout=10).text
+
+
+def kill_all(tree: dict[tuple[int, str], str]) -> None:
+    for pid, started in tree:
+        if still_running(pid, started):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the process tree from /proc")
+def test_after_a_crash_make_run_starts_on_the_same_data_ctrl_c_stops_everything_and_make_clean_removes_it(  # noqa: E501
+    make_run: MakeRun, stop_on_failure: list[subprocess.Popen[str]]
+) -> None:
+    devserver_env, var_dir = make_run.env, make_run.var_dir
+    password = (var_dir / "demo-admin-password").read_text().strip()
+    tree = process_tree(make_run.process.pid)
+    # A crash: everything killed at once, the database mid-flight, its postmaster.pid left.
+    os.kill(make_run.process.pid, signal.SIGKILL)
+    kill_all(tree)
+    assert poll_until(lambda: not any(still_running(*p) for p in tree), time.monotonic() + 10)
+    assert (var_dir / "postgres" / "postmaster.pid").exists()
+
+    web_port, sim_port = free_port(), free_port()
+    second = start_make_run(devserver_env, web_port, sim_port)
+    stop_on_failure.append(second)
+    output = Output(second)
+    deadline = time.monotonic() + START_DEADLINE
+    output.wait_for("press Ctrl-C", deadline)
+    output.wait_for("ready.", deadline, source="worker")  # the whole tree is up
+    tree = process_tree(second.pid)
     try:
-        commands = " ".join(tree.values())
-        for child in (
-            "bin/postgres",
-            "redis-server",
-            "-m simulator",
-            "-m standins",
-            "runserver",
-            "worker",
-            "beat",
-        ):
-            assert child in commands, f"{child} is not among the children: {commands}"
+        # The same data: the users and the demo are there, nothing was created again.
+        assert "created user" not in output.text and "calls queued" not in output.text
+        assert (var_dir / "demo-admin-password").read_text().strip() == password
+        session = sign_in(f"http://127.0.0.1:{web_port}", "admin", password)
+        assert "Demo campaign" in session.get(f"http://127.0.0.1:{web_port}/campaigns/").text
 
-        base_url = f"http://127.0.0.1:{web_port}"
-        pks = demo_objects(var_dir)
-        integrations = f"{base_url}/settings/stores/{pks['store']}/integrations/"
-        for role in ("admin", "agent", "manager"):
-            session = sign_in(base_url, role, password)
-            assert walk_every_url(base_url, session, role, pks) == [], role
-            expected = 200 if role == "admin" else 403
-            assert session.get(integrations, timeout=30).status_code == expected, role
-
-        # The demo store is connected to the Shopify stand-in: a test order from Integrations
-        # is called, and its outcome goes back to the "shop" as a tag.
-        admin = sign_in(base_url, "admin", password)
-        form = admin.get(integrations, timeout=30).text
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
-        assert token and "demo-store.myshopify.com" in form
-        sent = admin.post(
-            f"{integrations}test-order/",
-            data={"kind": "shopify", "phone": "0300 1234599", "csrfmiddlewaretoken": token[1]},
-            headers={"Referer": integrations},
-            timeout=30,
-        )
-        assert sent.status_code == 200 and "Test order: order #TEST-" in sent.text
-        shop = f"http://127.0.0.1:{shops_port}/_standin/records"
-
-        def tagged() -> bool:
-            orders = requests.get(shop, timeout=10).json()["shopify"].values()
-            return any(order["tags"] for order in orders)
-
-        # The demo campaign's calls are placed, followed and finished by the worker and beat.
-        assert poll_until(lambda: unfinished_demo_calls(var_dir) == 0, time.monotonic() + 180), (
-            output.text[-5000:]
-        )
-        assert poll_until(tagged, time.monotonic() + 180), requests.get(shop, timeout=10).text
-
-        ctrl_c(make_run)
-        make_run.wait(STOP_DEADLINE)
+        ctrl_c(second)
+        second.wait(STOP_DEADLINE)
         output.join(5)
         assert "all stopped" in output.text
         # The walk above was refused pages as an agent and a manager: each is one log line.
@@ -394,47 +476,6 @@ def test_make_run_serves_every_page_to_each_role_and_ctrl_c_leaves_no_process_be
     finally:
         # A failure here must not leave the demo running into the next tests.
         kill_all(tree)
-
-
-def kill_all(tree: dict[tuple[int, str], str]) -> None:
-    for pid, started in tree:
-        if still_running(pid, started):
-            os.kill(pid, signal.SIGKILL)
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="reads the process tree from /proc")
-def test_after_a_crash_the_next_make_run_starts_on_the_same_data_and_make_clean_removes_it(
-    devserver_env: dict[str, str], stop_on_failure: list[subprocess.Popen[str]]
-) -> None:
-    var_dir = Path(devserver_env["ROBODASH_VAR_DIR"])
-    first = start_make_run(devserver_env, free_port(), free_port())
-    stop_on_failure.append(first)
-    output = Output(first)
-    output.wait_for("ready.", time.monotonic() + START_DEADLINE, source="worker")
-    password = (var_dir / "demo-admin-password").read_text().strip()
-    tree = process_tree(first.pid)
-    # A crash: everything killed at once, the database mid-flight, its postmaster.pid left.
-    os.kill(first.pid, signal.SIGKILL)
-    kill_all(tree)
-    assert poll_until(lambda: not any(still_running(*p) for p in tree), time.monotonic() + 10)
-    assert (var_dir / "postgres" / "postmaster.pid").exists()
-
-    web_port = free_port()
-    second = start_make_run(devserver_env, web_port, free_port())
-    stop_on_failure.append(second)
-    output = Output(second)
-    output.wait_for("press Ctrl-C", time.monotonic() + START_DEADLINE)
-    try:
-        # The same data: the users and the demo are there, nothing was created again.
-        assert "created user" not in output.text and "calls queued" not in output.text
-        assert (var_dir / "demo-admin-password").read_text().strip() == password
-        session = sign_in(f"http://127.0.0.1:{web_port}", "admin", password)
-        assert "Demo campaign" in session.get(f"http://127.0.0.1:{web_port}/campaigns/").text
-    finally:
-        ctrl_c(second)
-        second.wait(STOP_DEADLINE)
-    output.join(5)
-    assert "all stopped" in output.text
 
     cleaned = subprocess.run(
         ["make", "clean"], cwd=BASE_DIR, env=devserver_env, capture_output=True, text=True

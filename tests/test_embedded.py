@@ -113,3 +113,26 @@ def test_a_cluster_the_server_user_can_reach_stays_where_it_was_asked(tmp: Path)
     server = embedded.make_run_postgres(var_dir)
     assert server.data_dir == var_dir / "postgres"
     assert server.seen_as is None
+
+
+def test_each_test_worker_gets_a_redis_database_of_its_own_below_the_sessions() -> None:
+    of_worker = embedded.broker_url_of_worker
+    assert of_worker("redis://127.0.0.1:6379/15", 0) == "redis://127.0.0.1:6379/15"
+    assert of_worker("redis://127.0.0.1:6379/15", 1) == "redis://127.0.0.1:6379/13"
+    assert of_worker("rediss://:pw@redis.example:6380/0", 1) == "rediss://:pw@redis.example:6380/14"
+    assert of_worker("redis://127.0.0.1:6379", 2) == "redis://127.0.0.1:6379/12"
+    socket = "redis+socket:///tmp/x/redis.sock?virtual_host=3"
+    assert of_worker(socket, 1) == "redis+socket:///tmp/x/redis.sock?virtual_host=1"
+
+
+def test_no_test_worker_shares_a_database_with_another_ones_broker_or_cache() -> None:
+    """Tests flush their broker's database and clear their cache: with the cache on the other
+    database of the broker's pair (robodash.settings) and the workers' brokers two apart, eight
+    workers use sixteen databases and no two of them one."""
+    from robodash.settings import redis_cache_url_beside
+
+    used = []
+    for worker in range(8):
+        broker = embedded.broker_url_of_worker("redis://127.0.0.1:6379/15", worker)
+        used += [broker.rsplit("/", 1)[1], redis_cache_url_beside(broker).rsplit("/", 1)[1]]
+    assert sorted(used, key=int) == [str(db) for db in range(16)]

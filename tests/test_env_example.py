@@ -22,6 +22,7 @@ NOT_SETTINGS = {
     "ROBOCALL_API_KEY": "add_store's API key",
     "ROBODASH_PASSWORD": "add_user's password",
     "ROBODASH_DEMO_SHOPIFY_URL": "make run tells seed_demo where its Shopify stand-in is",
+    "PYTEST_XDIST_WORKER": "pytest-xdist names each test process (robodash/pytest_plugin.py)",
 }
 
 

@@ -1,20 +1,27 @@
 """Settings come from the environment and refuse to start on a missing or malformed value.
 
-Start-up is checked in a fresh interpreter with a clean environment, the way a server starts:
-the test process's own settings are already loaded and would hide the failure.
+The test process's own settings are already loaded and would hide a failure, so each check runs
+robodash/settings.py afresh with a clean environment: in this process (`load_settings`; the
+file's import-time checks are everything a start does with the environment), and, for a start
+and a refusal, in a fresh interpreter the way a server starts (`start_django`).
 """
 
 import os
+import runpy
 import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
 from cryptography.fernet import Fernet
+from django.conf import global_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from robodash.settings import envbool
@@ -34,6 +41,25 @@ def start_django(**env: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+def load_settings(**env: str) -> dict[str, Any]:
+    """The settings robodash/settings.py makes of an environment holding only PATH and `env`,
+    the file run afresh in this process (not imported: the loaded settings stay as they are),
+    over Django's defaults as django.conf lays them."""
+    clean = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "robodash.settings", **env}
+    with mock.patch.dict(os.environ, clean, clear=True):
+        made = runpy.run_path(str(BASE_DIR / "robodash" / "settings.py"), run_name="settings")
+    defaults = {name: getattr(global_settings, name) for name in dir(global_settings)}
+    return {name: value for name, value in {**defaults, **made}.items() if name.isupper()}
+
+
+def refusal(**env: str) -> str:
+    """What a start with `env` refuses with, as its traceback prints it (the chained errors
+    included: none of them may echo a secret)."""
+    with pytest.raises(ImproperlyConfigured) as refused:
+        load_settings(**env)
+    return "".join(traceback.format_exception(refused.value))
 
 
 def test_envbool_reads_the_usual_spellings_of_true_and_false(monkeypatch):
@@ -62,45 +88,37 @@ def test_missing_secret_key_with_debug_off_refuses_to_start():
 
 
 def test_missing_field_encryption_key_with_debug_off_refuses_to_start():
-    result = start_django(DEBUG="false", SECRET_KEY="s3cret")
-    assert result.returncode != 0
-    assert "ImproperlyConfigured: FIELD_ENCRYPTION_KEY is not set" in result.stderr
+    refused = refusal(DEBUG="false", SECRET_KEY="s3cret")
+    assert "ImproperlyConfigured: FIELD_ENCRYPTION_KEY is not set" in refused
 
 
 def test_debug_on_starts_without_any_secret_for_the_local_demo():
-    result = start_django(DEBUG="true")
-    assert result.returncode == 0, result.stderr
+    assert load_settings(DEBUG="true")["DEBUG"] is True
 
 
 def test_garbage_field_encryption_key_refuses_to_start_without_echoing_it():
     garbage = "not-a-fernet-key-but-still-a-secret"
-    result = start_django(DEBUG="false", SECRET_KEY="s3cret", FIELD_ENCRYPTION_KEY=garbage)
-    assert result.returncode != 0
-    assert "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys" in result.stderr
-    assert "Fernet.generate_key()" in result.stderr  # says how to make a good one
-    assert garbage not in result.stderr
+    refused = refusal(DEBUG="false", SECRET_KEY="s3cret", FIELD_ENCRYPTION_KEY=garbage)
+    assert "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys" in refused
+    assert "Fernet.generate_key()" in refused  # says how to make a good one
+    assert garbage not in refused
 
 
 def test_one_bad_key_in_a_rotation_list_refuses_to_start():
-    result = start_django(
-        DEBUG="false", SECRET_KEY="s3cret", FIELD_ENCRYPTION_KEY=f"{GOOD_KEY},short"
-    )
-    assert result.returncode != 0
-    assert "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys" in result.stderr
+    refused = refusal(DEBUG="false", SECRET_KEY="s3cret", FIELD_ENCRYPTION_KEY=f"{GOOD_KEY},short")
+    assert "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys" in refused
 
 
 def test_a_rotation_list_of_new_and_old_keys_starts():
     new = Fernet.generate_key().decode()
-    result = start_django(
+    started = load_settings(
         DEBUG="false", SECRET_KEY="s3cret", FIELD_ENCRYPTION_KEY=f"{new}, {GOOD_KEY}"
     )
-    assert result.returncode == 0, result.stderr
+    assert started["DEBUG"] is False
 
 
 def test_a_bad_debug_value_refuses_to_start():
-    result = start_django(DEBUG="sometimes")
-    assert result.returncode != 0
-    assert "DEBUG must be true or false, not 'sometimes'" in result.stderr
+    assert "DEBUG must be true or false, not 'sometimes'" in refusal(DEBUG="sometimes")
 
 
 @pytest.mark.parametrize(
@@ -112,20 +130,18 @@ def test_a_bad_debug_value_refuses_to_start():
     ],
 )
 def test_a_database_other_than_postgresql_refuses_to_start_naming_database_url(url):
-    result = start_django(DEBUG="true", DATABASE_URL=url)
-    assert result.returncode != 0
-    assert "ImproperlyConfigured: DATABASE_URL must be a PostgreSQL URL" in result.stderr
-    assert "s3cret-db-pw" not in result.stderr  # the URL is never echoed: it may hold a password
+    refused = refusal(DEBUG="true", DATABASE_URL=url)
+    assert "ImproperlyConfigured: DATABASE_URL must be a PostgreSQL URL" in refused
+    assert "s3cret-db-pw" not in refused  # the URL is never echoed: it may hold a password
 
 
 @pytest.mark.parametrize(
     "url", ["filesystem://", "amqp://guest:s3cret-mq-pw@localhost//", "memory://"]
 )
 def test_a_broker_other_than_redis_refuses_to_start_naming_celery_broker_url(url):
-    result = start_django(DEBUG="true", CELERY_BROKER_URL=url)
-    assert result.returncode != 0
-    assert "ImproperlyConfigured: CELERY_BROKER_URL must be a Redis URL" in result.stderr
-    assert "s3cret-mq-pw" not in result.stderr
+    refused = refusal(DEBUG="true", CELERY_BROKER_URL=url)
+    assert "ImproperlyConfigured: CELERY_BROKER_URL must be a Redis URL" in refused
+    assert "s3cret-mq-pw" not in refused
 
 
 @pytest.mark.parametrize(
@@ -137,8 +153,7 @@ def test_a_broker_other_than_redis_refuses_to_start_naming_celery_broker_url(url
     ],
 )
 def test_redis_brokers_over_tcp_tls_or_a_unix_socket_start(url):
-    result = start_django(DEBUG="true", CELERY_BROKER_URL=url)
-    assert result.returncode == 0, result.stderr
+    assert load_settings(DEBUG="true", CELERY_BROKER_URL=url)["CELERY_BROKER_URL"] == url
 
 
 @pytest.fixture
@@ -153,25 +168,8 @@ def open_tmp_path() -> Iterator[Path]:
 
 def test_with_nothing_set_the_settings_point_at_make_runs_own_servers_under_var(open_tmp_path):
     tmp_path = open_tmp_path
-    code = (
-        "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.DATABASES['default']['HOST']); print(s.CELERY_BROKER_URL)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=BASE_DIR,
-        env={
-            "PATH": os.environ["PATH"],
-            "DJANGO_SETTINGS_MODULE": "robodash.settings",
-            "DEBUG": "true",
-            "ROBODASH_VAR_DIR": str(tmp_path),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    s = load_settings(DEBUG="true", ROBODASH_VAR_DIR=str(tmp_path))
+    assert [s["DATABASES"]["default"]["HOST"], s["CELERY_BROKER_URL"]] == [
         str(tmp_path / "postgres"),
         f"redis+socket://{tmp_path / 'redis' / 'redis.sock'}?virtual_host=0",
     ]
@@ -210,24 +208,12 @@ def test_check_deploy_with_the_production_settings_of_env_example_reports_nothin
 
 
 def test_production_defaults_are_https_only_and_make_run_defaults_are_not():
-    probe = (
-        "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
-        "s.SECURE_HSTS_SECONDS > 0, s.SECURE_PROXY_SSL_HEADER)"
-    )
-
     def probe_with(**env: str) -> str:
-        clean = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "robodash.settings", **env}
-        result = subprocess.run(
-            [sys.executable, "-c", probe],
-            cwd=BASE_DIR,
-            env=clean,
-            capture_output=True,
-            text=True,
-            timeout=60,
+        s = load_settings(**env)
+        return (
+            f"{s['SECURE_SSL_REDIRECT']} {s['SESSION_COOKIE_SECURE']} {s['CSRF_COOKIE_SECURE']} "
+            f"{s['SECURE_HSTS_SECONDS'] > 0} {s['SECURE_PROXY_SSL_HEADER']}"
         )
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
 
     production = probe_with(DEBUG="false", SECRET_KEY="s3cret", FIELD_ENCRYPTION_KEY=GOOD_KEY)
     assert production == "True True True True ('HTTP_X_FORWARDED_PROTO', 'https')"
@@ -235,19 +221,10 @@ def test_production_defaults_are_https_only_and_make_run_defaults_are_not():
 
 
 def test_private_targets_are_refused_unless_the_setting_allows_them_for_development():
-    probe = (
-        "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.ROBODASH_ALLOW_PRIVATE_TARGETS)"
-    )
     production = {"DEBUG": "false", "SECRET_KEY": "s3cret", "FIELD_ENCRYPTION_KEY": GOOD_KEY}
 
     def probe_with(**env: str) -> str:
-        clean = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "robodash.settings", **env}
-        result = subprocess.run(
-            [sys.executable, "-c", probe], cwd=BASE_DIR, env=clean, capture_output=True, text=True
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
+        return str(load_settings(**env)["ROBODASH_ALLOW_PRIVATE_TARGETS"])
 
     assert probe_with(**production) == "False"
     assert probe_with(DEBUG="true") == "False"  # DEBUG alone allows nothing

@@ -32,7 +32,7 @@ from tests.support.pipeline import ROOT, child_database_url
     [
         ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/1", 1),
         ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379/1", 1),
-        ("redis://:s3cret@redis.internal:6380/3", "redis://:s3cret@redis.internal:6380/4", 4),
+        ("redis://:s3cret@redis.internal:6380/3", "redis://:s3cret@redis.internal:6380/2", 2),
         (
             "rediss://user:pw@redis.example:6380/2?ssl_cert_reqs=required",
             "rediss://user:pw@redis.example:6380/3?ssl_cert_reqs=required",
@@ -47,7 +47,7 @@ from tests.support.pipeline import ROOT, child_database_url
         ("redis+socket:///srv/var/redis.sock", "unix:///srv/var/redis.sock?db=1", 1),
     ],
 )
-def test_the_cache_is_the_brokers_redis_in_the_next_database(broker, cache_url, cache_db):
+def test_the_cache_is_the_other_database_of_the_brokers_pair(broker, cache_url, cache_db):
     derived = redis_cache_url_beside(broker)
 
     assert derived == cache_url

@@ -71,16 +71,19 @@ class PageProblems:
         ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium(django_db_setup: None) -> Iterator[Browser]:
-    """One browser per test module.
+    """One browser for the whole session, started by the first browser test (a launch costs
+    seconds of both cores).
 
     Playwright's sync API keeps an asyncio loop running in the test's thread for as long as it
     is open, and Django then takes every ORM call made in that thread (the test's own, the
     database flush between tests) for a call from async code and refuses it. These are plain
-    synchronous calls between browser steps, so Django is told to allow them, for exactly as
-    long as the loop lives: one module, after the test database exists, and not for the tests
-    that run after this module.
+    synchronous calls between browser steps, and the loop runs only Playwright's coroutines,
+    never Django code (the live server answers in threads of its own), so Django is told to
+    allow them for as long as the loop lives. That is only ever while browser tests run: they
+    run last in the session (tests/conftest.py orders them), after the test database exists, so
+    no other test runs beside the loop or without Django's guard.
     """
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(

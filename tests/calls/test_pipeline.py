@@ -115,7 +115,8 @@ def test_fifty_calls_with_a_misbehaving_provider_each_get_one_call_and_their_tru
 ):
     simulator.set_faults(**FAULTS)
     campaign = make_campaign(store)
-    pipeline = Pipeline(base_url=simulator.base_url).start()
+    # Four pool processes racing for the same calls: one call each must hold all the same.
+    pipeline = Pipeline(base_url=simulator.base_url, concurrency=4).start()
     seen_messages: list[str] = []
     try:
         wait_until_final(

@@ -63,7 +63,9 @@ class Pipeline:
         *,
         base_url: str,
         time_scale: float = 60,
-        concurrency: int = 4,
+        # Two pool processes: enough for tasks to overlap, and each more one is a process to
+        # start on a shared two-core machine. A test about concurrency asks for more.
+        concurrency: int = 2,
         pool: str = "prefork",
         extra_env: dict[str, str] | None = None,
     ):
