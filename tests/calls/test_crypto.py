@@ -29,7 +29,12 @@ def test_the_keys_are_read_in_order_without_spaces_or_empty_entries() -> None:
     assert fernet_keys(f" {NEW_KEY} ,, {OLD_KEY} ,") == [NEW_KEY, OLD_KEY]
 
 
-@pytest.mark.parametrize("value", ["", " , ", "not-a-key", f"{NEW_KEY},short"])
+# Named ids: a generated key in a test's id would differ between pytest-xdist's processes.
+@pytest.mark.parametrize(
+    "value",
+    ["", " , ", "not-a-key", f"{NEW_KEY},short"],
+    ids=["empty", "commas", "not-a-key", "a-key-and-a-short-one"],
+)
 def test_a_malformed_key_is_refused_without_echoing_it(value: str) -> None:
     with pytest.raises(ImproperlyConfigured) as refused:
         fernet_keys(value)
