@@ -240,7 +240,7 @@ def test_uploading_orders_the_store_already_has_calls_none_of_them(admin, store,
 # --- the single-order form ---------------------------------------------------------------------
 
 
-def single_order(client, store, **overrides):
+def single_order(client, store, *, follow=False, **overrides):
     data = {
         "store": store.pk,
         "campaign_name": "Single orders",
@@ -251,7 +251,7 @@ def single_order(client, store, **overrides):
         "voice_id": "",
         **overrides,
     }
-    return client.post(reverse("campaign_single_order"), data)
+    return client.post(reverse("campaign_single_order"), data, follow=follow)
 
 
 def test_a_single_order_with_a_bad_phone_shows_the_field_error_and_keeps_the_input(admin, store):

@@ -108,19 +108,7 @@ def test_a_single_order_with_no_balance_known_warns_and_is_queued_in_either_lang
     reads_in(admin_user, language)
     settings.ROBOCALL_BASE_URL = closed_port_url()
 
-    response = admin.post(
-        reverse("campaign_single_order"),
-        {
-            "store": store.pk,
-            "campaign_name": "Single orders",
-            "phone": "0300 1234567",
-            "amount": "1500",
-            "order_id": "S-1",
-            "store_name": "",
-            "voice_id": "",
-        },
-        follow=True,
-    )
+    response = single_order(admin, store, follow=True)
 
     assert Call.objects.filter(order_id="S-1", state=Call.State.QUEUED).count() == 1
     shown = warnings_shown(response)
