@@ -395,8 +395,9 @@ LOGGING = {
 }
 
 # --- Shops ---------------------------------------------------------------------------------------
-# The address merchants reach robodash at, for the webhook URLs shown to paste into a shop.
-ROBODASH_PUBLIC_URL = os.environ.get("ROBODASH_PUBLIC_URL", "http://127.0.0.1:8000")
+# The address merchants reach robodash at, for the webhook and API URLs shown to paste into a
+# shop. Unset, a page shows the address it was opened at (shops/urls_public.py).
+ROBODASH_PUBLIC_URL = os.environ.get("ROBODASH_PUBLIC_URL", "").strip()
 # Where the workers may send a merchant's requests (shops/outgoing.py): off, only to public
 # https addresses, checked when saved and again at connect time. On (`make run` and the tests,
 # whose shop stand-ins listen on 127.0.0.1): plain http and private or internal addresses too.

@@ -27,7 +27,7 @@ from shops.urls_public import orders_api_url, webhook_url
 from shops.views import HEADERS, receive_webhook
 
 
-def _context(store: Store, bound: dict[str, Any]) -> dict[str, Any]:
+def _context(request: HttpRequest, store: Store, bound: dict[str, Any]) -> dict[str, Any]:
     connections = {c.kind: c for c in store.shop_connections.all()}
     cards = []
     for kind, form_class in FORMS.items():
@@ -44,7 +44,9 @@ def _context(store: Store, bound: dict[str, Any]) -> dict[str, Any]:
                 "label": ShopConnection.Kind(kind).label,
                 "connection": connection,
                 "form": form,
-                "hook_url": webhook_url(connection) if connection and kind in HEADERS else "",
+                "hook_url": (
+                    webhook_url(connection, request) if connection and kind in HEADERS else ""
+                ),
                 "last_out": last_out,
                 "last_in": connection.last_received() if connection else None,
                 # Orders the shop sent that were not cash on delivery: acknowledged, counted.
@@ -62,7 +64,7 @@ def _context(store: Store, bound: dict[str, Any]) -> dict[str, Any]:
         "cards": cards,
         "tokens": store.api_tokens.order_by("-created_at")[:50],
         "token_form": bound.get("token") or ApiTokenForm(),
-        "orders_api_url": orders_api_url(),
+        "orders_api_url": orders_api_url(request),
         "shown_once": bound.get("shown_once"),
     }
 
@@ -85,12 +87,12 @@ def integrations(request: HttpRequest, pk: int) -> HttpResponse:
                 return render(
                     request,
                     "settings/integrations.html",
-                    _context(store, {"shown_once": shown}),
+                    _context(request, store, {"shown_once": shown}),
                 )
             messages.success(request, _("%(what)s saved.") % {"what": label})
             return redirect("store_integrations", pk=store.pk)
-        return render(request, "settings/integrations.html", _context(store, {kind: form}))
-    return render(request, "settings/integrations.html", _context(store, {}))
+        return render(request, "settings/integrations.html", _context(request, store, {kind: form}))
+    return render(request, "settings/integrations.html", _context(request, store, {}))
 
 
 @role_required(SETTINGS)
@@ -99,10 +101,11 @@ def api_token_new(request: HttpRequest, pk: int) -> HttpResponse:
     store = get_object_or_404(Store, pk=pk)
     form = ApiTokenForm(request.POST)
     if not form.is_valid():
-        return render(request, "settings/integrations.html", _context(store, {"token": form}))
+        context = _context(request, store, {"token": form})
+        return render(request, "settings/integrations.html", context)
     _record, token = ApiToken.issue(store, form.cleaned_data["name"])
     shown = {"what": _("API token (Authorization: Bearer …)"), "value": token}
-    context = _context(store, {"shown_once": shown})
+    context = _context(request, store, {"shown_once": shown})
     return render(request, "settings/integrations.html", context)
 
 

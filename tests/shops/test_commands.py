@@ -181,3 +181,20 @@ def test_create_api_token_prints_it_once_and_keeps_only_a_digest(store):
     row.revoked_at = row.created_at
     row.save()
     assert ApiToken.find(token) is None
+
+
+def test_without_a_public_url_the_commands_print_the_path_and_say_what_goes_in_front(
+    store, monkeypatch, settings
+):
+    settings.ROBODASH_PUBLIC_URL = ""
+    monkeypatch.setenv("SHOPIFY_ACCESS_TOKEN", SHOPIFY_TOKEN)
+    monkeypatch.setenv("SHOPIFY_WEBHOOK_SECRET", HOOK_SECRET)
+
+    connected = run("connect_shop", store.name, "shopify", "--shop-domain", "kk.myshopify.com")
+    issued = run("create_api_token", store.name, "--name", "website")
+
+    assert f"Register this webhook URL in the shop: /hooks/shopify/{store.pk}/\n" in connected
+    assert "Send orders to /api/v1/orders with" in issued
+    for out in (connected, issued):
+        assert "ROBODASH_PUBLIC_URL is not set" in out
+        assert "127.0.0.1" not in out

@@ -136,3 +136,33 @@ def test_orders_not_paid_cash_on_delivery_are_counted_on_the_page(client, store,
 
     assert "2 orders acknowledged and not called" in client.get(page(store)).content.decode()
     assert not Order.objects.exists()
+
+
+def test_integrations_shows_the_addresses_on_the_host_and_scheme_the_admin_opened_it_at(
+    client, store, admin_user, settings
+):
+    # Behind Caddy: the site's Host is passed on, and https comes as X-Forwarded-Proto.
+    settings.ROBODASH_PUBLIC_URL = ""
+    settings.ALLOWED_HOSTS = ["testserver", "robodash.kk.pk"]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    client.force_login(admin_user)
+    connect_shopify(client, store)
+
+    shown = client.get(
+        page(store), HTTP_HOST="robodash.kk.pk", HTTP_X_FORWARDED_PROTO="https"
+    ).content.decode()
+
+    assert f"https://robodash.kk.pk/hooks/shopify/{store.pk}/" in shown
+    assert "https://robodash.kk.pk/api/v1/orders" in shown
+    assert "127.0.0.1:8000" not in shown
+
+
+def test_integrations_shows_the_public_url_when_it_is_set(client, store, admin_user, settings):
+    settings.ROBODASH_PUBLIC_URL = "https://calls.kk.pk/"
+    client.force_login(admin_user)
+    connect_shopify(client, store)
+
+    shown = client.get(page(store)).content.decode()
+
+    assert f"https://calls.kk.pk/hooks/shopify/{store.pk}/" in shown
+    assert "https://calls.kk.pk/api/v1/orders" in shown

@@ -21,7 +21,7 @@ from django.db import transaction
 from calls.models import Store
 from shops.forms import FORMS, ConnectionForm
 from shops.models import ShopConnection
-from shops.urls_public import webhook_url
+from shops.urls_public import unset_note, webhook_url
 
 SECRETS = {
     "shopify": {"access_token": "SHOPIFY_ACCESS_TOKEN", "webhook_secret": "SHOPIFY_WEBHOOK_SECRET"},
@@ -105,6 +105,8 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Register this webhook URL in the shop: {webhook_url(connection)}")
+            if note := unset_note():
+                self.stdout.write(note)
 
     def _refusal(self, kind: str, form: ConnectionForm) -> str:
         """The form's errors, each named by the option or variable that gave the value."""

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from calls.models import Store
 from shops.models import ApiToken
-from shops.urls_public import orders_api_url
+from shops.urls_public import orders_api_url, unset_note
 
 
 class Command(BaseCommand):
@@ -31,3 +31,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Send orders to {orders_api_url()} with the header Authorization: Bearer <token>"
         )
+        if note := unset_note():
+            self.stdout.write(note)
