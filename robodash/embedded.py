@@ -460,6 +460,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def broker_db(url: str) -> str:
+    """The Redis database a Celery broker URL names, as written, in any form kombu reads
+    (redis://…/N, rediss://…/N, redis+socket:///path?virtual_host=N; none named: "0")."""
+    parts = urlsplit(url)
+    if parts.scheme == "redis+socket":
+        return dict(parse_qsl(parts.query)).get("virtual_host") or "0"
+    return parts.path.strip("/") or "0"
+
+
 def broker_url_of_worker(url: str, worker: int) -> str:
     """The Redis URL for test worker `worker` (pytest-xdist's gw0, gw1, …) of a session whose
     broker is `url`: the first keeps `url`, each other one a database of its own two below the
@@ -468,13 +477,12 @@ def broker_url_of_worker(url: str, worker: int) -> str:
     if worker == 0:
         return url
     parts = urlsplit(url)
+    db = (int(broker_db(url)) - 2 * worker) % 16
     if parts.scheme == "redis+socket":
-        query = dict(parse_qsl(parts.query))
-        query["virtual_host"] = str((int(query.get("virtual_host") or 0) - 2 * worker) % 16)
+        query = dict(parse_qsl(parts.query)) | {"virtual_host": str(db)}
         # Not urlunsplit: it would drop the empty host's "//" of redis+socket:///path.
         return f"{url.partition('?')[0]}?{urlencode(query)}"
-    db = int(parts.path.strip("/") or 0)
-    return urlunsplit(parts._replace(path=f"/{(db - 2 * worker) % 16}"))
+    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 @dataclass

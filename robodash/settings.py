@@ -94,19 +94,15 @@ def redis_cache_url_beside(broker_url: str) -> str:
     clear() empties the whole database."""
     parts = urllib.parse.urlsplit(broker_url)
     query = urllib.parse.parse_qsl(parts.query)
-    if parts.scheme == "redis+socket":
-        db_text = dict(query).get("virtual_host", "0")
-        query = [(name, value) for name, value in query if name != "virtual_host"]
-    else:
-        db_text = parts.path.strip("/") or "0"
+    db_text = embedded.broker_db(broker_url)
     try:
-        broker_db = int(db_text)
+        cache_db = int(db_text) ^ 1
     except ValueError:
         raise ImproperlyConfigured(
             f"CELERY_BROKER_URL's Redis database must be a number, not {db_text!r}"
         ) from None
-    cache_db = broker_db ^ 1
     if parts.scheme == "redis+socket":
+        query = [(name, value) for name, value in query if name != "virtual_host"]
         query = [*query, ("db", str(cache_db))]
         scheme, path = "unix", parts.path
     else:
