@@ -15,11 +15,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Length
+from django.db.models.functions import Length, Upper
 from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -377,6 +378,19 @@ class Order(Message):
             # /calls/ search by order id finds the order: prefix match, as call_order_id_idx.
             models.Index(
                 fields=["order_id"], name="order_order_id_idx", opclasses=["varchar_pattern_ops"]
+            ),
+            # /orders/ (calls/views/orders.py): newest first, keyset (created_at, id), of every
+            # store or of one; a status, even a rare one, read off its own index rather than
+            # found by walking every order (tests/calls/test_orders_list_plan.py).
+            models.Index(fields=["created_at", "id"], name="order_created_idx"),
+            models.Index(fields=["store", "created_at", "id"], name="order_store_created_idx"),
+            models.Index(fields=["status", "created_at", "id"], name="order_status_created_idx"),
+            # /orders/ search by any part of the order id, whatever its case: trigrams of the
+            # upper-cased id serve UPPER(order_id) LIKE '%X%' (what icontains writes).
+            GinIndex(OpClass(Upper("order_id"), name="gin_trgm_ops"), name="order_id_trgm_idx"),
+            # /orders/ search by the start of a phone (LIKE '92300%'), as call_phone_idx.
+            models.Index(
+                fields=["phone"], name="order_phone_idx", opclasses=["varchar_pattern_ops"]
             ),
         ]
 

@@ -133,6 +133,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Its index expressions (OpClass) and pg_trgm's migration operation: the orders search.
+    "django.contrib.postgres",
     "django_htmx",
     "template_partials",
     "axes",

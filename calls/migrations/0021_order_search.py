@@ -1,0 +1,44 @@
+# The /orders/ page's indexes (calls/views/orders.py): newest first, of a store or a status,
+# and its search by any part of the order id (pg_trgm) or the start of a phone.
+#
+# Built CONCURRENTLY, so a store taking orders is not blocked while ten million rows are
+# indexed; that needs a migration outside a transaction (atomic = False).
+
+import django.contrib.postgres.indexes
+import django.db.models.functions.text
+from django.contrib.postgres.operations import AddIndexConcurrently, TrigramExtension
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [
+        ('calls', '0020_store_voice_and_retries_bounds'),
+    ]
+
+    operations = [
+        # CREATE EXTENSION IF NOT EXISTS pg_trgm: a trusted extension, so the database's owner
+        # may create it without being a superuser.
+        TrigramExtension(),
+        AddIndexConcurrently(
+            model_name='order',
+            index=models.Index(fields=['created_at', 'id'], name='order_created_idx'),
+        ),
+        AddIndexConcurrently(
+            model_name='order',
+            index=models.Index(fields=['store', 'created_at', 'id'], name='order_store_created_idx'),
+        ),
+        AddIndexConcurrently(
+            model_name='order',
+            index=models.Index(fields=['status', 'created_at', 'id'], name='order_status_created_idx'),
+        ),
+        AddIndexConcurrently(
+            model_name='order',
+            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.indexes.OpClass(django.db.models.functions.text.Upper('order_id'), name='gin_trgm_ops'), name='order_id_trgm_idx'),
+        ),
+        AddIndexConcurrently(
+            model_name='order',
+            index=models.Index(fields=['phone'], name='order_phone_idx', opclasses=['varchar_pattern_ops']),
+        ),
+    ]
