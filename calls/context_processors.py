@@ -14,6 +14,7 @@ from calls.permissions import CALL_ACTIONS, LAUNCH, REPORTS, SETTINGS, user_can
 _SECTIONS = (
     ("overview", "overview"),
     ("call_", "calls"),
+    ("order_", "orders"),
     ("followup_", "followups"),
     ("campaign_", "campaigns"),
     ("report", "reports"),

@@ -1,10 +1,14 @@
-"""Calls as CSV or Excel (one row per call, the same rows from `export_calls` and the calls
-page) and orders as CSV (one row per order, from `export_orders`).
+"""Calls and orders as CSV or Excel: one row per call (`export_calls`, the Calls page) or per
+order (`export_orders`, the Orders page), each kind's columns defined once here for the command
+and the pages alike.
 
 Streamed: rows are read in chunks with a server-side cursor and written as they come, so an
 export of a million calls holds a chunk, not the table. The .xlsx is written by openpyxl's
-write-only mode into a temporary file, which the response then streams. Times are ISO 8601 in
-the store's zone.
+write-only mode into a temporary file, which the response then streams. Times are in the
+store's zone: ISO 8601 with the offset in a CSV, date cells in an .xlsx (Excel has no zones);
+amounts are numbers; phones are written as the pages show them (`0300 1234567`), which also
+keeps a spreadsheet from reading them as numbers and dropping the 0. A page's file is named
+after what it holds: the kind, the store and the range (`export_filename`).
 
 The pages' CSV files start with the UTF-8 byte order mark: without it Excel reads the file as
 the machine's legacy code page and garbles Urdu campaign and store names. (The commands write
@@ -29,12 +33,15 @@ from django import forms
 from django.db.models import Count, DecimalField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+from calls.formatting import national_phone
 from calls.intake.rows import FORMULA_STARTS
-from calls.models import Call, Order
+from calls.models import Call, Order, Store
 
 CALL_EXPORT_COLUMNS = [
     "order_id",
@@ -70,6 +77,9 @@ ORDER_EXPORT_COLUMNS = [
 DECIDED_BY_KEY_PRESS = "customer (key press)"
 EXPORT_CHUNK_SIZE = 2000
 BOM = "\ufeff"
+# How an .xlsx shows the date cells (the value is a number of days, whatever the format).
+XLSX_WHEN_FORMAT = "yyyy-mm-dd hh:mm:ss"
+XLSX_DAY_FORMAT = "yyyy-mm-dd"
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -104,24 +114,30 @@ def spreadsheet_safe(value: str) -> str:
     return "'" + value if value.startswith(_DEFUSED_STARTS) else value
 
 
-def _value(value: object, zone: zoneinfo.ZoneInfo) -> str | int | Decimal:
-    """A cell's value for either format: numbers stay numbers, times become text in `zone`."""
+Cell = str | int | Decimal | dt.date  # a datetime is a date: a moment in the store's zone
+
+
+def _value(value: object, zone: zoneinfo.ZoneInfo) -> Cell:
+    """A cell's value for either format: numbers stay numbers, moments are put in `zone` (to
+    the second), anything else is text."""
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
-        return value.astimezone(zone).replace(microsecond=0).isoformat()
-    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return value.astimezone(zone).replace(microsecond=0)
+    if isinstance(value, Decimal | int | dt.date) and not isinstance(value, bool):
         return value
     return str(value)
 
 
-def csv_cell(value: str | int | Decimal | None) -> str:
+def csv_cell(value: Cell | None) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, dt.date):  # a datetime too: ISO 8601, with its offset
+        return value.isoformat()
     return spreadsheet_safe(value)
 
 
@@ -129,7 +145,7 @@ def _zone_of(name: str, zones: dict[str, zoneinfo.ZoneInfo]) -> zoneinfo.ZoneInf
     return zones.get(name) or zones.setdefault(name, zoneinfo.ZoneInfo(name))
 
 
-def _rows(queryset: QuerySet[Call]) -> Iterator[list[str | int | Decimal]]:
+def _rows(queryset: QuerySet[Call]) -> Iterator[list[Cell]]:
     calls = queryset.select_related("campaign", "store").only(*_EXPORT_FIELDS)
     zones: dict[str, zoneinfo.ZoneInfo] = {}
     for call in calls.iterator(chunk_size=EXPORT_CHUNK_SIZE):
@@ -137,7 +153,7 @@ def _rows(queryset: QuerySet[Call]) -> Iterator[list[str | int | Decimal]]:
         values = (
             call.order_id,
             call.store.name,
-            call.phone,
+            national_phone(call.phone),
             call.amount,
             call.campaign.name,
             call.state,
@@ -153,7 +169,7 @@ def _rows(queryset: QuerySet[Call]) -> Iterator[list[str | int | Decimal]]:
         yield [_value(value, zone) for value in values]
 
 
-def _order_rows(queryset: QuerySet[Order]) -> Iterator[list[str | int | Decimal]]:
+def _order_rows(queryset: QuerySet[Order]) -> Iterator[list[Cell]]:
     # Each order's calls through call_order_created_idx: a few index probes per order, so the
     # export streams instead of grouping the whole calls table first.
     of_order = Call.objects.filter(shop_order=OuterRef("pk"))
@@ -186,7 +202,7 @@ def _order_rows(queryset: QuerySet[Order]) -> Iterator[list[str | int | Decimal]
         values = (
             order.order_id,
             order.store.name,
-            order.phone,
+            national_phone(order.phone),
             order.status,
             order.decision,
             decided_by,
@@ -200,7 +216,7 @@ def _order_rows(queryset: QuerySet[Order]) -> Iterator[list[str | int | Decimal]
         yield [_value(value, zone) for value in values]
 
 
-def _write(columns: list[str], rows: Iterator[list[str | int | Decimal]], out: _Writable) -> int:
+def _write(columns: list[str], rows: Iterator[list[Cell]], out: _Writable) -> int:
     writer = csv.writer(out)
     writer.writerow(columns)
     count = 0
@@ -245,7 +261,7 @@ def iter_calls_csv(queryset: QuerySet[Call]) -> Iterator[str]:
     return iter_csv(calls_rows(queryset))
 
 
-def _with_header(columns: list[str], rows: Iterator[list[str | int | Decimal]]) -> Iterator[Any]:
+def _with_header(columns: list[str], rows: Iterator[list[Cell]]) -> Iterator[Any]:
     yield columns
     yield from rows
 
@@ -256,6 +272,15 @@ def xlsx_cell(sheet: Any, value: Any) -> Any:
     if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
         # openpyxl writes a Decimal's exact digits (its stubs leave Decimal out).
         return WriteOnlyCell(sheet, value=cast(Any, value))
+    if isinstance(value, dt.datetime):
+        # Excel has no zones: the store's wall-clock time, as the CSV's before its offset.
+        cell = WriteOnlyCell(sheet, value=value.replace(tzinfo=None))
+        cell.number_format = XLSX_WHEN_FORMAT
+        return cell
+    if isinstance(value, dt.date):
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.number_format = XLSX_DAY_FORMAT
+        return cell
     cell = WriteOnlyCell(sheet, value=None)
     # A workbook cannot hold control characters (openpyxl refuses them); an order id from a
     # shop's webhook may carry one.
@@ -286,7 +311,7 @@ def xlsx_file(rows: Iterable[Sequence[Any]], *, title: str) -> Any:
 def csv_response(rows: Iterable[Sequence[Any]], filename: str) -> StreamingHttpResponse:
     """A streamed CSV download (UTF-8 with the BOM Excel needs) of `rows`, the header first."""
     response = StreamingHttpResponse(iter_csv(rows), content_type=CSV_CONTENT_TYPE)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = content_disposition_header(True, filename)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -306,6 +331,36 @@ def xlsx_response(rows: Iterable[Sequence[Any]], filename: str, *, title: str) -
 def calls_rows(queryset: QuerySet[Call]) -> Iterator[Any]:
     """The header and one row per call of `queryset`, for csv_response or xlsx_response."""
     return _with_header(CALL_EXPORT_COLUMNS, _rows(queryset))
+
+
+def orders_rows(queryset: QuerySet[Order]) -> Iterator[Any]:
+    """The header and one row per order of `queryset`, for csv_response or xlsx_response."""
+    return _with_header(ORDER_EXPORT_COLUMNS, _order_rows(queryset))
+
+
+def export_filename(
+    kind: str,
+    *,
+    store: Store | None,
+    first: dt.date | None,
+    last: dt.date | None,
+    today: dt.date,
+) -> str:
+    """What a page's file holds, without its extension: the kind, the store and the range.
+
+    orders-karachi-kitchenware-20261101-20261130    a store, a range
+    calls-all-stores-20261101-20261207              from the 1st: up to today
+    calls-all-stores-until-20261207                 no start: everything up to a day
+    """
+    if store is None:
+        whose = "all-stores"
+    else:  # an Urdu name keeps its letters (the header says the name in UTF-8)
+        whose = slugify(store.name, allow_unicode=True) or f"store-{store.pk}"
+    if first is None:
+        span = f"until-{last or today:%Y%m%d}"
+    else:
+        span = f"{first:%Y%m%d}-{last or today:%Y%m%d}"
+    return f"{kind}-{whose}-{span}"
 
 
 def export_refused(form: forms.Form) -> HttpResponse:

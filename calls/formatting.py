@@ -1,6 +1,6 @@
 """Phones, money, times, days and counts for people: one style, in the reader's language.
 
-    phone("923001234567")               0300 1234567
+    phone("923001234567")               0300 1234567   (national_phone: the same, for files)
     money(Decimal("1234"))              Rs 1,234.00
     when(call.created_at, zone)         29 Nov 2026, 13:33   (in `zone`, a name or a ZoneInfo)
     day(day)                            29 Nov 2026
@@ -45,22 +45,27 @@ def _date_format(english: str, setting: str, prefix: str = "") -> str:
     return prefix + str(formats.get_format(setting))
 
 
-def phone(number: str | None) -> str:
-    """'923001234567' -> '0300 1234567' (phonenumbers' national style); anything but a Pakistani
-    mobile is shown as stored."""
-    if not number:
-        return MISSING
+def national_phone(number: str) -> str:
+    """'923001234567' -> '0300 1234567' (phonenumbers' national style), in any language: the
+    exports' phones. Anything but a Pakistani mobile is given as stored."""
     try:
         parsed = phonenumbers.parse("+" + number.lstrip("+"))
     except phonenumbers.NumberParseException:
-        parsed = None
+        return number
     if (
-        parsed is not None
-        and parsed.country_code == PAKISTAN_COUNTRY_CODE
+        parsed.country_code == PAKISTAN_COUNTRY_CODE
         and phonenumbers.number_type(parsed) == PhoneNumberType.MOBILE
     ):
-        number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
-    return _LTR_ISOLATE.format(number) if translation.get_language_bidi() else number
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return number
+
+
+def phone(number: str | None) -> str:
+    """A phone on a page: national_phone, kept left to right inside right-to-left text."""
+    if not number:
+        return MISSING
+    shown = national_phone(number)
+    return _LTR_ISOLATE.format(shown) if translation.get_language_bidi() else shown
 
 
 def money(amount: Decimal | int | str | None) -> str:

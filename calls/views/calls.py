@@ -14,7 +14,6 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
-    QueryDict,
 )
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -36,7 +35,7 @@ from calls.phones import mobile_search_prefix
 from calls.pipeline.balances import call_again_question
 from calls.views import HtmxHttpRequest, redirect_to_next, signed_in_user
 from calls.views.followups import render_followup_row
-from calls.views.paging import Cursor
+from calls.views.paging import Cursor, filters_without_page, newest_first_page, page_links
 
 PAGE_SIZE = 50
 # The campaign filter lists the most recent campaigns; older ones are still reachable by link.
@@ -146,69 +145,6 @@ def filtered_calls(
     return form, form.apply(calls)
 
 
-def _page_of_calls(
-    calls: QuerySet[Call], before: Cursor | None, after: Cursor | None
-) -> tuple[list[Call], bool]:
-    """One page, newest first, and whether more rows lie in the direction we moved.
-
-    Keyset pagination on (created_at, id) walks call_created_idx (or the per-campaign and
-    per-store indexes) from the cursor and stops after PAGE_SIZE + 1 rows: no OFFSET, no
-    COUNT(*), as fast on page 20,000 as on page 1. Every call has its created_at, so the
-    cursors (decoded without `unset`) always carry a moment.
-    """
-    if after is not None and after.at is not None:
-        newer = (
-            calls.filter(created_at__gte=after.at)
-            .exclude(created_at=after.at, id__lte=after.pk)
-            .order_by("created_at", "id")
-        )
-        rows = list(newer[: PAGE_SIZE + 1])
-        has_more = len(rows) > PAGE_SIZE
-        return list(reversed(rows[:PAGE_SIZE])), has_more
-    if before is not None and before.at is not None:
-        calls = calls.filter(created_at__lte=before.at).exclude(
-            created_at=before.at, id__gte=before.pk
-        )
-    rows = list(calls.order_by("-created_at", "-id")[: PAGE_SIZE + 1])
-    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
-
-
-def _with_params(params: QueryDict, **changes: str | None) -> str:
-    query = params.copy()
-    for name, value in changes.items():
-        query.pop(name, None)
-        if value is not None:
-            query[name] = value
-    return query.urlencode()
-
-
-def _filters_without_page(request: HttpRequest) -> QueryDict:
-    """The filter without its page, and without empty fields."""
-    filters = QueryDict(mutable=True)
-    for name, values in request.GET.lists():
-        kept = [value for value in values if value]
-        if kept and name not in ("before", "after"):
-            filters.setlist(name, kept)
-    return filters
-
-
-def _page_links(
-    filters: QueryDict,
-    rows: list[Call],
-    has_more: bool,
-    before: Cursor | None,
-    after: Cursor | None,
-) -> tuple[str | None, str | None]:
-    """The queries of the newer and the older page, None where there is none."""
-    newer_query = older_query = None
-    if rows:
-        if (after is not None and has_more) or before is not None:
-            newer_query = _with_params(filters, after=Cursor.of(rows[0], "created_at").encode())
-        if (after is None and has_more) or after is not None:
-            older_query = _with_params(filters, before=Cursor.of(rows[-1], "created_at").encode())
-    return newer_query, older_query
-
-
 def _campaign_choices(
     chosen_store: Store | None, chosen_campaign: Campaign | None
 ) -> list[Campaign]:
@@ -241,9 +177,10 @@ def call_list(request: HtmxHttpRequest) -> HttpResponse:
     bad_cursor = bool(request.GET.get("before") or request.GET.get("after")) and not (
         before or after
     )
-    rows, has_more = _page_of_calls(calls, before, after)
-    filters = _filters_without_page(request)
-    newer_query, older_query = _page_links(filters, rows, has_more, before, after)
+    # call_created_idx (or the per-store and per-outcome indexes) walked from the cursor.
+    rows, has_more = newest_first_page(calls, "created_at", PAGE_SIZE, before, after)
+    filters = filters_without_page(request)
+    newer_query, older_query = page_links(filters, rows, "created_at", has_more, before, after)
     chosen_store = form.cleaned_data.get("store")
     campaign_choices = _campaign_choices(chosen_store, form.cleaned_data.get("campaign"))
     matching_orders = _orders_matching(form.cleaned_data.get("q") or "", chosen_store)
@@ -277,17 +214,29 @@ def call_list(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def call_export(request: HttpRequest, as_xlsx: bool = False) -> HttpResponseBase:
     """The filtered calls as CSV (calls/export.csv) or Excel (calls/export.xlsx)."""
-    from calls.exports import calls_rows, csv_response, export_refused, xlsx_response
+    from calls.exports import (
+        calls_rows,
+        csv_response,
+        export_filename,
+        export_refused,
+        xlsx_response,
+    )
 
     # The export picks its own columns and joins.
     form, calls = filtered_calls(request, Call.objects.all())
     if form.errors:
         return export_refused(form)
-    stamp = timezone.now().astimezone(form.zone()).strftime("%Y%m%d-%H%M")
+    filename = export_filename(
+        "calls",
+        store=form.cleaned_data.get("store"),
+        first=form.cleaned_data.get("date_from"),
+        last=form.cleaned_data.get("date_to"),
+        today=timezone.now().astimezone(form.zone()).date(),
+    )
     rows = calls_rows(calls.order_by("-created_at", "-id"))
     if as_xlsx:
-        return xlsx_response(rows, f"calls-{stamp}.xlsx", title="Calls")
-    return csv_response(rows, f"calls-{stamp}.csv")
+        return xlsx_response(rows, f"{filename}.xlsx", title="Calls")
+    return csv_response(rows, f"{filename}.csv")
 
 
 @role_required(EVERYONE)

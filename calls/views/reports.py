@@ -21,10 +21,17 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils.formats import date_format
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from calls.exports import CSV_CONTENT_TYPE, export_refused, iter_csv, xlsx_response
+from calls.exports import (
+    CSV_CONTENT_TYPE,
+    export_filename,
+    export_refused,
+    iter_csv,
+    xlsx_response,
+)
 from calls.figures import stats
 from calls.figures.stats import Figures
 from calls.forms import ReportFilterForm
@@ -316,6 +323,7 @@ def csv_rows(table: Table) -> Iterable[list[Any]]:
     """The table as export rows, the header first; calls.exports formats and defuses each cell
     for CSV or .xlsx (labels are merchants' own text: campaign and store names)."""
     yield [table.key_heading.lower().replace(" ", "_"), "detail", *CSV_COLUMNS]
+    by_day = table.group == "period" and table.key_heading == "Day"
     for row in [*table.rows, table.total_row]:
         f = row.figures
         values = [
@@ -337,7 +345,9 @@ def csv_rows(table: Table) -> Iterable[list[Any]]:
             f.charges,
             f.cost_per_confirmed,
         ]
-        yield [row.label, row.detail, *values]
+        # A day is a date (a date cell in an .xlsx, the same "2026-11-29" in a CSV).
+        label = row.day if by_day and row.day is not None else row.label
+        yield [label, row.detail, *values]
 
 
 @role_required(REPORTS)
@@ -357,11 +367,16 @@ def report_export(request: HttpRequest, as_xlsx: bool = False) -> HttpResponseBa
     name = "week" if group == "period" and filters["period"] == "week" else group
     if name == "period":
         name = "day"
-    first, last = filters["date_from"], filters["date_to"]
-    filename = f"robodash-report-by-{name}-{first:%Y%m%d}-{last:%Y%m%d}"
+    filename = export_filename(
+        f"robodash-report-by-{name}",
+        store=filters.get("store"),
+        first=filters["date_from"],
+        last=filters["date_to"],
+        today=_today(),
+    )
     if as_xlsx:
         return xlsx_response(csv_rows(table), f"{filename}.xlsx", title=f"By {name}")
     # At most a year of days: small enough to answer whole (with the BOM Excel needs).
     response = HttpResponse("".join(iter_csv(csv_rows(table))), content_type=CSV_CONTENT_TYPE)
-    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    response["Content-Disposition"] = content_disposition_header(True, f"{filename}.csv")
     return response

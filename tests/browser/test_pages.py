@@ -94,7 +94,8 @@ def test_a_call_page_shows_the_provider_fields_and_the_timeline(admin_user, call
     page = signed_in(admin_user)
     callback = calls[2]
     open_page(page, "/calls/")
-    page.get_by_role("link", name=callback.order_id).click()
+    # The order id opens the order's page; the call's own link opens the call.
+    page.get_by_role("link", name=f"call #{callback.pk}", exact=True).click()
 
     expect(page).to_have_url(re.compile(rf"/calls/{callback.pk}/$"))
     expect(page.locator(".status-big")).to_contain_text("Callback requested (pressed 3)")
