@@ -37,7 +37,7 @@ document.addEventListener("securitypolicyviolation", (e) => {
 NOT_PAGES = {
     *("overview_balances", "call_row", "campaign_progress"),
     *("call_export", "report_export", "campaign_upload_rejected"),
-    *("call_export_xlsx", "report_export_xlsx"),
+    *("call_export_xlsx", "report_export_xlsx", "order_export", "order_export_xlsx"),
     *("call_again", "call_withdraw", "call_handled", "call_claim", "call_release"),
     *("call_take_over", "order_decide", "campaign_single_order", "campaign_upload"),
     *("campaign_pause", "campaign_resume", "store_verify"),
@@ -46,7 +46,10 @@ PAGES = [name for name in EXPECTED_ROLES if name not in NOT_PAGES]
 # Pages outside calls/urls.py (shops/urls.py), with the roles that open them.
 OTHER_PAGES = {"store_integrations": ("admin",)}
 # The sections of the main navigation, in its order.
-NAV_PAGES = ("overview", "call_list", "campaign_list", "followup_list", "reports", "settings")
+NAV_PAGES = (
+    *("overview", "call_list", "order_list", "campaign_list", "followup_list", "reports"),
+    "settings",
+)
 
 PHONES = {"in_flight": "923001110001", "follow_up": "923001110002"}
 

@@ -96,6 +96,8 @@ def _same_cell(value: object, csv_text: str) -> bool:
     CSV's defusing apostrophe is not needed in a string cell, which is never run)."""
     if isinstance(value, float | int):
         return Decimal(str(value)) == Decimal(csv_text)
+    if isinstance(value, dt.datetime):  # the store's wall clock: the CSV's moment, no offset
+        return value == dt.datetime.fromisoformat(csv_text).replace(tzinfo=None)
     text = "" if value is None else str(value)
     return csv_text == ("'" + text if text.startswith(("=", "+", "-", "@")) else text)
 
@@ -148,3 +150,33 @@ def test_the_exports_defuse_every_start_the_upload_preview_warns_of(start: str) 
 def test_the_exports_also_defuse_a_leading_tab_or_carriage_return(start: str) -> None:
     assert spreadsheet_safe(f"{start}=1+1") == f"'{start}=1+1"
     assert spreadsheet_safe("plain") == "plain"
+
+
+def test_the_calls_exports_write_phones_as_the_pages_do_and_moments_as_dates_in_the_xlsx(
+    exported,
+):
+    _, rows = csv_of(exported.get(reverse("call_export")))
+    response = exported.get(reverse("call_export_xlsx"))
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    assert sheet is not None
+    header, *cells = list(sheet.iter_rows(values_only=True))
+    first = dict(zip(header, cells[-1], strict=True))  # ORD-1, the oldest
+
+    assert {row[2] for row in rows[1:]} == {"0300 1234567"}
+    assert first["phone"] == "0300 1234567"
+    # 07:30 UTC is 12:30 in Karachi: the store's wall clock, a date Excel can sort and sum.
+    assert first["created_at"] == dt.datetime(2026, 5, 1, 12, 30)
+    assert isinstance(first["finalized_at"], dt.datetime)
+
+
+def test_the_report_xlsx_by_day_has_each_day_as_a_date(exported):
+    query = {"date_from": "2026-05-01", "date_to": "2026-05-02", "group": "period"}
+
+    report_xlsx = exported.get(reverse("report_export_xlsx"), query)
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(report_xlsx.streaming_content))).active
+    assert sheet is not None
+    labels = [row[0] for row in sheet.iter_rows(values_only=True)]
+
+    # openpyxl reads a date cell back as a datetime at midnight.
+    assert labels == ["day", dt.datetime(2026, 5, 1), dt.datetime(2026, 5, 2), "Total"]
+    assert "all-stores-20260501-20260502.xlsx" in report_xlsx["Content-Disposition"]

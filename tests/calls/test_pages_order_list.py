@@ -255,9 +255,7 @@ def test_the_orders_csv_has_export_orders_columns_the_bom_and_the_pages_phones(s
     assert by_id["#7"]["phone"] == "0300 1234567"
     assert by_id["#7"]["store"] == "Karachi Kitchenware"
     assert by_id["#7"]["charges_total"] == "5.50"
-    assert dt.datetime.fromisoformat(by_id["#7"]["created_at"]).utcoffset() == dt.timedelta(
-        hours=5
-    )
+    assert dt.datetime.fromisoformat(by_id["#7"]["created_at"]).utcoffset() == dt.timedelta(hours=5)
 
 
 def test_the_orders_xlsx_has_dates_as_dates_and_amounts_as_numbers(shop):
@@ -288,14 +286,17 @@ def test_the_file_names_say_the_store_and_the_range(shop, store):
     calls = shop.get(reverse("call_export"), {"store": store.pk, "date_from": "2026-11-01"})
     today = timezone.localdate(timezone=store.zone)
 
-    assert 'filename="orders-karachi-kitchenware-20261101-20261130.csv"' in (
-        one_store["Content-Disposition"]
+    assert (
+        'filename="orders-karachi-kitchenware-20261101-20261130.csv"'
+        in (one_store["Content-Disposition"])
     )
-    assert f'filename="orders-all-stores-until-{today:%Y%m%d}.xlsx"' in (
-        everything["Content-Disposition"]
+    assert (
+        f'filename="orders-all-stores-until-{today:%Y%m%d}.xlsx"'
+        in (everything["Content-Disposition"])
     )
-    assert f'filename="calls-karachi-kitchenware-20261101-{today:%Y%m%d}.csv"' in (
-        calls["Content-Disposition"]
+    assert (
+        f'filename="calls-karachi-kitchenware-20261101-{today:%Y%m%d}.csv"'
+        in (calls["Content-Disposition"])
     )
 
 

@@ -149,7 +149,10 @@ def test_the_csv_export_has_the_rows_of_the_table(client, manager_user, may, sto
 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    assert "robodash-report-by-campaign-20240501-20240514.csv" in response["Content-Disposition"]
+    assert (  # what it holds: the table, the store and the range
+        "robodash-report-by-campaign-karachi-kitchenware-20240501-20240514.csv"
+        in response["Content-Disposition"]
+    )
     rows = read_csv(response)
     assert rows[0][:5] == ["campaign", "detail", "calls", "placed", "answered"]
     body = rows[1:]
