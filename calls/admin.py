@@ -37,7 +37,7 @@ class CallAdmin(admin.ModelAdmin):
     show_full_result_count = False
     ordering = ("-created_at", "-id")
     # A raw id box, not a <select> of every call, for the self-reference on the change form.
-    raw_id_fields = ("parent", "shop_order", "campaign", "store", "assigned_to", "handled_by")
+    raw_id_fields = ("parent", "shop_order", "campaign", "store")
     # The pipeline owns these fields: staff read them here, they change them on the pages.
     readonly_fields = (
         "state",

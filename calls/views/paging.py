@@ -6,7 +6,7 @@ link carries it.
 
 A link to another page names the row it starts after; the list filters from there on its
 index, so no page costs an OFFSET or a COUNT(*). The Calls page (newest first, both ways) and
-the follow-up queue (oldest first, unset moments last) each filter in their own order.
+the follow-up queue (due callbacks, then the oldest) each filter in their own order.
 """
 
 from __future__ import annotations
