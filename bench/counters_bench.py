@@ -92,11 +92,11 @@ INSERT INTO calls_call (
   store_id, campaign_id, shop_order_id, order_id, phone, amount, voice_id,
   text1, text2, text3, text4, text5, key1, key2, key3, key4, key5,
   state, outcome, send_attempts, poll_count, poll_errors, last_error, review_reason,
-  handled_note, reattempt, hand_decision, scheduled_for, created_at, updated_at
+  reattempt, hand_decision, scheduled_for, created_at, updated_at
 )
 SELECT %(store)s, %(campaign)s, %(order)s, 'BULK-' || g, '923001234567', 1500, 102,
   '', '', '', '', '', '', '', '', '', '',
-  'queued', '', 0, 0, 0, '', '', '', 0, '', now(), now(), now()
+  'queued', '', 0, 0, 0, '', '', 0, '', now(), now(), now()
 FROM generate_series(1, %(rows)s) AS g
 """
 

@@ -197,11 +197,6 @@ WITH params AS (
     (t.st = 'in_progress' OR (t.st = 'final' AND t.oc NOT IN ('withdrawn', 'failed'))) AS placed,
     (t.st = 'final' AND t.oc IN ('confirmed', 'cancelled', 'callback_requested', 'no_input'))
       AS answered,
-    (t.st = 'final' AND t.oc IN ('callback_requested', 'unreachable', 'needs_review'))
-      AS follow_up,
-    -- The agent keeps up: follow-ups older than a working shift are handled, newer ones wait.
-    (t.st = 'final' AND t.oc IN ('callback_requested', 'unreachable', 'needs_review')
-      AND t.created < now() - interval '8 hours') AS handled,
     -- Retries before the last attempt: answered calls mostly on the first ring.
     CASE WHEN t.r2 < 0.78 THEN 0 WHEN t.r2 < 0.92 THEN 1 WHEN t.r2 < 0.98 THEN 2 ELSE 3 END
       AS retries
@@ -212,8 +207,8 @@ INSERT INTO calls_call (
   text1, text2, text3, text4, text5, key1, key2, key3, key4, key5,
   state, outcome, provider_call_id, call_status, dtmf, retry, call_charges, provider_updated_at,
   scheduled_for, enqueued_at, send_attempts, claimed_at, sent_at, next_poll_at, poll_count,
-  poll_errors, finalized_at, last_error, review_reason, assigned_to_id, handled_by_id,
-  handled_at, handled_note, reattempt, hand_decision, created_at, updated_at
+  poll_errors, finalized_at, last_error, review_reason, reattempt, hand_decision, created_at,
+  updated_at
 )
 SELECT
   %(order_base)s + s.first_call + s.j + 1, s.store_id, s.campaign_id, NULL,
@@ -268,12 +263,6 @@ SELECT
   CASE WHEN s.outcome = 'needs_review'
     THEN 'The provider did not answer the send in time; not sent again, to never call twice.'
     ELSE '' END,
-  CASE WHEN s.handled OR (s.follow_up AND s.r3 < 0.1) THEN s.agent_id END,
-  CASE WHEN s.handled THEN s.agent_id END,
-  CASE WHEN s.handled THEN s.created + make_interval(secs => 3600 + 20000 * s.r4) END,
-  CASE WHEN NOT s.handled THEN ''
-       WHEN s.r4 < 0.5 THEN 'Phoned from the shop, customer confirmed.'
-       ELSE 'No answer on WhatsApp either; order cancelled.' END,
   0,
   '',
   s.created,
@@ -284,22 +273,34 @@ FROM shaped s
 # Each demo call is the only call of its order: the calls go in first, each with the id its order
 # will have (the foreign keys are dropped for the load, and checked when they are added back),
 # then the orders are written from them, with the status and key-press decision
-# calls/transitions.py gives them.
+# calls/transitions.py gives them. The agents keep up: an order that needs a person waits in the
+# follow-up queue for a working shift (a tenth of them claimed), older ones were handled.
 ORDERS_SQL = f"""
 INSERT INTO calls_order (
   id, order_id, phone, amount, voice_id, text1, text2, text3, text4, text5,
   key1, key2, key3, key4, key5, store_id, campaign_id, customer_name, source, status,
-  decision, decided_by_id, decision_note, decided_at, rejected_reason, shop_ref,
-  created_at, updated_at
+  decision, decided_via, decided_by_id, decision_note, decided_at, rejected_reason, shop_ref,
+  followup, followup_at, callback_set, claimed_by_id, claimed_at, created_at, updated_at
 )
 SELECT c.shop_order_id, c.order_id, c.phone, c.amount, c.voice_id,
   c.text1, c.text2, c.text3, c.text4, c.text5,
   c.key1, c.key2, c.key3, c.key4, c.key5, c.store_id, c.campaign_id, '', 'csv',
   {order_status_sql("c")},
-  CASE WHEN c.outcome IN ('confirmed', 'cancelled') THEN c.outcome ELSE '' END, NULL, '',
+  CASE WHEN c.outcome IN ('confirmed', 'cancelled') THEN c.outcome ELSE '' END,
+  CASE WHEN c.outcome IN ('confirmed', 'cancelled') THEN 'key' ELSE '' END, NULL, '',
   CASE WHEN c.outcome IN ('confirmed', 'cancelled') THEN c.finalized_at END, '', '',
+  CASE WHEN q.waiting THEN CASE c.outcome WHEN 'failed' THEN 'rejected' ELSE c.outcome END
+       ELSE '' END,
+  CASE WHEN q.waiting THEN c.finalized_at END, false,
+  CASE WHEN q.waiting AND c.id % 10 = 0 THEN d.agent_id END,
+  CASE WHEN q.waiting AND c.id % 10 = 0 THEN c.finalized_at END,
   c.created_at, c.created_at
-FROM calls_call c WHERE c.shop_order_id > %(order_base)s
+FROM calls_call c
+JOIN demo_campaign d ON d.campaign_id = c.campaign_id
+CROSS JOIN LATERAL (SELECT c.state = 'final'
+  AND c.outcome IN ('callback_requested', 'unreachable', 'no_input', 'needs_review', 'failed')
+  AND c.created_at >= now() - interval '8 hours' AS waiting) q
+WHERE c.shop_order_id > %(order_base)s
 """
 EVENTS_SQL = """
 WITH newest AS (
@@ -321,9 +322,6 @@ UNION ALL
 SELECT id, finalized_at, 'final',
   jsonb_strip_nulls(jsonb_build_object('outcome', outcome, 'call_status', call_status,
     'dtmf', dtmf, 'retry', retry, 'call_charges', call_charges::text)), NULL FROM newest
-UNION ALL
-SELECT id, handled_at, 'handled', jsonb_build_object('note', handled_note), handled_by_id
-FROM newest WHERE handled_at IS NOT NULL
 """
 
 

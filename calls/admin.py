@@ -38,7 +38,7 @@ class CallAdmin(admin.ModelAdmin):
     show_full_result_count = False
     ordering = ("-created_at", "-id")
     # A raw id box, not a <select> of every call, for the self-reference on the change form.
-    raw_id_fields = ("parent", "shop_order", "campaign", "store", "assigned_to", "handled_by")
+    raw_id_fields = ("parent", "shop_order", "campaign", "store")
     # The pipeline owns these fields: staff read them here, they change them on the pages.
     readonly_fields = (
         "state",
@@ -75,10 +75,12 @@ class OrderAdmin(admin.ModelAdmin):
         "source",
         "status",
         "decision",
+        "decided_via",
         "decided_by",
+        "followup",
     )
     list_display_links = ("id", "order_id")
-    list_filter = ("status", "decision", "source", "store")
+    list_filter = ("status", "decision", "decided_via", "followup", "source", "store")
     # Any part of the order id (icontains: UPPER(order_id) LIKE, which order_id_trgm_idx
     # serves, as on /orders/), or the start of a phone as stored (92300…).
     search_fields = ("order_id", "^phone")
@@ -86,13 +88,20 @@ class OrderAdmin(admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     ordering = ("-created_at", "-id")
-    raw_id_fields = ("store", "campaign", "decided_by")
-    # Intake writes the message; calls/transitions.py the status and decision. Staff read them
-    # here; a decision is made (and changed) on the order's page, where it is recorded.
+    raw_id_fields = ("store", "campaign", "decided_by", "claimed_by")
+    # Intake writes the message; calls/transitions.py the status, the decision and the
+    # follow-up. Staff read them here; a decision is made (and changed) and a follow-up worked
+    # on the order's page, where each is recorded as an OrderEvent.
     readonly_fields = (
         "status",
         "decision",
+        "decided_via",
         "decided_by",
+        "followup",
+        "followup_at",
+        "callback_set",
+        "claimed_by",
+        "claimed_at",
         "decided_at",
         "decision_note",
         "rejected_reason",

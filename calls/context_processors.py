@@ -38,7 +38,7 @@ def _open_followup_counter() -> Callable[[], int]:
     def count() -> int:
         from calls.views.followups import open_followups
 
-        # One COUNT over the partial index call_open_followup_idx (same predicate).
+        # One COUNT over the partial index order_followup_queue_idx (same predicate).
         return open_followups().count()
 
     return count

@@ -75,6 +75,7 @@ ORDER_EXPORT_COLUMNS = [
 ]
 # decided_by of a decision made by the customer's key press (an agent's is their username).
 DECIDED_BY_KEY_PRESS = "customer (key press)"
+DECIDED_BY_POLICY = "policy (no answer after every attempt)"
 EXPORT_CHUNK_SIZE = 2000
 BOM = "\ufeff"
 # How an .xlsx shows the date cells (the value is a number of days, whatever the format).
@@ -195,8 +196,10 @@ def _order_rows(queryset: QuerySet[Order]) -> Iterator[list[Cell]]:
     for order in orders.iterator(chunk_size=EXPORT_CHUNK_SIZE):
         zone = _zone_of(order.store.timezone, zones)
         decided_by = ""
-        if order.decided_by is not None:
-            decided_by = order.decided_by.username
+        if order.decided_via == Order.DecidedVia.AGENT:
+            decided_by = order.decided_by.username if order.decided_by else "agent"
+        elif order.decided_via == Order.DecidedVia.POLICY:
+            decided_by = DECIDED_BY_POLICY
         elif order.decision:
             decided_by = DECIDED_BY_KEY_PRESS
         values = (

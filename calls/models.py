@@ -19,7 +19,7 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Length, Upper
 from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
@@ -96,6 +96,20 @@ class Store(models.Model):
     )
     low_balance_threshold = models.DecimalField(
         max_digits=12, decimal_places=2, default=Decimal(500), validators=[MinValueValidator(0)]
+    )
+
+    class AfterLastAttempt(models.TextChoices):
+        """What becomes of an order still unreachable or without a key press once every attempt
+        (the provider's retries, then the store's re-attempts) is used up."""
+
+        QUEUE = "queue", _("Put it in the follow-up queue")
+        CANCEL = "cancel", _("Cancel it (no answer after every attempt)")
+
+    after_last_attempt = models.CharField(
+        max_length=8,
+        choices=AfterLastAttempt.choices,
+        default=AfterLastAttempt.QUEUE,
+        db_default=AfterLastAttempt.QUEUE,
     )
 
     class PauseKind(models.TextChoices):
@@ -330,6 +344,22 @@ class Order(Message):
         CONFIRMED = "confirmed", _("Confirmed")
         CANCELLED = "cancelled", _("Cancelled")
 
+    class DecidedVia(models.TextChoices):
+        NONE = "", _("Undecided")
+        KEY = "key", _("The customer's key press")
+        AGENT = "agent", _("By hand")
+        POLICY = "policy", _("The store's rule after the last attempt")
+
+    class FollowUp(models.TextChoices):
+        """Why the order is in the agents' queue ("": nobody needs to act on it)."""
+
+        NONE = "", _("Nobody needs to act")
+        CALLBACK_REQUESTED = "callback_requested", _("Callback requested")
+        UNREACHABLE = "unreachable", _("Unreachable after every attempt")
+        NO_INPUT = "no_input", _("Answered, no key pressed")
+        NEEDS_REVIEW = "needs_review", _("Needs review")
+        REJECTED = "rejected", _("Could not be called")
+
     # db_index=False: order_unique_per_store and order_campaign_created_idx lead with them.
     store = models.ForeignKey(
         Store, on_delete=models.PROTECT, related_name="orders", db_index=False
@@ -350,8 +380,26 @@ class Order(Message):
         on_delete=models.SET_NULL,
         related_name="decided_orders",
     )
+    decided_via = models.CharField(
+        max_length=8, choices=DecidedVia.choices, blank=True, db_default=""
+    )
     decision_note = models.TextField(blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+
+    # The follow-up: the order is in the agents' queue while `followup` names why. It is due
+    # from `followup_at` (when it entered, or the callback time an agent set: until then it
+    # waits out of the queue); a due callback an agent set comes first. One agent may hold it.
+    followup = models.CharField(max_length=24, choices=FollowUp.choices, blank=True, db_default="")
+    followup_at = models.DateTimeField(null=True, blank=True)
+    callback_set = models.BooleanField(default=False, db_default=False)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="claimed_orders",
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
     # Why an order a shop sent cannot be called (status rejected at intake), said plainly.
     rejected_reason = models.CharField(max_length=500, blank=True)
     # The shop's own id of the order (Shopify's or WooCommerce's number behind the name the
@@ -370,6 +418,14 @@ class Order(Message):
                 condition=Q(decision="", decided_at__isnull=True)
                 | (~Q(decision="") & Q(decided_at__isnull=False)),
                 name="order_decided_at_iff_decision",
+            ),
+            models.CheckConstraint(
+                condition=Q(decision="", decided_via="") | (~Q(decision="") & ~Q(decided_via="")),
+                name="order_decided_via_iff_decision",
+            ),
+            models.CheckConstraint(
+                condition=Q(followup="") | Q(followup_at__isnull=False),
+                name="order_followup_has_time",
             ),
         ]
         indexes = [
@@ -392,6 +448,15 @@ class Order(Message):
             models.Index(
                 fields=["phone"], name="order_phone_idx", opclasses=["varchar_pattern_ops"]
             ),
+            # /followups/ and "Next order": the open follow-ups, due callbacks first, then the
+            # oldest (calls/followups.py queue_order); the overview's "needs a decision" count.
+            models.Index(
+                F("callback_set").desc(),
+                "followup_at",
+                "id",
+                condition=~Q(followup=""),
+                name="order_followup_queue_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -399,15 +464,28 @@ class Order(Message):
 
     @property
     def decided_by_customer(self) -> bool:
-        return bool(self.decision) and self.decided_by_id is None
+        return self.decided_via == self.DecidedVia.KEY
+
+    @property
+    def decided_by_agent(self) -> bool:
+        return self.decided_via == self.DecidedVia.AGENT
 
     @property
     def decider(self) -> str | None:
         """Who decided, as the orders API and the shops' webhooks say it: "customer" (key
-        press), the agent's username (by hand), or None while undecided."""
-        if not self.decision:
-            return None
-        return self.decided_by.username if self.decided_by else "customer"
+        press), the agent's username (by hand), "policy" (the store's rule), or None while
+        undecided."""
+        if self.decided_via == self.DecidedVia.KEY:
+            return "customer"
+        if self.decided_via == self.DecidedVia.POLICY:
+            return "policy"
+        if self.decided_via == self.DecidedVia.AGENT:
+            return self.decided_by.username if self.decided_by else "agent"
+        return None
+
+    @property
+    def needs_decision(self) -> bool:
+        return bool(self.followup)
 
 
 class Call(Message):
@@ -426,9 +504,6 @@ class Call(Message):
         FAILED = "failed", _("Failed")
         NEEDS_REVIEW = "needs_review", _("Needs review")
         WITHDRAWN = "withdrawn", _("Withdrawn")
-
-    # Outcomes an agent follows up on (the /followups/ queue).
-    FOLLOW_UP_OUTCOMES = (Outcome.CALLBACK_REQUESTED, Outcome.UNREACHABLE, Outcome.NEEDS_REVIEW)
 
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="calls")
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="calls")
@@ -469,24 +544,6 @@ class Call(Message):
     finalized_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)  # redacted, human-readable
     review_reason = models.TextField(blank=True)
-
-    # Follow-up work by agents.
-    assigned_to = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="assigned_calls",
-    )
-    handled_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="handled_calls",
-    )
-    handled_at = models.DateTimeField(null=True, blank=True)
-    handled_note = models.TextField(blank=True)
 
     # 0 for a call placed by intake or a person; n for the store policy's n-th re-attempt.
     reattempt = models.PositiveSmallIntegerField(default=0)
@@ -547,15 +604,6 @@ class Call(Message):
             models.Index(fields=["outcome", "-created_at", "-id"], name="call_outcome_new_idx"),
             # campaign pages and reports: outcome breakdown per campaign.
             models.Index(fields=["campaign", "outcome"], name="call_campaign_outcome_idx"),
-            # /followups/: open follow-ups, oldest first.
-            models.Index(
-                fields=["finalized_at"],
-                condition=Q(
-                    outcome__in=["callback_requested", "unreachable", "needs_review"],
-                    handled_at__isnull=True,
-                ),
-                name="call_open_followup_idx",
-            ),
             # /calls/ search: prefix matches (LIKE 'x%') on phone or order id. The pattern
             # operator class lets LIKE use the index whatever the database's collation.
             models.Index(
@@ -625,6 +673,40 @@ class CallEvent(models.Model):
         indexes = [
             # The call page's timeline.
             models.Index(fields=["call", "at"], name="callevent_call_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class OrderEvent(models.Model):
+    """One line of an order's own history (what people and the store's rules did to the order
+    itself); the order page's timeline merges it with its calls' events."""
+
+    class Kind(models.TextChoices):
+        FOLLOWUP_OPENED = "followup_opened", _("Put in the follow-up queue")
+        FOLLOWUP_CLOSED = "followup_closed", _("Left the follow-up queue")
+        CLAIMED = "claimed", _("Claimed by agent")
+        RELEASED = "released", _("Claim released")
+        TAKEN_OVER = "taken_over", _("Taken over from another agent")
+        HANDLED = "handled", _("Marked handled")
+        DECIDED = "decided", _("Decided")
+        CALLBACK_SET = "callback_set", _("Callback time set")
+        PHONE_CHANGED = "phone_changed", _("Phone number changed")
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    data = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            # The order page's timeline.
+            models.Index(fields=["order", "at"], name="orderevent_order_at_idx"),
         ]
 
     def __str__(self) -> str:

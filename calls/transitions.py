@@ -115,8 +115,9 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from calls.models import Call, CallEvent, Campaign, Order, Store, User
+from calls.models import Call, CallEvent, Campaign, Order, OrderEvent, Store, User
 from calls.redaction import redact
 from calls.signals import order_settled
 
@@ -146,6 +147,14 @@ DECIDING_OUTCOMES = {
 # The store's re-attempt policy calls an order again after these (the provider's free retries
 # are used up, or the customer answered without pressing a key).
 REATTEMPT_OUTCOMES = (Call.Outcome.UNREACHABLE, Call.Outcome.NO_INPUT)
+# Why an order is in front of a person, by the outcome of the call that put it there.
+FOLLOW_UP_OF_OUTCOME = {
+    Call.Outcome.CALLBACK_REQUESTED: Order.FollowUp.CALLBACK_REQUESTED,
+    Call.Outcome.UNREACHABLE: Order.FollowUp.UNREACHABLE,
+    Call.Outcome.NO_INPUT: Order.FollowUp.NO_INPUT,
+    Call.Outcome.NEEDS_REVIEW: Order.FollowUp.NEEDS_REVIEW,
+    Call.Outcome.FAILED: Order.FollowUp.REJECTED,
+}
 # A decision note is shown on the order page and in the timeline; a short paragraph is plenty.
 MAX_NOTE_LENGTH = 2000
 
@@ -192,21 +201,42 @@ def record_event(
     )
 
 
+def record_order_event(
+    order: Order | int,
+    kind: str,
+    *,
+    actor: User | None = None,
+    at: dt.datetime | None = None,
+    **data: object,
+) -> OrderEvent:
+    """One line of an order's own history; empty values are left out of its data."""
+    return OrderEvent.objects.create(
+        order_id=order if isinstance(order, int) else order.pk,
+        kind=kind,
+        actor=actor,
+        at=at or timezone.now(),
+        data={k: v for k, v in data.items() if v not in ("", None)},
+    )
+
+
 def _order_follows(call_id: int, order_id: int, state: str, outcome: str) -> None:
-    """The order takes the status of `call` if it is the order's latest call and the order was
-    not decided by hand. The caller's transaction holds the call."""
-    changes: dict[str, Any] = {
-        "status": order_status_for(state, outcome),
-        "updated_at": timezone.now(),
-    }
+    """The order takes the status of `call` if it is the order's latest call and no agent has
+    decided it. The caller's transaction holds the call."""
+    now = timezone.now()
+    changes: dict[str, Any] = {"status": order_status_for(state, outcome), "updated_at": now}
     decision = DECIDING_OUTCOMES.get(Call.Outcome(outcome)) if outcome else None
     if decision is not None:
-        changes.update(decision=decision, decided_at=timezone.now(), decision_note="")
+        changes.update(
+            decision=decision,
+            decided_via=Order.DecidedVia.KEY,
+            decided_by=None,
+            decided_at=now,
+            decision_note="",
+        )
     Order.objects.filter(
         ~Exists(Call.objects.filter(shop_order=OuterRef("pk"), pk__gt=call_id)),
         pk=order_id,
-        decided_by__isnull=True,
-    ).update(**changes)
+    ).exclude(decided_via=Order.DecidedVia.AGENT).update(**changes)
 
 
 # --- Calls ------------------------------------------------------------------------------------
@@ -262,14 +292,17 @@ def _lease_lost_to_review(call: Call) -> QuerySet[Call]:
     """This very claim of `call`, if the sweep sent it to review when its lease ran out while the
     request was still under way, and nobody has acted on it since: the only final calls that
     may reopen (see the table above)."""
+    untouched_order = Order.objects.filter(
+        pk=OuterRef("shop_order_id"), followup=Order.FollowUp.NEEDS_REVIEW, decided_via=""
+    )
     return Call.objects.filter(
         ~Exists(Call.objects.filter(parent=OuterRef("pk"))),
+        Exists(untouched_order),
         id=call.id,
         claimed_at=call.claimed_at,
         state=Call.State.FINAL,
         outcome=Call.Outcome.NEEDS_REVIEW,
         provider_call_id__isnull=True,
-        handled_at__isnull=True,
     )
 
 
@@ -302,6 +335,8 @@ def mark_sent(call: Call, provider_call_id: str, first_poll_at: dt.datetime) -> 
                 reopened=reopened or None,
             )
             _order_follows(call.pk, call.shop_order_id, Call.State.IN_PROGRESS, "")
+            if reopened:
+                _close_followup(call.shop_order_id, now, call=call.pk, why="reopened")
             return True
         record_event(call, CallEvent.Kind.SENT, provider_call_id=provider_call_id, late=True)
         return False
@@ -334,6 +369,8 @@ def requeue_unsent(call: Call, error: str, retry_at: dt.datetime) -> None:
                 reopened=reopened or None,
             )
             _order_follows(call.pk, call.shop_order_id, Call.State.QUEUED, "")
+            if reopened:
+                _close_followup(call.shop_order_id, now, call=call.pk, why="reopened")
 
 
 def finish_if_sending(call: Call, outcome: str, *, error: str = "", reason: str = "") -> None:
@@ -392,9 +429,9 @@ def finish(call: Call, outcome: str, now: dt.datetime, *, reason: str = "") -> N
         call_charges=str(call.call_charges) if call.call_charges is not None else None,
     )
     _order_follows(call.pk, call.shop_order_id, Call.State.FINAL, outcome)
-    if outcome not in (Call.Outcome.WITHDRAWN, Call.Outcome.FAILED):
-        _close_earlier_followups(call, now)
     reattempt = queue_reattempt(call, now) if outcome in REATTEMPT_OUTCOMES else None
+    if reattempt is None:
+        _after_outcome(call, outcome, now)
     if outcome in SETTLING_OUTCOMES and reattempt is None:
         order_settled.send(sender=Order, order_id=call.shop_order_id)
 
@@ -427,27 +464,84 @@ def queue_reattempt(call: Call, now: dt.datetime) -> Call | None:
     )
 
 
-def _close_earlier_followups(call: Call, now: dt.datetime) -> None:
-    """The order's follow-up moves to `call`, which has just ended with an outcome: the earlier
-    open follow-ups of the order are closed, naming it, so the queue shows one row per order."""
-    earlier = list(
-        Call.objects.filter(
-            shop_order_id=call.shop_order_id,
-            pk__lt=call.pk,
-            outcome__in=Call.FOLLOW_UP_OUTCOMES,
-            handled_at__isnull=True,
-        ).values_list("pk", flat=True)
-    )
-    if not earlier:
+def _after_outcome(call: Call, outcome: str, now: dt.datetime) -> None:
+    """Where the order goes once `call`, its latest, has ended with `outcome` and no re-attempt
+    follows: decided by the key press (out of the queue), cancelled by the store's rule, or in
+    front of a person. A final call that is no longer the order's latest changes nothing."""
+    order = Order.objects.select_for_update().select_related("store").get(pk=call.shop_order_id)
+    if order.calls.filter(pk__gt=call.pk).exists():
         return
-    note = f"Followed up by call #{call.pk} ({Call.Outcome(call.outcome).label.lower()})."
-    Call.objects.filter(pk__in=earlier, handled_at__isnull=True).update(
-        handled_at=now, handled_note=note, updated_at=now
+    if outcome in DECIDING_OUTCOMES or outcome == Call.Outcome.WITHDRAWN:
+        _close_followup(order.pk, now, call=call.pk, why=outcome)
+        return
+    if order.decided_via in (Order.DecidedVia.KEY, Order.DecidedVia.AGENT):
+        return  # a later unanswered call does not undo the decision the order has
+    if (
+        outcome in REATTEMPT_OUTCOMES
+        and order.store.after_last_attempt == Store.AfterLastAttempt.CANCEL
+        and not order.decision
+    ):
+        _decide_by_policy(order, now, attempts=order.calls.count())
+        return
+    reason = FOLLOW_UP_OF_OUTCOME.get(Call.Outcome(outcome))
+    if reason is not None:
+        open_followup(order, reason, now, call=call.pk)
+
+
+def open_followup(order: Order, reason: str, now: dt.datetime, *, call: int | None = None) -> None:
+    """Put `order` (its row locked, or just made) in front of a person, for `reason`. An order
+    already in the queue keeps its agent's claim and takes the new reason."""
+    Order.objects.filter(pk=order.pk).update(
+        followup=reason, followup_at=now, callback_set=False, updated_at=now
     )
-    CallEvent.objects.bulk_create(
-        CallEvent(call_id=pk, at=now, kind=CallEvent.Kind.HANDLED, data={"note": note})
-        for pk in earlier
+    order.followup, order.followup_at, order.callback_set = reason, now, False
+    record_order_event(order, OrderEvent.Kind.FOLLOWUP_OPENED, at=now, reason=reason, call=call)
+
+
+def _close_followup(
+    order_id: int, now: dt.datetime, *, actor: User | None = None, **data: object
+) -> bool:
+    """Take the order out of the queue (claim and all) because a call or a decision settled
+    it; False when it was not in the queue."""
+    closed = (
+        Order.objects.filter(pk=order_id)
+        .exclude(followup="")
+        .update(
+            followup="",
+            followup_at=None,
+            callback_set=False,
+            claimed_by=None,
+            claimed_at=None,
+            updated_at=now,
+        )
     )
+    if closed:
+        record_order_event(order_id, OrderEvent.Kind.FOLLOWUP_CLOSED, actor=actor, at=now, **data)
+    return bool(closed)
+
+
+def _decide_by_policy(order: Order, now: dt.datetime, *, attempts: int) -> None:
+    """undecided -> cancelled by the store's after-the-last-attempt rule: no answer after
+    `attempts` calls. A person may still change it, or call again."""
+    Order.objects.filter(pk=order.pk).update(
+        status=Order.Status.CANCELLED,
+        decision=Order.Decision.CANCELLED,
+        decided_via=Order.DecidedVia.POLICY,
+        decided_by=None,
+        decided_at=now,
+        decision_note="",
+        updated_at=now,
+    )
+    record_order_event(
+        order,
+        OrderEvent.Kind.DECIDED,
+        at=now,
+        decision=Order.Decision.CANCELLED,
+        via=Order.DecidedVia.POLICY,
+        attempts=attempts,
+        previous=order.decision or None,
+    )
+    _close_followup(order.pk, now, why="policy")
 
 
 def withdraw(call: Call, user: User | None) -> bool:
@@ -474,40 +568,75 @@ def withdraw(call: Call, user: User | None) -> bool:
 
 def reject_at_intake(order: Order, reason: str) -> Order:
     """(new) -> rejected: a shop sent an order robodash cannot call. It is stored, never called,
-    with the reason shown on its page, rather than silently dropped."""
+    with the reason shown on its page, and put in front of a person (who may correct the phone
+    and call it), rather than silently dropped."""
+    now = timezone.now()
     order.status = Order.Status.REJECTED
     order.rejected_reason = reason[:500]
+    order.followup = Order.FollowUp.REJECTED
+    order.followup_at = now
     order.save(force_insert=True)
+    record_order_event(order, OrderEvent.Kind.FOLLOWUP_OPENED, at=now, reason=order.followup)
     return order
 
 
-def decide_by_hand(order: Order, user: User, decision: str, note: str) -> Order:
-    """Any status -> confirmed or cancelled, decided by `user`: final. Refused while a call of
-    the order is queued or in flight (its key press could contradict the agent), or when the
-    order is already decided by hand."""
+def decide_by_hand(
+    order: Order, user: User, decision: str, note: str, *, replaces: str | None = None
+) -> Order:
+    """Any status -> confirmed or cancelled, decided by `user` (an admin or an agent). An order
+    that already has a decision — the customer's key press, the store's rule or a colleague's —
+    may be changed, with a note saying why; `replaces` is the decision the person saw (refused
+    if the order was decided otherwise meanwhile). Refused while a call of the order is queued
+    or in flight (its key press could contradict the agent). The shop is told the new decision
+    (order_settled: the outbox sends the order as it stands)."""
     note = note.strip()
     if decision not in (Order.Decision.CONFIRMED, Order.Decision.CANCELLED):
-        raise TransitionRefused("Decide an order as confirmed or cancelled.")
+        raise TransitionRefused(_("Decide an order as confirmed or cancelled."))
     if len(note) > MAX_NOTE_LENGTH:
         raise TransitionRefused(
-            f"The note is {len(note)} characters long; keep it under {MAX_NOTE_LENGTH}."
+            _("The note is %(length)s characters long; keep it under %(limit)s.")
+            % {"length": len(note), "limit": MAX_NOTE_LENGTH}
         )
     with transaction.atomic():
-        locked = Order.objects.select_for_update().get(pk=order.pk)
-        if locked.decided_by_id is not None:
+        locked = (
+            Order.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=order.pk)
+        )
+        if replaces is not None and replaces != locked.decision:
             raise TransitionRefused(
-                f"Order {locked.order_id} was already decided by hand "
-                f"({locked.get_decision_display().lower()})."
+                _(
+                    "Order %(order)s was decided meanwhile (%(decision)s): look again before "
+                    "changing it."
+                )
+                % {"order": locked.order_id, "decision": _decision_words(locked.decision)}
+            )
+        if locked.decision == decision and locked.decided_via == Order.DecidedVia.AGENT:
+            raise TransitionRefused(
+                _("Order %(order)s is already %(decision)s.")
+                % {"order": locked.order_id, "decision": _decision_words(decision)}
+            )
+        if locked.decision and not note:
+            raise TransitionRefused(
+                _("Say in the note why the decision changes: it overrides %(whose)s.")
+                % {"whose": whose_decision(locked)}
             )
         busy = locked.calls.filter(state__in=ACTIVE_STATES).order_by("id").first()
         if busy is not None:
             raise TransitionRefused(
-                f"Call #{busy.pk} for this order is still {busy.get_state_display().lower()}; "
-                "wait for its outcome before deciding by hand."
+                _(
+                    "Call #%(pk)s for this order is still %(state)s; wait for its outcome "
+                    "before deciding by hand."
+                )
+                % {"pk": busy.pk, "state": busy.get_state_display().lower()}
             )
         now = timezone.now()
+        previous = {
+            "previous": locked.decision or None,
+            "previous_via": locked.decided_via or None,
+            "previous_by": locked.decided_by.username if locked.decided_by else None,
+        }
         locked.status = Order.Status(decision)
         locked.decision = decision
+        locked.decided_via = Order.DecidedVia.AGENT
         locked.decided_by = user
         locked.decision_note = note
         locked.decided_at = now
@@ -515,35 +644,53 @@ def decide_by_hand(order: Order, user: User, decision: str, note: str) -> Order:
             update_fields=[
                 "status",
                 "decision",
+                "decided_via",
                 "decided_by",
                 "decision_note",
                 "decided_at",
                 "updated_at",
             ]
         )
-        # The order needs nobody any more: its open follow-ups are closed with the decision.
-        label = Order.Decision(decision).label.lower()
-        locked.calls.filter(state=Call.State.FINAL, handled_at__isnull=True).update(
-            handled_by=user,
-            handled_at=now,
-            handled_note=f"Decided by hand: {label}. {note}".strip(),
-            updated_at=now,
+        record_order_event(
+            locked,
+            OrderEvent.Kind.DECIDED,
+            actor=user,
+            at=now,
+            decision=decision,
+            note=note,
+            **previous,
         )
+        # The order needs nobody any more: it leaves the queue with the decision.
+        _close_followup(locked.pk, now, actor=user, why="decided")
+        # The figures count the decision on the order's latest final call, and on it alone.
         followed_up = locked.calls.filter(state=Call.State.FINAL).order_by("-id").first()
+        earlier = locked.calls.exclude(hand_decision="")
         if followed_up is not None:
+            earlier = earlier.exclude(pk=followed_up.pk)
             Call.objects.filter(pk=followed_up.pk).update(hand_decision=decision, updated_at=now)
+        earlier.update(hand_decision="", updated_at=now)
         order_settled.send(sender=Order, order_id=locked.pk)
-        latest = locked.calls.order_by("-id").first()
-        if latest is not None:
-            record_event(
-                latest,
-                CallEvent.Kind.DECIDED,
-                actor=user,
-                at=now,
-                decision=decision,
-                note=note,
-            )
     return locked
+
+
+def _decision_words(decision: str) -> str:
+    return str(Order.Decision(decision).label).lower() if decision else _("undecided")
+
+
+def whose_decision(order: Order) -> str:
+    """Whose decision `order` holds, in words for the person about to override it."""
+    if order.decided_via == Order.DecidedVia.KEY:
+        return _("the customer's key press (%(decision)s)") % {
+            "decision": _decision_words(order.decision)
+        }
+    if order.decided_via == Order.DecidedVia.POLICY:
+        return _("the store's rule after the last attempt (%(decision)s)") % {
+            "decision": _decision_words(order.decision)
+        }
+    return _("%(name)s's decision (%(decision)s)") % {
+        "name": order.decided_by.username if order.decided_by else _("an agent"),
+        "decision": _decision_words(order.decision),
+    }
 
 
 # --- Campaigns --------------------------------------------------------------------------------

@@ -173,8 +173,10 @@ def marker(row: WriteBack) -> str:
 def decided_by(order: Order) -> str:
     if not order.decision:
         return "no answer after every attempt"
-    if order.decided_by_id is None:
+    if order.decided_via == Order.DecidedVia.KEY:
         return "the customer, by key press"
+    if order.decided_via == Order.DecidedVia.POLICY:
+        return "no answer after every attempt (the store's rule)"
     return f"{order.decided_by.username}, by hand" if order.decided_by else "an agent, by hand"
 
 

@@ -21,10 +21,11 @@ from typing import Any
 
 from django import template
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from calls import formatting
 from calls.formatting import MISSING, money, when
-from calls.models import Store
+from calls.models import Call, Order, OrderEvent, Store
 from calls.pipeline import outcomes
 from calls.pipeline.balances import provider_states
 from calls.pipeline.provider import in_plain_words
@@ -121,9 +122,12 @@ def _event_value(key: str, value: Any, zone: Any) -> tuple[str, str] | None:
         return _("Attempt"), str(value)
     if key in ("child", "parent"):
         return (_("New call") if key == "child" else _("From call")), f"#{value}"
-    if key in ("outcome", "decision", "previous"):
-        label = {"outcome": _("Outcome"), "decision": _("Decision"), "previous": _("Was")}[key]
-        return label, str(value).replace("_", " ")
+    if key == "outcome":
+        return _("Outcome"), _choice_words(Call.Outcome, value)
+    if key in ("decision", "previous"):
+        return (_("Decision") if key == "decision" else _("Was")), _choice_words(
+            Order.Decision, value
+        )
     if key == "reason":
         return _("Why"), str(value)
     if key == "note":
@@ -139,15 +143,78 @@ def _event_value(key: str, value: Any, zone: Any) -> tuple[str, str] | None:
     return None
 
 
+def _choice_words(choices: Any, value: Any) -> str:
+    """A stored code in the reader's words (an unknown one as it is)."""
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return str(value)
+
+
+# Why an order left the follow-up queue (OrderEvent followup_closed's `why`).
+_CLOSED_WHY = {
+    "confirmed": _lazy("the customer pressed 1 (confirmed)"),
+    "cancelled": _lazy("the customer pressed 2 (cancelled)"),
+    "withdrawn": _lazy("the call was withdrawn"),
+    "decided": _lazy("decided by hand"),
+    "policy": _lazy("cancelled by the store's rule"),
+    "reopened": _lazy("the call is with the provider after all"),
+}
+
+
+def _order_event_value(key: str, value: Any, zone: Any) -> tuple[str, str] | None:
+    if key == "reason":
+        return _("Why"), _choice_words(Order.FollowUp, value)
+    if key == "why":
+        return _("Why"), str(_CLOSED_WHY.get(value, value))
+    if key == "via":
+        return _("How"), _choice_words(Order.DecidedVia, value)
+    if key == "previous_via":
+        return _("Was decided"), _choice_words(Order.DecidedVia, value)
+    if key == "previous_by":
+        return _("Was decided by"), str(value)
+    if key == "attempts":
+        return _("Attempts"), str(value)
+    if key == "call":
+        return _("Call"), f"#{value}"
+    if key in ("callback_at",):
+        try:
+            return _("Call back at"), when(dt.datetime.fromisoformat(str(value)), zone)
+        except ValueError:
+            return None
+    if key in ("phone", "old_phone"):
+        return (_("New number") if key == "phone" else _("Old number")), formatting.phone(value)
+    if key == "previous" and value:
+        return _("Was"), _choice_words(Order.Decision, value)
+    if key == "next":
+        return (_("by Next order"), "") if value else None
+    return _event_value(key, value, zone)
+
+
 @register.simple_tag
 def event_details(event: Any, zone: Any = None) -> list[tuple[str, str]]:
-    """The event's data a merchant can read, as (label, value) pairs in words."""
+    """The event's data a merchant can read, as (label, value) pairs in words: a call's event,
+    or an order's."""
+    read = _order_event_value if isinstance(event, OrderEvent) else _event_value
     details = []
     for key, value in (event.data or {}).items():
-        pair = _event_value(key, value, zone)
+        pair = read(key, value, zone)
         if pair is not None:
             details.append(pair)
     return details
+
+
+@register.simple_tag
+def decided_by(order: Any) -> str:
+    """Who decided the order and how, in words."""
+    if order.decided_via == Order.DecidedVia.KEY:
+        return _("the customer, by key press")
+    if order.decided_via == Order.DecidedVia.POLICY:
+        return _("the store's rule: no answer after every attempt")
+    if order.decided_via == Order.DecidedVia.AGENT:
+        name = order.decided_by.username if order.decided_by else _("an agent")
+        return _("%(name)s, by hand") % {"name": name}
+    return ""
 
 
 @register.simple_tag

@@ -20,7 +20,6 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -34,7 +33,6 @@ from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, us
 from calls.phones import mobile_search_prefix
 from calls.pipeline.balances import call_again_question
 from calls.views import HtmxHttpRequest, redirect_to_next, signed_in_user
-from calls.views.followups import render_followup_row
 from calls.views.paging import Cursor, filters_without_page, newest_first_page, page_links
 
 PAGE_SIZE = 50
@@ -65,9 +63,7 @@ DTMF_MEANINGS = {
 
 
 def _calls_with_relations() -> QuerySet[Call]:
-    return Call.objects.select_related(
-        "store", "campaign", "assigned_to", "handled_by", "shop_order"
-    )
+    return Call.objects.select_related("store", "campaign", "shop_order")
 
 
 def _get_call(pk: int) -> Call:
@@ -257,9 +253,9 @@ def call_row(request: HttpRequest, pk: int) -> HttpResponse:
 def _call_page_context(request: HttpRequest, call: Call) -> dict[str, Any]:
     # The order's calls (call_order_created_idx): the first, its call-agains and re-attempts.
     family = list(
-        Call.objects.filter(shop_order_id=call.shop_order_id)
-        .select_related("handled_by")
-        .order_by("created_at", "id")[:FAMILY_LIMIT]
+        Call.objects.filter(shop_order_id=call.shop_order_id).order_by("created_at", "id")[
+            :FAMILY_LIMIT
+        ]
     )
     events = list(call.events.select_related("actor").order_by("at", "id")[: TIMELINE_LIMIT + 1])
     can_act = user_can(request.user, CALL_ACTIONS)
@@ -273,17 +269,14 @@ def _call_page_context(request: HttpRequest, call: Call) -> dict[str, Any]:
         if call.call_status is not None
         else None,
         "dtmf_meaning": DTMF_MEANINGS.get(call.dtmf) if call.dtmf is not None else None,
-        "is_follow_up": call.outcome in Call.FOLLOW_UP_OUTCOMES,
+        "order": call.shop_order,
         "can_act": can_act,
-        "can_call_again": can_act and not family_busy and call.shop_order.decided_by_id is None,
+        "can_call_again": can_act
+        and not family_busy
+        and call.shop_order.decided_via != Order.DecidedVia.AGENT,
         "call_again_question": call_again_question(call.phone, call.store),
         "family_busy": family_busy,
         "can_withdraw": can_act and call.state == Call.State.QUEUED,
-        "can_mark_handled": can_act and call.is_final and call.handled_at is None,
-        "can_claim": can_act
-        and call.outcome in Call.FOLLOW_UP_OUTCOMES
-        and call.handled_at is None
-        and call.assigned_to_id is None,
     }
 
 
@@ -305,20 +298,14 @@ def call_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 def _after_action(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Back where the action came from: the fragment that sent it for htmx (a follow-up row or
-    the call panel, with the flash messages and the follow-up count swapped out of band), else
-    a redirect to the page named by `next`, or the call's page."""
+    """Back where the action came from: the call panel for htmx (with the flash messages and
+    the follow-up count swapped out of band), else a redirect to the page named by `next`, or
+    the call's page."""
     if request.htmx:
         call = _get_call(pk)
-        target = request.htmx.target or ""
-        if target.startswith("followup-"):
-            html = render_followup_row(request, call)
-        else:
-            html = render_to_string(
-                "calls/call_detail.html#call-main",
-                _call_page_context(request, call),
-                request=request,
-            )
+        html = render_to_string(
+            "calls/call_detail.html#call-main", _call_page_context(request, call), request=request
+        )
         html += render_to_string("calls/_out_of_band.html", request=request)
         return HttpResponse(html)
     return redirect_to_next(request, reverse("call_detail", args=[pk]))
@@ -329,7 +316,7 @@ def _after_action(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     call = _get_call(pk)
     try:
-        child = actions.call_again(call, signed_in_user(request))
+        child = actions.call_again(call.shop_order, signed_in_user(request))
     except ActionRefused as refusal:
         messages.error(request, _("Not called again: %(reason)s") % {"reason": refusal})
     else:
@@ -369,99 +356,4 @@ def call_withdraw(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 )
                 % {"pk": pk, "state": current.get_state_display().lower()},
             )
-    return _after_action(request, pk)
-
-
-@role_required(CALL_ACTIONS)
-@require_POST
-def call_handled(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    call = _get_call(pk)
-    note = request.POST.get("note", "")
-    try:
-        won = actions.mark_handled(call, signed_in_user(request), note)
-    except ActionRefused as refusal:
-        messages.error(request, _("Not marked handled: %(reason)s") % {"reason": refusal})
-    else:
-        if won:
-            messages.success(
-                request,
-                _("Call #%(pk)s (%(order)s) marked handled.") % {"pk": pk, "order": call.order_id},
-            )
-        else:
-            current = _get_call(pk)
-            by = current.handled_by.username if current.handled_by else _("someone else")
-            when = formatting.when(current.handled_at, current.store) if current.handled_at else ""
-            note_text = Truncator(current.handled_note).chars(80)
-            messages.warning(
-                request,
-                (
-                    _("Call #%(pk)s was already marked handled by %(by)s %(when)s: “%(note)s”")
-                    if note_text
-                    else _("Call #%(pk)s was already marked handled by %(by)s %(when)s.")
-                )
-                % {"pk": pk, "by": by, "when": when, "note": note_text},
-            )
-    return _after_action(request, pk)
-
-
-@role_required(CALL_ACTIONS)
-@require_POST
-def call_claim(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    call = _get_call(pk)
-    try:
-        won = actions.claim(call, signed_in_user(request))
-    except ActionRefused as refusal:
-        messages.error(request, _("Not claimed: %(reason)s") % {"reason": refusal})
-    else:
-        if won:
-            messages.success(
-                request,
-                _("Call #%(pk)s (%(order)s) is yours to follow up.")
-                % {"pk": pk, "order": call.order_id},
-            )
-        else:
-            current = _get_call(pk)
-            if current.handled_at is not None:
-                messages.warning(request, _("Call #%(pk)s has already been handled.") % {"pk": pk})
-            else:
-                holder = current.assigned_to.username if current.assigned_to else _("someone else")
-                messages.warning(
-                    request,
-                    _("Call #%(pk)s is already claimed by %(holder)s.")
-                    % {"pk": pk, "holder": holder},
-                )
-    return _after_action(request, pk)
-
-
-@role_required(CALL_ACTIONS)
-@require_POST
-def call_release(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    call = _get_call(pk)
-    if actions.release(call, signed_in_user(request)):
-        messages.success(
-            request,
-            _("Call #%(pk)s (%(order)s) released: anyone may claim it.")
-            % {"pk": pk, "order": call.order_id},
-        )
-    else:
-        messages.warning(
-            request, _("Call #%(pk)s was not claimed by you; nothing to release.") % {"pk": pk}
-        )
-    return _after_action(request, pk)
-
-
-@role_required(CALL_ACTIONS)
-@require_POST
-def call_take_over(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    call = _get_call(pk)
-    holder = call.assigned_to.username if call.assigned_to else None
-    if actions.take_over(call, signed_in_user(request)):
-        taken = (
-            _("Call #%(pk)s (%(order)s) taken over from %(holder)s.")
-            if holder
-            else _("Call #%(pk)s (%(order)s) taken over.")
-        )
-        messages.success(request, taken % {"pk": pk, "order": call.order_id, "holder": holder})
-    else:
-        messages.warning(request, _("Call #%(pk)s has already been handled.") % {"pk": pk})
     return _after_action(request, pk)

@@ -1,131 +1,134 @@
-"""The agents' queue of orders: one row per order whose latest outcome asks for a person (a
-callback request, unreachable, needs review) and is not handled yet, oldest first. The row is
-the order's latest such call; a call again still in flight shows on it. It refreshes itself."""
+"""The agents' queue of orders: one row per order in front of a person (a callback request,
+unreachable or answered without a key after every attempt, a call that needs review, an order
+that could not be called), due callbacks first, then the oldest. It refreshes itself. The
+follow-up actions on an order (claim, release, take over, mark handled, the next order) answer
+from here too."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.contrib import messages
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_GET
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
 
-from calls.models import Call
+from calls import actions
+from calls.actions import ActionRefused, due_followups
+from calls.models import Call, Order
 from calls.permissions import CALL_ACTIONS, role_required
 from calls.pipeline.balances import call_again_question
-from calls.views import HtmxHttpRequest, signed_in_user
+from calls.views import HtmxHttpRequest, redirect_to_next, signed_in_user
 from calls.views.paging import Cursor
 
 PAGE_SIZE = 25  # a queue is worked from the top; "older" pages the rest
 WHO_CHOICES = (
-    ("all", _("Everyone's")),
-    ("mine", _("Claimed by me")),
-    ("unclaimed", _("Unclaimed")),
+    ("all", gettext_lazy("Everyone's")),
+    ("mine", gettext_lazy("Claimed by me")),
+    ("unclaimed", gettext_lazy("Unclaimed")),
 )
 
 
-def open_followups() -> QuerySet[Call]:
-    """The open follow-ups: one call per order, as a call that ends with an outcome closes the
-    earlier follow-ups of its order (calls/transitions.py). Exactly the predicate of
-    call_open_followup_idx, so the queue and its count use it."""
-    return Call.objects.filter(outcome__in=Call.FOLLOW_UP_OUTCOMES, handled_at__isnull=True)
+def open_followups() -> QuerySet[Order]:
+    """The orders in the queue and due now (calls.actions.due_followups): the predicate of
+    order_followup_queue_idx, so the queue and its count use it."""
+    return due_followups()
 
 
-def _queue_order(calls: QuerySet[Call]) -> QuerySet[Call]:
-    # NULLS LAST is Postgres's own order for ASC, the order of the partial index.
-    return calls.order_by(F("finalized_at").asc(nulls_last=True), "id")
+def _after(orders: QuerySet[Order], cursor: Cursor, callback_first: bool) -> QuerySet[Order]:
+    """The rows after a (callback_set, followup_at, id) cursor in queue order."""
+    later = Q(followup_at__gt=cursor.at) | Q(followup_at=cursor.at, id__gt=cursor.pk)
+    if callback_first:
+        return orders.filter((Q(callback_set=True) & later) | Q(callback_set=False))
+    return orders.filter(later, callback_set=False)
 
 
-def _after(calls: QuerySet[Call], cursor: Cursor) -> QuerySet[Call]:
-    """The rows after a (finalized_at, id) cursor in queue order (unset moments last)."""
-    if cursor.at is None:
-        return calls.filter(finalized_at__isnull=True, id__gt=cursor.pk)
-    return calls.filter(
-        Q(finalized_at__gt=cursor.at)
-        | Q(finalized_at=cursor.at, id__gt=cursor.pk)
-        | Q(finalized_at__isnull=True)
-    )
-
-
-def _with_order_calls(calls: QuerySet[Call]) -> QuerySet[Call]:
+def _with_calls(orders: QuerySet[Order]) -> QuerySet[Order]:
     # One query for the orders and one for all their calls, so a row shows the order's calls.
-    return calls.select_related(
-        "store", "campaign", "assigned_to", "handled_by", "shop_order", "shop_order__decided_by"
-    ).prefetch_related(
+    return orders.select_related("store", "campaign", "claimed_by", "decided_by").prefetch_related(
         Prefetch(
-            "shop_order__calls",
+            "calls",
             queryset=Call.objects.only(
-                "id", "shop_order_id", "state", "outcome", "created_at", "call_status", "dtmf"
+                "id",
+                "shop_order_id",
+                "state",
+                "outcome",
+                "created_at",
+                "finalized_at",
+                "call_status",
+                "dtmf",
+                "review_reason",
+                "store_id",
             ).order_by("created_at", "id"),
         )
     )
 
 
-def _row_context(call: Call) -> dict[str, Any]:
-    order_calls = list(call.shop_order.calls.all())
-    later = [c for c in order_calls if c.pk > call.pk]
+def row_context(order: Order) -> dict[str, Any]:
+    order_calls = list(order.calls.all())
     return {
-        "call": call,
-        "order": call.shop_order,
+        "order": order,
         "order_calls": order_calls,
-        "latest_callback": later[-1] if later else None,
-        "call_again_question": call_again_question(call.phone, call.store),
+        "latest": order_calls[-1] if order_calls else None,
+        "call_again_question": call_again_question(order.phone, order.store),
     }
 
 
-def render_followup_row(request: HttpRequest, call: Call) -> str:
-    """The queue's row for `call`, as an action answers an htmx request from that row."""
-    call = _with_order_calls(Call.objects.filter(pk=call.pk)).get()
-    return render_to_string("followups/_followup_row.html", _row_context(call), request=request)
+def render_followup_row(request: HttpRequest, order: Order) -> str:
+    """The queue's row for `order`, as an action answers an htmx request from that row."""
+    order = _with_calls(Order.objects.filter(pk=order.pk)).get()
+    return render_to_string("followups/_followup_row.html", row_context(order), request=request)
 
 
 @role_required(CALL_ACTIONS)
 @require_GET
 def followup_list(request: HtmxHttpRequest) -> HttpResponse:
-    calls = open_followups()
-    outcome = request.GET.get("outcome", "")
-    if outcome in Call.FOLLOW_UP_OUTCOMES:
-        calls = calls.filter(outcome=outcome)
+    orders = open_followups()
+    reason = request.GET.get("reason", "")
+    if reason in Order.FollowUp.values and reason:
+        orders = orders.filter(followup=reason)
     else:
-        outcome = ""
+        reason = ""
     who = request.GET.get("who", "all")
     if who == "mine":
-        calls = calls.filter(assigned_to=signed_in_user(request))
+        orders = orders.filter(claimed_by=signed_in_user(request))
     elif who == "unclaimed":
-        calls = calls.filter(assigned_to__isnull=True)
+        orders = orders.filter(claimed_by__isnull=True)
     else:
         who = "all"
 
     after = request.GET.get("after", "")
-    cursor = Cursor.decode(after, unset=True) if after else None
+    callback_first = request.GET.get("cb", "") == "1"
+    cursor = Cursor.decode(after) if after else None
     bad_cursor = bool(after) and cursor is None
     if cursor is not None:
-        calls = _after(calls, cursor)
+        orders = _after(orders, cursor, callback_first)
 
-    rows = list(_with_order_calls(_queue_order(calls))[: PAGE_SIZE + 1])
+    rows = list(_with_calls(orders)[: PAGE_SIZE + 1])
     has_more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     filters = request.GET.copy()
-    filters.pop("after", None)
+    for name in ("after", "cb"):
+        filters.pop(name, None)
     next_query = None
     if has_more:
         query = filters.copy()
-        query["after"] = Cursor.of(rows[-1], "finalized_at").encode()
+        query["after"] = Cursor.of(rows[-1], "followup_at").encode()
+        if rows[-1].callback_set:
+            query["cb"] = "1"
         next_query = query.urlencode()
 
     context = {
-        "rows": [_row_context(call) for call in rows],
-        "outcome": outcome,
+        "rows": [row_context(order) for order in rows],
+        "reason": reason,
         "who": who,
-        "outcome_choices": [
-            (value, label)
-            for value, label in Call.Outcome.choices
-            if value in Call.FOLLOW_UP_OUTCOMES
-        ],
+        "reason_choices": [(v, label) for v, label in Order.FollowUp.choices if v],
         "who_choices": WHO_CHOICES,
         "next_query": next_query,
         "first_query": filters.urlencode(),
@@ -138,3 +141,112 @@ def followup_list(request: HtmxHttpRequest) -> HttpResponse:
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+# --- the follow-up actions on an order ------------------------------------------------------
+
+
+def _get_order(pk: int) -> Order:
+    return get_object_or_404(Order.objects.select_related("store", "claimed_by"), pk=pk)
+
+
+def answer_order_action(request: HtmxHttpRequest, order: Order) -> HttpResponse:
+    """Back where an action on `order` came from: its queue row for htmx (with the flash
+    messages and the follow-up count out of band), the order page's panel, else a redirect to
+    the page named by `next`, or the order's page."""
+    if request.htmx:
+        target = request.htmx.target or ""
+        if target.startswith("followup-"):
+            html = render_followup_row(request, order)
+        else:
+            from calls.views.orders import render_order_panel
+
+            html = render_order_panel(request, order)
+        html += render_to_string("calls/_out_of_band.html", request=request)
+        return HttpResponse(html)
+    return redirect_to_next(request, reverse("order_detail", args=[order.pk]))
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def followup_claim(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    order = _get_order(pk)
+    if actions.claim(order, signed_in_user(request)):
+        messages.success(request, _("Order %(order)s is yours to follow up.") % {"order": order})
+    else:
+        current = _get_order(pk)
+        if not current.followup:
+            messages.warning(request, _("Order %(order)s has left the queue.") % {"order": order})
+        else:
+            holder = current.claimed_by.username if current.claimed_by else _("someone else")
+            messages.warning(
+                request,
+                _("Order %(order)s is already claimed by %(holder)s.")
+                % {"order": order, "holder": holder},
+            )
+    return answer_order_action(request, order)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def followup_release(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    order = _get_order(pk)
+    if actions.release(order, signed_in_user(request)):
+        messages.success(
+            request, _("Order %(order)s released: anyone may claim it.") % {"order": order}
+        )
+    else:
+        messages.warning(
+            request,
+            _("Order %(order)s was not claimed by you; nothing to release.") % {"order": order},
+        )
+    return answer_order_action(request, order)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def followup_take_over(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    order = _get_order(pk)
+    holder = order.claimed_by.username if order.claimed_by else None
+    if actions.take_over(order, signed_in_user(request)):
+        taken = (
+            _("Order %(order)s taken over from %(holder)s.")
+            if holder
+            else _("Order %(order)s taken over.")
+        )
+        messages.success(request, taken % {"order": order, "holder": holder})
+    else:
+        messages.warning(request, _("Order %(order)s has left the queue.") % {"order": order})
+    return answer_order_action(request, order)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def followup_handled(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    order = _get_order(pk)
+    try:
+        won = actions.mark_handled(order, signed_in_user(request), request.POST.get("note", ""))
+    except ActionRefused as refusal:
+        messages.error(request, _("Not marked handled: %(reason)s") % {"reason": refusal})
+    else:
+        if won:
+            messages.success(request, _("Order %(order)s marked handled.") % {"order": order})
+        else:
+            messages.warning(
+                request,
+                _("Order %(order)s had already left the queue (handled or decided).")
+                % {"order": order},
+            )
+    return answer_order_action(request, order)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def followup_next(request: HttpRequest) -> HttpResponse:
+    """ "Next order": claim the oldest unclaimed follow-up and open it."""
+    order = actions.next_order(signed_in_user(request))
+    if order is None:
+        messages.info(request, _("Nothing left to claim: every due follow-up has an agent."))
+        return redirect("followup_list")
+    messages.success(request, _("Order %(order)s is yours to follow up.") % {"order": order})
+    return redirect("order_detail", order.pk)

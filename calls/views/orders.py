@@ -1,12 +1,13 @@
 """The Orders page (one row per order, filtered, searched, exported) and an order's page: what
-the shop sent, its decision and who made it, every call with its timeline, and the actions
-(call again, decide by hand)."""
+the shop sent, its decision and who made it, its follow-up, one timeline of what happened to it
+(its own events and its calls' events, merged), and the actions (call again, decide by hand,
+the follow-up's claim and handled)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import zoneinfo
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -18,13 +19,14 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_POST
 
+from calls import actions, formatting
+from calls.actions import ActionRefused
 from calls.exports import (
     csv_response,
     export_filename,
@@ -33,20 +35,33 @@ from calls.exports import (
     xlsx_response,
 )
 from calls.forms import BoundedDateField
-from calls.models import Call, CallEvent, Order, Store
+from calls.models import Call, CallEvent, Order, OrderEvent, Store, User
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
 from calls.phones import mobile_search_prefix
 from calls.pipeline.balances import call_again_question
-from calls.transitions import ACTIVE_STATES, TransitionRefused, decide_by_hand
-from calls.views import HtmxHttpRequest, redirect_to_next, signed_in_user
-from calls.views.followups import render_followup_row
+from calls.transitions import ACTIVE_STATES, TransitionRefused, decide_by_hand, whose_decision
+from calls.views import HtmxHttpRequest, signed_in_user
+from calls.views.followups import answer_order_action
 from calls.views.paging import Cursor, filters_without_page, newest_first_page, page_links
 from calls.views.reports import Preset, presets
 
-# An order gathers a handful of calls (the first, a few call-agains and re-attempts); these
-# are ceilings that keep the page bounded whatever happens.
+# An order gathers a handful of calls (the first, a few call-agains and re-attempts) and a few
+# dozen events; these are ceilings that keep the page bounded whatever happens.
 CALLS_LIMIT = 50
-EVENTS_PER_CALL_LIMIT = 200
+EVENTS_LIMIT = 500
+
+
+@dataclass
+class Moment:
+    """One line of the order's timeline: an event of the order itself or of one of its calls."""
+
+    at: dt.datetime
+    kind: str
+    what: str
+    actor: User | None
+    event: OrderEvent | CallEvent
+    call_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 # --- the Orders page ------------------------------------------------------------------------
@@ -67,7 +82,11 @@ class OrderFilterForm(forms.Form):
         ("cancelled", _lazy("Cancelled")),
         ("none", _lazy("No decision yet")),
     )
-    FOLLOWUPS = (("", _lazy("Any")), ("open", _lazy("Needs a decision")))
+    FOLLOWUPS = (
+        ("", _lazy("Any")),
+        ("open", _lazy("Needs a decision")),
+        *[(code, label) for code, label in Order.FollowUp.choices if code],
+    )
 
     q = forms.CharField(
         required=False, max_length=100, strip=True, label=_lazy("Order id or phone")
@@ -113,8 +132,12 @@ class OrderFilterForm(forms.Form):
             orders = orders.filter(status=data["status"])
         if data.get("decision"):
             orders = orders.filter(decision="" if data["decision"] == "none" else data["decision"])
-        if data.get("followup"):
-            orders = orders.filter(_needs_a_decision())
+        if data.get("followup") == "open":
+            # In the agents' queue, for any reason, due or waiting for its callback time
+            # (order_followup_queue_idx has exactly these rows).
+            orders = orders.exclude(followup=Order.FollowUp.NONE)
+        elif data.get("followup"):
+            orders = orders.filter(followup=data["followup"])
         if data.get("source"):
             orders = orders.filter(source=data["source"])
         zone = self.zone()
@@ -127,14 +150,6 @@ class OrderFilterForm(forms.Form):
         if data.get("q"):
             orders = orders.filter(order_search(data["q"]))
         return orders
-
-
-def _needs_a_decision() -> Q:
-    """The orders in the agents' follow-up queue."""
-    # ORDER-DESK: until the order desk model (calls migration 0021_order_desk) lands, the
-    # follow-up state lives on calls; this reads it from the order's status. Then it becomes
-    # ~Q(followup="") (model.md: "needs a decision" = followup != "").
-    return Q(decision="", status__in=[o.value for o in Call.FOLLOW_UP_OUTCOMES])
 
 
 def order_search(text: str) -> Q:
@@ -303,12 +318,29 @@ def order_export(request: HttpRequest, as_xlsx: bool = False) -> HttpResponseBas
 
 
 def _get_order(pk: int) -> Order:
-    return get_object_or_404(Order.objects.select_related("store", "campaign", "decided_by"), pk=pk)
+    return get_object_or_404(
+        Order.objects.select_related("store", "campaign", "decided_by", "claimed_by"), pk=pk
+    )
+
+
+def timeline(order: Order, calls: list[Call]) -> list[Moment]:
+    """The order's events and its calls' events, oldest first (each list read bounded)."""
+    moments = [
+        Moment(e.at, e.kind, e.get_kind_display(), e.actor, e, data=e.data)
+        for e in order.events.select_related("actor").order_by("at", "id")[:EVENTS_LIMIT]
+    ]
+    for call in calls:
+        moments += [
+            Moment(e.at, e.kind, e.get_kind_display(), e.actor, e, call_id=call.pk, data=e.data)
+            for e in call.events.all()
+        ]
+    moments.sort(key=lambda moment: moment.at)
+    return moments
 
 
 def order_context(request: HttpRequest, order: Order) -> dict[str, Any]:
     calls = list(
-        order.calls.select_related("campaign", "assigned_to", "handled_by")
+        order.calls.select_related("campaign")
         .prefetch_related(
             Prefetch(
                 "events",
@@ -320,20 +352,32 @@ def order_context(request: HttpRequest, order: Order) -> dict[str, Any]:
     latest = calls[-1] if calls else None
     busy = any(call.state in ACTIVE_STATES for call in calls)
     can_act = user_can(request.user, CALL_ACTIONS)
-    decided_by_hand = order.decided_by_id is not None
+    by_agent = order.decided_via == Order.DecidedVia.AGENT
+    user = signed_in_user(request)
     return {
         "order": order,
-        "calls": [(call, list(call.events.all())[:EVENTS_PER_CALL_LIMIT]) for call in calls],
+        "calls": calls,
+        "timeline": timeline(order, calls),
         "latest": latest,
         "busy": busy,
         "can_act": can_act,
-        "can_call_again": can_act and latest is not None and not busy and not decided_by_hand,
-        "can_decide": can_act and not busy and not decided_by_hand,
+        "can_call_again": can_act and not busy and not by_agent,
+        "can_decide": can_act and not busy,
+        "overrides": whose_decision(order) if order.decision else "",
         "call_again_question": call_again_question(order.phone, order.store),
         "decisions": [(d.value, d.label) for d in Order.Decision if d.value],
-        # What the shops were told (shops' outbox), newest last; a handful per order.
+        "mine": order.claimed_by_id == user.pk,
+        # What the shops were told (shops' outbox); a handful per order.
         "write_backs": list(order.write_backs.select_related("connection").order_by("id")[:20]),
     }
+
+
+def render_order_panel(request: HttpRequest, order: Order) -> str:
+    """The order page's panel (decision, follow-up and actions), as an action answers htmx."""
+    order = _get_order(order.pk)
+    return render_to_string(
+        "orders/order_detail.html#order-panel", order_context(request, order), request=request
+    )
 
 
 @role_required(EVERYONE)
@@ -346,24 +390,53 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(CALL_ACTIONS)
 @require_POST
 def order_decide(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """An agent's decision by hand (confirmed or cancelled, with a note): final."""
+    """A decision by hand (confirmed or cancelled, with a note). Changing a decision the order
+    already has needs `replaces` (the decision the person saw) and a note."""
     order = _get_order(pk)
     decision = request.POST.get("decision", "")
+    replaces = request.POST.get("replaces")
     try:
-        decide_by_hand(order, signed_in_user(request), decision, request.POST.get("note", ""))
+        decide_by_hand(
+            order,
+            signed_in_user(request),
+            decision,
+            request.POST.get("note", ""),
+            replaces=replaces if replaces is not None else order.decision,
+        )
     except TransitionRefused as refusal:
         messages.error(request, _("Not decided: %(reason)s") % {"reason": refusal})
     else:
         done = (
-            _("Order %(order)s confirmed by hand.")
+            _("Order %(order)s confirmed by hand: the shop is told it is confirmed.")
             if decision == Order.Decision.CONFIRMED
-            else _("Order %(order)s cancelled by hand.")
+            else _("Order %(order)s cancelled by hand: the shop is told it is cancelled.")
         )
         messages.success(request, done % {"order": order.order_id})
-    row = re.fullmatch(r"followup-(\d{1,18})", request.htmx.target or "") if request.htmx else None
-    call = Call.objects.filter(pk=int(row[1]), shop_order=order).first() if row else None
-    if call is not None:  # decided from its row in the follow-up queue: answer with the row
-        html = render_followup_row(request, call)
-        html += render_to_string("calls/_out_of_band.html", request=request)
-        return HttpResponse(html)
-    return redirect_to_next(request, reverse("order_detail", args=[pk]))
+    return answer_order_action(request, order)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def order_call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    order = _get_order(pk)
+    try:
+        child = actions.call_again(order, signed_in_user(request))
+    except ActionRefused as refusal:
+        messages.error(request, _("Not called again: %(reason)s") % {"reason": refusal})
+    else:
+        when = (
+            _("now")
+            if child.scheduled_for <= timezone.now()
+            else formatting.when(child.scheduled_for, order.store)
+        )
+        messages.success(
+            request,
+            _("Calling %(phone)s again for order %(order)s: call #%(call)s is queued (%(when)s).")
+            % {
+                "phone": formatting.phone(order.phone),
+                "order": order.order_id,
+                "call": child.pk,
+                "when": when,
+            },
+        )
+    return answer_order_action(request, order)

@@ -6,8 +6,8 @@ link carries it.
 
 A link to another page names the row it starts after; the list filters from there on its
 index, so no page costs an OFFSET or a COUNT(*). The Calls and Orders pages (newest first, both
-ways: `newest_first_page`, `page_links`) share one walk; the follow-up queue (oldest first, unset
-moments last) filters in its own order.
+ways: `newest_first_page`, `page_links`) share one walk; the follow-up queue (due callbacks,
+then the oldest) filters in its own order.
 """
 
 from __future__ import annotations

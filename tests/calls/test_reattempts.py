@@ -105,7 +105,10 @@ def test_no_re_attempt_for_a_decided_or_withdrawn_order(
 ) -> None:
     decided = in_progress(campaign, "KK-DECIDED")
     Order.objects.filter(pk=decided.shop_order_id).update(
-        decision=Order.Decision.CONFIRMED, decided_at=timezone.now(), decided_by=agent_user
+        decision=Order.Decision.CONFIRMED,
+        decided_via=Order.DecidedVia.AGENT,
+        decided_at=timezone.now(),
+        decided_by=agent_user,
     )
     end(decided, Call.Outcome.UNREACHABLE)
     assert decided.shop_order.calls.count() == 1

@@ -45,7 +45,9 @@ def test_a_new_order_is_201_with_its_queued_call_and_a_repeat_is_200_with_no_new
 def test_get_returns_the_orders_status_decision_calls_and_charges(client, store, token):
     post(client, ORDER, token)
     Call.objects.update(state="final", outcome="confirmed", dtmf=1, call_charges=Decimal("11.00"))
-    Order.objects.update(status="confirmed", decision="confirmed", decided_at="2026-11-29T10:00Z")
+    Order.objects.update(
+        status="confirmed", decision="confirmed", decided_via="key", decided_at="2026-11-29T10:00Z"
+    )
 
     response = client.get("/api/v1/orders/KK-1001", headers={"Authorization": f"Bearer {token}"})
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from calls.models import Call, Order
-from calls.transitions import DECIDING_OUTCOMES, order_status_for
+from calls.transitions import DECIDING_OUTCOMES, FOLLOW_UP_OF_OUTCOME, order_status_for
 
 
 def with_orders(calls: Iterable[Call]) -> list[Call]:
@@ -32,15 +32,12 @@ def with_orders(calls: Iterable[Call]) -> list[Call]:
         if key in existing:
             continue
         latest = last[key]
-        decision = DECIDING_OUTCOMES.get(Call.Outcome(latest.outcome)) if latest.outcome else None
         new.append(
             Order(
                 store_id=call.store_id,
                 campaign_id=call.campaign_id,
                 created_at=call.created_at,
-                status=order_status_for(latest.state, latest.outcome),
-                decision=decision or "",
-                decided_at=(latest.finalized_at or latest.created_at) if decision else None,
+                **_as_transitions_leave_it(latest),
                 **call.message_values(),
             )
         )
@@ -57,9 +54,25 @@ def create_call(**fields: Any) -> Call:
     (unless decided by hand), as calls/transitions.py would have left it."""
     (call,) = with_orders([Call(**fields)])
     call.save(force_insert=True)
-    decision = DECIDING_OUTCOMES.get(Call.Outcome(call.outcome)) if call.outcome else None
-    follows: dict[str, Any] = {"status": order_status_for(call.state, call.outcome)}
-    if decision is not None:
-        follows.update(decision=decision, decided_at=call.finalized_at or call.created_at)
-    Order.objects.filter(pk=call.shop_order_id, decided_by__isnull=True).update(**follows)
+    follows = _as_transitions_leave_it(call)
+    order = Order.objects.filter(pk=call.shop_order_id).exclude(decided_via="agent")
+    queued = {name: follows.pop(name) for name in ("followup", "followup_at") if name in follows}
+    order.update(**follows)
+    if queued and "decision" not in follows:  # an unanswered call queues an undecided order only
+        order.filter(decision="").update(**queued)
     return call
+
+
+def _as_transitions_leave_it(latest: Call) -> dict[str, Any]:
+    """The order's status, key-press decision and follow-up after `latest`, its latest call
+    (the store's default rule: the queue after the last attempt)."""
+    at = latest.finalized_at or latest.created_at
+    fields: dict[str, Any] = {"status": order_status_for(latest.state, latest.outcome)}
+    outcome = Call.Outcome(latest.outcome) if latest.outcome else None
+    decision = DECIDING_OUTCOMES.get(outcome) if outcome else None
+    reason = FOLLOW_UP_OF_OUTCOME.get(outcome) if outcome else None
+    if decision is not None:
+        fields.update(decision=decision, decided_via="key", decided_at=at, followup="")
+    elif reason is not None:
+        fields.update(followup=reason, followup_at=at)
+    return fields

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('calls', '0020_store_voice_and_retries_bounds'),
+        ('calls', '0021_order_desk'),
     ]
 
     operations = [
