@@ -292,8 +292,8 @@ SELECT c.shop_order_id, c.order_id, c.phone, c.amount, c.voice_id,
   CASE WHEN q.waiting THEN CASE c.outcome WHEN 'failed' THEN 'rejected' ELSE c.outcome END
        ELSE '' END,
   CASE WHEN q.waiting THEN c.finalized_at END, false,
-  CASE WHEN q.waiting AND c.id % 10 = 0 THEN d.agent_id END,
-  CASE WHEN q.waiting AND c.id % 10 = 0 THEN c.finalized_at END,
+  CASE WHEN q.waiting AND c.id %% 10 = 0 THEN d.agent_id END,
+  CASE WHEN q.waiting AND c.id %% 10 = 0 THEN c.finalized_at END,
   c.created_at, c.created_at
 FROM calls_call c
 JOIN demo_campaign d ON d.campaign_id = c.campaign_id
@@ -343,7 +343,8 @@ def _drop_constraints(cursor: Any, table: str) -> list[str]:
 
 
 def _drop_plain_indexes(cursor: Any, table: str) -> list[str]:
-    """Drop `table`'s indexes that back no constraint; return the statements that recreate them."""
+    """Drop `table`'s indexes that back no constraint; return the statements that recreate them,
+    with the statistics targets their columns were given (order_id_trgm_idx's)."""
     cursor.execute(
         """SELECT i.relname, pg_get_indexdef(x.indexrelid)
            FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
@@ -352,9 +353,21 @@ def _drop_plain_indexes(cursor: Any, table: str) -> list[str]:
         [table],
     )
     indexes = cursor.fetchall()
+    cursor.execute(
+        """SELECT i.relname, a.attnum, a.attstattarget
+           FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+           JOIN pg_attribute a ON a.attrelid = x.indexrelid
+           WHERE x.indrelid = %s::regclass AND a.attstattarget >= 0""",
+        [table],
+    )
+    targets = [
+        f'ALTER INDEX "{name}" ALTER COLUMN {column} SET STATISTICS {target}'
+        for name, column, target in cursor.fetchall()
+        if any(name == index for index, _ in indexes)
+    ]
     for name, _ in indexes:
         cursor.execute(f'DROP INDEX "{name}"')
-    return [definition for _, definition in indexes]
+    return [definition for _, definition in indexes] + targets
 
 
 def generate(
