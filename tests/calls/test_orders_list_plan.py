@@ -1,0 +1,88 @@
+"""The Orders page on a table large enough for the planner to choose for real: each listing
+reads its page straight off an index in the page's order, and a search by part of an order id
+goes to the trigram index when the part is rare and walks the newest orders when it is common
+(the index's raised statistics tell which) — never a scan of every order."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from bench import demo_data
+from calls.models import Order
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ORDERS = 30_000
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [plan]
+    for child in plan.get("Plans", []):
+        found += _nodes(child)
+    return found
+
+
+def _listing_plan(client, url: str) -> list[dict[str, Any]]:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    [listing] = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith('SELECT "calls_order"."id"') and "LIMIT 51" in q["sql"]
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + listing)
+        (raw,) = cursor.fetchone()
+    plan = raw if isinstance(raw, list) else json.loads(raw)
+    return _nodes(plan[0]["Plan"])
+
+
+def _order_scans(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The nodes that read calls_order or one of its indexes (a bitmap index scan names no
+    relation)."""
+    return [
+        n
+        for n in nodes
+        if n.get("Relation Name") == "calls_order" or n.get("Index Name", "").startswith("order_")
+    ]
+
+
+def test_the_orders_lists_read_their_page_straight_off_an_index(client):
+    data = demo_data.generate(calls=ORDERS, campaigns=6, days=20, verbose=False)  # analyzed
+    client.force_login(data.users["admin"])
+    sample = Order.objects.order_by("-created_at")[ORDERS // 2]
+
+    for url, index in [
+        ("/orders/", "order_created_idx"),
+        ("/orders/?decision=confirmed", "order_created_idx"),  # "ready to ship": half the orders
+        ("/orders/?status=needs_review", "order_status_created_idx"),  # a rare status
+        # A part of an id most ids have: the newest orders walked until a page is found.
+        ("/orders/?q=-12", "order_created_idx"),  # ids from 120000 on: the newest third
+    ]:
+        nodes = _listing_plan(client, url)
+
+        scans = _order_scans(nodes)
+        assert [n.get("Index Name") for n in scans] == [index], (url, nodes)
+        assert not any(n["Node Type"] in ("Sort", "Incremental Sort") for n in nodes), nodes
+        assert scans[0]["Actual Rows"] <= 51  # one page (and the next page's first row)
+        assert scans[0].get("Rows Removed by Filter", 0) < 1000, scans
+
+    # A rare part (the end of one id): its few matches straight from the trigram index.
+    rare = sample.order_id[-5:]
+    nodes = _listing_plan(client, f"/orders/?q={rare}")
+    scans = _order_scans(nodes)
+    assert "order_id_trgm_idx" in [n.get("Index Name") for n in scans], nodes
+    assert not any(
+        n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "calls_order" for n in nodes
+    )
+    assert max(n["Actual Rows"] for n in scans) < 100, scans
+
+    # One or two characters: the id itself, by its btree index.
+    nodes = _listing_plan(client, "/orders/?q=kk")
+    scans = _order_scans(nodes)
+    assert [n.get("Index Name") for n in scans if "Index Name" in n] == ["order_order_id_idx"]
+    assert all(n["Node Type"] != "Seq Scan" for n in scans), nodes
