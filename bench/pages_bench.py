@@ -1,4 +1,5 @@
-"""Server time of the pages at a million calls (or ten), side by side with the admin changelist.
+"""Server time of the pages at a million calls (or ten), side by side with the admin changelist
+(the Calls and Orders pages each with their own model's).
 
     DATABASE_URL=... python -m bench.pages_bench [--calls 1000000] [--requests 40] [--reuse]
     DATABASE_URL=... python -m bench.pages_bench --calls 1000000,10000000
@@ -112,6 +113,11 @@ def choose_pages() -> list[Page]:
     assert call is not None
     filters = f"store={store.pk}&outcome=cancelled"
     admin_filters = f"store__id__exact={store.pk}&outcome__exact=cancelled"
+    # /orders/ searched by part of an id: a rare part (the end of one id: a handful of orders)
+    # and a common one ("100", in about one id in seventy at 1M, in the newest ones at 10M).
+    rare_part = sample.order_id[-6:]
+    common_part = "100"
+    orders_admin = "/admin/calls/order/"
     return [
         Page("overview  /", "/", admin="admin changelist"),
         Page("calls  /calls/", "/calls/", admin="admin changelist"),
@@ -128,9 +134,25 @@ def choose_pages() -> list[Page]:
         Page("campaign  /campaigns/<id>/", f"/campaigns/{campaign.pk}/", admin="admin changelist"),
         Page("follow-ups  /followups/", "/followups/", admin="admin changelist"),
         Page("reports  /reports/", "/reports/", admin="admin changelist"),
+        Page("orders  /orders/", "/orders/", admin="admin orders"),
+        Page(
+            "orders ready to ship (decision)",
+            "/orders/?decision=confirmed",
+            admin="admin orders filtered",
+        ),
+        Page(
+            "orders searched (rare id part)", f"/orders/?q={rare_part}", admin="admin orders rare"
+        ),
+        Page(
+            "orders searched (common: 100)", f"/orders/?q={common_part}", admin="admin orders 100"
+        ),
         Page("admin changelist", "/admin/calls/call/"),
         Page("admin filtered", f"/admin/calls/call/?{admin_filters}"),
         Page("admin search", f"/admin/calls/call/?q={sample.order_id[:-2]}"),
+        Page("admin orders", orders_admin),
+        Page("admin orders filtered", f"{orders_admin}?decision__exact=confirmed"),
+        Page("admin orders rare", f"{orders_admin}?q={rare_part}"),
+        Page("admin orders 100", f"{orders_admin}?q={common_part}"),
     ]
 
 
