@@ -379,18 +379,16 @@ class Order(Message):
         on_delete=models.SET_NULL,
         related_name="decided_orders",
     )
-    decided_via = models.CharField(
-        max_length=8, choices=DecidedVia.choices, blank=True, db_default=""
-    )
+    decided_via = models.CharField(max_length=8, choices=DecidedVia.choices, blank=True)
     decision_note = models.TextField(blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
 
     # The follow-up: the order is in the agents' queue while `followup` names why. It is due
     # from `followup_at` (when it entered, or the callback time an agent set: until then it
     # waits out of the queue); a due callback an agent set comes first. One agent may hold it.
-    followup = models.CharField(max_length=24, choices=FollowUp.choices, blank=True, db_default="")
+    followup = models.CharField(max_length=24, choices=FollowUp.choices, blank=True)
     followup_at = models.DateTimeField(null=True, blank=True)
-    callback_set = models.BooleanField(default=False, db_default=False)
+    callback_set = models.BooleanField(default=False)
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
