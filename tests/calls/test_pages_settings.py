@@ -114,6 +114,26 @@ def test_a_failed_new_store_submit_does_not_render_the_typed_key(admin, db):
     assert not Store.objects.exists()
 
 
+def test_the_store_page_sets_what_happens_after_the_last_attempt(admin, store):
+    form = text_of(admin.get(reverse("store_edit", args=[store.pk])))
+    assert (
+        'name="after_last_attempt"' in form and "Cancel it (no answer after every attempt)" in form
+    )
+
+    admin.post(reverse("store_edit", args=[store.pk]), store_data(after_last_attempt="cancel"))
+    store.refresh_from_db()
+    assert store.after_last_attempt == Store.AfterLastAttempt.CANCEL
+
+    refused = admin.post(
+        reverse("store_edit", args=[store.pk]), store_data(after_last_attempt="shred")
+    )
+    assert refused.status_code == 200
+    assert "Select a valid choice. shred is not one of the available choices." in text_of(refused)
+    admin.post(reverse("store_edit", args=[store.pk]), store_data())  # left out: kept
+    store.refresh_from_db()
+    assert store.after_last_attempt == Store.AfterLastAttempt.CANCEL
+
+
 def test_leaving_the_key_blank_keeps_the_stored_key(admin, store):
     Store.objects.filter(pk=store.pk).update(key_verified_at=timezone.now())
 

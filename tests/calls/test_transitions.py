@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from calls import actions, transitions
 from calls.intake.single import create_single_call
-from calls.models import Call, CallEvent, Campaign, Order, OrderEvent, Store, User
+from calls.models import Call, CallEvent, Campaign, Order, OrderEvent, Store
 from calls.pipeline import dispatch, polling, timing
 from calls.transitions import TransitionRefused, decide_by_hand
 from tests.support.pipeline import wait_for
