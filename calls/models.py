@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -695,6 +696,50 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class OrderBatch(models.Model):
+    """One action a person took on many orders at once from /orders/ (decide, call again): each
+    order's change is its own transition, event and write-back. A small batch runs while the
+    request waits; a larger one in a worker, a chunk of orders per transaction with its place
+    (calls/order_batches.py)."""
+
+    class Action(models.TextChoices):
+        CONFIRM = "confirm", _("Confirm")
+        CANCEL = "cancel", _("Cancel")
+        CALL_AGAIN = "call_again", _("Call again")
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+
+    action = models.CharField(max_length=16, choices=Action.choices)
+    note = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    # The orders chosen (or matching the filters) when it was asked for, in order; `position` is
+    # how many are done. Capped by calls/order_batches.py MAX_ORDERS.
+    order_ids = ArrayField(models.BigIntegerField())
+    position = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    # Orders left as they were, counted by why (a code: decided, busy, decided_by_agent, gone).
+    skipped = models.JSONField(default=dict)
+    moved_at = models.DateTimeField(default=timezone.now)  # its last chunk: a stalled one resumes
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # look_after_order_batches: running batches that stopped moving.
+            models.Index(
+                fields=["moved_at"], condition=Q(status="running"), name="orderbatch_running_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} × {len(self.order_ids)}"
 
 
 class DailyFigures(models.Model):

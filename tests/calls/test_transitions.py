@@ -32,6 +32,8 @@ ALLOWED = {
     "WriteBack": {"shops/outbox.py"},
     # An upload's status is its batch's progress (read, previewed, launching), not an order's.
     "Upload": {"calls/intake/uploads.py"},
+    # A bulk action's status is its own progress; the orders it changes go through transitions.
+    "OrderBatch": {"calls/order_batches.py"},
 }
 MODELS = {model.__name__ for model in apps.get_models()}
 UNKNOWN = "?"  # a write whose model the code does not name: allowed nowhere but STATE_MODULE
