@@ -1,0 +1,52 @@
+"""What the walk of issue 15 found on pages, each checked where a person meets it: in Chromium,
+at the width and in the language they use."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from calls.intake.uploads import stage_upload
+from calls.models import Campaign
+from tests.browser.conftest import make_campaign, open_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PHONE = {"width": 390, "height": 844}
+
+
+def page_width(page) -> int:  # type: ignore[no-untyped-def]
+    return int(page.evaluate("document.documentElement.scrollWidth"))
+
+
+def test_choosing_a_store_then_a_preset_keeps_the_store(manager_user, store, signed_in):
+    page = signed_in(manager_user)
+    open_page(page, "/reports/")
+
+    page.get_by_role("combobox", name="Store").select_option(label=store.name)
+    page.get_by_role("button", name="Yesterday").click()
+
+    page.wait_for_url(re.compile(r"range=yesterday"))
+    expect(page.get_by_role("combobox", name="Store")).to_have_value(str(store.pk))
+    expect(page.get_by_role("button", name="Yesterday")).to_have_attribute("aria-current", "true")
+    expect(page.locator("#totals-title")).to_contain_text(store.name)
+
+
+def test_the_upload_previews_formula_warnings_fit_a_phone(admin_user, store, signed_in):
+    draft = make_campaign(store, "Formulas", status=Campaign.Status.DRAFT)
+    rows = [
+        "phone,amount,order_id,store_name",
+        "03001234599,1500,=HYPERLINK(\"https://example.com/a-long-address\"),Shop",
+        "03001234598,1500,U-2,+Karachi Kitchenware Wholesale",
+    ]
+    stage_upload(io.BytesIO("\n".join(rows).encode()), campaign=draft, filename="may.csv")
+    page = signed_in(admin_user)
+    page.set_viewport_size(PHONE)
+
+    open_page(page, f"/campaigns/{draft.pk}/launch/")
+
+    expect(page.get_by_role("heading", name=re.compile("spreadsheet formulas"))).to_be_visible()
+    assert page_width(page) <= PHONE["width"]
