@@ -128,13 +128,13 @@ def test_numbers_and_dates_are_formatted_per_language(language, amount, day, mom
 @pytest.mark.parametrize(
     ("language", "phone", "money", "moment", "weekday"),
     [
-        ("en", "0300 1234567", "Rs 1,234.50", "29 Nov 2026, 18:05", "Sun 29 Nov 2026"),
+        ("en", "0300 1234567", "Rs 1,234.50", "29 Nov 2026, 18:05 PKT", "Sun 29 Nov 2026"),
         (
             "ur",
             # Isolated left to right: never shown as "1234567 0300" inside Urdu text.
             "\u20660300 1234567\u2069",
             "1,234.50 روپے",
-            "29 نومبر 2026، 18:05",
+            "29 نومبر 2026، 18:05 PKT",
             "اتوار 29 نومبر 2026",
         ),
     ],

@@ -270,6 +270,19 @@ def test_a_single_order_with_a_bad_phone_shows_the_field_error_and_keeps_the_inp
     assert not Campaign.objects.exists()
 
 
+def test_a_store_name_read_out_over_200_characters_is_refused_naming_the_limit(admin, store):
+    form = text_of(admin.get(reverse("campaign_new")))
+    name_input = re.search(r'<input[^>]*name="store_name"[^>]*>', form)
+    assert name_input and "maxlength" not in name_input.group(0)  # no silent cut by the browser
+
+    response = single_order(admin, store, store_name="K" * 201)
+
+    assert response.context["order_form"].errors["store_name"] == [
+        "At most 200 characters: this name has 201."
+    ]
+    assert not Call.objects.exists()
+
+
 def test_a_single_order_is_queued_in_its_campaign(admin, store, provider_url):
     response = single_order(admin, store, amount="2,500.50")
 
@@ -463,12 +476,12 @@ def test_a_campaign_whose_calls_are_all_final_says_finished_and_when(client, age
     page = text_of(client.get(reverse("campaign_detail", args=[done.pk])))
 
     finished_row = _list_row(listed, "Done")
-    assert "Finished" in finished_row and "1 Dec 2026, 14:30" in finished_row
+    assert "Finished" in finished_row and "1 Dec 2026, 14:30 PKT" in finished_row
     assert "Running" not in finished_row
     assert "Running" in _list_row(listed, "Busy") and "1 call in flight" in _list_row(
         listed, "Busy"
     )
-    assert "Finished 1 Dec 2026, 14:30 (Asia/Karachi): every call is final." in page
+    assert "Finished 1 Dec 2026, 14:30 PKT: every call is final." in page
     assert "Running" not in page[page.index("<h1>") : page.index("</h1>")]
 
 
