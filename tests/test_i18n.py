@@ -51,6 +51,36 @@ def test_switching_language_signed_out_sets_the_cookie(client, db):
     assert html_tag(client.get("/accounts/login/")) == '<html lang="ur" dir="rtl">'
 
 
+def test_a_language_chosen_on_the_sign_in_page_is_saved_to_the_user_who_signs_in(
+    client, agent_user
+):
+    agent_user.language = "ur"
+    agent_user.save()
+
+    client.post(SETLANG, {"language": "en", "next": "/accounts/login/"})
+    signed_in = client.post(reverse("login"), {"username": "bilal", "password": "pw-agent-123"})
+
+    assert signed_in.status_code == 302
+    agent_user.refresh_from_db()
+    assert agent_user.language == "en"  # the choice, not the saved Urdu, from now on
+    assert html_tag(client.get(reverse("overview"))) == '<html lang="en" dir="ltr">'
+    # Saved: another browser, asking for Urdu, gets English too.
+    other = Client()
+    other.post(reverse("login"), {"username": "bilal", "password": "pw-agent-123"})
+    urdu_browser = other.get(reverse("overview"), HTTP_ACCEPT_LANGUAGE="ur")
+    assert html_tag(urdu_browser) == '<html lang="en" dir="ltr">'
+
+
+def test_signing_in_without_choosing_a_language_keeps_the_saved_one(client, agent_user):
+    agent_user.language = "ur"
+    agent_user.save()
+
+    client.post(reverse("login"), {"username": "bilal", "password": "pw-agent-123"})
+
+    agent_user.refresh_from_db()
+    assert agent_user.language == "ur"
+
+
 def test_switching_language_signed_in_saves_it_and_it_is_kept_after_signing_in_again(
     client, agent_user
 ):
