@@ -10,8 +10,8 @@ import pytest
 from playwright.sync_api import expect
 
 from calls.intake.uploads import stage_upload
-from calls.models import Campaign
-from tests.browser.conftest import make_campaign, open_page
+from calls.models import Call, Campaign
+from tests.browser.conftest import make_campaign, make_final_call, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -50,3 +50,22 @@ def test_the_upload_previews_formula_warnings_fit_a_phone(admin_user, store, sig
 
     expect(page.get_by_role("heading", name=re.compile("spreadsheet formulas"))).to_be_visible()
     assert page_width(page) <= PHONE["width"]
+
+
+def test_the_timelines_details_are_drawn_in_the_urdu_pages_font(agent_user, store, signed_in):
+    call = make_final_call(make_campaign(store), "KK-5001", Call.Outcome.CONFIRMED)
+    agent_user.language = "ur"
+    agent_user.save()
+    page = signed_in(agent_user)
+
+    open_page(page, f"/calls/{call.pk}/")
+
+    body_font = page.evaluate("getComputedStyle(document.body).fontFamily")
+    assert body_font.startswith('"Noto Nastaliq Urdu"'), body_font
+    labels = page.locator(".timeline .event > .data .k")
+    expect(labels.first).to_be_visible()
+    fonts = page.evaluate(
+        """() => [...document.querySelectorAll(".timeline .event > .data .k, .timeline time")]
+            .map(e => getComputedStyle(e).fontFamily)"""
+    )
+    assert fonts and set(fonts) == {body_font}, fonts  # no monospace: it has no Urdu letters
