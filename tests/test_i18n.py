@@ -3,7 +3,9 @@ numbers and dates formatted per language. The catalogue itself is checked in
 tests/test_translations.py; the right-to-left page in Chromium in tests/browser/test_urdu.py."""
 
 import datetime as dt
+import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.contrib.humanize.templatetags.humanize import intcomma
@@ -13,6 +15,7 @@ from django.urls import reverse
 from django.utils import translation
 
 SETLANG = "/i18n/setlang/"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
 def html_tag(response) -> str:
@@ -205,3 +208,22 @@ def test_how_long_ago_reads_in_each_language(language, seconds, said):
         assert (
             formatting.ago(timezone.now() - dt.timedelta(seconds=seconds, milliseconds=200)) == said
         )
+
+
+# A count shown before one of these nouns needs the noun's singular too ("1 call", never "1 calls").
+COUNTED_NOUNS = "calls|orders|rows|events|retries|campaigns|stores|users|minutes|days|pulses"
+_BLOCK = re.compile(r"{% blocktranslate([^%]*)%}(.*?){% endblocktranslate %}", re.S)
+_COUNT_BEFORE_NOUN = re.compile(
+    rf"{{{{ *\w+ *}}}}(?:</strong>)? +(?:[a-z]+ +){{0,2}}(?:{COUNTED_NOUNS})\b"
+)
+
+
+def test_every_count_before_a_noun_in_a_template_is_translated_with_its_plural():
+    uncounted = [
+        f"{path.relative_to(TEMPLATES)}: {found.group(0)}"
+        for path in TEMPLATES.rglob("*.html")
+        for block in _BLOCK.finditer(path.read_text())
+        if " count " not in f"{block.group(1)} "
+        for found in _COUNT_BEFORE_NOUN.finditer(block.group(2))
+    ]
+    assert not uncounted, "use {% blocktranslate count %}: " + "; ".join(uncounted)
