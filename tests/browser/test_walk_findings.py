@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 from calls.intake.uploads import stage_upload
 from calls.models import Call, Campaign
 from tests.browser.conftest import make_campaign, make_final_call, open_page
+from tests.calls.test_stats import add_calls
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -69,3 +70,37 @@ def test_the_timelines_details_are_drawn_in_the_urdu_pages_font(agent_user, stor
             .map(e => getComputedStyle(e).fontFamily)"""
     )
     assert fonts and set(fonts) == {body_font}, fonts  # no monospace: it has no Urdu letters
+
+
+CHART_TEXT_BOXES = """() => [...document.querySelectorAll(
+    ".trend-chart text.tr-charge-axis, .trend-chart text.tr-end")]
+  .map(e => { const r = e.getBoundingClientRect();
+              return {text: e.textContent, left: r.left, right: r.right, top: r.top,
+                      bottom: r.bottom}; })"""
+
+
+def test_the_charts_right_axis_and_its_lines_end_labels_do_not_overlap(
+    manager_user, store, signed_in
+):
+    # Large charges (a long axis label), and two rates ending together at the top.
+    campaign = make_campaign(store)
+    add_calls(campaign, 3, outcome=Call.Outcome.CONFIRMED, charges="45000.00")
+    page = signed_in(manager_user)
+
+    open_page(page, "/reports/")
+
+    boxes = page.evaluate(CHART_TEXT_BOXES)
+    assert [b["text"] for b in boxes if b["text"].startswith("Rs")] == ["Rs 200,000.00", "Rs 0.00"]
+    assert len(boxes) == 5  # the axis' two labels and the three lines' end labels
+    chart = page.locator(".trend-chart").bounding_box()
+    assert chart is not None
+    for n, one in enumerate(boxes):
+        assert one["right"] <= chart["x"] + chart["width"] + 0.5, one  # not cut off
+        for other in boxes[n + 1 :]:
+            apart = (
+                one["right"] <= other["left"]
+                or other["right"] <= one["left"]
+                or one["bottom"] <= other["top"]
+                or other["bottom"] <= one["top"]
+            )
+            assert apart, (one, other)
