@@ -208,6 +208,5 @@ def _spread_end_labels(series: list[Series]) -> list[Series]:
     overflow = max(0.0, (placed[-1] if placed else 0) - (PLOT_TOP + PLOT_HEIGHT + 4))
     at = {s.key: round(y - overflow, 1) for s, y in zip(ended, placed, strict=True)}
     return [
-        Series(s.key, s.label, s.lines, s.points, at[s.key]) if s.key in at else s
-        for s in series
+        Series(s.key, s.label, s.lines, s.points, at[s.key]) if s.key in at else s for s in series
     ]

@@ -40,7 +40,7 @@ def test_the_upload_previews_formula_warnings_fit_a_phone(admin_user, store, sig
     draft = make_campaign(store, "Formulas", status=Campaign.Status.DRAFT)
     rows = [
         "phone,amount,order_id,store_name",
-        "03001234599,1500,=HYPERLINK(\"https://example.com/a-long-address\"),Shop",
+        '03001234599,1500,=HYPERLINK("https://example.com/a-long-address"),Shop',
         "03001234598,1500,U-2,+Karachi Kitchenware Wholesale",
     ]
     stage_upload(io.BytesIO("\n".join(rows).encode()), campaign=draft, filename="may.csv")

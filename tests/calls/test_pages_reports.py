@@ -340,9 +340,7 @@ def test_a_preset_submits_the_filter_form_so_the_store_chosen_there_is_kept(
 ):
     client.force_login(manager_user)
     page = client.get(reverse("reports")).content.decode()
-    assert (
-        '<button type="submit" form="report-filters" name="range" value="yesterday">' in page
-    )
+    assert '<button type="submit" form="report-filters" name="range" value="yesterday">' in page
     assert '<form class="filters card" id="report-filters"' in page
 
     # What the form sends when a store is chosen, then "Yesterday" pressed: the form's dates

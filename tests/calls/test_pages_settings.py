@@ -565,9 +565,7 @@ def test_the_store_list_shows_retry_delays_in_minutes_as_they_are_typed(admin, s
     assert "3 (45 s, 10 min, 30 min)" in text_of(admin.get(reverse("settings")))
 
 
-def test_the_store_list_says_round_the_clock_for_a_window_that_ends_where_it_starts(
-    admin, store
-):
+def test_the_store_list_says_round_the_clock_for_a_window_that_ends_where_it_starts(admin, store):
     assert store.calls_around_the_clock  # 00:00-00:00
 
     page = text_of(admin.get(reverse("settings")))
