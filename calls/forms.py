@@ -70,6 +70,15 @@ class StoreChoiceField(forms.ModelChoiceField):
         super().__init__(queryset=Store.objects.order_by("name"), **kwargs)
 
 
+def refused_not_cut(field: forms.Field) -> None:
+    """No maxlength on the field's input: a browser would cut a longer pasted text to it
+    without a word. The form refuses such a text instead, naming the limit."""
+    field.widget.attrs.pop("maxlength", None)
+
+
+NAME_TOO_LONG = _("At most %(limit_value)d characters: this name has %(show_value)d.")
+
+
 class SingleOrderForm(forms.Form):
     store = StoreChoiceField(empty_label=None, label=_("Store"))
     campaign_name = forms.CharField(
@@ -90,10 +99,15 @@ class SingleOrderForm(forms.Form):
         required=False,
         label=_("Store name read out"),
         help_text=_("Blank: the store's name."),
+        error_messages={"max_length": NAME_TOO_LONG},
     )
     voice_id = forms.IntegerField(
         required=False, min_value=1, label=_("Voice id"), help_text=_("Blank: the store's default.")
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        refused_not_cut(self.fields["store_name"])
 
     def clean_phone(self) -> str:
         # Checked here too (create_single_call checks again) so the reason shows at once.
@@ -317,6 +331,7 @@ class StoreForm(forms.ModelForm):
                 "answer meanwhile), or it is cancelled and the shop is told so."
             ),
         }
+        error_messages = {"name": {"max_length": NAME_TOO_LONG}}
         widgets = {
             "calling_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "calling_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
@@ -326,6 +341,7 @@ class StoreForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.creating = self.instance.pk is None
+        refused_not_cut(self.fields["name"])
         self.key_check: KeyCheck | None = None
         self.balance: AccountBalance | None = None
         delays = self.instance.retry_delays

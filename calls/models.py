@@ -246,6 +246,15 @@ class Campaign(models.Model):
         RUNNING = "running", _("Running")
         PAUSED = "paused", _("Paused")
 
+    # The campaign a shop's or the API's orders join unless told otherwise, by the orders'
+    # source (shops/intake.py): it takes the store's orders for as long as they come, so its
+    # page says "ongoing" where another campaign says when it finished.
+    INTAKE_NAMES = {
+        "shopify": "Shopify orders",
+        "woocommerce": "WooCommerce orders",
+        "api": "API orders",
+    }
+
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="campaigns")
     name = models.CharField(max_length=200)
     voice_id = models.PositiveIntegerField(null=True, blank=True)  # None: the store's default
@@ -266,6 +275,11 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def takes_intake(self) -> bool:
+        """A standing campaign of a shop's or the API's orders: it never finishes."""
+        return self.name in self.INTAKE_NAMES.values()
 
 
 # The texts and keys of the recorded message, in the provider's parameter names.

@@ -916,3 +916,12 @@ def test_the_api_key_appears_in_no_command_output_and_no_database_column(simulat
             for (row,) in cursor.fetchall():
                 assert TEST_API_KEY not in row, f"the API key is stored in plain text in {table}"
     assert Store.objects.get(name="Key Test").api_key == TEST_API_KEY
+
+
+def test_add_store_refuses_a_name_over_100_characters_naming_the_limit(db, monkeypatch):
+    monkeypatch.setenv("ROBOCALL_API_KEY", TEST_API_KEY)
+
+    error, _ = failing_command("add_store", "Q" * 101)
+
+    assert "the store name is longer than 100 characters" in str(error)
+    assert not Store.objects.exists()

@@ -289,6 +289,16 @@ def test_calls_in_flight_now_are_counted(client, agent_user, campaign):
     assert "<strong>4</strong> queued" in page
 
 
+def test_one_call_in_flight_is_one_call_not_one_calls(client, agent_user, campaign):
+    add_calls(campaign, 1, state=Call.State.IN_PROGRESS)
+    client.force_login(agent_user)
+
+    page = text_of(client.get(reverse("overview")))
+
+    assert "<strong>1</strong> call in flight" in page
+    assert "calls in flight" not in page
+
+
 def _queries_for(client, url: str) -> int:
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url)
