@@ -120,9 +120,11 @@ def test_the_store_page_sets_what_happens_after_the_last_attempt(admin, store):
         'name="after_last_attempt"' in form and "Cancel it (no answer after every attempt)" in form
     )
 
+    assert "then the follow-up queue if nobody answered" in text_of(admin.get(reverse("settings")))
     admin.post(reverse("store_edit", args=[store.pk]), store_data(after_last_attempt="cancel"))
     store.refresh_from_db()
     assert store.after_last_attempt == Store.AfterLastAttempt.CANCEL
+    assert "then cancelled if nobody answered" in text_of(admin.get(reverse("settings")))
 
     refused = admin.post(
         reverse("store_edit", args=[store.pk]), store_data(after_last_attempt="shred")
