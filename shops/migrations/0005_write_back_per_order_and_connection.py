@@ -59,6 +59,10 @@ def one_row_per_order_and_connection(apps: Any, schema_editor: Any) -> None:
         group.append(row)
     if group:
         _merge(WriteBack, group)
+    # The foreign keys' deferred checks of these changes run now: PostgreSQL alters no table
+    # with checks pending, and the constraints and columns below are altered in this transaction.
+    schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    schema_editor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
 def _merge(WriteBack: Any, group: list[Any]) -> None:
