@@ -103,9 +103,7 @@ def test_the_shopify_stand_in_overwrites_only_the_fields_an_order_update_gives(s
     assert update(customAttributes=[]) == {**update(), "custom_attributes": [], "note": "Gate 5"}
 
 
-def test_removing_shopify_tags_removes_those_only_and_a_missing_one_is_no_error(
-    stand_ins, shopify
-):
+def test_removing_shopify_tags_removes_those_only_and_a_missing_one_is_no_error(stand_ins, shopify):
     shopify_add_tags(shopify, ORDER, ["vip", "robocall-confirmed"])
 
     removed = shopify_remove_tags(shopify, ORDER, ["robocall-confirmed", "robocall-no-answer"])
