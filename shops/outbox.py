@@ -245,8 +245,11 @@ def retry(row: WriteBack) -> bool:
 
 
 def marker(row: WriteBack) -> str:
-    """Names the row and version a WooCommerce note tells: looked for before it is posted."""
-    return f"[robodash:wb{row.pk}v{row.version}]"
+    """Names the row and version a WooCommerce note tells: looked for before it is posted. A
+    first version's is the marker rows had before there were versions, so a row whose note was
+    being sent across the upgrade finds it."""
+    version = f"v{row.version}" if row.version > 1 else ""
+    return f"[robodash:wb{row.pk}{version}]"
 
 
 EVENT_WORDS = {"confirmed": "confirmed", "cancelled": "cancelled", "no_answer": "no answer"}

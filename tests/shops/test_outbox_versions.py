@@ -188,7 +188,7 @@ def test_a_woocommerce_note_tells_a_changed_decision_with_what_it_was_and_who_ch
     row = WriteBack.objects.get()
     woo = stand_ins.records()["woocommerce"]["727"]
     assert woo["notes"] == [
-        f"Robocall: Confirmed (the customer, by key press). [robodash:wb{row.pk}v1]",
+        f"Robocall: Confirmed (the customer, by key press). [robodash:wb{row.pk}]",
         f"Robocall: decision changed: cancelled (was confirmed, by amina). [robodash:wb{row.pk}v2]",
     ]
     assert woo["status"] == "cancelled"
@@ -209,7 +209,7 @@ def test_an_order_unanswered_then_decided_by_hand_is_told_the_change_on_its_one_
     row = WriteBack.objects.get()
     notes = stand_ins.records()["woocommerce"]["727"]["notes"]
     assert notes == [
-        f"Robocall: No answer after every attempt. [robodash:wb{row.pk}v1]",
+        f"Robocall: No answer after every attempt. [robodash:wb{row.pk}]",
         f"Robocall: decision changed: confirmed (was no answer, by amina). [robodash:wb{row.pk}v2]",
     ]
     assert (row.version, row.told_event) == (2, "confirmed")
