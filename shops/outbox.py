@@ -86,42 +86,43 @@ def queue_write_backs(order_id: int) -> list[WriteBack]:
         return []
     queued = []
     now = timezone.now()
-    for connection in ShopConnection.objects.filter(store_id=order.store_id):
-        if connection.kind != ShopConnection.Kind.WEBHOOK and (
-            order.source != connection.kind or not order.shop_ref
-        ):
-            continue  # only the shop an order came from knows its id
-        # Locked: a claim committing between this read and the save below would be undone.
-        row = (
-            WriteBack.objects.select_for_update().filter(order=order, connection=connection).first()
-        )
-        if row is None:
-            row, created = WriteBack.objects.get_or_create(
-                order=order, connection=connection, defaults={"event": event}
+    # Inside the caller's transaction (no savepoint); its own when called outside one.
+    with transaction.atomic(savepoint=False):
+        for connection in ShopConnection.objects.filter(store_id=order.store_id):
+            if connection.kind != ShopConnection.Kind.WEBHOOK and (
+                order.source != connection.kind or not order.shop_ref
+            ):
+                continue  # only the shop an order came from knows its id
+            # Locked: a claim committing between this read and the save below would be undone.
+            pair = WriteBack.objects.filter(order=order, connection=connection)
+            row = pair.select_for_update().first()
+            if row is None:
+                row, created = WriteBack.objects.get_or_create(
+                    order=order, connection=connection, defaults={"event": event}
+                )
+                if created:
+                    queued.append(row)
+                continue
+            if row.event == event:
+                continue  # settled again the same way: nothing new to tell
+            row.event, row.version = event, row.version + 1
+            row.attempts, row.give_up_at = 0, None  # a new version has its own day of tries
+            if row.state != WriteBack.State.SENDING:
+                row.state, row.next_try_at, row.last_error = WriteBack.State.PENDING, now, ""
+            # else: the send under way is of an older version; it will not mark this one delivered
+            # (deliver compares versions) and hands the row back to be sent again.
+            row.save(
+                update_fields=[
+                    "event",
+                    "version",
+                    "attempts",
+                    "give_up_at",
+                    "state",
+                    "next_try_at",
+                    "last_error",
+                ]
             )
-            if created:
-                queued.append(row)
-            continue
-        if row.event == event:
-            continue  # settled again the same way: nothing new to tell
-        row.event, row.version = event, row.version + 1
-        row.attempts, row.give_up_at = 0, None  # a new version has its own day of tries
-        if row.state != WriteBack.State.SENDING:
-            row.state, row.next_try_at, row.last_error = WriteBack.State.PENDING, now, ""
-        # else: the send under way is of an older version; it will not mark this one delivered
-        # (deliver compares versions) and hands the row back to be sent again.
-        row.save(
-            update_fields=[
-                "event",
-                "version",
-                "attempts",
-                "give_up_at",
-                "state",
-                "next_try_at",
-                "last_error",
-            ]
-        )
-        queued.append(row)
+            queued.append(row)
     if queued:
         transaction.on_commit(wake_outbox)
     return queued
