@@ -2,8 +2,8 @@
 pipeline sends calls: claim, commit, then send.
 
 - **Queued with the decision.** `queue_write_backs` runs inside the transaction that settles the
-  order or changes its decision (the calls.signals.order_settled receiver, and the lead's
-  decision changes): the rows commit with the decision or not at all. A Shopify or WooCommerce
+  order or changes its decision (the calls.signals.order_settled receiver; an agent's change,
+  the store's policy): the rows commit with the decision or not at all. A Shopify or WooCommerce
   connection is told about the orders that came from it (they carry the shop's id); a webhook
   connection about every order of the store.
 - **The current truth, once per change.** One row per (order, connection). A change of decision
