@@ -12,10 +12,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from django.db import connections, transaction
-from django.utils import timezone
+from django.db import connections
 
 from calls.models import Call, Order, User
+from calls.transitions import decide_by_hand
 from shops import outbox
 from shops.models import WriteBack
 from standins.server import StandIns
@@ -50,12 +50,9 @@ def stand_ins() -> Iterator[StandIns]:
 
 
 def change_decision(order: Order, decision: str, by: User) -> None:
-    """`by` changes the order's decision by hand, as the order desk will."""
-    with transaction.atomic():
-        Order.objects.filter(pk=order.pk).update(
-            status=decision, decision=decision, decided_by=by, decided_at=timezone.now()
-        )
-        outbox.queue_write_backs(order.pk)
+    """`by` changes the order's decision by hand on the order desk (the transition queues the
+    write-back)."""
+    decide_by_hand(order, by, decision, "the customer called")
 
 
 def deliveries(stand_ins: StandIns) -> list[tuple[str, str, str, str | None]]:
