@@ -2,7 +2,7 @@
 
     phone("923001234567")               0300 1234567   (national_phone: the same, for files)
     money(Decimal("1234"))              Rs 1,234.00
-    when(call.created_at, zone)         29 Nov 2026, 13:33   (in `zone`, a name or a ZoneInfo)
+    when(call.created_at, zone)         29 Nov 2026, 13:33 PKT   (in `zone`, which it names)
     day(day)                            29 Nov 2026
     percent(figures.answer_rate)        60.0%
 
@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 import phonenumbers
+from django.conf import settings
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -87,12 +88,15 @@ def _zone(zone: Any) -> zoneinfo.ZoneInfo | None:
 
 
 def when(moment: dt.datetime | None, zone: Any = None) -> str:
-    """A moment in `zone` (a zone name, a ZoneInfo or a Store; else the active zone)."""
+    """A moment in `zone` (a zone name, a ZoneInfo or a Store; else the stores' default zone,
+    never the server's UTC), followed by the zone's short name, so that no time on a page
+    leaves its reader guessing: '29 Nov 2026, 13:33 PKT'."""
     if moment is None:
         return MISSING
-    tz = _zone(zone)
-    local = moment.astimezone(tz) if tz is not None else timezone.localtime(moment)
-    return formats.date_format(local, _date_format(WHEN_FORMAT, "DATETIME_FORMAT"))
+    tz = _zone(zone) or _zone(settings.ROBODASH_DEFAULT_STORE_TIMEZONE)
+    local = moment.astimezone(tz)
+    shown = formats.date_format(local, _date_format(WHEN_FORMAT, "DATETIME_FORMAT"))
+    return f"{shown} {local.tzname()}"
 
 
 def ago(moment: dt.datetime | None) -> str:
@@ -130,6 +134,20 @@ def percent(value: Decimal | None) -> str:
     if value is None:
         return MISSING
     return _("%(rate)s%%") % {"rate": formats.number_format(value, 1, use_l10n=True)}
+
+
+def retry_delays(seconds: list[int] | None) -> str:
+    """A store's retry delays (stored in seconds) in the minutes the form takes them:
+    '5, 10, 30 min'; a delay of no whole minutes (set by a command) keeps its seconds:
+    '2 s, 5 min'."""
+    if not seconds:
+        return MISSING
+    if all(delay % 60 == 0 for delay in seconds):
+        return _("%(delays)s min") % {"delays": ", ".join(count(d // 60) for d in seconds)}
+    return ", ".join(
+        _("%(n)s min") % {"n": count(d // 60)} if d % 60 == 0 else _("%(n)s s") % {"n": count(d)}
+        for d in seconds
+    )
 
 
 def count(value: int | None) -> str:

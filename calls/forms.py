@@ -70,6 +70,15 @@ class StoreChoiceField(forms.ModelChoiceField):
         super().__init__(queryset=Store.objects.order_by("name"), **kwargs)
 
 
+def refused_not_cut(field: forms.Field) -> None:
+    """No maxlength on the field's input: a browser would cut a longer pasted text to it
+    without a word. The form refuses such a text instead, naming the limit."""
+    field.widget.attrs.pop("maxlength", None)
+
+
+NAME_TOO_LONG = _("At most %(limit_value)d characters: this name has %(show_value)d.")
+
+
 class SingleOrderForm(forms.Form):
     store = StoreChoiceField(empty_label=None, label=_("Store"))
     campaign_name = forms.CharField(
@@ -90,10 +99,15 @@ class SingleOrderForm(forms.Form):
         required=False,
         label=_("Store name read out"),
         help_text=_("Blank: the store's name."),
+        error_messages={"max_length": NAME_TOO_LONG},
     )
     voice_id = forms.IntegerField(
         required=False, min_value=1, label=_("Voice id"), help_text=_("Blank: the store's default.")
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        refused_not_cut(self.fields["store_name"])
 
     def clean_phone(self) -> str:
         # Checked here too (create_single_call checks again) so the reason shows at once.
@@ -284,6 +298,7 @@ class StoreForm(forms.ModelForm):
             "retry_delays",
             "reattempts",
             "reattempt_gap_minutes",
+            "after_last_attempt",
             "low_balance_threshold",
             "paused",
         ]
@@ -294,6 +309,7 @@ class StoreForm(forms.ModelForm):
             "provider_retries": _("Provider retries"),
             "reattempts": _("Re-attempts after an unanswered order"),
             "reattempt_gap_minutes": _("Minutes between re-attempts"),
+            "after_last_attempt": _("After the last attempt"),
             "low_balance_threshold": _("Low-balance threshold (Rs)"),
             "paused": _("Paused (no calls are sent)"),
         }
@@ -309,7 +325,13 @@ class StoreForm(forms.ModelForm):
                 "call, and a new charge), inside calling hours."
             ),
             "reattempt_gap_minutes": _("At least this long after the last attempt ended."),
+            "after_last_attempt": _(
+                "An order still unreachable or without a key pressed once every attempt is used "
+                "up: an agent decides it from the follow-up queue (the shop is tagged no "
+                "answer meanwhile), or it is cancelled and the shop is told so."
+            ),
         }
+        error_messages = {"name": {"max_length": NAME_TOO_LONG}}
         widgets = {
             "calling_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "calling_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
@@ -319,6 +341,7 @@ class StoreForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.creating = self.instance.pk is None
+        refused_not_cut(self.fields["name"])
         self.key_check: KeyCheck | None = None
         self.balance: AccountBalance | None = None
         delays = self.instance.retry_delays
@@ -329,7 +352,7 @@ class StoreForm(forms.ModelForm):
         if zone and zone not in dict(choices):  # a zone saved before the picker: keep it
             choices.insert(1, (zone, zone))
         self.fields["timezone"].choices = choices  # type: ignore[attr-defined]
-        for optional in ("reattempts", "reattempt_gap_minutes"):
+        for optional in ("reattempts", "reattempt_gap_minutes", "after_last_attempt"):
             self.fields[optional].required = False
         if self.creating:
             self.fields["api_key"].required = True
@@ -359,6 +382,11 @@ class StoreForm(forms.ModelForm):
         if value is None:
             return self.instance.reattempt_gap_minutes or Store.reattempt_gap_minutes.field.default
         return int(value)
+
+    def clean_after_last_attempt(self) -> str:
+        # Left out (an older form, a script): what the store has, the queue for a new one.
+        value = self.cleaned_data.get("after_last_attempt")
+        return str(value or self.instance.after_last_attempt or Store.AfterLastAttempt.QUEUE)
 
     def clean_retry_delays(self) -> list[int]:
         return parse_retry_delays(str(self.cleaned_data.get("retry_delays", "")))

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -246,6 +247,15 @@ class Campaign(models.Model):
         RUNNING = "running", _("Running")
         PAUSED = "paused", _("Paused")
 
+    # The campaign a shop's or the API's orders join unless told otherwise, by the orders'
+    # source (shops/intake.py): it takes the store's orders for as long as they come, so its
+    # page says "ongoing" where another campaign says when it finished.
+    INTAKE_NAMES = {
+        "shopify": "Shopify orders",
+        "woocommerce": "WooCommerce orders",
+        "api": "API orders",
+    }
+
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="campaigns")
     name = models.CharField(max_length=200)
     voice_id = models.PositiveIntegerField(null=True, blank=True)  # None: the store's default
@@ -266,6 +276,11 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def takes_intake(self) -> bool:
+        """A standing campaign of a shop's or the API's orders: it never finishes."""
+        return self.name in self.INTAKE_NAMES.values()
 
 
 # The texts and keys of the recorded message, in the provider's parameter names.
@@ -380,18 +395,16 @@ class Order(Message):
         on_delete=models.SET_NULL,
         related_name="decided_orders",
     )
-    decided_via = models.CharField(
-        max_length=8, choices=DecidedVia.choices, blank=True, db_default=""
-    )
+    decided_via = models.CharField(max_length=8, choices=DecidedVia.choices, blank=True)
     decision_note = models.TextField(blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
 
     # The follow-up: the order is in the agents' queue while `followup` names why. It is due
     # from `followup_at` (when it entered, or the callback time an agent set: until then it
     # waits out of the queue); a due callback an agent set comes first. One agent may hold it.
-    followup = models.CharField(max_length=24, choices=FollowUp.choices, blank=True, db_default="")
+    followup = models.CharField(max_length=24, choices=FollowUp.choices, blank=True)
     followup_at = models.DateTimeField(null=True, blank=True)
-    callback_set = models.BooleanField(default=False, db_default=False)
+    callback_set = models.BooleanField(default=False)
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -711,6 +724,50 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class OrderBatch(models.Model):
+    """One action a person took on many orders at once from /orders/ (decide, call again): each
+    order's change is its own transition, event and write-back. A small batch runs while the
+    request waits; a larger one in a worker, a chunk of orders per transaction with its place
+    (calls/order_batches.py)."""
+
+    class Action(models.TextChoices):
+        CONFIRM = "confirm", _("Confirm")
+        CANCEL = "cancel", _("Cancel")
+        CALL_AGAIN = "call_again", _("Call again")
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+
+    action = models.CharField(max_length=16, choices=Action.choices)
+    note = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    # The orders chosen (or matching the filters) when it was asked for, in order; `position` is
+    # how many are done. Capped by calls/order_batches.py MAX_ORDERS.
+    order_ids = ArrayField(models.BigIntegerField())
+    position = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    # Orders left as they were, counted by why (a code: decided, busy, decided_by_agent, gone).
+    skipped = models.JSONField(default=dict)
+    moved_at = models.DateTimeField(default=timezone.now)  # its last chunk: a stalled one resumes
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # look_after_order_batches: running batches that stopped moving.
+            models.Index(
+                fields=["moved_at"], condition=Q(status="running"), name="orderbatch_running_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} × {len(self.order_ids)}"
 
 
 class DailyFigures(models.Model):

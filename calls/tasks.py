@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from calls import order_batches
 from calls.intake import uploads
 from calls.models import Store
 from calls.pipeline import balances, dispatch, polling
@@ -91,3 +92,18 @@ def look_after_uploads() -> None:
         log.warning("upload %d: its reading stalled; handed to a worker again", upload_id)
         read_upload.delay(upload_id)
     uploads.sweep_abandoned_uploads()
+
+
+@shared_task(ignore_result=True, soft_time_limit=900, time_limit=960)
+def run_order_batch(batch_id: int) -> None:
+    """A bulk action over more orders than a request waits for (calls/order_batches.py). Cut
+    off, it is handed on again by look_after_order_batches and resumes after its last chunk."""
+    order_batches.run_batch(batch_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=50, time_limit=60)
+def look_after_order_batches() -> None:
+    """Run by beat every minute: hand bulk actions that stopped moving to a worker again."""
+    for batch_id in order_batches.resume_stalled_batches():
+        log.warning("order batch %d stalled; handed to a worker again", batch_id)
+        run_order_batch.delay(batch_id)

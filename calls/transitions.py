@@ -48,32 +48,58 @@ final (needs_review)    queued                      requeue_unsent, a *reopening
 ======================  ==========================  ============================================
 
 No other final call ever changes state: a late acceptance of a call someone already acted on is
-recorded as an event only. When a call ends with an outcome (not withdrawn, not failed), the
-earlier open follow-ups of its order are closed (handled, naming it): the follow-up queue shows
-one row per order.
+recorded as an event only.
 
 Orders
 ======
 
 Status follows the order's latest call: queued -> waiting; sending or in_progress -> calling;
 final -> its outcome (failed -> rejected). A final confirmed or cancelled call also records the
-decision as the customer's key press. Then:
+decision, `decided_via` key (the customer's key press). Then:
 
 ======================  ==========================  ============================================
 from                    to                          by
 ======================  ==========================  ============================================
 (new)                   waiting                     intake: imports, the single-order form
-(new)                   rejected                    reject_at_intake: a shop's order that cannot
+(new)                   rejected, in the queue      reject_at_intake: a shop's order that cannot
                                                     be called (its phone is not a Pakistani
                                                     mobile), kept with the reason, no call
-any not decided         follows its latest call     every call transition above
-by hand
-any without a call in   confirmed / cancelled       decide_by_hand: an agent, with a note. Final:
-flight, not decided     (decision by hand)          no transition changes the order afterwards
+any not decided by an   follows its latest call     every call transition above
+agent
+undecided, latest call  cancelled (decided_via      _after_outcome, by the store's rule
+unreachable / no input, policy)                     after_last_attempt = cancel
+no re-attempt to come
+any, no call in flight  confirmed / cancelled       decide_by_hand: an admin or an agent, with a
+                        (decided_via agent)         note; changing a decision the order has (the
+                                                    customer's key press, the store's rule, a
+                                                    colleague's) needs a note and the decision
+                                                    the person saw. Allowed until the order is
+                                                    known to be shipped
 ======================  ==========================  ============================================
 
-A decision by hand is also written on the order's latest final call (`Call.hand_decision`), which
-the figures read in place of its key press (calls/figures/stats.py).
+A decision by hand is also written on the order's latest final call alone (`Call.hand_decision`),
+which the figures read in place of its key press (calls/figures/stats.py). A decision by the
+store's rule is not: the figures count that call as the no answer it was.
+
+The follow-up (the agents' queue) is the order's: `followup` names why a person is needed.
+
+======================  ==========================  ============================================
+from                    to                          by
+======================  ==========================  ============================================
+not in the queue        in the queue (the reason)   _after_outcome: the latest call ended
+                                                    callback requested, needs review, failed
+                                                    (rejected), or unreachable / no input with
+                                                    no re-attempt to come and the rule `queue`;
+                                                    reject_at_intake
+in the queue            out of it                   a key press or a withdrawal of the latest
+                                                    call; a decision (by hand or the rule); the
+                                                    reopening of a call sent to review; an
+                                                    agent's Mark handled (calls/actions.py)
+======================  ==========================  ============================================
+
+An order already decided by key press or by hand is not queued again by a later unanswered call.
+Claims, releases, take-overs, callback times and Mark handled are calls/actions.py's; every change
+of the follow-up is an OrderEvent on the order's timeline.
 
 Campaigns
 =========
@@ -101,10 +127,11 @@ paused                  running                     resume_campaign: a person
 The figures themselves are not written here: PostgreSQL's triggers count every change to the
 calls, in the same transaction, whoever makes it (calls/figures/counters.py).
 
-An order that settles — decided, by key press or by hand, or ended unreachable or without input
-with no re-attempt to come — sends `calls.signals.order_settled` in the same transaction: the
-shops app queues the write-back to the shop there, so a decision and its outbox row commit
-together or not at all.
+An order that settles — decided, by key press, by hand or by the store's rule, or ended
+unreachable or without input with no re-attempt to come — and an order whose decision changes
+send `calls.signals.order_settled` in the same transaction: the shops app queues the write-back
+to the shop there (the order as it stands when it is sent), so a decision and its outbox row
+commit together or not at all.
 """
 
 from __future__ import annotations
@@ -599,7 +626,9 @@ def decide_by_hand(
         )
     with transaction.atomic():
         locked = (
-            Order.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=order.pk)
+            Order.objects.select_for_update(of=("self",))
+            .select_related("decided_by")
+            .get(pk=order.pk)
         )
         if replaces is not None and replaces != locked.decision:
             raise TransitionRefused(

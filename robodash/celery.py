@@ -70,3 +70,10 @@ def schedule_periodic_work(sender: Celery, **kwargs: object) -> None:
         name="look after uploads",
         expires=UPLOADS_SECONDS,
     )
+    # A bulk action on orders whose worker was lost resumes within minutes.
+    sender.add_periodic_task(
+        UPLOADS_SECONDS,
+        sender.signature("calls.tasks.look_after_order_batches"),
+        name="look after order batches",
+        expires=UPLOADS_SECONDS,
+    )

@@ -5,7 +5,8 @@ from django.urls import include, path
 from robodash import language
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    # Django's sign-in, keeping a language chosen on its page (robodash/language.py).
+    path("accounts/login/", language.SignIn.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     # Django's set_language, wrapped to save a signed-in user's choice (robodash/language.py).

@@ -25,11 +25,7 @@ from calls.transitions import reject_at_intake
 from shops.payloads import IncomingOrder
 
 # The campaign each source's orders join: a batch label, one per store and source.
-INTAKE_CAMPAIGNS = {
-    Order.Source.SHOPIFY: "Shopify orders",
-    Order.Source.WOOCOMMERCE: "WooCommerce orders",
-    Order.Source.API: "API orders",
-}
+INTAKE_CAMPAIGNS = Campaign.INTAKE_NAMES
 
 
 NOT_COD = "not cash on delivery"

@@ -186,9 +186,16 @@ class ApiToken(models.Model):
 
 
 class WriteBack(models.Model):
-    """The outbox: one decision to tell one shop connection, written in the transaction that
-    settled the order, delivered by the workers (shops/outbox.py) until it lands or a day has
-    passed. A crash or a lost Redis loses none: the beat sweep finds due rows in the database."""
+    """The outbox: what one shop connection is to be told about one order, written in the
+    transaction that settled the order or changed its decision, delivered by the workers
+    (shops/outbox.py) until it lands or a day has passed. A crash or a lost Redis loses none: the
+    beat sweep finds due rows in the database.
+
+    One row per (order, connection), whatever happens to the decision: a change bumps `version`
+    and makes the row due again, and the sender tells the order as it stands when it sends. So a
+    decision changed twice before anything went out is sent once, and the shop ends with the
+    latest. `told_event`/`told_version` are what the shop last acknowledged: a re-send of what it
+    already has is skipped, and a change is told as "was …"."""
 
     class State(models.TextChoices):
         PENDING = "pending", _("Waiting to be sent")
@@ -208,22 +215,27 @@ class WriteBack(models.Model):
 
     order = models.ForeignKey("calls.Order", on_delete=models.CASCADE, related_name="write_backs")
     connection = models.ForeignKey(ShopConnection, on_delete=models.CASCADE, related_name="+")
-    event = models.CharField(max_length=16, choices=Event.choices)
+    event = models.CharField(max_length=16, choices=Event.choices)  # the latest queued
+    version = models.PositiveIntegerField(default=1)  # 1, and one more per change of `event`
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)  # of the current version
     next_try_at = models.DateTimeField(default=timezone.now)
     lease_until = models.DateTimeField(null=True, blank=True)  # while sending
     last_error = models.CharField(max_length=500, blank=True)
-    result = models.CharField(max_length=300, blank=True)
+    # What the latest send did, as steps {"code": …, values…} (RESULT_WORDS), worded by summary().
+    result = models.JSONField(default=list, blank=True)
+    # What the shop last acknowledged ("" and 0: nothing yet).
+    told_event = models.CharField(max_length=16, choices=Event.choices, blank=True)
+    told_version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
-    give_up_at = models.DateTimeField(null=True, blank=True)  # a day after the first try
+    give_up_at = models.DateTimeField(null=True, blank=True)  # a day after the version's first try
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            # An order settles once per outcome: the same event is never queued twice.
+            # queue_write_backs finds an order's row for a connection by this pair, and bumps it.
             models.UniqueConstraint(
-                fields=["order", "connection", "event"], name="write_back_once_per_event"
+                fields=["order", "connection"], name="write_back_one_per_order_connection"
             ),
         ]
         indexes = [
@@ -243,6 +255,25 @@ class WriteBack(models.Model):
     def __str__(self) -> str:
         return f"{self.get_event_display()} → {self.connection} ({self.get_state_display()})"
 
+    @property
+    def delivery_id(self) -> str:
+        """The id a send of the current version carries (the webhook's Robodash-Delivery)."""
+        return f"wb_{self.pk}_{self.version}"
+
+    def summary(self) -> str:
+        """What the latest send did, in the reader's language ("" before one did anything)."""
+        said = []
+        for step in self.result if isinstance(self.result, list) else []:
+            words = RESULT_WORDS.get(str(step.get("code"))) if isinstance(step, dict) else None
+            if words is None:
+                continue  # a code this version does not know
+            values = {key: _listed(value) for key, value in step.items()}
+            try:
+                said.append(str(words) % values)
+            except (KeyError, TypeError, ValueError):
+                continue
+        return "; ".join(said)
+
     def problem(self) -> str:
         """Why the latest try failed, in the reader's language ("" when it did not)."""
         if not self.last_error:
@@ -261,6 +292,26 @@ class WriteBack(models.Model):
             return _("Gave up after a day: %(problem)s") % {"problem": words}
         return str(words)
 
+
+def _listed(value: Any) -> Any:
+    return ", ".join(str(item) for item in value) if isinstance(value, list) else value
+
+
+# Words for the steps shops.writeback's functions return (WriteBack.result): %(tags)s the tags,
+# %(status)s an order status or an HTTP status.
+RESULT_WORDS = {
+    "tagged": _("tagged %(tags)s"),
+    "untagged": _("robodash's other tags removed (%(tags)s)"),
+    "no_tag": _("no tag set for this decision"),
+    "note_written": _("robodash's line in the order note written"),
+    "note_unchanged": _("the order note already said so"),
+    "note_added": _("order note added"),
+    "note_already_there": _("order note already there (an earlier answer was lost)"),
+    "status_set": _("order status set to %(status)s"),
+    "delivered": _("delivered (HTTP %(status)s)"),
+    "already_told": _("not sent: the shop already has this decision"),
+    "undecided": _("not sent: the order has no decision to tell"),
+}
 
 # Words for WriteBackFailed's codes; %(status)s is the HTTP status.
 WRITE_BACK_PROBLEMS = {

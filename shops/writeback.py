@@ -1,9 +1,10 @@
-"""The requests that put a decision back into the shop: a Shopify tag or note, a WooCommerce note
-or status, a signed webhook to the merchant's own server.
+"""The requests that put a decision back into the shop: Shopify tags and robodash's line in the
+order note, a WooCommerce note or status, a signed webhook to the merchant's own server.
 
 Each function makes its request(s) through shops/outgoing.py (public https only, the checked
 address, no redirect followed) with explicit timeouts and no automatic retry, and either returns
-a short description of what it did or raises WriteBackFailed with a code and the HTTP status (a
+what it did as a step (a code and its values, `{"code": "tagged", "tags": [...]}`: the order
+page words it, WriteBack.summary) or raises WriteBackFailed with a code and the HTTP status (a
 shop's reply text is never kept: it is the shop's words, sometimes an attacker's, and the order
 page would show it) saying whether trying again later can help (`retry`, with the `Retry-After`
 the shop asked for when it did) or not (bad credentials, an order the shop does not know, a
@@ -11,10 +12,18 @@ redirect, an address robodash will not send to: a person has to act). Delivery, 
 exactly-once live with the outbox; this module only talks to the shops.
 
 Exactly once where the shop is not idempotent: Shopify's `tagsAdd` adds a tag that is there
-already as a no-op, and a webhook carries its delivery id for the receiver to deduplicate, but a
-WooCommerce note posted twice is two notes. So every note robodash writes ends with a marker
-naming its outbox row, and before posting one the order's notes are read: a note already there
-(the answer to an earlier attempt was lost) is not posted again.
+already as a no-op (and `tagsRemove` removes one that is not there as one), and a webhook carries
+its delivery id for the receiver to deduplicate, but a WooCommerce note posted twice is two
+notes. So every note robodash writes ends with a marker naming its outbox row and version, and
+before posting one the order's notes are read: a note already there (the answer to an earlier
+attempt was lost) is not posted again.
+
+Shopify's `orderUpdate` overwrites the whole note with the one it is given (and the whole list
+of custom attributes likewise), and the note is where the customer's delivery instructions are.
+So robodash reads the note, replaces only its own line (the one starting `Robocall: `) or adds
+it, and writes it back only when that changed anything. A note edited in the shop between the
+read and the write would lose that edit: a window of a few hundred milliseconds, once per
+decision.
 
 Credentials travel in headers (never in a URL) and no message here quotes one.
 
@@ -42,11 +51,25 @@ mutation robodashTagsAdd($id: ID!, $tags: [String!]!) {
   tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } }
 }
 """
+TAGS_REMOVE = """
+mutation robodashTagsRemove($id: ID!, $tags: [String!]!) {
+  tagsRemove(id: $id, tags: $tags) { node { id } userErrors { field message } }
+}
+"""
 ORDER_NOTE = """
-mutation robodashOrderNote($input: OrderInput!) {
+query robodashOrderNote($id: ID!) {
+  order(id: $id) { id note }
+}
+"""
+NOTE_UPDATE = """
+mutation robodashNoteUpdate($input: OrderInput!) {
   orderUpdate(input: $input) { order { id } userErrors { field message } }
 }
 """
+# robodash's own line in a Shopify order's note: the only line it replaces.
+NOTE_LINE_START = "Robocall: "
+
+Step = dict[str, Any]  # what a request did: {"code": …, values…} (WriteBack.RESULT_WORDS)
 
 
 class WriteBackFailed(Exception):
@@ -102,15 +125,39 @@ def shopify_order_gid(order_id: int | str) -> str:
 # --- Shopify ------------------------------------------------------------------------------------
 
 
-def shopify_add_tags(target: ShopifyTarget, order_id: int | str, tags: list[str]) -> str:
+def shopify_add_tags(target: ShopifyTarget, order_id: int | str, tags: list[str]) -> Step:
     _shopify(target, TAGS_ADD, {"id": shopify_order_gid(order_id), "tags": tags}, "tagsAdd")
-    return f"tagged {', '.join(tags)}"
+    return {"code": "tagged", "tags": tags}
 
 
-def shopify_set_note(target: ShopifyTarget, order_id: int | str, note: str) -> str:
-    variables = {"input": {"id": shopify_order_gid(order_id), "note": note}}
-    _shopify(target, ORDER_NOTE, variables, "orderUpdate")
-    return "order note written"
+def shopify_remove_tags(target: ShopifyTarget, order_id: int | str, tags: list[str]) -> Step:
+    """Remove `tags` from the order; one it does not carry is no error."""
+    variables = {"id": shopify_order_gid(order_id), "tags": tags}
+    _shopify(target, TAGS_REMOVE, variables, "tagsRemove")
+    return {"code": "untagged", "tags": tags}
+
+
+def shopify_write_note_line(target: ShopifyTarget, order_id: int | str, line: str) -> Step:
+    """Put `line` (starting NOTE_LINE_START) in the order's note in place of robodash's earlier
+    line, keeping every other line of it; no write when the note says so already."""
+    gid = shopify_order_gid(order_id)
+    order = _shopify(target, ORDER_NOTE, {"id": gid}, "order")
+    note = order.get("note")
+    current = note if isinstance(note, str) else ""
+    wanted = with_note_line(current, line)
+    if wanted == current:
+        return {"code": "note_unchanged"}
+    _shopify(target, NOTE_UPDATE, {"input": {"id": gid, "note": wanted}}, "orderUpdate")
+    return {"code": "note_written"}
+
+
+def with_note_line(note: str, line: str) -> str:
+    """`note` with robodash's line(s) replaced by `line`, at the end: the other lines (the
+    customer's, the merchant's) kept as they were."""
+    kept = [each for each in note.splitlines() if not each.startswith(NOTE_LINE_START)]
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return "\n".join([*kept, line])
 
 
 def _shopify(
@@ -130,7 +177,11 @@ def _shopify(
         if "THROTTLED" in codes:  # GraphQL's rate limit answers 200 with this
             raise WriteBackFailed("throttled", response.status_code, retry=True)
         raise WriteBackFailed("refused", response.status_code, retry=False)
-    result = (body.get("data") or {}).get(field) if isinstance(body, dict) else None
+    data = body.get("data") if isinstance(body, dict) else None
+    result = data.get(field) if isinstance(data, dict) else None
+    if field == "order" and isinstance(data, dict) and field in data and result is None:
+        # A query answers an id it does not know with null, on HTTP 200.
+        raise WriteBackFailed("unknown_order", response.status_code, retry=False)
     if not isinstance(result, dict):
         raise WriteBackFailed("unreadable", response.status_code, retry=True)
     if result.get("userErrors"):
@@ -142,14 +193,14 @@ def _shopify(
 # --- WooCommerce --------------------------------------------------------------------------------
 
 
-def woocommerce_add_note(target: WooCommerceTarget, order_id: str, note: str, marker: str) -> str:
+def woocommerce_add_note(target: WooCommerceTarget, order_id: str, note: str, marker: str) -> Step:
     """Post `note` (which ends with `marker`) unless a note with `marker` is there already."""
     auth = (target.consumer_key, target.consumer_secret)
     listed = _send("GET", target.orders_url(order_id, "notes"), auth=auth)
     _raise_for_status(listed)
     notes = _json(listed)
     if isinstance(notes, list) and any(marker in str(n.get("note", "")) for n in notes):
-        return "order note already there (an earlier answer was lost)"
+        return {"code": "note_already_there"}
     posted = _send(
         "POST",
         target.orders_url(order_id, "notes"),
@@ -157,20 +208,20 @@ def woocommerce_add_note(target: WooCommerceTarget, order_id: str, note: str, ma
         json={"note": note, "customer_note": False},
     )
     _raise_for_status(posted)
-    return "order note added"
+    return {"code": "note_added"}
 
 
-def woocommerce_set_status(target: WooCommerceTarget, order_id: str, status: str) -> str:
+def woocommerce_set_status(target: WooCommerceTarget, order_id: str, status: str) -> Step:
     auth = (target.consumer_key, target.consumer_secret)
     response = _send("PUT", target.orders_url(order_id), auth=auth, json={"status": status})
     _raise_for_status(response)
-    return f"order status set to {status}"
+    return {"code": "status_set", "status": status}
 
 
 # --- A merchant's own server --------------------------------------------------------------------
 
 
-def deliver_webhook(url: str, secret: str, payload: dict[str, Any], delivery_id: str) -> str:
+def deliver_webhook(url: str, secret: str, payload: dict[str, Any], delivery_id: str) -> Step:
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     response = _send(
         "POST",
@@ -191,7 +242,7 @@ def deliver_webhook(url: str, secret: str, payload: dict[str, Any], delivery_id:
         raise WriteBackFailed(
             "http", response.status_code, retry=True, retry_after=_retry_after(response)
         )
-    return f"delivered (HTTP {response.status_code})"
+    return {"code": "delivered", "status": response.status_code}
 
 
 # --- Shared -------------------------------------------------------------------------------------

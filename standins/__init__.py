@@ -4,7 +4,9 @@ benchmarks (the provider has its own, `simulator/`).
 One small WSGI server answers, each under its own path:
 
 - the Shopify Admin GraphQL API: `POST /admin/api/<version>/graphql.json` with an
-  `X-Shopify-Access-Token`, the `tagsAdd` and `orderUpdate` (note) mutations;
+  `X-Shopify-Access-Token`, the `tagsAdd` and `tagsRemove` mutations, `orderUpdate` (which, as
+  Shopify's does, overwrites the note or the custom attributes it is given and leaves alone the
+  fields it is not) and the `order(id:)` query of an order's note and custom attributes;
 - the WooCommerce REST API v3: `POST /wp-json/wc/v3/orders/<id>/notes`, `GET` of the same to list
   them, and `PUT /wp-json/wc/v3/orders/<id>` for a status, with basic auth;
 - a merchant's own server receiving robodash's signed webhooks: `POST /receiver/<name>`.

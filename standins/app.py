@@ -18,6 +18,7 @@ MAX_BODY = 1_000_000
 SHOPIFY_PATH = re.compile(r"^/admin/api/[0-9a-z-]+/graphql\.json$")
 WOO_ORDER_PATH = re.compile(r"^/wp-json/wc/v3/orders/(?P<order>[^/]+)(?P<notes>/notes)?/?$")
 RECEIVER_PATH = re.compile(r"^/receiver/(?P<name>[A-Za-z0-9_-]+)/?$")
+ORDER_QUERY = re.compile(r"\border\s*\(")  # the order(id: …) query, after the mutations
 
 
 class BadControl(Exception):
@@ -48,8 +49,10 @@ class Reply:
 @dataclass
 class ShopifyOrder:
     tags: list[str] = field(default_factory=list)
-    note: str | None = None
-    tag_writes: int = 0  # tagsAdd mutations that reached this order
+    note: str | None = None  # the customer's, as the checkout took it, until an update
+    custom_attributes: list[dict[str, str]] = field(default_factory=list)
+    tag_writes: int = 0  # tagsAdd and tagsRemove mutations that reached this order
+    note_writes: int = 0  # orderUpdate mutations that gave it a note
 
 
 @dataclass
@@ -98,6 +101,12 @@ class StandInState:
                     self.shopify_any_order.add(body["token"])
                 for gid in body.get("orders", []):
                     self.shopify_orders.setdefault(str(gid), ShopifyOrder())
+                # {gid: note}: orders whose customer left a note at checkout.
+                notes = body.get("notes") or {}
+                if not isinstance(notes, dict):
+                    raise BadControl("notes maps an order's gid to its note")
+                for gid, note in notes.items():
+                    self.shopify_orders.setdefault(str(gid), ShopifyOrder()).note = str(note)
                 return {"orders": len(self.shopify_orders)}
             if (method, name) == ("POST", "woocommerce"):
                 self.woo_credentials.add((_required(body, "key"), _required(body, "secret")))
@@ -126,7 +135,13 @@ class StandInState:
     def records(self) -> dict[str, Any]:
         return {
             "shopify": {
-                gid: {"tags": order.tags, "note": order.note, "tag_writes": order.tag_writes}
+                gid: {
+                    "tags": order.tags,
+                    "note": order.note,
+                    "custom_attributes": order.custom_attributes,
+                    "tag_writes": order.tag_writes,
+                    "note_writes": order.note_writes,
+                }
                 for gid, order in self.shopify_orders.items()
             },
             "woocommerce": {
@@ -162,13 +177,19 @@ def shopify(state: StandInState, headers: dict[str, str], body: bytes) -> Reply:
         with state.lock:
             state.shopify_orders.setdefault(gid, ShopifyOrder())
     if "tagsAdd" in query:
-        return Reply(200, {"data": {"tagsAdd": _tags_add(state, variables)}})
+        return Reply(200, {"data": {"tagsAdd": _tags_change(state, variables, add=True)}})
+    if "tagsRemove" in query:
+        return Reply(200, {"data": {"tagsRemove": _tags_change(state, variables, add=False)}})
     if "orderUpdate" in query:
         return Reply(200, {"data": {"orderUpdate": _order_update(state, variables)}})
-    return Reply(200, {"errors": [{"message": "The stand-in knows tagsAdd and orderUpdate only"}]})
+    if ORDER_QUERY.search(query):
+        return Reply(200, {"data": {"order": _order(state, variables)}})
+    message = "The stand-in knows tagsAdd, tagsRemove, orderUpdate and order(id:) only"
+    return Reply(200, {"errors": [{"message": message}]})
 
 
-def _tags_add(state: StandInState, variables: dict[str, Any]) -> dict[str, Any]:
+def _tags_change(state: StandInState, variables: dict[str, Any], *, add: bool) -> dict[str, Any]:
+    """tagsAdd (a tag there already is a no-op) or tagsRemove (a tag not there is one)."""
     gid, tags = str(variables.get("id", "")), variables.get("tags")
     with state.lock:
         order = state.shopify_orders.get(gid)
@@ -177,19 +198,43 @@ def _tags_add(state: StandInState, variables: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
             return {"node": None, "userErrors": [{"field": ["tags"], "message": "Invalid tags"}]}
         order.tag_writes += 1
-        order.tags += [tag for tag in tags if tag not in order.tags]  # adding is idempotent
+        if add:
+            order.tags += [tag for tag in tags if tag not in order.tags]
+        else:
+            order.tags = [tag for tag in order.tags if tag not in tags]
         return {"node": {"id": gid}, "userErrors": []}
 
 
 def _order_update(state: StandInState, variables: dict[str, Any]) -> dict[str, Any]:
+    """Shopify's OrderInput: a field given overwrites the order's (the whole note, the whole
+    list of custom attributes); a field not given is left as it was."""
     data = variables.get("input") or {}
     gid = str(data.get("id", ""))
     with state.lock:
         order = state.shopify_orders.get(gid)
         if order is None:
             return {"order": None, "userErrors": [{"field": ["id"], "message": "Order not found"}]}
-        order.note = str(data.get("note", ""))
+        if "note" in data:
+            order.note = None if data["note"] is None else str(data["note"])
+            order.note_writes += 1
+        if "customAttributes" in data:
+            attributes = data["customAttributes"] or []
+            order.custom_attributes = [
+                {"key": str(a.get("key", "")), "value": str(a.get("value", ""))}
+                for a in attributes
+                if isinstance(a, dict)
+            ]
         return {"order": {"id": gid}, "userErrors": []}
+
+
+def _order(state: StandInState, variables: dict[str, Any]) -> dict[str, Any] | None:
+    """The order(id:) query: null for an id the shop does not know, as Shopify answers."""
+    gid = str(variables.get("id", ""))
+    with state.lock:
+        order = state.shopify_orders.get(gid)
+        if order is None:
+            return None
+        return {"id": gid, "note": order.note, "customAttributes": order.custom_attributes}
 
 
 # --- WooCommerce REST v3 ------------------------------------------------------------------------

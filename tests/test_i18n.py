@@ -3,7 +3,9 @@ numbers and dates formatted per language. The catalogue itself is checked in
 tests/test_translations.py; the right-to-left page in Chromium in tests/browser/test_urdu.py."""
 
 import datetime as dt
+import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.contrib.humanize.templatetags.humanize import intcomma
@@ -13,6 +15,7 @@ from django.urls import reverse
 from django.utils import translation
 
 SETLANG = "/i18n/setlang/"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
 def html_tag(response) -> str:
@@ -49,6 +52,36 @@ def test_switching_language_signed_out_sets_the_cookie(client, db):
     assert response["Location"] == "/accounts/login/"
     assert client.cookies["django_language"].value == "ur"
     assert html_tag(client.get("/accounts/login/")) == '<html lang="ur" dir="rtl">'
+
+
+def test_a_language_chosen_on_the_sign_in_page_is_saved_to_the_user_who_signs_in(
+    client, agent_user
+):
+    agent_user.language = "ur"
+    agent_user.save()
+
+    client.post(SETLANG, {"language": "en", "next": "/accounts/login/"})
+    signed_in = client.post(reverse("login"), {"username": "bilal", "password": "pw-agent-123"})
+
+    assert signed_in.status_code == 302
+    agent_user.refresh_from_db()
+    assert agent_user.language == "en"  # the choice, not the saved Urdu, from now on
+    assert html_tag(client.get(reverse("overview"))) == '<html lang="en" dir="ltr">'
+    # Saved: another browser, asking for Urdu, gets English too.
+    other = Client()
+    other.post(reverse("login"), {"username": "bilal", "password": "pw-agent-123"})
+    urdu_browser = other.get(reverse("overview"), HTTP_ACCEPT_LANGUAGE="ur")
+    assert html_tag(urdu_browser) == '<html lang="en" dir="ltr">'
+
+
+def test_signing_in_without_choosing_a_language_keeps_the_saved_one(client, agent_user):
+    agent_user.language = "ur"
+    agent_user.save()
+
+    client.post(reverse("login"), {"username": "bilal", "password": "pw-agent-123"})
+
+    agent_user.refresh_from_db()
+    assert agent_user.language == "ur"
 
 
 def test_switching_language_signed_in_saves_it_and_it_is_kept_after_signing_in_again(
@@ -128,13 +161,13 @@ def test_numbers_and_dates_are_formatted_per_language(language, amount, day, mom
 @pytest.mark.parametrize(
     ("language", "phone", "money", "moment", "weekday"),
     [
-        ("en", "0300 1234567", "Rs 1,234.50", "29 Nov 2026, 18:05", "Sun 29 Nov 2026"),
+        ("en", "0300 1234567", "Rs 1,234.50", "29 Nov 2026, 18:05 PKT", "Sun 29 Nov 2026"),
         (
             "ur",
             # Isolated left to right: never shown as "1234567 0300" inside Urdu text.
             "\u20660300 1234567\u2069",
             "1,234.50 روپے",
-            "29 نومبر 2026، 18:05",
+            "29 نومبر 2026، 18:05 PKT",
             "اتوار 29 نومبر 2026",
         ),
     ],
@@ -175,3 +208,22 @@ def test_how_long_ago_reads_in_each_language(language, seconds, said):
         assert (
             formatting.ago(timezone.now() - dt.timedelta(seconds=seconds, milliseconds=200)) == said
         )
+
+
+# A count shown before one of these nouns needs the noun's singular too ("1 call", never "1 calls").
+COUNTED_NOUNS = "calls|orders|rows|events|retries|campaigns|stores|users|minutes|days|pulses"
+_BLOCK = re.compile(r"{% blocktranslate([^%]*)%}(.*?){% endblocktranslate %}", re.S)
+_COUNT_BEFORE_NOUN = re.compile(
+    rf"{{{{ *\w+ *}}}}(?:</strong>)? +(?:[a-z]+ +){{0,2}}(?:{COUNTED_NOUNS})\b"
+)
+
+
+def test_every_count_before_a_noun_in_a_template_is_translated_with_its_plural():
+    uncounted = [
+        f"{path.relative_to(TEMPLATES)}: {found.group(0)}"
+        for path in TEMPLATES.rglob("*.html")
+        for block in _BLOCK.finditer(path.read_text())
+        if " count " not in f"{block.group(1)} "
+        for found in _COUNT_BEFORE_NOUN.finditer(block.group(2))
+    ]
+    assert not uncounted, "use {% blocktranslate count %}: " + "; ".join(uncounted)

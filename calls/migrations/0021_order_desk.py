@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="order",
             name="callback_set",
-            field=models.BooleanField(db_default=False, default=False),
+            field=models.BooleanField(default=False),
         ),
         migrations.AddField(
             model_name="order",
@@ -77,7 +77,6 @@ class Migration(migrations.Migration):
                     ("agent", "By hand"),
                     ("policy", "The store's rule after the last attempt"),
                 ],
-                db_default="",
                 max_length=8,
             ),
         ),
@@ -94,7 +93,6 @@ class Migration(migrations.Migration):
                     ("needs_review", "Needs review"),
                     ("rejected", "Could not be called"),
                 ],
-                db_default="",
                 max_length=24,
             ),
         ),

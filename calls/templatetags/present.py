@@ -42,6 +42,7 @@ for formatter in (
     formatting.day,
     formatting.percent,
     formatting.count,
+    formatting.retry_delays,
 ):
     register.filter(formatter.__name__, formatter)
 

@@ -22,6 +22,7 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -63,8 +64,40 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(campaigns, CAMPAIGNS_PER_PAGE).get_page(request.GET.get("page"))
     # The page's campaigns, all time, from the counted daily figures.
     figures = stats.figures_grouped("campaign", campaigns=[c.pk for c in page.object_list])
-    rows = [(campaign, figures.get(campaign.pk, Figures())) for campaign in page.object_list]
+    finished = finished_at(
+        [c for c in page.object_list if has_finished(c, figures.get(c.pk, Figures()))]
+    )
+    rows = [
+        (campaign, figures.get(campaign.pk, Figures()), finished.get(campaign.pk))
+        for campaign in page.object_list
+    ]
     return render(request, "campaigns/list.html", {"page": page, "rows": rows})
+
+
+def has_finished(campaign: Campaign, figures: Figures) -> bool:
+    """Every call of a launched campaign is final: worked out as the page is drawn, never a
+    stored status (a campaign takes more orders whenever someone adds some). A standing
+    campaign of a shop's or the API's orders never finishes: it is ongoing."""
+    return (
+        not campaign.takes_intake
+        and campaign.status != Campaign.Status.DRAFT
+        and figures.calls > 0
+        and figures.pending == 0
+    )
+
+
+def finished_at(campaigns: list[Campaign]) -> dict[int, dt.datetime]:
+    """When the last call of each of these (finished) campaigns became final, in one query.
+    It reads every call of those campaigns (call_campaign_created_idx): a page's few."""
+    if not campaigns:
+        return {}
+    rows = (
+        Call.objects.filter(campaign__in=campaigns)
+        .order_by()
+        .values("campaign_id")
+        .annotate(last=Max("finalized_at"))
+    )
+    return {row["campaign_id"]: row["last"] for row in rows if row["last"] is not None}
 
 
 def _new_page(
@@ -533,9 +566,11 @@ def _campaign_context(request: HttpRequest, campaign: Campaign) -> dict[str, Any
     figures = stats.figures_total(campaigns=[campaign.pk])  # the counted figures, all time
     launching = uploads.launching_upload(campaign)
     waiting = figures.queued and campaign.status == Campaign.Status.RUNNING
+    finished = has_finished(campaign, figures) and launching is None
     return {
         "campaign": campaign,
         "figures": figures,
+        "finished_at": finished_at([campaign]).get(campaign.pk) if finished else None,
         # Queued calls outside calling hours are not stuck: say when they start.
         "calls_start": calls_start_sentence(campaign.store, _now()) if waiting else "",
         "polling": launching is not None or _keeps_moving(campaign, figures),

@@ -11,20 +11,19 @@ from typing import Any
 from django.contrib import messages
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from calls import actions
-from calls.actions import ActionRefused, due_followups
+from calls.actions import due_followups
 from calls.models import Call, Order
 from calls.permissions import CALL_ACTIONS, role_required
 from calls.pipeline.balances import call_again_question
-from calls.views import HtmxHttpRequest, redirect_to_next, signed_in_user
+from calls.views import HtmxHttpRequest, signed_in_user
 from calls.views.paging import Cursor
 
 PAGE_SIZE = 25  # a queue is worked from the top; "older" pages the rest
@@ -143,101 +142,7 @@ def followup_list(request: HtmxHttpRequest) -> HttpResponse:
     return response
 
 
-# --- the follow-up actions on an order ------------------------------------------------------
-
-
-def _get_order(pk: int) -> Order:
-    return get_object_or_404(Order.objects.select_related("store", "claimed_by"), pk=pk)
-
-
-def answer_order_action(request: HtmxHttpRequest, order: Order) -> HttpResponse:
-    """Back where an action on `order` came from: its queue row for htmx (with the flash
-    messages and the follow-up count out of band), the order page's panel, else a redirect to
-    the page named by `next`, or the order's page."""
-    if request.htmx:
-        target = request.htmx.target or ""
-        if target.startswith("followup-"):
-            html = render_followup_row(request, order)
-        else:
-            from calls.views.orders import render_order_panel
-
-            html = render_order_panel(request, order)
-        html += render_to_string("calls/_out_of_band.html", request=request)
-        return HttpResponse(html)
-    return redirect_to_next(request, reverse("order_detail", args=[order.pk]))
-
-
-@role_required(CALL_ACTIONS)
-@require_POST
-def followup_claim(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    order = _get_order(pk)
-    if actions.claim(order, signed_in_user(request)):
-        messages.success(request, _("Order %(order)s is yours to follow up.") % {"order": order})
-    else:
-        current = _get_order(pk)
-        if not current.followup:
-            messages.warning(request, _("Order %(order)s has left the queue.") % {"order": order})
-        else:
-            holder = current.claimed_by.username if current.claimed_by else _("someone else")
-            messages.warning(
-                request,
-                _("Order %(order)s is already claimed by %(holder)s.")
-                % {"order": order, "holder": holder},
-            )
-    return answer_order_action(request, order)
-
-
-@role_required(CALL_ACTIONS)
-@require_POST
-def followup_release(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    order = _get_order(pk)
-    if actions.release(order, signed_in_user(request)):
-        messages.success(
-            request, _("Order %(order)s released: anyone may claim it.") % {"order": order}
-        )
-    else:
-        messages.warning(
-            request,
-            _("Order %(order)s was not claimed by you; nothing to release.") % {"order": order},
-        )
-    return answer_order_action(request, order)
-
-
-@role_required(CALL_ACTIONS)
-@require_POST
-def followup_take_over(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    order = _get_order(pk)
-    holder = order.claimed_by.username if order.claimed_by else None
-    if actions.take_over(order, signed_in_user(request)):
-        taken = (
-            _("Order %(order)s taken over from %(holder)s.")
-            if holder
-            else _("Order %(order)s taken over.")
-        )
-        messages.success(request, taken % {"order": order, "holder": holder})
-    else:
-        messages.warning(request, _("Order %(order)s has left the queue.") % {"order": order})
-    return answer_order_action(request, order)
-
-
-@role_required(CALL_ACTIONS)
-@require_POST
-def followup_handled(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    order = _get_order(pk)
-    try:
-        won = actions.mark_handled(order, signed_in_user(request), request.POST.get("note", ""))
-    except ActionRefused as refusal:
-        messages.error(request, _("Not marked handled: %(reason)s") % {"reason": refusal})
-    else:
-        if won:
-            messages.success(request, _("Order %(order)s marked handled.") % {"order": order})
-        else:
-            messages.warning(
-                request,
-                _("Order %(order)s had already left the queue (handled or decided).")
-                % {"order": order},
-            )
-    return answer_order_action(request, order)
+# --- the next order ------------------------------------------------------------------------
 
 
 @role_required(CALL_ACTIONS)

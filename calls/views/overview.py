@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from calls.figures import stats
 from calls.figures.stats import Figures
-from calls.models import Call, Store
+from calls.models import Call, Order, Store
 from calls.permissions import CALL_ACTIONS, EVERYONE, role_required, user_can
 from calls.pipeline.balances import provider_states
 from calls.views import HtmxHttpRequest
@@ -165,10 +165,13 @@ def overview(request: HttpRequest) -> HttpResponse:
         "periods": periods,
         # The follow-up queue of callbacks, for the roles that work it.
         "callbacks_queue_url": (
-            f"{reverse('followup_list')}?outcome={Call.Outcome.CALLBACK_REQUESTED}"
+            f"{reverse('followup_list')}?reason={Order.FollowUp.CALLBACK_REQUESTED}"
             if can_follow_up
             else ""
         ),
+        # Orders in front of a person (order_followup_queue_idx: a count of the open queue).
+        "needs_decision": Order.objects.exclude(followup="").count(),
+        "needs_decision_url": reverse("followup_list"),
         "chart": stacked_bars(days),
         "now": stats.calls_in_flight(),
         "zone": zone,

@@ -262,26 +262,20 @@ def _tables(groups: Iterable[str], filters: dict[str, Any], *, limit: int | None
 @dataclass(frozen=True)
 class PresetLink:
     preset: Preset
-    query: str
     current: bool
 
 
 def _preset_links(today: dt.date, filters: dict[str, Any] | None) -> list[PresetLink]:
-    """The presets as links keeping the chosen store and period; the one whose range is on
-    show is current (also when its dates were typed)."""
+    """The presets, the one whose range is on show current (also when its dates were typed).
+    Each is a submit button of the filter form (range=<key>), so a store chosen in the form
+    and not yet shown goes with it."""
     filters = filters or {}
     shown = (filters.get("date_from"), filters.get("date_to"))
     links: list[PresetLink] = []
     for preset in presets(today):
-        query = QueryDict(mutable=True)
-        query["range"] = preset.key
-        if filters.get("store"):
-            query["store"] = str(filters["store"].pk)
-        if filters.get("period") == "week":
-            query["period"] = "week"
         # On the 1st, "Today" and "This month" are the same range: mark the first only.
         current = shown == (preset.first, preset.last) and not any(link.current for link in links)
-        links.append(PresetLink(preset, query.urlencode(), current))
+        links.append(PresetLink(preset, current))
     return links
 
 

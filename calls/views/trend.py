@@ -17,13 +17,20 @@ from decimal import ROUND_CEILING, Decimal
 from django.utils.translation import gettext_lazy as _
 
 from calls.figures.stats import Figures
+from calls.formatting import money
 
 PLOT_LEFT = 48.0
 PLOT_TOP = 10.0
 PLOT_WIDTH = 700.0
 PLOT_HEIGHT = 200.0
-VIEW_WIDTH = PLOT_LEFT + PLOT_WIDTH + 110.0  # the right axis and the lines' end labels
 VIEW_HEIGHT = PLOT_TOP + PLOT_HEIGHT + 30.0  # the dates under the axis
+# Right of the plot: the charges axis' labels, then the lines' end labels in a column of their
+# own, so that a long amount never runs into them. Widths are estimated from the text at the
+# chart's 10 px (a glyph is at most about 6.2 px), as the server cannot measure it.
+AXIS_GAP = 6.0
+GLYPH_WIDTH = 6.2
+END_LABEL_WIDTH = 96.0
+END_LABEL_SPACING = 12.0  # vertical, between two lines' end labels
 BAR_SHARE = 0.6  # of the space between two points
 RATE_TICKS = (0, 25, 50, 75, 100)
 DATE_LABELS = 6  # at most, evenly spread
@@ -54,6 +61,7 @@ class Series:
     label: str
     lines: list[str]  # each an SVG `points` list; a day without a rate breaks the line
     points: list[Point]
+    label_y: float = 0.0  # its end label's baseline: by its last point, clear of the others
 
     @property
     def last(self) -> Point | None:
@@ -91,7 +99,8 @@ class TrendChart:
     charge_top: Decimal  # the right axis' top, in rupees
     dates: list[DateLabel]
     rows: list[tuple[dt.date, Figures]]  # the chart's data, for its table
-    view_width: float = VIEW_WIDTH
+    end_label_x: float  # the lines' end labels, right of the charges axis' labels
+    view_width: float
     view_height: float = VIEW_HEIGHT
     plot_left: float = PLOT_LEFT
     plot_right: float = PLOT_LEFT + PLOT_WIDTH
@@ -172,4 +181,32 @@ def trend_chart(rows: list[tuple[dt.date, Figures]], *, unit: str = "day") -> Tr
         if index % every == 0 or index == count - 1
     ]
     ticks = [Tick(_rate_y(Decimal(t)), f"{t}%") for t in RATE_TICKS]
-    return TrendChart(unit, series, bars, ticks, charge_top, dates, rows)
+    axis_width = GLYPH_WIDTH * max(len(money(charge_top)), len(money(0)))
+    end_label_x = PLOT_LEFT + PLOT_WIDTH + AXIS_GAP + axis_width + 2 * AXIS_GAP
+    return TrendChart(
+        unit,
+        _spread_end_labels(series),
+        bars,
+        ticks,
+        charge_top,
+        dates,
+        rows,
+        end_label_x=round(end_label_x, 1),
+        view_width=round(end_label_x + END_LABEL_WIDTH, 1),
+    )
+
+
+def _spread_end_labels(series: list[Series]) -> list[Series]:
+    """Each line's end label by its last point, moved down just enough to clear the label
+    above it (two rates often end close together), then the column moved up as a whole if it
+    ran past the plot's bottom."""
+    ended = sorted((s for s in series if s.last), key=lambda s: s.last.y if s.last else 0)
+    wanted = [(s.last.y if s.last else 0) + 4 for s in ended]  # 4: a 10 px text's middle
+    placed: list[float] = []
+    for y in wanted:
+        placed.append(max(y, placed[-1] + END_LABEL_SPACING) if placed else y)
+    overflow = max(0.0, (placed[-1] if placed else 0) - (PLOT_TOP + PLOT_HEIGHT + 4))
+    at = {s.key: round(y - overflow, 1) for s, y in zip(ended, placed, strict=True)}
+    return [
+        Series(s.key, s.label, s.lines, s.points, at[s.key]) if s.key in at else s for s in series
+    ]

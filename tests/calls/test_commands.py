@@ -738,6 +738,11 @@ def test_add_store_without_the_key_in_the_environment_is_an_error(db, monkeypatc
         ("--reattempts", "11", "--reattempts must be a whole number from 0 to 10, not '11'"),
         ("--reattempts", "two", "--reattempts must be a whole number from 0 to 10, not 'two'"),
         ("--reattempt-gap", "0", "--reattempt-gap must be a whole number from 1 to 10080"),
+        (
+            "--after-last-attempt",
+            "drop",
+            "--after-last-attempt must be queue or cancel, not 'drop'",
+        ),
     ],
 )
 def test_add_store_refuses_each_bad_option_before_sending_the_key_anywhere(
@@ -765,6 +770,19 @@ def test_add_store_with_equal_start_and_end_hours_calls_round_the_clock_as_the_p
     assert (store.calling_start, store.calling_end) == (dt.time(9, 0), dt.time(9, 0))
     assert store.calls_around_the_clock
     assert store.in_calling_hours(dt.datetime(2025, 5, 1, 3, 0, tzinfo=store.zone))
+
+
+def test_add_store_sets_what_happens_after_the_last_attempt_as_the_page_does(store, monkeypatch):
+    monkeypatch.delenv("ROBOCALL_API_KEY", raising=False)
+    assert store.after_last_attempt == Store.AfterLastAttempt.QUEUE
+
+    run_command("add_store", store.name, "--update", "--after-last-attempt", "cancel")
+
+    store.refresh_from_db()
+    assert store.after_last_attempt == Store.AfterLastAttempt.CANCEL
+    run_command("add_store", store.name, "--update", "--calling-hours", "09:00-21:00")
+    store.refresh_from_db()
+    assert store.after_last_attempt == Store.AfterLastAttempt.CANCEL  # left as it was
 
 
 def test_add_store_refuses_an_existing_name_without_update(store, monkeypatch):
@@ -898,3 +916,12 @@ def test_the_api_key_appears_in_no_command_output_and_no_database_column(simulat
             for (row,) in cursor.fetchall():
                 assert TEST_API_KEY not in row, f"the API key is stored in plain text in {table}"
     assert Store.objects.get(name="Key Test").api_key == TEST_API_KEY
+
+
+def test_add_store_refuses_a_name_over_100_characters_naming_the_limit(db, monkeypatch):
+    monkeypatch.setenv("ROBOCALL_API_KEY", TEST_API_KEY)
+
+    error, _ = failing_command("add_store", "Q" * 101)
+
+    assert "the store name is longer than 100 characters" in str(error)
+    assert not Store.objects.exists()

@@ -180,7 +180,7 @@ def _page_figures(client) -> dict[str, Any]:
             for context in (reports, reports_by_day)
             for table in context["tables"]
         ],
-        "campaigns": [(c.pk, figures) for c, figures in campaigns["rows"]],
+        "campaigns": [(c.pk, figures) for c, figures, _finished in campaigns["rows"]],
     }
 
 

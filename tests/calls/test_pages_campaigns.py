@@ -4,6 +4,7 @@ simulator), the single-order form, a campaign's page and its polled progress, pa
 import csv
 import datetime as dt
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -269,6 +270,19 @@ def test_a_single_order_with_a_bad_phone_shows_the_field_error_and_keeps_the_inp
     assert not Campaign.objects.exists()
 
 
+def test_a_store_name_read_out_over_200_characters_is_refused_naming_the_limit(admin, store):
+    form = text_of(admin.get(reverse("campaign_new")))
+    name_input = re.search(r'<input[^>]*name="store_name"[^>]*>', form)
+    assert name_input and "maxlength" not in name_input.group(0)  # no silent cut by the browser
+
+    response = single_order(admin, store, store_name="K" * 201)
+
+    assert response.context["order_form"].errors["store_name"] == [
+        "At most 200 characters: this name has 201."
+    ]
+    assert not Call.objects.exists()
+
+
 def test_a_single_order_is_queued_in_its_campaign(admin, store, provider_url):
     response = single_order(admin, store, amount="2,500.50")
 
@@ -425,11 +439,12 @@ def test_the_list_shows_each_campaigns_progress_and_figures(client, agent_user, 
     add_calls(first, 3, outcome=Call.Outcome.CONFIRMED, charges="5.50")
     add_calls(first, 1, state=Call.State.QUEUED)
     add_calls(second, 2, outcome=Call.Outcome.CANCELLED)
+    add_calls(second, 1, state=Call.State.QUEUED)
     client.force_login(agent_user)
 
     response = client.get(reverse("campaign_list"))
 
-    rows = {campaign.name: figures for campaign, figures in response.context["rows"]}
+    rows = {campaign.name: figures for campaign, figures, _finished in response.context["rows"]}
     assert (rows["First"].calls, rows["First"].confirmed, rows["First"].progress_percent) == (
         4,
         3,
@@ -438,6 +453,89 @@ def test_the_list_shows_each_campaigns_progress_and_figures(client, agent_user, 
     assert rows["First"].charges == Decimal("16.50")
     assert rows["Second"].cancel_rate == Decimal("100.0")
     assert "Paused" in text_of(response)
+
+
+def _list_row(response, name: str) -> str:
+    """The campaign list's row of the campaign `name`, as text with its markup."""
+    page = text_of(response)
+    row = page[page.index(f">{name}</a>") :]
+    return row[: row.index("</tr>")]
+
+
+def test_a_campaign_whose_calls_are_all_final_says_finished_and_when(client, agent_user, store):
+    done = Campaign.objects.create(store=store, name="Done")
+    busy = Campaign.objects.create(store=store, name="Busy")
+    ended = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)  # 14:30 in Karachi
+    add_calls(done, 2, outcome=Call.Outcome.CONFIRMED, created_at=ended - dt.timedelta(hours=1))
+    add_calls(done, 1, outcome=Call.Outcome.UNREACHABLE, created_at=ended)
+    add_calls(busy, 1, outcome=Call.Outcome.CONFIRMED)
+    add_calls(busy, 1, state=Call.State.IN_PROGRESS)
+    client.force_login(agent_user)
+
+    listed = client.get(reverse("campaign_list"))
+    page = text_of(client.get(reverse("campaign_detail", args=[done.pk])))
+
+    finished_row = _list_row(listed, "Done")
+    assert "Finished" in finished_row and "1 Dec 2026, 14:30 PKT" in finished_row
+    assert "Running" not in finished_row
+    assert "Running" in _list_row(listed, "Busy") and "1 call in flight" in _list_row(
+        listed, "Busy"
+    )
+    assert "Finished 1 Dec 2026, 14:30 PKT: every call is final." in page
+    assert "Running" not in page[page.index("<h1>") : page.index("</h1>")]
+
+
+def test_a_finished_campaign_is_worked_out_not_stored_and_runs_again_with_a_new_order(
+    client, agent_user, store
+):
+    campaign = Campaign.objects.create(store=store, name="Done")
+    add_calls(campaign, 1, outcome=Call.Outcome.CONFIRMED)
+    client.force_login(agent_user)
+    assert "Finished" in _list_row(client.get(reverse("campaign_list")), "Done")
+
+    add_calls(campaign, 1, state=Call.State.QUEUED)
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.RUNNING
+    row = _list_row(client.get(reverse("campaign_list")), "Done")
+    assert "Running" in row and "Finished" not in row
+
+
+def test_a_shops_standing_campaign_says_ongoing_not_finished(client, agent_user, store):
+    shopify = Campaign.objects.create(store=store, name="Shopify orders")
+    api = Campaign.objects.create(store=store, name="API orders")
+    add_calls(shopify, 2, outcome=Call.Outcome.CONFIRMED)
+    client.force_login(agent_user)
+
+    listed = client.get(reverse("campaign_list"))
+    page = text_of(client.get(reverse("campaign_detail", args=[shopify.pk])))
+
+    for name in ("Shopify orders", "API orders"):
+        row = _list_row(listed, name)
+        assert "ongoing" in row and "Finished" not in row and "100%" not in row
+    assert "Ongoing: the store's orders join this campaign as they come." in page
+    assert "Finished" not in page
+    assert api.takes_intake and not Campaign(name="May orders").takes_intake
+
+
+def test_the_lists_confirmed_counts_decisions_as_the_confirmation_rate_does(
+    client, agent_user, store
+):
+    campaign = Campaign.objects.create(store=store, name="Decided")
+    add_calls(campaign, 2, outcome=Call.Outcome.CONFIRMED)
+    (by_hand,) = add_calls(campaign, 1, outcome=Call.Outcome.UNREACHABLE)
+    (overruled,) = add_calls(campaign, 1, outcome=Call.Outcome.CONFIRMED)
+    Call.objects.filter(pk=by_hand.pk).update(hand_decision=Call.Outcome.CONFIRMED)
+    Call.objects.filter(pk=overruled.pk).update(hand_decision=Call.Outcome.CANCELLED)
+    client.force_login(agent_user)
+
+    response = client.get(reverse("campaign_list"))
+
+    ((_campaign, figures, _finished),) = response.context["rows"]
+    assert figures.decided_confirmed == 3  # two key presses and one by hand; one overruled
+    assert figures.confirmation_rate == Decimal("75.0")  # 3 of 4 answered or decided
+    cells = re.findall(r'<td class="num">([^<]*)</td>', _list_row(response, "Decided"))
+    assert cells[:2] == ["4", "3"]  # calls, confirmed
 
 
 def _queries_for(client, url: str) -> int:

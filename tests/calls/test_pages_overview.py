@@ -17,6 +17,7 @@ from calls.pipeline.balances import refresh_store_balance
 from tests.calls.test_balances import closed_port_url
 from tests.calls.test_stats import add_calls
 from tests.conftest import TEST_API_KEY
+from tests.support.orders import create_call
 from tests.support.pages import text_of
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -35,6 +36,26 @@ def test_everyone_signed_in_may_open_the_overview(client, persona, request, stor
 
     assert response.status_code == 200
     assert "Karachi Kitchenware" in text_of(response)
+
+
+def test_the_overview_counts_the_orders_that_need_a_decision(client, manager_user, campaign):
+    for n, outcome in enumerate(["no_input", "unreachable", "confirmed"]):
+        create_call(
+            store=campaign.store,
+            campaign=campaign,
+            order_id=f"KK-{n}",
+            phone="923001234567",
+            amount=Decimal(900),
+            voice_id=102,
+            state=Call.State.FINAL,
+            outcome=outcome,
+            finalized_at=timezone.now(),
+        )
+    client.force_login(manager_user)
+
+    page = text_of(client.get(reverse("overview")))
+
+    assert "Needs a decision: <strong>2</strong> orders" in page
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(client, db):
@@ -266,6 +287,16 @@ def test_calls_in_flight_now_are_counted(client, agent_user, campaign):
 
     assert "<strong>5</strong> calls in flight" in page
     assert "<strong>4</strong> queued" in page
+
+
+def test_one_call_in_flight_is_one_call_not_one_calls(client, agent_user, campaign):
+    add_calls(campaign, 1, state=Call.State.IN_PROGRESS)
+    client.force_login(agent_user)
+
+    page = text_of(client.get(reverse("overview")))
+
+    assert "<strong>1</strong> call in flight" in page
+    assert "calls in flight" not in page
 
 
 def _queries_for(client, url: str) -> int:

@@ -29,7 +29,9 @@ def test_phones_money_and_times_have_one_style():
     assert money(Decimal("1234")) == "Rs 1,234.00"
     assert money(Decimal("0.5")) == "Rs 0.50"
     assert money(None) == "—"
-    assert when(dt.datetime(2026, 11, 29, 8, 33, tzinfo=dt.UTC), KARACHI) == "29 Nov 2026, 13:33"
+    moment = dt.datetime(2026, 11, 29, 8, 33, tzinfo=dt.UTC)
+    assert when(moment, KARACHI) == "29 Nov 2026, 13:33 PKT"  # the zone named
+    assert when(moment) == "29 Nov 2026, 13:33 PKT"  # no zone given: the stores' default
     assert day(dt.date(2026, 11, 29)) == "29 Nov 2026"
     assert day(dt.date(2026, 11, 29), "weekday") == "Sun 29 Nov 2026"
 

@@ -332,18 +332,36 @@ def test_each_preset_chooses_its_range_and_is_marked_current(client, manager_use
         assert (chosen["date_from"].isoformat(), chosen["date_to"].isoformat()) == (first, last)
         current = [link.preset.label for link in response.context["presets"] if link.current]
         assert current == [label]
-        assert f'aria-current="true">{label}</a>' in response.content.decode()
+        assert f'aria-current="true">{label}</button>' in response.content.decode()
 
     default = client.get(reverse("reports")).context["form"].cleaned_data
     assert (default["date_from"], default["date_to"]) == (dt.date(2024, 4, 15), FIXED_TODAY)
 
 
-def test_a_preset_link_keeps_the_chosen_store(client, manager_user, store, on_14_may):
+def test_a_preset_submits_the_filter_form_so_the_store_chosen_there_is_kept(
+    client, manager_user, store, on_14_may
+):
     client.force_login(manager_user)
+    page = client.get(reverse("reports")).content.decode()
+    assert '<button type="submit" form="report-filters" name="range" value="yesterday">' in page
+    assert '<form class="filters card" id="report-filters"' in page
 
-    response = client.get(reverse("reports") + f"?range=today&store={store.pk}")
+    # What the form sends when a store is chosen, then "Yesterday" pressed: the form's dates
+    # (the range on show) give way to the preset's.
+    response = client.get(
+        reverse("reports"),
+        {
+            "date_from": "2024-04-15",
+            "date_to": "2024-05-14",
+            "store": store.pk,
+            "period": "day",
+            "range": "yesterday",
+        },
+    )
 
-    assert f'href="?range=yesterday&amp;store={store.pk}"' in response.content.decode()
+    chosen = response.context["form"].cleaned_data
+    assert chosen["store"] == store
+    assert chosen["date_from"] == chosen["date_to"] == dt.date(2024, 5, 13)
 
 
 def test_days_show_totals_first_then_newest_first_with_empty_days_folded(

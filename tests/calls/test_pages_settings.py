@@ -114,6 +114,28 @@ def test_a_failed_new_store_submit_does_not_render_the_typed_key(admin, db):
     assert not Store.objects.exists()
 
 
+def test_the_store_page_sets_what_happens_after_the_last_attempt(admin, store):
+    form = text_of(admin.get(reverse("store_edit", args=[store.pk])))
+    assert (
+        'name="after_last_attempt"' in form and "Cancel it (no answer after every attempt)" in form
+    )
+
+    assert "then the follow-up queue if nobody answered" in text_of(admin.get(reverse("settings")))
+    admin.post(reverse("store_edit", args=[store.pk]), store_data(after_last_attempt="cancel"))
+    store.refresh_from_db()
+    assert store.after_last_attempt == Store.AfterLastAttempt.CANCEL
+    assert "then cancelled if nobody answered" in text_of(admin.get(reverse("settings")))
+
+    refused = admin.post(
+        reverse("store_edit", args=[store.pk]), store_data(after_last_attempt="shred")
+    )
+    assert refused.status_code == 200
+    assert "Select a valid choice. shred is not one of the available choices." in text_of(refused)
+    admin.post(reverse("store_edit", args=[store.pk]), store_data())  # left out: kept
+    store.refresh_from_db()
+    assert store.after_last_attempt == Store.AfterLastAttempt.CANCEL
+
+
 def test_leaving_the_key_blank_keeps_the_stored_key(admin, store):
     Store.objects.filter(pk=store.pk).update(key_verified_at=timezone.now())
 
@@ -539,3 +561,51 @@ def test_a_store_robodash_paused_shows_why_on_settings_and_the_overview(client, 
             or "The provider rejected this key" in page
         )
         assert "HTTP 401" not in page  # the provider's raw words stay in the logs
+
+
+# --- what the walk of issue 15 found on the settings pages ----------------------------------------
+
+
+def test_a_users_last_sign_in_is_in_the_stores_zone_and_says_which(admin, agent_user):
+    User.objects.filter(pk=agent_user.pk).update(
+        last_login=dt.datetime(2026, 11, 29, 8, 33, tzinfo=dt.UTC)
+    )
+
+    page = text_of(admin.get(reverse("settings")))
+
+    row = page[page.index(">bilal</a>") :]
+    assert "29 Nov 2026, 13:33 PKT" in row[: row.index("</tr>")]  # Karachi, not 08:33 UTC
+
+
+def test_the_store_list_shows_retry_delays_in_minutes_as_they_are_typed(admin, store):
+    Store.objects.filter(pk=store.pk).update(retry_delays=[300, 600, 1800])
+
+    page = text_of(admin.get(reverse("settings")))
+
+    assert "3 (5, 10, 30 min)" in page
+    Store.objects.filter(pk=store.pk).update(retry_delays=[45, 600, 1800])
+    assert "3 (45 s, 10 min, 30 min)" in text_of(admin.get(reverse("settings")))
+
+
+def test_the_store_list_says_round_the_clock_for_a_window_that_ends_where_it_starts(admin, store):
+    assert store.calls_around_the_clock  # 00:00-00:00
+
+    page = text_of(admin.get(reverse("settings")))
+
+    assert "round the clock" in page
+    assert "00:00–00:00" not in page
+    Store.objects.filter(pk=store.pk).update(calling_start=dt.time(9), calling_end=dt.time(21))
+    assert "09:00–21:00 Asia/Karachi" in text_of(admin.get(reverse("settings")))
+
+
+def test_a_store_name_over_100_characters_is_refused_naming_the_limit_not_cut(admin, store):
+    form = text_of(admin.get(reverse("store_edit", args=[store.pk])))
+    name_input = re.search(r'<input[^>]*name="name"[^>]*>', form)
+    assert name_input and "maxlength" not in name_input.group(0)  # no silent cut by the browser
+
+    response = admin.post(reverse("store_edit", args=[store.pk]), store_data(name="K" * 101))
+
+    assert response.status_code == 200
+    assert "At most 100 characters: this name has 101." in text_of(response)
+    store.refresh_from_db()
+    assert store.name == "Karachi Kitchenware"

@@ -32,16 +32,18 @@ EXPECTED_ROLES: dict[str, tuple[str, ...]] = {
     "call_row": EVERYONE,
     "call_again": CALL_ACTIONS,
     "call_withdraw": CALL_ACTIONS,
-    "call_handled": CALL_ACTIONS,
-    "call_claim": CALL_ACTIONS,
-    "call_release": CALL_ACTIONS,
-    "call_take_over": CALL_ACTIONS,
     "order_list": EVERYONE,
     "order_export": REPORTS,
     "order_export_xlsx": REPORTS,
     "order_detail": EVERYONE,
     "order_decide": CALL_ACTIONS,
+    "order_call_again": CALL_ACTIONS,
+    "followup_claim": CALL_ACTIONS,
+    "followup_release": CALL_ACTIONS,
+    "followup_take_over": CALL_ACTIONS,
+    "followup_handled": CALL_ACTIONS,
     "followup_list": CALL_ACTIONS,
+    "followup_next": CALL_ACTIONS,
     "campaign_list": EVERYONE,
     "campaign_new": LAUNCH,
     "campaign_single_order": LAUNCH,
@@ -107,8 +109,8 @@ def url_for(name: str, world: dict[str, object]) -> str:
     if "pk" not in pattern.pattern.converters:
         return reverse(name)
     # The object the pk names, by the URL name's first word: call_*, order_*, campaign_*, store_*,
-    # user_*.
-    kind = name.split("_")[0]
+    # user_*; a follow-up action names its order.
+    kind = name.split("_")[0].replace("followup", "order")
     assert kind in ("call", "order", "campaign", "store", "user"), f"no object in {name}'s URL"
     target = world[kind]
     return reverse(name, kwargs={"pk": target.pk})  # type: ignore[attr-defined]

@@ -127,7 +127,7 @@ def test_a_person_calling_again_first_means_no_re_attempt(
     call = in_progress(campaign)
     end(call, Call.Outcome.CALLBACK_REQUESTED)  # not unanswered: no policy
     assert call.shop_order.calls.count() == 1
-    again = actions.call_again(call, agent_user)
+    again = actions.call_again(call.shop_order, agent_user)
     assert again.reattempt == 0
 
 
@@ -142,6 +142,6 @@ def test_re_attempts_show_on_the_order_page_and_settings(
     settings_page = client.get(reverse("settings")).content.decode()
     form = client.get(reverse("store_edit", args=[campaign.store_id])).content.decode()
 
-    assert "Calls (2)" in page and "re-attempt" in page
+    assert "2 calls" in page and "re-attempt" in page
     assert "then up to 2 re-attempts, 30 min apart" in settings_page
     assert 'name="reattempts"' in form and 'name="reattempt_gap_minutes"' in form

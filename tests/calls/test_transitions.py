@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from calls import actions, transitions
 from calls.intake.single import create_single_call
-from calls.models import Call, CallEvent, Campaign, Order, Store, User
+from calls.models import Call, CallEvent, Campaign, Order, OrderEvent, Store
 from calls.pipeline import dispatch, polling, timing
 from calls.transitions import TransitionRefused, decide_by_hand
 from tests.support.pipeline import wait_for
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # robodash's own code; the simulator and the shops' stand-ins keep the outside services' state.
 APPS = ("calls", "shops", "robodash")
 STATE_MODULE = "calls/transitions.py"
-GUARDED = {"state", "status", "outcome", "decision", "hand_decision"}
+GUARDED = {"state", "status", "outcome", "decision", "decided_via", "hand_decision"}
 # Whose state a module other than the state module may write, by model. A call's, an order's and
 # a campaign's never: only STATE_MODULE writes those.
 ALLOWED = {
@@ -32,6 +32,8 @@ ALLOWED = {
     "WriteBack": {"shops/outbox.py"},
     # An upload's status is its batch's progress (read, previewed, launching), not an order's.
     "Upload": {"calls/intake/uploads.py"},
+    # A bulk action's status is its own progress; the orders it changes go through transitions.
+    "OrderBatch": {"calls/order_batches.py"},
 }
 MODELS = {model.__name__ for model in apps.get_models()}
 UNKNOWN = "?"  # a write whose model the code does not name: allowed nowhere but STATE_MODULE
@@ -211,7 +213,7 @@ def test_an_order_is_waiting_then_calling_then_takes_its_calls_outcome(
     order = Order.objects.get(pk=call.shop_order_id)
     assert order.status == transitions.order_status_for(call.state, call.outcome)
     if call.outcome in (Call.Outcome.CONFIRMED, Call.Outcome.CANCELLED):
-        assert order.decision == call.outcome and order.decided_by is None
+        assert order.decision == call.outcome and order.decided_via == Order.DecidedVia.KEY
         assert order.decided_at is not None
 
 
@@ -235,7 +237,7 @@ def test_a_lease_lost_to_review_that_is_accepted_late_reopens_call_and_order(cam
     assert call.events.filter(kind=CallEvent.Kind.SENT, data__reopened=True).exists()
 
 
-def test_an_agent_decides_an_order_by_hand_and_it_is_final(campaign, agent_user: User):
+def test_an_agent_decides_an_order_by_hand_and_may_change_it_with_a_note(campaign, agent_user):
     call = single(campaign)
     with pytest.raises(TransitionRefused, match="still queued"):
         decide_by_hand(call.shop_order, agent_user, Order.Decision.CONFIRMED, "on WhatsApp")
@@ -244,14 +246,17 @@ def test_an_agent_decides_an_order_by_hand_and_it_is_final(campaign, agent_user:
     order = decide_by_hand(call.shop_order, agent_user, Order.Decision.CANCELLED, " by phone ")
 
     order.refresh_from_db()
-    assert (order.status, order.decision, order.decided_by, order.decision_note) == (
+    assert (order.status, order.decision, order.decided_via, order.decided_by) == (
         Order.Status.CANCELLED,
         Order.Decision.CANCELLED,
+        Order.DecidedVia.AGENT,
         agent_user,
-        "by phone",
     )
-    assert call.events.filter(kind=CallEvent.Kind.DECIDED, actor=agent_user).exists()
-    with pytest.raises(TransitionRefused, match="already decided by hand"):
+    assert order.decision_note == "by phone"
+    assert order.events.filter(kind=OrderEvent.Kind.DECIDED, actor=agent_user).exists()
+    with pytest.raises(TransitionRefused, match="already cancelled"):
+        decide_by_hand(order, agent_user, Order.Decision.CANCELLED, "again")
+    with pytest.raises(TransitionRefused, match="Say in the note why"):
         decide_by_hand(order, agent_user, Order.Decision.CONFIRMED, "")
     with pytest.raises(actions.ActionRefused, match="decided by hand"):
-        actions.call_again(call, agent_user)
+        actions.call_again(order, agent_user)

@@ -250,7 +250,7 @@ def test_every_order_of_the_store_goes_to_its_own_site_signed_with_a_delivery_id
 
     [delivery] = stand_ins.records()["receivers"]["kk"]
     row = WriteBack.objects.get()
-    assert delivery["signed"] is True and delivery["delivery"] == f"wb_{row.pk}"
+    assert delivery["signed"] is True and delivery["delivery"] == f"wb_{row.pk}_1"
     assert delivery["payload"]["event"] == "order.no_answer"
     assert delivery["payload"]["order"]["order_id"] == "#1001"
     assert delivery["payload"]["order"]["decision"] == ""
@@ -294,7 +294,8 @@ def test_a_worker_killed_mid_write_back_delivers_it_once_after_restart(store, st
     assert len(notes) == 1, notes  # the held POST landed; the second try found its marker
     row = WriteBack.objects.get()
     assert row.attempts == 2
-    assert row.result == "order note already there (an earlier answer was lost)"
+    assert row.result == [{"code": "note_already_there"}]
+    assert row.summary() == "order note already there (an earlier answer was lost)"
 
 
 def test_a_failed_write_back_keeps_and_shows_its_status_never_the_shops_reply_text(

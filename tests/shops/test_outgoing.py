@@ -282,7 +282,7 @@ def connects(monkeypatch) -> list[tuple[str, int]]:
     return attempts
 
 
-def send_webhook(url: str) -> str:
+def send_webhook(url: str) -> dict[str, object]:
     return deliver_webhook(url, "whsec-merchant", {"order_id": "KK-1"}, "dlv_1")
 
 
@@ -333,9 +333,10 @@ def test_a_rebinding_name_reaches_the_checked_stand_in_over_real_http(monkeypatc
     asked = resolving(monkeypatch, ["127.0.0.1"], ["127.0.0.2"])
     port = stand_ins.root_url.rsplit(":", 1)[1]
 
-    assert send_webhook(f"http://hooks.example.pk:{port}/receiver/merchant") == (
-        "delivered (HTTP 200)"
-    )
+    assert send_webhook(f"http://hooks.example.pk:{port}/receiver/merchant") == {
+        "code": "delivered",
+        "status": 200,
+    }
     assert asked == ["hooks.example.pk"]
     [delivery] = stand_ins.records()["receivers"]["merchant"]
     assert delivery["signed"] is True

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from shops.writeback import (
     ShopifyTarget,
@@ -14,7 +15,8 @@ from shops.writeback import (
     WriteBackFailed,
     deliver_webhook,
     shopify_add_tags,
-    shopify_set_note,
+    shopify_remove_tags,
+    shopify_write_note_line,
     woocommerce_add_note,
     woocommerce_set_status,
 )
@@ -47,13 +49,74 @@ def woo(stand_ins: StandIns) -> WooCommerceTarget:
     return WooCommerceTarget(stand_ins.root_url, WOO_KEY, WOO_SECRET)
 
 
-def test_shopify_tags_and_a_note_reach_the_order(stand_ins, shopify):
-    assert "robocall-confirmed" in shopify_add_tags(shopify, ORDER, ["robocall-confirmed"])
-    shopify_set_note(shopify, ORDER, "Confirmed by key press on 29 Nov 2026")
+def test_shopify_tags_and_robodashs_note_line_reach_the_order(stand_ins, shopify):
+    assert shopify_add_tags(shopify, ORDER, ["robocall-confirmed"]) == {
+        "code": "tagged",
+        "tags": ["robocall-confirmed"],
+    }
+    line = "Robocall: Confirmed (the customer, by key press)"
+    assert shopify_write_note_line(shopify, ORDER, line) == {"code": "note_written"}
 
     order = stand_ins.records()["shopify"][GID]
     assert order["tags"] == ["robocall-confirmed"]
-    assert order["note"] == "Confirmed by key press on 29 Nov 2026"
+    assert order["note"] == line
+
+
+def test_robodashs_note_line_replaces_its_own_earlier_line_and_keeps_the_customers(
+    stand_ins, shopify
+):
+    customer = "Please ring the bell twice.\nLeave it with the guard if we are out."
+    stand_ins.control("POST", "shopify", {"token": SHOPIFY_TOKEN, "notes": {GID: customer}})
+
+    shopify_write_note_line(shopify, ORDER, "Robocall: Confirmed (the customer, by key press)")
+    changed = "Robocall: decision changed: cancelled (was confirmed, by amina)"
+    shopify_write_note_line(shopify, ORDER, changed)
+    again = shopify_write_note_line(shopify, ORDER, changed)
+
+    order = stand_ins.records()["shopify"][GID]
+    assert order["note"] == f"{customer}\n{changed}"
+    assert again == {"code": "note_unchanged"} and order["note_writes"] == 2
+
+
+def test_the_shopify_stand_in_overwrites_only_the_fields_an_order_update_gives(stand_ins):
+    """As Shopify documents OrderInput: `note` and `customAttributes` each overwrite the
+    order's; a field left out is left as it was."""
+    stand_ins.control("POST", "shopify", {"token": SHOPIFY_TOKEN, "notes": {GID: "Gate 4"}})
+    attributes = [{"key": "robodash", "value": "confirmed"}]
+
+    def update(**given: object) -> dict[str, object]:
+        answer = requests.post(
+            stand_ins.shopify_admin_url,
+            headers={"X-Shopify-Access-Token": SHOPIFY_TOKEN},
+            json={
+                "query": "mutation u($input: OrderInput!) { orderUpdate(input: $input) "
+                "{ order { id } userErrors { message } } }",
+                "variables": {"input": {"id": GID, **given}},
+            },
+            timeout=5,
+        )
+        assert answer.json()["data"]["orderUpdate"]["userErrors"] == []
+        return stand_ins.records()["shopify"][GID]
+
+    assert update(customAttributes=attributes)["note"] == "Gate 4"
+    assert update(note="Gate 5")["custom_attributes"] == attributes
+    assert update(customAttributes=[]) == {**update(), "custom_attributes": [], "note": "Gate 5"}
+
+
+def test_removing_shopify_tags_removes_those_only_and_a_missing_one_is_no_error(stand_ins, shopify):
+    shopify_add_tags(shopify, ORDER, ["vip", "robocall-confirmed"])
+
+    removed = shopify_remove_tags(shopify, ORDER, ["robocall-confirmed", "robocall-no-answer"])
+
+    assert removed == {"code": "untagged", "tags": ["robocall-confirmed", "robocall-no-answer"]}
+    assert stand_ins.records()["shopify"][GID]["tags"] == ["vip"]
+
+
+def test_a_note_for_an_order_shopify_does_not_know_needs_a_person(stand_ins, shopify):
+    with pytest.raises(WriteBackFailed) as failed:
+        shopify_write_note_line(shopify, "999", "Robocall: Confirmed (the customer, by key press)")
+
+    assert failed.value.retry is False and failed.value.stored == "unknown_order:200"
 
 
 def test_adding_a_shopify_tag_twice_leaves_one_tag(stand_ins, shopify):
@@ -122,10 +185,13 @@ def test_nothing_listening_is_retried_later():
 
 
 def test_a_woocommerce_note_and_status_reach_the_order(stand_ins, woo):
-    assert woocommerce_add_note(woo, "1001", "Confirmed [robodash:41]", "[robodash:41]") == (
-        "order note added"
-    )
-    woocommerce_set_status(woo, "1001", "cancelled")
+    assert woocommerce_add_note(woo, "1001", "Confirmed [robodash:41]", "[robodash:41]") == {
+        "code": "note_added"
+    }
+    assert woocommerce_set_status(woo, "1001", "cancelled") == {
+        "code": "status_set",
+        "status": "cancelled",
+    }
 
     order = stand_ins.records()["woocommerce"]["1001"]
     assert order == {"status": "cancelled", "notes": ["Confirmed [robodash:41]"]}
@@ -145,7 +211,7 @@ def test_a_woocommerce_note_already_written_is_not_written_again(stand_ins, woo,
 
     again = woocommerce_add_note(woo, "1001", "Cancelled [robodash:42]", "[robodash:42]")
 
-    assert again == "order note already there (an earlier answer was lost)"
+    assert again == {"code": "note_already_there"}
     assert stand_ins.records()["woocommerce"]["1001"]["notes"] == ["Cancelled [robodash:42]"]
 
 
@@ -165,7 +231,10 @@ def test_a_webhook_arrives_signed_with_its_delivery_id(stand_ins):
     url = stand_ins.receiver_url("merchant")
     payload = {"order_id": "KK-1001", "decision": "confirmed", "charges": "11.00"}
 
-    assert deliver_webhook(url, "whsec-merchant", payload, "dlv_1") == "delivered (HTTP 200)"
+    assert deliver_webhook(url, "whsec-merchant", payload, "dlv_1") == {
+        "code": "delivered",
+        "status": 200,
+    }
 
     [delivery] = stand_ins.records()["receivers"]["merchant"]
     assert delivery == {"delivery": "dlv_1", "signed": True, "payload": payload}

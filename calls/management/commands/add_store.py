@@ -36,6 +36,7 @@ OPTION_FIELDS = {
     "low_balance": "low_balance_threshold",
     "reattempts": "reattempts",
     "reattempt_gap": "reattempt_gap_minutes",
+    "after_last_attempt": "after_last_attempt",
     "timezone": "timezone",
 }
 
@@ -51,6 +52,7 @@ FIELD_FLAGS = {
     "low_balance_threshold": "--low-balance",
     "reattempts": "--reattempts",
     "reattempt_gap_minutes": "--reattempt-gap",
+    "after_last_attempt": "--after-last-attempt",
     "timezone": "--timezone",
 }
 
@@ -74,6 +76,7 @@ VALUE_PROBLEMS = {
     "not {text!r}",
     "reattempts": f"{{flag}} must be a whole number from 0 to {MAX_REATTEMPTS}, not {{text!r}}",
     "reattempt_gap_minutes": "{flag} must be a whole number from 1 to 10080, not {text!r}",
+    "after_last_attempt": "{flag} must be queue or cancel, not {text!r}",
 }
 # Codes of Django's field checks: the value on its own is wrong. Any other error is a rule
 # across fields (e.g. one delay per retry) and is shown in the form's words.
@@ -133,6 +136,11 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--reattempt-gap", help="minutes between re-attempts, at least (default 45)"
+        )
+        parser.add_argument(
+            "--after-last-attempt",
+            help="an order still unanswered after every attempt: queue (the follow-up queue, "
+            "the default) or cancel (cancelled, and the shop told)",
         )
         parser.add_argument("--timezone", help="the store's time zone, e.g. Asia/Karachi")
         parser.add_argument(

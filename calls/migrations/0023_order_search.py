@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('calls', '0021_order_desk'),
+        ('calls', '0022_order_batches'),
     ]
 
     operations = [
