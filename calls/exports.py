@@ -281,7 +281,7 @@ def xlsx_cell(sheet: Any, value: Any) -> Any:
         cell.number_format = XLSX_WHEN_FORMAT
         return cell
     if isinstance(value, dt.date):
-        cell = WriteOnlyCell(sheet, value=value)
+        cell = WriteOnlyCell(sheet, value=cast(Any, value))  # a date cell (stubs say datetime)
         cell.number_format = XLSX_DAY_FORMAT
         return cell
     cell = WriteOnlyCell(sheet, value=None)
@@ -311,10 +311,16 @@ def xlsx_file(rows: Iterable[Sequence[Any]], *, title: str) -> Any:
     return out
 
 
+def attachment(filename: str) -> str:
+    """The Content-Disposition of a download: a name beyond ASCII (an Urdu store's) as
+    filename*=utf-8''…, which browsers read, beside an ASCII fallback."""
+    return content_disposition_header(True, filename) or "attachment"
+
+
 def csv_response(rows: Iterable[Sequence[Any]], filename: str) -> StreamingHttpResponse:
     """A streamed CSV download (UTF-8 with the BOM Excel needs) of `rows`, the header first."""
     response = StreamingHttpResponse(iter_csv(rows), content_type=CSV_CONTENT_TYPE)
-    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["Content-Disposition"] = attachment(filename)
     response["Cache-Control"] = "no-store"
     return response
 

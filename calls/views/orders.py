@@ -232,7 +232,7 @@ def _view_links(filters: QueryDict) -> list[tuple[str, str, str, bool]]:
     kept = QueryDict(mutable=True)
     for name in ("store", "range", "date_from", "date_to"):
         if name in filters:
-            kept[name] = filters[name]
+            kept.setlist(name, filters.getlist(name))
     others = {"q", "status", "decision", "followup", "source"}
     chosen = {name: filters[name] for name in others if name in filters}
     labels = {

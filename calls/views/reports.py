@@ -21,12 +21,12 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils.formats import date_format
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from calls.exports import (
     CSV_CONTENT_TYPE,
+    attachment,
     export_filename,
     export_refused,
     iter_csv,
@@ -372,5 +372,5 @@ def report_export(request: HttpRequest, as_xlsx: bool = False) -> HttpResponseBa
         return xlsx_response(csv_rows(table), f"{filename}.xlsx", title=f"By {name}")
     # At most a year of days: small enough to answer whole (with the BOM Excel needs).
     response = HttpResponse("".join(iter_csv(csv_rows(table))), content_type=CSV_CONTENT_TYPE)
-    response["Content-Disposition"] = content_disposition_header(True, f"{filename}.csv")
+    response["Content-Disposition"] = attachment(f"{filename}.csv")
     return response
