@@ -171,7 +171,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         ),
         # Orders in front of a person (order_followup_queue_idx: a count of the open queue).
         "needs_decision": Order.objects.exclude(followup="").count(),
-        "needs_decision_url": reverse("followup_list"),
+        "needs_decision_url": f"{reverse('order_list')}?followup=open",
         "chart": stacked_bars(days),
         "now": stats.calls_in_flight(),
         "zone": zone,

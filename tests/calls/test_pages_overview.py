@@ -56,6 +56,7 @@ def test_the_overview_counts_the_orders_that_need_a_decision(client, manager_use
     page = text_of(client.get(reverse("overview")))
 
     assert "Needs a decision: <strong>2</strong> orders" in page
+    assert f"{reverse('order_list')}?followup=open" in page
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(client, db):
