@@ -3,6 +3,8 @@ from django.urls import path
 from calls.views import calls, campaigns, followups, orders, overview, reports, settings
 
 urlpatterns = [
+    # Django's sign-in, landing an agent on the follow-up queue (followups.SignInView).
+    path("accounts/login/", followups.SignInView.as_view(), name="login"),
     path("", overview.overview, name="overview"),
     path("overview/balances/", overview.balances, name="overview_balances"),
     path("calls/", calls.call_list, name="call_list"),
@@ -19,6 +21,8 @@ urlpatterns = [
     path("orders/<int:pk>/release/", followups.followup_release, name="followup_release"),
     path("orders/<int:pk>/take-over/", followups.followup_take_over, name="followup_take_over"),
     path("orders/<int:pk>/handled/", followups.followup_handled, name="followup_handled"),
+    path("orders/<int:pk>/callback/", followups.followup_callback, name="followup_callback"),
+    path("orders/<int:pk>/phone/", orders.order_phone, name="order_phone"),
     path("followups/", followups.followup_list, name="followup_list"),
     path("followups/next/", followups.followup_next, name="followup_next"),
     path("campaigns/", campaigns.campaign_list, name="campaign_list"),

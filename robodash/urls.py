@@ -5,7 +5,7 @@ from django.urls import include, path
 from robodash import language
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    # accounts/login/ is calls.urls': the sign-in that lands each role where its work is.
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     # Django's set_language, wrapped to save a signed-in user's choice (robodash/language.py).

@@ -1,6 +1,9 @@
 """An order's page: what the shop sent, its decision and who made it, its follow-up, one
 timeline of what happened to it (its own events and its calls' events, merged), and the actions
-(call again, decide by hand, the follow-up's claim and handled)."""
+(call again, decide by hand, correct the phone, the follow-up's claim, callback and handled).
+
+Changing a decision the order already has is deliberate: the first press asks (saying whose
+decision it overrides and what the shop will be told) and wants a note; the answer decides."""
 
 from __future__ import annotations
 
@@ -24,12 +27,13 @@ from calls.permissions import CALL_ACTIONS, EVERYONE, role_required, user_can
 from calls.pipeline.balances import call_again_question
 from calls.transitions import ACTIVE_STATES, TransitionRefused, decide_by_hand, whose_decision
 from calls.views import HtmxHttpRequest, signed_in_user
-from calls.views.followups import answer_order_action
+from calls.views.followups import answer_order_action, callback_bounds
 
 # An order gathers a handful of calls (the first, a few call-agains and re-attempts) and a few
 # dozen events; these are ceilings that keep the page bounded whatever happens.
 CALLS_LIMIT = 50
 EVENTS_LIMIT = 500
+DECISIONS = (Order.Decision.CONFIRMED, Order.Decision.CANCELLED)
 
 
 @dataclass
@@ -66,7 +70,7 @@ def timeline(order: Order, calls: list[Call]) -> list[Moment]:
     return moments
 
 
-def order_context(request: HttpRequest, order: Order) -> dict[str, Any]:
+def order_context(request: HttpRequest, order: Order, **extra: Any) -> dict[str, Any]:
     calls = list(
         order.calls.select_related("campaign")
         .prefetch_related(
@@ -95,41 +99,88 @@ def order_context(request: HttpRequest, order: Order) -> dict[str, Any]:
         "call_again_question": call_again_question(order.phone, order.store),
         "decisions": [(d.value, d.label) for d in Order.Decision if d.value],
         "mine": order.claimed_by_id == user.pk,
+        # Another agent holds the order's follow-up: take it over before working it.
+        "held_by_other": bool(order.followup and order.claimed_by_id not in (None, user.pk)),
         # What the shops were told (shops' outbox); a handful per order.
         "write_backs": list(order.write_backs.select_related("connection").order_by("id")[:20]),
+        **callback_bounds(order),
+        **extra,
     }
 
 
-def render_order_panel(request: HttpRequest, order: Order) -> str:
+def render_order_panel(request: HttpRequest, order: Order, **extra: Any) -> str:
     """The order page's panel (decision, follow-up and actions), as an action answers htmx."""
     order = _get_order(order.pk)
     return render_to_string(
-        "orders/order_detail.html#order-panel", order_context(request, order), request=request
+        "orders/order_detail.html#order-panel",
+        order_context(request, order, **extra),
+        request=request,
     )
+
+
+def order_page(request: HttpRequest, order: Order, **extra: Any) -> HttpResponse:
+    order = _get_order(order.pk)
+    return render(request, "orders/order_detail.html", order_context(request, order, **extra))
 
 
 @role_required(EVERYONE)
 @require_GET
 def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    order = _get_order(pk)
-    return render(request, "orders/order_detail.html", order_context(request, order))
+    return order_page(request, _get_order(pk))
+
+
+@dataclass
+class DecisionQuestion:
+    """What the agent is asked before a decision replaces the one the order has."""
+
+    decision: str  # the one asked for
+    replaces: str  # the one the order has, as the question shows it
+    whose: str  # whose decision that is, in words (transitions.whose_decision)
+    note: str  # what the agent typed so far
+
+
+def decision_question(order: Order, decision: str, note: str) -> DecisionQuestion:
+    return DecisionQuestion(decision, order.decision, whose_decision(order), note.strip())
 
 
 @role_required(CALL_ACTIONS)
 @require_POST
 def order_decide(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """A decision by hand (confirmed or cancelled, with a note). Changing a decision the order
-    already has needs `replaces` (the decision the person saw) and a note."""
+    """A decision by hand (confirmed or cancelled, with a note), from the order's page or its
+    queue row. An order that already has a decision is not changed by the first press: the
+    answer asks (whose decision it overrides, what the shop will be told, a note); the answer
+    to that (`override`, with `replaces`: the decision the question showed) decides, or
+    `keep` leaves it as it is."""
     order = _get_order(pk)
     decision = request.POST.get("decision", "")
-    replaces = request.POST.get("replaces")
+    note = request.POST.get("note", "")
+    if request.POST.get("keep"):
+        messages.info(
+            request, _("Order %(order)s: the decision stays as it was.") % {"order": order.order_id}
+        )
+        return answer_order_action(request, order)
+    overriding = request.POST.get("override") == "1"
+    if order.decision and not overriding and decision in DECISIONS:
+        # The first press on a decided order (or one decided since the page was drawn): ask.
+        return answer_order_action(
+            request, order, question=decision_question(order, decision, note)
+        )
+    if order.decision and overriding and not note.strip():
+        messages.error(
+            request,
+            _("Not decided: say in the note why the decision changes: it overrides %(whose)s.")
+            % {"whose": whose_decision(order)},
+        )
+        return answer_order_action(
+            request, order, question=decision_question(order, decision, note)
+        )
     try:
         decide_by_hand(
             order,
             signed_in_user(request),
             decision,
-            request.POST.get("note", ""),
-            replaces=replaces if replaces is not None else order.decision,
+            note,
+            replaces=request.POST.get("replaces", "") if overriding else "",
         )
     except TransitionRefused as refusal:
         messages.error(request, _("Not decided: %(reason)s") % {"reason": refusal})
@@ -165,6 +216,32 @@ def order_call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 "order": order.order_id,
                 "call": child.pk,
                 "when": when,
+            },
+        )
+    return answer_order_action(request, order)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def order_phone(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Correct the order's phone; the old number stays in the timeline, the next call dials the
+    new one."""
+    order = _get_order(pk)
+    try:
+        changed = actions.change_phone(order, signed_in_user(request), request.POST.get("phone", ""))
+    except ActionRefused as refusal:
+        messages.error(request, _("Phone not changed: %(reason)s") % {"reason": refusal})
+    else:
+        messages.success(
+            request,
+            _(
+                "Order %(order)s now has the number %(phone)s (was %(old)s); the next call "
+                "dials it."
+            )
+            % {
+                "order": order.order_id,
+                "phone": formatting.phone(changed.phone),
+                "old": formatting.phone(order.phone),
             },
         )
     return answer_order_action(request, order)
