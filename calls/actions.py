@@ -322,7 +322,11 @@ def set_callback(order: Order, user: User, at: dt.datetime) -> Order:
             updated_at=now,
         )
         record_order_event(
-            locked, OrderEvent.Kind.CALLBACK_SET, actor=user, at=now, callback_at=at.isoformat()
+            locked,
+            OrderEvent.Kind.CALLBACK_SET,
+            actor=user,
+            at=now,
+            callback_at=at.astimezone(dt.UTC).isoformat(),
         )
         locked.followup_at, locked.callback_set = at, True
         locked.claimed_by, locked.claimed_at = None, None
