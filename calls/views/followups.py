@@ -98,7 +98,6 @@ def row_context(order: Order, **extra: Any) -> dict[str, Any]:
         "latest": latest,
         "busy": latest is not None and not latest.is_final,
         "call_again_question": call_again_question(order.phone, order.store),
-        **callback_bounds(order),
         **extra,
     }
 

@@ -111,10 +111,14 @@ def order_context(request: HttpRequest, order: Order, **extra: Any) -> dict[str,
 def render_order_panel(request: HttpRequest, order: Order, **extra: Any) -> str:
     """The order page's panel (decision, follow-up and actions), as an action answers htmx."""
     order = _get_order(order.pk)
-    return render_to_string(
+    html = render_to_string(
         "orders/order_detail.html#order-panel",
         order_context(request, order, **extra),
         request=request,
+    )
+    # The number in the page's heading follows a corrected phone.
+    return html + render_to_string(
+        "orders/_phone_link.html", {"order": order, "oob": True}, request=request
     )
 
 

@@ -150,10 +150,15 @@ def test_a_follow_up_is_one_card_that_fits_a_phone_screen(
     expect(card.locator('a[href="tel:+923001234588"]')).to_be_visible()
     expect(card.locator("details.history")).not_to_have_attribute("open", "")
     expect(card.locator('input[name="note"]')).to_have_count(1)  # one note box
+    # Nothing in the card hides a control: every one is there to tap.
+    for control in card.locator("button, input:not([type=hidden])").all():
+        expect(control).to_be_visible()
     buttons = card.locator(".actions-cell button:visible")
-    # Call again, Confirm, Cancel, Mark handled; the callback and the number fold away.
+    # Call again, Confirm, Cancel, Mark handled; a callback time and another number are one
+    # link away, on the order's page.
     expect(buttons).to_have_count(4)
-    card_fits_the_screen(page, card, [buttons.nth(n) for n in range(4)])
+    later = card.locator(".later-link")
+    card_fits_the_screen(page, card, [buttons.nth(n) for n in range(4)] + [later])
 
     # The order's own page, where "Next order" leads, is the same: the actions on one screen.
     page.goto(f"/orders/{call.shop_order_id}/")
@@ -232,3 +237,48 @@ def test_changing_a_decision_on_the_order_page_asks_and_the_panel_swaps_in_place
     expect(page.locator(".desk-card")).to_have_count(1)  # no empty or doubled card
     assert page.evaluate("window.__samePage") is True
     assert Order.objects.get(pk=order_pk).decision == "cancelled"
+
+
+def test_an_agent_corrects_the_phone_and_sets_a_callback_from_the_order_page(
+    agent_user, store, signed_in
+):
+    call = make_final_call(make_campaign(store), "KK-7001", Call.Outcome.UNREACHABLE)
+    order_pk = call.shop_order_id
+    page = signed_in(agent_user)
+    page.set_viewport_size(PHONE_SCREEN)  # type: ignore[arg-type]
+    page.locator(f"#followup-{order_pk} .later-link").click()
+    expect(page).to_have_url(re.compile(rf"/orders/{order_pk}/#callback-at-{order_pk}$"))
+    panel = page.locator("#order-panel")
+    later = panel.locator("details.later")
+    if later.get_attribute("open") is None:
+        later.locator("summary").click()
+
+    panel.get_by_label("Correct number").fill("0300 12")
+    panel.get_by_role("button", name="Save number").click()
+    expect(page.locator("#messages")).to_contain_text(
+        "Phone not changed: The number 0300 12 cannot be called: is too short"
+    )
+
+    panel.locator("details.later summary").click()
+    panel.get_by_label("Correct number").fill("0321 7654321")
+    panel.get_by_role("button", name="Save number").click()
+    expect(page.locator("#messages")).to_contain_text("now has the number 0321 7654321")
+    # The heading's number follows, so a tap dials the corrected one.
+    expect(page.locator("h1 #order-phone")).to_have_attribute("href", "tel:+923217654321")
+    expect(page.locator("#order-phone")).to_have_count(1)
+
+    panel.locator("details.later summary").click()
+    panel.get_by_label(re.compile("Call back at")).fill("2099-01-01T10:00")
+    panel.get_by_role("button", name="Set callback").click()  # the browser refuses: past max
+    assert not Order.objects.get(pk=order_pk).callback_set
+    tomorrow = page.evaluate(
+        "() => { const d = new Date(Date.now() + 864e5); return d.toISOString().slice(0, 10); }"
+    )
+    panel.get_by_label(re.compile("Call back at")).fill(f"{tomorrow}T10:00")
+    panel.get_by_role("button", name="Set callback").click()
+    expect(page.locator("#messages")).to_contain_text("waits out of the queue until")
+    expect(panel).to_contain_text("Call back at")
+    order = Order.objects.get(pk=order_pk)
+    assert order.callback_set and order.phone == "923217654321"
+    kinds = list(OrderEvent.objects.filter(order=order).values_list("kind", flat=True))
+    assert "phone_changed" in kinds and "callback_set" in kinds
