@@ -229,10 +229,11 @@ def take_over(order: Order, user: User) -> bool:
 def _refuse_if_held_by_another(order: Order, user: User) -> None:
     """An order in the queue that another agent holds is theirs to work: take it over first,
     so the timeline says so. The caller holds the order's row lock."""
-    if order.followup and order.claimed_by_id not in (None, user.pk):
-        holder = User.objects.filter(pk=order.claimed_by_id).values_list("username", flat=True)
+    holder_id = order.claimed_by_id
+    if order.followup and holder_id is not None and holder_id != user.pk:
+        holder = User.objects.filter(pk=holder_id).values_list("username", flat=True).first()
         raise ActionRefused(
-            _("%(name)s holds this follow-up; take it over first.") % {"name": holder.first()}
+            _("%(name)s holds this follow-up; take it over first.") % {"name": holder}
         )
 
 

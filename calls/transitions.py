@@ -599,7 +599,9 @@ def decide_by_hand(
         )
     with transaction.atomic():
         locked = (
-            Order.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=order.pk)
+            Order.objects.select_for_update(of=("self",))
+            .select_related("decided_by")
+            .get(pk=order.pk)
         )
         if replaces is not None and replaces != locked.decision:
             raise TransitionRefused(

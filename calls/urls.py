@@ -3,8 +3,6 @@ from django.urls import path
 from calls.views import calls, campaigns, followups, orders, overview, reports, settings
 
 urlpatterns = [
-    # Django's sign-in, landing an agent on the follow-up queue (followups.SignInView).
-    path("accounts/login/", followups.SignInView.as_view(), name="login"),
     path("", overview.overview, name="overview"),
     path("overview/balances/", overview.balances, name="overview_balances"),
     path("calls/", calls.call_list, name="call_list"),

@@ -3,9 +3,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from robodash import language
+from robodash.sign_in import SignInView
 
 urlpatterns = [
-    # accounts/login/ is calls.urls': the sign-in that lands each role where its work is.
+    # Django's sign-in, landing an agent on the follow-up queue (robodash/sign_in.py).
+    path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     # Django's set_language, wrapped to save a signed-in user's choice (robodash/language.py).

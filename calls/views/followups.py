@@ -4,7 +4,7 @@ that could not be called), due callbacks first, then the oldest. It refreshes it
 each row is a card that fits the phone's screen. The follow-up actions on an order (claim,
 release, take over, mark handled, the next order, a callback time) answer from here too.
 
-An agent lands here when signing in (SignInView): the queue is an agent's desk."""
+An agent lands here when signing in (robodash/sign_in.py): the queue is an agent's desk."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import datetime as dt
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.views import LoginView
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,9 +26,10 @@ from django.views.decorators.http import require_GET, require_POST
 from calls import actions, formatting
 from calls.actions import ActionRefused, due_followups
 from calls.models import Call, Order, OrderEvent
-from calls.permissions import AGENT, CALL_ACTIONS, role_required
+from calls.permissions import CALL_ACTIONS, role_required
 from calls.pipeline.balances import call_again_question
 from calls.views import HtmxHttpRequest, redirect_to_next, signed_in_user
+from calls.views.order_panel import order_page, render_order_panel
 from calls.views.paging import Cursor
 
 PAGE_SIZE = 25  # a queue is worked from the top; "older" pages the rest
@@ -73,19 +73,6 @@ def _with_calls(orders: QuerySet[Order]) -> QuerySet[Order]:
             ).order_by("created_at", "id"),
         )
     )
-
-
-LOCAL_MINUTE = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> reads and writes
-
-
-def callback_bounds(order: Order) -> dict[str, str]:
-    """The callback form's limits (and a first suggestion, an hour on), in the store's zone."""
-    now = timezone.now().astimezone(order.store.zone)
-    return {
-        "callback_min": f"{now + dt.timedelta(minutes=1):{LOCAL_MINUTE}}",
-        "callback_max": f"{now + actions.MAX_CALLBACK_AHEAD:{LOCAL_MINUTE}}",
-        "callback_suggested": f"{now + dt.timedelta(hours=1):{LOCAL_MINUTE}}",
-    }
 
 
 def row_context(order: Order, **extra: Any) -> dict[str, Any]:
@@ -180,8 +167,6 @@ def answer_order_action(request: HtmxHttpRequest, order: Order, **extra: Any) ->
     the page named by `next`, or the order's page. `extra` reaches the row's or the panel's
     template (a question the action asks before it acts: `confirm`); without htmx a question
     is asked on the order's page."""
-    from calls.views.orders import order_page, render_order_panel
-
     if request.htmx:
         target = request.htmx.target or ""
         if target.startswith("followup-"):
@@ -268,9 +253,7 @@ def _already_out_of_the_queue(order: Order) -> str:
     """Why there was nothing to mark handled: who took the order out of the queue, when, and
     their note, so the second agent reads the first one's work rather than redoing it."""
     closing = (
-        order.events.filter(
-            kind__in=(OrderEvent.Kind.HANDLED, OrderEvent.Kind.FOLLOWUP_CLOSED)
-        )
+        order.events.filter(kind__in=(OrderEvent.Kind.HANDLED, OrderEvent.Kind.FOLLOWUP_CLOSED))
         .select_related("actor")
         .order_by("-at", "-id")
         .first()
@@ -293,10 +276,12 @@ def read_callback_time(text: str, order: Order) -> dt.datetime | None:
     """A datetime-local value ("2026-12-07T17:30") as a moment in the store's zone; None when
     it is not one."""
     try:
-        local = dt.datetime.strptime(text.strip(), LOCAL_MINUTE)
+        moment = dt.datetime.fromisoformat(text.strip())
     except ValueError:
         return None
-    return timezone.make_aware(local, order.store.zone)
+    if moment.tzinfo is None:
+        return timezone.make_aware(moment, order.store.zone)
+    return moment
 
 
 @role_required(CALL_ACTIONS)
@@ -338,19 +323,3 @@ def followup_next(request: HttpRequest) -> HttpResponse:
         return redirect("followup_list")
     messages.success(request, _("Order %(order)s is yours to follow up.") % {"order": order})
     return redirect("order_detail", order.pk)
-
-
-class SignInView(LoginView):
-    """Django's sign-in, landing each role where its work is: an agent on the follow-up queue,
-    an admin or a manager on the overview. A `next` that names a page is followed; the bare
-    site address, which the sign-in redirect gives anyone who opened it, is no page choice."""
-
-    def get_default_redirect_url(self) -> str:
-        user = self.request.user
-        if getattr(user, "role", None) == AGENT:
-            return reverse("followup_list")
-        return reverse("overview")
-
-    def get_redirect_url(self) -> str:
-        chosen = super().get_redirect_url()
-        return "" if chosen == reverse("overview") else chosen

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 from calls.models import Call, CallEvent, Order, OrderEvent, User
 from tests.browser.conftest import (
@@ -23,7 +23,7 @@ from tests.support.pipeline import Pipeline, wait_for
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CUSTOMER_PHONE = "923001234588"
-PHONE_SCREEN = {"width": 390, "height": 844}
+PHONE_SCREEN: ViewportSize = {"width": 390, "height": 844}
 
 
 def test_an_agent_calls_a_customer_back_from_the_follow_ups_and_marks_it_handled(
@@ -126,9 +126,7 @@ def card_fits_the_screen(page: Page, card: Locator, actions: list[Locator]) -> N
 
 
 @pytest.mark.parametrize("language", ["en", "ur"])
-def test_a_follow_up_is_one_card_that_fits_a_phone_screen(
-    agent_user, store, new_context, language
-):
+def test_a_follow_up_is_one_card_that_fits_a_phone_screen(agent_user, store, new_context, language):
     User.objects.filter(pk=agent_user.pk).update(language=language)
     campaign = make_campaign(store)
     call = make_final_call(
@@ -140,7 +138,7 @@ def test_a_follow_up_is_one_card_that_fits_a_phone_screen(
     context = new_context()
     context.set_extra_http_headers({"Accept-Language": language})
     page = sign_in_as(context, agent_user)
-    page.set_viewport_size(PHONE_SCREEN)  # type: ignore[arg-type]
+    page.set_viewport_size(PHONE_SCREEN)
     expect(page).to_have_url(re.compile(r"/followups/$"))
     expect(page.locator("html")).to_have_attribute("lang", language)
 
@@ -245,7 +243,7 @@ def test_an_agent_corrects_the_phone_and_sets_a_callback_from_the_order_page(
     call = make_final_call(make_campaign(store), "KK-7001", Call.Outcome.UNREACHABLE)
     order_pk = call.shop_order_id
     page = signed_in(agent_user)
-    page.set_viewport_size(PHONE_SCREEN)  # type: ignore[arg-type]
+    page.set_viewport_size(PHONE_SCREEN)
     page.locator(f"#followup-{order_pk} .later-link").click()
     expect(page).to_have_url(re.compile(rf"/orders/{order_pk}/#callback-at-{order_pk}$"))
     panel = page.locator("#order-panel")

@@ -76,7 +76,13 @@ def test_changing_a_decision_needs_a_note_and_says_whose_it_overrides(
     with pytest.raises(CommandError) as refused:
         decide("Karachi Kitchenware", "KK-2", "confirmed", "--as", "bilal")
     said = decide(
-        "Karachi Kitchenware", "KK-2", "confirmed", "--as", "bilal", "--note", "Pressed 2 by mistake"
+        "Karachi Kitchenware",
+        "KK-2",
+        "confirmed",
+        "--as",
+        "bilal",
+        "--note",
+        "Pressed 2 by mistake",
     )
 
     assert str(refused.value) == (

@@ -172,7 +172,7 @@ def test_a_queue_row_has_one_note_box_and_says_what_confirm_and_cancel_tell_the_
     assert "Confirm: tell the shop to ship" in row and "Cancel: tell the shop not to ship" in row
     assert "Mark handled" in row and "Ayesha" in row
     assert 'href="tel:+923001234567"' in row
-    assert "<details class=\"fold history\"" in row  # the history folds away
+    assert '<details class="fold history"' in row  # the history folds away
 
 
 # --- decisions by hand ----------------------------------------------------------------------
@@ -261,7 +261,11 @@ def test_changing_a_decision_asks_first_saying_whose_it_overrides_then_wants_a_n
     )
     assert done.content.decode().lstrip().startswith('<div id="order-panel">')
     order.refresh_from_db()
-    assert (order.decision, order.decided_via, order.decided_by) == ("confirmed", "agent", agent_user)
+    assert (order.decision, order.decided_via, order.decided_by) == (
+        "confirmed",
+        "agent",
+        agent_user,
+    )
     event = OrderEvent.objects.get(order=order, kind="decided", actor=agent_user)
     assert event.data == {
         "decision": "confirmed",
