@@ -280,3 +280,35 @@ def test_an_agent_corrects_the_phone_and_sets_a_callback_from_the_order_page(
     assert order.callback_set and order.phone == "923217654321"
     kinds = list(OrderEvent.objects.filter(order=order).values_list("kind", flat=True))
     assert "phone_changed" in kinds and "callback_set" in kinds
+
+
+@pytest.mark.parametrize("language", ["en", "ur"])
+def test_the_queue_the_order_card_and_the_decision_question_pass_axe(
+    agent_user, admin_user, store, new_context, language
+):
+    # The walk of every page (test_every_page.py) opens these pages as they load; the question
+    # only an action draws, and a card another agent holds, are looked at here.
+    from tests.browser.test_every_page import AXE, RECORD_VIOLATIONS, choose_language, look_at
+
+    campaign = make_campaign(store)
+    waiting = make_final_call(campaign, "KK-8001", Call.Outcome.CALLBACK_REQUESTED)
+    decided = make_final_call(campaign, "KK-8002", Call.Outcome.CONFIRMED)
+    held = make_final_call(campaign, "KK-8003", Call.Outcome.UNREACHABLE)
+    Order.objects.filter(pk=held.shop_order_id).update(claimed_by=admin_user)
+    context = new_context()
+    context.add_init_script(path=AXE)
+    context.add_init_script(RECORD_VIOLATIONS)
+    choose_language(context, language)
+    page = sign_in_as(context, agent_user)
+    problems = look_at(page, "/followups/", dark_too=True)
+    for call in (waiting, decided, held):
+        path = f"/orders/{call.shop_order_id}/"
+        page.goto(path)
+        problems += look_at(page, path, dark_too=True)
+
+    page.goto(f"/orders/{decided.shop_order_id}/")
+    page.locator("#order-panel button[name=decision][value=cancelled]").click()
+    expect(page.locator(".decision-question")).to_be_visible()
+    problems += look_at(page, "the decision question", dark_too=True)
+
+    assert not problems, "\n".join(problems)
