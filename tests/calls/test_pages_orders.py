@@ -313,6 +313,26 @@ def test_a_decision_made_meanwhile_by_a_colleague_is_asked_about_not_overwritten
     assert Order.objects.get(pk=order.pk).decided_by == admin_user
 
 
+def test_a_decision_changed_while_the_question_was_open_is_not_overwritten(
+    client: Client, agent_user: User, admin_user: User, campaign: Campaign
+) -> None:
+    order = queued_order(campaign, "KK-15", Call.Outcome.CANCELLED)
+    client.force_login(agent_user)
+    # The question showed the customer's cancel; meanwhile a colleague confirmed it.
+    decide_by_hand(order, admin_user, "confirmed", "Customer rang to confirm.")
+
+    response = client.post(
+        reverse("order_decide", args=[order.pk]),
+        {"decision": "confirmed", "override": "1", "replaces": "cancelled", "note": "Yes"},
+        headers={**HTMX, "HX-Target": "order-panel"},
+    )
+
+    html = response.content.decode()
+    assert "Order KK-15 was decided meanwhile (confirmed): look again before changing it." in html
+    assert "amina, by hand" in html and "decision-question" not in html  # the panel as it is
+    assert Order.objects.get(pk=order.pk).decided_by == admin_user
+
+
 def test_a_change_of_decision_without_javascript_is_asked_on_the_order_page(
     client: Client, agent_user: User, campaign: Campaign
 ) -> None:

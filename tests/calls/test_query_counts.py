@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.models import Call, CallEvent, Campaign, Order, Store, User
+from calls.models import Call, CallEvent, Campaign, Order, OrderEvent, Store, User
+from calls.transitions import FOLLOW_UP_OF_OUTCOME
 from tests.support.orders import create_call, with_orders
 
 pytestmark = pytest.mark.django_db
@@ -51,11 +52,13 @@ def add_calls(store: Store, count: int, start: int, agents: list[User]) -> None:
                 outcome=outcome,
                 call_status=2 if outcome else 1,
                 finalized_at=now - dt.timedelta(minutes=n) if outcome else None,
-                assigned_to=agents[n % len(agents)] if n % 4 == 0 and outcome else None,
                 created_at=now - dt.timedelta(minutes=n),
             )
         )
     created = Call.objects.bulk_create(with_orders(calls))
+    for n, agent in enumerate(agents):  # some follow-ups claimed, by each agent
+        claimed = [c.shop_order_id for c in created if c.outcome and c.pk % 8 == 4 * n]
+        Order.objects.filter(pk__in=claimed).exclude(followup="").update(claimed_by=agent)
     children = [
         Call(
             store=store,
@@ -67,15 +70,20 @@ def add_calls(store: Store, count: int, start: int, agents: list[User]) -> None:
             voice_id=102,
         )
         for call in created
-        if call.outcome in Call.FOLLOW_UP_OUTCOMES and call.pk % 5 == 0
+        if call.outcome in FOLLOW_UP_OF_OUTCOME and call.pk % 5 == 0
     ]
     Call.objects.bulk_create(with_orders(children))
     CallEvent.objects.bulk_create(
         [
-            CallEvent(call=call, kind=kind, actor=agents[0] if kind == "assigned" else None)
+            CallEvent(call=call, kind=kind)
             for call in created
-            for kind in (CallEvent.Kind.CREATED, CallEvent.Kind.SENT, CallEvent.Kind.ASSIGNED)
+            for kind in (CallEvent.Kind.CREATED, CallEvent.Kind.SENT)
         ]
+    )
+    OrderEvent.objects.bulk_create(
+        OrderEvent(order_id=call.shop_order_id, kind=OrderEvent.Kind.CLAIMED, actor=agents[0])
+        for call in created
+        if call.outcome
     )
 
 
