@@ -54,7 +54,7 @@ class Moment:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def _get_order(pk: int) -> Order:
+def get_order(pk: int) -> Order:
     return get_object_or_404(
         Order.objects.select_related("store", "campaign", "decided_by", "claimed_by"), pk=pk
     )
@@ -115,7 +115,7 @@ def order_context(request: HttpRequest, order: Order, **extra: Any) -> dict[str,
 
 def render_order_panel(request: HttpRequest, order: Order, **extra: Any) -> str:
     """The order page's panel (decision, follow-up and actions), as an action answers htmx."""
-    order = _get_order(order.pk)
+    order = get_order(order.pk)
     html = render_to_string(
         "orders/order_detail.html#order-panel",
         order_context(request, order, **extra),
@@ -128,5 +128,5 @@ def render_order_panel(request: HttpRequest, order: Order, **extra: Any) -> str:
 
 
 def order_page(request: HttpRequest, order: Order, **extra: Any) -> HttpResponse:
-    order = _get_order(order.pk)
+    order = get_order(order.pk)
     return render(request, "orders/order_detail.html", order_context(request, order, **extra))

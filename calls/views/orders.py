@@ -22,7 +22,7 @@ from calls.permissions import CALL_ACTIONS, EVERYONE, role_required
 from calls.transitions import TransitionRefused, decide_by_hand, whose_decision
 from calls.views import HtmxHttpRequest, signed_in_user
 from calls.views.followups import answer_order_action
-from calls.views.order_panel import _get_order, order_page
+from calls.views.order_panel import get_order, order_page
 
 DECISIONS = (Order.Decision.CONFIRMED, Order.Decision.CANCELLED)
 
@@ -30,7 +30,7 @@ DECISIONS = (Order.Decision.CONFIRMED, Order.Decision.CANCELLED)
 @role_required(EVERYONE)
 @require_GET
 def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return order_page(request, _get_order(pk))
+    return order_page(request, get_order(pk))
 
 
 @dataclass
@@ -55,7 +55,7 @@ def order_decide(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     answer asks (whose decision it overrides, what the shop will be told, a note); the answer
     to that (`override`, with `replaces`: the decision the question showed) decides, or
     `keep` leaves it as it is."""
-    order = _get_order(pk)
+    order = get_order(pk)
     decision = request.POST.get("decision", "")
     note = request.POST.get("note", "")
     if request.POST.get("keep"):
@@ -101,7 +101,7 @@ def order_decide(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @role_required(CALL_ACTIONS)
 @require_POST
 def order_call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    order = _get_order(pk)
+    order = get_order(pk)
     try:
         child = actions.call_again(order, signed_in_user(request))
     except ActionRefused as refusal:
@@ -130,7 +130,7 @@ def order_call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def order_phone(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Correct the order's phone; the old number stays in the timeline, the next call dials the
     new one."""
-    order = _get_order(pk)
+    order = get_order(pk)
     try:
         changed = actions.change_phone(
             order, signed_in_user(request), request.POST.get("phone", "")
