@@ -165,7 +165,7 @@ def answer_order_action(request: HtmxHttpRequest, order: Order, **extra: Any) ->
     """Back where an action on `order` came from: its queue row for htmx (with the flash
     messages and the follow-up count out of band), the order page's panel, else a redirect to
     the page named by `next`, or the order's page. `extra` reaches the row's or the panel's
-    template (a question the action asks before it acts: `confirm`); without htmx a question
+    template (a question the action asks before it acts: `question`); without htmx a question
     is asked on the order's page."""
     if request.htmx:
         target = request.htmx.target or ""

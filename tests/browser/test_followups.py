@@ -24,6 +24,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CUSTOMER_PHONE = "923001234588"
 PHONE_SCREEN: ViewportSize = {"width": 390, "height": 844}
+# Whether robodash.js would skip the queue's next refresh (the event its poll starts with).
+QUEUE_REFRESH_SKIPPED = """() => {
+  const region = document.getElementById("followup-results");
+  const poll = new CustomEvent("htmx:beforeRequest", {
+    bubbles: true, cancelable: true, detail: {elt: region},
+  });
+  region.dispatchEvent(poll);
+  return poll.defaultPrevented;
+}"""
 
 
 def test_an_agent_calls_a_customer_back_from_the_follow_ups_and_marks_it_handled(
@@ -189,13 +198,18 @@ def test_changing_a_decision_from_a_queue_row_asks_first_and_updates_the_row_in_
     expect(question).to_contain_text("this overrides the store's rule after the last attempt")
     expect(question.get_by_role("textbox")).to_have_value("Customer wants it after all.")
     expect(page.locator(f"#followup-{order.pk}")).to_have_count(1)  # swapped, not duplicated
+    expect(question.get_by_role("textbox")).to_be_focused()
     assert Order.objects.get(pk=order.pk).decided_via == "policy"
+    # The queue's refresh waits while the question is open, even with the focus elsewhere.
+    page.locator("h1").click()
+    assert page.evaluate(QUEUE_REFRESH_SKIPPED) is True
 
     question.get_by_role("button", name="Yes, confirm: tell the shop to ship").click()
 
     expect(row).to_contain_text("Decided: confirmed")
     expect(page.locator("#messages")).to_contain_text("Order KK-6001 confirmed by hand")
     expect(row.locator(".decision-question")).to_have_count(0)
+    assert page.evaluate(QUEUE_REFRESH_SKIPPED) is False
     order.refresh_from_db()
     assert (order.decision, order.decided_by, order.decision_note) == (
         "confirmed",
