@@ -18,6 +18,13 @@ from tests.browser.conftest import (
     make_final_call,
     sign_in_as,
 )
+from tests.browser.test_every_page import (
+    AXE,
+    RECORD_VIOLATIONS,
+    TOO_SMALL_TO_TAP_JS,
+    choose_language,
+    look_at,
+)
 from tests.support.pipeline import Pipeline, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -166,6 +173,7 @@ def test_a_follow_up_is_one_card_that_fits_a_phone_screen(agent_user, store, new
     expect(buttons).to_have_count(4)
     later = card.locator(".later-link")
     card_fits_the_screen(page, card, [buttons.nth(n) for n in range(4)] + [later])
+    assert card.evaluate(TOO_SMALL_TO_TAP_JS) == []  # every control a thumb's 44 px
 
     # The order's own page, where "Next order" leads, is the same: the actions on one screen.
     page.goto(f"/orders/{call.shop_order_id}/")
@@ -302,8 +310,6 @@ def test_the_queue_the_order_card_and_the_decision_question_pass_axe(
 ):
     # The walk of every page (test_every_page.py) opens these pages as they load; the question
     # only an action draws, and a card another agent holds, are looked at here.
-    from tests.browser.test_every_page import AXE, RECORD_VIOLATIONS, choose_language, look_at
-
     campaign = make_campaign(store)
     waiting = make_final_call(campaign, "KK-8001", Call.Outcome.CALLBACK_REQUESTED)
     decided = make_final_call(campaign, "KK-8002", Call.Outcome.CONFIRMED)
