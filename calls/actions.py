@@ -1,5 +1,6 @@
-"""What people do to an order and its calls from the pages: call again, withdraw, and the
-follow-up work on the order (claim, release, take over, mark handled, the next order).
+"""What people do to an order and its calls from the pages: call again, withdraw, correct the
+phone, and the follow-up work on the order (claim, release, take over, mark handled, the next
+order, a callback time the customer asked for).
 
 Withdrawing and calling again change a call's state, so their writes are calls/transitions.py's;
 this module adds the checks and the follow-up bookkeeping (claims, handled notes).
@@ -11,12 +12,16 @@ event naming the user, so the order's timeline shows who did what.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from calls import formatting
 from calls.models import Call, CallEvent, Order, OrderEvent, User
+from calls.phones import InvalidPhone, normalize_pk_mobile
 from calls.pipeline.dispatch import wake_dispatcher
 from calls.transitions import (
     ACTIVE_STATES,
@@ -32,17 +37,23 @@ __all__ = [
     "ACTIVE_STATES",
     "ActionRefused",
     "call_again",
+    "change_phone",
     "claim",
     "due_followups",
     "mark_handled",
     "next_order",
     "release",
+    "set_callback",
     "take_over",
     "withdraw",
 ]
 
 # Refusals of the transitions and of these actions read the same to the person who asked.
 ActionRefused = TransitionRefused
+
+# How far ahead a callback may be set: a customer who asks to be rung "next month" is better
+# served by a note and Mark handled than by an order hidden from the queue for weeks.
+MAX_CALLBACK_AHEAD = dt.timedelta(days=14)
 
 
 def due_followups() -> QuerySet[Order]:
@@ -213,3 +224,111 @@ def take_over(order: Order, user: User) -> bool:
             previous=previous.username if previous is not None else None,
         )
     return True
+
+
+def _refuse_if_held_by_another(order: Order, user: User) -> None:
+    """An order in the queue that another agent holds is theirs to work: take it over first,
+    so the timeline says so. The caller holds the order's row lock."""
+    holder_id = order.claimed_by_id
+    if order.followup and holder_id is not None and holder_id != user.pk:
+        holder = User.objects.filter(pk=holder_id).values_list("username", flat=True).first()
+        raise ActionRefused(
+            _("%(name)s holds this follow-up; take it over first.") % {"name": holder}
+        )
+
+
+def change_phone(order: Order, user: User, raw: str) -> Order:
+    """Correct the order's phone (the shop sent a wrong one, the customer gave another): the
+    number is checked as intake checks it, the order's phone is replaced, and the old number is
+    kept in the timeline (OrderEvent PHONE_CHANGED {old_phone, phone}). The next call of the
+    order dials the new number: queue_call copies the order's phone onto each call.
+
+    Refused while a call of the order is queued or in flight (it carries the old number), and
+    while another agent holds the order's follow-up."""
+    try:
+        phone = normalize_pk_mobile(raw)
+    except InvalidPhone as problem:
+        raise ActionRefused(
+            _("The number %(raw)s cannot be called: %(reason)s.")
+            % {"raw": problem.raw or "—", "reason": problem.reason}
+        ) from None
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if locked.phone == phone:
+            raise ActionRefused(
+                _("%(phone)s is already the number of order %(order)s.")
+                % {"phone": formatting.phone(phone), "order": locked.order_id}
+            )
+        _refuse_if_held_by_another(locked, user)
+        busy = locked.calls.filter(state__in=ACTIVE_STATES).order_by("id").first()
+        if busy is not None:
+            raise ActionRefused(
+                _(
+                    "Call #%(pk)s for this order is still %(state)s and dials the old number; "
+                    "wait for its outcome before changing it."
+                )
+                % {"pk": busy.pk, "state": busy.get_state_display().lower()}
+            )
+        now = timezone.now()
+        old_phone = locked.phone
+        Order.objects.filter(pk=locked.pk).update(phone=phone, updated_at=now)
+        record_order_event(
+            locked,
+            OrderEvent.Kind.PHONE_CHANGED,
+            actor=user,
+            at=now,
+            old_phone=old_phone,
+            phone=phone,
+        )
+        locked.phone, locked.updated_at = phone, now
+    return locked
+
+
+def set_callback(order: Order, user: User, at: dt.datetime) -> Order:
+    """The customer asked to be called at `at`: the order leaves the queue until then
+    (due_followups hides it) and comes back at the top (callback_set), for any agent: the
+    claim is given back, as whoever is on duty then makes the call. OrderEvent CALLBACK_SET
+    {callback_at} records it.
+
+    Refused for a time past or more than MAX_CALLBACK_AHEAD ahead, for an order not in the
+    queue, and while another agent holds it."""
+    now = timezone.now()
+    zone = order.store.zone
+    if at <= now:
+        raise ActionRefused(
+            _("%(at)s has passed; choose a time to call back that is still to come.")
+            % {"at": formatting.when(at, zone)}
+        )
+    if at > now + MAX_CALLBACK_AHEAD:
+        raise ActionRefused(
+            _("Choose a callback time within %(days)s days (by %(last)s).")
+            % {
+                "days": MAX_CALLBACK_AHEAD.days,
+                "last": formatting.when(now + MAX_CALLBACK_AHEAD, zone),
+            }
+        )
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if not locked.followup:
+            raise ActionRefused(
+                _("Order %(order)s is not in the follow-up queue; there is nothing to call back.")
+                % {"order": locked.order_id}
+            )
+        _refuse_if_held_by_another(locked, user)
+        Order.objects.filter(pk=locked.pk).update(
+            followup_at=at,
+            callback_set=True,
+            claimed_by=None,
+            claimed_at=None,
+            updated_at=now,
+        )
+        record_order_event(
+            locked,
+            OrderEvent.Kind.CALLBACK_SET,
+            actor=user,
+            at=now,
+            callback_at=at.astimezone(dt.UTC).isoformat(),
+        )
+        locked.followup_at, locked.callback_set = at, True
+        locked.claimed_by, locked.claimed_at = None, None
+    return locked

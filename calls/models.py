@@ -448,7 +448,7 @@ class Order(Message):
             models.Index(
                 fields=["order_id"], name="order_order_id_idx", opclasses=["varchar_pattern_ops"]
             ),
-            # /orders/ (calls/views/orders.py): newest first, keyset (created_at, id), of every
+            # /orders/ (calls/views/order_list.py): newest first, keyset (created_at, id), of every
             # store or of one; a status, even a rare one, read off its own index rather than
             # found by walking every order (tests/calls/test_orders_list_plan.py).
             models.Index(fields=["created_at", "id"], name="order_created_idx"),

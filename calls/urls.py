@@ -1,6 +1,15 @@
 from django.urls import path
 
-from calls.views import calls, campaigns, followups, orders, overview, reports, settings
+from calls.views import (
+    calls,
+    campaigns,
+    followups,
+    order_list,
+    orders,
+    overview,
+    reports,
+    settings,
+)
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
@@ -12,16 +21,20 @@ urlpatterns = [
     path("calls/<int:pk>/row/", calls.call_row, name="call_row"),
     path("calls/<int:pk>/call-again/", calls.call_again, name="call_again"),
     path("calls/<int:pk>/withdraw/", calls.call_withdraw, name="call_withdraw"),
-    path("orders/", orders.order_list, name="order_list"),
-    path("orders/export.csv", orders.order_export, name="order_export"),
-    path("orders/export.xlsx", orders.order_export, {"as_xlsx": True}, name="order_export_xlsx"),
+    path("orders/", order_list.order_list, name="order_list"),
+    path("orders/export.csv", order_list.order_export, name="order_export"),
+    path(
+        "orders/export.xlsx", order_list.order_export, {"as_xlsx": True}, name="order_export_xlsx"
+    ),
     path("orders/<int:pk>/", orders.order_detail, name="order_detail"),
     path("orders/<int:pk>/decide/", orders.order_decide, name="order_decide"),
     path("orders/<int:pk>/call-again/", orders.order_call_again, name="order_call_again"),
-    path("orders/<int:pk>/claim/", orders.followup_claim, name="followup_claim"),
-    path("orders/<int:pk>/release/", orders.followup_release, name="followup_release"),
-    path("orders/<int:pk>/take-over/", orders.followup_take_over, name="followup_take_over"),
-    path("orders/<int:pk>/handled/", orders.followup_handled, name="followup_handled"),
+    path("orders/<int:pk>/claim/", followups.followup_claim, name="followup_claim"),
+    path("orders/<int:pk>/release/", followups.followup_release, name="followup_release"),
+    path("orders/<int:pk>/take-over/", followups.followup_take_over, name="followup_take_over"),
+    path("orders/<int:pk>/handled/", followups.followup_handled, name="followup_handled"),
+    path("orders/<int:pk>/callback/", followups.followup_callback, name="followup_callback"),
+    path("orders/<int:pk>/phone/", orders.order_phone, name="order_phone"),
     path("followups/", followups.followup_list, name="followup_list"),
     path("followups/next/", followups.followup_next, name="followup_next"),
     path("campaigns/", campaigns.campaign_list, name="campaign_list"),

@@ -1,16 +1,15 @@
 """Switching the interface's language: Django's set_language, which also remembers the choice
 on a signed-in user's account so that it follows them to any browser. A choice made on the
 sign-in page, before anyone is signed in, is kept in the session and saved to the account of
-whoever signs in next in it (SignIn), so that the saved language does not undo it."""
+whoever signs in next in it (robodash/sign_in.py), so that the saved language does not undo it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase
 from django.utils.translation import check_for_language
 from django.views import i18n
 from django.views.decorators.http import require_POST
@@ -27,7 +26,7 @@ def set_language(request: HttpRequest) -> HttpResponseBase:
     if not known:
         return response
     if user.is_authenticated:
-        _save_language(user, language)
+        save_language(user, language)
     else:
         request.session[CHOSEN_SIGNED_OUT] = language  # signing in keeps the session's data
     return response
@@ -36,18 +35,14 @@ def set_language(request: HttpRequest) -> HttpResponseBase:
 CHOSEN_SIGNED_OUT = "language_chosen_signed_out"
 
 
-def _save_language(user: Any, language: str) -> None:
+def save_language(user: Any, language: str) -> None:
     if user.language != language:
         user.language = language
         user.save(update_fields=["language"])
 
 
-class SignIn(auth_views.LoginView):
-    """Django's sign-in; a language chosen on the sign-in page becomes the user's own."""
-
-    def form_valid(self, form: Any) -> HttpResponse:
-        response = super().form_valid(form)
-        chosen = self.request.session.pop(CHOSEN_SIGNED_OUT, "")
-        if chosen in dict(settings.LANGUAGES):
-            _save_language(form.get_user(), chosen)
-        return response
+def keep_language_chosen_signed_out(request: HttpRequest, user: Any) -> None:
+    """Signing in: a language chosen on the sign-in page becomes the user's own."""
+    chosen = request.session.pop(CHOSEN_SIGNED_OUT, "")
+    if chosen in dict(settings.LANGUAGES):
+        save_language(user, chosen)

@@ -3,10 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from robodash import language
+from robodash.sign_in import SignInView
 
 urlpatterns = [
-    # Django's sign-in, keeping a language chosen on its page (robodash/language.py).
-    path("accounts/login/", language.SignIn.as_view(), name="login"),
+    # Django's sign-in, landing an agent on the follow-up queue and keeping a language chosen
+    # on its page (robodash/sign_in.py).
+    path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     # Django's set_language, wrapped to save a signed-in user's choice (robodash/language.py).

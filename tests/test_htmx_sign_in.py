@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from calls.models import Call, Campaign
+from calls.models import Call, Campaign, Order
 from tests.calls.test_stats import add_calls
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +31,7 @@ def test_a_signed_out_htmx_action_sends_the_whole_page_to_sign_in_back_to_that_p
     client: Client, call: Call
 ) -> None:
     response = client.post(
-        reverse("call_claim", args=[call.pk]),
+        reverse("followup_claim", args=[call.shop_order_id]),
         headers=htmx_from("http://testserver/followups/?who=mine"),
     )
 
@@ -53,10 +53,10 @@ def test_a_signed_out_htmx_poll_from_another_site_returns_to_the_overview(
 def test_a_signed_out_request_without_htmx_is_redirected_as_before(
     client: Client, call: Call
 ) -> None:
-    response = client.post(reverse("call_claim", args=[call.pk]))
+    response = client.post(reverse("followup_claim", args=[call.shop_order_id]))
 
     assert response.status_code == 302
-    assert response["Location"] == f"/accounts/login/?next=/calls/{call.pk}/claim/"
+    assert response["Location"] == f"/accounts/login/?next=/orders/{call.shop_order_id}/claim/"
 
 
 def test_a_refused_htmx_action_answers_with_the_page_message_saying_so(
@@ -65,7 +65,8 @@ def test_a_refused_htmx_action_answers_with_the_page_message_saying_so(
     client.force_login(manager_user)
 
     response = client.post(
-        reverse("call_claim", args=[call.pk]), headers=htmx_from("http://testserver/followups/")
+        reverse("followup_claim", args=[call.shop_order_id]),
+        headers=htmx_from("http://testserver/followups/"),
     )
 
     assert response.status_code == 403
@@ -73,4 +74,4 @@ def test_a_refused_htmx_action_answers_with_the_page_message_saying_so(
     assert response["HX-Reswap"] == "outerHTML"
     assert b'id="messages"' in response.content
     assert b"That was refused" in response.content
-    assert not Call.objects.get(pk=call.pk).assigned_to_id
+    assert not Order.objects.get(pk=call.shop_order_id).claimed_by_id

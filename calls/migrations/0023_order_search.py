@@ -1,4 +1,4 @@
-# The /orders/ page's indexes (calls/views/orders.py): newest first, of a store or a status,
+# The /orders/ page's indexes (calls/views/order_list.py): newest first, of a store or a status,
 # and its search by any part of the order id (pg_trgm) or the start of a phone.
 #
 # Built CONCURRENTLY, so a store taking orders is not blocked while ten million rows are

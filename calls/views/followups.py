@@ -1,29 +1,35 @@
 """The agents' queue of orders: one row per order in front of a person (a callback request,
 unreachable or answered without a key after every attempt, a call that needs review, an order
-that could not be called), due callbacks first, then the oldest. It refreshes itself. The
-follow-up actions on an order (claim, release, take over, mark handled, the next order) answer
-from here too."""
+that could not be called), due callbacks first, then the oldest. It refreshes itself. At 390 px
+each row is a card that fits the phone's screen. The follow-up actions on an order (claim,
+release, take over, mark handled, the next order, a callback time) answer from here too.
+
+An agent lands here when signing in (robodash/sign_in.py): the queue is an agent's desk."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.contrib import messages
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from calls import actions
-from calls.actions import due_followups
-from calls.models import Call, Order
+from calls import actions, formatting
+from calls.actions import ActionRefused, due_followups
+from calls.models import Call, Order, OrderEvent
 from calls.permissions import CALL_ACTIONS, role_required
 from calls.pipeline.balances import call_again_question
-from calls.views import HtmxHttpRequest, signed_in_user
+from calls.views import HtmxHttpRequest, redirect_to_next, signed_in_user
+from calls.views.order_panel import order_page, render_order_panel
 from calls.views.paging import Cursor
 
 PAGE_SIZE = 25  # a queue is worked from the top; "older" pages the rest
@@ -69,20 +75,26 @@ def _with_calls(orders: QuerySet[Order]) -> QuerySet[Order]:
     )
 
 
-def row_context(order: Order) -> dict[str, Any]:
+def row_context(order: Order, **extra: Any) -> dict[str, Any]:
     order_calls = list(order.calls.all())
+    latest = order_calls[-1] if order_calls else None
     return {
         "order": order,
+        "row_id": f"followup-{order.pk}",
         "order_calls": order_calls,
-        "latest": order_calls[-1] if order_calls else None,
+        "latest": latest,
+        "busy": latest is not None and not latest.is_final,
         "call_again_question": call_again_question(order.phone, order.store),
+        **extra,
     }
 
 
-def render_followup_row(request: HttpRequest, order: Order) -> str:
+def render_followup_row(request: HttpRequest, order: Order, **extra: Any) -> str:
     """The queue's row for `order`, as an action answers an htmx request from that row."""
     order = _with_calls(Order.objects.filter(pk=order.pk)).get()
-    return render_to_string("followups/_followup_row.html", row_context(order), request=request)
+    return render_to_string(
+        "followups/_followup_row.html", row_context(order, **extra), request=request
+    )
 
 
 @role_required(CALL_ACTIONS)
@@ -142,7 +154,163 @@ def followup_list(request: HtmxHttpRequest) -> HttpResponse:
     return response
 
 
-# --- the next order ------------------------------------------------------------------------
+# --- the follow-up actions on an order ------------------------------------------------------
+
+
+def _get_order(pk: int) -> Order:
+    return get_object_or_404(Order.objects.select_related("store", "claimed_by"), pk=pk)
+
+
+def answer_order_action(request: HtmxHttpRequest, order: Order, **extra: Any) -> HttpResponse:
+    """Back where an action on `order` came from: its queue row for htmx (with the flash
+    messages and the follow-up count out of band), the order page's panel, else a redirect to
+    the page named by `next`, or the order's page. `extra` reaches the row's or the panel's
+    template (a question the action asks before it acts: `question`); without htmx a question
+    is asked on the order's page."""
+    if request.htmx:
+        target = request.htmx.target or ""
+        if target.startswith("followup-"):
+            html = render_followup_row(request, order, **extra)
+        else:
+            html = render_order_panel(request, order, **extra)
+        html += render_to_string("calls/_out_of_band.html", request=request)
+        return HttpResponse(html)
+    if extra:
+        return order_page(request, order, **extra)
+    return redirect_to_next(request, reverse("order_detail", args=[order.pk]))
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def followup_claim(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    order = _get_order(pk)
+    if actions.claim(order, signed_in_user(request)):
+        messages.success(request, _("Order %(order)s is yours to follow up.") % {"order": order})
+    else:
+        current = _get_order(pk)
+        if not current.followup:
+            messages.warning(request, _("Order %(order)s has left the queue.") % {"order": order})
+        else:
+            holder = current.claimed_by.username if current.claimed_by else _("someone else")
+            messages.warning(
+                request,
+                _("Order %(order)s is already claimed by %(holder)s.")
+                % {"order": order, "holder": holder},
+            )
+    return answer_order_action(request, order)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def followup_release(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    order = _get_order(pk)
+    if actions.release(order, signed_in_user(request)):
+        messages.success(
+            request, _("Order %(order)s released: anyone may claim it.") % {"order": order}
+        )
+    else:
+        messages.warning(
+            request,
+            _("Order %(order)s was not claimed by you; nothing to release.") % {"order": order},
+        )
+    return answer_order_action(request, order)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def followup_take_over(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    order = _get_order(pk)
+    holder = order.claimed_by.username if order.claimed_by else None
+    if actions.take_over(order, signed_in_user(request)):
+        taken = (
+            _("Order %(order)s taken over from %(holder)s.")
+            if holder
+            else _("Order %(order)s taken over.")
+        )
+        messages.success(request, taken % {"order": order, "holder": holder})
+    else:
+        messages.warning(request, _("Order %(order)s has left the queue.") % {"order": order})
+    return answer_order_action(request, order)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def followup_handled(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    order = _get_order(pk)
+    try:
+        won = actions.mark_handled(order, signed_in_user(request), request.POST.get("note", ""))
+    except ActionRefused as refusal:
+        messages.error(request, _("Not marked handled: %(reason)s") % {"reason": refusal})
+    else:
+        if won:
+            messages.success(request, _("Order %(order)s marked handled.") % {"order": order})
+        else:
+            messages.warning(request, _already_out_of_the_queue(order))
+    return answer_order_action(request, order)
+
+
+def _already_out_of_the_queue(order: Order) -> str:
+    """Why there was nothing to mark handled: who took the order out of the queue, when, and
+    their note, so the second agent reads the first one's work rather than redoing it."""
+    closing = (
+        order.events.filter(kind__in=(OrderEvent.Kind.HANDLED, OrderEvent.Kind.FOLLOWUP_CLOSED))
+        .select_related("actor")
+        .order_by("-at", "-id")
+        .first()
+    )
+    if closing is not None and closing.kind == OrderEvent.Kind.HANDLED and closing.actor:
+        return _(
+            "Order %(order)s was already marked handled by %(name)s on %(when)s: “%(note)s”"
+        ) % {
+            "order": order.order_id,
+            "name": closing.actor.username,
+            "when": formatting.when(closing.at, order.store),
+            "note": closing.data.get("note", ""),
+        }
+    return _("Order %(order)s had already left the queue (handled or decided).") % {
+        "order": order.order_id
+    }
+
+
+def read_callback_time(text: str, order: Order) -> dt.datetime | None:
+    """A datetime-local value ("2026-12-07T17:30") as a moment in the store's zone; None when
+    it is not one."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return timezone.make_aware(moment, order.store.zone)
+    return moment
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def followup_callback(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The customer asked to be called at a time: the order waits out of the queue until then."""
+    order = _get_order(pk)
+    at = read_callback_time(request.POST.get("callback_at", ""), order)
+    if at is None:
+        messages.error(
+            request,
+            _("No callback set: give a day and a time, e.g. %(example)s.")
+            % {"example": f"{timezone.now().astimezone(order.store.zone):%Y-%m-%d} 17:30"},
+        )
+        return answer_order_action(request, order)
+    try:
+        actions.set_callback(order, signed_in_user(request), at)
+    except ActionRefused as refusal:
+        messages.error(request, _("No callback set: %(reason)s") % {"reason": refusal})
+    else:
+        messages.success(
+            request,
+            _(
+                "Order %(order)s waits out of the queue until %(at)s, then comes back at its "
+                "top for whoever is on duty."
+            )
+            % {"order": order.order_id, "at": formatting.when(at, order.store)},
+        )
+    return answer_order_action(request, order)
 
 
 @role_required(CALL_ACTIONS)

@@ -2,17 +2,20 @@
 // trigger filters such as `every 10s [expr]` are unavailable: what they would do is here.
 
 // A region that refreshes itself (data-pause-while-focused) skips a refresh while the person
-// is typing inside it, so a half-typed note is not replaced under their fingers. (A focused
-// button does not pause it: the refresh keeps the focus on the same row, below.) The region's
-// own requests are its polls; the buttons and forms inside it send theirs from themselves.
+// is typing inside it, so a half-typed note is not replaced under their fingers, and while a
+// question in it waits for an answer (changing a decision). (A focused button does not pause
+// it: the refresh keeps the focus on the same row, below.) The region's own requests are its
+// polls; the buttons and forms inside it send theirs from themselves.
 document.addEventListener("htmx:beforeRequest", function (event) {
   var region = event.detail.elt;
   var active = document.activeElement;
-  if (
-    region.hasAttribute("data-pause-while-focused") &&
+  if (!region.hasAttribute("data-pause-while-focused")) {
+    return;
+  }
+  var typing =
     region.contains(active) &&
-    active.matches("input:not([type=hidden]):not([type=submit]), textarea, select")
-  ) {
+    active.matches("input:not([type=hidden]):not([type=submit]), textarea, select");
+  if (typing || region.querySelector(".decision-question")) {
     event.preventDefault();
   }
 });

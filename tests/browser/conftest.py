@@ -130,7 +130,8 @@ def new_context(
 
 
 def sign_in_as(context: BrowserContext, user: User) -> Page:
-    """Sign in through the sign-in form, as a person does; land on the overview."""
+    """Sign in through the sign-in form, as a person does; land where the role does (an
+    agent on the follow-up queue, anyone else on the overview)."""
     page = context.new_page()
     page.goto("/accounts/login/")
     # In the page's language (a browser asking for Urdu gets an Urdu sign-in form).

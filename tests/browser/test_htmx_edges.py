@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from calls.models import Call, User
+from calls.models import Call, Order, User
 from tests.browser.conftest import make_campaign, make_final_call, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -22,7 +22,7 @@ def follow_up(store) -> Call:
 
 def open_queue(page: Page, call: Call):
     open_page(page, "/followups/")
-    row = page.locator(f"#followup-{call.pk}")
+    row = page.locator(f"#followup-{call.shop_order_id}")
     expect(row).to_be_visible()
     return row
 
@@ -42,7 +42,7 @@ def test_claiming_after_signing_out_in_another_tab_opens_the_sign_in_page(
     page.wait_for_url(re.compile(r"/accounts/login/\?next=/followups/$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
     expect(page.locator("table")).to_have_count(0)
-    assert not Call.objects.get(pk=follow_up.pk).assigned_to_id
+    assert not Order.objects.get(pk=follow_up.shop_order_id).claimed_by_id
 
 
 def test_a_refused_row_action_says_so_on_the_page(agent_user, follow_up, signed_in, page_problems):
@@ -58,7 +58,7 @@ def test_a_refused_row_action_says_so_on_the_page(agent_user, follow_up, signed_
         "That was refused"
     )
     expect(row.get_by_role("button", name="Claim")).to_be_visible()  # the row is left as it was
-    assert not Call.objects.get(pk=follow_up.pk).assigned_to_id
+    assert not Order.objects.get(pk=follow_up.shop_order_id).claimed_by_id
 
 
 def test_keyboard_focus_stays_on_the_row_a_claim_replaced(agent_user, follow_up, signed_in):
@@ -72,7 +72,7 @@ def test_keyboard_focus_stays_on_the_row_a_claim_replaced(agent_user, follow_up,
     expect(row.get_by_role("button", name="Release")).to_be_focused()
     page.keyboard.press("Enter")  # Release, from the keyboard, lands back on Claim
     expect(row.get_by_role("button", name="Claim")).to_be_focused()
-    assert not Call.objects.get(pk=follow_up.pk).assigned_to_id
+    assert not Order.objects.get(pk=follow_up.shop_order_id).claimed_by_id
 
 
 def test_the_first_tab_stop_skips_past_the_menu_to_the_content(agent_user, signed_in):

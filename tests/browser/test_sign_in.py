@@ -18,6 +18,12 @@ NAV = {
     User.Role.AGENT: ["Overview", "Calls", "Campaigns", "Follow-ups"],
     User.Role.MANAGER: ["Overview", "Calls", "Campaigns", "Reports"],
 }
+# Where each role lands: an agent's work is the follow-up queue.
+LANDS_ON = {
+    User.Role.ADMIN: "Overview",
+    User.Role.AGENT: "Follow-ups",
+    User.Role.MANAGER: "Overview",
+}
 
 
 @pytest.mark.parametrize("persona", ["admin_user", "agent_user", "manager_user"])
@@ -25,7 +31,9 @@ def test_each_role_signs_in_sees_its_own_sections_and_signs_out(persona, request
     user: User = request.getfixturevalue(persona)
     page = sign_in_as(new_context(), user)
 
-    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+    expect(
+        page.get_by_role("heading", name=LANDS_ON[User.Role(user.role)], level=1)
+    ).to_be_visible()
     assert_page_assets_loaded(page)
     nav = page.get_by_role("navigation", name="Main")
     links = [

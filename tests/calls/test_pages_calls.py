@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calls import actions
-from calls.models import Call, CallEvent, Campaign, Store, User
+from calls.models import Call, CallEvent, Campaign, Order, OrderEvent, Store, User
 from calls.views import followups
 from calls.views.paging import Cursor
 from tests.support.orders import create_call
@@ -288,38 +288,11 @@ def test_both_list_pages_write_their_links_with_the_one_cursor(
     queue = client.get(reverse("followup_list"))
 
     last_call = calls_page.context["rows"][-1]
-    last_followup = queue.context["rows"][-1]["call"]
+    last_followup = queue.context["rows"][-1]["order"]
     older = QueryDict(calls_page.context["older_query"])["before"]
     onward = QueryDict(queue.context["next_query"])["after"]
     assert Cursor.decode(older) == Cursor(last_call.created_at, last_call.pk)
-    assert Cursor.decode(onward) == Cursor(last_followup.finalized_at, last_followup.pk)
-
-
-def test_the_follow_up_queue_pages_on_to_calls_with_no_end_time_last(
-    client: Client, agent_user: User, campaign: Campaign
-) -> None:
-    start = timezone.now() - dt.timedelta(days=1)
-    for n in range(followups.PAGE_SIZE - 1):
-        make_call(
-            campaign,
-            f"F-{n:02d}",
-            outcome=Call.Outcome.UNREACHABLE,
-            finalized_at=start + dt.timedelta(minutes=n),
-        )
-    for n in range(followups.PAGE_SIZE + 3):
-        make_call(campaign, f"N-{n:02d}", outcome=Call.Outcome.NEEDS_REVIEW, finalized_at=None)
-    signed_in(client, agent_user)
-
-    pages = [client.get(reverse("followup_list"))]
-    while pages[-1].context["next_query"] is not None:
-        pages.append(client.get(f"{reverse('followup_list')}?{pages[-1].context['next_query']}"))
-
-    orders = [row["call"].order_id for page in pages for row in page.context["rows"]]
-    assert orders == [f"F-{n:02d}" for n in range(followups.PAGE_SIZE - 1)] + [
-        f"N-{n:02d}" for n in range(followups.PAGE_SIZE + 3)
-    ]
-    assert "after=n_" in pages[1].context["next_query"]  # the cursor of a row with no end time
-    assert [len(page.context["rows"]) for page in pages] == [followups.PAGE_SIZE] * 2 + [2]
+    assert Cursor.decode(onward) == Cursor(last_followup.followup_at, last_followup.pk)
 
 
 def test_a_mangled_follow_up_page_link_shows_the_queue_from_the_top_with_a_note(
@@ -331,7 +304,7 @@ def test_a_mangled_follow_up_page_link_shows_the_queue_from_the_top_with_a_note(
     response = client.get(reverse("followup_list"), {"after": "99999999999999999999_1"})
 
     assert response.status_code == 200
-    assert [row["call"].order_id for row in response.context["rows"]] == ["F-1"]
+    assert [row["order"].order_id for row in response.context["rows"]] == ["F-1"]
     assert "That page link is no longer valid" in response.content.decode()
 
 
@@ -479,11 +452,12 @@ def test_call_page_offers_the_actions_the_state_allows(
 
     assert reverse("call_withdraw", args=[queued.pk]) in queued_html
     assert reverse("call_again", args=[queued.pk]) not in queued_html
-    assert reverse("call_handled", args=[queued.pk]) not in queued_html
+    assert "Work it on the order's page" not in queued_html
     assert reverse("call_withdraw", args=[follow_up.pk]) not in follow_html
     assert reverse("call_again", args=[follow_up.pk]) in follow_html
-    assert reverse("call_handled", args=[follow_up.pk]) in follow_html
-    assert reverse("call_claim", args=[follow_up.pk]) in follow_html
+    # The follow-up work (claim, handled, decide) is the order's: the call page leads there.
+    assert "Work it on the order's page" in follow_html
+    assert reverse("order_detail", args=[follow_up.shop_order_id]) in follow_html
 
 
 def test_call_page_panel_polls_while_in_flight_and_stops_with_286(
@@ -614,7 +588,7 @@ def test_call_again_is_refused_while_the_original_is_in_flight(
     assert response.status_code == 302
     assert not Call.objects.filter(parent=original).exists()
     assert flashes(response) == [
-        "Not called again: This call is still in progress; "
+        f"Not called again: Call #{original.pk} for this order is still in progress; "
         "wait for its outcome before calling again."
     ]
 
@@ -623,7 +597,7 @@ def test_call_again_is_refused_while_an_earlier_call_again_is_queued(
     client: Client, agent_user: User, campaign: Campaign, always_open: Store
 ) -> None:
     original = make_call(campaign, "ORD-9", outcome=Call.Outcome.UNREACHABLE)
-    first = actions.call_again(original, agent_user)
+    first = actions.call_again(original.shop_order, agent_user)
 
     response = signed_in(client, agent_user).post(reverse("call_again", args=[original.pk]))
 
@@ -638,14 +612,14 @@ def test_call_again_of_a_finished_call_again_is_allowed(
     agent_user: User, campaign: Campaign, always_open: Store
 ) -> None:
     original = make_call(campaign, "ORD-9", outcome=Call.Outcome.UNREACHABLE)
-    first = actions.call_again(original, agent_user)
+    first = actions.call_again(original.shop_order, agent_user)
     Call.objects.filter(pk=first.pk).update(
         state=Call.State.FINAL, outcome=Call.Outcome.NO_INPUT, finalized_at=timezone.now()
     )
 
-    second = actions.call_again(first, agent_user)
+    second = actions.call_again(original.shop_order, agent_user)
 
-    assert second.parent_id == first.pk
+    assert second.parent_id == first.pk  # the order's latest call
     assert Call.objects.filter(order_id="ORD-9").count() == 3
 
 
@@ -790,9 +764,10 @@ def test_withdraw_racing_the_dispatchers_claim_loses_cleanly(
 
 def test_two_call_agains_at_once_place_one_call(race_world: Campaign, agent_user: User) -> None:
     original = make_call(race_world, "ORD-R", outcome=Call.Outcome.CALLBACK_REQUESTED)
+    order = original.shop_order
     # Another agent's call-again, mid-transaction: it holds the order's row lock.
-    other_agent = HeldTransaction(lambda: actions.call_again(original, agent_user))
-    thread, result = in_thread(lambda: actions.call_again(original, agent_user))
+    other_agent = HeldTransaction(lambda: actions.call_again(order, agent_user))
+    thread, result = in_thread(lambda: actions.call_again(order, agent_user))
     wait_for(someone_waits_for_a_row_lock, timeout=10, what="the second call-again to wait")
 
     other_agent.commit()
@@ -813,14 +788,14 @@ def test_mark_handled_records_the_note_and_who(
     signed_in(client, agent_user)
 
     response = client.post(
-        reverse("call_handled", args=[call.pk]), {"note": "  Rang from the shop; confirmed.  "}
+        reverse("followup_handled", args=[call.shop_order_id]),
+        {"note": "  Rang from the shop; confirmed.  "},
     )
 
-    call.refresh_from_db()
-    assert (call.handled_by, call.handled_note) == (agent_user, "Rang from the shop; confirmed.")
-    assert call.handled_at is not None
-    assert flashes(response) == [f"Call #{call.pk} (ORD-3) marked handled."]
-    event = CallEvent.objects.get(call=call, kind=CallEvent.Kind.HANDLED)
+    order = Order.objects.get(pk=call.shop_order_id)
+    assert (order.followup, order.followup_at, order.claimed_by) == ("", None, None)
+    assert flashes(response) == ["Order ORD-3 marked handled."]
+    event = OrderEvent.objects.get(order=order, kind=OrderEvent.Kind.HANDLED)
     assert (event.actor, event.data) == (agent_user, {"note": "Rang from the shop; confirmed."})
 
 
@@ -828,89 +803,34 @@ def test_mark_handled_twice_keeps_the_first_note_and_names_its_author(
     client: Client, agent_user: User, admin_user: User, campaign: Campaign
 ) -> None:
     call = make_call(campaign, "ORD-3", outcome=Call.Outcome.UNREACHABLE)
-    actions.mark_handled(call, agent_user, "SMS sent")
+    assert actions.mark_handled(call.shop_order, agent_user, "SMS sent")
 
     response = signed_in(client, admin_user).post(
-        reverse("call_handled", args=[call.pk]), {"note": "Emailed"}
+        reverse("followup_handled", args=[call.shop_order_id]), {"note": "Emailed"}
     )
 
-    call.refresh_from_db()
-    assert (call.handled_by, call.handled_note) == (agent_user, "SMS sent")
+    [handled] = OrderEvent.objects.filter(order=call.shop_order_id, kind=OrderEvent.Kind.HANDLED)
+    assert (handled.actor, handled.data) == (agent_user, {"note": "SMS sent"})
     [message] = flashes(response)
-    assert message.startswith(f"Call #{call.pk} was already marked handled by bilal ")
+    assert message.startswith("Order ORD-3 was already marked handled by bilal ")
     assert message.endswith(": “SMS sent”")
-
-
-def test_the_note_that_a_call_was_already_handled_gives_the_date_in_urdu_to_an_urdu_reader(
-    client: Client, agent_user: User, admin_user: User, campaign: Campaign, store: Store
-) -> None:
-    call = make_call(campaign, "ORD-3", outcome=Call.Outcome.UNREACHABLE)
-    actions.mark_handled(call, agent_user, "SMS sent")
-    admin_user.language = "ur"
-    admin_user.save()
-
-    response = signed_in(client, admin_user).post(
-        reverse("call_handled", args=[call.pk]), {"note": "Emailed"}
-    )
-
-    [message] = flashes(response)
-    handled_at = Call.objects.get(pk=call.pk).handled_at
-    assert handled_at is not None
-    local = handled_at.astimezone(store.zone)
-    assert f"{local.day} {URDU_MONTHS[local.month - 1]} {local.year}، {local:%H:%M}" in message
-    assert not [month for month in ENGLISH_MONTHS if month in message]
-    assert message.startswith(f"کال #{call.pk} کو bilal پہلے ہی ")
-
-
-def test_mark_handled_is_refused_while_the_call_is_in_flight_or_the_note_is_too_long(
-    client: Client, agent_user: User, campaign: Campaign
-) -> None:
-    in_flight = make_call(campaign, "ORD-3", state=Call.State.IN_PROGRESS)
-    final = make_call(campaign, "ORD-4", outcome=Call.Outcome.NEEDS_REVIEW)
-    signed_in(client, agent_user)
-
-    early = client.post(reverse("call_handled", args=[in_flight.pk]), {"note": "x"})
-    wordy = signed_in(Client(), agent_user).post(
-        reverse("call_handled", args=[final.pk]), {"note": "x" * 2001}
-    )
-
-    assert flashes(early) == [
-        "Not marked handled: This call is still in flight; "
-        "it can be marked handled once it has an outcome."
-    ]
-    assert flashes(wordy) == [
-        "Not marked handled: The note is 2001 characters long; keep it under 2000."
-    ]
-    assert not Call.objects.filter(handled_at__isnull=False).exists()
 
 
 def test_claim_assigns_a_follow_up_and_a_second_agent_sees_whose_it_is(
     client: Client, agent_user: User, admin_user: User, campaign: Campaign
 ) -> None:
     call = make_call(campaign, "ORD-2", outcome=Call.Outcome.CALLBACK_REQUESTED)
+    claim_url = reverse("followup_claim", args=[call.shop_order_id])
 
-    mine = signed_in(client, agent_user).post(reverse("call_claim", args=[call.pk]))
-    theirs = signed_in(Client(), admin_user).post(reverse("call_claim", args=[call.pk]))
+    mine = signed_in(client, agent_user).post(claim_url)
+    theirs = signed_in(Client(), admin_user).post(claim_url)
     queue_for_admin = signed_in(Client(), admin_user).get(reverse("followup_list"))
 
-    call.refresh_from_db()
-    assert call.assigned_to == agent_user
-    assert flashes(mine) == [f"Call #{call.pk} (ORD-2) is yours to follow up."]
-    assert flashes(theirs) == [f"Call #{call.pk} is already claimed by bilal."]
+    assert Order.objects.get(pk=call.shop_order_id).claimed_by == agent_user
+    assert flashes(mine) == ["Order ORD-2 is yours to follow up."]
+    assert flashes(theirs) == ["Order ORD-2 is already claimed by bilal."]
     assert "Claimed by bilal" in queue_for_admin.content.decode()
-    assert CallEvent.objects.filter(call=call, kind=CallEvent.Kind.ASSIGNED).count() == 1
-
-
-def test_claim_is_refused_for_a_call_that_needs_no_follow_up(
-    client: Client, agent_user: User, campaign: Campaign
-) -> None:
-    call = make_call(campaign, "ORD-2", outcome=Call.Outcome.CONFIRMED)
-
-    response = signed_in(client, agent_user).post(reverse("call_claim", args=[call.pk]))
-
-    assert flashes(response) == ["Not claimed: Only calls waiting for a follow-up can be claimed."]
-    call.refresh_from_db()
-    assert call.assigned_to is None
+    assert OrderEvent.objects.filter(order=call.shop_order_id, kind="claimed").count() == 1
 
 
 def test_an_action_redirects_to_a_safe_next_page_only(
@@ -920,14 +840,14 @@ def test_an_action_redirects_to_a_safe_next_page_only(
     signed_in(client, agent_user)
 
     back_to_queue = client.post(
-        reverse("call_claim", args=[call.pk]), {"next": reverse("followup_list")}
+        reverse("followup_claim", args=[call.shop_order_id]), {"next": reverse("followup_list")}
     )
     elsewhere = client.post(
-        reverse("call_handled", args=[call.pk]), {"next": "https://evil.example/"}
+        reverse("followup_handled", args=[call.shop_order_id]), {"next": "https://evil.example/"}
     )
 
     assert back_to_queue["Location"] == reverse("followup_list")
-    assert elsewhere["Location"] == reverse("call_detail", args=[call.pk])
+    assert elsewhere["Location"] == reverse("order_detail", args=[call.shop_order_id])
 
 
 def test_an_action_from_a_queue_row_answers_htmx_with_the_row_and_the_messages(
@@ -936,18 +856,19 @@ def test_an_action_from_a_queue_row_answers_htmx_with_the_row_and_the_messages(
     call = make_call(campaign, "ORD-2", outcome=Call.Outcome.UNREACHABLE)
     make_call(campaign, "ORD-OTHER", outcome=Call.Outcome.UNREACHABLE)
     signed_in(client, agent_user)
+    pk = call.shop_order_id
 
     response = client.post(
-        reverse("call_handled", args=[call.pk]),
+        reverse("followup_handled", args=[pk]),
         {"note": "done"},
-        headers={"HX-Request": "true", "HX-Target": f"followup-{call.pk}"},
+        headers={"HX-Request": "true", "HX-Target": f"followup-{pk}"},
     )
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert html.lstrip().startswith(f'<tr id="followup-{call.pk}" class="is-handled"')
+    assert html.lstrip().startswith(f'<tr id="followup-{pk}" class="followup-row is-handled"')
     assert '<div id="messages"' in html and 'hx-swap-oob="true"' in html
-    assert f"Call #{call.pk} (ORD-2) marked handled." in html
+    assert "Order ORD-2 marked handled." in html
     assert (
         '<span id="followup-count" class="nav-count" aria-label="1 open" '
         'hx-swap-oob="true">1</span>' in html
@@ -993,38 +914,18 @@ def test_followups_lists_open_follow_ups_oldest_first(
     )
     make_call(campaign, "CONFIRMED", outcome=Call.Outcome.CONFIRMED)
     make_call(campaign, "QUEUED")
-    make_call(
-        campaign, "HANDLED", outcome=Call.Outcome.UNREACHABLE, handled_at=now, handled_by=agent_user
-    )
+    handled = make_call(campaign, "HANDLED", outcome=Call.Outcome.UNREACHABLE)
+    actions.mark_handled(handled.shop_order, agent_user, "")
     signed_in(client, agent_user)
 
     response = client.get(reverse("followup_list"))
 
-    assert [row["call"].order_id for row in response.context["rows"]] == [
+    assert [row["order"].order_id for row in response.context["rows"]] == [
         "OLDEST",
         "MIDDLE",
         "NEWER",
     ]
     assert 'aria-label="3 open"' in response.content.decode()  # the navigation's badge
-
-
-def test_followups_filter_by_outcome_and_by_claim(
-    client: Client, agent_user: User, admin_user: User, campaign: Campaign
-) -> None:
-    mine = make_call(campaign, "MINE", outcome=Call.Outcome.UNREACHABLE)
-    make_call(campaign, "FREE", outcome=Call.Outcome.CALLBACK_REQUESTED)
-    theirs = make_call(campaign, "THEIRS", outcome=Call.Outcome.UNREACHABLE)
-    actions.claim(mine, agent_user)
-    actions.claim(theirs, admin_user)
-    signed_in(client, agent_user)
-
-    def listed(**params: str) -> list[str]:
-        response = client.get(reverse("followup_list"), params)
-        return sorted(row["call"].order_id for row in response.context["rows"])
-
-    assert listed(who="mine") == ["MINE"]
-    assert listed(who="unclaimed") == ["FREE"]
-    assert listed(outcome="unreachable") == ["MINE", "THEIRS"]
 
 
 def test_followups_page_onward_from_the_oldest(
@@ -1045,7 +946,7 @@ def test_followups_page_onward_from_the_oldest(
     while pages[-1].context["next_query"] is not None:
         pages.append(client.get(f"{reverse('followup_list')}?{pages[-1].context['next_query']}"))
 
-    orders = [row["call"].order_id for page in pages for row in page.context["rows"]]
+    orders = [row["order"].order_id for page in pages for row in page.context["rows"]]
     assert orders == [f"F-{n:02d}" for n in range(count)]
     assert len(pages) == 3
 
@@ -1062,3 +963,104 @@ def test_navigation_shows_the_follow_up_count_only_to_roles_that_work_the_queue(
     assert reverse("followup_list") not in manager_html and "followup-count" not in manager_html
     assert reverse("reports") in manager_html and reverse("reports") not in agent_html
     assert reverse("settings") not in manager_html
+
+
+def test_the_follow_up_queue_pages_from_due_callbacks_on_to_the_oldest(
+    client: Client, agent_user: User, campaign: Campaign
+) -> None:
+    start = timezone.now() - dt.timedelta(days=1)
+    for n in range(followups.PAGE_SIZE + 3):
+        make_call(
+            campaign,
+            f"F-{n:02d}",
+            outcome=Call.Outcome.UNREACHABLE,
+            finalized_at=start + dt.timedelta(minutes=n),
+        )
+    for n in range(followups.PAGE_SIZE + 2):
+        call = make_call(campaign, f"CB-{n:02d}", outcome=Call.Outcome.CALLBACK_REQUESTED)
+        # A callback time an agent set, come due: these lead the queue, however new.
+        Order.objects.filter(pk=call.shop_order_id).update(
+            callback_set=True, followup_at=timezone.now() - dt.timedelta(minutes=60 - n)
+        )
+    signed_in(client, agent_user)
+
+    pages = [client.get(reverse("followup_list"))]
+    while pages[-1].context["next_query"] is not None:
+        pages.append(client.get(f"{reverse('followup_list')}?{pages[-1].context['next_query']}"))
+
+    orders = [row["order"].order_id for page in pages for row in page.context["rows"]]
+    assert orders == [f"CB-{n:02d}" for n in range(followups.PAGE_SIZE + 2)] + [
+        f"F-{n:02d}" for n in range(followups.PAGE_SIZE + 3)
+    ]
+    assert "cb=1" in pages[0].context["next_query"]  # the cursor of a callback row
+    assert "cb=1" not in pages[1].context["next_query"]
+    assert [len(page.context["rows"]) for page in pages] == [followups.PAGE_SIZE] * 2 + [5]
+
+
+def test_the_note_that_an_order_was_already_handled_gives_the_date_in_urdu_to_an_urdu_reader(
+    client: Client, agent_user: User, admin_user: User, campaign: Campaign, store: Store
+) -> None:
+    call = make_call(campaign, "ORD-3", outcome=Call.Outcome.UNREACHABLE)
+    actions.mark_handled(call.shop_order, agent_user, "SMS sent")
+    admin_user.language = "ur"
+    admin_user.save()
+
+    response = signed_in(client, admin_user).post(
+        reverse("followup_handled", args=[call.shop_order_id]), {"note": "Emailed"}
+    )
+
+    [message] = flashes(response)
+    handled_at = OrderEvent.objects.get(order=call.shop_order_id, kind="handled").at
+    local = handled_at.astimezone(store.zone)
+    assert f"{local.day} {URDU_MONTHS[local.month - 1]} {local.year}، {local:%H:%M}" in message
+    assert not [month for month in ENGLISH_MONTHS if month in message]
+    assert "bilal" in message
+
+
+def test_mark_handled_is_refused_when_the_note_is_too_long(
+    client: Client, agent_user: User, campaign: Campaign
+) -> None:
+    final = make_call(campaign, "ORD-4", outcome=Call.Outcome.NEEDS_REVIEW)
+    signed_in(client, agent_user)
+
+    wordy = client.post(
+        reverse("followup_handled", args=[final.shop_order_id]), {"note": "x" * 2001}
+    )
+
+    assert flashes(wordy) == [
+        "Not marked handled: The note is 2001 characters long; keep it under 2000."
+    ]
+    assert Order.objects.get(pk=final.shop_order_id).followup == Order.FollowUp.NEEDS_REVIEW
+
+
+def test_claim_is_refused_for_an_order_that_needs_no_follow_up(
+    client: Client, agent_user: User, campaign: Campaign
+) -> None:
+    call = make_call(campaign, "ORD-2", outcome=Call.Outcome.CONFIRMED)
+
+    response = signed_in(client, agent_user).post(
+        reverse("followup_claim", args=[call.shop_order_id])
+    )
+
+    assert flashes(response) == ["Order ORD-2 has left the queue."]
+    assert Order.objects.get(pk=call.shop_order_id).claimed_by is None
+
+
+def test_followups_filter_by_reason_and_by_claim(
+    client: Client, agent_user: User, admin_user: User, campaign: Campaign
+) -> None:
+    mine = make_call(campaign, "MINE", outcome=Call.Outcome.UNREACHABLE)
+    make_call(campaign, "FREE", outcome=Call.Outcome.CALLBACK_REQUESTED)
+    theirs = make_call(campaign, "THEIRS", outcome=Call.Outcome.UNREACHABLE)
+    actions.claim(mine.shop_order, agent_user)
+    actions.claim(theirs.shop_order, admin_user)
+    signed_in(client, agent_user)
+
+    def listed(**params: str) -> list[str]:
+        response = client.get(reverse("followup_list"), params)
+        return sorted(row["order"].order_id for row in response.context["rows"])
+
+    assert listed(who="mine") == ["MINE"]
+    assert listed(who="unclaimed") == ["FREE"]
+    assert listed(reason="unreachable") == ["MINE", "THEIRS"]
+    assert listed(reason="no-such-reason") == ["FREE", "MINE", "THEIRS"]  # unknown: everyone's

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from calls.exports import ORDER_EXPORT_COLUMNS
 from calls.models import Call, Campaign, Order, Store, User
-from calls.views import orders as orders_view
+from calls.views import order_list as orders_view
 from tests.support.orders import create_call, with_orders
 
 pytestmark = pytest.mark.django_db

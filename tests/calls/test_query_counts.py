@@ -56,14 +56,9 @@ def add_calls(store: Store, count: int, start: int, agents: list[User]) -> None:
             )
         )
     created = Call.objects.bulk_create(with_orders(calls))
-    for n, agent in enumerate(agents):  # a quarter of the follow-ups claimed, by each agent
-        Order.objects.filter(
-            pk__in=[c.shop_order_id for c in created[n::4]], followup__gt=""
-        ).update(claimed_by=agent, claimed_at=now)
-        OrderEvent.objects.bulk_create(
-            OrderEvent(order_id=c.shop_order_id, kind=OrderEvent.Kind.CLAIMED, actor=agent)
-            for c in created[n::4]
-        )
+    for n, agent in enumerate(agents):  # some follow-ups claimed, by each agent
+        claimed = [c.shop_order_id for c in created if c.outcome and c.pk % 8 == 4 * n]
+        Order.objects.filter(pk__in=claimed).exclude(followup="").update(claimed_by=agent)
     children = [
         Call(
             store=store,
@@ -82,8 +77,13 @@ def add_calls(store: Store, count: int, start: int, agents: list[User]) -> None:
         [
             CallEvent(call=call, kind=kind)
             for call in created
-            for kind in (CallEvent.Kind.CREATED, CallEvent.Kind.SENT, CallEvent.Kind.FINAL)
+            for kind in (CallEvent.Kind.CREATED, CallEvent.Kind.SENT)
         ]
+    )
+    OrderEvent.objects.bulk_create(
+        OrderEvent(order_id=call.shop_order_id, kind=OrderEvent.Kind.CLAIMED, actor=agents[0])
+        for call in created
+        if call.outcome
     )
 
 
