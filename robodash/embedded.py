@@ -14,6 +14,7 @@ the settings can ask it for their URLs. `make run` runs them as children of its 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import importlib.util
 import os
@@ -237,15 +238,19 @@ class EmbeddedPostgres:
         """Popen arguments that run the server as an unprivileged user when we are root."""
         if not _runs_as_other_user():
             return {}
-        try:
-            entry = pwd.getpwnam(PG_SYSTEM_USER)
-        except KeyError:
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", PG_SYSTEM_USER],
-                check=True,
-                capture_output=True,
-            )
-            entry = pwd.getpwnam(PG_SYSTEM_USER)
+        # Two processes starting a server at once (the test processes) must not both add the
+        # user: useradd rewrites /etc/passwd, and the second write can drop the first's entry.
+        with open(Path(tempfile.gettempdir()) / "robodash-useradd.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                entry = pwd.getpwnam(PG_SYSTEM_USER)
+            except KeyError:
+                subprocess.run(
+                    ["useradd", "--system", "--no-create-home", PG_SYSTEM_USER],
+                    check=True,
+                    capture_output=True,
+                )
+                entry = pwd.getpwnam(PG_SYSTEM_USER)
         return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
     def prepare(self) -> list[str]:

@@ -61,12 +61,16 @@ VALID = {
     "report_export_xlsx": {"date_from": "2026-01-01", "date_to": "2026-01-31", "group": "period"},
 }
 CALL_FILTERS = ["store", "campaign", "state", "outcome", "date_from", "date_to", "q"]
+ORDER_FILTERS = ["q", "store", "status", "decision", "followup", "source", "date_from", "date_to"]
 # URL name -> the GET parameters its view reads (plus a stray one every page must ignore).
 PARAMETERS: dict[str, list[str]] = {
     "call_list": [*CALL_FILTERS, "before", "after"],
     "call_export": CALL_FILTERS,
     "call_export_xlsx": CALL_FILTERS,
-    "followup_list": ["outcome", "who", "after"],
+    "followup_list": ["reason", "who", "after", "cb"],
+    "order_list": [*ORDER_FILTERS, "range", "before", "after"],
+    "order_export": [*ORDER_FILTERS, "range"],
+    "order_export_xlsx": [*ORDER_FILTERS, "range"],
     "campaign_list": ["page"],
     "campaign_launch": ["page"],
     "reports": ["store", "date_from", "date_to", "period"],
@@ -81,6 +85,9 @@ GET_PAGES = [
     "call_detail",
     "call_row",
     "followup_list",
+    "order_list",
+    "order_export",
+    "order_export_xlsx",
     "order_detail",
     "campaign_list",
     "campaign_new",
@@ -104,11 +111,15 @@ def test_the_sweep_covers_every_page_that_answers_get():
     post_only = {
         "call_again",
         "call_withdraw",
-        "call_handled",
-        "call_claim",
-        "call_release",
-        "call_take_over",
         "order_decide",
+        "order_call_again",
+        "order_phone",
+        "followup_claim",
+        "followup_release",
+        "followup_take_over",
+        "followup_handled",
+        "followup_callback",
+        "followup_next",
         "campaign_single_order",
         "campaign_upload",
         "campaign_pause",

@@ -205,7 +205,7 @@ def test_a_late_acceptance_revives_a_reviewed_call_only_if_nobody_acted_on_it(
     later = timezone.now() + timing.sending_lease() + dt.timedelta(seconds=1)
     claims = [dispatch._claim_for_sending(c.id, timezone.now()) for c in (first, second)]
     dispatch.expire_sending_leases(later)
-    child = actions.call_again(Call.objects.get(id=second.id), agent_user)
+    child = actions.call_again(Call.objects.get(id=second.id).shop_order, agent_user)
 
     dispatch._mark_sent(claims[0], "777001")
     dispatch._mark_sent(claims[1], "777002")

@@ -123,7 +123,7 @@ def test_each_overview_count_opens_the_calls_behind_it(client, admin_user, today
         assert url.startswith(reverse("call_list")) and narrowing in url
         listed = client.get(url)
         assert len(listed.context["rows"]) == figure, heading
-    assert reverse("followup_list") + "?outcome=callback_requested" in page  # the queue
+    assert reverse("followup_list") + "?reason=callback_requested" in page  # the queue
 
 
 def test_a_manager_gets_no_link_to_the_follow_ups_they_cannot_open(
@@ -133,7 +133,7 @@ def test_a_manager_gets_no_link_to_the_follow_ups_they_cannot_open(
 
     page = text(client.get(reverse("overview")))
 
-    assert reverse("followup_list") + "?outcome" not in page
+    assert reverse("followup_list") + "?reason" not in page
     assert client.get(reverse("followup_list")).status_code == 403
 
 

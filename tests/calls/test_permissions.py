@@ -42,6 +42,8 @@ EXPECTED_ROLES: dict[str, tuple[str, ...]] = {
     "followup_release": CALL_ACTIONS,
     "followup_take_over": CALL_ACTIONS,
     "followup_handled": CALL_ACTIONS,
+    "followup_callback": CALL_ACTIONS,
+    "order_phone": CALL_ACTIONS,
     "followup_list": CALL_ACTIONS,
     "followup_next": CALL_ACTIONS,
     "campaign_list": EVERYONE,
