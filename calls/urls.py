@@ -26,6 +26,8 @@ urlpatterns = [
     path(
         "orders/export.xlsx", order_list.order_export, {"as_xlsx": True}, name="order_export_xlsx"
     ),
+    path("orders/bulk/", order_list.order_bulk, name="order_bulk"),
+    path("orders/batches/<int:pk>/", order_list.order_batch, name="order_batch"),
     path("orders/<int:pk>/", orders.order_detail, name="order_detail"),
     path("orders/<int:pk>/decide/", orders.order_decide, name="order_decide"),
     path("orders/<int:pk>/call-again/", orders.order_call_again, name="order_call_again"),

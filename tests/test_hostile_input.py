@@ -68,6 +68,7 @@ PARAMETERS: dict[str, list[str]] = {
     "call_export": CALL_FILTERS,
     "call_export_xlsx": CALL_FILTERS,
     "followup_list": ["reason", "who", "after", "cb"],
+    "order_batch": ["back"],
     "order_list": [*ORDER_FILTERS, "range", "before", "after"],
     "order_export": [*ORDER_FILTERS, "range"],
     "order_export_xlsx": [*ORDER_FILTERS, "range"],
@@ -89,6 +90,7 @@ GET_PAGES = [
     "order_export",
     "order_export_xlsx",
     "order_detail",
+    "order_batch",
     "campaign_list",
     "campaign_new",
     "campaign_detail",
@@ -120,6 +122,7 @@ def test_the_sweep_covers_every_page_that_answers_get():
         "followup_handled",
         "followup_callback",
         "followup_next",
+        "order_bulk",
         "campaign_single_order",
         "campaign_upload",
         "campaign_pause",
@@ -154,7 +157,7 @@ def queries(name: str) -> list[str]:
 # An .xlsx export is its CSV twin's view with another writer: its parameters are read by the
 # same code, swept above for every role. Building a workbook per query is slow, so the twins are
 # swept once, as a manager (who may export).
-XLSX_TWINS = {"call_export_xlsx", "report_export_xlsx"}
+XLSX_TWINS = {"call_export_xlsx", "report_export_xlsx", "order_export_xlsx"}
 SWEEP = [
     (name, persona)
     for name in GET_PAGES

@@ -13,16 +13,24 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.response import HttpResponseBase
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
-from django.views.decorators.http import require_GET
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
 
+from calls import formatting, order_batches
 from calls.exports import (
     csv_response,
     export_filename,
@@ -31,10 +39,10 @@ from calls.exports import (
     xlsx_response,
 )
 from calls.forms import BoundedDateField
-from calls.models import Call, Order, Store
-from calls.permissions import EVERYONE, REPORTS, role_required, user_can
+from calls.models import Call, Order, OrderBatch, Store
+from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
 from calls.phones import mobile_search_prefix
-from calls.views import HtmxHttpRequest
+from calls.views import HtmxHttpRequest, signed_in_user
 from calls.views.paging import Cursor, filters_without_page, newest_first_page, page_links
 from calls.views.reports import Preset, presets
 
@@ -151,9 +159,11 @@ def order_search(text: str) -> Q:
 
 
 def filtered_orders(
-    request: HttpRequest, orders: QuerySet[Order]
+    params: QueryDict, orders: QuerySet[Order]
 ) -> tuple[OrderFilterForm, QuerySet[Order]]:
-    form = OrderFilterForm(_with_preset_dates(request.GET))
+    """The page's filter form read from `params` (a page's query, or the one a bulk action
+    carries), and `orders` narrowed by its valid fields."""
+    form = OrderFilterForm(_with_preset_dates(params))
     form.is_valid()  # fills cleaned_data with the valid fields and errors for the others
     return form, form.apply(orders)
 
@@ -233,7 +243,7 @@ def _calls_and_charges(orders: list[Order]) -> dict[int, tuple[int, Decimal | No
 @role_required(EVERYONE)
 @require_GET
 def order_list(request: HtmxHttpRequest) -> HttpResponse:
-    form, orders = filtered_orders(request, Order.objects.select_related("store", "decided_by"))
+    form, orders = filtered_orders(request.GET, Order.objects.select_related("store", "decided_by"))
     before = Cursor.decode(request.GET.get("before", ""))
     after = None if before else Cursor.decode(request.GET.get("after", ""))
     bad_cursor = bool(request.GET.get("before") or request.GET.get("after")) and not (
@@ -262,6 +272,9 @@ def order_list(request: HtmxHttpRequest) -> HttpResponse:
         "sources": Order.Source.choices,
         "zone_name": form.zone().key,
         "can_export": user_can(request.user, REPORTS),
+        "can_act": user_can(request.user, CALL_ACTIONS),
+        "batch_actions": OrderBatch.Action.choices,
+        "batch_limit": order_batches.MAX_ORDERS,
     }
     template = "orders/order_list.html"
     if request.htmx and not request.htmx.history_restore_request:
@@ -276,7 +289,7 @@ def order_list(request: HtmxHttpRequest) -> HttpResponse:
 def order_export(request: HttpRequest, as_xlsx: bool = False) -> HttpResponseBase:
     """The filtered orders, newest first, as CSV (orders/export.csv) or Excel (.xlsx), with
     export_orders' columns."""
-    form, orders = filtered_orders(request, Order.objects.all())
+    form, orders = filtered_orders(request.GET, Order.objects.all())
     if form.errors:
         return export_refused(form)
     filename = export_filename(
@@ -290,3 +303,112 @@ def order_export(request: HttpRequest, as_xlsx: bool = False) -> HttpResponseBas
     if as_xlsx:
         return xlsx_response(rows, f"{filename}.xlsx", title="Orders")
     return csv_response(rows, f"{filename}.csv")
+
+
+# --- bulk actions ----------------------------------------------------------------------------
+
+
+def _chosen_orders(request: HttpRequest) -> tuple[list[int], str]:
+    """The orders a bulk action names — the rows ticked, or every order matching the filters
+    it carries (newest first, at most MAX_ORDERS + 1 so a larger set can be refused) — and the
+    filters' query, to go back to."""
+    query = request.POST.get("filters", "")
+    if request.POST.get("scope") == "filter":
+        _form, orders = filtered_orders(QueryDict(query), Order.objects.all())
+        ids = list(
+            orders.order_by("-created_at", "-id").values_list("pk", flat=True)[
+                : order_batches.MAX_ORDERS + 1
+            ]
+        )
+        return ids, query
+    ticked = [value for value in request.POST.getlist("order") if _is_id(value)]
+    return [int(value) for value in ticked[: order_batches.MAX_ORDERS + 1]], query
+
+
+def _skipped_words(batch: OrderBatch) -> str:
+    return "; ".join(
+        ngettext("%(count)s %(why)s", "%(count)s %(why)s", count)
+        % {"count": formatting.count(count), "why": order_batches.SKIP_REASONS.get(why, why)}
+        for why, count in batch.skipped.items()
+    )
+
+
+def say_batch_result(request: HttpRequest, batch: OrderBatch) -> None:
+    done = {
+        OrderBatch.Action.CONFIRM: ngettext(
+            "%(count)s order confirmed by hand: the shops are told to ship it.",
+            "%(count)s orders confirmed by hand: the shops are told to ship them.",
+            batch.changed,
+        ),
+        OrderBatch.Action.CANCEL: ngettext(
+            "%(count)s order cancelled by hand: the shops are told not to ship it.",
+            "%(count)s orders cancelled by hand: the shops are told not to ship them.",
+            batch.changed,
+        ),
+        OrderBatch.Action.CALL_AGAIN: ngettext(
+            "%(count)s order queued to be called again.",
+            "%(count)s orders queued to be called again.",
+            batch.changed,
+        ),
+    }[OrderBatch.Action(batch.action)] % {"count": formatting.count(batch.changed)}
+    messages.success(request, done)
+    if batch.skipped:
+        messages.warning(
+            request, _("Left as they were: %(skipped)s.") % {"skipped": _skipped_words(batch)}
+        )
+
+
+@role_required(EVERYONE)  # each action checks its own role below
+@require_POST
+def order_bulk(request: HttpRequest) -> HttpResponseBase:
+    """A bulk action from /orders/: confirm, cancel or call again the chosen orders (a batch,
+    calls/order_batches.py), or export them."""
+    ids, query = _chosen_orders(request)
+    back = f"{reverse('order_list')}?{query}" if query else reverse("order_list")
+    action = request.POST.get("action", "")
+    if action == "export" and not user_can(request.user, REPORTS):
+        raise PermissionDenied
+    if action in OrderBatch.Action.values and not user_can(request.user, CALL_ACTIONS):
+        raise PermissionDenied
+    if action == "export":
+        if not ids:
+            messages.error(request, _("Not exported: select at least one order."))
+            return redirect(back)
+        rows = orders_rows(Order.objects.filter(pk__in=ids).order_by("-created_at", "-id"))
+        zone = zoneinfo.ZoneInfo(settings.ROBODASH_DEFAULT_STORE_TIMEZONE)
+        today = timezone.now().astimezone(zone).date()
+        name = export_filename("orders-selected", store=None, first=None, last=None, today=today)
+        return csv_response(rows, f"{name}.csv")
+    try:
+        batch = order_batches.start_batch(
+            signed_in_user(request), action, ids, note=request.POST.get("note", "")
+        )
+    except order_batches.BatchRefused as refusal:
+        messages.error(request, _("Nothing was changed: %(reason)s") % {"reason": refusal})
+        return redirect(back)
+    if batch.status == OrderBatch.Status.DONE:
+        say_batch_result(request, batch)
+        return redirect(back)
+    return redirect(f"{reverse('order_batch', args=[batch.pk])}?{urlencode({'back': back})}")
+
+
+@role_required(CALL_ACTIONS)
+@require_GET
+def order_batch(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """A bulk action running in a worker: its progress, polled by the page until it is done."""
+    batch = get_object_or_404(OrderBatch.objects.select_related("created_by"), pk=pk)
+    back = request.GET.get("back", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("order_list")
+    context = {
+        "batch": batch,
+        "total": len(batch.order_ids),
+        "skipped_words": _skipped_words(batch),
+        "back": back,
+    }
+    if request.htmx and not request.htmx.history_restore_request:
+        html = render_to_string("orders/batch.html#batch-progress", context, request=request)
+        if batch.status == OrderBatch.Status.DONE:
+            return HttpResponseStopPolling(html)
+        return HttpResponse(html)
+    return render(request, "orders/batch.html", context)

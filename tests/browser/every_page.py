@@ -17,7 +17,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from calls.intake.uploads import stage_upload
-from calls.models import Call, Campaign, Store, User
+from calls.models import Call, Campaign, Order, OrderBatch, Store, User
 from shops.models import ApiToken, ReceivedWebhook, ShopConnection, WriteBack
 from tests.browser.conftest import make_campaign, make_final_call
 from tests.calls.test_permissions import EXPECTED_ROLES
@@ -38,9 +38,11 @@ NOT_PAGES = {
     *("overview_balances", "call_row", "campaign_progress"),
     *("call_export", "report_export", "campaign_upload_rejected"),
     *("call_export_xlsx", "report_export_xlsx", "order_export", "order_export_xlsx"),
-    *("call_again", "call_withdraw", "call_handled", "call_claim", "call_release"),
-    *("call_take_over", "order_decide", "campaign_single_order", "campaign_upload"),
-    *("campaign_pause", "campaign_resume", "store_verify"),
+    *("call_again", "call_withdraw", "order_decide", "order_call_again", "order_phone"),
+    *("followup_claim", "followup_release", "followup_take_over", "followup_handled"),
+    *("followup_callback", "followup_next", "order_bulk"),
+    *("campaign_single_order", "campaign_upload", "campaign_pause", "campaign_resume"),
+    "store_verify",
 }
 PAGES = [name for name in EXPECTED_ROLES if name not in NOT_PAGES]
 # Pages outside calls/urls.py (shops/urls.py), with the roles that open them.
@@ -61,9 +63,11 @@ class World:
     draft: Campaign  # an upload waiting for its launch
     follow_up: Call  # a callback request in the queue, its order told to the shop
     users: dict[str, User]
+    batch: OrderBatch  # a bulk action half done by a worker
 
     def url(self, name: str) -> str:
         objects = {
+            "batch": self.batch,
             "call": self.follow_up,
             "order": self.follow_up.shop_order,
             "campaign": self.draft if name == "campaign_launch" else self.campaign,
@@ -73,7 +77,7 @@ class World:
         try:
             return reverse(name)
         except NoReverseMatch:  # a page of one object: the one its name's first word says
-            target = objects[name.split("_")[0]]
+            target = objects["batch" if name == "order_batch" else name.split("_")[0]]
             return reverse(name, kwargs={"pk": target.pk})  # type: ignore[attr-defined]
 
 
@@ -112,7 +116,9 @@ def make_world(store: Store, users: dict[str, User]) -> World:
     claimed = make_final_call(
         campaign, "KK-4002", Call.Outcome.UNREACHABLE, phone="923001110003", minutes_ago=20
     )
-    Call.objects.filter(pk=claimed.pk).update(assigned_to=users["admin"])
+    Order.objects.filter(pk=claimed.shop_order_id).update(
+        claimed_by=users["admin"], claimed_at=timezone.now()
+    )
 
     shop = ShopConnection.objects.create(store=store, kind=ShopConnection.Kind.SHOPIFY)
     shop.shop_domain = "kitchenware.myshopify.com"
@@ -131,4 +137,11 @@ def make_world(store: Store, users: dict[str, User]) -> World:
     draft = make_campaign(store, "Draft", status=Campaign.Status.DRAFT)
     rows = ["phone,amount,order_id,store_name", "03001234599,1500,U-1,Shop", "12,x,U-2,Shop"]
     stage_upload(io.BytesIO("\n".join(rows).encode()), campaign=draft, filename="may.csv")
-    return World(store, campaign, draft, follow_up, users)
+    batch = OrderBatch.objects.create(
+        action=OrderBatch.Action.CONFIRM,
+        created_by=users["agent"],
+        order_ids=[follow_up.shop_order_id, claimed.shop_order_id],
+        position=1,
+        changed=1,
+    )
+    return World(store, campaign, draft, follow_up, users, batch)

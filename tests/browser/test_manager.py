@@ -78,14 +78,21 @@ def test_a_manager_is_refused_settings_and_call_actions(
 
     # A hand-made request with a valid CSRF token is refused by the server all the same.
     token = json.loads(page.locator("body").get_attribute("hx-headers") or "{}")["x-csrftoken"]
-    for action in ("call-again", "handled", "claim", "withdraw"):
+    order = callback_call.shop_order
+    for path in (
+        f"/calls/{callback_call.pk}/call-again/",
+        f"/calls/{callback_call.pk}/withdraw/",
+        f"/orders/{order.pk}/handled/",
+        f"/orders/{order.pk}/claim/",
+        f"/orders/{order.pk}/decide/",
+    ):
         response = page.request.post(
-            f"/calls/{callback_call.pk}/{action}/",
+            path,
             headers={"X-CSRFToken": token},
-            form={"note": "not mine to handle"},
+            form={"note": "not mine to handle", "decision": "cancelled"},
         )
-        assert response.status == 403, (action, response.status)
+        assert response.status == 403, (path, response.status)
         assert "CSRF" not in response.text(), "refused for its token, not for the role"
-    callback_call.refresh_from_db()
-    assert callback_call.handled_at is None and callback_call.assigned_to is None
+    order.refresh_from_db()
+    assert order.followup and order.claimed_by is None and order.decision == ""
     assert not Call.objects.filter(parent=callback_call).exists()

@@ -14,9 +14,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 # The main navigation each role sees (the server refuses the rest anyway).
 NAV = {
-    User.Role.ADMIN: ["Overview", "Calls", "Campaigns", "Follow-ups", "Reports", "Settings"],
-    User.Role.AGENT: ["Overview", "Calls", "Campaigns", "Follow-ups"],
-    User.Role.MANAGER: ["Overview", "Calls", "Campaigns", "Reports"],
+    User.Role.ADMIN: [
+        *("Overview", "Calls", "Orders", "Campaigns", "Follow-ups", "Reports", "Settings")
+    ],
+    User.Role.AGENT: ["Overview", "Calls", "Orders", "Campaigns", "Follow-ups"],
+    User.Role.MANAGER: ["Overview", "Calls", "Orders", "Campaigns", "Reports"],
 }
 # Where each role lands: an agent's work is the follow-up queue.
 LANDS_ON = {

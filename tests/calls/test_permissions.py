@@ -14,7 +14,7 @@ from django.urls import URLPattern, reverse
 from django.utils import timezone
 
 from calls import urls as calls_urls
-from calls.models import Call, Campaign, Store, User
+from calls.models import Call, Campaign, OrderBatch, Store, User
 from calls.permissions import CALL_ACTIONS, EVERYONE, LAUNCH, REPORTS, SETTINGS
 from tests.support.orders import create_call
 
@@ -43,6 +43,9 @@ EXPECTED_ROLES: dict[str, tuple[str, ...]] = {
     "followup_take_over": CALL_ACTIONS,
     "followup_handled": CALL_ACTIONS,
     "followup_callback": CALL_ACTIONS,
+    # Each action its own role: exports REPORTS', decisions CALL_ACTIONS' (test_order_bulk_pages).
+    "order_bulk": EVERYONE,
+    "order_batch": CALL_ACTIONS,
     "order_phone": CALL_ACTIONS,
     "followup_list": CALL_ACTIONS,
     "followup_next": CALL_ACTIONS,
@@ -92,9 +95,13 @@ def world(
         outcome=Call.Outcome.CALLBACK_REQUESTED,
         finalized_at=timezone.now(),
     )
+    batch = OrderBatch.objects.create(
+        action="confirm", created_by=agent_user, order_ids=[call.shop_order_id]
+    )
     return {
         "call": call,
         "order": call.shop_order,
+        "batch": batch,
         "campaign": campaign,
         "store": store,
         "user": agent_user,
@@ -112,8 +119,8 @@ def url_for(name: str, world: dict[str, object]) -> str:
         return reverse(name)
     # The object the pk names, by the URL name's first word: call_*, order_*, campaign_*, store_*,
     # user_*; a follow-up action names its order.
-    kind = name.split("_")[0].replace("followup", "order")
-    assert kind in ("call", "order", "campaign", "store", "user"), f"no object in {name}'s URL"
+    kind = "batch" if name == "order_batch" else name.split("_")[0].replace("followup", "order")
+    assert kind in ("call", "order", "batch", "campaign", "store", "user"), f"no object in {name}"
     target = world[kind]
     return reverse(name, kwargs={"pk": target.pk})  # type: ignore[attr-defined]
 
