@@ -27,6 +27,7 @@ from calls.transitions import (
     ACTIVE_STATES,
     MAX_NOTE_LENGTH,
     TransitionRefused,
+    call_in_flight,
     queue_call,
     record_event,
     record_order_event,
@@ -82,7 +83,7 @@ def call_again(order: Order, user: User) -> Call:
                 _("Order %(order)s was decided by hand (%(decision)s); it is not called again.")
                 % {"order": order.order_id, "decision": order.get_decision_display().lower()}
             )
-        busy = order.calls.filter(state__in=ACTIVE_STATES).order_by("created_at", "id").first()
+        busy = call_in_flight(order)
         if busy is not None:
             raise ActionRefused(
                 _(
@@ -260,7 +261,7 @@ def change_phone(order: Order, user: User, raw: str) -> Order:
                 % {"phone": formatting.phone(phone), "order": locked.order_id}
             )
         _refuse_if_held_by_another(locked, user)
-        busy = locked.calls.filter(state__in=ACTIVE_STATES).order_by("id").first()
+        busy = call_in_flight(locked)
         if busy is not None:
             raise ActionRefused(
                 _(

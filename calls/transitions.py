@@ -491,6 +491,12 @@ def queue_reattempt(call: Call, now: dt.datetime) -> Call | None:
     )
 
 
+def call_in_flight(order: Order) -> Call | None:
+    """The order's first call still queued, sending or with the provider: while there is one,
+    nothing may be done that its key press could contradict (decide, call again, a new phone)."""
+    return order.calls.filter(state__in=ACTIVE_STATES).order_by("created_at", "id").first()
+
+
 def _after_outcome(call: Call, outcome: str, now: dt.datetime) -> None:
     """Where the order goes once `call`, its latest, has ended with `outcome` and no re-attempt
     follows: decided by the key press (out of the queue), cancelled by the store's rule, or in
@@ -648,7 +654,7 @@ def decide_by_hand(
                 _("Say in the note why the decision changes: it overrides %(whose)s.")
                 % {"whose": whose_decision(locked)}
             )
-        busy = locked.calls.filter(state__in=ACTIVE_STATES).order_by("id").first()
+        busy = call_in_flight(locked)
         if busy is not None:
             raise TransitionRefused(
                 _(

@@ -25,14 +25,14 @@ from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from calls import actions, formatting
-from calls.actions import ActionRefused
+from calls import actions
 from calls.forms import BoundedDateField
 from calls.models import Call, Campaign, Order, Store
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
 from calls.phones import mobile_search_prefix
 from calls.pipeline.balances import call_again_question
 from calls.views import HtmxHttpRequest, redirect_to_next, signed_in_user
+from calls.views.orders import call_again_saying_so
 from calls.views.paging import Cursor, filters_without_page, newest_first_page, page_links
 
 PAGE_SIZE = 50
@@ -314,22 +314,7 @@ def _after_action(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @role_required(CALL_ACTIONS)
 @require_POST
 def call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    call = _get_call(pk)
-    try:
-        child = actions.call_again(call.shop_order, signed_in_user(request))
-    except ActionRefused as refusal:
-        messages.error(request, _("Not called again: %(reason)s") % {"reason": refusal})
-    else:
-        when = (
-            _("now")
-            if child.scheduled_for <= timezone.now()
-            else formatting.when(child.scheduled_for, call.store)
-        )
-        messages.success(
-            request,
-            _("Calling %(phone)s again for order %(order)s: call #%(call)s is queued (%(when)s).")
-            % {"phone": call.phone, "order": call.order_id, "call": child.pk, "when": when},
-        )
+    call_again_saying_so(request, _get_call(pk).shop_order)
     return _after_action(request, pk)
 
 

@@ -98,30 +98,36 @@ def order_decide(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return answer_order_action(request, order)
 
 
-@role_required(CALL_ACTIONS)
-@require_POST
-def order_call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    order = get_order(pk)
+def call_again_saying_so(request: HttpRequest, order: Order) -> None:
+    """Call the order again (calls.actions.call_again) and say how it went, in the page's
+    messages: from the order's page, its queue row or one of its calls' pages."""
     try:
         child = actions.call_again(order, signed_in_user(request))
     except ActionRefused as refusal:
         messages.error(request, _("Not called again: %(reason)s") % {"reason": refusal})
-    else:
-        when = (
-            _("now")
-            if child.scheduled_for <= timezone.now()
-            else formatting.when(child.scheduled_for, order.store)
-        )
-        messages.success(
-            request,
-            _("Calling %(phone)s again for order %(order)s: call #%(call)s is queued (%(when)s).")
-            % {
-                "phone": formatting.phone(order.phone),
-                "order": order.order_id,
-                "call": child.pk,
-                "when": when,
-            },
-        )
+        return
+    when = (
+        _("now")
+        if child.scheduled_for <= timezone.now()
+        else formatting.when(child.scheduled_for, order.store)
+    )
+    messages.success(
+        request,
+        _("Calling %(phone)s again for order %(order)s: call #%(call)s is queued (%(when)s).")
+        % {
+            "phone": formatting.phone(order.phone),
+            "order": order.order_id,
+            "call": child.pk,
+            "when": when,
+        },
+    )
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def order_call_again(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    order = get_order(pk)
+    call_again_saying_so(request, order)
     return answer_order_action(request, order)
 
 
