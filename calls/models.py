@@ -606,6 +606,9 @@ class Call(Message):
             # /calls/ and reports: newest first, optionally per campaign or store.
             models.Index(fields=["created_at", "id"], name="call_created_idx"),
             models.Index(fields=["campaign", "created_at"], name="call_campaign_created_idx"),
+            # A finished campaign's end (calls/views/campaigns.py finished_at): its last call's
+            # finalized_at, read as one step back along the index.
+            models.Index(fields=["campaign", "finalized_at"], name="call_campaign_finalized_idx"),
             models.Index(fields=["store", "created_at"], name="call_store_created_idx"),
             # The calls list filtered by outcome (of one store, or all), newest first: the
             # page's keyset (created_at, id) read straight off the index, no sort, no rows

@@ -59,3 +59,18 @@ def test_the_filtered_calls_list_reads_its_page_straight_off_an_index(client):
         assert not any(n["Node Type"] in ("Sort", "Incremental Sort") for n in nodes), nodes
         assert scans[0].get("Rows Removed by Filter", 0) == 0, scans
         assert scans[0]["Actual Rows"] <= 51  # one page (and the next page's first row)
+
+    # The campaign list's "Finished …" time: per finished campaign, one step back along
+    # call_campaign_finalized_idx, not every call of the campaign.
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/campaigns/").status_code == 200
+    ends_queries = [q["sql"] for q in queries.captured_queries if "finalized_at" in q["sql"]]
+    assert len(ends_queries) == 1, [q["sql"][:200] for q in queries.captured_queries]
+    [ends] = ends_queries
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + ends)
+        (raw,) = cursor.fetchone()
+    nodes = _nodes((raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"])
+    scans = [n for n in nodes if n.get("Relation Name") == "calls_call"]
+    assert {n.get("Index Name") for n in scans} == {"call_campaign_finalized_idx"}, nodes
+    assert all(n["Actual Rows"] <= 1 for n in scans), scans
