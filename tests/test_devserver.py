@@ -230,9 +230,10 @@ def demo_database(var_dir: Path) -> psycopg.Connection:
 
 
 def demo_objects(var_dir: Path) -> dict[str, int]:
-    """The pk of one object of each kind the URLs name, from the demo's own database."""
+    """The pk of one object of each kind the URLs name, from the demo's own database (a bulk
+    action on its first order is recorded for the batch page: the demo has none of its own)."""
     with demo_database(var_dir) as db:
-        return {
+        pks = {
             kind: db.execute(f"SELECT min(id) FROM {table}").fetchone()[0]  # type: ignore[index]
             for kind, table in [
                 ("call", "calls_call"),
@@ -242,6 +243,13 @@ def demo_objects(var_dir: Path) -> dict[str, int]:
                 ("user", "calls_user"),
             ]
         }
+        pks["batch"] = db.execute(  # type: ignore[index]
+            "INSERT INTO calls_orderbatch (action, note, created_by_id, created_at, status, "
+            "order_ids, position, changed, skipped, moved_at, finished_at) VALUES ('confirm', "
+            "'', %s, now(), 'done', ARRAY[%s]::bigint[], 1, 0, '{}', now(), now()) RETURNING id",
+            [pks["user"], pks["order"]],
+        ).fetchone()[0]
+        return pks
 
 
 def unfinished_demo_calls(var_dir: Path) -> int:
@@ -274,11 +282,16 @@ def sign_in(base_url: str, username: str, password: str) -> requests.Session:
 POST_ONLY = {
     "call_again",
     "call_withdraw",
-    "call_handled",
-    "call_claim",
-    "call_release",
-    "call_take_over",
     "order_decide",
+    "order_call_again",
+    "order_phone",
+    "order_bulk",
+    "followup_claim",
+    "followup_release",
+    "followup_take_over",
+    "followup_handled",
+    "followup_callback",
+    "followup_next",
     "campaign_pause",
     "campaign_resume",
     "store_verify",

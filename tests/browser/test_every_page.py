@@ -227,7 +227,7 @@ def test_an_agent_calls_back_from_a_phone_with_one_hand(world: World, signed_in)
         assert not uncallable, f"numbers without a tel: link on {page.url}: {uncallable}"
     # The queue (opened last) dials the customer in international form, its controls are big
     # enough for a thumb, and all of them are on the screen.
-    row = page.locator(f"#followup-{world.follow_up.pk}")
+    row = page.locator(f"#followup-{world.follow_up.shop_order_id}")
     expect(row.locator(f'a[href="tel:+{PHONES["follow_up"]}"]')).to_be_visible()
     too_small = row.evaluate(TOO_SMALL_TO_TAP_JS)
     assert not too_small, f"tap targets under 44 px: {too_small}"
