@@ -83,6 +83,11 @@ def call_again(order: Order, user: User) -> Call:
                 _("Order %(order)s was decided by hand (%(decision)s); it is not called again.")
                 % {"order": order.order_id, "decision": order.get_decision_display().lower()}
             )
+        if not callable_phone(order.phone):
+            raise ActionRefused(
+                _("%(phone)s is not a number robodash can call: correct the order's phone first.")
+                % {"phone": order.phone or "—"}
+            )
         busy = call_in_flight(order)
         if busy is not None:
             raise ActionRefused(
@@ -108,7 +113,16 @@ def call_again(order: Order, user: User) -> Call:
     return child
 
 
-def _check_note(note: str) -> str:
+def callable_phone(phone: str) -> bool:
+    """Whether `phone` is a Pakistani mobile robodash can dial, as intake checks it (a shop's
+    order rejected at intake keeps the number it came with)."""
+    try:
+        return normalize_pk_mobile(phone) == phone
+    except InvalidPhone:
+        return False
+
+
+def check_note(note: str) -> str:
     note = note.strip()
     if len(note) > MAX_NOTE_LENGTH:
         raise ActionRefused(
@@ -122,7 +136,7 @@ def mark_handled(order: Order, user: User, note: str) -> bool:
     """Take the order out of the queue without a decision, with the agent's note. False when it
     was no longer in the queue (someone handled or decided it: their work is kept). Refused
     while another agent holds it: take it over first (take_over), so the timeline says so."""
-    note = _check_note(note)
+    note = check_note(note)
     with transaction.atomic():
         now = timezone.now()
         won = (

@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from calls import actions
 from calls.models import Order, OrderBatch, User
-from calls.transitions import TransitionRefused, decide_by_hand
+from calls.transitions import TransitionRefused, call_in_flight, decide_by_hand
 from robodash.celery import enqueue
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ SKIP_REASONS = {
     "decided": _("already had a decision"),
     "busy": _("a call was still in flight"),
     "decided_by_agent": _("decided by an agent: not called again"),
+    "held": _("held by another agent"),
+    "bad_phone": _("a number that cannot be called"),
+    "refused": _("could not be changed now"),
     "gone": _("no longer there"),
 }
 
@@ -53,6 +56,10 @@ def start_batch(user: User, action: str, order_ids: list[int], note: str = "") -
         raise BatchRefused(_("Choose confirm, cancel or call again."))
     if not order_ids:
         raise BatchRefused(_("Select at least one order."))
+    try:
+        note = actions.check_note(note)
+    except TransitionRefused as refusal:
+        raise BatchRefused(str(refusal)) from None
     if len(order_ids) > MAX_ORDERS:
         raise BatchRefused(
             _("%(count)s orders is more than one action takes (%(limit)s): narrow the filters.")
@@ -117,11 +124,17 @@ def _apply(batch: OrderBatch, order: Order) -> str | None:
     """The batch's action on one order, in a savepoint; None when it changed the order, else
     the code of why it was skipped."""
     user = batch.created_by
+    if order.followup and order.claimed_by_id not in (None, user.pk):
+        return "held"
+    if call_in_flight(order) is not None:
+        return "busy"
     try:
         with transaction.atomic():
             if batch.action == OrderBatch.Action.CALL_AGAIN:
                 if order.decided_via == Order.DecidedVia.AGENT:
                     return "decided_by_agent"
+                if not actions.callable_phone(order.phone):
+                    return "bad_phone"
                 actions.call_again(order, user)
                 return None
             if order.decision:
@@ -134,7 +147,7 @@ def _apply(batch: OrderBatch, order: Order) -> str | None:
             decide_by_hand(order, user, decision, batch.note, replaces="")
             return None
     except TransitionRefused:
-        return "busy"  # a call in flight, or decided meanwhile by someone else
+        return "refused"  # changed meanwhile by someone else (decided, a call placed)
 
 
 def resume_stalled_batches(now: dt.datetime | None = None) -> list[int]:

@@ -140,7 +140,7 @@ import datetime as dt
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef, QuerySet
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -319,9 +319,13 @@ def _lease_lost_to_review(call: Call) -> QuerySet[Call]:
     """This very claim of `call`, if the sweep sent it to review when its lease ran out while the
     request was still under way, and nobody has acted on it since: the only final calls that
     may reopen (see the table above)."""
+    # Untouched: the review still waits in the queue, or (a decided order's call) none was
+    # opened; never once an agent decided or someone marked the review handled.
     untouched_order = Order.objects.filter(
-        pk=OuterRef("shop_order_id"), followup=Order.FollowUp.NEEDS_REVIEW, decided_via=""
-    )
+        Q(followup=Order.FollowUp.NEEDS_REVIEW)
+        | Q(followup="", decided_via__in=[Order.DecidedVia.KEY, Order.DecidedVia.POLICY]),
+        pk=OuterRef("shop_order_id"),
+    ).exclude(decided_via=Order.DecidedVia.AGENT)
     return Call.objects.filter(
         ~Exists(Call.objects.filter(parent=OuterRef("pk"))),
         Exists(untouched_order),
@@ -509,6 +513,8 @@ def _after_outcome(call: Call, outcome: str, now: dt.datetime) -> None:
         return
     if order.decided_via in (Order.DecidedVia.KEY, Order.DecidedVia.AGENT):
         return  # a later unanswered call does not undo the decision the order has
+    if order.decided_via == Order.DecidedVia.POLICY and outcome in REATTEMPT_OUTCOMES:
+        return  # unanswered again: the store's rule has already cancelled it
     if (
         outcome in REATTEMPT_OUTCOMES
         and order.store.after_last_attempt == Store.AfterLastAttempt.CANCEL
@@ -593,6 +599,8 @@ def withdraw(call: Call, user: User | None) -> bool:
         if won:
             record_event(call, CallEvent.Kind.WITHDRAWN, actor=user, at=now)
             _order_follows(call.pk, call.shop_order_id, Call.State.FINAL, Call.Outcome.WITHDRAWN)
+            if user is None:  # the shop cancelled the order: nobody is to ring it any more
+                _close_followup(call.shop_order_id, now, call=call.pk, why="withdrawn")
     return bool(won)
 
 
@@ -653,6 +661,11 @@ def decide_by_hand(
             raise TransitionRefused(
                 _("Say in the note why the decision changes: it overrides %(whose)s.")
                 % {"whose": whose_decision(locked)}
+            )
+        holder = locked.claimed_by if locked.followup else None
+        if holder is not None and holder.pk != user.pk:
+            raise TransitionRefused(
+                _("%(name)s holds this follow-up; take it over first.") % {"name": holder.username}
             )
         busy = call_in_flight(locked)
         if busy is not None:

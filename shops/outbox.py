@@ -104,6 +104,21 @@ def queue_write_backs(order_id: int) -> list[WriteBack]:
                     queued.append(row)
                 continue
             if row.event == event:
+                if row.state == WriteBack.State.DELIVERED and row.told_event != event:
+                    # Delivered while the order was undecided for a while (a call again):
+                    # nothing was told then, so this version goes out now.
+                    row.state, row.next_try_at, row.last_error = WriteBack.State.PENDING, now, ""
+                    row.attempts, row.give_up_at = 0, None
+                    row.save(
+                        update_fields=[
+                            "state",
+                            "next_try_at",
+                            "last_error",
+                            "attempts",
+                            "give_up_at",
+                        ]
+                    )
+                    queued.append(row)
                 continue  # settled again the same way: nothing new to tell
             row.event, row.version = event, row.version + 1
             row.attempts, row.give_up_at = 0, None  # a new version has its own day of tries

@@ -277,11 +277,13 @@ def read_callback_time(text: str, order: Order) -> dt.datetime | None:
     it is not one."""
     try:
         moment = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = timezone.make_aware(moment, order.store.zone)
+        # In UTC here, so a moment at the very edge of the calendar (year 1 at +14:00) is
+        # refused now rather than overflowing where it is worded.
+        return moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        return timezone.make_aware(moment, order.store.zone)
-    return moment
 
 
 @role_required(CALL_ACTIONS)

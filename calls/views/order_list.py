@@ -177,7 +177,8 @@ def _today(params: QueryDict) -> dt.date:
 
 
 def _is_id(value: str) -> bool:
-    return value.isdigit() and len(value) <= 18
+    # isascii: "²" is a digit to str.isdigit(), not to int().
+    return value.isascii() and value.isdigit() and len(value) <= 18
 
 
 def _with_preset_dates(params: QueryDict) -> QueryDict:
@@ -308,13 +309,24 @@ def order_export(request: HttpRequest, as_xlsx: bool = False) -> HttpResponseBas
 # --- bulk actions ----------------------------------------------------------------------------
 
 
+def _carried_filters(request: HttpRequest) -> str:
+    """The list's filters a bulk action carries, encoded again: whatever was posted, a query
+    string safe to put back in a link or a Location header."""
+    return QueryDict(request.POST.get("filters", "")).urlencode()
+
+
 def _chosen_orders(request: HttpRequest) -> tuple[list[int], str]:
     """The orders a bulk action names — the rows ticked, or every order matching the filters
     it carries (newest first, at most MAX_ORDERS + 1 so a larger set can be refused) — and the
     filters' query, to go back to."""
-    query = request.POST.get("filters", "")
+    query = _carried_filters(request)
     if request.POST.get("scope") == "filter":
-        _form, orders = filtered_orders(QueryDict(query), Order.objects.all())
+        form, orders = filtered_orders(QueryDict(query), Order.objects.all())
+        if form.errors:  # a filter the page would ignore must not widen the action
+            raise order_batches.BatchRefused(
+                _("the filter has an error (%(fields)s): correct it on the page first.")
+                % {"fields": ", ".join(str(form.fields[name].label) for name in form.errors)}
+            )
         ids = list(
             orders.order_by("-created_at", "-id").values_list("pk", flat=True)[
                 : order_batches.MAX_ORDERS + 1
@@ -363,13 +375,18 @@ def say_batch_result(request: HttpRequest, batch: OrderBatch) -> None:
 def order_bulk(request: HttpRequest) -> HttpResponseBase:
     """A bulk action from /orders/: confirm, cancel or call again the chosen orders (a batch,
     calls/order_batches.py), or export them."""
-    ids, query = _chosen_orders(request)
+    query = _carried_filters(request)
     back = f"{reverse('order_list')}?{query}" if query else reverse("order_list")
     action = request.POST.get("action", "")
     if action == "export" and not user_can(request.user, REPORTS):
         raise PermissionDenied
     if action in OrderBatch.Action.values and not user_can(request.user, CALL_ACTIONS):
         raise PermissionDenied
+    try:
+        ids, query = _chosen_orders(request)
+    except order_batches.BatchRefused as refusal:
+        messages.error(request, _("Nothing was changed: %(reason)s") % {"reason": refusal})
+        return redirect(back)
     if action == "export":
         if not ids:
             messages.error(request, _("Not exported: select at least one order."))
