@@ -17,6 +17,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.forms.utils import flatatt
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -63,6 +64,44 @@ class BoundedDateField(forms.DateField):
                 _("Choose a day between %(first)s and %(last)s.")
                 % {"first": f"{self.EARLIEST:%Y-%m-%d}", "last": f"{self.LATEST:%Y-%m-%d}"}
             )
+
+
+class StoreDaysFilterForm(forms.Form):
+    """A list page's filter by store and by a range of days (the Calls and Orders pages): the
+    days in the chosen store's zone, or the default store zone. Invalid fields are shown and
+    ignored by the page."""
+
+    store = forms.ModelChoiceField(queryset=Store.objects.all(), required=False, label=_("Store"))
+    date_from = BoundedDateField(required=False, label=_("From"))
+    date_to = BoundedDateField(required=False, label=_("To"))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", _("The end date is before the start date."))
+        return cleaned
+
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """Dates are days in the chosen store's zone, or the default store zone."""
+        store = self.cleaned_data.get("store") if self.is_valid() else None
+        if store is not None:
+            return store.zone
+        return zoneinfo.ZoneInfo(settings.ROBODASH_DEFAULT_STORE_TIMEZONE)
+
+    def within_store_and_days(self, rows: QuerySet[Any]) -> QuerySet[Any]:
+        """`rows` (with a `store` and a `created_at`) of the chosen store and days."""
+        data = self.cleaned_data if self.is_bound else {}
+        if data.get("store"):
+            rows = rows.filter(store=data["store"])
+        zone = self.zone()
+        if data.get("date_from"):
+            start = dt.datetime.combine(data["date_from"], dt.time.min, tzinfo=zone)
+            rows = rows.filter(created_at__gte=start)
+        if data.get("date_to"):
+            next_day = data["date_to"] + dt.timedelta(days=1)
+            rows = rows.filter(created_at__lt=dt.datetime.combine(next_day, dt.time.min, zone))
+        return rows
 
 
 class StoreChoiceField(forms.ModelChoiceField):

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import zoneinfo
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.db.models import Q, QuerySet
 from django.http import (
@@ -26,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from calls import actions
-from calls.forms import BoundedDateField
+from calls.forms import StoreDaysFilterForm
 from calls.models import Call, Campaign, Order, Store
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
 from calls.phones import mobile_search_prefix
@@ -73,8 +70,7 @@ def _get_call(pk: int) -> Call:
 # --- the Calls page ------------------------------------------------------------------------
 
 
-class CallFilterForm(forms.Form):
-    store = forms.ModelChoiceField(queryset=Store.objects.all(), required=False)
+class CallFilterForm(StoreDaysFilterForm):
     campaign = forms.ModelChoiceField(queryset=Campaign.objects.all(), required=False)
     state = forms.ChoiceField(
         choices=[("", _lazy("Any state")), *Call.State.choices], required=False
@@ -82,45 +78,20 @@ class CallFilterForm(forms.Form):
     outcome = forms.ChoiceField(
         choices=[("", _lazy("Any outcome")), *Call.Outcome.choices], required=False
     )
-    date_from = BoundedDateField(required=False, label=_lazy("From"))
-    date_to = BoundedDateField(required=False, label=_lazy("To"))
     q = forms.CharField(
         required=False, max_length=100, strip=True, label=_lazy("Phone or order id")
     )
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        start, end = cleaned.get("date_from"), cleaned.get("date_to")
-        if start and end and start > end:
-            self.add_error("date_to", _("The end date is before the start date."))
-        return cleaned
-
-    def zone(self) -> zoneinfo.ZoneInfo:
-        """Dates are days in the chosen store's zone, or the default store zone."""
-        store = self.cleaned_data.get("store") if self.is_valid() else None
-        if store is not None:
-            return store.zone
-        return zoneinfo.ZoneInfo(settings.ROBODASH_DEFAULT_STORE_TIMEZONE)
-
     def apply(self, calls: QuerySet[Call]) -> QuerySet[Call]:
         """`calls` narrowed by every valid field; invalid fields are shown and ignored."""
         data = self.cleaned_data if self.is_bound else {}
-        if data.get("store"):
-            calls = calls.filter(store=data["store"])
+        calls = self.within_store_and_days(calls)
         if data.get("campaign"):
             calls = calls.filter(campaign=data["campaign"])
         if data.get("state"):
             calls = calls.filter(state=data["state"])
         if data.get("outcome"):
             calls = calls.filter(outcome=data["outcome"])
-        zone = self.zone()
-        if data.get("date_from"):
-            start = dt.datetime.combine(data["date_from"], dt.time.min, tzinfo=zone)
-            calls = calls.filter(created_at__gte=start)
-        if data.get("date_to"):
-            next_day = data["date_to"] + dt.timedelta(days=1)
-            end = dt.datetime.combine(next_day, dt.time.min, tzinfo=zone)
-            calls = calls.filter(created_at__lt=end)
         query = data.get("q")
         if query:
             # Prefix matches on both indexed columns: LIKE 'x%' uses call_phone_idx and

@@ -9,7 +9,6 @@ import datetime as dt
 import zoneinfo
 from decimal import Decimal
 from itertools import product
-from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -38,7 +37,7 @@ from calls.exports import (
     orders_rows,
     xlsx_response,
 )
-from calls.forms import BoundedDateField
+from calls.forms import StoreDaysFilterForm
 from calls.models import Call, Order, OrderBatch, Store
 from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
 from calls.phones import mobile_search_prefix
@@ -55,7 +54,7 @@ SHORTEST_PART = 3
 VIEWS = (("ready", {"decision": "confirmed"}), ("needs-decision", {"followup": "open"}))
 
 
-class OrderFilterForm(forms.Form):
+class OrderFilterForm(StoreDaysFilterForm):
     DECISIONS = (
         ("", _lazy("Any decision")),
         ("confirmed", _lazy("Confirmed")),
@@ -71,9 +70,6 @@ class OrderFilterForm(forms.Form):
     q = forms.CharField(
         required=False, max_length=100, strip=True, label=_lazy("Order id or phone")
     )
-    store = forms.ModelChoiceField(
-        queryset=Store.objects.all(), required=False, label=_lazy("Store")
-    )
     status = forms.ChoiceField(
         choices=[("", _lazy("Any status")), *Order.Status.choices],
         required=False,
@@ -86,28 +82,11 @@ class OrderFilterForm(forms.Form):
         required=False,
         label=_lazy("Source"),
     )
-    date_from = BoundedDateField(required=False, label=_lazy("From"))
-    date_to = BoundedDateField(required=False, label=_lazy("To"))
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        start, end = cleaned.get("date_from"), cleaned.get("date_to")
-        if start and end and start > end:
-            self.add_error("date_to", _("The end date is before the start date."))
-        return cleaned
-
-    def zone(self) -> zoneinfo.ZoneInfo:
-        """Dates are days in the chosen store's zone, or the default store zone."""
-        store = self.cleaned_data.get("store") if self.is_valid() else None
-        if store is not None:
-            return store.zone
-        return zoneinfo.ZoneInfo(settings.ROBODASH_DEFAULT_STORE_TIMEZONE)
 
     def apply(self, orders: QuerySet[Order]) -> QuerySet[Order]:
         """`orders` narrowed by every valid field; invalid fields are shown and ignored."""
         data = self.cleaned_data if self.is_bound else {}
-        if data.get("store"):
-            orders = orders.filter(store=data["store"])
+        orders = self.within_store_and_days(orders)
         if data.get("status"):
             orders = orders.filter(status=data["status"])
         if data.get("decision"):
@@ -120,13 +99,6 @@ class OrderFilterForm(forms.Form):
             orders = orders.filter(followup=data["followup"])
         if data.get("source"):
             orders = orders.filter(source=data["source"])
-        zone = self.zone()
-        if data.get("date_from"):
-            start = dt.datetime.combine(data["date_from"], dt.time.min, tzinfo=zone)
-            orders = orders.filter(created_at__gte=start)
-        if data.get("date_to"):
-            next_day = data["date_to"] + dt.timedelta(days=1)
-            orders = orders.filter(created_at__lt=dt.datetime.combine(next_day, dt.time.min, zone))
         if data.get("q"):
             orders = orders.filter(order_search(data["q"]))
         return orders
