@@ -89,6 +89,17 @@ class StoreDaysFilterForm(forms.Form):
             return store.zone
         return zoneinfo.ZoneInfo(settings.ROBODASH_DEFAULT_STORE_TIMEZONE)
 
+    def export_naming(self) -> dict[str, Any]:
+        """What an export of this filter is named after (calls.exports.export_filename): the
+        store, the range, and today in the filter's zone."""
+        data = self.cleaned_data
+        return {
+            "store": data.get("store"),
+            "first": data.get("date_from"),
+            "last": data.get("date_to"),
+            "today": timezone.now().astimezone(self.zone()).date(),
+        }
+
     def within_store_and_days(self, rows: QuerySet[Any]) -> QuerySet[Any]:
         """`rows` (with a `store` and a `created_at`) of the chosen store and days."""
         data = self.cleaned_data if self.is_bound else {}

@@ -15,7 +15,6 @@ from django.http import (
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
@@ -193,13 +192,7 @@ def call_export(request: HttpRequest, as_xlsx: bool = False) -> HttpResponseBase
     form, calls = filtered_calls(request, Call.objects.all())
     if form.errors:
         return export_refused(form)
-    filename = export_filename(
-        "calls",
-        store=form.cleaned_data.get("store"),
-        first=form.cleaned_data.get("date_from"),
-        last=form.cleaned_data.get("date_to"),
-        today=timezone.now().astimezone(form.zone()).date(),
-    )
+    filename = export_filename("calls", **form.export_naming())
     rows = calls_rows(calls.order_by("-created_at", "-id"))
     if as_xlsx:
         return xlsx_response(rows, f"{filename}.xlsx", title="Calls")

@@ -265,13 +265,7 @@ def order_export(request: HttpRequest, as_xlsx: bool = False) -> HttpResponseBas
     form, orders = filtered_orders(request.GET, Order.objects.all())
     if form.errors:
         return export_refused(form)
-    filename = export_filename(
-        "orders",
-        store=form.cleaned_data.get("store"),
-        first=form.cleaned_data.get("date_from"),
-        last=form.cleaned_data.get("date_to"),
-        today=timezone.now().astimezone(form.zone()).date(),
-    )
+    filename = export_filename("orders", **form.export_naming())
     rows = orders_rows(orders.order_by("-created_at", "-id"))
     if as_xlsx:
         return xlsx_response(rows, f"{filename}.xlsx", title="Orders")
