@@ -4,40 +4,22 @@ index in the page's order (no sort, no seq scan, no rows of other outcomes throw
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from bench import demo_data
 from calls.models import Store
+from tests.support.plans import page_query_plan
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CALLS = 30_000
 
 
-def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    found = [plan]
-    for child in plan.get("Plans", []):
-        found += _nodes(child)
-    return found
-
-
 def _calls_query_plan(client, url: str) -> list[dict[str, Any]]:
-    with CaptureQueriesContext(connection) as queries:
-        assert client.get(url).status_code == 200
-    [listing] = [
-        q["sql"]
-        for q in queries.captured_queries
-        if q["sql"].startswith('SELECT "calls_call"."id"') and "LIMIT" in q["sql"]
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + listing)
-        (raw,) = cursor.fetchone()
-    plan = raw if isinstance(raw, list) else json.loads(raw)
-    return _nodes(plan[0]["Plan"])
+    return page_query_plan(
+        client, url, lambda sql: sql.startswith('SELECT "calls_call"."id"') and "LIMIT" in sql
+    )
 
 
 def test_the_filtered_calls_list_reads_its_page_straight_off_an_index(client):
@@ -62,15 +44,7 @@ def test_the_filtered_calls_list_reads_its_page_straight_off_an_index(client):
 
     # The campaign list's "Finished …" time: per finished campaign, one step back along
     # call_campaign_finalized_idx, not every call of the campaign.
-    with CaptureQueriesContext(connection) as queries:
-        assert client.get("/campaigns/").status_code == 200
-    ends_queries = [q["sql"] for q in queries.captured_queries if "finalized_at" in q["sql"]]
-    assert len(ends_queries) == 1, [q["sql"][:200] for q in queries.captured_queries]
-    [ends] = ends_queries
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + ends)
-        (raw,) = cursor.fetchone()
-    nodes = _nodes((raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"])
+    nodes = page_query_plan(client, "/campaigns/", lambda sql: "finalized_at" in sql)
     scans = [n for n in nodes if n.get("Relation Name") == "calls_call"]
     assert {n.get("Index Name") for n in scans} == {"call_campaign_finalized_idx"}, nodes
     assert all(n["Actual Rows"] <= 1 for n in scans), scans

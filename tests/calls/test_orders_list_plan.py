@@ -5,40 +5,23 @@ goes to the trigram index when the part is rare and walks the newest orders when
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from bench import demo_data
 from calls.models import Order
+from tests.support.plans import page_query_plan
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORDERS = 30_000
 
 
-def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    found = [plan]
-    for child in plan.get("Plans", []):
-        found += _nodes(child)
-    return found
-
-
 def _listing_plan(client, url: str) -> list[dict[str, Any]]:
-    with CaptureQueriesContext(connection) as queries:
-        assert client.get(url).status_code == 200
-    [listing] = [
-        q["sql"]
-        for q in queries.captured_queries
-        if q["sql"].startswith('SELECT "calls_order"."id"') and "LIMIT 51" in q["sql"]
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + listing)
-        (raw,) = cursor.fetchone()
-    plan = raw if isinstance(raw, list) else json.loads(raw)
-    return _nodes(plan[0]["Plan"])
+    return page_query_plan(
+        client, url, lambda sql: sql.startswith('SELECT "calls_order"."id"') and "LIMIT 51" in sql
+    )
 
 
 def _order_scans(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
