@@ -658,7 +658,26 @@ class Call(Message):
         return params
 
 
-class CallEvent(models.Model):
+class TimelineEvent(models.Model):
+    """One line of a timeline: when, who (if a person), and the event's values by name (words are
+    made when the page is drawn, calls/templatetags/present.py event_details)."""
+
+    kind: str  # each timeline's field, with its own choices
+    at = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        abstract = True
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class CallEvent(TimelineEvent):
     class Kind(models.TextChoices):
         CREATED = "created", _("Created")
         RESCHEDULED = "rescheduled", _("Rescheduled")
@@ -677,25 +696,16 @@ class CallEvent(models.Model):
         TAKEN_OVER = "taken_over", _("Taken over from another agent")
 
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events")
-    at = models.DateTimeField(default=timezone.now)
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    data = models.JSONField(default=dict, blank=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
 
-    class Meta:
-        ordering = ["at", "id"]
+    class Meta(TimelineEvent.Meta):
         indexes = [
             # The call page's timeline.
             models.Index(fields=["call", "at"], name="callevent_call_at_idx"),
         ]
 
-    def __str__(self) -> str:
-        return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
 
-
-class OrderEvent(models.Model):
+class OrderEvent(TimelineEvent):
     """One line of an order's own history (what people and the store's rules did to the order
     itself); the order page's timeline merges it with its calls' events."""
 
@@ -711,22 +721,13 @@ class OrderEvent(models.Model):
         PHONE_CHANGED = "phone_changed", _("Phone number changed")
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
-    at = models.DateTimeField(default=timezone.now)
     kind = models.CharField(max_length=24, choices=Kind.choices)
-    data = models.JSONField(default=dict, blank=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
 
-    class Meta:
-        ordering = ["at", "id"]
+    class Meta(TimelineEvent.Meta):
         indexes = [
             # The order page's timeline.
             models.Index(fields=["order", "at"], name="orderevent_order_at_idx"),
         ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 class OrderBatch(models.Model):

@@ -210,6 +210,11 @@ def order_status_sql(alias: str) -> str:
     return f"CASE {' '.join(whens)} END"
 
 
+def _present(data: dict[str, object]) -> dict[str, object]:
+    """An event's values without the empty ones."""
+    return {k: v for k, v in data.items() if v not in ("", None)}
+
+
 def record_event(
     call: Call | int,
     kind: str,
@@ -224,7 +229,7 @@ def record_event(
         kind=kind,
         actor=actor,
         at=at or timezone.now(),
-        data={k: v for k, v in data.items() if v not in ("", None)},
+        data=_present(data),
     )
 
 
@@ -242,7 +247,7 @@ def record_order_event(
         kind=kind,
         actor=actor,
         at=at or timezone.now(),
-        data={k: v for k, v in data.items() if v not in ("", None)},
+        data=_present(data),
     )
 
 
