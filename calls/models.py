@@ -476,14 +476,6 @@ class Order(Message):
         return self.order_id
 
     @property
-    def decided_by_customer(self) -> bool:
-        return self.decided_via == self.DecidedVia.KEY
-
-    @property
-    def decided_by_agent(self) -> bool:
-        return self.decided_via == self.DecidedVia.AGENT
-
-    @property
     def decider(self) -> str | None:
         """Who decided, as the orders API and the shops' webhooks say it: "customer" (key
         press), the agent's username (by hand), "policy" (the store's rule), or None while
@@ -495,10 +487,6 @@ class Order(Message):
         if self.decided_via == self.DecidedVia.AGENT:
             return self.decided_by.username if self.decided_by else "agent"
         return None
-
-    @property
-    def needs_decision(self) -> bool:
-        return bool(self.followup)
 
 
 class Call(Message):
@@ -757,7 +745,7 @@ class OrderBatch(models.Model):
     order_ids = ArrayField(models.BigIntegerField())
     position = models.PositiveIntegerField(default=0)
     changed = models.PositiveIntegerField(default=0)
-    # Orders left as they were, counted by why (a code: decided, busy, decided_by_agent, gone).
+    # Orders left as they were, counted by why (a code of order_batches.SKIP_REASONS).
     skipped = models.JSONField(default=dict)
     moved_at = models.DateTimeField(default=timezone.now)  # its last chunk: a stalled one resumes
     finished_at = models.DateTimeField(null=True, blank=True)
