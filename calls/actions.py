@@ -28,6 +28,8 @@ from calls.transitions import (
     MAX_NOTE_LENGTH,
     TransitionRefused,
     call_in_flight,
+    held_by_another,
+    held_refusal,
     queue_call,
     record_event,
     record_order_event,
@@ -153,12 +155,9 @@ def mark_handled(order: Order, user: User, note: str) -> bool:
             )
         )
         if not won:
-            current = Order.objects.select_related("claimed_by").get(pk=order.pk)
-            if current.followup and current.claimed_by is not None:
-                raise ActionRefused(
-                    _("%(name)s holds this follow-up; take it over first.")
-                    % {"name": current.claimed_by.username}
-                )
+            current = Order.objects.get(pk=order.pk)
+            if held_by_another(current, user):
+                raise ActionRefused(held_refusal(current))
             return False
         record_order_event(order, OrderEvent.Kind.HANDLED, actor=user, at=now, note=note)
     return True
@@ -242,14 +241,9 @@ def take_over(order: Order, user: User) -> bool:
 
 
 def _refuse_if_held_by_another(order: Order, user: User) -> None:
-    """An order in the queue that another agent holds is theirs to work: take it over first,
-    so the timeline says so. The caller holds the order's row lock."""
-    holder_id = order.claimed_by_id
-    if order.followup and holder_id is not None and holder_id != user.pk:
-        holder = User.objects.filter(pk=holder_id).values_list("username", flat=True).first()
-        raise ActionRefused(
-            _("%(name)s holds this follow-up; take it over first.") % {"name": holder}
-        )
+    """The caller holds the order's row lock."""
+    if held_by_another(order, user):
+        raise ActionRefused(held_refusal(order))
 
 
 def change_phone(order: Order, user: User, raw: str) -> Order:

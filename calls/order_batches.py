@@ -23,7 +23,12 @@ from django.utils.translation import gettext_lazy as _
 
 from calls import actions
 from calls.models import Order, OrderBatch, User
-from calls.transitions import TransitionRefused, call_in_flight, decide_by_hand
+from calls.transitions import (
+    TransitionRefused,
+    call_in_flight,
+    decide_by_hand,
+    held_by_another,
+)
 from robodash.celery import enqueue
 
 log = logging.getLogger(__name__)
@@ -124,7 +129,7 @@ def _apply(batch: OrderBatch, order: Order) -> str | None:
     """The batch's action on one order, in a savepoint; None when it changed the order, else
     the code of why it was skipped."""
     user = batch.created_by
-    if order.followup and order.claimed_by_id not in (None, user.pk):
+    if held_by_another(order, user):
         return "held"
     if call_in_flight(order) is not None:
         return "busy"

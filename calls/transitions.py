@@ -500,6 +500,18 @@ def queue_reattempt(call: Call, now: dt.datetime) -> Call | None:
     )
 
 
+def held_by_another(order: Order, user: User) -> bool:
+    """The order is in the queue and another agent holds it: theirs to work until taken over
+    (the take-over is recorded), whoever else decides, handles or changes it."""
+    return bool(order.followup) and order.claimed_by_id not in (None, user.pk)
+
+
+def held_refusal(order: Order) -> str:
+    """Why a person may not act on an order another agent holds, naming the agent."""
+    name = order.claimed_by.username if order.claimed_by else ""
+    return _("%(name)s holds this follow-up; take it over first.") % {"name": name}
+
+
 def call_in_flight(order: Order) -> Call | None:
     """The order's first call still queued, sending or with the provider: while there is one,
     nothing may be done that its key press could contradict (decide, call again, a new phone)."""
@@ -667,11 +679,8 @@ def decide_by_hand(
                 _("Say in the note why the decision changes: it overrides %(whose)s.")
                 % {"whose": whose_decision(locked)}
             )
-        holder = locked.claimed_by if locked.followup else None
-        if holder is not None and holder.pk != user.pk:
-            raise TransitionRefused(
-                _("%(name)s holds this follow-up; take it over first.") % {"name": holder.username}
-            )
+        if held_by_another(locked, user):
+            raise TransitionRefused(held_refusal(locked))
         busy = call_in_flight(locked)
         if busy is not None:
             raise TransitionRefused(
