@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.contrib.postgres.indexes import GinIndex, HashIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -113,6 +113,24 @@ class Store(models.Model):
         db_default=AfterLastAttempt.QUEUE,
     )
 
+    # What one parcel refused at the door costs the merchant (shipping both ways, the stock's
+    # time): the reports' "returns avoided" is the orders cancelled before shipping times this.
+    return_cost = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal("0.00"),
+        db_default=Decimal("0.00"),
+        validators=[MinValueValidator(Decimal("0.00"))],
+    )
+    # A voice id for a notice call when one of the store's orders ships, and when the shop
+    # cancels one (None: no such call). Notice calls never verify: calls/notices.py.
+    notify_on_shipped = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    notify_on_cancelled = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+
     class PauseKind(models.TextChoices):
         """Why robodash paused a store (blank: not paused, or paused by a person). Pages word
         it in the reader's language (calls/templatetags/present.py, pause_reason)."""
@@ -155,6 +173,10 @@ class Store(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
+            # A negative return cost would count cancelled orders as money lost.
+            models.CheckConstraint(
+                condition=models.Q(return_cost__gte=0), name="store_return_cost_not_negative"
+            ),
             # A negative threshold would let a launch run the balance into debt unwarned.
             models.CheckConstraint(
                 condition=models.Q(low_balance_threshold__gte=0),
@@ -375,6 +397,25 @@ class Order(Message):
         NEEDS_REVIEW = "needs_review", _("Needs review")
         REJECTED = "rejected", _("Could not be called")
 
+    class Delivery(models.TextChoices):
+        """What became of the parcel, as far as robodash has learnt: none -> shipped ->
+        delivered | returned (calls/transitions.py delivery_update_wins: which update wins)."""
+
+        NONE = "", _("Not shipped")
+        SHIPPED = "shipped", _("Shipped")
+        DELIVERED = "delivered", _("Delivered")
+        RETURNED = "returned", _("Returned")
+
+    class DeliveryVia(models.TextChoices):
+        """Where robodash learnt the parcel's state."""
+
+        NONE = "", _("Nowhere yet")
+        SHOPIFY = "shopify", _("Shopify")
+        WOOCOMMERCE = "woocommerce", _("WooCommerce")
+        API = "api", _("HTTP API")
+        SHEET = "sheet", _("Courier sheet")
+        HAND = "hand", _("By hand")
+
     # db_index=False: order_unique_per_store and order_campaign_created_idx lead with them.
     store = models.ForeignKey(
         Store, on_delete=models.PROTECT, related_name="orders", db_index=False
@@ -419,6 +460,23 @@ class Order(Message):
     # customer sees): what writing the decision back to the shop addresses. Kept whole, however
     # long (the webhook's body limit bounds it): a cut id would write back to another order.
     shop_ref = models.TextField(blank=True)
+
+    # The parcel (only calls/transitions.py record_delivery writes these): its state, when it
+    # got there (the source's own time, else when robodash heard of it), where robodash learnt
+    # it and when, and the courier's tracking number if one was given.
+    delivery = models.CharField(
+        max_length=16, choices=Delivery.choices, blank=True, default="", db_default=""
+    )
+    delivery_at = models.DateTimeField(null=True, blank=True)
+    delivery_via = models.CharField(
+        max_length=16, choices=DeliveryVia.choices, blank=True, default="", db_default=""
+    )
+    delivery_learnt_at = models.DateTimeField(null=True, blank=True)
+    tracking = models.CharField(max_length=100, blank=True, default="", db_default="")
+    # A verification call of the order reached the provider (the customer's phone rang, or
+    # could have): the returns figures split orders called from orders never called by this.
+    called = models.BooleanField(default=False, db_default=False)
+
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -439,6 +497,11 @@ class Order(Message):
             models.CheckConstraint(
                 condition=Q(followup="") | Q(followup_at__isnull=False),
                 name="order_followup_has_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(delivery="", delivery_at__isnull=True)
+                | (~Q(delivery="") & Q(delivery_at__isnull=False)),
+                name="order_delivery_at_iff_delivery",
             ),
         ]
         indexes = [
@@ -469,6 +532,15 @@ class Order(Message):
                 "id",
                 condition=~Q(followup=""),
                 name="order_followup_queue_idx",
+            ),
+            # A fulfillment webhook finds its order by the shop's own id. A hash index: the id
+            # is kept whole, and a B-tree refuses a key over 2.7 kB; equality is all it serves.
+            HashIndex(fields=["shop_ref"], condition=~Q(shop_ref=""), name="order_shop_ref_idx"),
+            # /orders/ filtered by the parcel's state, newest first (keyset), like the status.
+            models.Index(
+                fields=["delivery", "created_at", "id"],
+                condition=~Q(delivery=""),
+                name="order_delivery_created_idx",
             ),
         ]
 
@@ -506,8 +578,29 @@ class Call(Message):
         NEEDS_REVIEW = "needs_review", _("Needs review")
         WITHDRAWN = "withdrawn", _("Withdrawn")
 
+    class Purpose(models.TextChoices):
+        """Why the call is placed. Only a verification call asks the customer anything: a
+        notice call tells them of an event (their order shipped, the shop cancelled it) and
+        never moves the order (calls/notices.py)."""
+
+        VERIFY = "verify", _("Verification")
+        NOTICE = "notice", _("Notice")
+
+    class NoticeOf(models.TextChoices):
+        """The order event a notice call tells of ("" for a verification call)."""
+
+        NONE = "", _("None")
+        SHIPPED = "shipped", _("Order shipped")
+        CANCELLED = "cancelled", _("Order cancelled by the shop")
+
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="calls")
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="calls")
+    purpose = models.CharField(
+        max_length=8, choices=Purpose.choices, default=Purpose.VERIFY, db_default=Purpose.VERIFY
+    )
+    notice_of = models.CharField(
+        max_length=16, choices=NoticeOf.choices, blank=True, default="", db_default=""
+    )
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="callbacks"
     )
@@ -559,11 +652,23 @@ class Call(Message):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            # An order is called once per campaign; call-again children share the order id.
+            # An order is called once per campaign; call-again children share the order id, and
+            # notice calls are not verification calls.
             models.UniqueConstraint(
                 fields=["campaign", "order_id"],
-                condition=Q(parent__isnull=True),
+                condition=Q(parent__isnull=True, purpose="verify"),
                 name="call_unique_order_per_campaign",
+            ),
+            # One notice call per order and event, however often the shop sends the event.
+            models.UniqueConstraint(
+                fields=["shop_order", "notice_of"],
+                condition=Q(purpose="notice"),
+                name="call_one_notice_per_order_event",
+            ),
+            models.CheckConstraint(
+                condition=Q(purpose="verify", notice_of="")
+                | (Q(purpose="notice") & ~Q(notice_of="")),
+                name="call_notice_names_its_event",
             ),
             # The provider's id identifies one call of one account.
             models.UniqueConstraint(
@@ -707,6 +812,8 @@ class OrderEvent(TimelineEvent):
         DECIDED = "decided", _("Decided")
         CALLBACK_SET = "callback_set", _("Callback time set")
         PHONE_CHANGED = "phone_changed", _("Phone number changed")
+        DELIVERY = "delivery", _("Parcel update")
+        DELIVERY_IGNORED = "delivery_ignored", _("Parcel update ignored")
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=24, choices=Kind.choices)
@@ -796,6 +903,20 @@ class DailyFigures(models.Model):
     decided_by_hand = models.IntegerField(default=0)
     decided_unanswered = models.IntegerField(default=0)
     charges = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    notice_calls = models.IntegerField(default=0)
+    notice_charges = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    # The orders created that day (not their calls): what became of their parcels.
+    shipped = models.IntegerField(default=0)
+    delivered = models.IntegerField(default=0)
+    returned = models.IntegerField(default=0)
+    delivered_confirmed = models.IntegerField(default=0)
+    returned_confirmed = models.IntegerField(default=0)
+    delivered_undecided = models.IntegerField(default=0)
+    returned_undecided = models.IntegerField(default=0)
+    delivered_not_called = models.IntegerField(default=0)
+    returned_not_called = models.IntegerField(default=0)
+    cancelled_unshipped = models.IntegerField(default=0)
+    returns_avoided = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
 
     class Meta:
         constraints = [

@@ -73,9 +73,37 @@ any, no call in flight  confirmed / cancelled       decide_by_hand: an admin or 
                         (decided_via agent)         note; changing a decision the order has (the
                                                     customer's key press, the store's rule, a
                                                     colleague's) needs a note and the decision
-                                                    the person saw. Allowed until the order is
+                                                    the person saw. Refused once the order is
                                                     known to be shipped
 ======================  ==========================  ============================================
+
+A verification call that reaches the provider marks its order `called` (mark_sent), for the
+returns figures; a notice call does not.
+
+Deliveries
+==========
+
+What became of the parcel: `delivery` none -> shipped -> delivered | returned, with when it got
+there, where robodash learnt it and when (record_delivery, from a shop's webhook, the API, a
+courier's sheet or by hand). delivery_update_wins is the one rule of which update wins:
+
+======================  ==========================  ============================================
+now                     an update saying            result
+======================  ==========================  ============================================
+any                     the same state              a repeat: nothing changes
+none                    shipped, delivered,         applied (forward)
+                        returned
+shipped                 delivered, returned         applied (forward)
+shipped, delivered,     none or shipped             ignored, and noted on the timeline
+returned                                            (backwards)
+delivered               returned, or the reverse    applied with a later time than the one
+                                                    the order has (delivered, then sent back),
+                                                    or by hand; else ignored and noted
+======================  ==========================  ============================================
+
+An update without a time of its own (a courier's sheet) is dated when it is received. An order
+known to have shipped leaves the follow-up queue (there is nothing left to decide), and its
+decision can no longer change.
 
 A decision by hand is also written on the order's latest final call alone (`Call.hand_decision`),
 which the figures read in place of its key press (calls/figures/stats.py). A decision by the
@@ -139,7 +167,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -181,6 +209,13 @@ FOLLOW_UP_OF_OUTCOME = {
     Call.Outcome.NO_INPUT: Order.FollowUp.NO_INPUT,
     Call.Outcome.NEEDS_REVIEW: Order.FollowUp.NEEDS_REVIEW,
     Call.Outcome.FAILED: Order.FollowUp.REJECTED,
+}
+# The parcel's states in the order they happen; delivered and returned are both ends.
+DELIVERY_RANK = {
+    Order.Delivery.NONE: 0,
+    Order.Delivery.SHIPPED: 1,
+    Order.Delivery.DELIVERED: 2,
+    Order.Delivery.RETURNED: 2,
 }
 # A decision note is shown on the order page and in the timeline; a short paragraph is plenty.
 MAX_NOTE_LENGTH = 2000
@@ -371,6 +406,9 @@ def mark_sent(call: Call, provider_call_id: str, first_poll_at: dt.datetime) -> 
                 reopened=reopened or None,
             )
             _order_follows(call.pk, call.shop_order_id, Call.State.IN_PROGRESS, "")
+            Order.objects.filter(pk=call.shop_order_id, called=False).update(
+                called=True, updated_at=now
+            )
             if reopened:
                 _close_followup(call.shop_order_id, now, call=call.pk, why="reopened")
             return True
@@ -681,6 +719,11 @@ def decide_by_hand(
             )
         if held_by_another(locked, user):
             raise TransitionRefused(held_refusal(locked))
+        if locked.delivery:
+            raise TransitionRefused(
+                _("Order %(order)s is known to be %(delivery)s: its decision can no longer change.")
+                % {"order": locked.order_id, "delivery": locked.get_delivery_display().lower()}
+            )
         busy = call_in_flight(locked)
         if busy is not None:
             raise TransitionRefused(
@@ -753,6 +796,115 @@ def whose_decision(order: Order) -> str:
         "name": order.decided_by.username if order.decided_by else _("an agent"),
         "decision": _decision_words(order.decision),
     }
+
+
+# --- Deliveries -------------------------------------------------------------------------------
+
+
+class DeliveryVerdict(models.TextChoices):
+    """What became of a delivery update (record_delivery): a code, worded where it is shown."""
+
+    APPLIED = "applied", _("Recorded")
+    REPEAT = "repeat", _("Already known")
+    BACKWARDS = "backwards", _("Ignored: the parcel is further along")
+    NOT_LATER = "not_later", _("Ignored: not later than what is known")
+
+
+def delivery_update_wins(
+    current: str,
+    current_at: dt.datetime | None,
+    update: str,
+    update_at: dt.datetime,
+    *,
+    by_hand: bool = False,
+) -> DeliveryVerdict:
+    """Which update wins (the table in this module's docstring): whether an update saying
+    `update` at `update_at` replaces what the order has, `current` since `current_at`."""
+    if update == current:
+        return DeliveryVerdict.REPEAT
+    rank, now_rank = DELIVERY_RANK[Order.Delivery(update)], DELIVERY_RANK[Order.Delivery(current)]
+    if rank < now_rank or update == Order.Delivery.NONE:
+        return DeliveryVerdict.BACKWARDS
+    if rank > now_rank:
+        return DeliveryVerdict.APPLIED
+    # delivered <-> returned: a parcel delivered and then sent back, or the reverse.
+    if by_hand or (current_at is not None and update_at > current_at):
+        return DeliveryVerdict.APPLIED
+    return DeliveryVerdict.NOT_LATER
+
+
+def record_delivery(
+    order: Order | int,
+    delivery: str,
+    *,
+    via: str,
+    at: dt.datetime | None = None,
+    tracking: str = "",
+    actor: User | None = None,
+) -> DeliveryVerdict:
+    """What became of the order's parcel, learnt `via` a source (Order.DeliveryVia): recorded
+    if delivery_update_wins says so, with its time (`at`; None: now, when it was received).
+    A repeat changes nothing; an update that lost is noted on the timeline, once per state and
+    source. The first news of shipping takes the order out of the follow-up queue."""
+    if delivery not in (Order.Delivery.SHIPPED, Order.Delivery.DELIVERED, Order.Delivery.RETURNED):
+        raise ValueError(f"not a delivery state: {delivery!r}")
+    now = timezone.now()
+    at = at or now
+    with transaction.atomic():
+        locked = Order.objects.select_for_update(of=("self",)).get(
+            pk=order if isinstance(order, int) else order.pk
+        )
+        verdict = delivery_update_wins(
+            locked.delivery,
+            locked.delivery_at,
+            delivery,
+            at,
+            by_hand=via == Order.DeliveryVia.HAND,
+        )
+        if verdict == DeliveryVerdict.REPEAT:
+            return verdict
+        if verdict != DeliveryVerdict.APPLIED:
+            noted = locked.events.filter(
+                kind=OrderEvent.Kind.DELIVERY_IGNORED, data__delivery=delivery, data__via=via
+            ).exists()
+            if not noted:
+                record_order_event(
+                    locked,
+                    OrderEvent.Kind.DELIVERY_IGNORED,
+                    actor=actor,
+                    at=now,
+                    delivery=delivery,
+                    via=via,
+                    delivery_at=at.isoformat(),
+                    why=verdict.value,
+                    current=locked.delivery,
+                )
+            return verdict
+        previous = locked.delivery
+        changes: dict[str, Any] = {
+            "delivery": delivery,
+            "delivery_at": at,
+            "delivery_via": via,
+            "delivery_learnt_at": now,
+            "updated_at": now,
+        }
+        if tracking:
+            changes["tracking"] = tracking[: Order._meta.get_field("tracking").max_length]
+        Order.objects.filter(pk=locked.pk).update(**changes)
+        record_order_event(
+            locked,
+            OrderEvent.Kind.DELIVERY,
+            actor=actor,
+            at=now,
+            delivery=delivery,
+            via=via,
+            delivery_at=at.isoformat(),
+            tracking=tracking,
+            previous=previous,
+        )
+        if not previous:  # it left: nobody is to decide it any more
+            _close_followup(locked.pk, now, actor=actor, why="shipped")
+    return verdict
 
 
 # --- Campaigns --------------------------------------------------------------------------------

@@ -42,38 +42,77 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
 
 from calls.figures import stats
-from calls.models import Call
+from calls.models import Call, Order
 
 log = logging.getLogger(__name__)
 
 
 def contribution_sql(row: str) -> dict[str, str]:
     """What one call (a row named `row`) adds to each column of its group, as SQL: the same
-    definitions as stats.figure_aggregates (tests/calls/test_counters.py checks they agree)."""
+    definitions as stats.figure_aggregates (tests/calls/test_counters.py checks they agree).
+    A notice call counts in the notice columns alone; a call adds nothing to the orders'."""
     state, outcome, hand = f"{row}.state", f"{row}.outcome", f"{row}.hand_decision"
     answered = ", ".join(f"'{o.value}'" for o in stats.ANSWERED_OUTCOMES)
     in_flight = ", ".join(f"'{s.value}'" for s in stats.IN_FLIGHT_STATES)
     confirmed, cancelled = Call.Outcome.CONFIRMED.value, Call.Outcome.CANCELLED.value
-    columns = {
-        "calls": "1",
-        "placed": f"({row}.sent_at IS NOT NULL)::int",
-        "queued": f"({state} = '{Call.State.QUEUED.value}')::int",
-        "in_flight": f"({state} IN ({in_flight}))::int",
-        "finished": f"({state} = '{Call.State.FINAL.value}')::int",
+    verify = f"({row}.purpose = '{Call.Purpose.VERIFY.value}')"
+    notice = f"({row}.purpose = '{Call.Purpose.NOTICE.value}')"
+    counts = {
+        "calls": "TRUE",
+        "placed": f"{row}.sent_at IS NOT NULL",
+        "queued": f"{state} = '{Call.State.QUEUED.value}'",
+        "in_flight": f"{state} IN ({in_flight})",
+        "finished": f"{state} = '{Call.State.FINAL.value}'",
     }
     for value in Call.Outcome.values:
-        columns[value] = f"({outcome} = '{value}')::int"
-    columns |= {
-        "decided_confirmed": (
-            f"({hand} = '{confirmed}' OR ({hand} = '' AND {outcome} = '{confirmed}'))::int"
-        ),
-        "decided_cancelled": (
-            f"({hand} = '{cancelled}' OR ({hand} = '' AND {outcome} = '{cancelled}'))::int"
-        ),
-        "decided_by_hand": f"({hand} <> '')::int",
-        "decided_unanswered": f"({hand} <> '' AND {outcome} NOT IN ({answered}))::int",
-        "charges": f"COALESCE({row}.call_charges, 0)",
+        counts[value] = f"{outcome} = '{value}'"
+    by_key = f"{hand} = '' AND {outcome} ="
+    counts |= {
+        "decided_confirmed": f"{hand} = '{confirmed}' OR ({by_key} '{confirmed}')",
+        "decided_cancelled": f"{hand} = '{cancelled}' OR ({by_key} '{cancelled}')",
+        "decided_by_hand": f"{hand} <> ''",
+        "decided_unanswered": f"{hand} <> '' AND {outcome} NOT IN ({answered})",
     }
+    charges = f"COALESCE({row}.call_charges, 0)"
+    columns = {name: f"({verify} AND ({sql}))::int" for name, sql in counts.items()}
+    columns |= {
+        "charges": f"CASE WHEN {verify} THEN {charges} ELSE 0 END",
+        "notice_calls": f"{notice}::int",
+        "notice_charges": f"CASE WHEN {notice} THEN {charges} ELSE 0 END",
+    }
+    columns |= {name: "0" for name in stats.ORDER_FIGURE_FIELDS}
+    assert list(columns) == stats.FIGURE_FIELDS, "a figure without its SQL, or out of order"
+    return columns
+
+
+def order_contribution_sql(row: str) -> dict[str, str]:
+    """What one order (a row named `row`) adds to each column of its group, as SQL: the same
+    definitions as stats.order_figure_aggregates. An order adds nothing to the calls' columns."""
+    delivery, decision = f"{row}.delivery", f"{row}.decision"
+    delivered = f"{delivery} = '{Order.Delivery.DELIVERED.value}'"
+    returned = f"{delivery} = '{Order.Delivery.RETURNED.value}'"
+    confirmed = f"{decision} = '{Order.Decision.CONFIRMED.value}'"
+    undecided_called = f"{decision} = '' AND {row}.called"
+    not_called = f"{decision} = '' AND NOT {row}.called"
+    cancelled_unshipped = f"{decision} = '{Order.Decision.CANCELLED.value}' AND {delivery} = ''"
+    counts = {
+        "shipped": f"{delivery} <> ''",
+        "delivered": delivered,
+        "returned": returned,
+        "delivered_confirmed": f"{delivered} AND {confirmed}",
+        "returned_confirmed": f"{returned} AND {confirmed}",
+        "delivered_undecided": f"{delivered} AND {undecided_called}",
+        "returned_undecided": f"{returned} AND {undecided_called}",
+        "delivered_not_called": f"{delivered} AND {not_called}",
+        "returned_not_called": f"{returned} AND {not_called}",
+        "cancelled_unshipped": cancelled_unshipped,
+    }
+    columns = {name: "0" for name in stats.CALL_FIGURE_FIELDS}
+    columns |= {name: f"({sql})::int" for name, sql in counts.items()}
+    columns["returns_avoided"] = (
+        f"CASE WHEN {cancelled_unshipped} THEN "
+        f"(SELECT s.return_cost FROM calls_store s WHERE s.id = {row}.store_id) ELSE 0 END"
+    )
     assert list(columns) == stats.FIGURE_FIELDS, "a figure without its SQL, or out of order"
     return columns
 
@@ -84,30 +123,73 @@ COUNTED_COLUMNS = (
     "campaign_id",
     "voice_id",
     "store_id",
+    "purpose",
     "state",
     "outcome",
     "hand_decision",
     "sent_at",
     "call_charges",
 )
+ORDER_COUNTED_COLUMNS = (
+    "created_at",
+    "campaign_id",
+    "voice_id",
+    "store_id",
+    "delivery",
+    "decision",
+    "called",
+)
+# An order counts in no column unless one of these holds (its trigger fires only then).
+ORDER_COUNTS_SQL = (
+    f"{{row}}.delivery <> '' OR {{row}}.decision = '{Order.Decision.CANCELLED.value}'"
+)
+
+
+def _keys(row: str) -> str:
+    day = f"(({row}.created_at AT TIME ZONE zone)::date)"
+    return f"{day} AS day, {row}.campaign_id, {row}.voice_id, {row}.store_id"
+
+
+def _signed(contributions: dict[str, str], sign: str) -> str:
+    return ", ".join(f"{sign}{sql} AS {name}" for name, sql in contributions.items())
+
+
+def _upsert(select: str, *, skip_zero: bool) -> str:
+    """Add the rows of `select` (a group's keys and a value per figure) to their groups."""
+    fields = stats.FIGURE_FIELDS
+    sums = ", ".join(f"sum({name})" for name in fields)
+    nonzero = " OR ".join(f"sum({name}) <> 0" for name in fields)
+    added = ", ".join(f"{name} = f.{name} + EXCLUDED.{name}" for name in fields)
+    columns = ", ".join(fields)
+    return f"""INSERT INTO calls_dailyfigures AS f (day, campaign_id, voice_id, store_id, {columns})
+    SELECT day, campaign_id, voice_id, store_id, {sums}
+    FROM ({select}) AS d
+    GROUP BY day, campaign_id, voice_id, store_id
+    {f"HAVING {nonzero}" if skip_zero else ""}
+    ORDER BY day, campaign_id, voice_id
+    ON CONFLICT (day, campaign_id, voice_id) DO UPDATE SET {added};"""
+
+
+def _subtract(select: str) -> str:
+    """Take the rows of `select` from the groups still there. Calls and orders go only with
+    their campaign (a cascade), whose rows go too: never insert a row for a campaign being
+    deleted."""
+    fields = stats.FIGURE_FIELDS
+    taken = ", ".join(f"{n} = f.{n} - d.{n}" for n in fields)
+    return f"""UPDATE calls_dailyfigures AS f SET {taken}
+    FROM (
+      SELECT day, campaign_id, voice_id, {", ".join(f"sum({n}) AS {n}" for n in fields)}
+      FROM ({select}) AS g
+      GROUP BY day, campaign_id, voice_id
+    ) AS d
+    WHERE f.day = d.day AND f.campaign_id = d.campaign_id AND f.voice_id = d.voice_id;"""
 
 
 def trigger_function_sql() -> str:
-    """The trigger function, as the migrations install it (tests compare the installed one)."""
-    fields = stats.FIGURE_FIELDS
-
-    def signed(row: str, sign: str) -> str:
-        return ", ".join(f"{sign}{sql} AS {name}" for name, sql in contribution_sql(row).items())
-
-    def keys(row: str) -> str:
-        day = f"(({row}.created_at AT TIME ZONE zone)::date)"
-        return f"{day} AS day, {row}.campaign_id, {row}.voice_id, {row}.store_id"
-
+    """The calls' trigger function, as the migrations install it (tests compare the installed
+    one): a statement's calls, from its transition tables."""
+    counted = contribution_sql
     changed = " OR ".join(f"o.{c} IS DISTINCT FROM n.{c}" for c in COUNTED_COLUMNS)
-    sums = ", ".join(f"sum({name})" for name in fields)
-    columns = ", ".join(fields)
-    added = ", ".join(f"{name} = f.{name} + EXCLUDED.{name}" for name in fields)
-    nonzero = " OR ".join(f"sum({name}) <> 0" for name in fields)
     return f"""
 CREATE OR REPLACE FUNCTION calls_count_figures() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -116,41 +198,97 @@ DECLARE
 BEGIN
   zone := calls_figures_zone();
   IF TG_OP = 'INSERT' THEN
-    INSERT INTO calls_dailyfigures AS f (day, campaign_id, voice_id, store_id, {columns})
-    SELECT day, campaign_id, voice_id, store_id, {sums}
-    FROM (SELECT {keys("n")}, {signed("n", "")} FROM new_calls n) AS d
-    GROUP BY day, campaign_id, voice_id, store_id
-    ORDER BY day, campaign_id, voice_id
-    ON CONFLICT (day, campaign_id, voice_id) DO UPDATE SET {added};
+    {_upsert(f"SELECT {_keys('n')}, {_signed(counted('n'), '')} FROM new_calls n", skip_zero=False)}
   ELSIF TG_OP = 'UPDATE' THEN
-    INSERT INTO calls_dailyfigures AS f (day, campaign_id, voice_id, store_id, {columns})
-    SELECT day, campaign_id, voice_id, store_id, {sums}
-    FROM (
-      SELECT {keys("n")}, {signed("n", "")}
-      FROM new_calls n JOIN old_calls o ON o.id = n.id WHERE {changed}
-      UNION ALL
-      SELECT {keys("o")}, {signed("o", "-")}
-      FROM new_calls n JOIN old_calls o ON o.id = n.id WHERE {changed}
-    ) AS d
-    GROUP BY day, campaign_id, voice_id, store_id
-    HAVING {nonzero}
-    ORDER BY day, campaign_id, voice_id
-    ON CONFLICT (day, campaign_id, voice_id) DO UPDATE SET {added};
+    {
+        _upsert(
+            f"SELECT {_keys('n')}, {_signed(counted('n'), '')} "
+            f"FROM new_calls n JOIN old_calls o ON o.id = n.id WHERE {changed} "
+            f"UNION ALL SELECT {_keys('o')}, {_signed(counted('o'), '-')} "
+            f"FROM new_calls n JOIN old_calls o ON o.id = n.id WHERE {changed}",
+            skip_zero=True,
+        )
+    }
   ELSE
-    -- Calls go only with their campaign (a cascade), whose rows go too: subtract from the
-    -- rows still there, never insert one for a campaign being deleted.
-    UPDATE calls_dailyfigures AS f SET {", ".join(f"{n} = f.{n} - d.{n}" for n in fields)}
-    FROM (
-      SELECT day, campaign_id, voice_id, {", ".join(f"sum({n}) AS {n}" for n in fields)}
-      FROM (SELECT {keys("o")}, {signed("o", "")} FROM old_calls o) AS g
-      GROUP BY day, campaign_id, voice_id
-    ) AS d
-    WHERE f.day = d.day AND f.campaign_id = d.campaign_id AND f.voice_id = d.voice_id;
+    {_subtract(f"SELECT {_keys('o')}, {_signed(counted('o'), '')} FROM old_calls o")}
   END IF;
   RETURN NULL;
 END
 $$;
 """
+
+
+def order_trigger_function_sql() -> str:
+    """The orders' trigger function, as the migrations install it: one row at a time, and its
+    triggers fire only for an order that counts or a change of a counted column (their WHEN:
+    `order_triggers_sql`), so the writes of an order's status with every call cost nothing."""
+    counted = order_contribution_sql
+    return f"""
+CREATE OR REPLACE FUNCTION calls_count_order_figures() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  zone text;
+BEGIN
+  zone := calls_figures_zone();
+  IF TG_OP = 'INSERT' THEN
+    {
+        _upsert(
+            f"SELECT {_keys('n')}, {_signed(counted('n'), '')} FROM (SELECT NEW.*) n",
+            skip_zero=True,
+        )
+    }
+  ELSIF TG_OP = 'UPDATE' THEN
+    {
+        _upsert(
+            f"SELECT {_keys('n')}, {_signed(counted('n'), '')} FROM (SELECT NEW.*) n "
+            f"UNION ALL SELECT {_keys('o')}, {_signed(counted('o'), '-')} FROM (SELECT OLD.*) o",
+            skip_zero=True,
+        )
+    }
+  ELSE
+    {_subtract(f"SELECT {_keys('o')}, {_signed(counted('o'), '')} FROM (SELECT OLD.*) o")}
+  END IF;
+  RETURN NULL;
+END
+$$;
+"""
+
+
+def order_triggers_sql() -> list[str]:
+    """The orders' triggers, with the WHEN that skips every write that changes no figure."""
+    changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in ORDER_COUNTED_COLUMNS)
+    counts = ORDER_COUNTS_SQL
+    run = "EXECUTE FUNCTION calls_count_order_figures()"
+    return [
+        "CREATE TRIGGER calls_order_count_insert AFTER INSERT ON calls_order FOR EACH ROW "
+        f"WHEN ({counts.format(row='NEW')}) {run}",
+        "CREATE TRIGGER calls_order_count_update AFTER UPDATE ON calls_order FOR EACH ROW "
+        f"WHEN (({counts.format(row='OLD')} OR {counts.format(row='NEW')}) AND ({changed})) {run}",
+        "CREATE TRIGGER calls_order_count_delete AFTER DELETE ON calls_order FOR EACH ROW "
+        f"WHEN ({counts.format(row='OLD')}) {run}",
+    ]
+
+
+def return_cost_function_sql() -> str:
+    """A store's new return cost, applied at once to its returns avoided (kept as money so the
+    pages add up rows, never join the stores)."""
+    return """
+CREATE OR REPLACE FUNCTION calls_reprice_returns_avoided() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE calls_dailyfigures SET returns_avoided = cancelled_unshipped * NEW.return_cost
+  WHERE store_id = NEW.id AND (cancelled_unshipped <> 0 OR returns_avoided <> 0);
+  RETURN NULL;
+END
+$$;
+"""
+
+
+RETURN_COST_TRIGGER_SQL = (
+    "CREATE TRIGGER calls_store_reprice_returns AFTER UPDATE OF return_cost ON calls_store "
+    "FOR EACH ROW WHEN (OLD.return_cost IS DISTINCT FROM NEW.return_cost) "
+    "EXECUTE FUNCTION calls_reprice_returns_avoided()"
+)
 
 
 def zone_function_sql(zone: zoneinfo.ZoneInfo) -> str:
@@ -165,14 +303,19 @@ def zone_function_sql(zone: zoneinfo.ZoneInfo) -> str:
 
 
 def _count_all_sql() -> str:
-    """Every group of every call, counted directly: the rebuild's INSERT and the check's truth."""
+    """Every group of every call and order, counted directly: the rebuild's INSERT and the
+    check's truth."""
     sums = ", ".join(f"sum({name}) AS {name}" for name in stats.FIGURE_FIELDS)
-    contributions = ", ".join(f"{sql} AS {name}" for name, sql in contribution_sql("c").items())
+    day = "(({row}.created_at AT TIME ZONE %(zone)s)::date) AS day"
+    keys = "{row}.campaign_id, {row}.voice_id, {row}.store_id"
+    calls = ", ".join(f"{sql} AS {name}" for name, sql in contribution_sql("c").items())
+    orders = ", ".join(f"{sql} AS {name}" for name, sql in order_contribution_sql("o").items())
     return f"""
       SELECT day, campaign_id, voice_id, store_id, {sums}
-      FROM (SELECT ((c.created_at AT TIME ZONE %(zone)s)::date) AS day, c.campaign_id,
-                   c.voice_id, c.store_id, {contributions}
-            FROM calls_call c) AS d
+      FROM (SELECT {day.format(row="c")}, {keys.format(row="c")}, {calls} FROM calls_call c
+            UNION ALL
+            SELECT {day.format(row="o")}, {keys.format(row="o")}, {orders} FROM calls_order o
+            WHERE {ORDER_COUNTS_SQL.format(row="o")}) AS d
       GROUP BY day, campaign_id, voice_id, store_id
     """
 
@@ -183,7 +326,7 @@ def rebuild(zone: zoneinfo.ZoneInfo | None = None) -> int:
     zone = zone or stats.reporting_zone()
     columns = ", ".join(stats.FIGURE_FIELDS)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("LOCK TABLE calls_call IN SHARE MODE")
+        cursor.execute("LOCK TABLE calls_call, calls_order IN SHARE MODE")
         cursor.execute(zone_function_sql(zone))
         cursor.execute("DELETE FROM calls_dailyfigures")
         cursor.execute(

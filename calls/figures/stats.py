@@ -40,7 +40,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
 
-from calls.models import CENT, Call, DailyFigures, Store
+from calls.models import CENT, Call, DailyFigures, Order, Store
 
 Outcome = Call.Outcome
 State = Call.State
@@ -77,30 +77,71 @@ def per_unit(total: Decimal, units: int) -> Decimal | None:
     return (total / units).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def figure_aggregates() -> dict[str, Any]:
-    """The SQL aggregates behind `Figures`, named after its fields."""
+_VERIFY = Q(purpose=Call.Purpose.VERIFY)
+_NOTICE = Q(purpose=Call.Purpose.NOTICE)
+
+
+def figure_aggregates(*, by_purpose: bool = True) -> dict[str, Any]:
+    """The SQL aggregates behind the calls' fields of `Figures` (CALL_FIGURE_FIELDS), over
+    calls. Every figure but the notice ones counts verification calls only. (by_purpose=False:
+    every call, no notice figures, for calls stored before they had a purpose: the tests of
+    older migrations.)"""
+    verify = _VERIFY if by_purpose else Q()
     aggregates: dict[str, Any] = {
-        "calls": Count("id"),
-        "placed": Count("id", filter=Q(sent_at__isnull=False)),
-        "queued": Count("id", filter=Q(state=State.QUEUED)),
-        "in_flight": Count("id", filter=Q(state__in=IN_FLIGHT_STATES)),
-        "finished": Count("id", filter=Q(state=State.FINAL)),
-        "charges": Sum("call_charges", default=ZERO),
+        "calls": Count("id", filter=verify or None),
+        "placed": Count("id", filter=verify & Q(sent_at__isnull=False)),
+        "queued": Count("id", filter=verify & Q(state=State.QUEUED)),
+        "in_flight": Count("id", filter=verify & Q(state__in=IN_FLIGHT_STATES)),
+        "finished": Count("id", filter=verify & Q(state=State.FINAL)),
     }
     for outcome in Outcome:
-        aggregates[outcome.value] = Count("id", filter=Q(outcome=outcome))
+        aggregates[outcome.value] = Count("id", filter=verify & Q(outcome=outcome))
     confirmed, cancelled = Outcome.CONFIRMED, Outcome.CANCELLED
     aggregates |= {
         "decided_confirmed": Count(
-            "id", filter=Q(hand_decision=confirmed) | (_BY_KEY & Q(outcome=confirmed))
+            "id",
+            filter=verify & (Q(hand_decision=confirmed) | (_BY_KEY & Q(outcome=confirmed))),
         ),
         "decided_cancelled": Count(
-            "id", filter=Q(hand_decision=cancelled) | (_BY_KEY & Q(outcome=cancelled))
+            "id",
+            filter=verify & (Q(hand_decision=cancelled) | (_BY_KEY & Q(outcome=cancelled))),
         ),
-        "decided_by_hand": Count("id", filter=_BY_HAND),
-        "decided_unanswered": Count("id", filter=_BY_HAND & ~Q(outcome__in=ANSWERED_OUTCOMES)),
+        "decided_by_hand": Count("id", filter=verify & _BY_HAND),
+        "decided_unanswered": Count(
+            "id", filter=verify & _BY_HAND & ~Q(outcome__in=ANSWERED_OUTCOMES)
+        ),
+        "charges": Sum("call_charges", filter=verify or None, default=ZERO),
     }
+    if by_purpose:
+        aggregates["notice_calls"] = Count("id", filter=_NOTICE)
+        aggregates["notice_charges"] = Sum("call_charges", filter=_NOTICE, default=ZERO)
     return aggregates
+
+
+_DELIVERED = Q(delivery=Order.Delivery.DELIVERED)
+_RETURNED = Q(delivery=Order.Delivery.RETURNED)
+_CONFIRMED = Q(decision=Order.Decision.CONFIRMED)
+_UNDECIDED_CALLED = Q(decision="", called=True)
+_NOT_CALLED = Q(decision="", called=False)
+
+
+def order_figure_aggregates() -> dict[str, Any]:
+    """The SQL aggregates behind the orders' fields of `Figures` (ORDER_FIGURE_FIELDS), over
+    orders (see `Figures` for what each counts)."""
+    cancelled_unshipped = Q(decision=Order.Decision.CANCELLED, delivery="")
+    return {
+        "shipped": Count("id", filter=~Q(delivery="")),
+        "delivered": Count("id", filter=_DELIVERED),
+        "returned": Count("id", filter=_RETURNED),
+        "delivered_confirmed": Count("id", filter=_DELIVERED & _CONFIRMED),
+        "returned_confirmed": Count("id", filter=_RETURNED & _CONFIRMED),
+        "delivered_undecided": Count("id", filter=_DELIVERED & _UNDECIDED_CALLED),
+        "returned_undecided": Count("id", filter=_RETURNED & _UNDECIDED_CALLED),
+        "delivered_not_called": Count("id", filter=_DELIVERED & _NOT_CALLED),
+        "returned_not_called": Count("id", filter=_RETURNED & _NOT_CALLED),
+        "cancelled_unshipped": Count("id", filter=cancelled_unshipped),
+        "returns_avoided": Sum("store__return_cost", filter=cancelled_unshipped, default=ZERO),
+    }
 
 
 @dataclass(frozen=True)
@@ -125,6 +166,27 @@ class Figures:
     decided_by_hand: int = 0  # calls whose order an agent decided by hand
     decided_unanswered: int = 0  # ... of which the call itself was not answered
     charges: Decimal = ZERO
+    # Notice calls (an order shipped, the shop cancelled it): counted apart, in none of the above.
+    notice_calls: int = 0
+    notice_charges: Decimal = ZERO
+    # The orders created that day (not their calls), by what became of the parcel: shipped is
+    # every parcel that left (in transit, delivered or returned).
+    shipped: int = 0
+    delivered: int = 0
+    returned: int = 0
+    # The same split by the order's decision: confirmed (by key or by hand), undecided though
+    # called, never called (undecided, no call placed: skipped, or shipped before its call).
+    # A parcel shipped although its order was cancelled is in none of the three.
+    delivered_confirmed: int = 0
+    returned_confirmed: int = 0
+    delivered_undecided: int = 0
+    returned_undecided: int = 0
+    delivered_not_called: int = 0
+    returned_not_called: int = 0
+    # Orders cancelled (by key, by hand or by the store's rule) and never shipped; and that
+    # times the store's return cost: the returns calling avoided, if each would have come back.
+    cancelled_unshipped: int = 0
+    returns_avoided: Decimal = ZERO
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Figures:
@@ -133,8 +195,9 @@ class Figures:
             for field in dataclasses.fields(cls)
             if row.get(field.name) is not None
         }
-        if "charges" in values:
-            values["charges"] = Decimal(values["charges"]).quantize(CENT)
+        for name in MONEY_FIELDS:
+            if name in values:
+                values[name] = Decimal(values[name]).quantize(CENT)
         return cls(**values)
 
     def __add__(self, other: Figures) -> Figures:
@@ -183,6 +246,21 @@ class Figures:
         return per_unit(self.charges, self.decided_confirmed)
 
     @property
+    def all_charges(self) -> Decimal:
+        """What every call cost, verification and notice."""
+        return self.charges + self.notice_charges
+
+    @property
+    def net_saved(self) -> Decimal:
+        """The returns avoided less the charges of every call."""
+        return self.returns_avoided - self.all_charges
+
+    @property
+    def return_rate(self) -> Decimal | None:
+        """Returned parcels of those whose end is known (delivered or returned)."""
+        return rate(self.returned, self.delivered + self.returned)
+
+    @property
     def pending(self) -> int:
         """Calls without a final outcome yet."""
         return self.calls - self.finished
@@ -207,11 +285,20 @@ class Figures:
 
 
 FIGURE_FIELDS = [field.name for field in dataclasses.fields(Figures)]  # DailyFigures' columns
+MONEY_FIELDS = ("charges", "notice_charges", "returns_avoided")
+# Counted from the calls, and from the orders (calls/figures/counters.py).
+CALL_FIGURE_FIELDS = FIGURE_FIELDS[: FIGURE_FIELDS.index("shipped")]
+ORDER_FIGURE_FIELDS = FIGURE_FIELDS[FIGURE_FIELDS.index("shipped") :]
 
 
 def figures_of(calls: QuerySet[Call]) -> Figures:
-    """One total over `calls`, in one query."""
+    """One total over `calls`, in one query (the orders' fields zero)."""
     return Figures.from_row(calls.order_by().aggregate(**figure_aggregates()))
+
+
+def order_figures_of(orders: QuerySet[Order]) -> Figures:
+    """The orders' fields over `orders`, in one query (the calls' fields zero)."""
+    return Figures.from_row(orders.order_by().aggregate(**order_figure_aggregates()))
 
 
 def figures_by(calls: QuerySet[Call], key: str) -> dict[Any, Figures]:
@@ -373,7 +460,10 @@ def _daily_rows(
     first_day: dt.date | None,
     last_day: dt.date | None,
 ) -> QuerySet[DailyFigures]:
-    rows = DailyFigures.objects.filter(calls__gt=0)  # a group whose calls all went: no group
+    # A group whose calls and orders all went (their campaign deleted): no group.
+    rows = DailyFigures.objects.filter(
+        Q(calls__gt=0) | Q(notice_calls__gt=0) | Q(shipped__gt=0) | Q(cancelled_unshipped__gt=0)
+    )
     if first_day is not None:
         rows = rows.filter(day__gte=first_day)
     if last_day is not None:

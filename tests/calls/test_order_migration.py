@@ -24,7 +24,7 @@ def figures() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """All the calls' figures, and per campaign, from the columns both schemas have."""
     aggregates = {
         name: aggregate
-        for name, aggregate in figure_aggregates().items()
+        for name, aggregate in figure_aggregates(by_purpose=False).items()
         if not name.startswith("decided_")
     }
     calls = Call.objects.order_by()

@@ -24,7 +24,18 @@ ROOT = Path(__file__).resolve().parents[2]
 # robodash's own code; the simulator and the shops' stand-ins keep the outside services' state.
 APPS = ("calls", "shops", "robodash")
 STATE_MODULE = "calls/transitions.py"
-GUARDED = {"state", "status", "outcome", "decision", "decided_via", "hand_decision"}
+GUARDED = {
+    "state",
+    "status",
+    "outcome",
+    "decision",
+    "decided_via",
+    "hand_decision",
+    "delivery",
+    "delivery_at",
+    "delivery_via",
+    "called",
+}
 # Whose state a module other than the state module may write, by model. A call's, an order's and
 # a campaign's never: only STATE_MODULE writes those.
 ALLOWED = {
@@ -52,7 +63,7 @@ def _model_named_in(value: ast.expr | None) -> str:
             isinstance(node, ast.Attribute)
             and isinstance(node.value, ast.Name)
             and node.value.id[:1].isupper()
-            and node.attr in {"State", "Status", "Outcome", "Decision"}
+            and node.attr in {"State", "Status", "Outcome", "Decision", "Delivery"}
         ):
             return node.value.id
     return ""

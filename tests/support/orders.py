@@ -68,6 +68,8 @@ def _as_transitions_leave_it(latest: Call) -> dict[str, Any]:
     (the store's default rule: the queue after the last attempt)."""
     at = latest.finalized_at or latest.created_at
     fields: dict[str, Any] = {"status": order_status_for(latest.state, latest.outcome)}
+    if latest.sent_at is not None and latest.purpose == Call.Purpose.VERIFY:
+        fields["called"] = True  # as mark_sent leaves it
     outcome = Call.Outcome(latest.outcome) if latest.outcome else None
     decision = DECIDING_OUTCOMES.get(outcome) if outcome else None
     reason = FOLLOW_UP_OF_OUTCOME.get(outcome) if outcome else None
