@@ -17,6 +17,14 @@ Every figure is computed in SQL: `figure_aggregates()` are the `Count(..., filte
 expressions, used with `.aggregate()` for one total or `.values(key).annotate()` for one GROUP BY
 query per table. Python only adds up the few rows that come back (30 days, a page of campaigns).
 A call counts on the day (in the reporting zone) it was created, that is imported or ordered.
+Every figure above counts verification calls; notice calls (an order shipped, the shop
+cancelled it) are counted apart, `notice_calls` and `notice_charges`.
+
+Returns (docs/deliveries.md) count orders, not calls, on the day the order was created:
+- return rate     = returned / (delivered + returned)
+- returns avoided = orders cancelled and never shipped x the store's return cost: an upper
+                    bound (as if every cancelled order would have come back)
+- net saved       = returns avoided - the charges of every call, verification and notice
 
 The pages read `figures_grouped` and `figures_total`, which add up DailyFigures: one row per day,
 campaign and voice id, kept exact by PostgreSQL triggers as the calls change
