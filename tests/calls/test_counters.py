@@ -514,7 +514,7 @@ def test_a_new_store_takes_the_zone_of_the_setting_it_starts_with(settings):
 
 def test_the_command_checks_the_figures_and_rebuilds_them(history, capsys):
     call_command("figures", "--check")
-    assert "Every figure equals a direct count of the calls." in capsys.readouterr().out
+    assert "Every figure equals a direct count of the calls and orders." in capsys.readouterr().out
     day = today() - dt.timedelta(days=4)
     DailyFigures.objects.filter(day=day).update(confirmed=F("confirmed") + 1)
 
@@ -525,8 +525,8 @@ def test_the_command_checks_the_figures_and_rebuilds_them(history, capsys):
 
     call_command("figures", "--rebuild", "--check")
     out = capsys.readouterr().out
-    assert "Counted every call again in Asia/Karachi" in out
-    assert "Every figure equals a direct count of the calls." in out
+    assert "Counted every call and order again in Asia/Karachi" in out
+    assert "Every figure equals a direct count of the calls and orders." in out
 
 
 def test_the_installed_counting_function_is_the_one_the_code_writes(db):

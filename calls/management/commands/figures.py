@@ -35,8 +35,8 @@ class Command(BaseCommand):
             started = time.perf_counter()
             groups = counters.rebuild(zone)
             self.stdout.write(
-                f"Counted every call again in {zone.key}: {groups} groups of a day, campaign "
-                f"and voice id, in {time.perf_counter() - started:.1f} s."
+                f"Counted every call and order again in {zone.key}: {groups} groups of a day, "
+                f"campaign and voice id, in {time.perf_counter() - started:.1f} s."
             )
         counted = stats.counted_zone()
         if counted != zone.key:
@@ -45,7 +45,7 @@ class Command(BaseCommand):
                 "at the wrong midnight until `migrate` (or `figures --rebuild`) counts them again."
             )
         else:
-            self.stdout.write(f"The figures are counted in {zone.key}, as calls change.")
+            self.stdout.write(f"The figures are counted in {zone.key}, as calls and orders change.")
         if options["check"]:
             found = counters.mismatches()
             if found:
@@ -55,4 +55,4 @@ class Command(BaseCommand):
                     + "\n".join(lines)
                     + "\nRun `python manage.py figures --rebuild` to count them again."
                 )
-            self.stdout.write("Every figure equals a direct count of the calls.")
+            self.stdout.write("Every figure equals a direct count of the calls and orders.")
