@@ -182,7 +182,11 @@ def _record_delivery(connection: ShopConnection, news: DeliveryNews) -> Received
     # A shop's clock ahead of robodash's must not date news later than any that follows it.
     at = min(news.at, timezone.now()) if news.at is not None else None
     verdict = record_delivery(
-        order, news.delivery, via=DELIVERY_VIA[connection.kind], at=at, tracking=news.tracking
+        order,
+        news.delivery,
+        via=DELIVERY_VIA[ShopConnection.Kind(connection.kind)],
+        at=at,
+        tracking=news.tracking,
     )
     if verdict != DeliveryVerdict.APPLIED:
         why = NOT_APPLIED[DeliveryVerdict(verdict)]
