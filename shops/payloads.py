@@ -178,6 +178,7 @@ SHIPPED, DELIVERED, RETURNED = (
 SHOPIFY_SHIPMENT = {"delivered": DELIVERED, "failure": RETURNED}
 # A fulfillment in one of these states sent nothing (Shopify's Fulfillment.status).
 SHOPIFY_NOT_SENT = ("cancelled", "error", "failure")
+EARLIEST_YEAR = 2000
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,9 @@ def _shop_time(payload: dict[str, Any], *names: str) -> dt.datetime | None:
             parsed = parse_datetime(value) if isinstance(value, str) else None
         except ValueError:  # well formed and still no time: a 31st of February
             parsed = None
-        if parsed is None:
+        # Before the shops existed is no parcel's time (and year 1 in an offset ahead of UTC
+        # is a year Python cannot read back from the database).
+        if parsed is None or parsed.year < EARLIEST_YEAR:
             raise UnreadableOrder(f"{name} {_text(value)[:40]!r} is not a time")
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.UTC)

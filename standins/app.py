@@ -233,7 +233,8 @@ class StandInState:
                 }
             else:
                 mine = [n for n, f in self.fulfillments.items() if f["order_id"] == order_id]
-                number = body.get("fulfillment_id") or max(mine, default=0)
+                named = str(body.get("fulfillment_id") or "")
+                number = int(named) if named.isdigit() else max(mine, default=0)
                 if number not in self.fulfillments:
                     raise BadControl(
                         f"order {order_id} has no fulfillment {number or ''} to update"
@@ -340,7 +341,8 @@ def send_webhook(
     headers = webhook_headers(target, topic, body, hook["secret"], str(delivery))
     sent: dict[str, Any] = {"target": target, "topic": topic, "delivery": str(delivery)}
     try:
-        response = requests.post(hook["url"], data=body, headers=headers, timeout=15)
+        # Within the control API's own client timeout (StandIns.control), so its caller hears.
+        response = requests.post(hook["url"], data=body, headers=headers, timeout=8)
     except requests.RequestException as error:
         sent.update(status=0, answer=type(error).__name__)
     else:

@@ -185,6 +185,12 @@ def test_a_body_robodash_cannot_read_is_refused_with_its_reason_and_changes_noth
             f'{{"order_id": {SHOPIFY_ID}, "updated_at": "yesterday"}}',
             "updated_at 'yesterday' is not a time",
         ),
+        (
+            "shopify",
+            "fulfillments/create",
+            f'{{"order_id": {SHOPIFY_ID}, "created_at": "0001-01-01T00:00:00+05:00"}}',
+            "created_at '0001-01-01T00:00:00+05:00' is not a time",
+        ),
         ("woocommerce", "order.updated", '{"id": 727}', "the order has no status"),
         (
             "woocommerce",
