@@ -19,8 +19,16 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from calls.models import Order
 from shops import outgoing
-from shops.models import ADDRESS_REFUSALS, DEFAULT_COD_GATEWAYS, DEFAULT_TAGS, ShopConnection
+from shops.models import (
+    ADDRESS_REFUSALS,
+    DEFAULT_COD_GATEWAYS,
+    DEFAULT_DELIVERY_STATUSES,
+    DEFAULT_TAGS,
+    ShopConnection,
+)
+from shops.payloads import woo_status_slug
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise as StrOrPromise
@@ -65,6 +73,65 @@ def outgoing_address(*, query_allowed: bool = True) -> Callable[[str], None]:
             raise ValidationError(ADDRESS_REFUSALS[refused.code], code=refused.code) from None
 
     return validate
+
+
+# What a status may mean in ShopConnection.delivery_statuses, as a merchant writes it: "ignore"
+# is stored as "" (the status says nothing of the parcel).
+DELIVERY_WORDS = {
+    "shipped": Order.Delivery.SHIPPED,
+    "delivered": Order.Delivery.DELIVERED,
+    "returned": Order.Delivery.RETURNED,
+    "ignore": Order.Delivery.NONE,
+}
+# A WooCommerce status slug (post_status holds 20 characters, wc- included).
+WOO_SLUG = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,39}\Z")
+
+
+def parse_delivery_statuses(text: str) -> dict[str, str]:
+    """`status = state` pairs, one per line or comma-separated, as a connection's
+    delivery_statuses; ValidationError naming each pair that is not one. The Integrations form
+    and connect_shop's --woo-status both read them here."""
+    mapping: dict[str, str] = {}
+    errors = []
+    for item in filter(None, (part.strip() for part in re.split(r"[\n,]", text))):
+        status, equals, word = (piece.strip() for piece in item.partition("="))
+        slug = woo_status_slug(status)
+        if not equals or not WOO_SLUG.match(slug):
+            errors.append(
+                ValidationError(
+                    _("%(item)s is not status = state, e.g. completed = delivered."),
+                    code="pair",
+                    params={"item": item[:60]},
+                )
+            )
+        elif word.lower() not in DELIVERY_WORDS:
+            errors.append(
+                ValidationError(
+                    _("%(item)s: the state is one of shipped, delivered, returned or ignore."),
+                    code="state",
+                    params={"item": item[:60]},
+                )
+            )
+        elif slug in mapping:
+            errors.append(
+                ValidationError(
+                    _("The status %(status)s is given twice."),
+                    code="twice",
+                    params={"status": slug},
+                )
+            )
+        else:
+            mapping[slug] = DELIVERY_WORDS[word.lower()]
+    if errors:
+        raise ValidationError(errors)
+    return mapping
+
+
+def delivery_statuses_text(mapping: object) -> str:
+    """A connection's delivery_statuses as parse_delivery_statuses reads them."""
+    words = {value: word for word, value in DELIVERY_WORDS.items()}
+    pairs = sorted(mapping.items()) if isinstance(mapping, dict) else ()
+    return "\n".join(f"{slug} = {words.get(value, 'ignore')}" for slug, value in pairs)
 
 
 def _names(text: str) -> list[str]:
@@ -204,7 +271,25 @@ class WooCommerceForm(ConnectionForm):
     status_no_answer = forms.ChoiceField(
         label=_("Status when never answered"), choices=WOO_STATUSES, required=False
     )
+    delivery_statuses = forms.CharField(
+        label=_("The parcel, by order status"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
+        help_text=_(
+            "One status = state per line: shipped, delivered, returned or ignore (if you mark "
+            "orders completed when they leave, write completed = shipped). A status not listed "
+            "whose name holds return or rto means returned. A status robodash set itself is "
+            "never read as the parcel's."
+        ),
+    )
     field_order = ["site_url", "consumer_key", "consumer_secret", "webhook_secret"]
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["delivery_statuses"].initial = self.initial.get(
+            "delivery_statuses", delivery_statuses_text(DEFAULT_DELIVERY_STATUSES)
+        )
 
     def initial_from(self, connection: ShopConnection) -> dict[str, Any]:
         mapping = connection.status_mapping or {}
@@ -212,13 +297,18 @@ class WooCommerceForm(ConnectionForm):
             **super().initial_from(connection),
             "site_url": connection.site_url,
             **{f"status_{event}": mapping.get(event, "") for event in DEFAULT_TAGS},
+            "delivery_statuses": delivery_statuses_text(connection.delivery_statuses),
         }
+
+    def clean_delivery_statuses(self) -> dict[str, str]:
+        return parse_delivery_statuses(self.cleaned_data.get("delivery_statuses", ""))
 
     def apply(self, connection: ShopConnection, data: dict[str, Any]) -> None:
         connection.site_url = data["site_url"]
         connection.status_mapping = {
             event: data[f"status_{event}"] for event in DEFAULT_TAGS if data.get(f"status_{event}")
         }
+        connection.delivery_statuses = data.get("delivery_statuses", {})
 
 
 class WebhookForm(ConnectionForm):

@@ -35,7 +35,9 @@ NOT_COD = "not cash on delivery"
 class Received:
     """What became of an incoming order, for the shop's answer and the Integrations page."""
 
-    outcome: str  # "queued", "known", "rejected", "not_cod"
+    # "queued", "known", "rejected", "not_cod"; a cancellation's "withdrawn", "too_late"; a
+    # parcel's "recorded"; "ignored" (the message says why).
+    outcome: str
     order: Order | None
     message: str
 

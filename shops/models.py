@@ -32,10 +32,18 @@ DEFAULT_TAGS = {
     "no_answer": "robocall-no-answer",
 }
 API_TOKEN_PREFIX = "rdk_"
+# WooCommerce: what an order status says of the parcel, unless the connection says otherwise.
+# A status not listed still means returned when its slug holds "return" or "rto"
+# (shops.payloads.delivery_for_woo_status); "" means the status says nothing of the parcel.
+DEFAULT_DELIVERY_STATUSES = {"completed": "delivered", "refunded": "returned"}
 
 
 def default_tags() -> dict[str, str]:
     return dict(DEFAULT_TAGS)
+
+
+def default_delivery_statuses() -> dict[str, str]:
+    return dict(DEFAULT_DELIVERY_STATUSES)
 
 
 class ShopConnection(models.Model):
@@ -56,6 +64,9 @@ class ShopConnection(models.Model):
     write_note = models.BooleanField(default=False)  # Shopify: also an order note
     # WooCommerce: the order status to set per decision, e.g. {"cancelled": "cancelled"}.
     status_mapping = models.JSONField(default=dict, blank=True)
+    # WooCommerce: the parcel's state an order.updated's status means, e.g. {"completed":
+    # "delivered"} (merchants who mark orders completed at dispatch: "shipped").
+    delivery_statuses = models.JSONField(default=default_delivery_statuses, blank=True)
     secrets_encrypted = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     # WooCommerce's unsigned pings (sent when a webhook is saved there): counted, never a row

@@ -1,7 +1,8 @@
 """Settings → a store → Integrations (admins only): connect Shopify, WooCommerce or the
-merchant's own site, see the webhook URL to paste and what last came in and went out, send a
-test order, make and revoke API tokens. Secrets are write-only; a signing secret or an API token
-robodash makes is shown once, in the answer to the request that made it, and never again."""
+merchant's own site, see the webhook URL to paste and its topics, and what last came in and went
+out, send a test order, make and revoke API tokens. Secrets are write-only; a signing secret or an
+API token robodash makes is shown once, in the answer to the request that made it, and never
+again."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from shops.forms import FORMS, ApiTokenForm
 from shops.intake import NOT_COD
 from shops.models import ApiToken, ReceivedWebhook, ShopConnection, WriteBack
 from shops.signatures import base64_hmac
-from shops.urls_public import orders_api_url, webhook_url
+from shops.urls_public import WEBHOOK_TOPICS, orders_api_url, webhook_url
 from shops.views import HEADERS, receive_webhook
 
 
@@ -47,6 +48,7 @@ def _context(request: HttpRequest, store: Store, bound: dict[str, Any]) -> dict[
                 "hook_url": (
                     webhook_url(connection, request) if connection and kind in HEADERS else ""
                 ),
+                "topics": WEBHOOK_TOPICS.get(ShopConnection.Kind(kind), ()),
                 "last_out": last_out,
                 "last_in": connection.last_received() if connection else None,
                 # Orders the shop sent that were not cash on delivery: acknowledged, counted.

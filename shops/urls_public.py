@@ -21,6 +21,17 @@ WEBHOOK_VIEWS = {
     ShopConnection.Kind.SHOPIFY: "shopify_webhook",
     ShopConnection.Kind.WOOCOMMERCE: "woocommerce_webhook",
 }
+# The topics to register with that address, each acted on by shops.views._act: what connect_shop
+# prints and the Integrations page shows.
+WEBHOOK_TOPICS = {
+    ShopConnection.Kind.SHOPIFY: (
+        "orders/create",
+        "orders/cancelled",
+        "fulfillments/create",
+        "fulfillments/update",
+    ),
+    ShopConnection.Kind.WOOCOMMERCE: ("order.created", "order.deleted", "order.updated"),
+}
 UNSET_NOTE = (
     "ROBODASH_PUBLIC_URL is not set, so this is only the path: put the address merchants reach "
     "robodash at in front of it (e.g. https://robodash.example.com), or set ROBODASH_PUBLIC_URL "

@@ -7,6 +7,13 @@ constant time, on the raw bytes, before the body is parsed). A bad or missing si
 and nothing is stored. Then the delivery's own id is recorded, so a delivery the shop sends again
 (it retries until it hears 200) changes nothing; the answer comes as soon as the order is stored,
 well within Shopify's five seconds: the call itself goes through the pipeline.
+
+News of a parcel (a Shopify fulfillment, a WooCommerce order's new status: shops/payloads.py)
+is recorded by calls.transitions.record_delivery, whose rule decides which update wins: a repeat
+or an older update changes nothing. A WooCommerce status robodash set itself (its write-back of
+a decision) is recognised and ignored: a cancelled order that robodash marked `failed` was not
+returned. An order the store does not have, or news that says nothing of the parcel, is
+answered `ignored` with the reason, and nothing changes.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -28,11 +36,19 @@ from django.views.decorators.http import require_POST
 from calls.intake.storable_text import storable
 from calls.models import Call, Order
 from calls.permissions import CALL_ACTIONS, role_required
-from calls.transitions import withdraw
+from calls.transitions import DeliveryVerdict, record_delivery, withdraw
 from shops import outbox
 from shops.intake import Received, receive_order
 from shops.models import ReceivedWebhook, ShopConnection, WriteBack
-from shops.payloads import UnreadableOrder, shopify_order, woocommerce_order
+from shops.payloads import (
+    DeliveryNews,
+    UnreadableOrder,
+    shopify_fulfillment,
+    shopify_order,
+    woo_status_slug,
+    woocommerce_order,
+    woocommerce_order_update,
+)
 from shops.signatures import base64_hmac_is_valid
 
 log = logging.getLogger(__name__)
@@ -124,7 +140,71 @@ def _act(connection: ShopConnection, topic: str, payload: object) -> Received:
                 "ignored", None, f"order {order.order_id} is not cancelled in the body sent"
             )
         return _withdraw(store.pk, order.order_id)
+    if kind == ShopConnection.Kind.SHOPIFY and topic in FULFILLMENT_TOPICS:
+        news = shopify_fulfillment(payload, created=topic == "fulfillments/create")
+        return _record_delivery(connection, news)
+    if kind == ShopConnection.Kind.WOOCOMMERCE and topic == "order.updated":
+        mapping = (
+            connection.delivery_statuses if isinstance(connection.delivery_statuses, dict) else {}
+        )
+        return _record_delivery(connection, woocommerce_order_update(payload, mapping))
     return Received("ignored", None, f"topic {topic or '(none)'} is not one robodash acts on")
+
+
+FULFILLMENT_TOPICS = ("fulfillments/create", "fulfillments/update")
+DELIVERY_VIA = {
+    ShopConnection.Kind.SHOPIFY: Order.DeliveryVia.SHOPIFY,
+    ShopConnection.Kind.WOOCOMMERCE: Order.DeliveryVia.WOOCOMMERCE,
+}
+# Answered for an update record_delivery did not apply (its DeliveryVerdict).
+NOT_APPLIED = {
+    DeliveryVerdict.REPEAT: "already known",
+    DeliveryVerdict.BACKWARDS: "the parcel is further along already",
+    DeliveryVerdict.NOT_LATER: "not later than what is known",
+}
+
+
+def _record_delivery(connection: ShopConnection, news: DeliveryNews) -> Received:
+    """The parcel of the order the shop's news is about, recorded as record_delivery rules."""
+    # Only the orders that came from this shop carry its ids (another shop's may collide).
+    order = Order.objects.filter(
+        store_id=connection.store_id, source=connection.kind, shop_ref=news.shop_order_id
+    ).first()
+    if order is None:
+        return Received("ignored", None, f"order id {news.shop_order_id} is not known here")
+    name = f"order {order.order_id}"
+    if connection.kind == ShopConnection.Kind.WOOCOMMERCE and _robodash_set_status(
+        connection, order, news.status
+    ):
+        return Received("ignored", order, f"{name}: {news.said} is robodash's own write-back")
+    if not news.delivery:
+        return Received("ignored", order, f"{name}: {news.said} says nothing of the parcel")
+    # A shop's clock ahead of robodash's must not date news later than any that follows it.
+    at = min(news.at, timezone.now()) if news.at is not None else None
+    verdict = record_delivery(
+        order,
+        news.delivery,
+        via=DELIVERY_VIA[ShopConnection.Kind(connection.kind)],
+        at=at,
+        tracking=news.tracking,
+    )
+    if verdict != DeliveryVerdict.APPLIED:
+        why = NOT_APPLIED[DeliveryVerdict(verdict)]
+        return Received("ignored", order, f"{name}: {news.delivery} ({news.said}): {why}")
+    return Received("recorded", order, f"{name}: {news.delivery} ({news.said})")
+
+
+def _robodash_set_status(connection: ShopConnection, order: Order, status: str) -> bool:
+    """Whether `status` is one robodash's write-back sets on `order`: the connection's status
+    for the decision it last queued or last told the shop (a change of decision in flight)."""
+    told = (
+        WriteBack.objects.filter(order=order, connection=connection)
+        .values_list("event", "told_event")
+        .first()
+    )
+    mapping = connection.status_mapping if isinstance(connection.status_mapping, dict) else {}
+    set_by_robodash = {woo_status_slug(str(mapping.get(event) or "")) for event in told or ()}
+    return woo_status_slug(status) in set_by_robodash - {""}
 
 
 def _withdraw(store_id: int, order_id: str) -> Received:

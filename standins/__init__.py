@@ -11,6 +11,16 @@ One small WSGI server answers, each under its own path:
   them, and `PUT /wp-json/wc/v3/orders/<id>` for a status, with basic auth;
 - a merchant's own server receiving robodash's signed webhooks: `POST /receiver/<name>`.
 
+The two shops also send robodash their own webhooks, signed as the real ones are (base64
+HMAC-SHA256 of the body under the webhook's secret, in the shop's headers), to the address and
+secret registered with `POST /_standin/webhooks {"target", "url", "secret"}`:
+`POST /_standin/shopify/fulfillment` makes a fulfillment (`fulfillments/create`) or changes the
+order's latest (`fulfillments/update`: `shipment_status`, `status`, `tracking_number`);
+`POST /_standin/woocommerce/order-updated` sets an order's status and sends `order.updated`, as the
+WooCommerce stand-in also does when robodash sets a status through its REST API; `POST
+/_standin/send` sends any body under any topic (a malformed one, say). A `delivery` id given again
+is a redelivery; each answer robodash gave is kept (the records' `sent`).
+
 Each records what was written, so a test can check that a decision arrived exactly once, and can
 be told to fail: a scripted run of 500s, 429s with `Retry-After`, or answers held past a client's
 timeout. `/_standin/` is the control API. Credentials are checked, never echoed or logged.

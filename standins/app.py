@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import itertools
 import json
 import re
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import requests
 
 TARGETS = ("shopify", "woocommerce", "receiver")
 MAX_BODY = 1_000_000
@@ -44,6 +52,9 @@ class Reply:
     status: int
     payload: Any
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # Run before the reply goes (outside the lock): a webhook the change makes the shop send, as
+    # WooCommerce sends its own when its asynchronous delivery is off.
+    then: Callable[[], Any] | None = None
 
 
 @dataclass
@@ -79,6 +90,16 @@ class StandInState:
         self.deliveries: dict[str, list[dict[str, Any]]] = {}
         self.failures: dict[str, deque[Failure]] = {target: deque() for target in TARGETS}
         self.requests: Counter[str] = Counter()
+        # The shops' own webhooks to robodash: per shop, where they go and the secret they are
+        # signed with; the fulfillments the Shopify stand-in made; every webhook sent.
+        self.webhooks: dict[str, dict[str, str]] = {}
+        self.fulfillments: dict[int, dict[str, Any]] = {}
+        self.sent: list[dict[str, Any]] = []
+        self.ids = itertools.count(1001)
+
+    def new_id(self) -> int:
+        """A fulfillment's id, or a WooCommerce webhook delivery's (call holding the lock)."""
+        return next(self.ids)
 
     def next_failure(self, target: str) -> Failure | None:
         with self.lock:
@@ -89,7 +110,41 @@ class StandInState:
     # --- control ---
 
     def control(self, method: str, name: str, body: dict[str, Any]) -> Any:
+        # The shops' webhooks are sent without the lock: robodash's answer may take a while,
+        # and the stand-ins keep answering its requests meanwhile.
+        if (method, name) == ("POST", "send"):
+            target, topic = body.get("target"), body.get("topic")
+            if target not in SHOPS or not isinstance(topic, str):
+                raise BadControl("send takes a target (shopify or woocommerce) and a topic")
+            raw = body.get("body")
+            sent = (
+                raw.encode() if isinstance(raw, str) else json.dumps(body.get("payload")).encode()
+            )
+            return send_webhook(self, target, topic, sent, body.get("delivery"))
+        if (method, name) == ("POST", "shopify/fulfillment"):
+            topic, payload = self.fulfillment(body)
+            return send_webhook(
+                self, "shopify", topic, json.dumps(payload).encode(), body.get("delivery")
+            )
+        if (method, name) == ("POST", "woocommerce/order-updated"):
+            payload = self.woo_order_updated(body)
+            return send_webhook(
+                self,
+                "woocommerce",
+                "order.updated",
+                json.dumps(payload).encode(),
+                body.get("delivery"),
+            )
         with self.lock:
+            if (method, name) == ("POST", "webhooks"):
+                target = body.get("target")
+                if target not in SHOPS:
+                    raise BadControl(f"target must be one of {', '.join(SHOPS)}")
+                self.webhooks[target] = {
+                    "url": _required(body, "url"),
+                    "secret": _required(body, "secret"),
+                }
+                return {"webhooks": sorted(self.webhooks)}
             if (method, name) == ("GET", "health"):
                 return {"ok": True}
             if (method, name) == ("POST", "reset"):
@@ -150,7 +205,155 @@ class StandInState:
             },
             "receivers": dict(self.deliveries),
             "requests": dict(self.requests),
+            "sent": list(self.sent),
         }
+
+    def fulfillment(self, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A fulfillment made (fulfillments/create) or changed (fulfillments/update, the order's
+        latest unless `fulfillment_id` names one), as Shopify's webhook carries it."""
+        topic = body.get("topic", "fulfillments/create")
+        if topic not in ("fulfillments/create", "fulfillments/update"):
+            raise BadControl("topic is fulfillments/create or fulfillments/update")
+        order_id = _shop_id(body)
+        at = _time(body.get("at")).astimezone(PKT).isoformat(timespec="seconds")
+        changed = {key: body[key] for key in FULFILLMENT_FIELDS if key in body}
+        with self.lock:
+            if topic == "fulfillments/create":
+                number = self.new_id()
+                self.fulfillments[number] = {
+                    "id": number,
+                    "order_id": order_id,
+                    "status": "success",
+                    "created_at": at,
+                    "service": "manual",
+                    "shipment_status": None,
+                    "tracking_company": "TCS",
+                    "tracking_number": None,
+                    "admin_graphql_api_id": f"gid://shopify/Fulfillment/{number}",
+                }
+            else:
+                mine = [n for n, f in self.fulfillments.items() if f["order_id"] == order_id]
+                named = str(body.get("fulfillment_id") or "")
+                number = int(named) if named.isdigit() else max(mine, default=0)
+                if number not in self.fulfillments:
+                    raise BadControl(
+                        f"order {order_id} has no fulfillment {number or ''} to update"
+                    )
+            fulfillment = self.fulfillments[number]
+            fulfillment.update(changed, updated_at=at)
+            number_text = fulfillment["tracking_number"]
+            fulfillment["tracking_numbers"] = [number_text] if number_text else []
+            return topic, dict(fulfillment)
+
+    def woo_order_updated(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The order, its status set to `status`, as WooCommerce's order.updated carries it."""
+        order_id, status = str(_shop_id(body)), _required(body, "status")
+        with self.lock:
+            self.woo_orders.setdefault(order_id, WooOrder()).status = status
+        return woo_order_payload(order_id, status, _time(body.get("at")))
+
+
+SHOPS = ("shopify", "woocommerce")
+PKT = dt.timezone(dt.timedelta(hours=5))  # the shop's own zone, in the times it sends
+# What a control request may set on a fulfillment (Shopify's Fulfillment resource).
+FULFILLMENT_FIELDS = ("status", "shipment_status", "tracking_number", "tracking_company")
+
+
+def _shop_id(body: dict[str, Any]) -> int | str:
+    """The shop's id of an order: a JSON number, as Shopify and WooCommerce send it."""
+    value = body.get("order_id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise BadControl("order_id is the shop's id of the order, e.g. 820982911946154508")
+
+
+def _time(value: Any) -> dt.datetime:
+    """`value` (an ISO time; none: now) as an aware time."""
+    if value is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        when = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise BadControl(f"at {value!r} is not an ISO time") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+def woo_order_payload(order_id: str, status: str, at: dt.datetime) -> dict[str, Any]:
+    """An order as WooCommerce's REST API (and its order webhooks) give it: times in the site's
+    zone and, in *_gmt, in GMT, both without an offset."""
+    gmt = at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    local = at.astimezone(PKT).replace(tzinfo=None).isoformat(timespec="seconds")
+    return {
+        "id": int(order_id) if order_id.isdigit() else order_id,
+        "number": order_id,
+        "status": status,
+        "currency": "PKR",
+        "date_modified": local,
+        "date_modified_gmt": gmt,
+        "total": "1500.00",
+        "payment_method": "cod",
+        "payment_method_title": "Cash on delivery",
+    }
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The base64 HMAC-SHA256 of the body, as Shopify and WooCommerce sign their webhooks."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def webhook_headers(target: str, topic: str, body: bytes, secret: str, delivery: str) -> dict:
+    if target == "shopify":
+        return {
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Hmac-Sha256": sign(body, secret),
+            "X-Shopify-Webhook-Id": delivery,
+            "X-Shopify-Shop-Domain": "standin.myshopify.com",
+            "X-Shopify-API-Version": "2025-07",
+        }
+    resource, _, event = topic.partition(".")
+    return {
+        "Content-Type": "application/json",
+        "X-WC-Webhook-Source": "https://standin.example/",
+        "X-WC-Webhook-Topic": topic,
+        "X-WC-Webhook-Resource": resource,
+        "X-WC-Webhook-Event": event,
+        "X-WC-Webhook-Signature": sign(body, secret),
+        "X-WC-Webhook-ID": "1",
+        "X-WC-Webhook-Delivery-ID": delivery,
+    }
+
+
+def send_webhook(
+    state: StandInState, target: str, topic: str, body: bytes, delivery: Any = None
+) -> dict[str, Any]:
+    """POST a shop's webhook, signed with the secret registered for `target`, to robodash; a
+    `delivery` id given again is a redelivery of the same webhook. What robodash answered is
+    returned and kept (records' `sent`)."""
+    with state.lock:
+        hook = state.webhooks.get(target)
+        if hook is None:
+            raise BadControl(f"no webhook registered for {target}: POST /_standin/webhooks first")
+        if not delivery:
+            delivery = str(uuid.uuid4()) if target == "shopify" else str(state.new_id())
+    headers = webhook_headers(target, topic, body, hook["secret"], str(delivery))
+    sent: dict[str, Any] = {"target": target, "topic": topic, "delivery": str(delivery)}
+    try:
+        # Within the control API's own client timeout (StandIns.control), so its caller hears.
+        response = requests.post(hook["url"], data=body, headers=headers, timeout=8)
+    except requests.RequestException as error:
+        sent.update(status=0, answer=type(error).__name__)
+    else:
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = response.text[:500]
+        sent.update(status=response.status_code, answer=answer)
+    with state.lock:
+        state.sent.append(sent)
+    return sent
 
 
 def _required(body: dict[str, Any], name: str) -> str:
@@ -272,7 +475,13 @@ def woocommerce(
             return Reply(201, note)
         if not notes and method in ("PUT", "POST"):
             order.status = str(data.get("status", order.status))
-            return Reply(200, {"id": order_id, "status": order.status})
+            then = None
+            if "woocommerce" in state.webhooks:
+                # The shop tells its webhooks of the change, whoever made it.
+                payload = woo_order_payload(order_id, order.status, dt.datetime.now(dt.UTC))
+                body = json.dumps(payload).encode()
+                then = functools.partial(send_webhook, state, "woocommerce", "order.updated", body)
+            return Reply(200, {"id": order_id, "status": order.status}, then=then)
     return Reply(405, _woo_error("rest_no_route", "No route was found.", 405))
 
 
@@ -333,6 +542,8 @@ class StandInApp:
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         reply = self.answer(environ)
+        if reply.then is not None:
+            reply.then()
         body = json.dumps(reply.payload).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         start_response(

@@ -66,3 +66,24 @@ class StandIns:
 
     def fail_next(self, target: str, *failures: dict[str, Any]) -> None:
         self.control("POST", "failures", {"target": target, "failures": list(failures)})
+
+    # --- The shops' own webhooks to robodash ---
+
+    def register_webhook(self, target: str, url: str, secret: str) -> None:
+        """Where `target` (shopify, woocommerce) sends its webhooks, signed with `secret`."""
+        self.control("POST", "webhooks", {"target": target, "url": url, "secret": secret})
+
+    def send_fulfillment(self, order_id: int | str, **fields: Any) -> dict[str, Any]:
+        """A Shopify fulfillment webhook (topic, shipment_status, status, tracking_number, at,
+        fulfillment_id, delivery): robodash's answer ({status, answer, delivery…})."""
+        return self.control("POST", "shopify/fulfillment", {"order_id": order_id, **fields})
+
+    def send_order_updated(self, order_id: int | str, status: str, **fields: Any) -> dict[str, Any]:
+        """WooCommerce's order.updated for the order now at `status` (at, delivery)."""
+        payload = {"order_id": order_id, "status": status, **fields}
+        return self.control("POST", "woocommerce/order-updated", payload)
+
+    def send_raw(self, target: str, topic: str, body: str, **fields: Any) -> dict[str, Any]:
+        """Any body, signed, under any topic."""
+        payload = {"target": target, "topic": topic, "body": body, **fields}
+        return self.control("POST", "send", payload)

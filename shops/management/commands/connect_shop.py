@@ -6,7 +6,9 @@ WC_CONSUMER_SECRET and WC_WEBHOOK_SECRET. A webhook's signing secret is made her
 once. Connecting a kind the store has already connected replaces it. Prints the URL to register
 in the shop. The options fill the Integrations page's form (shops/forms.py), so the command
 accepts exactly the connections the page does: the same shop domains, and only the addresses
-robodash may send to (shops/outgoing.py).
+robodash may send to (shops/outgoing.py), and the same WooCommerce status mapping: each
+`--woo-status STATUS=STATE` (shipped, delivered, returned or ignore) is added to the
+connection's, or replaces that status's line.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import os
 import secrets
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from calls.models import Store
-from shops.forms import FORMS, ConnectionForm
+from shops.forms import FORMS, ConnectionForm, delivery_statuses_text, parse_delivery_statuses
 from shops.models import ShopConnection
-from shops.urls_public import unset_note, webhook_url
+from shops.urls_public import WEBHOOK_TOPICS, unset_note, webhook_url
 
 SECRETS = {
     "shopify": {"access_token": "SHOPIFY_ACCESS_TOKEN", "webhook_secret": "SHOPIFY_WEBHOOK_SECRET"},
@@ -38,6 +41,7 @@ OPTIONS = {
     "site_url": "--site-url",
     "webhook_url": "--url",
     "cod_gateways": "--cod",
+    "delivery_statuses": "--woo-status",
 }
 
 
@@ -61,6 +65,14 @@ class Command(BaseCommand):
             help="a payment gateway (Shopify) or method id (WooCommerce) that is cash on "
             "delivery; repeat for more (default: Cash on Delivery (COD) / cod)",
         )
+        parser.add_argument(
+            "--woo-status",
+            action="append",
+            metavar="STATUS=STATE",
+            help="WooCommerce: what an order status says of the parcel, STATE one of shipped, "
+            "delivered, returned or ignore, e.g. completed=shipped; repeat for more (default: "
+            "completed=delivered, refunded=returned)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         kind = options["kind"]
@@ -80,6 +92,12 @@ class Command(BaseCommand):
             raise CommandError("--url is required for webhook")
         else:
             given["webhook_url"] = options["url"].strip()
+        if options["woo_status"] and kind != "woocommerce":
+            raise CommandError("--woo-status is for woocommerce")
+        try:
+            woo_statuses = parse_delivery_statuses("\n".join(options["woo_status"] or []))
+        except ValidationError as error:
+            raise CommandError(f"--woo-status: {' '.join(error.messages)}") from None
         values = self._secrets(kind)
 
         with transaction.atomic():
@@ -88,6 +106,9 @@ class Command(BaseCommand):
             unchanged = form_class(connection=connection)
             data = {name: unchanged[name].value() for name in unchanged.fields}
             data.update({name: value for name, value in given.items() if name in data})
+            if woo_statuses:
+                current = parse_delivery_statuses(data["delivery_statuses"])
+                data["delivery_statuses"] = delivery_statuses_text(current | woo_statuses)
             form = form_class({**data, **values}, connection=connection)
             if not form.is_valid():
                 raise CommandError(self._refusal(kind, form))
@@ -105,6 +126,8 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Register this webhook URL in the shop: {webhook_url(connection)}")
+            topics = ", ".join(WEBHOOK_TOPICS[ShopConnection.Kind(kind)])
+            self.stdout.write(f"with one webhook for each of these topics: {topics}")
             if note := unset_note():
                 self.stdout.write(note)
 
