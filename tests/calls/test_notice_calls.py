@@ -334,6 +334,26 @@ def test_the_last_unanswered_call_is_counted_without_notices_when_the_rule_cance
     assert decided.data["attempts"] == 1
 
 
+def test_a_notice_whose_sending_lease_ran_out_opens_no_review_and_a_late_acceptance_follows_it(
+    campaign, agent_user
+):
+    order = an_order(campaign, "KK-13", Call.Outcome.NO_INPUT)
+    transitions.decide_by_hand(order, agent_user, Order.Decision.CONFIRMED, "she rang us")
+    record_delivery(order, D.SHIPPED, via="api")
+    (notice,) = notices_of(order)
+    claimed_at = timezone.now() - dt.timedelta(hours=1)  # a worker that died mid-request
+    transitions.start_sending(notice, claimed_at)
+    before = as_it_stands(order)
+
+    assert dispatch.expire_sending_leases(timezone.now()) == 1
+    assert Call.objects.get(pk=notice.pk).outcome == Call.Outcome.NEEDS_REVIEW
+    assert as_it_stands(order) == before  # nobody is asked to look at the order for it
+
+    assert transitions.mark_sent(notice, "p-late", timezone.now())  # it was placed after all
+    assert Call.objects.get(pk=notice.pk).state == Call.State.IN_PROGRESS
+    assert as_it_stands(order) == before
+
+
 # --- the shop's cancellation ------------------------------------------------------------------
 
 
