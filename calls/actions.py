@@ -99,7 +99,7 @@ def call_again(order: Order, user: User) -> Call:
                 )
                 % {"pk": busy.pk, "state": busy.get_state_display().lower()}
             )
-        latest = order.calls.order_by("-id").first()
+        latest = order.calls.verifying().order_by("-id").first()
         child = queue_call(
             order,
             campaign_id=latest.campaign_id if latest else order.campaign_id,

@@ -190,7 +190,10 @@ def _order_rows(queryset: QuerySet[Order]) -> Iterator[list[Cell]]:
             Value(Decimal("0.00")),
             output_field=money,
         ),
-        last_outcome=Subquery(of_order.order_by("-created_at", "-id").values("outcome")[:1]),
+        # The latest verification call's: a notice call tells, it does not verify.
+        last_outcome=Subquery(
+            of_order.verifying().order_by("-created_at", "-id").values("outcome")[:1]
+        ),
     )
     zones: dict[str, zoneinfo.ZoneInfo] = {}
     for order in orders.iterator(chunk_size=EXPORT_CHUNK_SIZE):

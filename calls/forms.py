@@ -350,6 +350,9 @@ class StoreForm(forms.ModelForm):
             "reattempt_gap_minutes",
             "after_last_attempt",
             "low_balance_threshold",
+            "return_cost",
+            "notify_on_shipped",
+            "notify_on_cancelled",
             "paused",
         ]
         labels = {
@@ -361,6 +364,9 @@ class StoreForm(forms.ModelForm):
             "reattempt_gap_minutes": _("Minutes between re-attempts"),
             "after_last_attempt": _("After the last attempt"),
             "low_balance_threshold": _("Low-balance threshold (Rs)"),
+            "return_cost": _("Cost of a returned parcel (Rs)"),
+            "notify_on_shipped": _("Voice id of the shipped notice"),
+            "notify_on_cancelled": _("Voice id of the cancelled notice"),
             "paused": _("Paused (no calls are sent)"),
         }
         help_texts = {
@@ -369,6 +375,19 @@ class StoreForm(forms.ModelForm):
                 "The provider's recorded message to use when a campaign or row names none."
             ),
             "low_balance_threshold": _("Below this balance, launching is blocked. 0 or more."),
+            "return_cost": _(
+                "What one parcel refused at the door costs you (shipping both ways, the stock's "
+                "time): the reports price the returns avoided with it. 0 or more."
+            ),
+            "notify_on_shipped": _(
+                "A recorded message telling the customer their order has shipped: robodash "
+                "calls once when it learns an order shipped, inside calling hours (charged like "
+                "any call; it asks nothing and changes nothing). Blank: no such call."
+            ),
+            "notify_on_cancelled": _(
+                "A recorded message telling the customer the shop cancelled their order: "
+                "robodash calls once when the shop cancels an order. Blank: no such call."
+            ),
             "reattempts": _(
                 "0 is off. When an order ends unreachable or with no key pressed after the "
                 "provider's free retries, call it again up to this many more times (each a new "
@@ -386,6 +405,9 @@ class StoreForm(forms.ModelForm):
             "calling_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "calling_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "low_balance_threshold": forms.NumberInput(attrs={"min": "0", "step": "0.01"}),
+            "return_cost": forms.NumberInput(attrs={"min": "0", "step": "0.01"}),
+            "notify_on_shipped": forms.NumberInput(attrs={"min": "1"}),
+            "notify_on_cancelled": forms.NumberInput(attrs={"min": "1"}),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -402,7 +424,13 @@ class StoreForm(forms.ModelForm):
         if zone and zone not in dict(choices):  # a zone saved before the picker: keep it
             choices.insert(1, (zone, zone))
         self.fields["timezone"].choices = choices  # type: ignore[attr-defined]
-        for optional in ("reattempts", "reattempt_gap_minutes", "after_last_attempt"):
+        optional_fields = (
+            "reattempts",
+            "reattempt_gap_minutes",
+            "after_last_attempt",
+            "return_cost",
+        )
+        for optional in optional_fields:
             self.fields[optional].required = False
         if self.creating:
             self.fields["api_key"].required = True
@@ -437,6 +465,11 @@ class StoreForm(forms.ModelForm):
         # Left out (an older form, a script): what the store has, the queue for a new one.
         value = self.cleaned_data.get("after_last_attempt")
         return str(value or self.instance.after_last_attempt or Store.AfterLastAttempt.QUEUE)
+
+    def clean_return_cost(self) -> Decimal:
+        # Left out or blank: no cost known, so the reports price no returns avoided.
+        value = self.cleaned_data.get("return_cost")
+        return Decimal("0.00") if value is None else value
 
     def clean_retry_delays(self) -> list[int]:
         return parse_retry_delays(str(self.cleaned_data.get("retry_delays", "")))

@@ -561,6 +561,14 @@ class Order(Message):
         return None
 
 
+class CallQuerySet(models.QuerySet["Call"]):
+    def verifying(self) -> CallQuerySet:
+        """The verification calls alone: every rule that follows "the order's latest call"
+        (its status, decision, follow-up, re-attempts, what may not run beside a call in
+        flight) reads these. A notice call is in none of them (calls/notices.py)."""
+        return self.filter(purpose=Call.Purpose.VERIFY)
+
+
 class Call(Message):
     class State(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -648,6 +656,8 @@ class Call(Message):
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CallQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -14,6 +14,9 @@ from                    to                          by (function: who)
 (new)                   queued                      queue_call: the single-order form, call
                                                     again; imports insert queued rows in bulk
                                                     (calls/intake/bulk.py)
+(new)                   queued (a notice)           queue_notice_call: calls/notices.py, when
+                                                    the order ships or the shop cancels it;
+                                                    one per order and event
 (new)                   queued                      finish, by the store's re-attempt policy
                                                     (off by default): after a call of the
                                                     order's latest ends unreachable or no
@@ -49,6 +52,13 @@ final (needs_review)    queued                      requeue_unsent, a *reopening
 
 No other final call ever changes state: a late acceptance of a call someone already acted on is
 recorded as an event only.
+
+A notice call (purpose notice, calls/notices.py) moves through the same states, but only the call
+itself: its order never follows it, and it opens or closes no follow-up, starts no re-attempt
+and settles nothing for the shop. Every rule below that reads "the order's latest call", or a
+call of the order in flight, reads verification calls alone (`Call.objects.verifying()`). A
+notice call withdrawn (by a person, or with the order's other queued calls when the shop
+cancels it) leaves the order as it is too.
 
 Orders
 ======
@@ -103,7 +113,8 @@ delivered               returned, or the reverse    applied with a later time th
 
 An update without a time of its own (a courier's sheet) is dated when it is received. An order
 known to have shipped leaves the follow-up queue (there is nothing left to decide), and its
-decision can no longer change.
+decision can no longer change. The update that first says shipped queues the store's shipped
+notice call, if it has chosen a voice for one (calls/notices.py), in the same transaction.
 
 A decision by hand is also written on the order's latest final call alone (`Call.hand_decision`),
 which the figures read in place of its key press (calls/figures/stats.py). A decision by the
@@ -167,7 +178,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -286,9 +297,12 @@ def record_order_event(
     )
 
 
-def _order_follows(call_id: int, order_id: int, state: str, outcome: str) -> None:
-    """The order takes the status of `call` if it is the order's latest call and no agent has
-    decided it. The caller's transaction holds the call."""
+def _order_follows(call: Call, state: str, outcome: str) -> None:
+    """The order takes the status of `call` if it is the order's latest verification call and
+    no agent has decided it. A notice call never moves its order. The caller's transaction
+    holds the call."""
+    if call.purpose != Call.Purpose.VERIFY:
+        return
     now = timezone.now()
     changes: dict[str, Any] = {"status": order_status_for(state, outcome), "updated_at": now}
     decision = DECIDING_OUTCOMES.get(Call.Outcome(outcome)) if outcome else None
@@ -301,8 +315,8 @@ def _order_follows(call_id: int, order_id: int, state: str, outcome: str) -> Non
             decision_note="",
         )
     Order.objects.filter(
-        ~Exists(Call.objects.filter(shop_order=OuterRef("pk"), pk__gt=call_id)),
-        pk=order_id,
+        ~Exists(Call.objects.verifying().filter(shop_order=OuterRef("pk"), pk__gt=call.pk)),
+        pk=call.shop_order_id,
     ).exclude(decided_via=Order.DecidedVia.AGENT).update(**changes)
 
 
@@ -341,7 +355,62 @@ def queue_call(
         reattempt=reattempt or None,
         **event_data,
     )
-    _order_follows(call.pk, order.pk, Call.State.QUEUED, "")
+    _order_follows(call, Call.State.QUEUED, "")
+    return call
+
+
+# The constraint that keeps one notice call per order and event (calls/models.py).
+NOTICE_CONSTRAINT = "call_one_notice_per_order_event"
+
+
+def _constraint_of(error: IntegrityError) -> str:
+    """The name of the constraint PostgreSQL says `error` broke ("" if it names none)."""
+    diag = getattr(error.__cause__, "diag", None)
+    return str(getattr(diag, "constraint_name", "") or "")
+
+
+def queue_notice_call(
+    order: Order,
+    notice_of: str,
+    *,
+    voice_id: int,
+    scheduled_for: dt.datetime,
+) -> Call | None:
+    """(new) -> queued: a notice call telling the customer of `notice_of` (Call.NoticeOf), in
+    the order's campaign, saying what the order says in the voice `voice_id`; None when the
+    order has its notice of that event already. The order is left as it is (calls/notices.py
+    decides whether a notice is due). At most one per order and event, whoever else is adding
+    it at the same moment: the insert runs in a savepoint, and the unique constraint
+    call_one_notice_per_order_event makes a second one (a webhook sent twice at once) wait for
+    the first to commit, then fail, and it is dropped here."""
+    notices = Call.objects.filter(shop_order=order, purpose=Call.Purpose.NOTICE)
+    if notices.filter(notice_of=notice_of).exists():  # the usual resend, without an error
+        return None
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            call = Call.objects.create(
+                store_id=order.store_id,
+                campaign_id=order.campaign_id,
+                shop_order=order,
+                purpose=Call.Purpose.NOTICE,
+                notice_of=notice_of,
+                scheduled_for=scheduled_for,
+                created_at=now,
+                **{**order.message_values(), "voice_id": voice_id},
+            )
+    except IntegrityError as error:
+        if _constraint_of(error) != NOTICE_CONSTRAINT:
+            raise
+        return None
+    record_event(
+        call,
+        CallEvent.Kind.CREATED,
+        at=now,
+        scheduled_for=scheduled_for.isoformat(),
+        purpose=Call.Purpose.NOTICE.value,
+        notice_of=notice_of,
+    )
     return call
 
 
@@ -352,7 +421,7 @@ def start_sending(call: Call, now: dt.datetime) -> None:
     call.send_attempts += 1
     call.save(update_fields=["state", "claimed_at", "send_attempts", "updated_at"])
     record_event(call, CallEvent.Kind.CLAIMED, attempt=call.send_attempts)
-    _order_follows(call.pk, call.shop_order_id, Call.State.SENDING, "")
+    _order_follows(call, Call.State.SENDING, "")
 
 
 def _lease_lost_to_review(call: Call) -> QuerySet[Call]:
@@ -366,9 +435,11 @@ def _lease_lost_to_review(call: Call) -> QuerySet[Call]:
         | Q(followup="", decided_via__in=[Order.DecidedVia.KEY, Order.DecidedVia.POLICY]),
         pk=OuterRef("shop_order_id"),
     ).exclude(decided_via=Order.DecidedVia.AGENT)
+    # A notice call opens no review and nobody acts on its order for it: nothing to protect.
+    acted_on = Q() if call.purpose == Call.Purpose.NOTICE else Exists(untouched_order)
     return Call.objects.filter(
         ~Exists(Call.objects.filter(parent=OuterRef("pk"))),
-        Exists(untouched_order),
+        acted_on,
         id=call.id,
         claimed_at=call.claimed_at,
         state=Call.State.FINAL,
@@ -405,12 +476,13 @@ def mark_sent(call: Call, provider_call_id: str, first_poll_at: dt.datetime) -> 
                 provider_call_id=provider_call_id,
                 reopened=reopened or None,
             )
-            _order_follows(call.pk, call.shop_order_id, Call.State.IN_PROGRESS, "")
-            Order.objects.filter(pk=call.shop_order_id, called=False).update(
-                called=True, updated_at=now
-            )
-            if reopened:
-                _close_followup(call.shop_order_id, now, call=call.pk, why="reopened")
+            _order_follows(call, Call.State.IN_PROGRESS, "")
+            if call.purpose == Call.Purpose.VERIFY:  # a notice asks nothing of the order
+                Order.objects.filter(pk=call.shop_order_id, called=False).update(
+                    called=True, updated_at=now
+                )
+                if reopened:
+                    _close_followup(call.shop_order_id, now, call=call.pk, why="reopened")
             return True
         record_event(call, CallEvent.Kind.SENT, provider_call_id=provider_call_id, late=True)
         return False
@@ -442,8 +514,8 @@ def requeue_unsent(call: Call, error: str, retry_at: dt.datetime) -> None:
                 retry_at=retry_at.isoformat(),
                 reopened=reopened or None,
             )
-            _order_follows(call.pk, call.shop_order_id, Call.State.QUEUED, "")
-            if reopened:
+            _order_follows(call, Call.State.QUEUED, "")
+            if reopened and call.purpose == Call.Purpose.VERIFY:
                 _close_followup(call.shop_order_id, now, call=call.pk, why="reopened")
 
 
@@ -502,7 +574,9 @@ def finish(call: Call, outcome: str, now: dt.datetime, *, reason: str = "") -> N
         retry=call.retry,
         call_charges=str(call.call_charges) if call.call_charges is not None else None,
     )
-    _order_follows(call.pk, call.shop_order_id, Call.State.FINAL, outcome)
+    if call.purpose != Call.Purpose.VERIFY:
+        return  # a notice call ends alone: its order, follow-up and shop are not its business
+    _order_follows(call, Call.State.FINAL, outcome)
     reattempt = queue_reattempt(call, now) if outcome in REATTEMPT_OUTCOMES else None
     if reattempt is None:
         _after_outcome(call, outcome, now)
@@ -521,7 +595,7 @@ def queue_reattempt(call: Call, now: dt.datetime) -> Call | None:
     order = Order.objects.select_for_update().get(pk=call.shop_order_id)
     if order.decision or order.status not in Order.SETTLED_WITHOUT_ANSWER:
         return None
-    calls = order.calls.all()
+    calls = order.calls.verifying()
     if calls.filter(pk__gt=call.pk).exists() or calls.filter(state__in=ACTIVE_STATES).exists():
         return None
     made = calls.aggregate(made=Max("reattempt"))["made"] or 0
@@ -551,9 +625,11 @@ def held_refusal(order: Order) -> str:
 
 
 def call_in_flight(order: Order) -> Call | None:
-    """The order's first call still queued, sending or with the provider: while there is one,
-    nothing may be done that its key press could contradict (decide, call again, a new phone)."""
-    return order.calls.filter(state__in=ACTIVE_STATES).order_by("created_at", "id").first()
+    """The order's first verification call still queued, sending or with the provider: while
+    there is one, nothing may be done that its key press could contradict (decide, call again, a
+    new phone). A notice call asks nothing, so it holds nothing up."""
+    in_flight = order.calls.verifying().filter(state__in=ACTIVE_STATES)
+    return in_flight.order_by("created_at", "id").first()
 
 
 def _after_outcome(call: Call, outcome: str, now: dt.datetime) -> None:
@@ -561,7 +637,7 @@ def _after_outcome(call: Call, outcome: str, now: dt.datetime) -> None:
     follows: decided by the key press (out of the queue), cancelled by the store's rule, or in
     front of a person. A final call that is no longer the order's latest changes nothing."""
     order = Order.objects.select_for_update().select_related("store").get(pk=call.shop_order_id)
-    if order.calls.filter(pk__gt=call.pk).exists():
+    if order.calls.verifying().filter(pk__gt=call.pk).exists():
         return
     if outcome in DECIDING_OUTCOMES or outcome == Call.Outcome.WITHDRAWN:
         _close_followup(order.pk, now, call=call.pk, why=outcome)
@@ -575,7 +651,7 @@ def _after_outcome(call: Call, outcome: str, now: dt.datetime) -> None:
         and order.store.after_last_attempt == Store.AfterLastAttempt.CANCEL
         and not order.decision
     ):
-        _decide_by_policy(order, now, attempts=order.calls.count())
+        _decide_by_policy(order, now, attempts=order.calls.verifying().count())
         return
     reason = FOLLOW_UP_OF_OUTCOME.get(Call.Outcome(outcome))
     if reason is not None:
@@ -641,7 +717,8 @@ def _decide_by_policy(order: Order, now: dt.datetime, *, attempts: int) -> None:
 def withdraw(call: Call, user: User | None) -> bool:
     """queued -> final (withdrawn): stop a call before it is sent (by a person, or with no user
     when the shop cancelled the order). False when it was no longer queued (the dispatcher
-    claimed it first, or it was already final)."""
+    claimed it first, or it was already final). A notice call withdrawn leaves its order as it
+    is."""
     with transaction.atomic():
         now = timezone.now()
         won = Call.objects.filter(pk=call.pk, state=Call.State.QUEUED).update(
@@ -653,8 +730,9 @@ def withdraw(call: Call, user: User | None) -> bool:
         )
         if won:
             record_event(call, CallEvent.Kind.WITHDRAWN, actor=user, at=now)
-            _order_follows(call.pk, call.shop_order_id, Call.State.FINAL, Call.Outcome.WITHDRAWN)
-            if user is None:  # the shop cancelled the order: nobody is to ring it any more
+            _order_follows(call, Call.State.FINAL, Call.Outcome.WITHDRAWN)
+            # The shop cancelled the order: nobody is to ring it any more.
+            if user is None and call.purpose == Call.Purpose.VERIFY:
                 _close_followup(call.shop_order_id, now, call=call.pk, why="withdrawn")
     return bool(won)
 
@@ -768,8 +846,10 @@ def decide_by_hand(
         # The order needs nobody any more: it leaves the queue with the decision.
         _close_followup(locked.pk, now, actor=user, why="decided")
         # The figures count the decision on the order's latest final call, and on it alone.
-        followed_up = locked.calls.filter(state=Call.State.FINAL).order_by("-id").first()
-        earlier = locked.calls.exclude(hand_decision="")
+        followed_up = (
+            locked.calls.verifying().filter(state=Call.State.FINAL).order_by("-id").first()
+        )
+        earlier = locked.calls.verifying().exclude(hand_decision="")
         if followed_up is not None:
             earlier = earlier.exclude(pk=followed_up.pk)
             Call.objects.filter(pk=followed_up.pk).update(hand_decision=decision, updated_at=now)
@@ -845,7 +925,8 @@ def record_delivery(
     """What became of the order's parcel, learnt `via` a source (Order.DeliveryVia): recorded
     if delivery_update_wins says so, with its time (`at`; None: now, when it was received).
     A repeat changes nothing; an update that lost is noted on the timeline, once per state and
-    source. The first news of shipping takes the order out of the follow-up queue."""
+    source. The first news of shipping takes the order out of the follow-up queue and queues
+    the store's shipped notice call (calls/notices.py)."""
     if delivery not in (Order.Delivery.SHIPPED, Order.Delivery.DELIVERED, Order.Delivery.RETURNED):
         raise ValueError(f"not a delivery state: {delivery!r}")
     now = timezone.now()
@@ -904,6 +985,13 @@ def record_delivery(
         )
         if not previous:  # it left: nobody is to decide it any more
             _close_followup(locked.pk, now, actor=actor, why="shipped")
+        if delivery == Order.Delivery.SHIPPED and not previous:
+            # Imported here: calls.notices decides whether a notice is due and asks this
+            # module to write it.
+            from calls.notices import queue_notice
+
+            locked.delivery, locked.delivery_at = delivery, at
+            queue_notice(locked, Call.NoticeOf.SHIPPED)
     return verdict
 
 

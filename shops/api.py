@@ -104,6 +104,10 @@ class OrderIn(Schema):
 
 class CallOut(Schema):
     id: int
+    purpose: str = Field(
+        description="verify (a call asking the customer to confirm), or notice (a call telling "
+        "them the order shipped or was cancelled: it never changes the order)"
+    )
     state: str
     outcome: str
     key_pressed: int | None
@@ -189,6 +193,7 @@ def order_out(order: Order) -> dict[str, Any]:
         "calls": [
             {
                 "id": call.pk,
+                "purpose": call.purpose,
                 "state": call.state,
                 "outcome": call.outcome,
                 "key_pressed": call.dtmf,

@@ -35,6 +35,7 @@ from django.views.decorators.http import require_POST
 
 from calls.intake.storable_text import storable
 from calls.models import Call, Order
+from calls.notices import queue_notice
 from calls.permissions import CALL_ACTIONS, role_required
 from calls.transitions import DeliveryVerdict, record_delivery, withdraw
 from shops import outbox
@@ -208,11 +209,17 @@ def _robodash_set_status(connection: ShopConnection, order: Order, status: str) 
 
 
 def _withdraw(store_id: int, order_id: str) -> Received:
+    """The shop cancelled the order: its queued calls are withdrawn (a queued notice too: the
+    customer is not told of a parcel that will not come) and the store's cancelled notice is
+    queued (calls/notices.py), in the webhook's transaction."""
     order = Order.objects.filter(store_id=store_id, order_id=order_id).first()
     if order is None:
         return Received("ignored", None, f"order {order_id} is not known here")
-    withdrawn = [c for c in order.calls.filter(state=Call.State.QUEUED) if withdraw(c, None)]
-    if withdrawn:
+    # Not the cancelled notice itself, queued when the shop first said so: a resend keeps it.
+    queued = order.calls.filter(state=Call.State.QUEUED).exclude(notice_of=Call.NoticeOf.CANCELLED)
+    withdrawn = [c for c in queued if withdraw(c, None)]
+    queue_notice(order, Call.NoticeOf.CANCELLED)
+    if any(call.purpose == Call.Purpose.VERIFY for call in withdrawn):
         return Received("withdrawn", order, f"order {order_id} cancelled in the shop: not called")
     return Received("too_late", order, f"order {order_id} cancelled in the shop after its call")
 

@@ -125,6 +125,8 @@ def _event_value(key: str, value: Any, zone: Any) -> tuple[str, str] | None:
         return (_("New call") if key == "child" else _("From call")), f"#{value}"
     if key == "outcome":
         return _("Outcome"), _choice_words(Call.Outcome, value)
+    if key == "notice_of":  # a notice call's creation (calls/notices.py)
+        return _("Notice"), _choice_words(Call.NoticeOf, value)
     if key in ("decision", "previous"):
         return (_("Decision") if key == "decision" else _("Was")), _choice_words(
             Order.Decision, value

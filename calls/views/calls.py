@@ -223,7 +223,11 @@ def _call_page_context(request: HttpRequest, call: Call) -> dict[str, Any]:
     )
     events = list(call.events.select_related("actor").order_by("at", "id")[: TIMELINE_LIMIT + 1])
     can_act = user_can(request.user, CALL_ACTIONS)
-    family_busy = any(member.state in actions.ACTIVE_STATES for member in family)
+    # A notice call in flight (calls/notices.py) does not hold up calling the order again.
+    family_busy = any(
+        member.state in actions.ACTIVE_STATES and member.purpose == Call.Purpose.VERIFY
+        for member in family
+    )
     return {
         "call": call,
         "family": family if len(family) > 1 else [],

@@ -70,6 +70,7 @@ def _with_calls(orders: QuerySet[Order]) -> QuerySet[Order]:
                 "dtmf",
                 "review_reason",
                 "store_id",
+                "purpose",
             ).order_by("created_at", "id"),
         )
     )
@@ -77,7 +78,9 @@ def _with_calls(orders: QuerySet[Order]) -> QuerySet[Order]:
 
 def row_context(order: Order, **extra: Any) -> dict[str, Any]:
     order_calls = list(order.calls.all())
-    latest = order_calls[-1] if order_calls else None
+    # A notice call (calls/notices.py) is one of the order's calls, never its latest.
+    verifying = [call for call in order_calls if call.purpose == Call.Purpose.VERIFY]
+    latest = verifying[-1] if verifying else None
     return {
         "order": order,
         "row_id": f"followup-{order.pk}",

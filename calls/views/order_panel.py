@@ -86,8 +86,11 @@ def order_context(request: HttpRequest, order: Order, **extra: Any) -> dict[str,
         )
         .order_by("created_at", "id")[:CALLS_LIMIT]
     )
-    latest = calls[-1] if calls else None
-    busy = any(call.state in ACTIVE_STATES for call in calls)
+    # The order's latest verification call, and whether one is in flight: a notice call
+    # (calls/notices.py) is listed with the others but holds nothing up.
+    verifying = [call for call in calls if call.purpose == Call.Purpose.VERIFY]
+    latest = verifying[-1] if verifying else None
+    busy = any(call.state in ACTIVE_STATES for call in verifying)
     can_act = user_can(request.user, CALL_ACTIONS)
     by_agent = order.decided_via == Order.DecidedVia.AGENT
     user = signed_in_user(request)

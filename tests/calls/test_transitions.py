@@ -142,6 +142,7 @@ def test_the_docstring_lists_every_transition_function() -> None:
     doc = transitions.__doc__ or ""
     for name in (
         "queue_call",
+        "queue_notice_call",
         "start_sending",
         "mark_sent",
         "requeue_unsent",

@@ -38,7 +38,13 @@ OPTION_FIELDS = {
     "reattempt_gap": "reattempt_gap_minutes",
     "after_last_attempt": "after_last_attempt",
     "timezone": "timezone",
+    "return_cost": "return_cost",
+    "notify_on_shipped": "notify_on_shipped",
+    "notify_on_cancelled": "notify_on_cancelled",
 }
+# Options naming a voice for a notice call: `off` (or nothing) means no such call, as a blank
+# field does on the page.
+NOTICE_OPTIONS = ("notify_on_shipped", "notify_on_cancelled")
 
 # The flag that fills each field, to name it in an error.
 FIELD_FLAGS = {
@@ -54,6 +60,9 @@ FIELD_FLAGS = {
     "reattempt_gap_minutes": "--reattempt-gap",
     "after_last_attempt": "--after-last-attempt",
     "timezone": "--timezone",
+    "return_cost": "--return-cost",
+    "notify_on_shipped": "--notify-on-shipped",
+    "notify_on_cancelled": "--notify-on-cancelled",
 }
 
 # How a value the form finds malformed or out of range is described in the flag's terms. The
@@ -77,6 +86,10 @@ VALUE_PROBLEMS = {
     "reattempts": f"{{flag}} must be a whole number from 0 to {MAX_REATTEMPTS}, not {{text!r}}",
     "reattempt_gap_minutes": "{flag} must be a whole number from 1 to 10080, not {text!r}",
     "after_last_attempt": "{flag} must be queue or cancel, not {text!r}",
+    "return_cost": "{flag} must be an amount in rupees of 0 or more (e.g. 350), not {text!r}",
+    "notify_on_shipped": "{flag} must be a voice id (a positive whole number) or off, not {text!r}",
+    "notify_on_cancelled": "{flag} must be a voice id (a positive whole number) or off, "
+    "not {text!r}",
 }
 # Codes of Django's field checks: the value on its own is wrong. Any other error is a rule
 # across fields (e.g. one delay per retry) and is shown in the form's words.
@@ -144,6 +157,24 @@ class Command(BaseCommand):
         )
         parser.add_argument("--timezone", help="the store's time zone, e.g. Asia/Karachi")
         parser.add_argument(
+            "--return-cost",
+            metavar="RS",
+            help="what one returned parcel costs the store, in rupees (default 0): the reports' "
+            "returns avoided are priced with it",
+        )
+        parser.add_argument(
+            "--notify-on-shipped",
+            metavar="VOICE_ID",
+            help="call the customer once with this voice when their order ships (a notice call: "
+            "it asks nothing); off for no such call",
+        )
+        parser.add_argument(
+            "--notify-on-cancelled",
+            metavar="VOICE_ID",
+            help="call the customer once with this voice when the shop cancels their order; "
+            "off for no such call",
+        )
+        parser.add_argument(
             "--update", action="store_true", help="change an existing store instead"
         )
 
@@ -197,8 +228,12 @@ class Command(BaseCommand):
         data |= typed
         if "retry_delays" in typed:
             data["retry_delays"] = retry_delays_in_seconds(typed["retry_delays"])
-        if "low_balance_threshold" in typed:
-            data["low_balance_threshold"] = typed["low_balance_threshold"].replace(",", "")
+        for money in ("low_balance_threshold", "return_cost"):
+            if money in typed:
+                data[money] = typed[money].replace(",", "")
+        for notice in NOTICE_OPTIONS:
+            if typed.get(notice, "").lower() == "off":
+                data[notice] = ""
         data["name"] = name
         data["api_key"] = os.environ.get(API_KEY_ENV, "").strip()
         data["save_rejected_key_paused"] = False  # the page's choice; a script is refused
