@@ -23,6 +23,9 @@ from calls.transitions import ACTIVE_STATES, whose_decision
 from calls.views import signed_in_user
 
 LOCAL_MINUTE = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> reads and writes
+# What a person marks a parcel as on the order's page (calls/views/orders.py order_delivery):
+# its end. Shipped is the shop's or the courier's news, not something seen at the desk.
+HAND_DELIVERIES = (Order.Delivery.DELIVERED, Order.Delivery.RETURNED)
 
 
 def callback_bounds(order: Order) -> dict[str, str]:
@@ -86,8 +89,11 @@ def order_context(request: HttpRequest, order: Order, **extra: Any) -> dict[str,
         )
         .order_by("created_at", "id")[:CALLS_LIMIT]
     )
-    latest = calls[-1] if calls else None
-    busy = any(call.state in ACTIVE_STATES for call in calls)
+    # A notice call (its order shipped, or the shop cancelled it) only tells the customer: it is
+    # neither the order's latest call nor one that holds back Call again or a decision.
+    verifying = [call for call in calls if call.purpose == Call.Purpose.VERIFY]
+    latest = verifying[-1] if verifying else None
+    busy = any(call.state in ACTIVE_STATES for call in verifying)
     can_act = user_can(request.user, CALL_ACTIONS)
     by_agent = order.decided_via == Order.DecidedVia.AGENT
     user = signed_in_user(request)
@@ -98,8 +104,13 @@ def order_context(request: HttpRequest, order: Order, **extra: Any) -> dict[str,
         "latest": latest,
         "busy": busy,
         "can_act": can_act,
-        "can_call_again": can_act and not busy and not by_agent,
-        "can_decide": can_act and not busy,
+        # Once the parcel is known to have left, decide_by_hand refuses: the page says why
+        # instead of offering buttons that would be refused. Nor is it called again: a key
+        # press could no longer change what was shipped.
+        "can_call_again": can_act and not busy and not by_agent and not order.delivery,
+        "can_decide": can_act and not busy and not order.delivery,
+        # Marked by hand: delivered or returned, whichever the parcel is not already.
+        "parcel_marks": [d for d in HAND_DELIVERIES if d != order.delivery],
         "overrides": whose_decision(order) if order.decision else "",
         "call_again_question": call_again_question(order.phone, order.store),
         "decisions": [(d.value, d.label) for d in Order.Decision if d.value],
