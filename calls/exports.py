@@ -72,6 +72,11 @@ ORDER_EXPORT_COLUMNS = [
     "source",
     "created_at",
     "decided_at",
+    # The parcel: "" (not known to have shipped), shipped, delivered or returned; when it got
+    # there; the courier's tracking number.
+    "delivery",
+    "delivery_at",
+    "tracking",
 ]
 # decided_by of a decision made by the customer's key press (an agent's is their username).
 DECIDED_BY_KEY_PRESS = "customer (key press)"
@@ -218,6 +223,9 @@ def _order_rows(queryset: QuerySet[Order]) -> Iterator[list[Cell]]:
             order.source,
             order.created_at,
             order.decided_at,
+            order.delivery,
+            order.delivery_at,
+            order.tracking,
         )
         yield [_value(value, zone) for value in values]
 

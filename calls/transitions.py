@@ -182,6 +182,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from calls.models import Call, CallEvent, Campaign, Order, OrderEvent, Store, User
 from calls.redaction import redact
@@ -882,12 +883,13 @@ def whose_decision(order: Order) -> str:
 
 
 class DeliveryVerdict(models.TextChoices):
-    """What became of a delivery update (record_delivery): a code, worded where it is shown."""
+    """What became of a delivery update (record_delivery): a code, worded where it is shown
+    (lazy labels: worded in the reader's language when shown, not in the one at import)."""
 
-    APPLIED = "applied", _("Recorded")
-    REPEAT = "repeat", _("Already known")
-    BACKWARDS = "backwards", _("Ignored: the parcel is further along")
-    NOT_LATER = "not_later", _("Ignored: not later than what is known")
+    APPLIED = "applied", _lazy("Recorded")
+    REPEAT = "repeat", _lazy("Already known")
+    BACKWARDS = "backwards", _lazy("Ignored: the parcel is further along")
+    NOT_LATER = "not_later", _lazy("Ignored: not later than what is known")
 
 
 def delivery_update_wins(

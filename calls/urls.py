@@ -37,6 +37,7 @@ urlpatterns = [
     path("orders/<int:pk>/handled/", followups.followup_handled, name="followup_handled"),
     path("orders/<int:pk>/callback/", followups.followup_callback, name="followup_callback"),
     path("orders/<int:pk>/phone/", orders.order_phone, name="order_phone"),
+    path("orders/<int:pk>/delivery/", orders.order_delivery, name="order_delivery"),
     path("followups/", followups.followup_list, name="followup_list"),
     path("followups/next/", followups.followup_next, name="followup_next"),
     path("campaigns/", campaigns.campaign_list, name="campaign_list"),

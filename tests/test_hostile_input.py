@@ -61,7 +61,9 @@ VALID = {
     "report_export_xlsx": {"date_from": "2026-01-01", "date_to": "2026-01-31", "group": "period"},
 }
 CALL_FILTERS = ["store", "campaign", "state", "outcome", "date_from", "date_to", "q"]
-ORDER_FILTERS = ["q", "store", "status", "decision", "followup", "source", "date_from", "date_to"]
+ORDER_FILTERS = [
+    *("q", "store", "status", "decision", "followup", "source", "delivery", "date_from", "date_to")
+]
 # URL name -> the GET parameters its view reads (plus a stray one every page must ignore).
 PARAMETERS: dict[str, list[str]] = {
     "call_list": [*CALL_FILTERS, "before", "after"],
@@ -116,6 +118,7 @@ def test_the_sweep_covers_every_page_that_answers_get():
         "order_decide",
         "order_call_again",
         "order_phone",
+        "order_delivery",
         "followup_claim",
         "followup_release",
         "followup_take_over",

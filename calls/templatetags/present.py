@@ -29,6 +29,7 @@ from calls.models import Call, Order, OrderEvent, Store
 from calls.pipeline import outcomes
 from calls.pipeline.balances import provider_states
 from calls.pipeline.provider import in_plain_words
+from calls.transitions import DeliveryVerdict
 
 register = template.Library()
 
@@ -162,7 +163,43 @@ _CLOSED_WHY = {
     "decided": _lazy("decided by hand"),
     "policy": _lazy("cancelled by the store's rule"),
     "reopened": _lazy("the call is with the provider after all"),
+    "shipped": _lazy("the parcel left: there is nothing left to decide"),
 }
+
+
+def _delivery_event_value(key: str, value: Any, zone: Any) -> tuple[str, str] | None:
+    """A parcel update's values (OrderEvent delivery / delivery_ignored, written by
+    calls/transitions.py record_delivery): its `via` and `previous` are the parcel's, not a
+    decision's, and its `why` is the verdict that set it aside."""
+    if key == "delivery":
+        return _("Parcel"), _choice_words(Order.Delivery, value)
+    if key == "via":
+        return _("From"), _choice_words(Order.DeliveryVia, value)
+    if key == "delivery_at":
+        try:
+            return _("At"), when(dt.datetime.fromisoformat(str(value)), zone)
+        except ValueError:
+            return None
+    if key == "tracking":
+        return _("Tracking"), str(value)
+    if key == "previous" and value:
+        return _("Was"), _choice_words(Order.Delivery, value)
+    if key == "current":
+        return _("Parcel is"), _choice_words(Order.Delivery, value)
+    if key == "why":
+        # The verdict's own words say it all ("Ignored: the parcel is further along").
+        return _choice_words(DeliveryVerdict, value), ""
+    return None
+
+
+_PARCEL_EVENTS = {OrderEvent.Kind.DELIVERY, OrderEvent.Kind.DELIVERY_IGNORED}
+# A parcel update read in the order a person says it (the stored values come back in jsonb's
+# order, shortest key first): what, when, from where, then what it replaced or lost to.
+_PARCEL_ORDER = ("delivery", "delivery_at", "via", "tracking", "previous", "why", "current")
+
+
+def _parcel_place(item: tuple[str, Any]) -> int:
+    return _PARCEL_ORDER.index(item[0]) if item[0] in _PARCEL_ORDER else len(_PARCEL_ORDER)
 
 
 def _order_event_value(key: str, value: Any, zone: Any) -> tuple[str, str] | None:
@@ -198,9 +235,15 @@ def _order_event_value(key: str, value: Any, zone: Any) -> tuple[str, str] | Non
 def event_details(event: Any, zone: Any = None) -> list[tuple[str, str]]:
     """The event's data a merchant can read, as (label, value) pairs in words: a call's event,
     or an order's."""
-    read = _order_event_value if isinstance(event, OrderEvent) else _event_value
+    read = _event_value
+    values = list((event.data or {}).items())
+    if isinstance(event, OrderEvent):
+        read = _order_event_value
+        if event.kind in _PARCEL_EVENTS:
+            read = _delivery_event_value
+            values.sort(key=_parcel_place)
     details = []
-    for key, value in (event.data or {}).items():
+    for key, value in values:
         pair = read(key, value, zone)
         if pair is not None:
             details.append(pair)

@@ -1,7 +1,7 @@
 """The Orders page: one row per order, newest first, found by any part of its id or a phone,
-filtered in the URL (store, status, decision, follow-up, source, dates with the reports'
-presets), keyset-paged, with one-click views (ready to ship, needs a decision), exported as CSV
-or .xlsx, and worked in bulk (calls/order_batches.py)."""
+filtered in the URL (store, status, decision, follow-up, source, the parcel, dates with the
+reports' presets), keyset-paged, with one-click views (ready to ship, needs a decision),
+exported as CSV or .xlsx, and worked in bulk (calls/order_batches.py)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,13 @@ class OrderFilterForm(StoreDaysFilterForm):
         required=False,
         label=_lazy("Source"),
     )
+    # The parcel: "none" is an order not known to have shipped (its `delivery` is "").
+    DELIVERIES = (
+        ("", _lazy("Any parcel state")),
+        ("none", Order.Delivery.NONE.label),
+        *[(code, label) for code, label in Order.Delivery.choices if code],
+    )
+    delivery = forms.ChoiceField(choices=DELIVERIES, required=False, label=_lazy("Parcel"))
 
     def apply(self, orders: QuerySet[Order]) -> QuerySet[Order]:
         """`orders` narrowed by every valid field; invalid fields are shown and ignored."""
@@ -99,6 +106,10 @@ class OrderFilterForm(StoreDaysFilterForm):
             orders = orders.filter(followup=data["followup"])
         if data.get("source"):
             orders = orders.filter(source=data["source"])
+        if data.get("delivery"):
+            # Shipped, delivered or returned: order_delivery_created_idx, newest first.
+            delivery = data["delivery"]
+            orders = orders.filter(delivery="" if delivery == "none" else delivery)
         if data.get("q"):
             orders = orders.filter(order_search(data["q"]))
         return orders
@@ -186,7 +197,7 @@ def _view_links(filters: QueryDict) -> list[tuple[str, str, str, bool]]:
     for name in ("store", "range", "date_from", "date_to"):
         if name in filters:
             kept.setlist(name, filters.getlist(name))
-    others = {"q", "status", "decision", "followup", "source"}
+    others = {"q", "status", "decision", "followup", "source", "delivery"}
     chosen = {name: filters[name] for name in others if name in filters}
     labels = {
         "": _("All orders"),
@@ -243,6 +254,7 @@ def order_list(request: HtmxHttpRequest) -> HttpResponse:
         "statuses": Order.Status.choices,
         "decisions": OrderFilterForm.DECISIONS[1:],
         "sources": Order.Source.choices,
+        "deliveries": OrderFilterForm.DELIVERIES[1:],
         "zone_name": form.zone().key,
         "can_export": user_can(request.user, REPORTS),
         "can_act": user_can(request.user, CALL_ACTIONS),

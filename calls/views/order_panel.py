@@ -23,6 +23,9 @@ from calls.transitions import ACTIVE_STATES, whose_decision
 from calls.views import signed_in_user
 
 LOCAL_MINUTE = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> reads and writes
+# What a person marks a parcel as on the order's page (calls/views/orders.py order_delivery):
+# its end. Shipped is the shop's or the courier's news, not something seen at the desk.
+HAND_DELIVERIES = (Order.Delivery.DELIVERED, Order.Delivery.RETURNED)
 
 
 def callback_bounds(order: Order) -> dict[str, str]:
@@ -101,8 +104,13 @@ def order_context(request: HttpRequest, order: Order, **extra: Any) -> dict[str,
         "latest": latest,
         "busy": busy,
         "can_act": can_act,
-        "can_call_again": can_act and not busy and not by_agent,
-        "can_decide": can_act and not busy,
+        # Once the parcel is known to have left, decide_by_hand refuses: the page says why
+        # instead of offering buttons that would be refused. Nor is it called again: a key
+        # press could no longer change what was shipped.
+        "can_call_again": can_act and not busy and not by_agent and not order.delivery,
+        "can_decide": can_act and not busy and not order.delivery,
+        # Marked by hand: delivered or returned, whichever the parcel is not already.
+        "parcel_marks": [d for d in HAND_DELIVERIES if d != order.delivery],
         "overrides": whose_decision(order) if order.decision else "",
         "call_again_question": call_again_question(order.phone, order.store),
         "decisions": [(d.value, d.label) for d in Order.Decision if d.value],

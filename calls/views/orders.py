@@ -1,6 +1,7 @@
 """An order's page: what the shop sent, its decision and who made it, its follow-up, one
 timeline of what happened to it (its own events and its calls' events, merged), and the actions
-(call again, decide by hand, correct the phone, the follow-up's claim, callback and handled).
+(call again, decide by hand, correct the phone, the follow-up's claim, callback and handled,
+mark the parcel delivered or returned).
 
 Changing a decision the order already has is deliberate: the first press asks (saying whose
 decision it overrides and what the shop will be told) and wants a note; the answer decides."""
@@ -19,10 +20,16 @@ from calls import actions, formatting
 from calls.actions import ActionRefused
 from calls.models import Order
 from calls.permissions import CALL_ACTIONS, EVERYONE, role_required
-from calls.transitions import TransitionRefused, decide_by_hand, whose_decision
+from calls.transitions import (
+    DeliveryVerdict,
+    TransitionRefused,
+    decide_by_hand,
+    record_delivery,
+    whose_decision,
+)
 from calls.views import HtmxHttpRequest, signed_in_user
 from calls.views.followups import answer_order_action
-from calls.views.order_panel import get_order, order_page
+from calls.views.order_panel import HAND_DELIVERIES, get_order, order_page
 
 DECISIONS = (Order.Decision.CONFIRMED, Order.Decision.CANCELLED)
 
@@ -152,5 +159,43 @@ def order_phone(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 "phone": formatting.phone(changed.phone),
                 "old": formatting.phone(order.phone),
             },
+        )
+    return answer_order_action(request, order)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def order_delivery(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The parcel marked delivered or returned by hand (an admin or an agent), through
+    record_delivery like every other source; the answer says what became of it.
+
+    Allowed whoever holds the order's follow-up: the hold (transitions.held_by_another) keeps
+    one agent's judgement — a decision, a callback, "handled" — from being crossed by another's,
+    but where the parcel is is a fact from the courier, not a judgement, and the timeline names
+    who marked it. The first news that a parcel left closes the follow-up, claim and all."""
+    order = get_order(pk)
+    delivery = request.POST.get("delivery", "")
+    if delivery not in HAND_DELIVERIES:
+        refusal = _("Parcel not marked: mark it delivered or returned.")
+        if delivery:
+            refusal = _("Parcel not marked: mark it delivered or returned, not “%(value)s”.") % {
+                "value": delivery[:40]
+            }
+        messages.error(request, refusal)
+        return answer_order_action(request, order)
+    verdict = record_delivery(
+        order, delivery, via=Order.DeliveryVia.HAND, actor=signed_in_user(request)
+    )
+    words = {"order": order.order_id, "delivery": Order.Delivery(delivery).label.lower()}
+    if verdict == DeliveryVerdict.APPLIED:
+        messages.success(request, _("Order %(order)s marked %(delivery)s by hand.") % words)
+    elif verdict == DeliveryVerdict.REPEAT:
+        messages.info(
+            request, _("Order %(order)s is already %(delivery)s; nothing changed.") % words
+        )
+    else:  # not by hand today (by hand, delivered and returned replace each other), but said
+        messages.warning(
+            request,
+            _("Order %(order)s not marked %(delivery)s: %(why)s") % {**words, "why": verdict.label},
         )
     return answer_order_action(request, order)

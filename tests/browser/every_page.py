@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from calls.intake.uploads import stage_upload
 from calls.models import Call, Campaign, Order, OrderBatch, Store, User
+from calls.transitions import record_delivery
 from shops.models import ApiToken, ReceivedWebhook, ShopConnection, WriteBack
 from tests.browser.conftest import make_campaign, make_final_call
 from tests.calls.test_permissions import EXPECTED_ROLES
@@ -39,6 +40,7 @@ NOT_PAGES = {
     *("call_export", "report_export", "campaign_upload_rejected"),
     *("call_export_xlsx", "report_export_xlsx", "order_export", "order_export_xlsx"),
     *("call_again", "call_withdraw", "order_decide", "order_call_again", "order_phone"),
+    "order_delivery",
     *("followup_claim", "followup_release", "followup_take_over", "followup_handled"),
     *("followup_callback", "followup_next", "order_bulk"),
     *("campaign_single_order", "campaign_upload", "campaign_pause", "campaign_resume"),
@@ -93,12 +95,18 @@ def nav_of(role: str) -> list[str]:
 
 
 def make_world(store: Store, users: dict[str, User]) -> World:
-    """A running campaign with a call in every state and outcome, an order in the follow-up
-    queue that went to a connected shop, and a draft campaign whose upload awaits its launch."""
+    """A running campaign with a call in every state and outcome (parcels shipped, delivered
+    and returned among their orders), an order in the follow-up queue that went to a connected
+    shop, and a draft campaign whose upload awaits its launch."""
     campaign = make_campaign(store, "Eid sale", status=Campaign.Status.RUNNING)
     outcomes = [outcome for outcome in Call.Outcome if outcome != Call.Outcome.CALLBACK_REQUESTED]
-    for n, outcome in enumerate(outcomes):
+    finals = [
         make_final_call(campaign, f"KK-20{n:02d}", outcome, phone=f"9230012340{n:02d}")
+        for n, outcome in enumerate(outcomes)
+    ]
+    # Parcels in each state heard of, so /orders/ draws each badge.
+    for final, delivery in zip(finals, Order.Delivery.values[1:], strict=False):
+        record_delivery(final.shop_order_id, delivery, via=Order.DeliveryVia.SHEET)
     for n, state in enumerate((Call.State.QUEUED, Call.State.SENDING, Call.State.IN_PROGRESS)):
         create_call(
             store=store,

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from calls.models import Call, Campaign, Order, OrderEvent, Store, User
+from calls.transitions import record_delivery
 from shops.models import WriteBack
 from tests.support.orders import create_call
 from tests.support.pipeline import child_database_url
@@ -149,6 +150,22 @@ def test_an_order_with_a_call_in_flight_is_not_decided(
         f"order KK-5 not decided: Call #{call.pk} for this order is still queued; wait for its "
         "outcome before deciding by hand."
     )
+
+
+def test_an_order_whose_parcel_has_left_is_not_decided(
+    campaign: Campaign, agent_user: User
+) -> None:
+    order = an_order(campaign, "KK-6", Call.Outcome.UNREACHABLE)
+    record_delivery(order, "delivered", via=Order.DeliveryVia.SHEET)
+
+    with pytest.raises(CommandError) as refused:
+        decide("Karachi Kitchenware", "KK-6", "cancelled", "--as", "bilal")
+
+    assert str(refused.value) == (
+        "order KK-6 not decided: Order KK-6 is known to be delivered: its decision can no "
+        "longer change."
+    )
+    assert Order.objects.get(pk=order.pk).decision == ""
 
 
 def readme_decide_block() -> str:

@@ -1,5 +1,6 @@
 """The pages' exports: UTF-8 with the BOM Excel needs (Urdu names survive), amount and store on
-every call, an .xlsx with the same rows as the CSV, and no cell a spreadsheet would run."""
+every call, an .xlsx with the same rows as the CSV, no cell a spreadsheet would run, and each
+order's parcel."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from decimal import Decimal
 
 import openpyxl
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from calls.exports import spreadsheet_safe
+from calls.exports import ORDER_EXPORT_COLUMNS, spreadsheet_safe
 from calls.intake.rows import FORMULA_STARTS, OrderRow, formula_warning
-from calls.models import Call, Campaign, Store, User
+from calls.models import Call, Campaign, Order, Store, User
+from calls.transitions import record_delivery
 from tests.support.orders import create_call
 
 URDU_CAMPAIGN = "عید سیل"  # "Eid sale"
@@ -180,3 +183,49 @@ def test_the_report_xlsx_by_day_has_each_day_as_a_date(exported):
     # openpyxl reads a date cell back as a datetime at midnight.
     assert labels == ["day", dt.datetime(2026, 5, 1), dt.datetime(2026, 5, 2), "Total"]
     assert "all-stores-20260501-20260502.xlsx" in report_xlsx["Content-Disposition"]
+
+
+def test_the_orders_exports_say_where_each_parcel_is_and_since_when(exported, store):
+    delivered_at = dt.datetime(2026, 5, 3, 9, 15, tzinfo=dt.UTC)  # 14:15 in Karachi
+    ord_1 = Order.objects.get(order_id="ORD-1")
+    record_delivery(ord_1, "shipped", via=Order.DeliveryVia.SHEET, at=delivered_at, tracking="=1+1")
+    record_delivery(ord_1, "delivered", via=Order.DeliveryVia.SHOPIFY, at=delivered_at)
+    returned = Order.objects.get(order_id="-2+3")
+    record_delivery(returned, "returned", via=Order.DeliveryVia.API, tracking="LEO-42")
+
+    _, rows = csv_of(exported.get(reverse("order_export")))
+    response = exported.get(reverse("order_export_xlsx"))
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    assert sheet is not None
+    header, *cells = list(sheet.iter_rows(values_only=True))
+    out = io.StringIO()
+    call_command("export_orders", stdout=out)
+
+    assert rows[0] == list(header) == ORDER_EXPORT_COLUMNS
+    assert ORDER_EXPORT_COLUMNS[-3:] == ["delivery", "delivery_at", "tracking"]
+    in_csv = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    in_xlsx = {row[0]: dict(zip(header, row, strict=True)) for row in cells}
+    # The CSV: ISO 8601 in the store's zone, like its other times; a tracking number that looks
+    # like a formula defused.
+    assert in_csv["ORD-1"]["delivery"] == "delivered"
+    assert in_csv["ORD-1"]["delivery_at"] == "2026-05-03T14:15:00+05:00"
+    assert in_csv["ORD-1"]["tracking"] == "'=1+1"
+    assert (in_csv["'-2+3"]["delivery"], in_csv["'-2+3"]["tracking"]) == ("returned", "LEO-42")
+    not_shipped = in_csv["'" + FORMULA]
+    assert (not_shipped["delivery"], not_shipped["delivery_at"], not_shipped["tracking"]) == (
+        "",
+        "",
+        "",
+    )
+    # The .xlsx: a date cell on the store's wall clock; the tracking number text, never run.
+    assert in_xlsx["ORD-1"]["delivery_at"] == dt.datetime(2026, 5, 3, 14, 15)
+    assert in_xlsx["ORD-1"]["tracking"] == "=1+1"
+    assert in_xlsx[FORMULA]["delivery_at"] is None
+    # export_orders writes the same columns.
+    command_rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert command_rows[0] == ORDER_EXPORT_COLUMNS
+    assert {row[0]: row[-3] for row in command_rows[1:]} == {
+        "ORD-1": "delivered",
+        "'" + FORMULA: "",
+        "'-2+3": "returned",
+    }

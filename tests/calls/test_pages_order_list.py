@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from calls.exports import ORDER_EXPORT_COLUMNS
 from calls.models import Call, Campaign, Order, Store, User
+from calls.transitions import record_delivery
 from calls.views import order_list as orders_view
 from tests.support.orders import create_call, with_orders
 
@@ -121,6 +122,30 @@ def test_the_filters_narrow_the_orders(shop, store, other_store):
     assert listed(shop, decision="none") == ["LLH-1001", "A7B", "#7"]
     assert listed(shop, source="shopify") == ["A7B"]
     assert listed(shop, store=str(store.pk), decision="none") == ["A7B", "#7"]
+
+
+def test_the_parcel_filter_narrows_the_orders_and_each_row_says_where_its_parcel_is(shop, store):
+    record_delivery(Order.objects.get(order_id="#2001"), "delivered", via=Order.DeliveryVia.SHEET)
+    record_delivery(Order.objects.get(order_id="KK-12001"), "returned", via=Order.DeliveryVia.API)
+    record_delivery(Order.objects.get(order_id="#7"), "shipped", via=Order.DeliveryVia.SHOPIFY)
+
+    assert listed(shop, delivery="delivered") == ["#2001"]
+    assert listed(shop, delivery="returned") == ["KK-12001"]
+    assert listed(shop, delivery="shipped") == ["#7"]
+    assert listed(shop, delivery="none") == ["LLH-1001", "A7B"]  # not known to have shipped
+    assert listed(shop, delivery="none", store=str(store.pk)) == ["A7B"]
+    page = shop.get(reverse("order_list"), {"delivery": "returned"}).content.decode()
+    assert '<option value="returned" selected>Returned</option>' in page
+    assert '<span class="badge delivery-returned">Returned</span>' in page
+    # A bad value is named and ignored, like any other filter.
+    bad = shop.get(reverse("order_list"), {"delivery": "lost"})
+    assert len(bad.context["rows"]) == 5
+    assert "<strong>Parcel:</strong>" in bad.content.decode()
+    assert shop.get(reverse("order_export"), {"delivery": "lost"}).status_code == 400
+    # Every row has the column: a badge once shipped, a dash before.
+    rows = shop.get(reverse("order_list")).content.decode()
+    assert rows.count('class="parcel-cell"') == 5
+    assert re.search(r'<td class="parcel-cell"><span class="muted">—</span>\s*</td>', rows)
 
 
 def test_ready_to_ship_and_needs_a_decision_are_one_click_away(shop):

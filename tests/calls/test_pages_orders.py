@@ -1,6 +1,7 @@
 """Orders on the pages: the order page, the follow-up queue as a queue of orders (one row per
 order, call again asked and race-safe, decisions by hand and deliberate changes of them, claims
-released and taken over, "Next order", callbacks, a corrected phone), where each role lands
+released and taken over, "Next order", callbacks, a corrected phone), the parcel (where it is,
+marked delivered or returned by hand, and the decision it makes final), where each role lands
 after signing in, and the Calls page's way to an order."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from calls import actions
 from calls.models import Call, CallEvent, Campaign, Order, OrderEvent, Store, User
-from calls.transitions import decide_by_hand, finish
+from calls.transitions import decide_by_hand, finish, record_delivery
 from tests.support.orders import create_call
 
 pytestmark = pytest.mark.django_db
@@ -675,3 +676,213 @@ def test_the_calls_page_links_each_call_to_its_order_and_finds_an_order_by_its_i
     assert f'href="{order_url}"' in listed
     assert [o.order_id for o in found.context["matching_orders"]] == ["KK-10077"]
     assert "the order and all its calls" in found.content.decode()
+
+
+# --- the parcel ------------------------------------------------------------------------------
+
+
+def test_the_order_page_says_where_the_parcel_is_and_where_that_was_learnt(
+    client: Client, manager_user: User, campaign: Campaign
+) -> None:
+    order = queued_order(campaign, "KK-30", Call.Outcome.CONFIRMED)
+    shipped_at = dt.datetime(2026, 11, 29, 8, 33, tzinfo=dt.UTC)  # 13:33 in Karachi
+    record_delivery(
+        order, "shipped", via=Order.DeliveryVia.SHOPIFY, at=shipped_at, tracking="PX-7781"
+    )
+    client.force_login(manager_user)
+
+    page = client.get(reverse("order_detail", args=[order.pk])).content.decode()
+
+    assert '<h2 id="parcel-title">Parcel</h2>' in page
+    assert '<span class="badge delivery-shipped">Shipped</span>' in page
+    assert "29 Nov 2026, 13:33 PKT" in page  # when it shipped, in the store's zone
+    assert "Shopify · " in page and "PX-7781" in page
+    # The timeline words the update: what, from where, when, the tracking number.
+    assert "Parcel update" in page and "From</span> Shopify" in page
+    assert "Tracking</span> PX-7781" in page
+    assert "Mark delivered" not in page  # a manager reads, does not mark
+
+
+def test_an_agent_marks_a_parcel_delivered_then_returned_and_the_timeline_shows_both(
+    client: Client, agent_user: User, campaign: Campaign
+) -> None:
+    order = queued_order(campaign, "KK-31", Call.Outcome.UNREACHABLE)
+    client.force_login(agent_user)
+    mark = reverse("order_delivery", args=[order.pk])
+    panel = {**HTMX, "HX-Target": "order-panel"}
+
+    delivered = client.post(mark, {"delivery": "delivered"}, headers=panel)
+
+    html = delivered.content.decode()
+    assert html.lstrip().startswith('<div id="order-panel">')  # the panel, swapped in place
+    assert "Order KK-31 marked delivered by hand." in html
+    assert '<span class="badge delivery-delivered">Delivered</span>' in html
+    assert 'value="returned"' in html and 'value="delivered"' not in html
+    order.refresh_from_db()
+    assert (order.delivery, order.delivery_via, order.followup) == ("delivered", "hand", "")
+
+    # Without JavaScript: the form posts, and the order's page is drawn again.
+    returned = client.post(mark, {"delivery": "returned"})
+    assert returned.status_code == 302
+    assert returned["Location"] == reverse("order_detail", args=[order.pk])
+
+    order.refresh_from_db()
+    assert (order.delivery, order.delivery_via) == ("returned", "hand")
+    page = client.get(returned["Location"]).content.decode()
+    assert "Order KK-31 marked returned by hand." in page
+    updates = OrderEvent.objects.filter(order=order, kind="delivery").order_by("id")
+    assert [(e.data["delivery"], e.data.get("previous"), e.actor) for e in updates] == [
+        ("delivered", None, agent_user),
+        ("returned", "delivered", agent_user),
+    ]
+    assert page.count("Parcel update</span>") == 2
+    assert "Parcel</span> Returned" in page and "Was</span> Delivered" in page
+    assert "From</span> By hand" in page and "by bilal" in page
+    # Its first news took the order out of the queue, saying why.
+    assert "the parcel left: there is nothing left to decide" in page
+
+
+def test_marking_what_the_parcel_already_is_says_so_and_changes_nothing(
+    client: Client, admin_user: User, campaign: Campaign
+) -> None:
+    order = queued_order(campaign, "KK-32", Call.Outcome.CONFIRMED)
+    record_delivery(order, "delivered", via=Order.DeliveryVia.SHEET)
+    client.force_login(admin_user)
+
+    response = client.post(
+        reverse("order_delivery", args=[order.pk]),
+        {"delivery": "delivered"},
+        headers={**HTMX, "HX-Target": "order-panel"},
+    )
+
+    assert "Order KK-32 is already delivered; nothing changed." in response.content.decode()
+    assert Order.objects.get(pk=order.pk).delivery_via == "sheet"
+    assert OrderEvent.objects.filter(order=order, kind="delivery").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("posted", "said"),
+    [
+        ({}, "Parcel not marked: mark it delivered or returned."),
+        (
+            {"delivery": "shipped"},
+            "Parcel not marked: mark it delivered or returned, not “shipped”.",
+        ),
+        ({"delivery": "lost"}, "Parcel not marked: mark it delivered or returned, not “lost”."),
+        # Whatever is posted is shown as text, cut short.
+        ({"delivery": "<b>" + "x" * 100}, f"returned, not “&lt;b&gt;{'x' * 37}”."),
+        ({"delivery": "\x00"}, "Parcel not marked: mark it delivered or returned, not “\x00”."),
+    ],
+)
+def test_a_parcel_marked_as_anything_but_delivered_or_returned_is_refused_saying_so(
+    client: Client, agent_user: User, campaign: Campaign, posted: dict[str, str], said: str
+) -> None:
+    order = queued_order(campaign, "KK-33", Call.Outcome.CONFIRMED)
+    client.force_login(agent_user)
+
+    response = client.post(
+        reverse("order_delivery", args=[order.pk]),
+        posted,
+        headers={**HTMX, "HX-Target": "order-panel"},
+    )
+
+    assert response.status_code == 200
+    assert said in response.content.decode()
+    assert Order.objects.get(pk=order.pk).delivery == ""
+    assert not OrderEvent.objects.filter(order=order, kind__startswith="delivery").exists()
+
+
+def test_a_manager_cannot_mark_a_parcel(
+    client: Client, manager_user: User, campaign: Campaign
+) -> None:
+    order = queued_order(campaign, "KK-34", Call.Outcome.CONFIRMED)
+    client.force_login(manager_user)
+
+    response = client.post(reverse("order_delivery", args=[order.pk]), {"delivery": "delivered"})
+
+    assert response.status_code == 403
+    assert Order.objects.get(pk=order.pk).delivery == ""
+
+
+def test_an_agent_marks_the_parcel_of_an_order_another_agent_holds(
+    client: Client, agent_user: User, admin_user: User, campaign: Campaign
+) -> None:
+    # Where the parcel is is the courier's fact, not the holder's judgement: no take-over first.
+    order = queued_order(campaign, "KK-35", Call.Outcome.UNREACHABLE)
+    assert actions.claim(order, admin_user)
+    client.force_login(agent_user)
+
+    client.post(reverse("order_delivery", args=[order.pk]), {"delivery": "returned"})
+
+    order.refresh_from_db()
+    assert (order.delivery, order.followup, order.claimed_by) == ("returned", "", None)
+
+
+def test_once_the_parcel_shipped_the_decide_buttons_give_way_to_the_reason(
+    client: Client, agent_user: User, campaign: Campaign
+) -> None:
+    order = queued_order(campaign, "KK-36", Call.Outcome.CONFIRMED)
+    client.force_login(agent_user)
+    url = reverse("order_detail", args=[order.pk])
+    before = client.get(url).content.decode()
+    assert "Cancel: tell the shop not to ship" in before and "Call again" in before
+
+    record_delivery(order, "shipped", via=Order.DeliveryVia.WOOCOMMERCE)
+    page = client.get(url).content.decode()
+
+    assert "Cancel: tell the shop not to ship" not in page and "Call again" not in page
+    assert "The parcel is known to be shipped: the decision can no longer change" in page
+    assert 'value="delivered"' in page and 'value="returned"' in page  # still marked by hand
+    # A page drawn before it shipped: its press is refused, saying why.
+    stale = client.post(
+        reverse("order_decide", args=[order.pk]),
+        {"decision": "cancelled", "override": "1", "replaces": "confirmed", "note": "rang"},
+        headers={**HTMX, "HX-Target": "order-panel"},
+    )
+    assert stale.status_code == 200
+    assert "Not decided: Order KK-36 is known to be shipped" in stale.content.decode()
+    assert Order.objects.get(pk=order.pk).decision == "confirmed"
+
+
+def test_an_update_set_aside_is_worded_on_the_timeline(
+    client: Client, manager_user: User, campaign: Campaign
+) -> None:
+    order = queued_order(campaign, "KK-37", Call.Outcome.CONFIRMED)
+    record_delivery(order, "delivered", via=Order.DeliveryVia.SHOPIFY)
+    record_delivery(order, "shipped", via=Order.DeliveryVia.SHEET)  # an older sheet: backwards
+    client.force_login(manager_user)
+
+    page = client.get(reverse("order_detail", args=[order.pk])).content.decode()
+
+    assert "Parcel update ignored" in page
+    assert "Ignored: the parcel is further along" in page
+    assert "From</span> Courier sheet" in page and "Parcel is</span> Delivered" in page
+    assert "backwards" not in page  # the code is not shown
+
+
+def test_the_order_page_says_what_each_call_was_for(
+    client: Client, manager_user: User, campaign: Campaign
+) -> None:
+    verification = final_call(campaign, "KK-38", Call.Outcome.CONFIRMED)
+    notice = Call.objects.create(
+        store=campaign.store,
+        campaign=campaign,
+        shop_order_id=verification.shop_order_id,
+        order_id="KK-38",
+        phone=verification.phone,
+        amount=verification.amount,
+        voice_id=103,
+        text1=campaign.store.name,
+        text2="KK-38",
+        purpose=Call.Purpose.NOTICE,
+        notice_of=Call.NoticeOf.SHIPPED,
+    )
+    client.force_login(manager_user)
+
+    page = client.get(reverse("order_detail", args=[verification.shop_order_id]))
+
+    html = page.content.decode()
+    assert f"Call #{notice.pk}" in html and "Notice: order shipped" in html
+    assert html.count("Notice:") == 1  # the verification call is shown as it always was
+    assert page.context["latest"] == verification  # a notice is never the latest call
+    assert not page.context["busy"]  # nor holds a decision back while it is queued

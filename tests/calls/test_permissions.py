@@ -47,6 +47,7 @@ EXPECTED_ROLES: dict[str, tuple[str, ...]] = {
     "order_bulk": EVERYONE,
     "order_batch": CALL_ACTIONS,
     "order_phone": CALL_ACTIONS,
+    "order_delivery": CALL_ACTIONS,
     "followup_list": CALL_ACTIONS,
     "followup_next": CALL_ACTIONS,
     "campaign_list": EVERYONE,

@@ -2,9 +2,10 @@
 
 One row per order, oldest first, streamed to stdout: order_id, store, phone, status, decision,
 decided_by (an agent's username, or "customer (key press)"), calls, last_outcome,
-charges_total, source, created_at, decided_at. Times are ISO 8601 in the store's zone; cells a
-spreadsheet would run as a formula are defused, as in export_calls. --campaign is the campaign
-an order came in with.
+charges_total, source, created_at, decided_at, delivery (shipped, delivered, returned, or empty
+while not known to have shipped), delivery_at, tracking. Times are ISO 8601 in the store's zone;
+cells a spreadsheet would run as a formula are defused, as in export_calls. --campaign is the
+campaign an order came in with.
 """
 
 from __future__ import annotations
