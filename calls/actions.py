@@ -74,7 +74,8 @@ def call_again(order: Order, user: User) -> Call:
     parent (an order rejected at intake gets its first call).
 
     Refused while any call of the order is still queued, sending or in progress, so a customer
-    is never rung twice at once, and once an agent decided the order. The order's row is locked
+    is never rung twice at once, once an agent decided the order, and once its parcel is known
+    to have shipped (there is nothing left to verify). The order's row is locked
     for the check-and-insert, so two agents pressing the button together create one call, not
     two: the second waits for the lock, then sees the first one's call.
     """
@@ -84,6 +85,11 @@ def call_again(order: Order, user: User) -> Call:
             raise ActionRefused(
                 _("Order %(order)s was decided by hand (%(decision)s); it is not called again.")
                 % {"order": order.order_id, "decision": order.get_decision_display().lower()}
+            )
+        if order.delivery:
+            raise ActionRefused(
+                _("Order %(order)s is known to be %(delivery)s: it is not called again to verify.")
+                % {"order": order.order_id, "delivery": order.get_delivery_display().lower()}
             )
         if not callable_phone(order.phone):
             raise ActionRefused(
