@@ -188,3 +188,14 @@ def test_an_order_writing_only_its_status_runs_no_count(campaign):
         assert counting_runs() == 0
         record_delivery(order, D.RETURNED, via="api", at=T1)
         assert counting_runs() == 1
+
+
+def test_an_order_known_to_have_shipped_is_not_called_again(campaign, agent_user):
+    from calls.actions import ActionRefused, call_again
+
+    order = an_order(campaign, "KK-6", Call.Outcome.NO_INPUT)
+    record_delivery(order, D.SHIPPED, via="api", at=T1)
+
+    with pytest.raises(ActionRefused, match="known to be shipped"):
+        call_again(order, agent_user)
+    assert order.calls.count() == 1
