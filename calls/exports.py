@@ -25,7 +25,7 @@ import csv
 import datetime as dt
 import tempfile
 import zoneinfo
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any, Protocol, cast
 
@@ -86,6 +86,8 @@ BOM = "\ufeff"
 # How an .xlsx shows the date cells (the value is a number of days, whatever the format).
 XLSX_WHEN_FORMAT = "yyyy-mm-dd hh:mm:ss"
 XLSX_DAY_FORMAT = "yyyy-mm-dd"
+# Money: a number (Excel adds it up), shown as the pages show rupees.
+XLSX_MONEY_FORMAT = '"Rs" #,##0.00'
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -280,12 +282,16 @@ def _with_header(columns: list[str], rows: Iterator[list[Cell]]) -> Iterator[Any
     yield from rows
 
 
-def xlsx_cell(sheet: Any, value: Any) -> Any:
-    """A write-only cell: numbers as numbers, everything else as a string cell, so a text
-    starting with "=" is shown, never run (openpyxl would otherwise store it as a formula)."""
+def xlsx_cell(sheet: Any, value: Any, *, money: bool = False) -> Any:
+    """A write-only cell: numbers as numbers (`money`: shown in rupees), everything else as a
+    string cell, so a text starting with "=" is shown, never run (openpyxl would otherwise store
+    it as a formula)."""
     if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
         # openpyxl writes a Decimal's exact digits (its stubs leave Decimal out).
-        return WriteOnlyCell(sheet, value=cast(Any, value))
+        cell = WriteOnlyCell(sheet, value=cast(Any, value))
+        if money:
+            cell.number_format = XLSX_MONEY_FORMAT
+        return cell
     if isinstance(value, dt.datetime):
         # Excel has no zones: the store's wall-clock time, as the CSV's before its offset.
         cell = WriteOnlyCell(sheet, value=value.replace(tzinfo=None))
@@ -304,14 +310,27 @@ def xlsx_cell(sheet: Any, value: Any) -> Any:
     return cell
 
 
-def xlsx_file(rows: Iterable[Sequence[Any]], *, title: str) -> Any:
-    """`rows` (the header first) as an .xlsx in a temporary file, rewound for reading. The
-    write-only workbook keeps one row in memory; the caller closes the file (a FileResponse
-    does), which deletes it."""
+def xlsx_file(
+    rows: Iterable[Sequence[Any]], *, title: str, money_columns: Collection[str] = ()
+) -> Any:
+    """`rows` (the header first) as an .xlsx in a temporary file, rewound for reading; the
+    numbers of the columns named in `money_columns` shown as rupees. The write-only workbook
+    keeps one row in memory; the caller closes the file (a FileResponse does), which deletes
+    it."""
     book = Workbook(write_only=True)
     sheet = book.create_sheet(title=title[:31])
-    for row in rows:
-        sheet.append([xlsx_cell(sheet, value) for value in row])
+    lines = iter(rows)
+    header = next(lines, None)
+    if header is not None:
+        sheet.append([xlsx_cell(sheet, value) for value in header])
+        money = [str(name) in money_columns for name in header]
+        for row in lines:
+            sheet.append(
+                [
+                    xlsx_cell(sheet, value, money=is_money)
+                    for value, is_money in zip(row, money, strict=True)
+                ]
+            )
     out = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - handed to the caller open
     try:
         book.save(out)
@@ -336,10 +355,17 @@ def csv_response(rows: Iterable[Sequence[Any]], filename: str) -> StreamingHttpR
     return response
 
 
-def xlsx_response(rows: Iterable[Sequence[Any]], filename: str, *, title: str) -> FileResponse:
-    """An .xlsx download of `rows`, the header first, streamed from a temporary file."""
+def xlsx_response(
+    rows: Iterable[Sequence[Any]],
+    filename: str,
+    *,
+    title: str,
+    money_columns: Collection[str] = (),
+) -> FileResponse:
+    """An .xlsx download of `rows`, the header first, streamed from a temporary file (see
+    xlsx_file for `money_columns`)."""
     response = FileResponse(
-        xlsx_file(rows, title=title),
+        xlsx_file(rows, title=title, money_columns=money_columns),
         as_attachment=True,
         filename=filename,
         content_type=XLSX_CONTENT_TYPE,

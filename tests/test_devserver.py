@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,6 +30,7 @@ import pytest
 import requests
 from django.core.management import call_command
 
+from calls.figures import stats
 from calls.models import Call, Store, User
 from robodash import embedded
 from robodash.demo import DEMO_RETRY_DELAYS
@@ -561,6 +563,18 @@ def test_seed_demo_creates_the_demo_users_store_and_campaign_once(demo_var_dir: 
     assert calls.count() == 8  # the second run added none
     assert all(re.fullmatch(r"9230012345\d\d", c.phone) for c in calls)
     assert {c.state for c in calls} == {Call.State.QUEUED}
+
+    # The deliveries demo, once: the returns figures are not empty, and add up.
+    assert "Demo deliveries" in first and "Demo deliveries" not in second
+    store.refresh_from_db()
+    assert store.return_cost == Decimal("450.00")
+    figures = stats.figures_total(store=store)
+    assert (figures.shipped, figures.delivered, figures.returned) == (10, 6, 3)
+    assert (figures.delivered_confirmed, figures.returned_confirmed) == (4, 1)
+    assert (figures.delivered_undecided, figures.returned_undecided) == (1, 1)
+    assert (figures.delivered_not_called, figures.returned_not_called) == (1, 1)
+    assert (figures.cancelled_unshipped, figures.returns_avoided) == (2, Decimal("900.00"))
+    assert figures.net_saved == Decimal("900.00") - Decimal("44.00")  # 8 answered calls
 
 
 @pytest.mark.django_db

@@ -269,6 +269,11 @@ class Figures:
         return rate(self.returned, self.delivered + self.returned)
 
     @property
+    def in_transit(self) -> int:
+        """Parcels shipped whose end (delivered or returned) is not known yet."""
+        return self.shipped - self.delivered - self.returned
+
+    @property
     def pending(self) -> int:
         """Calls without a final outcome yet."""
         return self.calls - self.finished
@@ -386,8 +391,8 @@ def mondays_from(first_day: dt.date, last_day: dt.date) -> list[dt.date]:
 
 # --- The daily figures added up: what the pages read ----------------------------------------
 
-Grouping = Literal["day", "week", "campaign", "voice"]
-_CALL_KEYS = {"campaign": "campaign_id", "voice": "voice_id"}
+Grouping = Literal["day", "week", "campaign", "voice", "store"]
+_CALL_KEYS = {"campaign": "campaign_id", "voice": "voice_id", "store": "store_id"}
 
 
 def figures_grouped(
@@ -398,9 +403,10 @@ def figures_grouped(
     store: Store | int | None = None,
     campaigns: Iterable[int] | None = None,
 ) -> dict[Any, Figures]:
-    """Figures per day, week (its Monday), campaign id or voice id, of the calls created from
-    `first_day` to `last_day` (days in the reporting zone; None: no bound), optionally of one
-    store or some campaigns. Groups without calls are absent.
+    """Figures per day, week (its Monday), campaign id, voice id or store id, of the calls (and
+    orders) created from `first_day` to `last_day` (days in the reporting zone; None: no bound),
+    optionally of one store or some campaigns. Groups without calls or counted orders are
+    absent.
 
     One query, of the DailyFigures of the range. The numbers are exactly those of counting the
     calls (tests/calls/test_counters.py).
@@ -424,10 +430,18 @@ def figures_grouped_many(
     rows = _daily_rows(store, campaign_ids, first_day, last_day)
     if len(groupings) == 1:
         return {groupings[0]: _rolled_up_by(rows, groupings[0])}
-    grouped = rows.order_by().values("day", "campaign_id", "voice_id").annotate(**_daily_sums())
+    # The store is the campaign's: grouping by it too adds no row.
+    grouped = (
+        rows.order_by()
+        .values("day", "campaign_id", "voice_id", "store_id")
+        .annotate(**_daily_sums())
+    )
     return _fold(
         (
-            ((row["day"], row["campaign_id"], row["voice_id"]), _figures_of_sums(row))
+            (
+                (row["day"], row["campaign_id"], row["voice_id"], row["store_id"]),
+                _figures_of_sums(row),
+            )
             for row in grouped
         ),
         groupings,
@@ -503,20 +517,30 @@ def _rolled_up_by(rows: QuerySet[DailyFigures], by: Grouping) -> dict[Any, Figur
 def _fold(
     rows: Iterable[tuple[tuple[Any, ...], Figures]], groupings: Sequence[Grouping]
 ) -> dict[Grouping, dict[Any, Figures]]:
-    """Figures per (day, campaign id, voice id), added up per grouping in Python: a few rows
-    (the days shown x their campaigns)."""
+    """Figures per (day, campaign id, voice id, store id), added up per grouping in Python: a
+    few rows (the days shown x their campaigns)."""
     result: dict[Grouping, dict[Any, Figures]] = {by: {} for by in groupings}
-    for (day, campaign_id, voice_id), figures in rows:
+    for (day, campaign_id, voice_id, store_id), figures in rows:
         keys = {
             "day": day,
             "week": day - dt.timedelta(days=day.weekday()),
             "campaign": campaign_id,
             "voice": voice_id,
+            "store": store_id,
         }
         for by, grouped in result.items():
             key = keys[by]
             grouped[key] = grouped[key] + figures if key in grouped else figures
     return result
+
+
+def stores_without_return_cost(store: Store | int | None = None) -> list[Store]:
+    """The stores (of all, or `store` alone) whose return cost is not set: their cancelled orders
+    add nothing to returns_avoided, so the pages say so. A handful of stores: no bound needed."""
+    stores = Store.objects.filter(return_cost=0).order_by("name")
+    if store is not None:
+        stores = stores.filter(pk=store.pk if isinstance(store, Store) else store)
+    return list(stores)
 
 
 def today_in(zone: zoneinfo.ZoneInfo) -> dt.date:

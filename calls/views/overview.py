@@ -1,4 +1,6 @@
-"""The overview: each store's balance, the figures of today, 7 and 30 days, a 30-day chart.
+"""The overview: each store's balance, the figures of today, 7 and 30 days, whether the last 30
+days' calls paid (returns avoided, the money saved after the calls' charges, the parcels and
+their return rate), a 30-day chart.
 
 Neither the page nor its `#balances` fragment (reloaded by htmx every minute) waits for the
 provider: beat refreshes the balances (calls.pipeline.balances), and they show the value last stored
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -18,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from calls.figures import stats
 from calls.figures.stats import Figures
 from calls.models import Call, Order, Store
-from calls.permissions import CALL_ACTIONS, EVERYONE, role_required, user_can
+from calls.permissions import CALL_ACTIONS, EVERYONE, REPORTS, role_required, user_can
 from calls.pipeline.balances import provider_states
 from calls.views import HtmxHttpRequest
 
@@ -80,6 +83,34 @@ class Period:
     @property
     def callbacks_url(self) -> str:
         return self.calls_url(outcome=Call.Outcome.CALLBACK_REQUESTED)
+
+
+@dataclass(frozen=True)
+class Returns:
+    """Whether the last 30 days' calls paid, for the overview's sentence: its figures, and which
+    way to word them (`kind`)."""
+
+    figures: Figures
+    # "none": nothing shipped nor cancelled before shipping yet; "no_cost": no store has a return
+    # cost, so no money can be said; "saved" or "lost": the net saved is >= 0 or below it.
+    kind: str
+    without_cost: list[Store]  # stores whose cancelled orders count nothing (no return cost)
+
+    @classmethod
+    def of(cls, figures: Figures, stores: list[Store]) -> Returns:
+        without_cost = [store for store in stores if not store.return_cost]
+        if not figures.shipped and not figures.cancelled_unshipped:
+            kind = "none"
+        elif stores and len(without_cost) == len(stores):
+            kind = "no_cost"
+        else:
+            kind = "saved" if figures.net_saved >= 0 else "lost"
+        return cls(figures, kind, without_cost)
+
+    @property
+    def overspent(self) -> Decimal:
+        """How much more the calls cost than the returns they avoided (kind "lost")."""
+        return -self.figures.net_saved
 
 
 @dataclass(frozen=True)
@@ -160,9 +191,12 @@ def overview(request: HttpRequest) -> HttpResponse:
         for label, length in PERIODS
     ]
     can_follow_up = user_can(request.user, CALL_ACTIONS)
+    balances = store_balances()
     context = {
-        "balances": store_balances(),
+        "balances": balances,
         "periods": periods,
+        "returns": Returns.of(periods[-1].figures, [row.store for row in balances]),
+        "reports_url": reverse("reports") if user_can(request.user, REPORTS) else "",
         # The follow-up queue of callbacks, for the roles that work it.
         "callbacks_queue_url": (
             f"{reverse('followup_list')}?reason={Order.FollowUp.CALLBACK_REQUESTED}"

@@ -1,13 +1,16 @@
-"""Reports (admins and managers): rates and charges by day or week, by campaign, by voice id.
+"""Reports (admins and managers): rates, charges, returns and the money saved, by day or week,
+by campaign, by voice id and by store.
 
-Filtered by store and a date range (days in the reporting zone, by the day a call was created),
-picked from presets (today, yesterday, 7 and 30 days, this and last month) or typed. Each table
-adds up the counted daily figures (stats.figures_grouped); the CSV export writes exactly the
-rows of one table, every column.
+Filtered by store and a date range (days in the reporting zone, by the day a call was created;
+an order's parcel counts on the day the order was), picked from presets (today, yesterday, 7 and
+30 days, this and last month) or typed. Each table adds up the counted daily figures
+(stats.figures_grouped); the CSV export writes exactly the rows of one table, every column.
 
-The page is read in seconds: the range's totals first, a trend chart of the rates and charges
-(calls/views/trend.py, SVG drawn on the server), then the tables newest first, with a few
-columns and the rest on demand, and runs of days without calls folded into one line.
+The page is read in seconds: the range's totals first, then whether the calls paid (the return
+rate of confirmed, undecided and never called orders side by side, the returns avoided and what
+the calls cost), a trend chart of the rates and charges (calls/views/trend.py, SVG drawn on the
+server), then the tables newest first, with a few columns and the rest on demand, and runs of
+days with nothing to count folded into one line.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -35,15 +39,17 @@ from calls.exports import (
 from calls.figures import stats
 from calls.figures.stats import Figures
 from calls.forms import ReportFilterForm
-from calls.models import Campaign
+from calls.models import Campaign, Store
 from calls.permissions import REPORTS, role_required
 from calls.views.trend import trend_chart
 
 DEFAULT_DAYS = 30
 DEFAULT_PRESET = "last-30-days"
 CAMPAIGN_ROWS_SHOWN = 500  # the page stays light; the export has every campaign
-GROUPS = ("period", "campaign", "voice")
+GROUPS = ("period", "campaign", "voice", "store")
 
+# Each column is the Figures field or property of its name (docs/deliveries.md defines the
+# returns' ones), but for the rates of calls, named in percent (_RENAMED).
 CSV_COLUMNS = [
     "calls",
     "placed",
@@ -62,7 +68,29 @@ CSV_COLUMNS = [
     "cancel_rate_pct",
     "charges",
     "cost_per_confirmed",
+    "notice_calls",
+    "notice_charges",
+    "shipped",
+    "delivered",
+    "returned",
+    "return_rate",
+    "delivered_confirmed",
+    "returned_confirmed",
+    "delivered_undecided",
+    "returned_undecided",
+    "delivered_not_called",
+    "returned_not_called",
+    "cancelled_unshipped",
+    "returns_avoided",
+    "net_saved",
 ]
+_RENAMED = {
+    "answer_rate_pct": "answer_rate",
+    "confirmation_rate_pct": "confirmation_rate",
+    "cancel_rate_pct": "cancel_rate",
+}
+# Rupees: money cells in the .xlsx.
+MONEY_COLUMNS = ("charges", "cost_per_confirmed", "notice_charges", "returns_avoided", "net_saved")
 
 
 @dataclass(frozen=True)
@@ -108,8 +136,16 @@ def presets(today: dt.date) -> list[Preset]:
     ]
 
 
+def counts_anything(figures: Figures) -> bool:
+    """A row worth a line of its own: calls, or orders whose parcel or cancellation counts."""
+    return bool(
+        figures.calls or figures.notice_calls or figures.shipped or figures.cancelled_unshipped
+    )
+
+
 def newest_first_folded(rows: list[ReportRow], unit: str) -> list[ReportRow | Fold]:
-    """`rows` (oldest first) newest first, each run of rows without calls folded into a Fold."""
+    """`rows` (oldest first) newest first, each run of rows with nothing counted (no calls, no
+    parcel, no cancelled order) folded into a Fold."""
     shown: list[ReportRow | Fold] = []
     empty: list[ReportRow] = []
 
@@ -122,7 +158,7 @@ def newest_first_folded(rows: list[ReportRow], unit: str) -> list[ReportRow | Fo
             empty.clear()
 
     for row in reversed(rows):
-        if row.figures.calls:
+        if counts_anything(row.figures):
             fold()
             shown.append(row)
         else:
@@ -147,7 +183,7 @@ class Table:
     @property
     def shown(self) -> list[ReportRow | Fold]:
         """The rows as the page shows them: by period newest first with empty runs folded;
-        campaigns and voices as they come (they have calls by construction)."""
+        campaigns, voices and stores as they come (they count something by construction)."""
         if self.group != "period":
             return list(self.rows)
         return newest_first_folded(self.rows, "week" if self.key_heading == "Week" else "day")
@@ -233,12 +269,29 @@ def voice_table(grouped: dict[int, Figures]) -> Table:
     )
 
 
+def store_table(grouped: dict[int, Figures]) -> Table:
+    # A handful of stores: their names in one query, alphabetical.
+    stores = Store.objects.in_bulk(list(grouped))
+    rows = sorted(
+        (
+            ReportRow(stores[pk].name, "", figures)
+            for pk, figures in grouped.items()
+            if pk in stores
+        ),
+        key=lambda row: row.label.casefold(),
+    )
+    return Table(
+        "store", _("By store"), gettext_noop("Store"), rows, Figures.total(grouped.values())
+    )
+
+
 def _tables(groups: Iterable[str], filters: dict[str, Any], *, limit: int | None) -> list[Table]:
     """The tables of `groups`, their figures counted together (stats.figures_grouped_many)."""
     groupings: dict[str, stats.Grouping] = {
         "period": "week" if filters["period"] == "week" else "day",
         "campaign": "campaign",
         "voice": "voice",
+        "store": "store",
     }
     wanted = [groupings[group] for group in groups]
     grouped = stats.figures_grouped_many(
@@ -254,9 +307,48 @@ def _tables(groups: Iterable[str], filters: dict[str, Any], *, limit: int | None
             tables.append(campaign_table(figures, limit=limit))
         elif group == "voice":
             tables.append(voice_table(figures))
+        elif group == "store":
+            tables.append(store_table(figures))
         else:
             tables.append(period_table(filters, figures))
     return tables
+
+
+@dataclass(frozen=True)
+class ReturnsOf:
+    """The parcels of one kind of order (by how it was decided) that reached their end."""
+
+    key: str
+    label: str
+    delivered: int
+    returned: int
+
+    @property
+    def ended(self) -> int:
+        return self.delivered + self.returned
+
+    @property
+    def return_rate(self) -> Decimal | None:
+        return stats.rate(self.returned, self.ended)
+
+
+def returns_by_decision(f: Figures) -> list[ReturnsOf]:
+    """The comparison that says whether confirming cuts returns: the return rate of confirmed
+    orders beside that of orders called but undecided and of orders never called, then of every
+    parcel (which also holds the few shipped although cancelled)."""
+    return [
+        ReturnsOf(
+            "confirmed",
+            _("Confirmed (key press or by hand)"),
+            f.delivered_confirmed,
+            f.returned_confirmed,
+        ),
+        ReturnsOf(
+            "undecided", _("Called, no decision"), f.delivered_undecided, f.returned_undecided
+        ),
+        ReturnsOf("not_called", _("Never called"), f.delivered_not_called, f.returned_not_called),
+        ReturnsOf("all", _("Every parcel"), f.delivered, f.returned),
+    ]
 
 
 @dataclass(frozen=True)
@@ -291,6 +383,10 @@ def report(request: HttpRequest) -> HttpResponse:
         period = tables[0]
         context["tables"] = tables
         context["total"] = period.total
+        context["returns"] = returns_by_decision(period.total)
+        context["without_return_cost"] = stats.stores_without_return_cost(
+            filters.get("store") or None
+        )
         context["trend"] = trend_chart(
             [(row.day, row.figures) for row in period.rows if row.day is not None],
             unit="week" if filters["period"] == "week" else "day",
@@ -319,26 +415,7 @@ def csv_rows(table: Table) -> Iterable[list[Any]]:
     yield [table.key_heading.lower().replace(" ", "_"), "detail", *CSV_COLUMNS]
     by_day = table.group == "period" and table.key_heading == "Day"
     for row in [*table.rows, table.total_row]:
-        f = row.figures
-        values = [
-            f.calls,
-            f.placed,
-            f.answered,
-            f.confirmed,
-            f.cancelled,
-            f.callback_requested,
-            f.no_input,
-            f.unreachable,
-            f.failed,
-            f.needs_review,
-            f.withdrawn,
-            f.decided_by_hand,
-            f.answer_rate,
-            f.confirmation_rate,
-            f.cancel_rate,
-            f.charges,
-            f.cost_per_confirmed,
-        ]
+        values = [getattr(row.figures, _RENAMED.get(name, name)) for name in CSV_COLUMNS]
         # A day is a date (a date cell in an .xlsx, the same "2026-11-29" in a CSV).
         label = row.day if by_day and row.day is not None else row.label
         yield [label, row.detail, *values]
@@ -369,7 +446,9 @@ def report_export(request: HttpRequest, as_xlsx: bool = False) -> HttpResponseBa
         today=_today(),
     )
     if as_xlsx:
-        return xlsx_response(csv_rows(table), f"{filename}.xlsx", title=f"By {name}")
+        return xlsx_response(
+            csv_rows(table), f"{filename}.xlsx", title=f"By {name}", money_columns=MONEY_COLUMNS
+        )
     # At most a year of days: small enough to answer whole (with the BOM Excel needs).
     response = HttpResponse("".join(iter_csv(csv_rows(table))), content_type=CSV_CONTENT_TYPE)
     response["Content-Disposition"] = attachment(f"{filename}.csv")

@@ -1,5 +1,5 @@
-"""The reports' trend chart: confirmation, cancel and answer rates and charges per day (or
-week), as SVG geometry the template draws on the server (no script, no inline style: the
+"""The reports' trend chart: confirmation, cancel, answer and return rates and charges per day
+(or week), as SVG geometry the template draws on the server (no script, no inline style: the
 strict CSP holds).
 
 Rates share the left axis (0-100%); charges are bars on their own right axis, scaled to the
@@ -40,6 +40,8 @@ RATE_SERIES = (
     ("confirm", _("Confirmation rate"), "confirmation_rate"),
     ("cancel", _("Cancel rate"), "cancel_rate"),
     ("answer", _("Answer rate"), "answer_rate"),
+    # Of the parcels of the orders that arrived that day: it fills in as they are delivered.
+    ("return", _("Return rate"), "return_rate"),
 )
 
 
@@ -109,7 +111,9 @@ class TrendChart:
 
     @property
     def has_data(self) -> bool:
-        return any(figures.calls for _, figures in self.rows)
+        return any(
+            figures.calls or figures.delivered or figures.returned for _, figures in self.rows
+        )
 
 
 def _x(index: int, count: int) -> float:

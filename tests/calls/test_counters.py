@@ -34,7 +34,7 @@ from tests.calls.test_stats import add_calls
 from tests.support.pipeline import ROOT, child_database_url
 
 Outcome = Call.Outcome
-GROUPINGS = ("day", "week", "campaign", "voice")
+GROUPINGS = ("day", "week", "campaign", "voice", "store")
 DAYS_OF_DATA = 15
 
 
@@ -110,7 +110,7 @@ def counted_live(by: str, first: dt.date, last: dt.date, store: Store | None) ->
     elif by == "week":
         counted = {m: f for m, f in stats.weekly_figures(calls, first, last, zone) if f.calls}
     else:
-        key = {"campaign": "campaign_id", "voice": "voice_id"}[by]
+        key = {"campaign": "campaign_id", "voice": "voice_id", "store": "store_id"}[by]
         counted = stats.figures_by(stats.created_between(calls, first, last, zone), key)
     orders = Order.objects.all() if store is None else Order.objects.filter(store=store)
     orders = orders.filter(
@@ -123,13 +123,14 @@ def counted_live(by: str, first: dt.date, last: dt.date, store: Store | None) ->
 
 
 def orders_counted_by(orders: Any, by: str, zone: Any) -> dict[Any, stats.Figures]:
-    """The orders' figures per day, week (its Monday), campaign or voice id, counted directly."""
+    """The orders' figures per day, week (its Monday), campaign, voice id or store, counted
+    directly."""
     if by == "day":
         orders, key = orders.annotate(key=TruncDate("created_at", tzinfo=zone)), "key"
     elif by == "week":
         orders, key = orders.annotate(key=TruncWeek("created_at", tzinfo=zone)), "key"
     else:
-        key = {"campaign": "campaign_id", "voice": "voice_id"}[by]
+        key = {"campaign": "campaign_id", "voice": "voice_id", "store": "store_id"}[by]
     rows = orders.order_by().values(key).annotate(**stats.order_figure_aggregates())
     found = {}
     for row in rows:

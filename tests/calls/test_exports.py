@@ -229,3 +229,31 @@ def test_the_orders_exports_say_where_each_parcel_is_and_since_when(exported, st
         "'" + FORMULA: "",
         "'-2+3": "returned",
     }
+
+
+def test_the_report_xlsx_has_every_csv_column_with_numbers_as_numbers_and_money_as_rupees(
+    exported,
+):
+    query = {"date_from": "2026-05-01", "date_to": "2026-05-01", "group": "store"}
+
+    header, *rows = read_report_csv(exported.get(reverse("report_export"), query))
+    response = exported.get(reverse("report_export_xlsx"), query)
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    assert sheet is not None
+    cells = {cell.value: cell for cell in next(sheet.iter_rows(min_row=1, max_row=1))}
+    total = dict(zip(header, next(sheet.iter_rows(min_row=3, max_row=3)), strict=True))
+
+    assert list(cells) == header  # the same columns, named alike
+    assert total["detail"].value is None and total["store"].value == "Total"
+    assert rows[-1][header.index("charges")] == "6.90"
+    for name in ("charges", "notice_charges", "returns_avoided", "net_saved"):
+        assert total[name].number_format == '"Rs" #,##0.00', name
+        assert isinstance(total[name].value, int | float), name
+    assert total["net_saved"].value == -6.9  # nothing avoided yet, one call charged
+    for name in ("calls", "shipped", "returned", "cancelled_unshipped"):
+        assert isinstance(total[name].value, int), name
+        assert total[name].number_format == "General", name
+
+
+def read_report_csv(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))

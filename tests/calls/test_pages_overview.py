@@ -1,8 +1,9 @@
 """The overview page: balances as beat's refresh stored them from the simulator (or their last
-known value), the figures of today, 7 and 30 days, the 30-day chart, calls in flight, and a
-query count that does not grow."""
+known value), the figures of today, 7 and 30 days, what the calls saved in words, the 30-day
+chart, calls in flight, and a query count that does not grow."""
 
 import datetime as dt
+import re
 import time
 from decimal import Decimal
 
@@ -12,8 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.models import Call, Campaign, Store
+from calls.models import Call, Campaign, Order, Store
 from calls.pipeline.balances import refresh_store_balance
+from calls.transitions import record_delivery
 from tests.calls.test_balances import closed_port_url
 from tests.calls.test_stats import add_calls
 from tests.conftest import TEST_API_KEY
@@ -324,3 +326,107 @@ def test_the_overview_runs_as_many_queries_for_1000_calls_as_for_10(client, admi
     with_1000 = _queries_for(client, reverse("overview"))
 
     assert with_1000 == with_10
+
+
+# --- Returns and money, in words --------------------------------------------------------------
+
+
+def words_of(response) -> str:  # type: ignore[no-untyped-def]
+    """The page's text without its tags, spaces collapsed: its sentences as read."""
+    return " ".join(re.sub(r"<[^>]+>", "", text_of(response)).split())
+
+
+def parcels(calls: list[Call], delivery: str) -> None:
+    for call in calls:
+        record_delivery(call.shop_order_id, delivery, via=Order.DeliveryVia.HAND)
+
+
+@pytest.fixture
+def last_month(campaign) -> Campaign:
+    """This month's orders: 3 cancelled before shipping, 5 shipped of which 3 delivered and 1
+    returned; Rs 5.50 a call (9 calls), and one order of 40 days ago outside every period."""
+    now = timezone.now()
+    add_calls(campaign, 3, outcome=Call.Outcome.CANCELLED, charges="5.50", created_at=now)
+    confirmed = add_calls(
+        campaign,
+        5,
+        outcome=Call.Outcome.CONFIRMED,
+        charges="5.50",
+        created_at=now - dt.timedelta(days=10),
+    )
+    parcels(confirmed[:3], Order.Delivery.DELIVERED)
+    parcels(confirmed[3:4], Order.Delivery.RETURNED)
+    parcels(confirmed[4:], Order.Delivery.SHIPPED)
+    add_calls(campaign, 1, outcome=Call.Outcome.NO_INPUT, charges="5.50", created_at=now)
+    add_calls(  # outside the 30 days
+        campaign, 1, outcome=Call.Outcome.CANCELLED, created_at=now - dt.timedelta(days=40)
+    )
+    return campaign
+
+
+def test_the_overview_says_in_words_what_the_calls_saved(client, manager_user, last_month, store):
+    Store.objects.filter(pk=store.pk).update(return_cost=Decimal("450.00"))
+    client.force_login(manager_user)
+
+    page = words_of(client.get(reverse("overview")))
+
+    assert (
+        "Last 30 days: 3 returns avoided, Rs 1,300.50 saved after Rs 49.50 of calls." in page
+    )  # 3 x 450.00 - 9 x 5.50
+    assert "Shipped 5, delivered 3, returned 1: a return rate of 25.0%." in page
+    assert "if every cancelled order would have come back" in page
+
+
+def test_the_overview_says_when_the_calls_cost_more_than_the_returns_they_avoided(
+    client, manager_user, last_month, store
+):
+    Store.objects.filter(pk=store.pk).update(return_cost=Decimal("10.00"))
+    client.force_login(manager_user)
+
+    page = words_of(client.get(reverse("overview")))
+
+    assert (
+        "Last 30 days: 3 returns avoided, worth Rs 30.00, and Rs 49.50 of calls: "
+        "Rs 19.50 more spent than saved." in page
+    )
+
+
+def test_without_a_return_cost_the_overview_counts_and_sends_the_admin_to_settings(
+    client, admin_user, agent_user, last_month
+):
+    client.force_login(admin_user)
+
+    page = words_of(client.get(reverse("overview")))
+
+    assert "Last 30 days: 3 orders cancelled before shipping, and Rs 49.50 of calls." in page
+    assert "in Settings to see the money the calls saved" in page
+    assert f'<a href="{reverse("settings")}">Settings</a>' in text_of(
+        client.get(reverse("overview"))
+    )
+    assert "saved after" not in page
+
+    client.force_login(agent_user)
+    assert "An admin can set what one returned parcel costs" in words_of(
+        client.get(reverse("overview"))
+    )
+
+
+def test_before_anything_shipped_the_overview_says_so(client, manager_user, campaign):
+    add_calls(campaign, 2, outcome=Call.Outcome.CONFIRMED, charges="5.50")
+    client.force_login(manager_user)
+
+    page = words_of(client.get(reverse("overview")))
+
+    assert "Last 30 days: no parcel is known to have shipped yet" in page
+
+
+def test_the_overview_renders_in_urdu_with_parcels(client, admin_user, last_month, store):
+    Store.objects.filter(pk=store.pk).update(return_cost=Decimal("450.00"))
+    admin_user.language = "ur"
+    admin_user.save()
+    client.force_login(admin_user)
+
+    response = client.get(reverse("overview"))
+
+    assert response.status_code == 200
+    assert 'id="returns-title"' in response.content.decode()

@@ -13,8 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.models import Call, Campaign, Store
+from calls.models import Call, Campaign, Order, Store
+from calls.transitions import record_delivery
 from tests.calls.test_stats import add_calls
+from tests.support.pages import text_of
 
 FORMULA = '=HYPERLINK("http://evil.example","click")'
 
@@ -256,7 +258,7 @@ def test_an_unknown_export_group_is_refused(client, manager_user, db):
     response = client.get(reverse("report_export") + "?group=phone")
 
     assert response.status_code == 400
-    assert "group must be one of period, campaign, voice" in response.content.decode()
+    assert "group must be one of period, campaign, voice, store" in response.content.decode()
 
 
 def test_the_default_report_covers_the_last_30_days(client, manager_user, store):
@@ -410,7 +412,7 @@ def test_the_day_table_fits_a_laptop_and_keeps_the_rest_on_demand(client, manage
 
     head = page[page.index('id="table-period"') :]
     head = head[head.index("<thead>") : head.index("</thead>")]
-    assert head.count('<th scope="col"') == 8
+    assert head.count('<th scope="col"') == 10
     assert '<details class="rp-more"><summary>More</summary>' in page
     assert "<dt>Unreachable</dt><dd>1</dd>" in page  # the store's total, behind "More"
 
@@ -431,3 +433,196 @@ def test_the_trend_chart_draws_each_rate_per_day_on_the_server(client, manager_u
     # The figures behind it, as a table for screen readers and anyone who wants numbers.
     assert "The chart&#x27;s figures" in page or "The chart's figures" in page
     assert "66.7%" in page[page.index("rp-chart-data") :]
+
+
+# --- Returns and money: what became of the parcels, and whether the calls paid ----------------
+
+RETURNS_COLUMNS = [
+    "notice_calls",
+    "notice_charges",
+    "shipped",
+    "delivered",
+    "returned",
+    "return_rate",
+    "delivered_confirmed",
+    "returned_confirmed",
+    "delivered_undecided",
+    "returned_undecided",
+    "delivered_not_called",
+    "returned_not_called",
+    "cancelled_unshipped",
+    "returns_avoided",
+    "net_saved",
+]
+
+
+def parcels(calls: list[Call], delivery: str) -> None:
+    for call in calls:
+        record_delivery(call.shop_order_id, delivery, via=Order.DeliveryVia.SHEET)
+
+
+@pytest.fixture
+def may_parcels(store, other_store) -> dict[str, Campaign]:
+    """Orders of 2 and 3 May 2024 and what became of their parcels, hand-counted. Karachi's
+    return cost is Rs 400; Lahore's is not set."""
+    Store.objects.filter(pk=store.pk).update(return_cost=Decimal("400.00"))
+    orders = Campaign.objects.create(store=store, name="May orders")
+    lahore = Campaign.objects.create(store=other_store, name="Lahore May")
+    confirmed = add_calls(
+        orders, 4, outcome=Call.Outcome.CONFIRMED, charges="11.00", created_at=karachi(2)
+    )
+    parcels(confirmed[:3], Order.Delivery.DELIVERED)
+    parcels(confirmed[3:], Order.Delivery.RETURNED)
+    no_input = add_calls(
+        orders, 2, outcome=Call.Outcome.NO_INPUT, charges="0.90", created_at=karachi(2)
+    )
+    parcels(no_input[:1], Order.Delivery.RETURNED)
+    parcels(no_input[1:], Order.Delivery.DELIVERED)
+    # Never called (withdrawn while queued), shipped all the same, and sent back.
+    parcels(
+        add_calls(orders, 1, outcome=Call.Outcome.WITHDRAWN, created_at=karachi(2)),
+        Order.Delivery.RETURNED,
+    )
+    cancelled = add_calls(
+        orders, 3, outcome=Call.Outcome.CANCELLED, charges="5.50", created_at=karachi(2)
+    )
+    parcels(cancelled[:1], Order.Delivery.RETURNED)  # shipped although cancelled
+    in_transit = add_calls(
+        orders, 1, outcome=Call.Outcome.CONFIRMED, charges="11.00", created_at=karachi(3)
+    )
+    parcels(in_transit, Order.Delivery.SHIPPED)
+    # A notice call ("your order has shipped") on the first confirmed order, on 3 May.
+    Call.objects.create(
+        store=store,
+        campaign=orders,
+        shop_order_id=confirmed[0].shop_order_id,
+        purpose=Call.Purpose.NOTICE,
+        notice_of=Call.NoticeOf.SHIPPED,
+        order_id=confirmed[0].order_id,
+        phone=confirmed[0].phone,
+        amount=confirmed[0].amount,
+        voice_id=110,
+        state=Call.State.FINAL,
+        outcome=Call.Outcome.NO_INPUT,
+        call_charges=Decimal("3.00"),
+        created_at=karachi(3),
+        sent_at=karachi(3),
+        finalized_at=karachi(3),
+    )
+    add_calls(lahore, 2, outcome=Call.Outcome.CANCELLED, charges="6.00", created_at=karachi(2))
+    parcels(
+        add_calls(lahore, 1, outcome=Call.Outcome.CONFIRMED, charges="6.00", created_at=karachi(2)),
+        Order.Delivery.DELIVERED,
+    )
+    return {"orders": orders, "lahore": lahore}
+
+
+def by_label(rows: list[list[str]]) -> dict[str, dict[str, str]]:
+    return {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+
+
+def test_the_returns_figures_of_one_store_are_hand_counted(
+    client, manager_user, may_parcels, store
+):
+    client.force_login(manager_user)
+
+    total = tables_of(client.get(report_url(store=str(store.pk))))["period"].total
+
+    assert (total.shipped, total.delivered, total.returned, total.in_transit) == (9, 4, 4, 1)
+    assert total.return_rate == Decimal("50.0")
+    assert (total.delivered_confirmed, total.returned_confirmed) == (3, 1)
+    assert (total.delivered_undecided, total.returned_undecided) == (1, 1)
+    assert (total.delivered_not_called, total.returned_not_called) == (0, 1)
+    assert (total.cancelled_unshipped, total.returns_avoided) == (2, Decimal("800.00"))
+    assert (total.notice_calls, total.notice_charges) == (1, Decimal("3.00"))
+    assert total.charges == Decimal("73.30")  # 5 x 11.00 + 2 x 0.90 + 3 x 5.50
+    assert total.net_saved == Decimal("723.70")  # 800.00 - 73.30 - 3.00
+
+
+@pytest.mark.parametrize("group", ["period", "campaign", "voice", "store"])
+def test_the_csv_shows_parcels_returns_and_money_that_add_up(
+    client, admin_user, may_parcels, group
+):
+    client.force_login(admin_user)
+
+    rows = read_csv(client.get(report_url("report_export", group=group)))
+
+    assert rows[0][2:] == [*rows[0][2:19], *RETURNS_COLUMNS]  # exactly these names, last
+    assert rows[-1][0] == "Total"
+    for row in by_label(rows).values():
+        money = {name: Decimal(row[name]) for name in ("returns_avoided", "net_saved")}
+        charges = Decimal(row["charges"]) + Decimal(row["notice_charges"])
+        assert money["net_saved"] == money["returns_avoided"] - charges, row
+        counts = {name: int(row[name]) for name in RETURNS_COLUMNS[2:13] if "rate" not in name}
+        for end in ("delivered", "returned"):
+            split = sum(
+                counts[f"{end}_{kind}"] for kind in ("confirmed", "undecided", "not_called")
+            )
+            assert split <= counts[end], row
+        assert counts["delivered"] + counts["returned"] <= counts["shipped"], row
+    total = by_label(rows)["Total"]
+    assert (total["shipped"], total["delivered"], total["returned"]) == ("10", "5", "4")
+    assert total["return_rate"] == "44.4"  # 4 of 9, in percent as the page shows it
+    assert (total["cancelled_unshipped"], total["returns_avoided"]) == ("4", "800.00")
+    assert total["net_saved"] == str(Decimal("800.00") - Decimal("73.30") - Decimal("3.00") - 18)
+
+
+def test_the_csv_by_store_has_a_row_per_store(client, admin_user, may_parcels):
+    client.force_login(admin_user)
+
+    rows = by_label(read_csv(client.get(report_url("report_export", group="store"))))
+
+    assert list(rows) == ["Karachi Kitchenware", "Lahore Linen", "Total"]
+    assert rows["Lahore Linen"]["cancelled_unshipped"] == "2"
+    assert rows["Lahore Linen"]["returns_avoided"] == "0.00"  # no return cost set
+    assert rows["Karachi Kitchenware"]["net_saved"] == "723.70"
+
+
+def test_the_page_compares_return_rates_and_calls_returns_avoided_an_upper_bound(
+    client, manager_user, may_parcels
+):
+    client.force_login(manager_user)
+
+    response = client.get(report_url())
+
+    rates = {kind.key: kind.return_rate for kind in response.context["returns"]}
+    assert rates == {
+        "confirmed": Decimal("20.0"),  # 1 of 5 (Lahore's delivered one too)
+        "undecided": Decimal("50.0"),
+        "not_called": Decimal("100.0"),
+        "all": Decimal("44.4"),
+    }
+    page = text_of(response)
+    returns = page[page.index('id="returns-title"') : page.index('id="trend-title"')]
+    assert "Confirmed (key press or by hand)" in returns and "Never called" in returns
+    assert "if every cancelled order would have come back" in returns
+    assert "Rs 800.00" in returns and "Rs 705.70" in returns  # avoided, and net of every call
+    assert "4 orders cancelled before shipping" in returns
+    assert "Rs 3.00 for 1 notice call" in returns
+    # Lahore's cancelled orders count nothing: the page names the store to fix.
+    assert "No return cost is set for:" in returns and "Lahore Linen" in returns
+    assert 'id="table-store"' in page
+    # The trend has a return rate line (2 May: 4 of 9 parcels back).
+    chart = page[page.index('<svg class="trend-chart"') : page.index("</svg>")]
+    assert 'class="tr-series tr-return"' in chart and "Return rate 44.4%" in chart
+
+
+def test_a_range_without_parcels_says_where_they_come_from(client, manager_user, may, store):
+    client.force_login(manager_user)
+
+    eighth_of_may = {"date_from": "2024-05-08", "date_to": "2024-05-08"}  # no order cancelled
+
+    page = text_of(client.get(report_url(store=str(store.pk), **eighth_of_may)))
+
+    assert "No parcel of this range's orders is known to have shipped" in page
+
+
+def test_the_reports_render_in_urdu_with_parcels(client, admin_user, may_parcels):
+    admin_user.language = "ur"
+    admin_user.save()
+    client.force_login(admin_user)
+
+    response = client.get(report_url())
+
+    assert response.status_code == 200
+    assert 'id="returns-title"' in response.content.decode()

@@ -1,4 +1,11 @@
-"""`python manage.py seed_demo`: the users, store and campaign of the `make run` demo.
+"""`python manage.py seed_demo`: the users, store and campaigns of the `make run` demo.
+
+Two campaigns: "Demo campaign", whose queued calls the worker places on the simulator, and "Demo
+deliveries", a dozen orders already called and then shipped, delivered or returned, so that the
+returns figures (the overview's sentence, the reports' returns and money) are not empty. Their
+calls and parcels go through calls/transitions.py like any other (the provider's answer is
+written as polling would have read it); the store gets a return cost for the money to show.
+There are no notice calls in the demo: nothing places them yet.
 
 Safe to run again: it creates what is missing and leaves the rest alone (the demo store's key
 excepted, which follows var/demo-api-key so that it matches the simulator's account).
@@ -16,9 +23,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.utils import timezone
 
+from calls import transitions
 from calls.intake.single import create_single_call
-from calls.models import Call, Campaign, Store, User
+from calls.models import Call, Campaign, Order, Store, User
+from calls.pipeline.outcomes import ANSWERED
 from robodash.demo import (
     DEMO_RETRY_DELAYS,
     demo_admin_password,
@@ -45,6 +55,31 @@ DEMO_ORDERS = (
     ("DEMO-1008", "923001234508", Decimal("1999.00")),
 )
 
+DEMO_DELIVERIES = "Demo deliveries"
+DEMO_RETURN_COST = Decimal("450.00")  # one parcel refused at the door: shipping both ways
+DEMO_CALL_CHARGE = Decimal("5.50")  # the simulator's demo rate: one pulse, answered
+BY_HAND = "confirmed by hand"  # unreachable, then an agent confirmed it by phone
+NOT_CALLED = "not called"  # withdrawn before its call was placed, shipped all the same
+Delivery = Order.Delivery
+Outcome = Call.Outcome
+NO_ANSWER = 5  # the provider's status of a call nobody picked up (calls/pipeline/outcomes.py)
+DEMO_KEYS: dict[str, int] = {Outcome.CONFIRMED: 1, Outcome.CANCELLED: 2}  # the key pressed
+# Order id, phone, amount, how its call ended, what became of its parcel ("": not shipped).
+DEMO_PARCELS = (
+    ("DEMO-2001", "923001234511", Decimal("1800.00"), Outcome.CONFIRMED, Delivery.DELIVERED),
+    ("DEMO-2002", "923001234512", Decimal("2200.00"), Outcome.CONFIRMED, Delivery.DELIVERED),
+    ("DEMO-2003", "923001234513", Decimal("950.00"), Outcome.CONFIRMED, Delivery.DELIVERED),
+    ("DEMO-2004", "923001234514", Decimal("3100.00"), Outcome.CONFIRMED, Delivery.RETURNED),
+    ("DEMO-2005", "923001234515", Decimal("1450.00"), Outcome.CONFIRMED, Delivery.SHIPPED),
+    ("DEMO-2006", "923001234516", Decimal("2750.00"), Outcome.CANCELLED, ""),
+    ("DEMO-2007", "923001234517", Decimal("1299.00"), Outcome.CANCELLED, ""),
+    ("DEMO-2008", "923001234518", Decimal("4200.00"), Outcome.UNREACHABLE, Delivery.RETURNED),
+    ("DEMO-2009", "923001234519", Decimal("850.00"), Outcome.NO_INPUT, Delivery.DELIVERED),
+    ("DEMO-2010", "923001234520", Decimal("1999.00"), BY_HAND, Delivery.DELIVERED),
+    ("DEMO-2011", "923001234521", Decimal("3600.00"), NOT_CALLED, Delivery.RETURNED),
+    ("DEMO-2012", "923001234522", Decimal("720.00"), NOT_CALLED, Delivery.DELIVERED),
+)
+
 
 class Command(BaseCommand):
     help = "Create the demo users, store and campaign for `make run` (safe to run again)."
@@ -64,6 +99,7 @@ class Command(BaseCommand):
             if not users_only:
                 store = self._ensure_store(demo_api_key(var_dir))
                 self._ensure_campaign(store, users["admin"])
+                self._ensure_deliveries(store, users["admin"], users["agent"])
                 shopify_url = os.environ.get("ROBODASH_DEMO_SHOPIFY_URL", "")
                 if shopify_url:
                     self._ensure_shopify(store, shopify_url, *demo_shopify_secrets(var_dir))
@@ -156,3 +192,65 @@ class Command(BaseCommand):
             added += 1
         if created or added:
             self.stdout.write(f"campaign {DEMO_CAMPAIGN!r}: {added} calls queued")
+
+    def _ensure_deliveries(self, store: Store, admin: User, agent: User) -> None:
+        """The "Demo deliveries" campaign, once: its orders called, decided, then shipped,
+        delivered or returned as a courier's sheet would say."""
+        campaign, created = Campaign.objects.get_or_create(
+            store=store, name=DEMO_DELIVERIES, defaults={"created_by": admin}
+        )
+        if not created:
+            return
+        if not store.return_cost:
+            Store.objects.filter(pk=store.pk).update(return_cost=DEMO_RETURN_COST)
+        for order_id, phone, amount, ending, delivery in DEMO_PARCELS:
+            call = create_single_call(
+                campaign,
+                phone=phone,
+                amount=amount,
+                order_id=order_id,
+                store_name=store.name,
+                created_by=admin,
+            )
+            if ending == NOT_CALLED:
+                transitions.withdraw(call, admin)
+            else:
+                self._called(call, Outcome.UNREACHABLE if ending == BY_HAND else ending)
+            if ending == BY_HAND:
+                transitions.decide_by_hand(
+                    Order.objects.get(pk=call.shop_order_id),
+                    agent,
+                    Order.Decision.CONFIRMED,
+                    "Reached the customer on WhatsApp: confirmed.",
+                )
+            if delivery:
+                tracking = f"LP{order_id[-4:]}77"
+                transitions.record_delivery(
+                    call.shop_order_id,
+                    Delivery.SHIPPED,
+                    via=Order.DeliveryVia.SHEET,
+                    tracking=tracking,
+                )
+                if delivery != Delivery.SHIPPED:
+                    transitions.record_delivery(
+                        call.shop_order_id, delivery, via=Order.DeliveryVia.SHEET
+                    )
+        self.stdout.write(
+            f"campaign {DEMO_DELIVERIES!r}: {len(DEMO_PARCELS)} orders called and shipped, "
+            f"delivered or returned; return cost Rs {store.return_cost or DEMO_RETURN_COST}"
+        )
+
+    @staticmethod
+    def _called(call: Call, outcome: str) -> None:
+        """`call` placed and ended with `outcome`, as the worker and polling would leave it,
+        without the simulator (this history is already over)."""
+        now = timezone.now()
+        transitions.start_sending(call, now)
+        transitions.mark_sent(call, f"demo-{call.order_id}", now)
+        answered = outcome != Outcome.UNREACHABLE
+        call.call_status = ANSWERED if answered else NO_ANSWER
+        call.dtmf = DEMO_KEYS.get(outcome)
+        call.retry = 0 if answered else len(DEMO_RETRY_DELAYS)
+        call.call_charges = DEMO_CALL_CHARGE if answered else Decimal("0.00")
+        call.provider_updated_at = now
+        transitions.finish(call, outcome, now)
