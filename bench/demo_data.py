@@ -11,6 +11,14 @@ answered calls charged by 30 s pulse, follow-ups older than a working shift hand
 by an agent. Phone numbers
 are Pakistani mobiles (923[0-4]X XXXXXXX), order ids carry the store's prefix.
 
+The parcels follow as a merchant's would: an order ships a day or two after it arrived (nearly
+every confirmed one, most of the undecided and never called ones, hardly any cancelled one) and
+is delivered or returned two to five days later, learnt mostly from a courier's sheet; confirmed
+orders come back least (7%), never called ones most (40%). Each order is marked `called` when its
+call reached the provider. One store has a notice call when an order ships
+(`notify_on_shipped`), switched on ten days ago, so its recent shipments each have one; every
+store has a return cost. So the reports' returns and money are measured at full size.
+
 Event timelines are optional (`--events N`: the N newest final calls get theirs), so the call
 page looks as it does in production without writing ten million event rows.
 
@@ -48,14 +56,29 @@ class DemoStore:
     call_rate: Decimal
     balance: Decimal
     voice_id: int
+    return_cost: Decimal
+    notify_on_shipped: int | None = None  # a notice call's voice id when an order ships
     api_key: str = ""  # blank: a key nobody will ever send (the bench makes no provider request)
 
 
 DEMO_STORES = (
-    DemoStore("Karachi Kitchenware", "KK", Decimal("5.50"), Decimal("48250.00"), 102),
-    DemoStore("Lahore Looms", "LL", Decimal("6.00"), Decimal("12890.50"), 105),
-    DemoStore("Peshawar Spice Co.", "PS", Decimal("5.00"), Decimal("410.00"), 102),
+    DemoStore(
+        "Karachi Kitchenware",
+        "KK",
+        Decimal("5.50"),
+        Decimal("48250.00"),
+        102,
+        Decimal("450.00"),
+        notify_on_shipped=110,
+    ),
+    DemoStore("Lahore Looms", "LL", Decimal("6.00"), Decimal("12890.50"), 105, Decimal("380.00")),
+    DemoStore(
+        "Peshawar Spice Co.", "PS", Decimal("5.00"), Decimal("410.00"), 102, Decimal("300.00")
+    ),
 )
+NOTICES_SINCE_DAYS = 10  # the shipped notices were switched on this long ago
+# When an order's parcel left (SQL of the order's id and arrival): 18 to 48 hours after it came.
+SHIPPED_AT = "({created} + make_interval(hours => 18 + ({order} %% 31)::int))"
 CAMPAIGN_NAMES = (
     "Weekend orders",
     "Daraz flash sale",
@@ -126,6 +149,8 @@ def _make_stores(api_keys: dict[str, str] | None) -> list[Store]:
         store.balance_checked_at = now - dt.timedelta(minutes=3)
         store.key_verified_at = now - dt.timedelta(days=70)
         store.low_balance_threshold = Decimal(500)
+        store.return_cost = spec.return_cost
+        store.notify_on_shipped = spec.notify_on_shipped
         store.save()
         stores.append(store)
     return stores
@@ -275,12 +300,17 @@ FROM shaped s
 # then the orders are written from them, with the status and key-press decision
 # calls/transitions.py gives them. The agents keep up: an order that needs a person waits in the
 # follow-up queue for a working shift (a tenth of them claimed), older ones were handled.
+# The parcel: shipped 18 to 48 hours after the order arrived (so never one still waiting for a
+# person), with a chance by how the order was decided (`p_ship`); its end known 2 to 5 days
+# later, returned with a chance by the same (`p_back`). Times come from the order's id, so the
+# notices below find each shipment's time again.
 ORDERS_SQL = f"""
 INSERT INTO calls_order (
   id, order_id, phone, amount, voice_id, text1, text2, text3, text4, text5,
   key1, key2, key3, key4, key5, store_id, campaign_id, customer_name, source, status,
   decision, decided_via, decided_by_id, decision_note, decided_at, rejected_reason, shop_ref,
-  followup, followup_at, callback_set, claimed_by_id, claimed_at, created_at, updated_at
+  followup, followup_at, callback_set, claimed_by_id, claimed_at, called,
+  delivery, delivery_at, delivery_via, delivery_learnt_at, tracking, created_at, updated_at
 )
 SELECT c.shop_order_id, c.order_id, c.phone, c.amount, c.voice_id,
   c.text1, c.text2, c.text3, c.text4, c.text5,
@@ -294,13 +324,75 @@ SELECT c.shop_order_id, c.order_id, c.phone, c.amount, c.voice_id,
   CASE WHEN q.waiting THEN c.finalized_at END, false,
   CASE WHEN q.waiting AND c.id %% 10 = 0 THEN d.agent_id END,
   CASE WHEN q.waiting AND c.id %% 10 = 0 THEN c.finalized_at END,
-  c.created_at, c.created_at
+  c.sent_at IS NOT NULL,
+  p.delivery,
+  p.delivery_at,
+  CASE WHEN p.delivery = '' THEN '' WHEN z.r_via < 0.8 THEN 'sheet' WHEN z.r_via < 0.95 THEN 'api'
+       ELSE 'hand' END,
+  p.delivery_at,
+  CASE WHEN p.delivery <> '' AND z.r_via < 0.95 THEN 'LP' || (5000000 + c.shop_order_id)::text
+       ELSE '' END,
+  c.created_at, COALESCE(p.delivery_at, c.created_at)
 FROM calls_call c
 JOIN demo_campaign d ON d.campaign_id = c.campaign_id
 CROSS JOIN LATERAL (SELECT c.state = 'final'
   AND c.outcome IN ('callback_requested', 'unreachable', 'no_input', 'needs_review', 'failed')
   AND c.created_at >= now() - interval '8 hours' AS waiting) q
+CROSS JOIN LATERAL (SELECT random() AS r_ship, random() AS r_back, random() AS r_via,
+  {SHIPPED_AT.format(order="c.shop_order_id", created="c.created_at")} AS ship_at,
+  CASE
+    WHEN c.state <> 'final' THEN 0
+    WHEN c.outcome = 'confirmed' THEN 0.97
+    WHEN c.outcome = 'cancelled' THEN 0.01
+    WHEN c.outcome IN ('withdrawn', 'failed') THEN 0.7
+    ELSE 0.6
+  END AS p_ship,
+  CASE c.outcome WHEN 'confirmed' THEN 0.07 WHEN 'cancelled' THEN 0.6
+    WHEN 'withdrawn' THEN 0.4 WHEN 'failed' THEN 0.4 ELSE 0.28 END AS p_back) z
+CROSS JOIN LATERAL (SELECT
+  z.ship_at + make_interval(hours => 48 + (c.shop_order_id * 7 %% 73)::int) AS end_at) e
+CROSS JOIN LATERAL (SELECT
+  CASE
+    WHEN z.r_ship >= z.p_ship OR z.ship_at > now() THEN ''
+    WHEN e.end_at > now() THEN 'shipped'
+    WHEN z.r_back < z.p_back THEN 'returned'
+    ELSE 'delivered'
+  END AS delivery) k
+CROSS JOIN LATERAL (SELECT k.delivery,
+  CASE k.delivery WHEN '' THEN NULL WHEN 'shipped' THEN z.ship_at ELSE e.end_at END
+    AS delivery_at) p
 WHERE c.shop_order_id > %(order_base)s
+"""
+# The notice call of each order shipped since the store switched them on: placed a minute after
+# the shipment was learnt, answered four times in five (charged a pulse; no key to press).
+NOTICES_SQL = f"""
+INSERT INTO calls_call (
+  shop_order_id, store_id, campaign_id, parent_id, order_id, phone, amount, voice_id,
+  text1, text2, text3, text4, text5, key1, key2, key3, key4, key5, purpose, notice_of,
+  state, outcome, provider_call_id, call_status, dtmf, retry, call_charges, provider_updated_at,
+  scheduled_for, enqueued_at, send_attempts, claimed_at, sent_at, next_poll_at, poll_count,
+  poll_errors, finalized_at, last_error, review_reason, reattempt, hand_decision, created_at,
+  updated_at
+)
+SELECT o.id, o.store_id, o.campaign_id, NULL, o.order_id, o.phone, o.amount,
+  s.notify_on_shipped, o.text1, o.text2, o.text3, o.text4, o.text5,
+  o.key1, o.key2, o.key3, o.key4, o.key5, 'notice', 'shipped',
+  'final', CASE WHEN n.answered THEN 'no_input' ELSE 'unreachable' END,
+  (9000000 + o.id)::text, CASE WHEN n.answered THEN 2 ELSE 5 END, NULL,
+  CASE WHEN n.answered THEN 0 ELSE 3 END,
+  CASE WHEN n.answered THEN d.call_rate ELSE 0 END, n.at + interval '60 seconds',
+  n.at, n.at, 1, n.at + interval '2 seconds', n.at + interval '3 seconds', NULL,
+  CASE WHEN n.answered THEN 2 ELSE 8 END, 0, n.at + interval '90 seconds', '', '', 0, '',
+  n.at, n.at + interval '90 seconds'
+FROM calls_order o
+JOIN calls_store s ON s.id = o.store_id
+JOIN demo_campaign d ON d.campaign_id = o.campaign_id
+CROSS JOIN LATERAL (SELECT
+  {SHIPPED_AT.format(order="o.id", created="o.created_at")} + interval '1 minute' AS at,
+  random() < 0.8 AS answered) n
+WHERE o.id > %(order_base)s AND o.delivery <> '' AND s.notify_on_shipped IS NOT NULL
+  AND n.at >= now() - make_interval(days => {NOTICES_SINCE_DAYS})
+  AND n.at <= now() - interval '2 minutes'
 """
 EVENTS_SQL = """
 WITH newest AS (
@@ -440,8 +532,10 @@ def generate(
             cursor.execute("SET LOCAL maintenance_work_mem = '1GB'")  # index builds sort in memory
             # The figures' triggers would count the 10M-row INSERT and then the UPDATE linking
             # the orders (a join of two transition tables that size): off for the load, and
-            # every call counted once at the end, as `manage.py figures --rebuild` does.
+            # every call counted once at the end, as `manage.py figures --rebuild` does. The
+            # orders' row triggers would count each shipped or cancelled order one at a time.
             cursor.execute("ALTER TABLE calls_call DISABLE TRIGGER USER")
+            cursor.execute("ALTER TABLE calls_order DISABLE TRIGGER USER")
             constraints = _drop_constraints(cursor, "calls_call")
             constraints += _drop_constraints(cursor, "calls_order")
             rebuild = _drop_plain_indexes(cursor, "calls_call")
@@ -451,7 +545,9 @@ def generate(
             cursor.execute(CALLS_SQL, {"order_base": order_base})
             say(f"{cursor.rowcount:,} calls inserted")
             cursor.execute(ORDERS_SQL, {"order_base": order_base})
-            say(f"{cursor.rowcount:,} orders inserted")
+            say(f"{cursor.rowcount:,} orders inserted, with their parcels")
+            cursor.execute(NOTICES_SQL, {"order_base": order_base})
+            say(f"{cursor.rowcount:,} notice calls of shipped orders inserted")
             cursor.execute(
                 "SELECT setval(pg_get_serial_sequence('calls_order', 'id'), max(id)) "
                 "FROM calls_order"
@@ -460,6 +556,7 @@ def generate(
                 cursor.execute(definition)
             say(f"{len(rebuild)} indexes built and {len(constraints)} constraints added again")
             cursor.execute("ALTER TABLE calls_call ENABLE TRIGGER USER")
+            cursor.execute("ALTER TABLE calls_order ENABLE TRIGGER USER")
             groups = counters.rebuild()
             say(f"figures counted: {groups:,} groups of a day, campaign and voice id")
             inserted_events = 0
