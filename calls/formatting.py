@@ -153,4 +153,8 @@ def retry_delays(seconds: list[int] | None) -> str:
 def count(value: int | None) -> str:
     if value is None:
         return MISSING
+    if type(value) is int and -1000 < value < 1000:
+        # No thousands to group, no decimals: the digits as they are, in any language. The
+        # reports format a few thousand counts a page, mostly small ones.
+        return str(value)
     return formats.number_format(value, 0, use_l10n=True, force_grouping=True)
