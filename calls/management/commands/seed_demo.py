@@ -4,8 +4,10 @@ Two campaigns: "Demo campaign", whose queued calls the worker places on the simu
 deliveries", a dozen orders already called and then shipped, delivered or returned, so that the
 returns figures (the overview's sentence, the reports' returns and money) are not empty. Their
 calls and parcels go through calls/transitions.py like any other (the provider's answer is
-written as polling would have read it); the store gets a return cost for the money to show.
-There are no notice calls in the demo: nothing places them yet.
+written as polling would have read it); the store gets a return cost for the money to show, and
+a voice for a notice call when an order ships, so the two parcels still on their way each have
+one, queued for the worker to place on the simulator (the others were first heard of delivered
+or returned, from a courier's sheet: no notice for a parcel that has arrived).
 
 Safe to run again: it creates what is missing and leaves the rest alone (the demo store's key
 excepted, which follows var/demo-api-key so that it matches the simulator's account).
@@ -58,6 +60,7 @@ DEMO_ORDERS = (
 DEMO_DELIVERIES = "Demo deliveries"
 DEMO_RETURN_COST = Decimal("450.00")  # one parcel refused at the door: shipping both ways
 DEMO_CALL_CHARGE = Decimal("5.50")  # the simulator's demo rate: one pulse, answered
+DEMO_NOTICE_VOICE = 110  # the voice telling a customer their order has shipped
 BY_HAND = "confirmed by hand"  # unreachable, then an agent confirmed it by phone
 NOT_CALLED = "not called"  # withdrawn before its call was placed, shipped all the same
 Delivery = Order.Delivery
@@ -67,7 +70,7 @@ DEMO_KEYS: dict[str, int] = {Outcome.CONFIRMED: 1, Outcome.CANCELLED: 2}  # the 
 # Order id, phone, amount, how its call ended, what became of its parcel ("": not shipped).
 DEMO_PARCELS = (
     ("DEMO-2001", "923001234511", Decimal("1800.00"), Outcome.CONFIRMED, Delivery.DELIVERED),
-    ("DEMO-2002", "923001234512", Decimal("2200.00"), Outcome.CONFIRMED, Delivery.DELIVERED),
+    ("DEMO-2002", "923001234512", Decimal("2200.00"), Outcome.CONFIRMED, Delivery.SHIPPED),
     ("DEMO-2003", "923001234513", Decimal("950.00"), Outcome.CONFIRMED, Delivery.DELIVERED),
     ("DEMO-2004", "923001234514", Decimal("3100.00"), Outcome.CONFIRMED, Delivery.RETURNED),
     ("DEMO-2005", "923001234515", Decimal("1450.00"), Outcome.CONFIRMED, Delivery.SHIPPED),
@@ -203,6 +206,8 @@ class Command(BaseCommand):
             return
         if not store.return_cost:
             Store.objects.filter(pk=store.pk).update(return_cost=DEMO_RETURN_COST)
+        if store.notify_on_shipped is None:
+            Store.objects.filter(pk=store.pk).update(notify_on_shipped=DEMO_NOTICE_VOICE)
         for order_id, phone, amount, ending, delivery in DEMO_PARCELS:
             call = create_single_call(
                 campaign,
@@ -223,21 +228,17 @@ class Command(BaseCommand):
                     Order.Decision.CONFIRMED,
                     "Reached the customer on WhatsApp: confirmed.",
                 )
-            if delivery:
-                tracking = f"LP{order_id[-4:]}77"
+            if delivery:  # a shipment queues its notice call (calls/notices.py)
                 transitions.record_delivery(
                     call.shop_order_id,
-                    Delivery.SHIPPED,
+                    delivery,
                     via=Order.DeliveryVia.SHEET,
-                    tracking=tracking,
+                    tracking=f"LP{order_id[-4:]}77",
                 )
-                if delivery != Delivery.SHIPPED:
-                    transitions.record_delivery(
-                        call.shop_order_id, delivery, via=Order.DeliveryVia.SHEET
-                    )
         self.stdout.write(
             f"campaign {DEMO_DELIVERIES!r}: {len(DEMO_PARCELS)} orders called and shipped, "
-            f"delivered or returned; return cost Rs {store.return_cost or DEMO_RETURN_COST}"
+            f"delivered or returned, with notice calls of the shipped ones; return cost "
+            f"Rs {store.return_cost or DEMO_RETURN_COST}"
         )
 
     @staticmethod
