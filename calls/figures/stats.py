@@ -537,7 +537,7 @@ def _fold(
 def stores_without_return_cost(store: Store | int | None = None) -> list[Store]:
     """The stores (of all, or `store` alone) whose return cost is not set: their cancelled orders
     add nothing to returns_avoided, so the pages say so. A handful of stores: no bound needed."""
-    stores = Store.objects.filter(return_cost=0).order_by("name")
+    stores = Store.objects.filter(return_cost=0).only("name").order_by("name")
     if store is not None:
         stores = stores.filter(pk=store.pk if isinstance(store, Store) else store)
     return list(stores)

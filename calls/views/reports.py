@@ -271,7 +271,7 @@ def voice_table(grouped: dict[int, Figures]) -> Table:
 
 def store_table(grouped: dict[int, Figures]) -> Table:
     # A handful of stores: their names in one query, alphabetical.
-    stores = Store.objects.in_bulk(list(grouped))
+    stores = Store.objects.only("name").in_bulk(list(grouped))
     rows = sorted(
         (
             ReportRow(stores[pk].name, "", figures)
