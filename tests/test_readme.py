@@ -77,6 +77,7 @@ def test_the_scripted_interface_runs_as_the_readme_writes_it(simulator, settings
     store = Store.objects.get(name="Karachi Kitchenware")
     assert store.api_key == TEST_API_KEY and store.default_voice_id == 102
     assert store.retry_delays == [300, 600, 1800]
+    assert (store.return_cost, store.notify_on_shipped) == (450, 103)
     assert {u.username: u.role for u in User.objects.filter(username__in=["amina", "bilal"])} == {
         "amina": User.Role.ADMIN,
         "bilal": User.Role.MANAGER,
