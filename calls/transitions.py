@@ -103,7 +103,9 @@ delivered               returned, or the reverse    applied with a later time th
 
 An update without a time of its own (a courier's sheet) is dated when it is received. An order
 known to have shipped leaves the follow-up queue (there is nothing left to decide), and its
-decision can no longer change.
+decision can no longer change. record_deliveries applies a batch of such updates (a courier's
+sheet, calls/intake/delivery_sheets.py) under the same rule, each with what record_delivery would
+have written, in a few statements for the whole batch instead of several per order.
 
 A decision by hand is also written on the order's latest final call alone (`Call.hand_decision`),
 which the figures read in place of its key press (calls/figures/stats.py). A decision by the
@@ -165,9 +167,10 @@ commit together or not at all.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -905,6 +908,146 @@ def record_delivery(
         if not previous:  # it left: nobody is to decide it any more
             _close_followup(locked.pk, now, actor=actor, why="shipped")
     return verdict
+
+
+def record_deliveries(
+    store: Store,
+    updates: Sequence[tuple[int, str, str]],
+    *,
+    via: str,
+    actor: User | None = None,
+) -> list[DeliveryVerdict | None]:
+    """record_delivery for many of `store`'s orders at once, each update (order pk, delivery,
+    tracking) without a time of its own (dated now, when received), in the order given: the
+    verdict of each, None for an order that is not the store's (any more). The same rule
+    (delivery_update_wins, an order's later update meeting what its earlier one left), the same
+    fields, events and follow-ups as one record_delivery per update, in one transaction: one
+    SELECT ... FOR UPDATE of the batch's orders, one UPDATE of those that change, one INSERT of
+    their events. A courier's sheet of 100,000 rows would otherwise take minutes."""
+    for _pk, delivery, _tracking in updates:
+        if delivery not in (
+            Order.Delivery.SHIPPED,
+            Order.Delivery.DELIVERED,
+            Order.Delivery.RETURNED,
+        ):
+            raise ValueError(f"not a delivery state: {delivery!r}")
+    now = timezone.now()
+    by_hand = via == Order.DeliveryVia.HAND
+    tracking_chars = Order._meta.get_field("tracking").max_length
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Locked in id order, as every batch locks them: two batches never wait on each other.
+        cursor.execute(
+            "SELECT id, delivery, delivery_at FROM calls_order "
+            "WHERE store_id = %s AND id = ANY(%s) ORDER BY id FOR UPDATE",
+            [store.pk, sorted({pk for pk, _delivery, _tracking in updates})],
+        )
+        now_is = {pk: (delivery, at) for pk, delivery, at in cursor.fetchall()}
+        before = {pk: delivery for pk, (delivery, _at) in now_is.items()}
+        verdicts: list[DeliveryVerdict | None] = []
+        changed: dict[int, tuple[str, str]] = {}  # pk -> (delivery, tracking) it ends with
+        events: list[OrderEvent] = []
+        lost: dict[tuple[int, str], OrderEvent] = {}  # (pk, delivery) -> its ignored event
+        for pk, delivery, tracking in updates:
+            if pk not in now_is:
+                verdicts.append(None)
+                continue
+            current, current_at = now_is[pk]
+            verdict = delivery_update_wins(current, current_at, delivery, now, by_hand=by_hand)
+            verdicts.append(verdict)
+            if verdict == DeliveryVerdict.REPEAT:
+                continue
+            if verdict != DeliveryVerdict.APPLIED:
+                data = {
+                    "delivery": delivery,
+                    "via": via,
+                    "delivery_at": now.isoformat(),
+                    "why": verdict.value,
+                    "current": current,
+                }
+                lost.setdefault(
+                    (pk, delivery),
+                    OrderEvent(
+                        order_id=pk,
+                        kind=OrderEvent.Kind.DELIVERY_IGNORED,
+                        actor=actor,
+                        at=now,
+                        data=_present(data),
+                    ),
+                )
+                continue
+            now_is[pk] = (delivery, now)
+            tracking = tracking[:tracking_chars]
+            kept = changed.get(pk, ("", ""))[1]
+            changed[pk] = (delivery, tracking or kept)
+            data = {
+                "delivery": delivery,
+                "via": via,
+                "delivery_at": now.isoformat(),
+                "tracking": tracking,
+                "previous": current,
+            }
+            events.append(
+                OrderEvent(
+                    order_id=pk,
+                    kind=OrderEvent.Kind.DELIVERY,
+                    actor=actor,
+                    at=now,
+                    data=_present(data),
+                )
+            )
+        if lost:
+            # An update that lost is noted once per order, state and source (record_delivery).
+            cursor.execute(
+                "SELECT order_id, data->>'delivery' FROM calls_orderevent "
+                "WHERE order_id = ANY(%s) AND kind = %s AND data->>'via' = %s",
+                [
+                    sorted({pk for pk, _delivery in lost}),
+                    OrderEvent.Kind.DELIVERY_IGNORED.value,
+                    via,
+                ],
+            )
+            for noted in cursor.fetchall():
+                lost.pop(noted, None)
+            events += lost.values()
+        if changed:
+            pks = list(changed)
+            cursor.execute(
+                "UPDATE calls_order o SET delivery = v.delivery, delivery_at = %s, "
+                "  delivery_via = %s, delivery_learnt_at = %s, updated_at = %s, "
+                "  tracking = CASE WHEN v.tracking = '' THEN o.tracking ELSE v.tracking END "
+                "FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v (id, delivery, tracking) "
+                "WHERE o.id = v.id",
+                [
+                    now,
+                    via,
+                    now,
+                    now,
+                    pks,
+                    [changed[pk][0] for pk in pks],
+                    [changed[pk][1] for pk in pks],
+                ],
+            )
+            # The first news of shipping: nobody is to decide these orders any more.
+            if shipped := [pk for pk in pks if not before[pk]]:
+                cursor.execute(
+                    "UPDATE calls_order SET followup = '', followup_at = NULL, "
+                    "  callback_set = false, claimed_by_id = NULL, claimed_at = NULL, "
+                    "  updated_at = %s "
+                    "WHERE id = ANY(%s) AND followup <> '' RETURNING id",
+                    [now, shipped],
+                )
+                events += [
+                    OrderEvent(
+                        order_id=pk,
+                        kind=OrderEvent.Kind.FOLLOWUP_CLOSED,
+                        actor=actor,
+                        at=now,
+                        data={"why": "shipped"},
+                    )
+                    for (pk,) in cursor.fetchall()
+                ]
+        OrderEvent.objects.bulk_create(events, batch_size=5000)
+    return verdicts
 
 
 # --- Campaigns --------------------------------------------------------------------------------
