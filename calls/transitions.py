@@ -167,7 +167,8 @@ commit together or not at all.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connection, models, transaction
@@ -220,6 +221,12 @@ DELIVERY_RANK = {
     Order.Delivery.DELIVERED: 2,
     Order.Delivery.RETURNED: 2,
 }
+# A writer of many orders at once counts their figures itself, by batch: inside its transaction
+# it sets this setting for its UPDATE, which the orders' update trigger then skips, and runs
+# calls_count_orders(ids, -1) before it and calls_count_orders(ids, 1) after it
+# (calls/figures/counters.py order_batch_function_sql), then unsets it (record_deliveries).
+BATCH_COUNTING_SETTING = "robodash.count_orders"
+BATCH_COUNTING = "by_batch"
 # A decision note is shown on the order page and in the timeline; a short paragraph is plenty.
 MAX_NOTE_LENGTH = 2000
 
@@ -910,6 +917,12 @@ def record_delivery(
     return verdict
 
 
+def _ids_param(ids: Iterable[int]) -> str:
+    """`ids` as one bigint[] literal ("{1,2,3}"): a parameter of thousands of ids, bound as one
+    string rather than quoted one element at a time."""
+    return "{" + ",".join(str(int(pk)) for pk in ids) + "}"
+
+
 def record_deliveries(
     store: Store,
     updates: Sequence[tuple[int, str, str]],
@@ -922,8 +935,9 @@ def record_deliveries(
     verdict of each, None for an order that is not the store's (any more). The same rule
     (delivery_update_wins, an order's later update meeting what its earlier one left), the same
     fields, events and follow-ups as one record_delivery per update, in one transaction: one
-    SELECT ... FOR UPDATE of the batch's orders, one UPDATE of those that change, one INSERT of
-    their events. A courier's sheet of 100,000 rows would otherwise take minutes."""
+    SELECT ... FOR UPDATE of the batch's orders, one UPDATE of those that change (their figures
+    counted by batch: BATCH_COUNTING_SETTING), one INSERT of their events. A courier's sheet of
+    100,000 rows would otherwise take minutes."""
     for _pk, delivery, _tracking in updates:
         if delivery not in (
             Order.Delivery.SHIPPED,
@@ -938,15 +952,15 @@ def record_deliveries(
         # Locked in id order, as every batch locks them: two batches never wait on each other.
         cursor.execute(
             "SELECT id, delivery, delivery_at FROM calls_order "
-            "WHERE store_id = %s AND id = ANY(%s) ORDER BY id FOR UPDATE",
-            [store.pk, sorted({pk for pk, _delivery, _tracking in updates})],
+            "WHERE store_id = %s AND id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",
+            [store.pk, _ids_param(sorted({pk for pk, _delivery, _tracking in updates}))],
         )
         now_is = {pk: (delivery, at) for pk, delivery, at in cursor.fetchall()}
         before = {pk: delivery for pk, (delivery, _at) in now_is.items()}
         verdicts: list[DeliveryVerdict | None] = []
         changed: dict[int, tuple[str, str]] = {}  # pk -> (delivery, tracking) it ends with
-        events: list[OrderEvent] = []
-        lost: dict[tuple[int, str], OrderEvent] = {}  # (pk, delivery) -> its ignored event
+        events: list[tuple[int, str, dict[str, object]]] = []  # (order, kind, data)
+        lost: dict[tuple[int, str], dict[str, object]] = {}  # (pk, delivery) -> ignored event
         for pk, delivery, tracking in updates:
             if pk not in now_is:
                 verdicts.append(None)
@@ -964,21 +978,11 @@ def record_deliveries(
                     "why": verdict.value,
                     "current": current,
                 }
-                lost.setdefault(
-                    (pk, delivery),
-                    OrderEvent(
-                        order_id=pk,
-                        kind=OrderEvent.Kind.DELIVERY_IGNORED,
-                        actor=actor,
-                        at=now,
-                        data=_present(data),
-                    ),
-                )
+                lost.setdefault((pk, delivery), _present(data))
                 continue
             now_is[pk] = (delivery, now)
             tracking = tracking[:tracking_chars]
-            kept = changed.get(pk, ("", ""))[1]
-            changed[pk] = (delivery, tracking or kept)
+            changed[pk] = (delivery, tracking or changed.get(pk, ("", ""))[1])
             data = {
                 "delivery": delivery,
                 "via": via,
@@ -986,67 +990,79 @@ def record_deliveries(
                 "tracking": tracking,
                 "previous": current,
             }
-            events.append(
-                OrderEvent(
-                    order_id=pk,
-                    kind=OrderEvent.Kind.DELIVERY,
-                    actor=actor,
-                    at=now,
-                    data=_present(data),
-                )
-            )
+            events.append((pk, OrderEvent.Kind.DELIVERY.value, _present(data)))
         if lost:
             # An update that lost is noted once per order, state and source (record_delivery).
             cursor.execute(
                 "SELECT order_id, data->>'delivery' FROM calls_orderevent "
-                "WHERE order_id = ANY(%s) AND kind = %s AND data->>'via' = %s",
+                "WHERE order_id = ANY(%s::bigint[]) AND kind = %s AND data->>'via' = %s",
                 [
-                    sorted({pk for pk, _delivery in lost}),
+                    _ids_param(sorted({pk for pk, _delivery in lost})),
                     OrderEvent.Kind.DELIVERY_IGNORED.value,
                     via,
                 ],
             )
             for noted in cursor.fetchall():
                 lost.pop(noted, None)
-            events += lost.values()
+            kind = OrderEvent.Kind.DELIVERY_IGNORED.value
+            events += [(pk, kind, data) for (pk, _delivery), data in lost.items()]
         if changed:
-            pks = list(changed)
+            pks = _ids_param(changed)
+            # Counted out as they were and in as they are, in a statement each, not by the
+            # update trigger once per order (BATCH_COUNTING_SETTING).
+            cursor.execute(
+                "SELECT set_config(%s, %s, true)", [BATCH_COUNTING_SETTING, BATCH_COUNTING]
+            )
+            cursor.execute("SELECT calls_count_orders(%s::bigint[], -1)", [pks])
             cursor.execute(
                 "UPDATE calls_order o SET delivery = v.delivery, delivery_at = %s, "
                 "  delivery_via = %s, delivery_learnt_at = %s, updated_at = %s, "
                 "  tracking = CASE WHEN v.tracking = '' THEN o.tracking ELSE v.tracking END "
-                "FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v (id, delivery, tracking) "
+                "FROM jsonb_to_recordset(%s::jsonb) AS v (id bigint, delivery text, tracking text) "
                 "WHERE o.id = v.id",
                 [
                     now,
                     via,
                     now,
                     now,
-                    pks,
-                    [changed[pk][0] for pk in pks],
-                    [changed[pk][1] for pk in pks],
+                    json.dumps(
+                        [
+                            {"id": pk, "delivery": delivery, "tracking": tracking}
+                            for pk, (delivery, tracking) in changed.items()
+                        ]
+                    ),
                 ],
             )
+            cursor.execute("SELECT calls_count_orders(%s::bigint[], 1)", [pks])
+            cursor.execute("SELECT set_config(%s, '', true)", [BATCH_COUNTING_SETTING])
             # The first news of shipping: nobody is to decide these orders any more.
-            if shipped := [pk for pk in pks if not before[pk]]:
+            if shipped := [pk for pk in changed if not before[pk]]:
                 cursor.execute(
                     "UPDATE calls_order SET followup = '', followup_at = NULL, "
                     "  callback_set = false, claimed_by_id = NULL, claimed_at = NULL, "
                     "  updated_at = %s "
-                    "WHERE id = ANY(%s) AND followup <> '' RETURNING id",
-                    [now, shipped],
+                    "WHERE id = ANY(%s::bigint[]) AND followup <> '' RETURNING id",
+                    [now, _ids_param(shipped)],
                 )
-                events += [
-                    OrderEvent(
-                        order_id=pk,
-                        kind=OrderEvent.Kind.FOLLOWUP_CLOSED,
-                        actor=actor,
-                        at=now,
-                        data={"why": "shipped"},
-                    )
-                    for (pk,) in cursor.fetchall()
-                ]
-        OrderEvent.objects.bulk_create(events, batch_size=5000)
+                kind = OrderEvent.Kind.FOLLOWUP_CLOSED.value
+                events += [(pk, kind, {"why": "shipped"}) for (pk,) in cursor.fetchall()]
+        if events:
+            # The events as record_order_event writes them, in one statement (a model instance
+            # per event would cost more than the rest of the batch).
+            cursor.execute(
+                "INSERT INTO calls_orderevent (order_id, kind, at, data, actor_id) "
+                "SELECT e.order_id, e.kind, %s, e.data, %s "
+                "FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) "
+                "  AS (order_id bigint, kind text, data jsonb)) WITH ORDINALITY "
+                "  AS e (order_id, kind, data, n) ORDER BY e.n",
+                [
+                    now,
+                    actor.pk if actor else None,
+                    json.dumps(
+                        [{"order_id": pk, "kind": kind, "data": data} for pk, kind, data in events]
+                    ),
+                ],
+            )
     return verdicts
 
 

@@ -16,6 +16,7 @@ job: calls/intake/delivery_sheets.py matches the references against the store's 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -117,6 +118,7 @@ def _words(text: str) -> list[str]:
     return re.sub(r"[^0-9a-z]+", " ", text.lower()).split()
 
 
+@functools.lru_cache(maxsize=4096)  # a sheet has a handful of words, repeated on every row
 def delivery_of_word(word: str) -> str | None:
     """The delivery state (Order.Delivery) a courier's status word says, or None if robodash
     does not know the word:
@@ -199,6 +201,12 @@ def _quoted(value: str) -> str:
     return storable(value)[:QUOTED_CHARS]
 
 
+def _cell(cells: list[str], columns: dict[str, int], role: str) -> str:
+    """The trimmed cell of `role`'s column ("" when the sheet has none, or the row is short)."""
+    index = columns.get(role)
+    return cells[index].strip() if index is not None and index < len(cells) else ""
+
+
 def read_parcels(
     file: CsvSource, on_sheet_size: Callable[[int], None] | None = None
 ) -> Iterator[Parcel | ParcelProblem]:
@@ -207,12 +215,9 @@ def read_parcels(
     as for calls.intake.files.sheet_rows."""
     rows = sheet_rows(file, parcel_columns, required=REQUIRED, on_sheet_size=on_sheet_size)
     for row, cells, columns, _width in rows:
-
-        def cell(role: str, cells: list[str] = cells) -> str:
-            index = columns.get(role)
-            return cells[index].strip() if index is not None and index < len(cells) else ""
-
-        ref, word = cell("order"), cell("status")
+        ref, word, tracking = (
+            _cell(cells, columns, role) for role in ("order", "status", "tracking")
+        )
         if not ref:
             yield ParcelProblem(row, "no_order", {})
         elif refused_character("order", ref) is not None:
@@ -223,7 +228,7 @@ def read_parcels(
         elif (delivery := delivery_of_word(word)) is None:
             yield ParcelProblem(row, "unknown_status", {"ref": _quoted(ref), "word": _quoted(word)})
         else:
-            tracking = " ".join(storable(cell("tracking")).split())[:TRACKING_CHARS]
+            tracking = " ".join(storable(tracking).split())[:TRACKING_CHARS]
             yield Parcel(row, ref, delivery, tracking)
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
+from calls.figures import counters, stats
 from calls.intake.deliveries import delivery_of_word, parcel_columns
 from calls.intake.delivery_sheets import match_orders
 from calls.intake.file_errors import ImportFileError
@@ -45,6 +47,10 @@ def orders(campaign: Campaign, *order_ids: str, **fields: object) -> list[Order]
     )
 
 
+def figures_of(store: Store) -> stats.Figures:
+    return stats.figures_total(store=store)
+
+
 def run(path: Path, store: Store) -> str:
     out = io.StringIO()
     call_command("import_deliveries", str(path), store=store.name, stdout=out, stderr=io.StringIO())
@@ -74,9 +80,7 @@ POSTEX = (
 )
 
 
-def test_a_sheet_records_each_parcel_and_lists_every_row_it_cannot_use(
-    tmp_path, store, campaign
-):
+def test_a_sheet_records_each_parcel_and_lists_every_row_it_cannot_use(tmp_path, store, campaign):
     orders(campaign, "KK-1", "KK-2", "KK-3", "KK-4", "KK-5")
 
     printed = run(write(tmp_path, POSTEX), store)
@@ -154,7 +158,10 @@ def test_an_xlsx_with_leopards_headers_is_read_as_a_csv_is(tmp_path, store, camp
     [
         (["Order ID", "Status"], {"order": 0, "status": 1}),
         (["\ufefforder_id", "delivery-status"], {"order": 0, "status": 1}),
-        (["Consignment No.", "ORDER NUMBER", "Parcel Status"], {"tracking": 0, "order": 1, "status": 2}),
+        (
+            ["Consignment No.", "ORDER NUMBER", "Parcel Status"],
+            {"tracking": 0, "order": 1, "status": 2},
+        ),
         (["Reference No", "Shipment Status", "Track No"], {"order": 0, "status": 1, "tracking": 2}),
         (["Ref #", "City", "Current Status", "CN"], {"order": 0, "status": 2, "tracking": 3}),
         (["OrderID", "Order Status"], {"order": 0, "status": 1}),
@@ -261,13 +268,12 @@ def test_the_sample_sheet_reads_without_a_problem_of_its_own(store, campaign):
 
 
 def test_a_batch_records_as_one_record_delivery_per_update_would(store, campaign):
-    queued, shipped, twice, delivered = orders(
-        campaign,
-        "KK-1",
-        "KK-2",
-        "KK-3",
-        "KK-4",
+    queued, shipped, twice, delivered = orders(campaign, "KK-1", "KK-2", "KK-3", "KK-4")
+    Store.objects.filter(pk=store.pk).update(return_cost=Decimal("450.00"))
+    (cancelled,) = orders(
+        campaign, "KK-5", decision="cancelled", decided_via="key", decided_at=timezone.now()
     )
+    assert figures_of(store).returns_avoided == Decimal("450.00")
     Order.objects.filter(pk=queued.pk).update(followup="unreachable", followup_at=timezone.now())
     record_delivery(shipped, D.SHIPPED, via="shopify", tracking="TCS-1")
     record_delivery(delivered, D.DELIVERED, via="shopify")
@@ -282,18 +288,25 @@ def test_a_batch_records_as_one_record_delivery_per_update_would(store, campaign
             (delivered.pk, D.SHIPPED, ""),
             (delivered.pk, D.SHIPPED, ""),
             (10**9, D.SHIPPED, ""),
+            (cancelled.pk, D.RETURNED, ""),
         ],
         via="sheet",
     )
 
     V = DeliveryVerdict
-    assert verdicts == [V.APPLIED, V.APPLIED, V.APPLIED, V.APPLIED, V.BACKWARDS, V.BACKWARDS, None]
+    assert verdicts == [V.APPLIED] * 4 + [V.BACKWARDS, V.BACKWARDS, None, V.APPLIED]
+    # Counted by batch, not by the update trigger: the figures are exact (as after every test).
+    figures = figures_of(store)
+    assert (figures.shipped, figures.delivered, figures.returned) == (5, 3, 1)
+    assert figures.returns_avoided == 0 and counters.mismatches() == []
     queued.refresh_from_db()
     assert (queued.delivery, queued.tracking, queued.followup) == (D.SHIPPED, "LEO-1", "")
     assert queued.events.filter(kind="followup_closed", data__why="shipped").count() == 1
     assert delivery_of(store, "KK-2") == (D.DELIVERED, "sheet", "TCS-1")  # tracking kept
     assert delivery_of(store, "KK-3") == (D.DELIVERED, "sheet", "B")
-    assert [e.data.get("previous", "") for e in twice.events.filter(kind="delivery").order_by("pk")] == [
+    assert [
+        e.data.get("previous", "") for e in twice.events.filter(kind="delivery").order_by("pk")
+    ] == [
         "",
         D.SHIPPED,
     ]
@@ -306,3 +319,21 @@ def test_a_batch_records_as_one_record_delivery_per_update_would(store, campaign
         "current": D.DELIVERED,
     }
     assert delivery_of(store, "KK-4") == (D.DELIVERED, "shopify", "")
+
+
+def test_the_installed_batch_counting_is_the_one_the_code_writes():
+    """A change to calls_count_orders or to the update trigger needs a migration installing it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_functiondef('calls_count_orders'::regproc)")
+        (installed,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'calls_order_count_update'"
+        )
+        (trigger,) = cursor.fetchone()
+
+    def body(sql: str) -> str:
+        inside = sql.split("$function$" if "$function$" in sql else "$$")[1]
+        return " ".join(inside.split())
+
+    assert body(installed) == body(counters.order_batch_function_sql())
+    assert "current_setting('robodash.count_orders'::text, true)" in trigger
