@@ -1110,7 +1110,9 @@ class DeliverySheet(models.Model):
     content = models.BinaryField(blank=True)  # the file until a worker has applied it
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.READING)
     rows = models.PositiveIntegerField(default=0)  # the file's data rows, once it has been read
-    through_row = models.PositiveIntegerField(default=0)  # applied up to this row (resumes after)
+    # The last order (by id) whose rows are applied: the rows go by order id, and a worker that
+    # takes over goes on after it.
+    applied_through = models.BigIntegerField(default=0)
     # Rows by what became of them: DeliveryVerdict codes and calls/intake/deliveries.py PROBLEMS'.
     counts = models.JSONField(default=dict)
     # The first rows that could not be used, [row, code, params], by row (worded when shown).

@@ -923,6 +923,30 @@ def _ids_param(ids: Iterable[int]) -> str:
     return "{" + ",".join(str(int(pk)) for pk in ids) + "}"
 
 
+Parcel = tuple[str, dt.datetime | None]  # an order's delivery and its time
+
+
+def _verdicts(
+    now_is: dict[int, Parcel], updates: Sequence[tuple[int, str, str]], now: dt.datetime, via: str
+) -> list[tuple[DeliveryVerdict, str] | None]:
+    """Each update's verdict, applied in turn at `now` to the orders as `now_is` has them, with
+    the delivery its order had before it; None for an order not in `now_is`."""
+    state = dict(now_is)
+    by_hand = via == Order.DeliveryVia.HAND
+    applied = DeliveryVerdict.APPLIED
+    verdicts: list[tuple[DeliveryVerdict, str] | None] = []
+    for pk, delivery, _tracking in updates:
+        if pk not in state:
+            verdicts.append(None)
+            continue
+        current, current_at = state[pk]
+        verdict = delivery_update_wins(current, current_at, delivery, now, by_hand=by_hand)
+        verdicts.append((verdict, current))
+        if verdict == applied:
+            state[pk] = (delivery, now)
+    return verdicts
+
+
 def record_deliveries(
     store: Store,
     updates: Sequence[tuple[int, str, str]],
@@ -934,63 +958,80 @@ def record_deliveries(
     tracking) without a time of its own (dated now, when received), in the order given: the
     verdict of each, None for an order that is not the store's (any more). The same rule
     (delivery_update_wins, an order's later update meeting what its earlier one left), the same
-    fields, events and follow-ups as one record_delivery per update, in one transaction: one
-    SELECT ... FOR UPDATE of the batch's orders, one UPDATE of those that change (their figures
-    counted by batch: BATCH_COUNTING_SETTING), one INSERT of their events. A courier's sheet of
-    100,000 rows would otherwise take minutes."""
+    fields, events and follow-ups as one record_delivery per update, in one transaction and a
+    few statements for the whole batch: one SELECT ... FOR UPDATE of the orders it changes, one
+    UPDATE of them (their figures counted by batch: BATCH_COUNTING_SETTING), one INSERT of
+    their events. A courier's sheet of 100,000 rows would otherwise take half an hour."""
+    states = {Order.Delivery.SHIPPED, Order.Delivery.DELIVERED, Order.Delivery.RETURNED}
     for _pk, delivery, _tracking in updates:
-        if delivery not in (
-            Order.Delivery.SHIPPED,
-            Order.Delivery.DELIVERED,
-            Order.Delivery.RETURNED,
-        ):
+        if delivery not in states:
             raise ValueError(f"not a delivery state: {delivery!r}")
+    repeat, applied = DeliveryVerdict.REPEAT, DeliveryVerdict.APPLIED  # looked up once, not per row
     now = timezone.now()
-    by_hand = via == Order.DeliveryVia.HAND
-    tracking_chars = Order._meta.get_field("tracking").max_length
+    when = now.isoformat()
+    tracking_chars = Order._meta.get_field("tracking").max_length or 100
+    read = "SELECT id, delivery, delivery_at, followup <> '' FROM calls_order "
     with transaction.atomic(), connection.cursor() as cursor:
-        # Locked in id order, as every batch locks them: two batches never wait on each other.
         cursor.execute(
-            "SELECT id, delivery, delivery_at FROM calls_order "
-            "WHERE store_id = %s AND id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",
-            [store.pk, _ids_param(sorted({pk for pk, _delivery, _tracking in updates}))],
+            read + "WHERE store_id = %s AND id = ANY(%s::bigint[])",
+            [store.pk, _ids_param({pk for pk, _delivery, _tracking in updates})],
         )
-        now_is = {pk: (delivery, at) for pk, delivery, at in cursor.fetchall()}
-        before = {pk: delivery for pk, (delivery, _at) in now_is.items()}
-        verdicts: list[DeliveryVerdict | None] = []
+        rows = cursor.fetchall()
+        now_is: dict[int, Parcel] = {pk: (delivery, at) for pk, delivery, at, _queued in rows}
+        queued = {pk for pk, _delivery, _at, in_queue in rows if in_queue}
+        verdicts = _verdicts(now_is, updates, now, via)
+        # Only the orders the batch changes (or notes) are locked, and read again under the
+        # lock: a sheet read again, all repeats, locks and writes nothing (a repeat is one as of
+        # the first read). Locked in id order, as every batch locks them: two batches never
+        # wait on each other.
+        touched = {
+            pk
+            for (pk, _delivery, _tracking), verdict in zip(updates, verdicts, strict=True)
+            if verdict is not None and verdict[0] != repeat
+        }
+        if touched:
+            cursor.execute(
+                read + "WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",
+                [_ids_param(sorted(touched))],
+            )
+            locked = {
+                pk: ((delivery, at), in_queue) for pk, delivery, at, in_queue in cursor.fetchall()
+            }
+            moved = False
+            for pk in touched:
+                if pk not in locked:
+                    del now_is[pk]  # deleted meanwhile
+                    moved = True
+                    continue
+                moved = moved or locked[pk][0] != now_is[pk]
+                now_is[pk] = locked[pk][0]
+                queued.discard(pk)
+                if locked[pk][1]:
+                    queued.add(pk)
+            if moved:  # another writer got there first: the verdicts as of the lock
+                verdicts = _verdicts(now_is, updates, now, via)
         changed: dict[int, tuple[str, str]] = {}  # pk -> (delivery, tracking) it ends with
+        first_news: set[int] = set()  # orders not known to have shipped before this batch
         events: list[tuple[int, str, dict[str, object]]] = []  # (order, kind, data)
         lost: dict[tuple[int, str], dict[str, object]] = {}  # (pk, delivery) -> ignored event
-        for pk, delivery, tracking in updates:
-            if pk not in now_is:
-                verdicts.append(None)
+        for (pk, delivery, tracking), verdict in zip(updates, verdicts, strict=True):
+            if verdict is None or verdict[0] == repeat:
                 continue
-            current, current_at = now_is[pk]
-            verdict = delivery_update_wins(current, current_at, delivery, now, by_hand=by_hand)
-            verdicts.append(verdict)
-            if verdict == DeliveryVerdict.REPEAT:
+            outcome, current = verdict
+            if outcome != applied:
+                # Only a parcel already somewhere loses: `current` is never blank here.
+                data = {"delivery": delivery, "via": via, "delivery_at": when}
+                data |= {"why": outcome.value, "current": current}
+                lost.setdefault((pk, delivery), data)
                 continue
-            if verdict != DeliveryVerdict.APPLIED:
-                data = {
-                    "delivery": delivery,
-                    "via": via,
-                    "delivery_at": now.isoformat(),
-                    "why": verdict.value,
-                    "current": current,
-                }
-                lost.setdefault((pk, delivery), _present(data))
-                continue
-            now_is[pk] = (delivery, now)
             tracking = tracking[:tracking_chars]
             changed[pk] = (delivery, tracking or changed.get(pk, ("", ""))[1])
-            data = {
-                "delivery": delivery,
-                "via": via,
-                "delivery_at": now.isoformat(),
-                "tracking": tracking,
-                "previous": current,
-            }
-            events.append((pk, OrderEvent.Kind.DELIVERY.value, _present(data)))
+            if not current:
+                first_news.add(pk)
+            data = {"delivery": delivery, "via": via, "delivery_at": when}
+            data |= {"tracking": tracking} if tracking else {}
+            data |= {"previous": current} if current else {}
+            events.append((pk, OrderEvent.Kind.DELIVERY.value, data))
         if lost:
             # An update that lost is noted once per order, state and source (record_delivery).
             cursor.execute(
@@ -1007,6 +1048,10 @@ def record_deliveries(
             kind = OrderEvent.Kind.DELIVERY_IGNORED.value
             events += [(pk, kind, data) for (pk, _delivery), data in lost.items()]
         if changed:
+            # The first news of shipping takes the order out of the follow-up queue (nobody is
+            # to decide it any more), in the same UPDATE: a second would write every index of
+            # the order again.
+            leaving = first_news & queued
             pks = _ids_param(changed)
             # Counted out as they were and in as they are, in a statement each, not by the
             # update trigger once per order (BATCH_COUNTING_SETTING).
@@ -1015,37 +1060,32 @@ def record_deliveries(
             )
             cursor.execute("SELECT calls_count_orders(%s::bigint[], -1)", [pks])
             cursor.execute(
-                "UPDATE calls_order o SET delivery = v.delivery, delivery_at = %s, "
-                "  delivery_via = %s, delivery_learnt_at = %s, updated_at = %s, "
-                "  tracking = CASE WHEN v.tracking = '' THEN o.tracking ELSE v.tracking END "
-                "FROM jsonb_to_recordset(%s::jsonb) AS v (id bigint, delivery text, tracking text) "
+                "UPDATE calls_order o SET delivery = v.delivery, delivery_at = %(now)s, "
+                "  delivery_via = %(via)s, delivery_learnt_at = %(now)s, updated_at = %(now)s, "
+                "  tracking = CASE WHEN v.tracking = '' THEN o.tracking ELSE v.tracking END, "
+                "  followup = CASE WHEN v.leaves THEN '' ELSE o.followup END, "
+                "  followup_at = CASE WHEN v.leaves THEN NULL ELSE o.followup_at END, "
+                "  callback_set = CASE WHEN v.leaves THEN false ELSE o.callback_set END, "
+                "  claimed_by_id = CASE WHEN v.leaves THEN NULL ELSE o.claimed_by_id END, "
+                "  claimed_at = CASE WHEN v.leaves THEN NULL ELSE o.claimed_at END "
+                "FROM jsonb_to_recordset(%(rows)s::jsonb) "
+                "  AS v (id bigint, delivery text, tracking text, leaves boolean) "
                 "WHERE o.id = v.id",
-                [
-                    now,
-                    via,
-                    now,
-                    now,
-                    json.dumps(
+                {
+                    "now": now,
+                    "via": via,
+                    "rows": json.dumps(
                         [
-                            {"id": pk, "delivery": delivery, "tracking": tracking}
-                            for pk, (delivery, tracking) in changed.items()
+                            {"id": pk, "delivery": d, "tracking": t, "leaves": pk in leaving}
+                            for pk, (d, t) in changed.items()
                         ]
                     ),
-                ],
+                },
             )
             cursor.execute("SELECT calls_count_orders(%s::bigint[], 1)", [pks])
             cursor.execute("SELECT set_config(%s, '', true)", [BATCH_COUNTING_SETTING])
-            # The first news of shipping: nobody is to decide these orders any more.
-            if shipped := [pk for pk in changed if not before[pk]]:
-                cursor.execute(
-                    "UPDATE calls_order SET followup = '', followup_at = NULL, "
-                    "  callback_set = false, claimed_by_id = NULL, claimed_at = NULL, "
-                    "  updated_at = %s "
-                    "WHERE id = ANY(%s::bigint[]) AND followup <> '' RETURNING id",
-                    [now, _ids_param(shipped)],
-                )
-                kind = OrderEvent.Kind.FOLLOWUP_CLOSED.value
-                events += [(pk, kind, {"why": "shipped"}) for (pk,) in cursor.fetchall()]
+            kind = OrderEvent.Kind.FOLLOWUP_CLOSED.value
+            events += [(pk, kind, {"why": "shipped"}) for pk in changed if pk in leaving]
         if events:
             # The events as record_order_event writes them, in one statement (a model instance
             # per event would cost more than the rest of the batch).
@@ -1063,7 +1103,7 @@ def record_deliveries(
                     ),
                 ],
             )
-    return verdicts
+    return [verdict[0] if verdict else None for verdict in verdicts]
 
 
 # --- Campaigns --------------------------------------------------------------------------------

@@ -215,9 +215,9 @@ def read_parcels(
     as for calls.intake.files.sheet_rows."""
     rows = sheet_rows(file, parcel_columns, required=REQUIRED, on_sheet_size=on_sheet_size)
     for row, cells, columns, _width in rows:
-        ref, word, tracking = (
-            _cell(cells, columns, role) for role in ("order", "status", "tracking")
-        )
+        ref = _cell(cells, columns, "order")
+        word = _cell(cells, columns, "status")
+        tracking = _cell(cells, columns, "tracking")
         if not ref:
             yield ParcelProblem(row, "no_order", {})
         elif refused_character("order", ref) is not None:

@@ -41,7 +41,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from calls import transitions
-from calls.intake.deliveries import PROBLEMS, Parcel, ParcelProblem, read_parcels
+from calls.intake.deliveries import (
+    PROBLEMS,
+    QUOTED_CHARS,
+    Parcel,
+    ParcelProblem,
+    read_parcels,
+)
 from calls.intake.file_errors import ImportFileError
 from calls.intake.files import CsvSource, is_workbook
 from calls.intake.workbooks import check_package
@@ -199,51 +205,70 @@ def read_sheet(file: CsvSource, max_rows: int | None = None) -> list[Parcel | Pa
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class Update:
+    """A parcel row matched to the store's order `pk`."""
+
+    pk: int
+    row: int
+    delivery: str
+    tracking: str
+
+
+def plan_updates(
+    store: Store, rows: list[Parcel | ParcelProblem], summary: SheetSummary | None
+) -> list[Update]:
+    """The sheet's parcels matched to the store's orders, in the orders' id order (the rows of
+    one order in the sheet's order); each row that cannot be used is noted in `summary` (if
+    given), in row order. Applied by id, a batch's orders lie near one another on disk and in
+    every index the update touches: in the sheet's order each would be a page of its own."""
+    orders = match_orders(store, {row.ref for row in rows if isinstance(row, Parcel)})
+    updates = []
+    for item in rows:
+        if isinstance(item, Parcel):
+            pk = orders.get(item.ref)
+            if pk is not None and pk != SEVERAL:
+                updates.append(Update(pk, item.row, item.delivery, item.tracking))
+                continue
+            code = "unknown_order" if pk is None else "several_orders"
+            item = ParcelProblem(item.row, code, {"ref": item.ref[:QUOTED_CHARS]})
+        if summary is not None:
+            summary.note(item)
+    updates.sort(key=lambda update: (update.pk, update.row))
+    return updates
+
+
 def apply_batch(
-    store: Store,
-    batch: list[Parcel | ParcelProblem],
-    orders: dict[str, int],
-    summary: SheetSummary,
-    actor: User | None = None,
+    store: Store, batch: list[Update], summary: SheetSummary, actor: User | None = None
 ) -> None:
-    """Apply `batch` (rows in row order, their references matched in `orders`) and count each
-    row in `summary`, inside the caller's transaction or in one of its own."""
-    parcels: list[Parcel] = []
-    updates: list[tuple[int, str, str]] = []
-    outcomes: list[Parcel | ParcelProblem] = []  # each row, or its problem, in row order
-    for item in batch:
-        if isinstance(item, ParcelProblem):
-            outcomes.append(item)
-            continue
-        pk = orders.get(item.ref)
-        if pk is None:
-            outcomes.append(ParcelProblem(item.row, "unknown_order", {"ref": item.ref[:100]}))
-        elif pk == SEVERAL:
-            outcomes.append(ParcelProblem(item.row, "several_orders", {"ref": item.ref[:100]}))
-        else:
-            parcels.append(item)
-            updates.append((pk, item.delivery, item.tracking))
-            outcomes.append(item)
-    verdicts = iter(
-        transitions.record_deliveries(store, updates, via=Order.DeliveryVia.SHEET, actor=actor)
+    """Apply `batch` and count each row in `summary`, inside the caller's transaction or in one
+    of its own."""
+    verdicts = transitions.record_deliveries(
+        store,
+        [(update.pk, update.delivery, update.tracking) for update in batch],
+        via=Order.DeliveryVia.SHEET,
+        actor=actor,
     )
-    for outcome in outcomes:
-        if isinstance(outcome, ParcelProblem):
-            summary.note(outcome)
-            continue
-        verdict = next(verdicts)
+    for update, verdict in zip(batch, verdicts, strict=True):
         if verdict is None:  # the order went between matching and applying
-            summary.note(ParcelProblem(outcome.row, "unknown_order", {"ref": outcome.ref[:100]}))
+            summary.note(ParcelProblem(update.row, "unknown_order", {"ref": f"#{update.pk}"}))
         else:
             summary.counts[verdict.value] += 1
 
 
-def _batches(
-    rows: list[Parcel | ParcelProblem], after_row: int = 0
-) -> Iterator[list[Parcel | ParcelProblem]]:
-    left = [row for row in rows if row.row > after_row]
-    for start in range(0, len(left), BATCH_ROWS):
-        yield left[start : start + BATCH_ROWS]
+def _batches(updates: list[Update], after_pk: int = 0) -> Iterator[list[Update]]:
+    """`updates` (in id order) of the orders after `after_pk`, BATCH_ROWS or so at a time, an
+    order's rows never split between two batches (a resumed sheet goes on after an order)."""
+    batch: list[Update] = []
+    for update in updates:
+        if update.pk <= after_pk:
+            continue
+        if len(batch) >= BATCH_ROWS and update.pk != batch[-1].pk:
+            yield batch
+            batch = []
+        batch.append(update)
+    if batch:
+        yield batch
 
 
 def import_sheet(
@@ -256,14 +281,13 @@ def import_sheet(
 ) -> SheetSummary:
     """import_deliveries' pipeline: `file` read, matched and applied to `store`'s orders (see
     the module docstring), a batch per transaction; the summary lists the first `listed`
-    problem rows (None: all). `progress` is told the rows applied after each batch.
+    problem rows (None: all). `progress` is told the rows done after each batch.
     ImportFileError, nothing changed, if the file as a whole cannot be used."""
     rows = read_sheet(file)
-    orders = match_orders(store, {row.ref for row in rows if isinstance(row, Parcel)})
     summary = SheetSummary(listed=listed)
-    for batch in _batches(rows):
+    for batch in _batches(plan_updates(store, rows, summary)):
         with transaction.atomic():
-            apply_batch(store, batch, orders, summary, actor)
+            apply_batch(store, batch, summary, actor)
         if progress is not None:
             progress(summary.rows)
     return summary
@@ -347,9 +371,18 @@ def _end(sheet_id: int, attempt: int, error: ImportFileError | None = None) -> N
         )
 
 
+def _save(sheet_id: int, summary: SheetSummary, **fields: Any) -> None:
+    DeliverySheet.objects.filter(pk=sheet_id).update(
+        counts=dict(summary.counts),
+        problems=[[p.row, p.code, dict(p.params)] for p in summary.problems],
+        moved_at=timezone.now(),
+        **fields,
+    )
+
+
 def apply_sheet(sheet_id: int) -> None:
     """A worker's application of a waiting sheet to its store's orders (see the module
-    docstring), resumed after the last batch a lost worker applied; it ends done, or failed
+    docstring), resumed after the last order a lost worker applied; it ends done, or failed
     with the reason's code."""
     started = _start(sheet_id)
     if started is None:
@@ -357,25 +390,24 @@ def apply_sheet(sheet_id: int) -> None:
     attempt, content, store = started
     try:
         rows = read_sheet(io.BytesIO(content), settings.ROBODASH_UPLOAD_MAX_ROWS)
-        orders = match_orders(store, {row.ref for row in rows if isinstance(row, Parcel)})
         with transaction.atomic():
             sheet = _still_mine(sheet_id, attempt)
             if sheet is None:
                 return
-            DeliverySheet.objects.filter(pk=sheet_id).update(rows=len(rows))
-        for batch in _batches(rows, sheet.through_row):
+            # Its problem rows are noted once, by the first attempt that read it this far.
+            planned = sheet.rows > 0
+            summary = saved_summary(sheet) if planned else SheetSummary(listed=LISTED_ON_PAGE)
+            updates = plan_updates(store, rows, None if planned else summary)
+            if not planned:
+                _save(sheet_id, summary, rows=len(rows))
+        for batch in _batches(updates, sheet.applied_through):
             with transaction.atomic():
                 sheet = _still_mine(sheet_id, attempt)
                 if sheet is None:
                     return  # a later attempt applies it
                 summary = saved_summary(sheet)
-                apply_batch(store, batch, orders, summary, sheet.created_by)
-                DeliverySheet.objects.filter(pk=sheet_id).update(
-                    through_row=batch[-1].row,
-                    counts=dict(summary.counts),
-                    problems=[[p.row, p.code, dict(p.params)] for p in summary.problems],
-                    moved_at=timezone.now(),
-                )
+                apply_batch(store, batch, summary, sheet.created_by)
+                _save(sheet_id, summary, applied_through=batch[-1].pk)
         _end(sheet_id, attempt)
     except ImportFileError as error:
         _end(sheet_id, attempt, error)

@@ -88,7 +88,7 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("rows", models.PositiveIntegerField(default=0)),
-                ("through_row", models.PositiveIntegerField(default=0)),
+                ("applied_through", models.BigIntegerField(default=0)),
                 ("counts", models.JSONField(default=dict)),
                 ("problems", models.JSONField(default=list)),
                 ("error_code", models.CharField(blank=True, max_length=32)),
