@@ -1012,8 +1012,8 @@ def record_deliveries(
                 verdicts = _verdicts(now_is, updates, now, via)
         changed: dict[int, tuple[str, str]] = {}  # pk -> (delivery, tracking) it ends with
         first_news: set[int] = set()  # orders not known to have shipped before this batch
-        events: list[tuple[int, str, dict[str, object]]] = []  # (order, kind, data)
-        lost: dict[tuple[int, str], dict[str, object]] = {}  # (pk, delivery) -> ignored event
+        events: list[tuple[int, str, dict[str, str]]] = []  # (order, kind, data)
+        lost: dict[tuple[int, str], dict[str, str]] = {}  # (pk, delivery) -> ignored event
         for (pk, delivery, tracking), verdict in zip(updates, verdicts, strict=True):
             if verdict is None or verdict[0] == repeat:
                 continue

@@ -327,7 +327,8 @@ def test_the_installed_batch_counting_is_the_one_the_code_writes():
         cursor.execute("SELECT pg_get_functiondef('calls_count_orders'::regproc)")
         (installed,) = cursor.fetchone()
         cursor.execute(
-            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'calls_order_count_update'"
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
+            "WHERE tgname = 'calls_order_count_update'"
         )
         (trigger,) = cursor.fetchone()
 
