@@ -923,11 +923,14 @@ def _ids_param(ids: Iterable[int]) -> str:
     return "{" + ",".join(str(int(pk)) for pk in ids) + "}"
 
 
-Parcel = tuple[str, dt.datetime | None]  # an order's delivery and its time
+ParcelState = tuple[str, dt.datetime | None]  # an order's delivery and its time
 
 
 def _verdicts(
-    now_is: dict[int, Parcel], updates: Sequence[tuple[int, str, str]], now: dt.datetime, via: str
+    now_is: dict[int, ParcelState],
+    updates: Sequence[tuple[int, str, str]],
+    now: dt.datetime,
+    via: str,
 ) -> list[tuple[DeliveryVerdict, str] | None]:
     """Each update's verdict, applied in turn at `now` to the orders as `now_is` has them, with
     the delivery its order had before it; None for an order not in `now_is`."""
@@ -977,7 +980,7 @@ def record_deliveries(
             [store.pk, _ids_param({pk for pk, _delivery, _tracking in updates})],
         )
         rows = cursor.fetchall()
-        now_is: dict[int, Parcel] = {pk: (delivery, at) for pk, delivery, at, _queued in rows}
+        now_is: dict[int, ParcelState] = {pk: (delivery, at) for pk, delivery, at, _queued in rows}
         queued = {pk for pk, _delivery, _at, in_queue in rows if in_queue}
         verdicts = _verdicts(now_is, updates, now, via)
         # Only the orders the batch changes (or notes) are locked, and read again under the
