@@ -8,19 +8,21 @@ page share this pipeline.
    then with or without a leading '#' ("#1001" is order 1001, and the reverse), then, for those
    still unmatched, whatever their case. Each step is one query for all the references left, not
    one per row.
-3. The rows are applied a batch per transaction (BATCH_ROWS) through
-   calls.transitions.record_deliveries, via the courier's sheet and dated when received. A row
-   that names no order of the store, or that could not be read, changes nothing and is listed
-   with its reason. The summary counts every row by what became of it, as codes
-   (DeliveryVerdict's and deliveries.PROBLEMS'); `summary_lines` words them.
+3. The rows are applied by order id (an order's rows in the sheet's order), a batch per
+   transaction (BATCH_ROWS), through calls.transitions.record_deliveries, via the courier's
+   sheet and dated when received: in id order a batch's orders lie near one another on disk and
+   in every index its UPDATE writes. A row that names no order of the store, or that could not
+   be read, changes nothing and is listed with its reason, in row order. The summary counts
+   every row by what became of it, as codes (DeliveryVerdict's and deliveries.PROBLEMS');
+   `summary_lines` and `kind_words` word them.
 
 A sheet read twice changes nothing the second time: every row is then a repeat.
 
 On the store's page the file is kept in a DeliverySheet until a worker applies it
 (`apply_sheet`, from calls.tasks.apply_delivery_sheet), noting after each batch, in the batch's
-transaction, how far it got and what it counted, so a worker lost on the way is replaced by
-another (`resume_stalled_sheets`, from beat's look_after_uploads) that resumes after the last
-batch applied.
+transaction, how far it got (the last order applied) and what it counted, so a worker lost on
+the way is replaced by another (`resume_stalled_sheets`, from beat's look_after_uploads) that
+resumes after that order.
 """
 
 from __future__ import annotations
@@ -164,8 +166,8 @@ def _whatever_the_case(store: Store, ids: Iterable[str]) -> dict[str, set[int]]:
 def match_orders(store: Store, refs: Iterable[str]) -> dict[str, int]:
     """Each reference -> the pk of the store's order it names, or SEVERAL; a reference that
     names none is left out. Exact ids first; then, for the rest, the id with or without a
-    leading '#'; then, for the rest, either whatever its case (several orders matching so, e.g.
-    "kk-1" and "KK-1", is SEVERAL: robodash does not guess)."""
+    leading '#'; then, for the rest, any of these whatever its case (several orders matching
+    so, e.g. "kk-1" and "KK-1", is SEVERAL: robodash does not guess)."""
     left = set(refs)
     matched: dict[str, int] = {}
     exact = _exact(store, left)
