@@ -969,7 +969,9 @@ def record_deliveries(
     for _pk, delivery, _tracking in updates:
         if delivery not in states:
             raise ValueError(f"not a delivery state: {delivery!r}")
-    repeat, applied = DeliveryVerdict.REPEAT, DeliveryVerdict.APPLIED  # looked up once, not per row
+    # Looked up once, not per row (an enum member's attribute is a slow lookup).
+    repeat, applied = DeliveryVerdict.REPEAT, DeliveryVerdict.APPLIED
+    delivered_kind = OrderEvent.Kind.DELIVERY.value
     now = timezone.now()
     when = now.isoformat()
     tracking_chars = Order._meta.get_field("tracking").max_length or 100
@@ -1034,7 +1036,7 @@ def record_deliveries(
             data = {"delivery": delivery, "via": via, "delivery_at": when}
             data |= {"tracking": tracking} if tracking else {}
             data |= {"previous": current} if current else {}
-            events.append((pk, OrderEvent.Kind.DELIVERY.value, data))
+            events.append((pk, delivered_kind, data))
         if lost:
             # An update that lost is noted once per order, state and source (record_delivery).
             cursor.execute(

@@ -34,7 +34,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, cast
+from typing import IO, Any, NamedTuple, cast
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -63,6 +63,7 @@ STALLED_AFTER = dt.timedelta(minutes=5)  # a batch takes a second or two
 ATTEMPTS = 3  # workers lost applying one sheet before it is failed
 SEVERAL = -1  # match_orders' answer for a reference that matches several orders
 
+CODES = {verdict: verdict.value for verdict in transitions.DeliveryVerdict}  # one lookup a row
 # How each kind of row is said, in the summary's order: codes of DeliveryVerdict, then PROBLEMS.
 KINDS = (
     transitions.DeliveryVerdict.APPLIED.value,
@@ -207,9 +208,8 @@ def read_sheet(file: CsvSource, max_rows: int | None = None) -> list[Parcel | Pa
     return rows
 
 
-@dataclass(frozen=True, slots=True)
-class Update:
-    """A parcel row matched to the store's order `pk`."""
+class Update(NamedTuple):
+    """A parcel row matched to the store's order `pk` (a tuple, as Parcel is)."""
 
     pk: int
     row: int
@@ -251,11 +251,12 @@ def apply_batch(
         via=Order.DeliveryVia.SHEET,
         actor=actor,
     )
+    counts = summary.counts
     for update, verdict in zip(batch, verdicts, strict=True):
         if verdict is None:  # the order went between matching and applying
             summary.note(ParcelProblem(update.row, "unknown_order", {"ref": f"#{update.pk}"}))
         else:
-            summary.counts[verdict.value] += 1
+            counts[CODES[verdict]] += 1
 
 
 def _batches(updates: list[Update], after_pk: int = 0) -> Iterator[list[Update]]:
