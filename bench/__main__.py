@@ -25,6 +25,7 @@ BENCHES = [
     ["bench.counters_bench"],
     ["bench.shops_bench"],
     ["bench.upload_bench", "--rows", "100000"],
+    ["bench.deliveries_bench", "--rows", "100000"],
 ]
 
 

@@ -205,6 +205,36 @@ class UploadForm(forms.Form):
         return upload
 
 
+class DeliverySheetForm(forms.Form):
+    """A courier's sheet of parcels, on a store's page: within the upload's own limits."""
+
+    file = forms.FileField(
+        label=_("Courier sheet (CSV or Excel)"),
+        help_text=_(
+            "The parcels report of PostEx, Leopards, TCS, Trax, M&P, Call Courier or any "
+            "courier: a column of order ids and one of statuses, whatever their headers say."
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,text/csv"}),
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise ValidationError(
+                _(
+                    "The file is %(size)s MB; the limit is %(limit)s MB. Split it into several "
+                    "sheets."
+                )
+                % {
+                    "size": f"{upload.size / 1024 / 1024:.1f}",
+                    "limit": MAX_UPLOAD_BYTES // 1024 // 1024,
+                }
+            )
+        if not upload.size:
+            raise ValidationError(_("The file is empty."))
+        return upload
+
+
 class ReportFilterForm(forms.Form):
     PERIODS = (("day", _("By day")), ("week", _("By week")))
 

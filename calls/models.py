@@ -1099,3 +1099,56 @@ class UploadRow(models.Model):
 
     def __str__(self) -> str:
         return f"row {self.row}: {self.get_kind_display()}"
+
+
+class DeliverySheet(models.Model):
+    """A courier's sheet of parcels uploaded on a store's page: the file waits here for a worker
+    (web and worker share only the database), which applies it by batches, noting how far it got
+    and what it found, and drops the file when it ends (calls/intake/delivery_sheets.py)."""
+
+    class Status(models.TextChoices):
+        READING = "reading", _("Being applied")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Could not be read")
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="delivery_sheets")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    filename = models.CharField(max_length=255)
+    content = models.BinaryField(blank=True)  # the file until a worker has applied it
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.READING)
+    rows = models.PositiveIntegerField(default=0)  # the file's data rows, once it has been read
+    # The last order (by id) whose rows are applied: the rows go by order id, and a worker that
+    # takes over goes on after it.
+    applied_through = models.BigIntegerField(default=0)
+    # Rows by what became of them: DeliveryVerdict codes and calls/intake/deliveries.py PROBLEMS'.
+    counts = models.JSONField(default=dict)
+    # The first rows that could not be used, [row, code, params], by row (worded when shown).
+    problems = models.JSONField(default=list)
+    error_code = models.CharField(max_length=32, blank=True)  # the file's, file_errors' codes
+    error_params = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)  # workers that started on it
+    moved_at = models.DateTimeField(default=timezone.now)  # its last batch: a stalled one resumes
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # As an upload's file: whatever writes it, no file over the upload limit is kept.
+            models.CheckConstraint(
+                condition=LessThanOrEqual(Length("content"), UPLOAD_FILE_MAX_BYTES),
+                name="deliverysheet_content_capped",
+            ),
+        ]
+        indexes = [
+            # The store's page: its latest sheet.
+            models.Index(fields=["store", "-created_at"], name="deliverysheet_store_idx"),
+            # look_after_uploads: sheets being applied that stopped moving.
+            models.Index(
+                fields=["moved_at"], condition=Q(status="reading"), name="deliverysheet_reading_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.get_status_display()})"

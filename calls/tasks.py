@@ -7,7 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from calls import order_batches
-from calls.intake import uploads
+from calls.intake import delivery_sheets, uploads
 from calls.models import Store
 from calls.pipeline import balances, dispatch, polling
 
@@ -82,9 +82,9 @@ def read_upload(upload_id: int) -> None:
 
 @shared_task(ignore_result=True, soft_time_limit=50, time_limit=60)
 def look_after_uploads() -> None:
-    """Run by beat every minute: hand stalled launches and readings to a worker again and
-    delete uploads nobody launched within a day, with any file still waiting (the next upload
-    would, but there may be none)."""
+    """Run by beat every minute: hand stalled launches, readings and courier sheets to a worker
+    again and delete uploads nobody launched within a day, with any file still waiting (the
+    next upload would, but there may be none)."""
     for upload_id in uploads.resume_stalled_launches():
         log.warning("upload %d: its launch stalled; handed to a worker again", upload_id)
         launch_upload.delay(upload_id)
@@ -92,6 +92,18 @@ def look_after_uploads() -> None:
         log.warning("upload %d: its reading stalled; handed to a worker again", upload_id)
         read_upload.delay(upload_id)
     uploads.sweep_abandoned_uploads()
+    for sheet_id in delivery_sheets.resume_stalled_sheets():
+        log.warning("delivery sheet %d stalled; handed to a worker again", sheet_id)
+        apply_delivery_sheet.delay(sheet_id)
+
+
+# A sheet at the upload's cap (200,000 rows) takes about half a minute on a quiet machine.
+@shared_task(ignore_result=True, soft_time_limit=600, time_limit=660)
+def apply_delivery_sheet(sheet_id: int) -> None:
+    """Apply a courier's sheet uploaded on a store's page to its orders (the view stored the
+    file). Cut off, it is handed on again by look_after_uploads and resumes after its last
+    batch."""
+    delivery_sheets.apply_sheet(sheet_id)
 
 
 @shared_task(ignore_result=True, soft_time_limit=900, time_limit=960)

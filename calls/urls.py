@@ -3,6 +3,7 @@ from django.urls import path
 from calls.views import (
     calls,
     campaigns,
+    delivery_sheets,
     followups,
     order_list,
     orders,
@@ -63,6 +64,16 @@ urlpatterns = [
     path("settings/stores/new/", settings.store_new, name="store_new"),
     path("settings/stores/<int:pk>/", settings.store_edit, name="store_edit"),
     path("settings/stores/<int:pk>/verify/", settings.store_verify, name="store_verify"),
+    path(
+        "settings/stores/<int:pk>/courier-sheet/",
+        delivery_sheets.store_delivery_sheet,
+        name="store_delivery_sheet",
+    ),
+    path(
+        "settings/stores/<int:pk>/courier-sheet/status/",
+        delivery_sheets.store_delivery_sheet_status,
+        name="store_delivery_sheet_status",
+    ),
     path("settings/users/new/", settings.user_new, name="user_new"),
     path("settings/users/<int:pk>/", settings.user_edit, name="user_edit"),
 ]

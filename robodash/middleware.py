@@ -14,7 +14,7 @@ from django.contrib.messages.storage.base import Message
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseForbidden
 from django.shortcuts import resolve_url
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import Resolver404, ResolverMatch, resolve
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext, gettext_noop
@@ -23,9 +23,22 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 Middleware = Callable[[HttpRequest], HttpResponseBase]
 
 
+# The pages whose body is an uploaded file, by URL name.
+UPLOADS = frozenset({"campaign_upload", "store_delivery_sheet"})
+
+
+def _resolved(path: str) -> ResolverMatch | None:
+    try:
+        return resolve(path)
+    except Resolver404:
+        return None
+
+
 def body_limit(request: HttpRequest) -> int:
-    """The largest body `request`'s path accepts: the CSV upload's, or every other form's."""
-    if request.path == reverse("campaign_upload"):
+    """The largest body `request`'s path accepts: an upload's (the new campaign's file, a
+    store's courier sheet), or every other form's."""
+    match = _resolved(request.path_info)  # the middleware runs before the URL is resolved
+    if match is not None and match.url_name in UPLOADS:
         return settings.ROBODASH_MAX_UPLOAD_BODY_BYTES
     return settings.ROBODASH_MAX_BODY_BYTES
 

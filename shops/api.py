@@ -11,6 +11,12 @@ POST /api/v1/orders is idempotent on the order id: a new order is 201 with the o
 every text, the path's order id too, is checked as the shops' orders are
 (calls/intake/storable_text.py).
 
+POST /api/v1/orders/<id>/delivery says what became of the order's parcel (shipped, delivered,
+returned; when; the courier's tracking number). It is recorded by the one rule of which update
+wins (calls/transitions.py record_delivery): the answer is the order's parcel as it now stands
+and the verdict, so a repeat or an update that was ignored (older, or going backwards) says so.
+Sending the same update again changes nothing.
+
 The description is the behaviour: every status an operation answers is listed with its body, and
 every refusal (400, 401, 404, 429) has the one shape `{"errors": {field: reason}}`.
 tests/shops/test_api_description.py runs schemathesis against a live server to keep it so.
@@ -22,7 +28,7 @@ import datetime as dt
 import json
 import time
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from django.conf import settings
 from django.core.cache import cache
@@ -36,6 +42,7 @@ from ninja.security import HttpBearer
 
 from calls.intake.single import create_single_call
 from calls.models import Order
+from calls.transitions import DeliveryVerdict, record_delivery
 from shops.api_inputs import (
     PK_MOBILE,
     Amount,
@@ -43,6 +50,7 @@ from shops.api_inputs import (
     NotJson,
     OrderId,
     PakistaniMobile,
+    PastTime,
     Text,
 )
 from shops.intake import intake_campaign
@@ -261,6 +269,71 @@ def get_order(request: HttpRequest, order_id: Annotated[OrderId, Path(max_length
     if order is None:
         return Status(404, {"errors": {"order_id": f"no order {order_id!r} in this store"}})
     return Status(200, order_out(order))
+
+
+class DeliveryIn(Schema):
+    status: Literal["shipped", "delivered", "returned"] = Field(
+        description="what became of the parcel: shipped (it left), delivered, or returned (it "
+        "came back: refused, not found, sent back)"
+    )
+    at: PastTime | None = Field(
+        None,
+        description="when the parcel got there; default: when robodash receives this. Delivered "
+        "and returned replace each other only with a later time than the one robodash has",
+    )
+    tracking: Text = Field("", max_length=100, description="the courier's tracking number")
+
+
+class DeliveryOut(Schema):
+    order_id: str
+    delivery: Literal["", "shipped", "delivered", "returned"] = Field(
+        description="the order's parcel now (blank: not known to have shipped)"
+    )
+    delivery_at: dt.datetime | None = Field(description="when it got there")
+    delivery_via: str = Field(
+        description="where robodash learnt it: shopify, woocommerce, api, sheet (a courier's "
+        "sheet) or hand"
+    )
+    tracking: str
+    verdict: Literal["applied", "repeat", "backwards", "not_later"] = Field(
+        description="what became of this update: applied; repeat (the parcel was already "
+        "known to be there: nothing changed); backwards (ignored: the parcel is further "
+        "along, e.g. shipped after delivered); not_later (ignored: delivered and returned "
+        "replace each other only with a later time)"
+    )
+
+
+@api.post(
+    "/orders/{order_id}/delivery",
+    response={200: DeliveryOut, 404: Errors, **REFUSED},
+    openapi_extra=refusals_described(),
+)
+def record_order_delivery(
+    request: HttpRequest, order_id: Annotated[OrderId, Path(max_length=100)], data: DeliveryIn
+) -> Status:
+    """Say what became of an order's parcel. The same update sent again changes nothing."""
+    order = _order(request.auth, order_id)  # type: ignore[attr-defined]
+    if order is None:
+        return Status(404, {"errors": {"order_id": f"no order {order_id!r} in this store"}})
+    verdict = record_delivery(
+        order,
+        data.status,
+        via=Order.DeliveryVia.API,
+        at=data.at,
+        tracking=data.tracking.strip(),
+    )
+    order.refresh_from_db(fields=["delivery", "delivery_at", "delivery_via", "tracking"])
+    return Status(
+        200,
+        {
+            "order_id": order.order_id,
+            "delivery": order.delivery,
+            "delivery_at": order.delivery_at,
+            "delivery_via": order.delivery_via,
+            "tracking": order.tracking,
+            "verdict": DeliveryVerdict(verdict).value,
+        },
+    )
 
 
 NOT_THE_FIELD = ("body", "data", "path")  # where ninja read a value, in pydantic's location

@@ -9,11 +9,15 @@ will be refused. tests/shops/test_api_description.py holds the two together.
 - `PakistaniMobile`: a string with the format `pk-mobile`, which the description explains. A
   numbering plan is no regular expression (phonenumbers knows it), so the format names the rule
   and the pipeline's normalize_pk_mobile checks it, with the reason, as for every other order.
+- `PastTime`: a string with the format `past-date-time`: an RFC 3339 time with its offset, not
+  later than a few minutes from now (no schema says "not in the future": the format names the
+  rule, which the description explains and the API checks).
 - `DecimalJsonParser`: reads a body's fractions as Decimal, never as float.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable
@@ -22,12 +26,14 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Field
 from ninja.parser import Parser
 from pydantic import (
     AfterValidator,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    PlainValidator,
     WithJsonSchema,
     WrapValidator,
 )
@@ -40,6 +46,7 @@ from calls.intake.storable_text import CONTROL_CLASS, refused_character
 from calls.models import CENT
 
 PK_MOBILE = "pk-mobile"
+PAST_TIME = "past-date-time"
 
 
 class NotJson(ValueError):
@@ -171,3 +178,50 @@ def _storable(value: str) -> str:
 # refused here first, with the same reason as every text's (the format already excludes it, so
 # the description needs no pattern, which would only mislead a generator into blank numbers).
 PakistaniMobile = Annotated[str, AfterValidator(_storable), Format(PK_MOBILE)]
+
+
+# RFC 3339's date-time, as the description's pattern and the check's: a date, T, a time to the
+# second (fractions up to microseconds), and its offset (Z or ±hh:mm). A time without an offset
+# names no instant (Karachi's noon or the server's?), so it is refused rather than guessed.
+RFC3339 = (
+    r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+# How far ahead of robodash's clock a time may be: the sender's clock may run a little fast.
+CLOCK_SLACK = dt.timedelta(minutes=5)
+
+
+def _past_time(value: Any) -> dt.datetime:
+    if not isinstance(value, str) or not re.search(RFC3339, value):
+        raise ValueError(
+            "write it as an ISO 8601 time with its offset, e.g. 2026-11-02T14:30:00+05:00 or "
+            "2026-11-02T09:30:00Z"
+        )
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a date and time that exists (e.g. 31 February)") from None
+    if when > timezone.now() + CLOCK_SLACK:
+        raise ValueError(
+            "is in the future: send the time the parcel got there, or leave `at` out to have "
+            "it dated when robodash receives it"
+        )
+    return when
+
+
+PastTime = Annotated[
+    dt.datetime,
+    PlainValidator(_past_time),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": PAST_TIME,
+            "pattern": RFC3339,
+            "description": f"format {PAST_TIME}: an RFC 3339 (ISO 8601) time with its offset, "
+            f"no later than {CLOCK_SLACK.seconds // 60} minutes after robodash's clock",
+            "examples": ["2026-11-02T14:30:00+05:00"],
+        },
+        mode="validation",
+    ),
+]

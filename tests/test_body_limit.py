@@ -56,15 +56,19 @@ def test_a_200_mb_upload_is_refused_unread_for_a_signed_in_admin(live_server, ad
     assert answer.startswith("HTTP/1.1 413"), answer[:200]
 
 
-def test_the_upload_may_be_larger_than_any_other_form(client: Client, admin_user):
+def test_the_uploads_may_be_larger_than_any_other_form(client: Client, admin_user, store):
     client.force_login(admin_user)
     between = settings.ROBODASH_MAX_BODY_BYTES + 1
     assert between <= settings.ROBODASH_MAX_UPLOAD_BODY_BYTES
     body = b"x" * between
     other = client.post("/campaigns/new/order/", body, content_type="text/plain")
     upload = client.post("/campaigns/new/upload/", body, content_type="text/plain")
+    sheet = client.post(
+        f"/settings/stores/{store.pk}/courier-sheet/", body, content_type="text/plain"
+    )
     assert other.status_code == 413
     assert upload.status_code != 413  # read, and answered by the view (a form error)
+    assert sheet.status_code != 413  # a store's courier sheet
 
 
 def test_a_body_without_a_length_is_refused(client: Client):

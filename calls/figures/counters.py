@@ -43,6 +43,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, transaction
 
 from calls.figures import stats
 from calls.models import Call, Order
+from calls.transitions import BATCH_COUNTING, BATCH_COUNTING_SETTING
 
 log = logging.getLogger(__name__)
 
@@ -255,18 +256,49 @@ $$;
 
 
 def order_triggers_sql() -> list[str]:
-    """The orders' triggers, with the WHEN that skips every write that changes no figure."""
+    """The orders' triggers, with the WHEN that skips every write that changes no figure (and
+    the update of a batch counted by calls_count_orders)."""
     changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in ORDER_COUNTED_COLUMNS)
     counts = ORDER_COUNTS_SQL
     run = "EXECUTE FUNCTION calls_count_order_figures()"
+    by_row = (
+        f"current_setting('{BATCH_COUNTING_SETTING}', true) IS DISTINCT FROM '{BATCH_COUNTING}'"
+    )
     return [
         "CREATE TRIGGER calls_order_count_insert AFTER INSERT ON calls_order FOR EACH ROW "
         f"WHEN ({counts.format(row='NEW')}) {run}",
         "CREATE TRIGGER calls_order_count_update AFTER UPDATE ON calls_order FOR EACH ROW "
-        f"WHEN (({counts.format(row='OLD')} OR {counts.format(row='NEW')}) AND ({changed})) {run}",
+        f"WHEN (({counts.format(row='OLD')} OR {counts.format(row='NEW')}) AND ({changed}) "
+        f"AND {by_row}) {run}",
         "CREATE TRIGGER calls_order_count_delete AFTER DELETE ON calls_order FOR EACH ROW "
         f"WHEN ({counts.format(row='OLD')}) {run}",
     ]
+
+
+def order_batch_function_sql() -> str:
+    """calls_count_orders(order_ids, direction): the orders `order_ids` as they are now, counted
+    into their groups (direction 1) or out of them (-1), in one statement: how a writer of many
+    orders at once counts them (calls/transitions.py BATCH_COUNTING_SETTING), where the update
+    trigger would run a plpgsql upsert per order (half a millisecond each: a minute for a
+    courier's sheet of 100,000 parcels)."""
+    counted = ", ".join(
+        f"direction * ({sql}) AS {name}" for name, sql in order_contribution_sql("n").items()
+    )
+    rows = (
+        f"SELECT {_keys('n')}, {counted} FROM calls_order n "
+        f"WHERE n.id = ANY(order_ids) AND ({ORDER_COUNTS_SQL.format(row='n')})"
+    )
+    return f"""
+CREATE OR REPLACE FUNCTION calls_count_orders(order_ids bigint[], direction integer)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  zone text;
+BEGIN
+  zone := calls_figures_zone();
+  {_upsert(rows, skip_zero=True)}
+END
+$$;
+"""
 
 
 def return_cost_function_sql() -> str:

@@ -50,9 +50,31 @@ _SENTENCES: dict[str, Callable[[Mapping[str, Any]], str]] = {
         _("the column %(name)s appears twice in the header") % {"name": repr(p["name"])}
     ),
     "columns_missing": _columns_missing,
+    # A courier's sheet (calls/intake/deliveries.py): its order or status column not found.
+    "parcel_columns_missing": lambda p: (
+        (
+            _(
+                "no column of the header names the orders and none their parcels' status: a "
+                "courier's sheet needs a column like Order ID, Order Ref or Reference and one "
+                "like Status or Delivery Status (found: %(found)s); nothing was changed"
+            )
+            if len(p["missing"]) == 2
+            else _(
+                "no column of the header names the orders: a courier's sheet needs a column "
+                "like Order ID, Order Ref or Reference (found: %(found)s); nothing was changed"
+            )
+            if "order" in p["missing"]
+            else _(
+                "no column of the header names the parcels' status: a courier's sheet needs a "
+                "column like Status, Delivery Status or Shipment Status (found: %(found)s); "
+                "nothing was changed"
+            )
+        )
+        % {"found": ", ".join(p["found"]) or _("nothing")}
+    ),
     "empty_file": lambda p: (
         _("the file is empty: the first row must name the columns %(required)s")
-        % {"required": REQUIRED}
+        % {"required": p.get("required", REQUIRED)}
     ),
     "not_utf8": lambda p: (
         _(
@@ -77,7 +99,7 @@ _SENTENCES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     ),
     "empty_sheet": lambda p: (
         _("the workbook's first sheet is empty: its first row must name the columns %(required)s")
-        % {"required": REQUIRED}
+        % {"required": p.get("required", REQUIRED)}
     ),
     "too_many_rows": lambda p: (
         _(
@@ -149,6 +171,20 @@ _SENTENCES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "read_failed": lambda p: _(
         "the workbook could not be read (robodash's log says why): save it as CSV and "
         "upload it again; nothing was imported"
+    ),
+    # A courier's sheet applied by a worker (calls/intake/delivery_sheets.py), a batch at a time:
+    # the batches before the stop are recorded, and a sheet applied again changes only the rest.
+    "sheet_too_slow": lambda p: _(
+        "applying the sheet took too long: the rows before the stop are recorded; split the "
+        "rest into smaller files and upload them"
+    ),
+    "sheet_lost": lambda p: _(
+        "the sheet could not be applied: the worker applying it stopped several times. The "
+        "rows before the stop are recorded; upload it again to apply the rest"
+    ),
+    "sheet_failed": lambda p: _(
+        "the sheet could not be applied (robodash's log says why): the rows before the stop "
+        "are recorded; upload it again to apply the rest"
     ),
 }
 

@@ -29,10 +29,21 @@ from calls.intake.rows import KNOWN_COLUMNS, REQUIRED_COLUMNS, OrderRow, RowErro
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 CsvSource = IO[bytes] | IO[str] | File
+# A header row -> the columns a reader uses (its name -> index), or ImportFileError if the
+# header lacks what the reader needs: orders' (_header_columns), a courier sheet's
+# (calls/intake/deliveries.py).
+ColumnsOf = Callable[[list[str]], dict[str, int]]
+SheetRows = Iterator[tuple[int, list[str], dict[str, int], int]]
 
 
 def _header_name(raw: str) -> str:
     return re.sub(r"[\s\-]+", "_", raw.strip().lstrip("\ufeff").strip().lower())
+
+
+def _empty_params(required: str | None) -> dict[str, str]:
+    """An empty file's ImportFileError params: the columns `required` names, when they are not
+    the orders' (file_errors.REQUIRED, the sentence's default)."""
+    return {} if required is None else {"required": required}
 
 
 @contextmanager
@@ -70,16 +81,19 @@ def _header_columns(header: list[str]) -> dict[str, int]:
     return columns
 
 
-def _csv_rows(file: CsvSource) -> Iterator[tuple[int, list[str], dict[str, int], int]]:
-    """(spreadsheet row number, cells, header columns, header width) per non-blank data row."""
+def _csv_rows(
+    file: CsvSource, columns_of: ColumnsOf = _header_columns, required: str | None = None
+) -> SheetRows:
+    """(spreadsheet row number, cells, header columns, header width) per non-blank data row;
+    the header read by `columns_of`, and an empty file said to need `required` columns."""
     row_number = 1
     with _text_lines(file) as text:
         reader = csv.reader(text)
         try:
             header = next(reader, None)
             if header is None or not any(cell.strip() for cell in header):
-                raise ImportFileError("empty_file")
-            columns = _header_columns(header)
+                raise ImportFileError("empty_file", **_empty_params(required))
+            columns = columns_of(header)
             for row_number, cells in enumerate(reader, start=2):
                 if any(cell.strip() for cell in cells):  # Excel leaves blank rows at the end
                     yield row_number, cells, columns, len(header)
@@ -99,8 +113,11 @@ def _sniff(file: CsvSource) -> bytes:
 
 
 def _xlsx_rows(
-    file: CsvSource, on_size: Callable[[int], None] | None = None
-) -> Iterator[tuple[int, list[str], dict[str, int], int]]:
+    file: CsvSource,
+    on_size: Callable[[int], None] | None = None,
+    columns_of: ColumnsOf = _header_columns,
+    required: str | None = None,
+) -> SheetRows:
     """As _csv_rows, for the first sheet of an .xlsx, read within the bounds of
     calls/intake/workbooks.py (openpyxl's read-only mode parses the sheet as it is iterated)."""
     from calls.intake import workbooks
@@ -110,8 +127,8 @@ def _xlsx_rows(
         while header and not header[-1].strip():
             header.pop()  # a sheet's width is its widest row: trailing empty header cells
         if not any(cell.strip() for cell in header):
-            raise ImportFileError("empty_sheet")
-        columns = _header_columns(header)
+            raise ImportFileError("empty_sheet", **_empty_params(required))
+        columns = columns_of(header)
         width = len(header)
         for row_number, values in enumerate(rows, start=2):
             cells = [workbooks.cell_text(value) for value in values[:width]]
@@ -125,17 +142,24 @@ def is_workbook(file: CsvSource) -> bool:
     return _sniff(file).startswith(ZIP_MAGIC)
 
 
-def _file_rows(
-    file: CsvSource, on_sheet_size: Callable[[int], None] | None = None
-) -> Iterator[tuple[int, list[str], dict[str, int], int]]:
-    """The rows of a CSV or .xlsx, told apart by the file's first bytes, not its name.
-    `on_sheet_size` is told a workbook's rows (blank ones included) before they are read."""
+def sheet_rows(
+    file: CsvSource,
+    columns_of: ColumnsOf = _header_columns,
+    *,
+    required: str | None = None,
+    on_sheet_size: Callable[[int], None] | None = None,
+) -> SheetRows:
+    """The rows of a CSV or .xlsx, told apart by the file's first bytes, not its name: (its
+    spreadsheet row number, its cells, the header's columns as `columns_of` reads them, the
+    header's width) per non-blank data row. `required` names the columns an empty file lacks
+    (default: the orders'); `on_sheet_size` is told a workbook's rows (blank ones included)
+    before they are read. ImportFileError if the file as a whole is unusable."""
     head = _sniff(file)
     if head.startswith(OLE_MAGIC):
         raise ImportFileError("old_xls")
     if head.startswith(ZIP_MAGIC):
-        return _xlsx_rows(file, on_sheet_size)
-    return _csv_rows(file)
+        return _xlsx_rows(file, on_sheet_size, columns_of, required)
+    return _csv_rows(file, columns_of, required)
 
 
 def _validate_cells(
@@ -159,6 +183,6 @@ def validated_rows(
 ) -> Iterator[OrderRow | RowError]:
     """Each non-blank data row of `file` (CSV or .xlsx), validated: the one reading of a file
     that the upload page and import_calls share. ImportFileError if the file as a
-    whole is unusable; `on_sheet_size` as for _file_rows."""
-    for row, cells, columns, width in _file_rows(file, on_sheet_size):
+    whole is unusable; `on_sheet_size` as for sheet_rows."""
+    for row, cells, columns, width in sheet_rows(file, on_sheet_size=on_sheet_size):
         yield _validate_cells(row, cells, columns, width)

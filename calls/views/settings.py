@@ -25,6 +25,7 @@ from calls.permissions import SETTINGS, role_required
 from calls.pipeline.balances import STATE_AFTER_CHECK, KeyCheck, check_key, note_provider_state
 from calls.pipeline.provider import in_plain_words
 from calls.views import HtmxHttpRequest
+from calls.views.delivery_sheets import sheet_context
 
 
 @role_required(SETTINGS)
@@ -41,6 +42,8 @@ def _store_form_page(request: HttpRequest, form: StoreForm, store: Store | None)
     # The name as saved: a rejected submit must not retitle the page with what was typed.
     saved_name = Store.objects.get(pk=store.pk).name if store and form.errors else None
     context = {"form": form, "store": store, "saved_name": saved_name or (store and store.name)}
+    if store is not None:
+        context |= sheet_context(store)  # the courier-sheet section (views/delivery_sheets.py)
     return render(request, "settings/store_form.html", context)
 
 

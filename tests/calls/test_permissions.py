@@ -67,6 +67,8 @@ EXPECTED_ROLES: dict[str, tuple[str, ...]] = {
     "store_new": SETTINGS,
     "store_edit": SETTINGS,
     "store_verify": SETTINGS,
+    "store_delivery_sheet": SETTINGS,
+    "store_delivery_sheet_status": SETTINGS,
     "user_new": SETTINGS,
     "user_edit": SETTINGS,
 }

@@ -1,6 +1,9 @@
 """Loaded by schemathesis (SCHEMATHESIS_HOOKS) in tests/shops/test_api_description.py: what the
-description's `pk-mobile` format means, as values to send. Without it a fuzzer sends random text
-as a phone, which the API rightly refuses."""
+description's `pk-mobile` and `past-date-time` formats mean, as values to send. Without it a
+fuzzer sends random text as a phone, and times in the future as a parcel's, which the API rightly
+refuses."""
+
+import datetime as dt
 
 import phonenumbers
 import schemathesis
@@ -16,5 +19,18 @@ schemathesis.openapi.format(
         st.sampled_from(["0", "+92", "+92 ", "92", "0092"]),
         st.sampled_from(["", " ", "-"]),
         st.from_regex(f"{MOBILE}", fullmatch=True),
+    ),
+)
+
+# RFC 3339 times of the past, in UTC or Pakistan's offset, to the second or the microsecond.
+schemathesis.openapi.format(
+    "past-date-time",
+    st.builds(
+        lambda when, zone, seconds: when.replace(tzinfo=zone).isoformat(
+            timespec="seconds" if seconds else "microseconds"
+        ),
+        st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2025, 12, 31)),
+        st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=5))]),
+        st.booleans(),
     ),
 )

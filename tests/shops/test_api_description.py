@@ -15,7 +15,7 @@ from shops.models import ApiToken
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
-EXAMPLES_PER_OPERATION = 30  # about 300 requests in all: 15 s on a quiet machine
+EXAMPLES_PER_OPERATION = 20  # three operations, about 300 requests in all: 15 s on a quiet machine
 
 
 def test_schemathesis_finds_the_live_api_doing_what_its_description_says(
@@ -43,4 +43,4 @@ def test_schemathesis_finds_the_live_api_doing_what_its_description_says(
 
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-6000:]
-    assert "2 selected / 2 total" in report, report[-6000:]
+    assert "3 selected / 3 total" in report, report[-6000:]
