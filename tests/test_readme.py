@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from calls.models import Call, Campaign, Store, User
+from calls.models import Call, Campaign, Order, Store, User
 from shops.models import ApiToken, ShopConnection
 from tests.conftest import TEST_API_KEY
 from tests.support.pipeline import child_database_url
@@ -64,6 +64,12 @@ def test_the_scripted_interface_runs_as_the_readme_writes_it(simulator, settings
         "03011234568,2450.50,KK-1002,Karachi Kitchenware\n"
         "not-a-phone,100,KK-1003,Karachi Kitchenware\n"
     )
+    (tmp_path / "courier.csv").write_text(
+        "Order Ref,Consignment No,Status\n"
+        "KK-1001,LEO-1,Delivered\n"
+        "KK-1002,LEO-2,Returned to shipper\n"
+        "KK-9999,LEO-3,Delivered\n"
+    )
 
     result = run_as_written(
         readme_block("The scripted interface"),
@@ -90,6 +96,12 @@ def test_the_scripted_interface_runs_as_the_readme_writes_it(simulator, settings
     ]
     assert "row 4: phone 'not-a-phone' is not a number" in result.stdout
     assert "Campaign 'Eid sale' is running: 2 calls queued." in result.stdout
+    parcels = Order.objects.filter(store=store).order_by("order_id")
+    assert [(o.order_id, o.delivery, o.tracking) for o in parcels] == [
+        ("KK-1001", "delivered", "LEO-1"),
+        ("KK-1002", "returned", "LEO-2"),
+    ]
+    assert "KK-9999" in result.stdout  # listed with its reason, nothing else changed
     with (tmp_path / "calls.csv").open(newline="") as exported:
         rows = list(csv.DictReader(exported))
     assert sorted(row["order_id"] for row in rows) == ["KK-1001", "KK-1002"]
