@@ -7,8 +7,9 @@ any call, inside the store's calling hours, and counted apart in the figures (no
 notice_charges).
 
 Who asks for one, in the transaction of the change it tells of:
-- shipped: calls.transitions.record_delivery, when an update moves the parcel from nothing to
-  shipped (a parcel first heard of as delivered or returned gets none: it has arrived);
+- shipped: calls.transitions (record_delivery, record_deliveries: a courier's sheet) sends
+  `order_shipped` when an update moves the parcel from nothing to shipped (a parcel first heard
+  of as delivered or returned gets none: it has arrived); `queue_shipped_notices` receives it;
 - cancelled: the shop's cancellation (shops/views.py), after the order's queued calls are
   withdrawn — a queued shipped notice among them (the customer is not told of a parcel that
   will not come), which leaves the order as it is.
@@ -56,3 +57,14 @@ def queue_notice(order: Order, event: str) -> Call | None:
     if call is not None:
         wake_dispatcher()  # on commit: placed now (within hours) rather than at the next sweep
     return call
+
+
+def queue_shipped_notices(order_ids: list[int], **kwargs: object) -> None:
+    """calls.signals.order_shipped: the shipped notice of each order, if its store has a voice
+    for one (one query when it has none). One at a time, a savepoint each: a store that chose
+    a notice pays for it on every parcel anyway."""
+    orders = Order.objects.filter(
+        pk__in=order_ids, store__notify_on_shipped__isnull=False
+    ).order_by("pk")
+    for order in orders:
+        queue_notice(order, Call.NoticeOf.SHIPPED)

@@ -7,3 +7,8 @@ from django.dispatch import Signal
 # inside the transaction that settles it, with `order_id`; a receiver's writes commit or roll
 # back with it (the shops app queues the write-back to the shop here).
 order_settled = Signal()
+
+# Orders first known to have shipped (their parcel went from nothing to shipped). Sent by
+# calls/transitions.py (record_delivery, record_deliveries) inside the transaction that records
+# it, with `order_ids`; calls/notices.py queues the store's shipped notice here.
+order_shipped = Signal()

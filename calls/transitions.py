@@ -191,7 +191,7 @@ from django.utils.translation import gettext_lazy as _lazy
 
 from calls.models import Call, CallEvent, Campaign, Order, OrderEvent, Store, User
 from calls.redaction import redact
-from calls.signals import order_settled
+from calls.signals import order_settled, order_shipped
 
 # Calls in these states may still reach the customer: never start a second one beside them.
 ACTIVE_STATES = (Call.State.QUEUED, Call.State.SENDING, Call.State.IN_PROGRESS)
@@ -999,12 +999,7 @@ def record_delivery(
         if not previous:  # it left: nobody is to decide it any more
             _close_followup(locked.pk, now, actor=actor, why="shipped")
         if delivery == Order.Delivery.SHIPPED and not previous:
-            # Imported here: calls.notices decides whether a notice is due and asks this
-            # module to write it.
-            from calls.notices import queue_notice
-
-            locked.delivery, locked.delivery_at = delivery, at
-            queue_notice(locked, Call.NoticeOf.SHIPPED)
+            order_shipped.send(sender=Order, order_ids=[locked.pk])
     return verdict
 
 
@@ -1183,13 +1178,8 @@ def record_deliveries(
             kind = OrderEvent.Kind.FOLLOWUP_CLOSED.value
             events += [(pk, kind, {"why": "shipped"}) for pk in changed if pk in leaving]
             shipped = [pk for pk in first_news if changed[pk][0] == Order.Delivery.SHIPPED]
-            if shipped and store.notify_on_shipped is not None:
-                # As record_delivery: the first news of shipping queues the store's notice.
-                # One at a time (a savepoint each), only for a store that chose a voice.
-                from calls.notices import queue_notice
-
-                for order in Order.objects.filter(pk__in=shipped).order_by("pk"):
-                    queue_notice(order, Call.NoticeOf.SHIPPED)
+            if shipped:  # as record_delivery
+                order_shipped.send(sender=Order, order_ids=sorted(shipped))
         if events:
             # The events as record_order_event writes them, in one statement (a model instance
             # per event would cost more than the rest of the batch).
