@@ -4,10 +4,12 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
+from django.test import TransactionTestCase
 from django.utils import translation
 
 from calls.models import Store, User
 from simulator.control import SimulatorProcess
+from tests.support import flush
 
 # The key the test store uses on the simulator. Tests look for it in logs, pages and the DB.
 TEST_API_KEY = "sk-live-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -17,6 +19,16 @@ TEST_API_KEY = "sk-live-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 def fast_password_hashing(settings) -> None:
     """Personas are created in most tests; the real hasher would cost half a second each."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def transactional_tests_delete_their_rows() -> Iterator[None]:
+    """After a transactional test, the rows it left are deleted rather than every table
+    truncated: the same empty database for the next test, in a fraction of the time
+    (tests/support/flush.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TransactionTestCase, "_fixture_teardown", flush.fixture_teardown)
+        yield
 
 
 @pytest.fixture(autouse=True)
