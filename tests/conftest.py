@@ -9,7 +9,7 @@ from django.utils import translation
 
 from calls.models import Store, User
 from simulator.control import SimulatorProcess
-from tests.support import flush
+from tests.support import flush, migrations
 
 # The key the test store uses on the simulator. Tests look for it in logs, pages and the DB.
 TEST_API_KEY = "sk-live-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -28,6 +28,26 @@ def transactional_tests_delete_their_rows() -> Iterator[None]:
     (tests/support/flush.py)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TransactionTestCase, "_fixture_teardown", flush.fixture_teardown)
+        yield
+
+
+@pytest.fixture(scope="session")
+def past_database_name(django_db_setup: None, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The migration tests' own database (tests/support/migrations.py): made once a session,
+    where one of them runs, and dropped at its end."""
+    with django_db_blocker.unblock():
+        name = migrations.create_past_database()
+    yield name
+    with django_db_blocker.unblock():
+        migrations.drop_database(name)
+
+
+@pytest.fixture
+def past_database(transactional_db: None, past_database_name: str) -> Iterator[None]:
+    """For the test, the database is an empty one of its own, to migrate forward to its past
+    and on (tests/support/migrations.py). The daily figures are checked there after the test,
+    as on the test database after every other one (pytest_runtest_call below)."""
+    with migrations.on_empty_database(past_database_name):
         yield
 
 
