@@ -4,10 +4,13 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
+from django.test import TransactionTestCase
 from django.utils import translation
+from pytest_django import DjangoDbBlocker
 
 from calls.models import Store, User
 from simulator.control import SimulatorProcess
+from tests.support import flush, migrations, worker_databases
 
 # The key the test store uses on the simulator. Tests look for it in logs, pages and the DB.
 TEST_API_KEY = "sk-live-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -17,6 +20,62 @@ TEST_API_KEY = "sk-live-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 def fast_password_hashing(settings) -> None:
     """Personas are created in most tests; the real hasher would cost half a second each."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def transactional_tests_delete_their_rows() -> Iterator[None]:
+    """After a transactional test, the rows it left are deleted rather than every table
+    truncated: the same empty database for the next test, in a fraction of the time
+    (tests/support/flush.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TransactionTestCase, "_fixture_teardown", flush.fixture_teardown)
+        yield
+
+
+@pytest.fixture(scope="session")
+def django_db_keepdb(request: pytest.FixtureRequest) -> bool:
+    """pytest-django's (--reuse-db), and under pytest-xdist the copy each worker made of the
+    run's migrated template (tests/support/worker_databases.py), which it must not migrate."""
+    reuse: bool = request.config.getvalue("reuse_db")
+    return reuse or worker_databases.copying(request.config)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings: None,  # pytest-django's: names the database after the worker
+    request: pytest.FixtureRequest,
+    django_db_blocker: DjangoDbBlocker,
+) -> Iterator[None]:
+    """Under pytest-xdist, the worker's test database is copied from one migrated once for the
+    run, before pytest-django sets it up, and dropped at the end of the worker's session."""
+    if not worker_databases.copying(request.config):
+        yield
+        return
+    with django_db_blocker.unblock():
+        worker_databases.copy_the_migrated_template(request.config)
+    yield
+    with django_db_blocker.unblock():
+        worker_databases.drop_the_copy_and_the_template(request.config)
+
+
+@pytest.fixture(scope="session")
+def past_database_name(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator[str]:
+    """The migration tests' own database (tests/support/migrations.py): made once a session,
+    where one of them runs, and dropped at its end."""
+    with django_db_blocker.unblock():
+        name = migrations.create_past_database()
+    yield name
+    with django_db_blocker.unblock():
+        migrations.drop_database(name)
+
+
+@pytest.fixture
+def past_database(transactional_db: None, past_database_name: str) -> Iterator[None]:
+    """For the test, the database is an empty one of its own, to migrate forward to its past
+    and on (tests/support/migrations.py). The daily figures are checked there after the test,
+    as on the test database after every other one (pytest_runtest_call below)."""
+    with migrations.on_empty_database(past_database_name):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -163,6 +163,12 @@ def open_page(page: Page, path: str, *, status: int = 200) -> Response:
     return response
 
 
+def wait_until_settled(page: Page) -> None:
+    """Wait for what htmx requested on arrival to land (or fail, which the page's console then
+    says): a condition, where waiting for the network to idle sleeps half a second a page."""
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")
+
+
 def assert_page_assets_loaded(page: Page) -> None:
     page.wait_for_load_state("load")
     # htmx is served from static by {% htmx_script %}; without it nothing on the page updates.

@@ -14,7 +14,7 @@ from django.test import Client
 from playwright.sync_api import ConsoleMessage, Page
 
 from calls.models import User
-from tests.browser.conftest import PASSWORDS, open_page
+from tests.browser.conftest import PASSWORDS, open_page, wait_until_settled
 from tests.browser.every_page import RECORD_VIOLATIONS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -36,7 +36,7 @@ def watch_csp(page: Page) -> list[str]:
 def open_checked(page: Page, path: str, console: list[str]) -> None:
     response = open_page(page, path)
     assert "frame-ancestors 'none'" in (response.header_value("content-security-policy") or "")
-    page.wait_for_load_state("networkidle")  # htmx's fragments land, and are checked too
+    wait_until_settled(page)  # htmx's fragments land, and are checked too
     assert page.evaluate("window.__cspViolations") == [], path
     assert console == [], path
 

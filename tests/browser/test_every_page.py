@@ -27,7 +27,7 @@ from django.utils import translation
 from django.utils.translation import gettext
 from playwright.sync_api import BrowserContext, Page, ViewportSize, expect
 
-from tests.browser.conftest import TIMEOUT_MS, open_page, sign_in_as
+from tests.browser.conftest import TIMEOUT_MS, open_page, sign_in_as, wait_until_settled
 from tests.browser.every_page import (
     NAV_PAGES,
     NOT_PAGES,
@@ -99,11 +99,6 @@ def choose_language(context: BrowserContext, language: str) -> None:
     language, so LocaleMiddleware's choice stands. English is the default."""
     if language != "en":
         context.set_extra_http_headers({"Accept-Language": f"{language};q=1, en;q=0.5"})
-
-
-def wait_until_settled(page: Page) -> None:
-    """Wait for what htmx loads on arrival (the overview's balances) to land."""
-    page.wait_for_function("() => !document.querySelector('.htmx-request')")
 
 
 def axe_violations(page: Page, where: str, rules: list[str] | None = None) -> list[str]:

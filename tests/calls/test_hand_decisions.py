@@ -12,6 +12,7 @@ from calls.models import Call, Campaign, Order
 from calls.transitions import decide_by_hand
 from tests.calls.test_counters import days_ago
 from tests.calls.test_stats import add_calls
+from tests.support.migrations import latest, migrate_to
 
 pytestmark = pytest.mark.django_db
 Outcome = Call.Outcome
@@ -90,31 +91,19 @@ def test_the_reports_page_and_its_export_show_decisions_by_hand(
     assert first[header.index("confirmation_rate_pct")] == "100.0"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_migration_gives_rolled_up_days_their_decided_counts(store):
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
+def test_the_migration_gives_rolled_up_days_their_decided_counts(past_database):
+    apps = migrate_to([("calls", "0008_reattempt_policy")])
+    store = apps.get_model("calls", "Store").objects.create(name="KK", api_key_encrypted="x")
+    campaign = apps.get_model("calls", "Campaign").objects.create(store=store, name="Old")
+    day = days_ago(9).date()
+    apps.get_model("calls", "RolledUpDay").objects.create(day=day, zone="Asia/Karachi")
+    apps.get_model("calls", "DailyFigures").objects.create(
+        day=day, campaign_id=campaign.pk, store_id=store.pk, voice_id=102, calls=6,
+        finished=6, confirmed=3, cancelled=1, no_input=2,
+    )  # fmt: skip
 
-    def migrate_to(name: str):
-        executor = MigrationExecutor(connection)
-        executor.loader.build_graph()
-        executor.migrate([("calls", name)])
-        return executor.loader.project_state([("calls", name)]).apps
+    apps = migrate_to([("calls", "0009_hand_decisions_in_figures")])
 
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
-    try:
-        apps = migrate_to("0008_reattempt_policy")
-        campaign = apps.get_model("calls", "Campaign").objects.create(store_id=store.pk, name="Old")
-        day = days_ago(9).date()
-        apps.get_model("calls", "RolledUpDay").objects.create(day=day, zone="Asia/Karachi")
-        apps.get_model("calls", "DailyFigures").objects.create(
-            day=day, campaign_id=campaign.pk, store_id=store.pk, voice_id=102, calls=6,
-            finished=6, confirmed=3, cancelled=1, no_input=2,
-        )  # fmt: skip
-
-        apps = migrate_to("0009_hand_decisions_in_figures")
-
-        row = apps.get_model("calls", "DailyFigures").objects.get(day=day)
-        assert (row.decided_confirmed, row.decided_cancelled) == (3, 1)
-    finally:
-        MigrationExecutor(connection).migrate(latest)
+    row = apps.get_model("calls", "DailyFigures").objects.get(day=day)
+    assert (row.decided_confirmed, row.decided_cancelled) == (3, 1)
+    migrate_to(latest())  # and on to the latest, where the figures are checked after every test

@@ -8,20 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from calls.models import Order
+from tests.support import migrations
 
 BEFORE = [("calls", "0020_store_voice_and_retries_bounds")]
-
-
-def migrate_to(targets: list[tuple[str, str]]) -> Any:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 def old_world(apps: Any) -> None:
@@ -79,11 +71,11 @@ def old_world(apps: Any) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_open_follow_ups_move_to_their_orders_and_who_decided_becomes_a_value() -> None:
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    latest = migrations.latest()
     try:
-        old_world(migrate_to(BEFORE))
+        old_world(migrations.migrate_to(BEFORE))
 
-        migrate_to(latest)
+        migrations.migrate_to(latest)
 
         orders = {
             o.order_id: (o.followup, o.claimed_by.username if o.claimed_by else None, o.decided_via)
@@ -102,4 +94,4 @@ def test_open_follow_ups_move_to_their_orders_and_who_decided_becomes_a_value() 
         claimed = Order.objects.get(order_id="CLAIMED")
         assert claimed.followup_at == claimed.calls.get().finalized_at
     finally:
-        migrate_to(latest)
+        migrations.migrate_to(latest)

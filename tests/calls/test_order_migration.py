@@ -7,12 +7,11 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from calls.figures.stats import figure_aggregates
 from calls.models import Call, Order
+from tests.support.migrations import latest, migrate_to
 
 BEFORE = [("calls", "0004_poll_pacing_and_pause_reason")]
 # Every page's figures are aggregates over the calls. The ones below read columns that exist in
@@ -30,13 +29,6 @@ def figures() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     calls = Call.objects.order_by()
     per_campaign = calls.values("campaign").annotate(**aggregates).order_by("campaign")
     return calls.aggregate(**aggregates), list(per_campaign)
-
-
-def migrate_to(targets: list[tuple[str, str]]) -> Any:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 def old_world(apps: Any) -> None:
@@ -78,56 +70,53 @@ def old_world(apps: Any) -> None:
     call(linens, "KK-1", 4, state="in_progress")
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_migration_groups_calls_into_orders_losing_nothing_and_changing_no_figure() -> None:
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
-    try:
-        old_apps = migrate_to(BEFORE)
-        old_world(old_apps)
-        # The columns both schemas have (later migrations moved the follow-up to the order).
-        now_columns = {f.column for f in Call._meta.concrete_fields}
-        columns = [
-            f.column
-            for f in old_apps.get_model("calls", "Call")._meta.concrete_fields
-            if f.column in now_columns
-        ]
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {', '.join(columns)} FROM calls_call ORDER BY id")
-            calls_before = cursor.fetchall()
-        figures_before = figures()
+def test_the_migration_groups_calls_into_orders_losing_nothing_and_changing_no_figure(
+    past_database: None,
+) -> None:
+    old_apps = migrate_to(BEFORE)
+    old_world(old_apps)
+    # The columns both schemas have (later migrations moved the follow-up to the order).
+    now_columns = {f.column for f in Call._meta.concrete_fields}
+    columns = [
+        f.column
+        for f in old_apps.get_model("calls", "Call")._meta.concrete_fields
+        if f.column in now_columns
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(columns)} FROM calls_call ORDER BY id")
+        calls_before = cursor.fetchall()
+    figures_before = figures()
 
-        migrate_to(latest)
+    migrate_to(latest())
 
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {', '.join(columns)} FROM calls_call ORDER BY id")
-            assert cursor.fetchall() == calls_before
-        assert figures() == figures_before
-        orders = {
-            (o.store.name, o.order_id): (
-                o.campaign.name,
-                o.status,
-                o.decision,
-                o.source,
-                o.amount,
-                o.calls.count(),
-            )
-            for o in Order.objects.select_related("store", "campaign")
-        }
-        assert orders == {
-            ("Karachi Kitchenware", "KK-1"): (
-                "May",
-                "confirmed",
-                "confirmed",
-                "csv",
-                Decimal("1500.00"),
-                2,
-            ),
-            ("Karachi Kitchenware", "KK-2"): ("May", "waiting", "", "csv", Decimal("1501.00"), 2),
-            ("Karachi Kitchenware", "KK-3"): ("June", "rejected", "", "form", Decimal("1502"), 1),
-            ("Lahore Linens", "KK-1"): ("May", "calling", "", "csv", Decimal("1504.00"), 1),
-        }
-        confirmed = Order.objects.get(store__name="Karachi Kitchenware", order_id="KK-1")
-        assert confirmed.decided_by is None and confirmed.decided_at == T0 + dt.timedelta(hours=1)
-        assert not Call.objects.filter(shop_order__isnull=True).exists()
-    finally:
-        migrate_to(latest)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(columns)} FROM calls_call ORDER BY id")
+        assert cursor.fetchall() == calls_before
+    assert figures() == figures_before
+    orders = {
+        (o.store.name, o.order_id): (
+            o.campaign.name,
+            o.status,
+            o.decision,
+            o.source,
+            o.amount,
+            o.calls.count(),
+        )
+        for o in Order.objects.select_related("store", "campaign")
+    }
+    assert orders == {
+        ("Karachi Kitchenware", "KK-1"): (
+            "May",
+            "confirmed",
+            "confirmed",
+            "csv",
+            Decimal("1500.00"),
+            2,
+        ),
+        ("Karachi Kitchenware", "KK-2"): ("May", "waiting", "", "csv", Decimal("1501.00"), 2),
+        ("Karachi Kitchenware", "KK-3"): ("June", "rejected", "", "form", Decimal("1502"), 1),
+        ("Lahore Linens", "KK-1"): ("May", "calling", "", "csv", Decimal("1504.00"), 1),
+    }
+    confirmed = Order.objects.get(store__name="Karachi Kitchenware", order_id="KK-1")
+    assert confirmed.decided_by is None and confirmed.decided_at == T0 + dt.timedelta(hours=1)
+    assert not Call.objects.filter(shop_order__isnull=True).exists()

@@ -17,9 +17,9 @@ from calls.pipeline import dispatch
 from calls.pipeline.balances import LaunchCheck, check_launch, provider_states
 from calls.templatetags.present import pause_reason
 from tests.calls.test_balances import closed_port_url
-from tests.calls.test_order_migration import migrate_to
 from tests.calls.test_pages_campaigns import single_order
 from tests.calls.test_stats import add_calls
+from tests.support.migrations import migrate_to
 from tests.support.pages import text_of
 
 pytestmark = pytest.mark.django_db

@@ -4,30 +4,21 @@ become the count, and the shop's real deliveries stay."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from shops.models import ReceivedWebhook, ShopConnection
+from tests.support import migrations
 
 BEFORE = [("shops", "0003_last_webhook_from_deliveries")]
 T0 = dt.datetime(2026, 11, 1, 7, 0, tzinfo=dt.UTC)
 
 
-def migrate_to(targets: list[tuple[str, str]]) -> Any:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_stored_pings_become_the_connections_count_and_real_deliveries_stay() -> None:
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    latest = migrations.latest()
     try:
-        apps = migrate_to(BEFORE)
+        apps = migrations.migrate_to(BEFORE)
         store = apps.get_model("calls", "Store").objects.create(name="KK", api_key_encrypted="x")
         woo = apps.get_model("shops", "ShopConnection").objects.create(
             store=store, kind="woocommerce"
@@ -42,10 +33,10 @@ def test_stored_pings_become_the_connections_count_and_real_deliveries_stay() ->
             )
         Received.objects.create(connection=woo, delivery_id="77", topic="order.created")
 
-        migrate_to(latest)
+        migrations.migrate_to(latest)
 
         woo = ShopConnection.objects.get()
         assert (woo.pings_received, woo.last_ping_at) == (3, T0 + dt.timedelta(minutes=2))
         assert list(ReceivedWebhook.objects.values_list("delivery_id", flat=True)) == ["77"]
     finally:
-        migrate_to(latest)
+        migrations.migrate_to(latest)

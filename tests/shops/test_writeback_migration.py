@@ -4,30 +4,20 @@ become codes the order page words."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from shops.models import WriteBack
 from tests.shops.test_outbox import shop_order
+from tests.support import migrations
 
 BEFORE = [("shops", "0004_woocommerce_pings_counted")]
 
 
-def migrate_to(targets: list[tuple[str, str]]) -> Any:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_an_orders_rows_for_a_connection_become_one_and_their_sentences_become_codes(store):
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    latest = migrations.latest()
     try:
-        apps = migrate_to(BEFORE)
+        apps = migrations.migrate_to(BEFORE)
         Connection = apps.get_model("shops", "ShopConnection")
         OldWriteBack = apps.get_model("shops", "WriteBack")
         shopify = Connection.objects.create(store_id=store.pk, kind="shopify")
@@ -55,7 +45,7 @@ def test_an_orders_rows_for_a_connection_become_one_and_their_sentences_become_c
             order_id=once.pk, connection=shopify, event="cancelled", result="something else"
         )
 
-        migrate_to(latest)
+        migrations.migrate_to(latest)
 
         rows = {row.pk: row for row in WriteBack.objects.all()}
         assert set(rows) == {newest.pk, noted.pk, unknown.pk}  # `told` merged into `newest`
@@ -71,7 +61,7 @@ def test_an_orders_rows_for_a_connection_become_one_and_their_sentences_become_c
         assert (rows[noted.pk].version, rows[noted.pk].told_event) == (1, "cancelled")
         assert rows[unknown.pk].result == [] and rows[unknown.pk].summary() == ""
     finally:
-        migrate_to(latest)
+        migrations.migrate_to(latest)
 
 
 @pytest.mark.parametrize(
