@@ -287,6 +287,8 @@ POST_ONLY = {
     "order_decide",
     "order_call_again",
     "order_phone",
+    "order_delivery",
+    "store_delivery_sheet",
     "order_bulk",
     "followup_claim",
     "followup_release",
@@ -304,7 +306,7 @@ FORM_TARGETS = {"campaign_single_order", "campaign_upload"}
 # download send the browser on to the campaign's page.
 NOTHING_WAITING = {"campaign_launch", "campaign_upload_rejected"}
 # Fragments are asked for by htmx, as the pages do.
-FRAGMENTS = {"overview_balances", "campaign_progress", "call_row"}
+FRAGMENTS = {"overview_balances", "campaign_progress", "call_row", "store_delivery_sheet_status"}
 
 
 def demo_call_is_final(var_dir: Path, pk: int) -> bool:
@@ -333,6 +335,8 @@ def walk_every_url(
             expected = {405}
         elif name in FORM_TARGETS or name in NOTHING_WAITING:
             expected = {302}
+        elif name == "store_delivery_sheet_status":
+            expected = {286}  # the demo has applied no courier sheet: nothing to poll
         elif name == "call_row":
             # A final call's row answers 286 (htmx: stop polling). The demo's calls finish while
             # the walk runs: either answer is right for a call that became final meanwhile.

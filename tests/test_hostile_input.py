@@ -132,7 +132,9 @@ def test_the_sweep_covers_every_page_that_answers_get():
         "campaign_resume",
         "store_new",
         "store_verify",
+        "store_delivery_sheet",
         "overview_balances",
+        "store_delivery_sheet_status",  # a courier sheet's progress: its own tests cover it
     }
     assert named - post_only == set(GET_PAGES)
 

@@ -44,7 +44,7 @@ NOT_PAGES = {
     *("followup_claim", "followup_release", "followup_take_over", "followup_handled"),
     *("followup_callback", "followup_next", "order_bulk"),
     *("campaign_single_order", "campaign_upload", "campaign_pause", "campaign_resume"),
-    "store_verify",
+    *("store_verify", "store_delivery_sheet", "store_delivery_sheet_status"),
 }
 PAGES = [name for name in EXPECTED_ROLES if name not in NOT_PAGES]
 # Pages outside calls/urls.py (shops/urls.py), with the roles that open them.

@@ -92,15 +92,18 @@ def test_the_orders_lists_read_their_page_straight_off_an_index(client):
                WHERE id % 100 < 20"""
         )
         cursor.execute("ANALYZE calls_order")
-    for url, index in [
-        ("/orders/?delivery=returned", "order_delivery_created_idx"),
-        ("/orders/?delivery=delivered", "order_delivery_created_idx"),
-        ("/orders/?delivery=none", "order_created_idx"),
+    # A rare state is read off its own index; a common one (delivered: 12% of the orders) may
+    # as well be found walking the newest orders (some 400 read for a page of 50): either plan
+    # reads the page without a sort and with bounded waste, which is what is checked.
+    for url, indexes in [
+        ("/orders/?delivery=returned", {"order_delivery_created_idx"}),
+        ("/orders/?delivery=delivered", {"order_delivery_created_idx", "order_created_idx"}),
+        ("/orders/?delivery=none", {"order_created_idx"}),
     ]:
         nodes = _listing_plan(client, url)
 
         scans = _order_scans(nodes)
-        assert [n.get("Index Name") for n in scans] == [index], (url, nodes)
+        assert len(scans) == 1 and scans[0].get("Index Name") in indexes, (url, nodes)
         assert not any(n["Node Type"] in ("Sort", "Incremental Sort") for n in nodes), nodes
         assert scans[0]["Actual Rows"] <= 51
         assert scans[0].get("Rows Removed by Filter", 0) < 1000, scans
