@@ -31,6 +31,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SLOW_CLIENTS = 16
 ANNOUNCED = 1_000_000
+ANSWERED_DEADLINE = 15  # seconds: a page that answers at all, on a busy machine
 PAGE_DEADLINE = 2.0
 BUFFERING = "\t\trequest_buffers 11MiB\n"
 
@@ -61,16 +62,18 @@ def slow_bodies(site: Site, path: str, count: int) -> Iterator[list[ssl.SSLSocke
         yield connections
 
 
-def sign_in_page_seconds(site: Site) -> float | None:
-    """How long the sign-in page took over a new connection, or None past PAGE_DEADLINE."""
+def sign_in_page_seconds(site: Site, deadline: float = PAGE_DEADLINE) -> float | None:
+    """How long the sign-in page took over a new connection, or None past `deadline`."""
     started = time.monotonic()
     try:
-        page = requests.get(f"{site.url}/accounts/login/", verify=str(site.root_ca), timeout=2)
+        page = requests.get(
+            f"{site.url}/accounts/login/", verify=str(site.root_ca), timeout=deadline
+        )
     except requests.RequestException:
         return None
     seconds = time.monotonic() - started
     assert page.status_code == 200
-    return seconds if seconds < PAGE_DEADLINE else None
+    return seconds if seconds < deadline else None
 
 
 def is_unanswered(tls: ssl.SSLSocket) -> bool:
@@ -112,8 +115,11 @@ def test_sixteen_slow_bodies_leave_the_pages_answering_and_would_stop_them_unbuf
             ) as site,
             slow_bodies(site, shopify_path, SLOW_CLIENTS) as held,
         ):
+            # Answered, however busy the machine running the tests: the workers held by slow
+            # bodies (below, unbuffered) never answer at all, so a generous deadline here
+            # still tells the two apart.
             for _ in range(3):
-                assert sign_in_page_seconds(site) is not None
+                assert sign_in_page_seconds(site, deadline=ANSWERED_DEADLINE) is not None
             assert all(is_unanswered(tls) for tls in held), "every slow body is still pending"
             # The held requests were real ones: sent in full, gunicorn answers each (the
             # signature is missing: 401), so Caddy had kept them open all along.
