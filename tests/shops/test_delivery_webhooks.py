@@ -14,7 +14,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from calls.models import Call, Order, OrderEvent
+from calls.models import Call, Order, OrderEvent, Store
 from shops.forms import WooCommerceForm
 from shops.intake import receive_order
 from shops.models import ShopConnection
@@ -100,6 +100,19 @@ def test_a_new_fulfillment_ships_the_order_at_the_shops_time_with_its_tracking(o
     assert order.tracking == "TCS77"
     [event] = OrderEvent.objects.filter(order=order, kind="delivery")
     assert event.data["delivery"] == "shipped" and event.data["via"] == "shopify"
+
+
+def test_a_shopify_fulfillment_brings_one_notice_call_however_often_it_is_sent(
+    order, store, stand_ins
+):
+    Store.objects.filter(pk=store.pk).update(notify_on_shipped=103)
+    for _ in range(2):
+        stand_ins.send_fulfillment(SHOPIFY_ID, at=MORNING.isoformat(), tracking_number="TCS77")
+
+    notices = Call.objects.filter(shop_order=order, purpose=Call.Purpose.NOTICE)
+    assert [(c.notice_of, c.voice_id, c.text2) for c in notices] == [
+        ("shipped", 103, order.order_id)
+    ]
 
 
 def test_a_fulfillment_update_says_where_the_parcel_is(store, shopify, stand_ins):
