@@ -56,6 +56,14 @@ def schedule_periodic_work(sender: Celery, **kwargs: object) -> None:
         name="sweep due write-backs",
         expires=max(every * 3, 5),
     )
+    # The inbox: the shops' deliveries waiting for a worker (shops/inbox.py), each also woken
+    # for as it is stored; the sweep takes in any whose wake was lost.
+    sender.add_periodic_task(
+        every,
+        sender.signature("shops.tasks.take_in_webhooks"),
+        name="take in waiting webhooks",
+        expires=max(every * 3, 5),
+    )
     # The pages show the stored balances; this keeps them a minute old at most.
     sender.add_periodic_task(
         BALANCE_SECONDS,

@@ -7,6 +7,10 @@ An order whose phone robodash cannot call is stored as rejected, with the reason
 called; so is one the shop's payload reader found a problem with (a refused character, an amount
 past what robodash stores: IncomingOrder.problems), with values it made storable. An order that
 is not cash on delivery is acknowledged and only counted.
+
+A shop's cancellation withdraws the order's queued calls (`withdraw_order`). One that comes before
+the order it cancels is kept (EarlyCancellation) and the order is withdrawn as soon as it is made:
+shops send their webhooks in no promised order, and a lost create comes again later.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from django.db import transaction
 from calls.intake.known import OrderAlreadyKnown, already_known, known_orders, lock_intake
 from calls.intake.rows import max_length_of
 from calls.intake.single import create_single_call
-from calls.models import CENT, Campaign, Order, Store
+from calls.models import CENT, Call, Campaign, Order, Store
+from calls.notices import queue_notice
 from calls.phones import InvalidPhone, normalize_pk_mobile
-from calls.transitions import reject_at_intake
+from calls.transitions import reject_at_intake, withdraw
+from shops.models import EarlyCancellation
 from shops.payloads import IncomingOrder
 
 # The campaign each source's orders join: a batch label, one per store and source.
@@ -35,11 +41,16 @@ NOT_COD = "not cash on delivery"
 class Received:
     """What became of an incoming order, for the shop's answer and the Integrations page."""
 
-    # "queued", "known", "rejected", "not_cod"; a cancellation's "withdrawn", "too_late"; a
-    # parcel's "recorded"; "ignored" (the message says why).
+    # A ReceivedWebhook.Outcome: "queued", "known", "rejected", "not_cod"; a cancellation's
+    # "withdrawn", "too_late", "early_cancel"; a parcel's "recorded"; "ignored" (the message
+    # says why).
     outcome: str
     order: Order | None
     message: str
+
+
+def not_cod(incoming: IncomingOrder) -> Received:
+    return Received("not_cod", None, f"{NOT_COD} ({incoming.payment}): ignored")
 
 
 def intake_campaign(store: Store, source: str, name: str = "") -> Campaign:
@@ -53,7 +64,7 @@ def receive_order(
     store: Store, incoming: IncomingOrder, source: str, *, campaign_name: str = ""
 ) -> Received:
     if not incoming.cash_on_delivery:
-        return Received("not_cod", None, f"{NOT_COD} ({incoming.payment}): ignored")
+        return not_cod(incoming)
     campaign = intake_campaign(store, source, campaign_name)
     if incoming.problems:
         problems = {name: [reason] for name, reason in incoming.problems.items()}
@@ -73,7 +84,43 @@ def receive_order(
         return Received("known", known.order, known.message_dict["order_id"][0])
     except ValidationError as error:
         return _rejected(store, campaign, incoming, source, error.message_dict)
+    if EarlyCancellation.objects.filter(store=store, order_id=call.shop_order.order_id).exists():
+        withdraw_order(store, call.shop_order.order_id)
+        return Received(
+            "withdrawn",
+            call.shop_order,
+            f"order {incoming.order_id} was cancelled in the shop before it came: not called",
+        )
     return Received("queued", call.shop_order, f"order {incoming.order_id} queued for its call")
+
+
+def withdraw_order(store: Store, order_id: str) -> Received:
+    """The shop cancelled the order: its queued calls are withdrawn (a queued notice too: the
+    customer is not told of a parcel that will not come) and the store's cancelled notice is
+    queued (calls/notices.py). An order not made yet is withdrawn when it is."""
+    with transaction.atomic():
+        order = Order.objects.filter(store=store, order_id=order_id).first()
+        if order is None:
+            # Under the intake lock, which a single order takes shared while it is made: either
+            # that order is stored now, or it will find this row when it looks.
+            lock_intake(store)
+            order = Order.objects.filter(store=store, order_id=order_id).first()
+        if order is None:
+            EarlyCancellation.objects.get_or_create(store=store, order_id=order_id[:100])
+            return Received(
+                "early_cancel",
+                None,
+                f"order {order_id} is not here yet: it will not be called when it comes",
+            )
+        # Not the cancelled notice itself, queued when the shop first said so: a resend keeps it.
+        queued = order.calls.filter(state=Call.State.QUEUED).exclude(
+            notice_of=Call.NoticeOf.CANCELLED
+        )
+        withdrawn = [call for call in queued if withdraw(call, None)]
+        queue_notice(order, Call.NoticeOf.CANCELLED)
+    if any(call.purpose == Call.Purpose.VERIFY for call in withdrawn):
+        return Received("withdrawn", order, f"order {order_id} cancelled in the shop: not called")
+    return Received("too_late", order, f"order {order_id} cancelled in the shop after its call")
 
 
 def _rejected(

@@ -129,17 +129,45 @@ class ShopConnection(models.Model):
 
 
 class ReceivedWebhook(models.Model):
-    """A delivery a shop sent, by its own id: a redelivery of the same id changes nothing."""
+    """A delivery a shop sent, by its own id: a redelivery of the same id changes nothing.
+
+    The web process stores the signed body and answers; a worker takes it in (shops/inbox.py:
+    the order made, the cancellation or the parcel's news applied), each connection's
+    deliveries in the order they arrived. Until then `processed_at` is empty; afterwards the
+    body is dropped (the order keeps what robodash needs) and `outcome` and `result` say what
+    became of it."""
+
+    class Outcome(models.TextChoices):
+        WAITING = "", _("Waiting for a worker")
+        QUEUED = "queued", _("Order queued for its call")
+        KNOWN = "known", _("Order already known")
+        REJECTED = "rejected", _("Order cannot be called")
+        NOT_COD = "not_cod", _("Not cash on delivery")
+        WITHDRAWN = "withdrawn", _("Withdrawn before its call")
+        TOO_LATE = "too_late", _("Cancelled after its call")
+        EARLY_CANCEL = "early_cancel", _("Cancelled before the order arrived")
+        RECORDED = "recorded", _("Parcel news recorded")
+        IGNORED = "ignored", _("Ignored")
+        UNREADABLE = "unreadable", _("Unreadable")
+        FAILED = "failed", _("Could not be taken in")
 
     connection = models.ForeignKey(ShopConnection, on_delete=models.CASCADE)
     delivery_id = models.CharField(max_length=200)
     topic = models.CharField(max_length=100, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
+    # The signed body as it came, kept until a worker has taken it in.
+    body = models.BinaryField(default=b"", blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
     result = models.CharField(max_length=300, blank=True)
+    # Tries that failed unexpectedly (the database went away mid-way, a bug): after
+    # shops.inbox.MAX_ATTEMPTS it is set aside as failed, its body kept, so one bad delivery
+    # cannot hold up the shop's others.
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [
-            # Inserted before the order is: the second of two concurrent deliveries loses here.
+            # Inserted before anything else: the second of two concurrent deliveries loses here.
             models.UniqueConstraint(
                 fields=["connection", "delivery_id"], name="received_webhook_once"
             ),
@@ -147,10 +175,34 @@ class ReceivedWebhook(models.Model):
         indexes = [
             # The Integrations page's "last webhook received" of a connection.
             models.Index(fields=["connection", "-id"], name="received_webhook_latest_idx"),
+            # shops.inbox: the deliveries a worker has still to take in, oldest first.
+            models.Index(
+                fields=["connection", "id"],
+                condition=models.Q(processed_at__isnull=True),
+                name="received_webhook_waiting_idx",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.topic or 'webhook'} {self.delivery_id}"
+
+
+class EarlyCancellation(models.Model):
+    """A shop's cancellation of an order robodash did not have yet (the shop sent it first, or
+    it was taken in first): the order is withdrawn the moment it arrives (shops/intake.py)."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="+")
+    order_id = models.CharField(max_length=100)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # Looked up by each shop order as it is made; a cancellation sent twice is one row.
+            models.UniqueConstraint(fields=["store", "order_id"], name="early_cancellation_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} cancelled early"
 
 
 def hash_api_token(token: str) -> str:

@@ -11,6 +11,7 @@ import secrets
 from typing import Any
 
 from django.contrib import messages
+from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -20,12 +21,18 @@ from django.views.decorators.http import require_POST
 from calls.intake.storable_text import refused_character
 from calls.models import Store
 from calls.permissions import SETTINGS, role_required
+from shops import inbox
 from shops.forms import FORMS, ApiTokenForm
-from shops.intake import NOT_COD
 from shops.models import ApiToken, ReceivedWebhook, ShopConnection, WriteBack
 from shops.signatures import base64_hmac
 from shops.urls_public import WEBHOOK_TOPICS, orders_api_url, webhook_url
 from shops.views import HEADERS, receive_webhook
+
+
+def _waiting(connection: ShopConnection) -> dict[str, Any] | None:
+    waiting = ReceivedWebhook.objects.filter(connection=connection, processed_at__isnull=True)
+    found = waiting.aggregate(count=Count("id"), since=Min("received_at"))
+    return found if found["count"] else None
 
 
 def _context(request: HttpRequest, store: Store, bound: dict[str, Any]) -> dict[str, Any]:
@@ -51,10 +58,12 @@ def _context(request: HttpRequest, store: Store, bound: dict[str, Any]) -> dict[
                 "topics": WEBHOOK_TOPICS.get(ShopConnection.Kind(kind), ()),
                 "last_out": last_out,
                 "last_in": connection.last_received() if connection else None,
+                # Deliveries stored and not taken in yet: a worker is behind, or none runs.
+                "waiting": _waiting(connection) if connection else None,
                 # Orders the shop sent that were not cash on delivery: acknowledged, counted.
                 "not_cod": (
                     ReceivedWebhook.objects.filter(
-                        connection=connection, result__startswith=NOT_COD
+                        connection=connection, outcome=ReceivedWebhook.Outcome.NOT_COD
                     ).count()
                     if connection
                     else 0
@@ -180,6 +189,14 @@ def send_test_order(request: HttpRequest, pk: int) -> HttpResponse:
         names["delivery"]: f"robodash-test-{payload['id']}",
     }
     answer = json.loads(receive_webhook(connection, body, headers).content)
+    if answer["result"] == "accepted":
+        # Taken in now, as a worker would (the shop's earlier deliveries first): the merchant
+        # sees at once what became of it.
+        inbox.take_in_connection(connection.pk)
+        row = ReceivedWebhook.objects.get(
+            connection=connection, delivery_id=headers[names["delivery"]]
+        )
+        answer = {"result": row.outcome or "accepted", "message": row.result or answer["message"]}
     level = messages.SUCCESS if answer["result"] == "queued" else messages.WARNING
     messages.add_message(
         request, level, _("Test order: %(answer)s") % {"answer": answer["message"]}

@@ -1,8 +1,9 @@
-"""Celery tasks of the outbox: thin, ids only (shops/outbox.py has the work)."""
+"""Celery tasks of the inbox and the outbox: thin, ids only (shops/inbox.py and shops/outbox.py
+have the work)."""
 
 from celery import shared_task
 
-from shops import outbox
+from shops import inbox, outbox
 
 
 @shared_task(ignore_result=True, soft_time_limit=50, time_limit=60)
@@ -20,3 +21,10 @@ def deliver_write_back(write_back_id: int) -> None:
     row = WriteBack.objects.filter(pk=write_back_id, state=WriteBack.State.SENDING).first()
     if row is not None:
         outbox.deliver(row)
+
+
+@shared_task(ignore_result=True, soft_time_limit=100, time_limit=120)
+def take_in_webhooks() -> None:
+    """Take in the shops' waiting deliveries (shops/inbox.py). Woken by each delivery stored,
+    and run by beat every few seconds for any a lost wake left waiting."""
+    inbox.take_in_waiting()

@@ -21,8 +21,8 @@ WEBHOOK_VIEWS = {
     ShopConnection.Kind.SHOPIFY: "shopify_webhook",
     ShopConnection.Kind.WOOCOMMERCE: "woocommerce_webhook",
 }
-# The topics to register with that address, each acted on by shops.views._act: what connect_shop
-# prints and the Integrations page shows.
+# The topics to register with that address, each read by shops.inbox.read_delivery: what
+# connect_shop prints and the Integrations page shows.
 WEBHOOK_TOPICS = {
     ShopConnection.Kind.SHOPIFY: (
         "orders/create",

@@ -16,12 +16,14 @@ from django.core.management.base import CommandError
 
 from calls.models import Call, Order, OrderEvent, Store
 from shops.forms import WooCommerceForm
+from shops.inbox import take_in_waiting
 from shops.intake import receive_order
 from shops.models import ShopConnection
 from shops.payloads import IncomingOrder
 from shops.urls_public import WEBHOOK_TOPICS
 from standins.server import StandIns
 from tests.shops.test_outbox import deliver_until_done, press
+from tests.support.webhooks import taken_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SHOPIFY_SECRET, WOO_SECRET = "shpss_parcel_5a4b3c", "woo-parcel-9f8e7d"
@@ -81,7 +83,8 @@ def order(store, shopify) -> Order:
 
 
 def answered(sent: dict) -> tuple[int, str]:
-    return sent["status"], sent["answer"]["result"]
+    """The stand-in's delivery answered, and what became of it once the inbox took it in."""
+    return sent["status"], taken_in(sent["answer"])[0]
 
 
 def delivery_of(order: Order) -> tuple[str, dt.datetime | None, str]:
@@ -108,6 +111,7 @@ def test_a_shopify_fulfillment_brings_one_notice_call_however_often_it_is_sent(
     Store.objects.filter(pk=store.pk).update(notify_on_shipped=103)
     for _ in range(2):
         stand_ins.send_fulfillment(SHOPIFY_ID, at=MORNING.isoformat(), tracking_number="TCS77")
+    take_in_waiting()  # what the worker the deliveries woke does
 
     notices = Call.objects.filter(shop_order=order, purpose=Call.Purpose.NOTICE)
     assert [(c.notice_of, c.voice_id, c.text2) for c in notices] == [
@@ -125,7 +129,7 @@ def test_a_fulfillment_update_says_where_the_parcel_is(store, shopify, stand_ins
         sent = stand_ins.send_fulfillment(
             SHOPIFY_ID + n, topic="fulfillments/update", at=NOON.isoformat(), **update
         )
-        answers[shipment_status] = (sent["answer"]["result"], delivery_of(shipped)[0])
+        answers[shipment_status] = (taken_in(sent["answer"])[0], delivery_of(shipped)[0])
 
     assert answers == {
         "delivered": ("recorded", "delivered"),
@@ -171,7 +175,7 @@ def test_an_older_update_never_overwrites_a_newer_one(order, stand_ins):
     in_transit_late = stand_ins.send_fulfillment(SHOPIFY_ID, **update, shipment_status="in_transit")
 
     assert answered(returned_earlier) == (200, "ignored")
-    assert "not later than what is known" in returned_earlier["answer"]["message"]
+    assert "not later than what is known" in taken_in(returned_earlier["answer"])[1]
     assert answered(in_transit_late) == (200, "ignored")
     assert delivery_of(order) == ("delivered", NOON, "shopify")
 
@@ -180,7 +184,7 @@ def test_a_fulfillment_of_an_order_the_store_does_not_have_changes_nothing(order
     sent = stand_ins.send_fulfillment(555000111)
 
     assert answered(sent) == (200, "ignored")
-    assert sent["answer"]["message"] == "order id 555000111 is not known here"
+    assert taken_in(sent["answer"])[1] == "order id 555000111 is not known here"
     assert delivery_of(order) == ("", None, "")
     assert not OrderEvent.objects.filter(kind__in=["delivery", "delivery_ignored"]).exists()
 
@@ -230,7 +234,7 @@ def test_a_woocommerce_status_says_what_became_of_the_parcel_by_default(
     for n, status in enumerate(statuses, start=727):
         updated = shop_order(store, "woocommerce", str(n), name=str(n))
         sent = stand_ins.send_order_updated(n, status, at=NOON.isoformat())
-        answers[status] = (sent["answer"]["result"], *delivery_of(updated))
+        answers[status] = (taken_in(sent["answer"])[0], *delivery_of(updated))
 
     assert answers == {
         "completed": ("recorded", "delivered", NOON, "woocommerce"),
@@ -239,7 +243,7 @@ def test_a_woocommerce_status_says_what_became_of_the_parcel_by_default(
         "wc-returned-to-vendor": ("recorded", "returned", NOON, "woocommerce"),
         "on-hold": ("ignored", "", None, ""),  # a status the mapping does not name: nothing
     }
-    assert stand_ins.records()["sent"][-1]["answer"]["message"] == (
+    assert taken_in(stand_ins.records()["sent"][-1]["answer"])[1] == (
         "order 731: status on-hold says nothing of the parcel"
     )
 
@@ -285,10 +289,10 @@ def test_a_cancelled_order_robodash_marked_failed_in_the_shop_is_not_a_return(
 
     [own] = stand_ins.records()["sent"]
     assert (own["topic"], own["status"]) == ("order.updated", 200)
-    assert own["answer"] == {
-        "result": "ignored",
-        "message": "order 727: status failed is robodash's own write-back",
-    }
+    assert taken_in(own["answer"]) == (
+        "ignored",
+        "order 727: status failed is robodash's own write-back",
+    )
     assert stand_ins.records()["woocommerce"]["727"]["status"] == "failed"
     assert delivery_of(cancelled) == ("", None, "")
 
@@ -376,4 +380,4 @@ def test_every_topic_robodash_asks_for_is_one_it_acts_on(shopify, woocommerce, s
             sent = stand_ins.send_raw(kind, topic, '{"id": 1, "order_id": 1, "status": "x"}')
 
             assert sent["status"] in (200, 400), sent
-            assert "is not one robodash acts on" not in sent["answer"]["message"], sent
+            assert "is not one robodash acts on" not in taken_in(sent["answer"])[1], sent

@@ -11,8 +11,10 @@ import json
 import pytest
 
 from calls.models import Call, Order
+from shops.inbox import take_in_waiting
 from shops.models import ReceivedWebhook, ShopConnection
 from tests.support.pages import text_of
+from tests.support.webhooks import taken_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SHOPIFY_SECRET = "shpss_5a4b3c2d1e0f"
@@ -50,23 +52,40 @@ def shopify_order(**changes) -> bytes:
     return json.dumps(order | changes).encode()
 
 
+def taken_in_after(response):
+    take_in_waiting()
+    return response
+
+
+def outcome(response) -> str:
+    """What became of the delivery: its answer's, or the inbox's once it has taken it in."""
+    return taken_in(response.json())[0]
+
+
+def message(response) -> str:
+    return taken_in(response.json())[1]
+
+
 def post_shopify(client, store, body: bytes, *, topic="orders/create", delivery="d-1", sig=None):
-    return client.post(
-        f"/hooks/shopify/{store.pk}/",
-        data=body,
-        content_type="application/json",
-        headers={
-            "X-Shopify-Topic": topic,
-            "X-Shopify-Webhook-Id": delivery,
-            "X-Shopify-Hmac-Sha256": signed(body, SHOPIFY_SECRET) if sig is None else sig,
-        },
+    """The webhook sent, answered, and taken in by the inbox (as a worker would)."""
+    return taken_in_after(
+        client.post(
+            f"/hooks/shopify/{store.pk}/",
+            data=body,
+            content_type="application/json",
+            headers={
+                "X-Shopify-Topic": topic,
+                "X-Shopify-Webhook-Id": delivery,
+                "X-Shopify-Hmac-Sha256": signed(body, SHOPIFY_SECRET) if sig is None else sig,
+            },
+        )
     )
 
 
 def test_a_signed_cod_order_becomes_an_order_and_one_queued_call(client, store, shopify):
     response = post_shopify(client, store, shopify_order())
 
-    assert response.status_code == 200 and response.json()["result"] == "queued"
+    assert response.status_code == 200 and outcome(response) == "queued"
     order = Order.objects.get(store=store, order_id="#1001")
     assert (order.source, order.phone, order.amount) == ("shopify", "923001234567", 1500)
     assert order.customer_name == "Ayesha Khan" and order.campaign.name == "Shopify orders"
@@ -95,7 +114,7 @@ def test_a_bad_or_missing_signature_is_401_and_stores_nothing(client, store, sho
 
 
 def test_the_same_delivery_three_times_is_one_order_and_one_call(client, store, shopify):
-    answers = [post_shopify(client, store, shopify_order()).json()["result"] for _ in range(3)]
+    answers = [outcome(post_shopify(client, store, shopify_order())) for _ in range(3)]
 
     assert answers == ["queued", "duplicate", "duplicate"]
     assert Order.objects.count() == 1 and Call.objects.count() == 1
@@ -105,7 +124,7 @@ def test_the_same_order_in_a_new_delivery_is_known_and_not_called_again(client, 
     post_shopify(client, store, shopify_order(), delivery="d-1")
     again = post_shopify(client, store, shopify_order(), delivery="d-2")
 
-    assert again.status_code == 200 and again.json()["result"] == "known"
+    assert again.status_code == 200 and outcome(again) == "known"
     assert Call.objects.count() == 1
 
 
@@ -132,7 +151,7 @@ def test_an_order_not_paid_cash_on_delivery_is_acknowledged_and_not_called(clien
     body = shopify_order(payment_gateway_names=["shopify_payments"])
     response = post_shopify(client, store, body)
 
-    assert response.status_code == 200 and response.json()["result"] == "not_cod"
+    assert response.status_code == 200 and outcome(response) == "not_cod"
     assert not Order.objects.exists()
     assert ReceivedWebhook.objects.get().result.startswith("not cash on delivery")
 
@@ -143,7 +162,7 @@ def test_an_order_whose_phone_is_not_a_mobile_is_kept_as_rejected_with_the_reaso
     body = shopify_order(shipping_address={"phone": "021 3456 7890"})
     response = post_shopify(client, store, body)
 
-    assert response.status_code == 200 and response.json()["result"] == "rejected"
+    assert response.status_code == 200 and outcome(response) == "rejected"
     order = Order.objects.get(order_id="#1001")
     assert order.status == Order.Status.REJECTED
     assert "is a landline, not a mobile number" in order.rejected_reason
@@ -155,7 +174,7 @@ def test_a_cancelled_order_is_withdrawn_while_its_call_waits(client, store, shop
     body = shopify_order(cancelled_at="2026-11-29T10:00:00+05:00", cancel_reason="customer")
     cancelled = post_shopify(client, store, body, topic="orders/cancelled", delivery="d-2")
 
-    assert cancelled.json()["result"] == "withdrawn"
+    assert outcome(cancelled) == "withdrawn"
     call = Call.objects.get()
     assert (call.state, call.outcome) == (Call.State.FINAL, Call.Outcome.WITHDRAWN)
     assert Order.objects.get().status == Order.Status.WITHDRAWN
@@ -171,22 +190,24 @@ def test_a_signed_new_order_replayed_under_the_cancelled_topic_does_not_withdraw
         client, store, shopify_order(), topic="orders/cancelled", delivery="d-replay"
     )
 
-    assert replayed.status_code == 200 and replayed.json()["result"] == "ignored"
-    assert "not cancelled in the body" in replayed.json()["message"]
+    assert replayed.status_code == 200 and outcome(replayed) == "ignored"
+    assert "not cancelled in the body" in message(replayed)
     assert Call.objects.get().state == Call.State.QUEUED
     assert Order.objects.get().status == Order.Status.WAITING
 
 
 def post_woo_deleted(client, store, body: bytes, *, delivery: str):
-    return client.post(
-        f"/hooks/woocommerce/{store.pk}/",
-        data=body,
-        content_type="application/json",
-        headers={
-            "X-WC-Webhook-Topic": "order.deleted",
-            "X-WC-Webhook-Delivery-ID": delivery,
-            "X-WC-Webhook-Signature": signed(body, WOO_SECRET),
-        },
+    return taken_in_after(
+        client.post(
+            f"/hooks/woocommerce/{store.pk}/",
+            data=body,
+            content_type="application/json",
+            headers={
+                "X-WC-Webhook-Topic": "order.deleted",
+                "X-WC-Webhook-Delivery-ID": delivery,
+                "X-WC-Webhook-Signature": signed(body, WOO_SECRET),
+            },
+        )
     )
 
 
@@ -195,13 +216,13 @@ def test_a_woocommerce_order_is_withdrawn_by_a_deletion_not_by_its_new_order_rep
 ):
     post_woo(client, store, woo_order(number="727"), delivery="1")
     replayed = post_woo_deleted(client, store, woo_order(number="727"), delivery="2")
-    assert replayed.json()["result"] == "ignored"
+    assert outcome(replayed) == "ignored"
     assert Call.objects.get().state == Call.State.QUEUED
 
     # What WooCommerce sends when an order is deleted: the order's id alone.
     deleted = post_woo_deleted(client, store, json.dumps({"id": 727}).encode(), delivery="3")
 
-    assert deleted.json()["result"] == "withdrawn"
+    assert outcome(deleted) == "withdrawn"
     assert Order.objects.get().status == Order.Status.WITHDRAWN
 
 
@@ -221,22 +242,24 @@ def woo_order(**changes) -> bytes:
 
 
 def post_woo(client, store, body: bytes, *, delivery="1", sig=None):
-    return client.post(
-        f"/hooks/woocommerce/{store.pk}/",
-        data=body,
-        content_type="application/json",
-        headers={
-            "X-WC-Webhook-Topic": "order.created",
-            "X-WC-Webhook-Delivery-ID": delivery,
-            "X-WC-Webhook-Signature": signed(body, WOO_SECRET) if sig is None else sig,
-        },
+    return taken_in_after(
+        client.post(
+            f"/hooks/woocommerce/{store.pk}/",
+            data=body,
+            content_type="application/json",
+            headers={
+                "X-WC-Webhook-Topic": "order.created",
+                "X-WC-Webhook-Delivery-ID": delivery,
+                "X-WC-Webhook-Signature": signed(body, WOO_SECRET) if sig is None else sig,
+            },
+        )
     )
 
 
 def test_woocommerce_pings_an_unsigned_form_when_the_webhook_is_saved(client, store, woocommerce):
     response = client.post(f"/hooks/woocommerce/{store.pk}/", data={"webhook_id": "12"})
 
-    assert response.status_code == 200 and response.json()["result"] == "ping"
+    assert response.status_code == 200 and outcome(response) == "ping"
     assert not Order.objects.exists()
 
 
@@ -264,7 +287,7 @@ def test_a_signed_woocommerce_cod_order_is_called_once_however_often_it_comes(
     again = post_woo(client, store, woo_order(), delivery="1")
     resent = post_woo(client, store, woo_order(), delivery="2")
 
-    assert [r.json()["result"] for r in (first, again, resent)] == ["queued", "duplicate", "known"]
+    assert [outcome(r) for r in (first, again, resent)] == ["queued", "duplicate", "known"]
     order = Order.objects.get()
     assert (order.order_id, order.source, order.customer_name) == (
         "1001",
