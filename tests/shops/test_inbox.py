@@ -170,7 +170,7 @@ def test_a_webhook_the_database_cannot_store_is_answered_503_for_the_shop_to_sen
     def database_away(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(ReceivedWebhook, "save", database_away)
+    monkeypatch.setattr(ReceivedWebhook, "insert_once", database_away)
 
     answer = send(client, store, shopify_order(), delivery="d-1")
 
