@@ -19,6 +19,7 @@ from calls.pipeline import timing
 from calls.pipeline.dispatch import client_for, pause_store
 from calls.pipeline.outcomes import judge_report, lifetime_bound, status_began_at
 from calls.pipeline.provider import CallReport, InvalidApiKey, ProviderError
+from calls.pipeline.reconnect import write_when_reachable
 from calls.redaction import redact
 from calls.transitions import finish, record_event
 
@@ -72,9 +73,17 @@ def poll_call(call_id: int) -> None:
                 Store.PauseKind.KEY_REJECTED,
                 f"the provider rejected the API key ({exc})",
             )
-        _record_poll_failure(call, error=str(exc), kind=kind, requests=reached)
+        error = str(exc)
+        write_when_reachable(
+            lambda: _record_poll_failure(call, error=error, kind=kind, requests=reached),
+            what=f"call {call.id}",
+        )
     else:
-        _apply_report(call, report, requests=client.requests_made["get_call"] - before)
+        # What the provider said is this worker's alone until saved (calls/pipeline/reconnect.py).
+        requests = client.requests_made["get_call"] - before
+        write_when_reachable(
+            lambda: _apply_report(call, report, requests=requests), what=f"call {call.id}"
+        )
 
 
 def _apply_report(call: Call, report: CallReport, *, requests: int) -> None:

