@@ -37,8 +37,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, models
+from django.test import Client
 from pytest_django import DjangoDbBlocker
 
 from calls.figures import counters
@@ -53,9 +55,8 @@ from tests.support.pipeline import (
     queue_orders,
     wait_for,
 )
-from tests.support.webserver import DEFAULT_HASHER, WebServer, gunicorn
+from tests.support.webserver import WebServer, gunicorn
 
-PASSWORD = "a-long-passphrase-for-restarts"
 SHOPIFY_SECRET = "shpss_restart_5a4b3c"
 # How long the second outage lasts: longer than the late answer below, so it arrives while
 # PostgreSQL is away.
@@ -196,6 +197,34 @@ def unfinished() -> list[tuple[str, str, list[str]]]:
     ]
 
 
+class Phases:
+    """How long each part of the run took, printed with the answers (-s)."""
+
+    def __init__(self) -> None:
+        self.last = self.started = time.monotonic()
+        self.took: list[str] = []
+
+    def mark(self, what: str) -> None:
+        now = time.monotonic()
+        self.took.append(f"{what}: {now - self.last:.1f} s")
+        self.last = now
+
+    def __str__(self) -> str:
+        return "; ".join(self.took) + f" (in all {self.last - self.started:.1f} s)"
+
+
+def signed_in_browser(user: User) -> requests.Session:
+    """A requests session signed in as `user` (a session stored as Django's sign-in stores it,
+    without a password hashed with the web's hasher)."""
+    client = Client()
+    client.force_login(user)
+    browser = requests.Session()
+    browser.trust_env = False
+    name = settings.SESSION_COOKIE_NAME
+    browser.cookies.set(name, client.cookies[name].value)
+    return browser
+
+
 def make_store() -> Store:
     store = Store(
         name="Karachi Kitchenware",
@@ -210,32 +239,36 @@ def make_store() -> Store:
 
 
 def test_postgresql_restarted_and_stopped_mid_run_loses_no_call_and_places_none_twice(
-    own_postgres: OwnPostgres, simulator: SimulatorProcess, settings
+    own_postgres: OwnPostgres, simulator: SimulatorProcess
 ) -> None:
-    started = time.monotonic()
+    phases = Phases()
     simulator.set_faults(latency_ms=50)
+    # Every attempt answered: a call lasts a few seconds, not the minute of unanswered retries.
+    simulator.set_odds(answer=1.0)
     store = make_store()
     shopify = ShopConnection(store=store, kind="shopify", shop_domain="kk.myshopify.com")
     shopify.set_secrets(access_token="shpat_x", webhook_secret=SHOPIFY_SECRET)
     shopify.save()
     _, token = ApiToken.issue(store, "website")
-    settings.PASSWORD_HASHERS = [DEFAULT_HASHER]
-    User.objects.create_user("amina", password=PASSWORD, role=User.Role.ADMIN)
+    amina = User.objects.create_user("amina", role=User.Role.ADMIN)
     queue_orders(store, "Eid sale", 20)
 
+    # The workers and beat start while gunicorn does; the imported calls are sent meanwhile.
+    pipeline = Pipeline(base_url=simulator.base_url, concurrency=2)
+    pipeline.start()
+    pipeline.start_worker()
     web_env = {
         "DATABASE_URL": child_database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "FIELD_ENCRYPTION_KEY": settings.FIELD_ENCRYPTION_KEY,
         "ROBOCALL_BASE_URL": simulator.base_url,
+        "SECRET_KEY": settings.SECRET_KEY,  # the session below is signed in with it
     }
-    pipeline = Pipeline(base_url=simulator.base_url, concurrency=2)
     answers: dict[str, int] = {}
-    with gunicorn(web_env) as web:
-        pipeline.start()
-        pipeline.start_worker()
-        try:
-            browser = web.signed_in("amina", PASSWORD)
+    try:
+        with gunicorn(web_env) as web:
+            phases.mark("web and workers started")
+            browser = signed_in_browser(amina)
             for number in range(10):
                 created = post_api_order(web, token, number)
                 assert created.status_code == 201, created.text[:500]
@@ -246,6 +279,7 @@ def test_postgresql_restarted_and_stopped_mid_run_loses_no_call_and_places_none_
                 interval=0.05,
                 what="calls to be placed",
             )
+            phases.mark("orders in, calls placed")
 
             # 1. A restart, while a worker waits for the provider's answer.
             with_a_late_answer_in_flight(simulator)
@@ -255,6 +289,7 @@ def test_postgresql_restarted_and_stopped_mid_run_loses_no_call_and_places_none_
             page = browser.get(f"{web.url}/orders/", timeout=30)
             answers["page after restart"] = page.status_code
             answers["API order after restart"] = post_api_order(web, token, 10).status_code
+            phases.mark("restarted")
 
             # 2. PostgreSQL away, while a worker waits for the provider's answer.
             with_a_late_answer_in_flight(simulator)
@@ -269,6 +304,7 @@ def test_postgresql_restarted_and_stopped_mid_run_loses_no_call_and_places_none_
             answers["webhook sent again"] = post_webhook(web, store, 1002, "d-1002").status_code
             answers["API order sent again"] = post_api_order(web, token, 11).status_code
             answers["page after outage"] = browser.get(f"{web.url}/orders/", timeout=30).status_code
+            phases.mark("stopped and started")
             # Found only by beat's sweep: nothing wakes the dispatcher for an import.
             queue_orders(store, "After the outage", 8, label="LATE", first_phone=500)
 
@@ -278,11 +314,12 @@ def test_postgresql_restarted_and_stopped_mid_run_loses_no_call_and_places_none_
                 what="every call to be final",
                 describe=lambda: f"; not final: {unfinished()}\n{pipeline.logs()[-3000:]}",
             )
-        finally:
-            pipeline.stop()
-        web_log = web.log.read_text(errors="replace")
+            phases.mark("every call final")
+            web_log = web.log.read_text(errors="replace")
+    finally:
+        pipeline.stop()
 
-    print(f"\nanswers: {answers}\nwall time: {time.monotonic() - started:.1f} s")
+    print(f"\nanswers: {answers}\n{phases}")
     assert answers == {
         "page after restart": 200,
         "API order after restart": 201,

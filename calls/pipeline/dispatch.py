@@ -30,7 +30,7 @@ from calls.pipeline.provider import (
     ProviderUnavailable,
     RobocallClient,
 )
-from calls.pipeline.reconnect import write_when_reachable
+from calls.pipeline.reconnect import reconnecting
 from calls.redaction import redact
 from robodash.celery import enqueue
 
@@ -146,36 +146,36 @@ def expire_sending_leases(now: dt.datetime) -> int:
 
 
 def send_call(call_id: int) -> None:
-    client = _client_or_pause(call_id)
+    # Each step waits while PostgreSQL is away (calls/pipeline/reconnect.py): the ones after
+    # the request above all, whose answer this worker alone knows until it is saved.
+    what = f"call {call_id}"
+    client = reconnecting(lambda: _client_or_pause(call_id), what=what)
     if client is None:
         return
-    call = _claim_for_sending(call_id, timezone.now())
+    call = reconnecting(lambda: _claim_for_sending(call_id, timezone.now()), what=what)
     if call is None:
         return
-    # From here on this worker alone knows what the provider answered: each write of it is
-    # tried again while PostgreSQL is away (calls/pipeline/reconnect.py).
-    what = f"call {call.id}"
     try:
         placed = client.place_call(call.provider_params())
     except ProviderUnavailable as exc:
         error = str(exc)
-        write_when_reachable(lambda: _requeue_unsent(call, error, backoff=True), what=what)
+        reconnecting(lambda: _requeue_unsent(call, error, backoff=True), what=what)
     except InvalidApiKey as exc:
         # The account, not the order, is at fault: keep the call and stop the store.
         error = str(exc)
-        write_when_reachable(lambda: _requeue_unsent(call, error, backoff=False), what=what)
+        reconnecting(lambda: _requeue_unsent(call, error, backoff=False), what=what)
         pause_store(
             call.store, Store.PauseKind.KEY_REJECTED, f"the provider rejected the API key ({exc})"
         )
     except ProviderRejected as exc:
         error = str(exc)
-        write_when_reachable(
+        reconnecting(
             lambda: transitions.finish_if_sending(call, Call.Outcome.FAILED, error=error),
             what=what,
         )
     except ProviderAmbiguous as exc:
         error = str(exc)
-        write_when_reachable(
+        reconnecting(
             lambda: transitions.finish_if_sending(
                 call,
                 Call.Outcome.NEEDS_REVIEW,
@@ -274,7 +274,7 @@ def _mark_sent(call: Call, provider_call_id: str) -> None:
         tried = True
         return transitions.mark_sent(call, provider_call_id, first_poll)
 
-    if not write_when_reachable(write, what=f"call {call.id} (provider call {provider_call_id})"):
+    if not reconnecting(write, what=f"call {call.id} (provider call {provider_call_id})"):
         log.error("call %s was accepted as %s after it was reviewed", call.id, provider_call_id)
 
 
