@@ -192,7 +192,12 @@ EMBEDDED_DATABASE = not DATABASE_URL
 if EMBEDDED_DATABASE:
     DATABASE_URL = embedded.postgres_url(VAR_DIR)  # the socket of make run's own PostgreSQL
 try:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Connections are kept a minute, and checked before their first query of each request or
+    # task: one that PostgreSQL ended (a restart, a failover) is replaced instead of failing the
+    # request (tests/test_database_restart.py).
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    }
 except ValueError:
     DATABASES = {"default": {"ENGINE": ""}}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":

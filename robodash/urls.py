@@ -16,3 +16,6 @@ urlpatterns = [
     path("", include("shops.urls")),
     path("", include("calls.urls")),
 ]
+
+# A request that met PostgreSQL away is a 503 with Retry-After (robodash/server_errors.py).
+handler500 = "robodash.server_errors.server_error"

@@ -30,6 +30,7 @@ from calls.pipeline.provider import (
     ProviderUnavailable,
     RobocallClient,
 )
+from calls.pipeline.reconnect import reconnecting
 from calls.redaction import redact
 from robodash.celery import enqueue
 
@@ -145,30 +146,44 @@ def expire_sending_leases(now: dt.datetime) -> int:
 
 
 def send_call(call_id: int) -> None:
-    client = _client_or_pause(call_id)
+    # Each step waits while PostgreSQL is away (calls/pipeline/reconnect.py): the ones after
+    # the request above all, whose answer this worker alone knows until it is saved.
+    what = f"call {call_id}"
+    client = reconnecting(lambda: _client_or_pause(call_id), what=what)
     if client is None:
         return
-    call = _claim_for_sending(call_id, timezone.now())
+    call = reconnecting(lambda: _claim_for_sending(call_id, timezone.now()), what=what)
     if call is None:
         return
     try:
         placed = client.place_call(call.provider_params())
     except ProviderUnavailable as exc:
-        _requeue_unsent(call, str(exc), backoff=True)
+        error = str(exc)
+        reconnecting(lambda: _requeue_unsent(call, error, backoff=True), what=what)
     except InvalidApiKey as exc:
         # The account, not the order, is at fault: keep the call and stop the store.
-        _requeue_unsent(call, str(exc), backoff=False)
+        error = str(exc)
+        reconnecting(lambda: _requeue_unsent(call, error, backoff=False), what=what)
         pause_store(
             call.store, Store.PauseKind.KEY_REJECTED, f"the provider rejected the API key ({exc})"
         )
     except ProviderRejected as exc:
-        transitions.finish_if_sending(call, Call.Outcome.FAILED, error=str(exc))
+        error = str(exc)
+        reconnecting(
+            lambda: transitions.finish_if_sending(call, Call.Outcome.FAILED, error=error),
+            what=what,
+        )
     except ProviderAmbiguous as exc:
-        transitions.finish_if_sending(
-            call,
-            Call.Outcome.NEEDS_REVIEW,
-            error=str(exc),
-            reason=f"{exc}; the call may or may not have been placed, so it was not sent again",
+        error = str(exc)
+        reconnecting(
+            lambda: transitions.finish_if_sending(
+                call,
+                Call.Outcome.NEEDS_REVIEW,
+                error=error,
+                reason=f"{error}; the call may or may not have been placed, so it was not sent "
+                "again",
+            ),
+            what=what,
         )
     except BaseException as exc:  # a bug or a time limit mid-request: as ambiguous as a reset
         transitions.finish_if_sending(
@@ -186,8 +201,8 @@ def send_call(call_id: int) -> None:
             _mark_sent(call, placed.call_id)
         except DatabaseError:
             log.exception(
-                "call %s was placed as provider call %s but could not be saved; it will go to "
-                "review when its lease ends",
+                "call %s was placed as provider call %s but could not be saved, the database "
+                "away too long; it will go to review when its lease ends",
                 call.id,
                 placed.call_id,
             )
@@ -250,7 +265,16 @@ def _claim_for_sending(call_id: int, now: dt.datetime) -> Call | None:
 
 def _mark_sent(call: Call, provider_call_id: str) -> None:
     first_poll = timezone.now() + timing.scaled(timing.FIRST_POLL_AFTER)
-    if not transitions.mark_sent(call, provider_call_id, first_poll):
+    tried = False
+
+    def write() -> bool:
+        nonlocal tried
+        if tried and Call.objects.filter(id=call.id, provider_call_id=provider_call_id).exists():
+            return True  # the try before committed; only its answer was lost with the connection
+        tried = True
+        return transitions.mark_sent(call, provider_call_id, first_poll)
+
+    if not reconnecting(write, what=f"call {call.id} (provider call {provider_call_id})"):
         log.error("call %s was accepted as %s after it was reviewed", call.id, provider_call_id)
 
 

@@ -19,6 +19,7 @@ from calls.pipeline import timing
 from calls.pipeline.dispatch import client_for, pause_store
 from calls.pipeline.outcomes import judge_report, lifetime_bound, status_began_at
 from calls.pipeline.provider import CallReport, InvalidApiKey, ProviderError
+from calls.pipeline.reconnect import reconnecting
 from calls.redaction import redact
 from calls.transitions import finish, record_event
 
@@ -43,10 +44,16 @@ def claim_due_polls(now: dt.datetime, limit: int = POLL_BATCH) -> list[int]:
 
 
 def poll_call(call_id: int) -> None:
-    call = (
-        Call.objects.select_related("store")
-        .filter(id=call_id, state=Call.State.IN_PROGRESS)
-        .first()
+    # Each step waits while PostgreSQL is away (calls/pipeline/reconnect.py): the report above
+    # all, which this worker alone knows until it is saved.
+    what = f"call {call_id}"
+    call = reconnecting(
+        lambda: (
+            Call.objects.select_related("store")
+            .filter(id=call_id, state=Call.State.IN_PROGRESS)
+            .first()
+        ),
+        what=what,
     )
     if call is None or not call.provider_call_id:
         return
@@ -72,9 +79,14 @@ def poll_call(call_id: int) -> None:
                 Store.PauseKind.KEY_REJECTED,
                 f"the provider rejected the API key ({exc})",
             )
-        _record_poll_failure(call, error=str(exc), kind=kind, requests=reached)
+        error = str(exc)
+        reconnecting(
+            lambda: _record_poll_failure(call, error=error, kind=kind, requests=reached),
+            what=what,
+        )
     else:
-        _apply_report(call, report, requests=client.requests_made["get_call"] - before)
+        requests = client.requests_made["get_call"] - before
+        reconnecting(lambda: _apply_report(call, report, requests=requests), what=what)
 
 
 def _apply_report(call: Call, report: CallReport, *, requests: int) -> None:
