@@ -7,19 +7,17 @@ and nothing is stored. A body robodash cannot read (not JSON, an order without a
 with the reason. Then the delivery is stored under its own id, so one the shop sends again (it
 retries until it hears 200) changes nothing, and answered: a worker makes it an order, a
 withdrawal or a parcel's news (shops/inbox.py), in the order the shop's deliveries arrived. If
-the database cannot store it, the answer is 503 and the shop sends it again.
+the database cannot store it, the answer is a 503 (robodash/server_errors.py) and the shop sends
+it again.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
@@ -33,9 +31,6 @@ from shops import inbox, outbox
 from shops.models import ReceivedWebhook, ShopConnection, WriteBack
 from shops.payloads import UnreadableOrder
 from shops.signatures import base64_hmac_is_valid
-
-log = logging.getLogger(__name__)
-WebhookView = Callable[[HttpRequest, int], JsonResponse]
 
 
 def _connection(store_id: int, kind: str) -> ShopConnection | None:
@@ -107,24 +102,9 @@ def receive_webhook(
     )
 
 
-def _retried_when_the_database_is_away(view: WebhookView) -> WebhookView:
-    """A 503 the shop retries, not an error page, while the database cannot be reached."""
-
-    @functools.wraps(view)
-    def answered(request: HttpRequest, store_id: int) -> JsonResponse:
-        try:
-            return view(request, store_id)
-        except DatabaseError as error:
-            log.warning("webhook for store %s not stored (%s)", store_id, type(error).__name__)
-            return _answer("unavailable", "robodash cannot store it now: send it again", 503)
-
-    return answered
-
-
 @csrf_exempt
 @login_not_required
 @require_POST
-@_retried_when_the_database_is_away
 def shopify_webhook(request: HttpRequest, store_id: int) -> JsonResponse:
     connection = _connection(store_id, ShopConnection.Kind.SHOPIFY)
     if connection is None:
@@ -135,7 +115,6 @@ def shopify_webhook(request: HttpRequest, store_id: int) -> JsonResponse:
 @csrf_exempt
 @login_not_required
 @require_POST
-@_retried_when_the_database_is_away
 def woocommerce_webhook(request: HttpRequest, store_id: int) -> JsonResponse:
     connection = _connection(store_id, ShopConnection.Kind.WOOCOMMERCE)
     if connection is None:
