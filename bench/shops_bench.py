@@ -41,6 +41,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "robodash.settings")
 django.setup()
 
 from calls.models import Call, Order, Store  # noqa: E402
+from robodash.celery import app  # noqa: E402
 from shops.models import ApiToken, ReceivedWebhook, ShopConnection  # noqa: E402
 from shops.signatures import base64_hmac  # noqa: E402
 from simulator.control import SimulatorProcess  # noqa: E402
@@ -204,6 +205,7 @@ def take_in_and_call(store: Store, accepted: int) -> None:
             api_key=BENCH_KEY, username="bench", balance="10000000.00", call_rate="5.50"
         )
         waiting = ReceivedWebhook.objects.filter(connection__store=store, processed_at=None)
+        app.control.purge()  # an earlier run's tasks, if one was stopped, would come first
         started = time.perf_counter()
         pipeline.start()
         wait_for(lambda: not waiting.exists(), timeout=900, what="the deliveries to be taken in")
