@@ -11,11 +11,13 @@ is not cash on delivery is acknowledged and only counted.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from calls.formatting import verdict_reasons
 from calls.intake.known import OrderAlreadyKnown, already_known, known_orders, lock_intake
 from calls.intake.rows import max_length_of
 from calls.intake.single import create_single_call
@@ -35,8 +37,9 @@ NOT_COD = "not cash on delivery"
 class Received:
     """What became of an incoming order, for the shop's answer and the Integrations page."""
 
-    # "queued", "known", "rejected", "not_cod"; a cancellation's "withdrawn", "too_late"; a
-    # parcel's "recorded"; "ignored" (the message says why).
+    # "queued", "skipped", "held" (the store's rules), "known", "rejected", "not_cod"; a
+    # cancellation's "withdrawn", "too_late"; a parcel's "recorded"; "ignored" (the message
+    # says why).
     outcome: str
     order: Order | None
     message: str
@@ -50,8 +53,16 @@ def intake_campaign(store: Store, source: str, name: str = "") -> Campaign:
 
 
 def receive_order(
-    store: Store, incoming: IncomingOrder, source: str, *, campaign_name: str = ""
+    store: Store,
+    incoming: IncomingOrder,
+    source: str,
+    *,
+    campaign_name: str = "",
+    arrived_at: dt.datetime | None = None,
 ) -> Received:
+    """Take in a shop's order: stored, judged by the store's rules, and queued for its call
+    unless they skip or hold it. `arrived_at`: when robodash received it (a webhook processed
+    later by a worker), else now."""
     if not incoming.cash_on_delivery:
         return Received("not_cod", None, f"{NOT_COD} ({incoming.payment}): ignored")
     campaign = intake_campaign(store, source, campaign_name)
@@ -59,7 +70,7 @@ def receive_order(
         problems = {name: [reason] for name, reason in incoming.problems.items()}
         return _rejected(store, campaign, incoming, source, problems)
     try:
-        call = create_single_call(
+        order = create_single_call(
             campaign,
             phone=incoming.phone,
             amount=incoming.amount if incoming.amount is not None else "",
@@ -68,12 +79,19 @@ def receive_order(
             source=source,
             customer_name=incoming.customer_name,
             shop_ref=incoming.shop_order_id,
+            arrived_at=arrived_at,
         )
     except OrderAlreadyKnown as known:
         return Received("known", known.order, known.message_dict["order_id"][0])
     except ValidationError as error:
         return _rejected(store, campaign, incoming, source, error.message_dict)
-    return Received("queued", call.shop_order, f"order {incoming.order_id} queued for its call")
+    if order.verdict == Order.Verdict.SKIP:
+        why = verdict_reasons(order.verdict_reasons)
+        return Received("skipped", order, f"order {incoming.order_id} not called: skipped ({why})")
+    if order.verdict == Order.Verdict.HOLD:
+        why = verdict_reasons(order.verdict_reasons)
+        return Received("held", order, f"order {incoming.order_id} held for a person ({why})")
+    return Received("queued", order, f"order {incoming.order_id} queued for its call")
 
 
 def _rejected(

@@ -37,7 +37,7 @@ from calls.intake.storable_text import storable
 from calls.models import Call, Order
 from calls.notices import queue_notice
 from calls.permissions import CALL_ACTIONS, role_required
-from calls.transitions import DeliveryVerdict, record_delivery, withdraw
+from calls.transitions import DeliveryVerdict, record_delivery, withdraw, withdraw_uncalled
 from shops import outbox
 from shops.intake import Received, receive_order
 from shops.models import ReceivedWebhook, ShopConnection, WriteBack
@@ -218,8 +218,11 @@ def _withdraw(store_id: int, order_id: str) -> Received:
     # Not the cancelled notice itself, queued when the shop first said so: a resend keeps it.
     queued = order.calls.filter(state=Call.State.QUEUED).exclude(notice_of=Call.NoticeOf.CANCELLED)
     withdrawn = [c for c in queued if withdraw(c, None)]
-    queue_notice(order, Call.NoticeOf.CANCELLED)
-    if any(call.purpose == Call.Purpose.VERIFY for call in withdrawn):
+    # Skipped or held by the store's rules: never rung, so not rung to hear it is cancelled.
+    uncalled = withdraw_uncalled(order)
+    if not uncalled:
+        queue_notice(order, Call.NoticeOf.CANCELLED)
+    if uncalled or any(call.purpose == Call.Purpose.VERIFY for call in withdrawn):
         return Received("withdrawn", order, f"order {order_id} cancelled in the shop: not called")
     return Received("too_late", order, f"order {order_id} cancelled in the shop after its call")
 

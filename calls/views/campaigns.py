@@ -37,12 +37,12 @@ from calls import launches, tasks, transitions
 from calls.exports import csv_response
 from calls.figures import stats
 from calls.figures.stats import Figures
-from calls.formatting import day
+from calls.formatting import day, verdict_reasons
 from calls.forms import SingleOrderForm, UploadForm, as_sentence
 from calls.intake import uploads
 from calls.intake.file_errors import ImportFileError, describe
 from calls.intake.single import create_single_call
-from calls.models import Call, Campaign, Store, Upload, UploadRow, User
+from calls.models import Call, Campaign, Order, Store, Upload, UploadRow, User
 from calls.permissions import EVERYONE, LAUNCH, role_required
 from calls.pipeline.balances import check_launch, estimate_cost, refresh_balance
 from calls.pipeline.dispatch import wake_dispatcher
@@ -140,7 +140,7 @@ def campaign_single_order(request: HttpRequest) -> HttpResponse:
             campaign, _created = Campaign.objects.get_or_create(
                 store=store, name=data["campaign_name"], defaults={"created_by": user}
             )
-            call = _create_call(campaign, data, user)
+            order = _create_order(campaign, data, user)
     except ValidationError as exc:
         for field, errors in exc.message_dict.items():
             target = field if field in form.fields else None
@@ -149,11 +149,26 @@ def campaign_single_order(request: HttpRequest) -> HttpResponse:
         return _new_page(request, order_form=form)
     if check.warning:
         messages.warning(request, check.message)
-    if campaign.status == Campaign.Status.RUNNING:
+    if order.verdict == Order.Verdict.SKIP:
+        messages.warning(
+            request,
+            _("Order %(order)s is not called: the store's rules skip it (%(reasons)s).")
+            % {"order": order.order_id, "reasons": verdict_reasons(order.verdict_reasons)},
+        )
+    elif order.verdict == Order.Verdict.HOLD:
+        messages.warning(
+            request,
+            _(
+                "Order %(order)s is not called: the store's rules hold it for a person "
+                "(%(reasons)s). It is in the follow-up queue."
+            )
+            % {"order": order.order_id, "reasons": verdict_reasons(order.verdict_reasons)},
+        )
+    elif campaign.status == Campaign.Status.RUNNING:
         messages.success(
             request,
             _("Order %(order)s queued: the call to %(phone)s starts shortly.")
-            % {"order": call.order_id, "phone": call.phone},
+            % {"order": order.order_id, "phone": order.phone},
         )
     else:
         messages.warning(
@@ -163,7 +178,7 @@ def campaign_single_order(request: HttpRequest) -> HttpResponse:
                 "once the campaign runs."
             )
             % {
-                "order": call.order_id,
+                "order": order.order_id,
                 "campaign": campaign.name,
                 "status": campaign.get_status_display().lower(),
             },
@@ -171,7 +186,7 @@ def campaign_single_order(request: HttpRequest) -> HttpResponse:
     return redirect("campaign_detail", pk=campaign.pk)
 
 
-def _create_call(campaign: Campaign, data: dict[str, Any], user: User) -> Call:
+def _create_order(campaign: Campaign, data: dict[str, Any], user: User) -> Order:
     return create_single_call(
         campaign,
         phone=data["phone"],
