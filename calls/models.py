@@ -266,6 +266,13 @@ class Store(models.Model):
         return zoneinfo.ZoneInfo(self.timezone)
 
     def clean(self) -> None:
+        low, high = self.call_min_amount, self.call_max_amount
+        if low is not None and high is not None and low > high:
+            # On the field, for the form and add_store; the constraint store_call_amount_range
+            # keeps any other writer to it.
+            raise ValidationError(
+                {"call_max_amount": _("The most to call is below the least to call.")}
+            )
         delays = self.retry_delays
         if not isinstance(delays, list) or not all(isinstance(d, int) and d > 0 for d in delays):
             raise ValidationError({"retry_delays": "Retry delays must be positive whole seconds."})
