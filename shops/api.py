@@ -125,17 +125,6 @@ class CallOut(Schema):
     finalized_at: dt.datetime | None
 
 
-class VerdictReasonOut(Schema):
-    """One of the store's rules that matched the order at intake, as a code and its values."""
-
-    model_config = {"extra": "allow"}  # the rule's values: min, max, delivered, returned, reason
-
-    rule: str = Field(
-        description="below_min (with `min`), above_max (`max`), trusted (`delivered`), blocked "
-        "(`reason`) or returns (`returned`); more may be added"
-    )
-
-
 class OrderOut(Schema):
     order_id: str
     status: str = Field(
@@ -147,8 +136,11 @@ class OrderOut(Schema):
         description="what the store's rules said when the order arrived: call, skip or hold "
         "(blank: an order from before rules); kept when it is later called by hand"
     )
-    verdict_reasons: list[VerdictReasonOut] = Field(
-        description="every rule that matched, hold's before skip's"
+    verdict_reasons: list[dict[str, Any]] = Field(
+        description="every rule that matched, hold's before skip's, as its code and values: "
+        "below_min (with `min`), above_max (`max`), trusted (`delivered`), blocked (`reason`), "
+        "returns (`returned`); more may be added",
+        examples=[[{"rule": "below_min", "min": "1000.00"}]],
     )
     verdict_words: str = Field(description="those rules in words, e.g. 'below Rs 1,000.00'")
     decision: str
