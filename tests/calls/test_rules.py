@@ -434,3 +434,18 @@ def test_block_phone_says_clearly_what_it_refuses(store, args, error):
         command("block_phone", *args)
     assert str(refused.value) == error
     assert not store.blocked_phones.exists()
+
+
+def test_the_follow_up_queue_shows_a_held_order_with_why_and_the_export_says_it(
+    admin, store, agent_user
+):
+    block_phone(store, "0300 1234567", "fake orders")
+    single(store, "H-1")
+
+    exported = admin.get(reverse("order_export"), {"verdict": "hold"})
+    admin.force_login(agent_user)
+    queue = admin.get(reverse("followup_list")).content.decode()
+
+    text = b"".join(exported.streaming_content).decode()
+    assert text.count("H-1") == 1 and ",hold,blocked: fake orders" in text
+    assert "H-1" in queue and "Held by a rule" in queue and "blocked: fake orders" in queue

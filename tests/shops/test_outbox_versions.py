@@ -100,7 +100,8 @@ def test_confirmed_then_cancelled_leaves_the_shopify_order_only_the_new_tag_and_
     ]
     client.force_login(admin_user)
     assert (
-        "robodash's other tags removed (robocall-confirmed, robocall-no-answer); "
+        "robodash's other tags removed (robocall-confirmed, robocall-no-answer, "
+        "robocall-skipped); "
         "tagged robocall-cancelled; robodash's line in the order note written"
     ) in text_of(client.get(f"/orders/{order.pk}/"))
 
