@@ -22,7 +22,7 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -498,11 +498,42 @@ def _say_launched(
     else:
         parts = [_("Campaign %(campaign)s is running") % {"campaign": campaign.name}]
     if upload is not None:
-        count = upload.imported_rows
+        # The store's rules kept some of the upload's orders from their call (calls/rules.py):
+        # counted among the campaign's orders since the upload, by order_verdict_created_idx.
+        kept = dict(
+            Order.objects.filter(
+                campaign=campaign,
+                verdict__in=[Order.Verdict.SKIP, Order.Verdict.HOLD],
+                created_at__gte=upload.created_at,
+            )
+            .order_by()
+            .values_list("verdict")
+            .annotate(n=Count("id"))
+        )
+        skipped, held = kept.get(Order.Verdict.SKIP, 0), kept.get(Order.Verdict.HOLD, 0)
+        count = max(upload.imported_rows - skipped - held, 0)
         parts.append(
             ngettext("%(count)s call queued", "%(count)s calls queued", count)
             % {"count": intcomma(count)}
         )
+        if skipped:
+            parts.append(
+                ngettext(
+                    "%(count)s skipped by the store's rules",
+                    "%(count)s skipped by the store's rules",
+                    skipped,
+                )
+                % {"count": intcomma(skipped)}
+            )
+        if held:
+            parts.append(
+                ngettext(
+                    "%(count)s held for a person by the store's rules",
+                    "%(count)s held for a person by the store's rules",
+                    held,
+                )
+                % {"count": intcomma(held)}
+            )
     if queued_draft_calls:
         count = queued_draft_calls
         parts.append(
