@@ -14,12 +14,14 @@ from django.utils import timezone
 
 from calls import actions
 from calls.block_list import block_phone
-from calls.models import Call, Order, Store
+from calls.models import Call, Campaign, Order, Store
 from calls.transitions import decide_by_hand
+from shops.intake import receive_order
 from shops.models import ApiToken, WriteBack
+from shops.payloads import IncomingOrder
 from shops.signatures import base64_hmac
 from standins.server import StandIns
-from tests.shops.test_outbox import TOKEN, connect, deliver_until_done
+from tests.shops.test_outbox import TOKEN, WOO_KEY, WOO_SECRET, connect, deliver_until_done
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SHOP_ORDER_ID = 555  # the stand-in's gid://shopify/Order/555
@@ -156,3 +158,36 @@ def test_a_shop_cancelling_a_skipped_or_held_order_withdraws_it(client, store, s
     assert (order.status, order.followup, order.verdict) == ("withdrawn", "", rule)
     assert not actions.due_followups().exists()
     assert not Call.objects.exists()  # not even a cancelled notice: robodash never rang them
+
+
+def test_a_skipped_woocommerce_order_gets_a_note_saying_why_and_the_mapped_status(store, stand_ins):
+    woo = {"key": WOO_KEY, "secret": WOO_SECRET, "orders": ["727"]}
+    stand_ins.control("POST", "woocommerce", woo)
+    Store.objects.filter(pk=store.pk).update(trust_after=1)
+    connect(store, "woocommerce", stand_ins, status_mapping={"skipped": "processing"})
+    past = Order.objects.create(
+        store=store,
+        campaign=Campaign.objects.create(store=store, name="Past"),
+        order_id="#900",
+        phone="923001234567",
+        amount=Decimal(900),
+        voice_id=102,
+        delivery=Order.Delivery.DELIVERED,
+        delivery_at=timezone.now(),
+    )
+
+    received = receive_order(
+        store,
+        IncomingOrder("#1001", "727", "03001234567", Decimal("1500.00"), "Ayesha", True, "cod"),
+        "woocommerce",
+    )
+    deliver_until_done()
+
+    assert received.outcome == "skipped" and past.phone == received.order.phone
+    woo = stand_ins.records()["woocommerce"]["727"]
+    assert woo["status"] == "processing"
+    [note] = woo["notes"]
+    assert note.startswith(
+        "Robocall: Not called, skipped by the store's rules "
+        "(trusted: 1 delivered, none returned). [robodash:wb"
+    )
