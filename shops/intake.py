@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from calls.formatting import verdict_reasons
 from calls.intake.known import OrderAlreadyKnown, already_known, known_orders, lock_intake
@@ -68,7 +69,7 @@ def receive_order(
     campaign = intake_campaign(store, source, campaign_name)
     if incoming.problems:
         problems = {name: [reason] for name, reason in incoming.problems.items()}
-        return _rejected(store, campaign, incoming, source, problems)
+        return _rejected(store, campaign, incoming, source, problems, arrived_at)
     try:
         order = create_single_call(
             campaign,
@@ -84,7 +85,7 @@ def receive_order(
     except OrderAlreadyKnown as known:
         return Received("known", known.order, known.message_dict["order_id"][0])
     except ValidationError as error:
-        return _rejected(store, campaign, incoming, source, error.message_dict)
+        return _rejected(store, campaign, incoming, source, error.message_dict, arrived_at)
     if order.verdict == Order.Verdict.SKIP:
         why = verdict_reasons(order.verdict_reasons)
         return Received("skipped", order, f"order {incoming.order_id} not called: skipped ({why})")
@@ -100,6 +101,7 @@ def _rejected(
     incoming: IncomingOrder,
     source: str,
     problems: dict[str, list[str]],
+    arrived_at: dt.datetime | None = None,
 ) -> Received:
     """Keep an order that cannot be called, with why, unless the store has it already."""
     reason = "; ".join(message for messages in problems.values() for message in messages)
@@ -125,6 +127,7 @@ def _rejected(
             voice_id=campaign.voice_id or store.default_voice_id,
             customer_name=incoming.customer_name[: max_length_of(Order, "customer_name")],
             shop_ref=incoming.shop_order_id,
+            arrived_at=arrived_at or timezone.now(),
             text1=store.name[: max_length_of(Order, "text1")],
             text2=incoming.order_id,
         )
