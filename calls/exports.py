@@ -39,7 +39,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-from calls.formatting import national_phone
+from calls.formatting import national_phone, verdict_reasons
 from calls.intake.rows import FORMULA_STARTS
 from calls.models import Call, Order, Store
 
@@ -77,6 +77,10 @@ ORDER_EXPORT_COLUMNS = [
     "delivery",
     "delivery_at",
     "tracking",
+    # What the store's rules said on arrival: call, skip, hold ("" before rules), and every
+    # rule that matched, in words ("below Rs 1,000.00; trusted: 4 delivered, none returned").
+    "verdict",
+    "verdict_reasons",
 ]
 # decided_by of a decision made by the customer's key press (an agent's is their username).
 DECIDED_BY_KEY_PRESS = "customer (key press)"
@@ -228,6 +232,8 @@ def _order_rows(queryset: QuerySet[Order]) -> Iterator[list[Cell]]:
             order.delivery,
             order.delivery_at,
             order.tracking,
+            order.verdict,
+            verdict_reasons(order.verdict_reasons),
         )
         yield [_value(value, zone) for value in values]
 

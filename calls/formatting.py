@@ -158,3 +158,38 @@ def count(value: int | None) -> str:
         # reports format a few thousand counts a page, mostly small ones.
         return str(value)
     return formats.number_format(value, 0, use_l10n=True, force_grouping=True)
+
+
+def verdict_reason(reason: dict[str, Any]) -> str:
+    """One rule that matched an order at intake (calls/rules.py), in words: 'below Rs 1,000.00',
+    'trusted: 4 delivered, none returned', 'blocked: fake orders', '2 orders returned'. A rule
+    this version does not know is given by its code."""
+    rule = reason.get("rule")
+    if rule == "below_min":
+        return _("below %(amount)s") % {"amount": money(reason.get("min"))}
+    if rule == "above_max":
+        return _("above %(amount)s") % {"amount": money(reason.get("max"))}
+    if rule == "trusted":
+        delivered = int(reason.get("delivered") or 0)
+        return ngettext(
+            "trusted: %(n)s delivered, none returned",
+            "trusted: %(n)s delivered, none returned",
+            delivered,
+        ) % {"n": count(delivered)}
+    if rule == "blocked":
+        why = str(reason.get("reason") or "").strip()
+        return _("blocked: %(reason)s") % {"reason": why} if why else _("blocked")
+    if rule == "returns":
+        returned = int(reason.get("returned") or 0)
+        return ngettext("%(n)s order returned", "%(n)s orders returned", returned) % {
+            "n": count(returned)
+        }
+    return str(rule or MISSING)
+
+
+def verdict_reasons(reasons: Any) -> str:
+    """Every rule that matched, in words, in the order they were judged ('' for none): the
+    timeline, /orders/, the exports, the API and the shops' notes all say them this way."""
+    if not isinstance(reasons, list):
+        return ""
+    return "; ".join(verdict_reason(r) for r in reasons if isinstance(r, dict))

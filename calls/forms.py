@@ -383,6 +383,10 @@ class StoreForm(forms.ModelForm):
             "return_cost",
             "notify_on_shipped",
             "notify_on_cancelled",
+            "call_min_amount",
+            "call_max_amount",
+            "trust_after",
+            "hold_after_returns",
             "paused",
         ]
         labels = {
@@ -397,6 +401,10 @@ class StoreForm(forms.ModelForm):
             "return_cost": _("Cost of a returned parcel (Rs)"),
             "notify_on_shipped": _("Voice id of the shipped notice"),
             "notify_on_cancelled": _("Voice id of the cancelled notice"),
+            "call_min_amount": _("Call orders of at least (Rs)"),
+            "call_max_amount": _("Call orders of at most (Rs)"),
+            "trust_after": _("Trust a customer after this many delivered orders"),
+            "hold_after_returns": _("Hold a customer's orders after this many returns"),
             "paused": _("Paused (no calls are sent)"),
         }
         help_texts = {
@@ -424,6 +432,21 @@ class StoreForm(forms.ModelForm):
                 "call, and a new charge), inside calling hours."
             ),
             "reattempt_gap_minutes": _("At least this long after the last attempt ended."),
+            "call_min_amount": _(
+                "A new order below this amount is not called: it is skipped, and the shop told "
+                "so. Blank: no minimum."
+            ),
+            "call_max_amount": _(
+                "A new order above this amount is not called: it is skipped. Blank: no maximum."
+            ),
+            "trust_after": _(
+                "A phone with this many delivered orders at this store and none returned is "
+                "not called: its new orders are skipped. Blank: off."
+            ),
+            "hold_after_returns": _(
+                "A phone with this many returned orders at this store is not called: its new "
+                "orders are held in the follow-up queue for a person. Blank: off."
+            ),
             "after_last_attempt": _(
                 "An order still unreachable or without a key pressed once every attempt is used "
                 "up: an agent decides it from the follow-up queue (the shop is tagged no "
@@ -438,6 +461,10 @@ class StoreForm(forms.ModelForm):
             "return_cost": forms.NumberInput(attrs={"min": "0", "step": "0.01"}),
             "notify_on_shipped": forms.NumberInput(attrs={"min": "1"}),
             "notify_on_cancelled": forms.NumberInput(attrs={"min": "1"}),
+            "call_min_amount": forms.NumberInput(attrs={"min": "0", "step": "0.01"}),
+            "call_max_amount": forms.NumberInput(attrs={"min": "0", "step": "0.01"}),
+            "trust_after": forms.NumberInput(attrs={"min": "1"}),
+            "hold_after_returns": forms.NumberInput(attrs={"min": "1"}),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -20,7 +20,7 @@ from django.contrib.postgres.indexes import GinIndex, HashIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
 from django.db.models.functions import Length, Upper
 from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
@@ -131,6 +131,42 @@ class Store(models.Model):
         null=True, blank=True, validators=[MinValueValidator(1)]
     )
 
+    # The rules judged at intake (calls/rules.py), each off while None. An amount outside
+    # [call_min_amount, call_max_amount] is skipped; a phone with `trust_after` delivered orders
+    # and none returned is skipped; a phone with `hold_after_returns` returned orders is held.
+    call_min_amount = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.00"))],
+    )
+    call_max_amount = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.00"))],
+    )
+    trust_after = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    hold_after_returns = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    # An order placed (the shop's time) more than this before it arrived is held.
+    stale_after_hours = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    # The first call of an order is queued for no sooner than this after it arrived.
+    first_call_delay_minutes = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)]
+    )
+    # Every call robodash places to one phone in a day (the store's zone), checked at claim.
+    max_calls_per_phone_per_day = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+
     class PauseKind(models.TextChoices):
         """Why robodash paused a store (blank: not paused, or paused by a person). Pages word
         it in the reader's language (calls/templatetags/present.py, pause_reason)."""
@@ -173,6 +209,12 @@ class Store(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
+            # A range that excludes every amount would skip every order, silently.
+            models.CheckConstraint(
+                condition=Q(call_min_amount__lte=F("call_max_amount")),
+                name="store_call_amount_range",
+                violation_error_message="The minimum amount to call is above the maximum.",
+            ),
             # A negative return cost would count cancelled orders as money lost.
             models.CheckConstraint(
                 condition=models.Q(return_cost__gte=0), name="store_return_cost_not_negative"
@@ -224,6 +266,13 @@ class Store(models.Model):
         return zoneinfo.ZoneInfo(self.timezone)
 
     def clean(self) -> None:
+        low, high = self.call_min_amount, self.call_max_amount
+        if low is not None and high is not None and low > high:
+            # On the field, for the form and add_store; the constraint store_call_amount_range
+            # keeps any other writer to it.
+            raise ValidationError(
+                {"call_max_amount": _("The most to call is below the least to call.")}
+            )
         delays = self.retry_delays
         if not isinstance(delays, list) or not all(isinstance(d, int) and d > 0 for d in delays):
             raise ValidationError({"retry_delays": "Retry delays must be positive whole seconds."})
@@ -371,6 +420,8 @@ class Order(Message):
         NEEDS_REVIEW = "needs_review", _("Needs review")
         WITHDRAWN = "withdrawn", _("Withdrawn")
         REJECTED = "rejected", _("Rejected")  # by the provider, or at intake (rejected_reason)
+        SKIPPED = "skipped", _("Skipped")  # a store's rule said not to call it (verdict skip)
+        HELD = "held", _("Held")  # a store's rule held it for a person (verdict hold)
 
     # Ended without an answer: unreachable after the provider's retries, or answered without a
     # key. The store's re-attempt policy calls these again; the shop is told "no answer".
@@ -396,6 +447,16 @@ class Order(Message):
         NO_INPUT = "no_input", _("Answered, no key pressed")
         NEEDS_REVIEW = "needs_review", _("Needs review")
         REJECTED = "rejected", _("Could not be called")
+        HELD = "held", _("Held by a rule")
+
+    class Verdict(models.TextChoices):
+        """What the store's rules said at intake (calls/rules.py); "": judged by none (an
+        order from before rules). Kept when the order is later called by hand."""
+
+        NONE = "", _("Not judged")
+        CALL = "call", _("Call")
+        SKIP = "skip", _("Skip")
+        HOLD = "hold", _("Hold")
 
     class Delivery(models.TextChoices):
         """What became of the parcel, as far as robodash has learnt: none -> shipped ->
@@ -477,6 +538,19 @@ class Order(Message):
     # could have): the returns figures split orders called from orders never called by this.
     called = models.BooleanField(default=False, db_default=False)
 
+    # The rules' verdict at intake and every rule that matched, as codes and values
+    # ({"rule": "below_min", "min": "1000.00"}): calls/formatting.py words them for people.
+    verdict = models.CharField(
+        max_length=8, choices=Verdict.choices, blank=True, default="", db_default=""
+    )
+    verdict_reasons = models.JSONField(
+        default=list, blank=True, db_default=Value([], output_field=models.JSONField())
+    )
+    # When the shop says the order was placed (its own created time; None: not said), and when
+    # robodash received it (a webhook's receipt, even when it is processed later).
+    placed_at = models.DateTimeField(null=True, blank=True)
+    arrived_at = models.DateTimeField(null=True, blank=True)
+
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -536,6 +610,12 @@ class Order(Message):
             # A fulfillment webhook finds its order by the shop's own id. A hash index: the id
             # is kept whole, and a B-tree refuses a key over 2.7 kB; equality is all it serves.
             HashIndex(fields=["shop_ref"], condition=~Q(shop_ref=""), name="order_shop_ref_idx"),
+            # /orders/ filtered by a verdict that kept an order from its call, newest first.
+            models.Index(
+                fields=["verdict", "created_at", "id"],
+                condition=Q(verdict__in=["skip", "hold"]),
+                name="order_verdict_created_idx",
+            ),
             # /orders/ filtered by the parcel's state, newest first (keyset), like the status.
             models.Index(
                 fields=["delivery", "created_at", "id"],
@@ -824,6 +904,7 @@ class OrderEvent(TimelineEvent):
         PHONE_CHANGED = "phone_changed", _("Phone number changed")
         DELIVERY = "delivery", _("Parcel update")
         DELIVERY_IGNORED = "delivery_ignored", _("Parcel update ignored")
+        JUDGED = "judged", _("Judged by the store's rules")
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=24, choices=Kind.choices)
@@ -833,6 +914,32 @@ class OrderEvent(TimelineEvent):
             # The order page's timeline.
             models.Index(fields=["order", "at"], name="orderevent_order_at_idx"),
         ]
+
+
+class BlockedPhone(models.Model):
+    """A phone a store will not call: its orders are held for a person (calls/rules.py)."""
+
+    store = models.ForeignKey(
+        Store, on_delete=models.CASCADE, related_name="blocked_phones", db_index=False
+    )
+    phone = models.CharField(max_length=12)  # normalised 923XXXXXXXXX, as Order.phone
+    reason = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Intake looks a batch's phones up in it (calls/rules.py phone_histories).
+            models.UniqueConstraint(
+                fields=["store", "phone"], name="blockedphone_unique_per_store"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.phone
 
 
 class OrderBatch(models.Model):

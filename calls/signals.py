@@ -12,3 +12,8 @@ order_settled = Signal()
 # calls/transitions.py (record_delivery, record_deliveries) inside the transaction that records
 # it, with `order_ids`; calls/notices.py queues the store's shipped notice here.
 order_shipped = Signal()
+
+# New orders the store's rules skipped at intake (calls/rules.py): never called, but the shop is
+# told. Sent by calls/transitions.py (record_judged) inside the intake's transaction, with
+# `order_ids`, once for a batch; the shops app queues their write-backs here.
+orders_skipped = Signal()

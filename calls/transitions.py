@@ -74,6 +74,13 @@ from                    to                          by
 (new)                   rejected, in the queue      reject_at_intake: a shop's order that cannot
                                                     be called (its phone is not a Pakistani
                                                     mobile), kept with the reason, no call
+(new)                   skipped; held, in the       take_in_judged (one order), judged_state
+                        queue ("held")              written by COPY (calls/intake/bulk.py): the
+                                                    store's rules said skip or hold
+                                                    (calls/rules.py), with the verdict and its
+                                                    reasons; never called but by hand (Call
+                                                    again keeps the verdict)
+skipped, held, no call  withdrawn, out of the queue withdraw_uncalled: the shop cancelled it
 any not decided by an   follows its latest call     every call transition above
 agent
 undecided, latest call  cancelled (decided_via      _after_outcome, by the store's rule
@@ -191,7 +198,8 @@ from django.utils.translation import gettext_lazy as _lazy
 
 from calls.models import Call, CallEvent, Campaign, Order, OrderEvent, Store, User
 from calls.redaction import redact
-from calls.signals import order_settled, order_shipped
+from calls.rules import Verdict
+from calls.signals import order_settled, order_shipped, orders_skipped
 
 # Calls in these states may still reach the customer: never start a second one beside them.
 ACTIVE_STATES = (Call.State.QUEUED, Call.State.SENDING, Call.State.IN_PROGRESS)
@@ -764,6 +772,85 @@ def reject_at_intake(order: Order, reason: str) -> Order:
     order.save(force_insert=True)
     record_order_event(order, OrderEvent.Kind.FOLLOWUP_OPENED, at=now, reason=order.followup)
     return order
+
+
+# The status and follow-up an order is born with, by its verdict at intake (calls/rules.py).
+STATUS_OF_VERDICT = {
+    Order.Verdict.CALL: Order.Status.WAITING,
+    Order.Verdict.SKIP: Order.Status.SKIPPED,
+    Order.Verdict.HOLD: Order.Status.HELD,
+}
+
+
+def judged_state(verdict: Verdict, now: dt.datetime) -> dict[str, Any]:
+    """The fields a new order judged `verdict` is stored with: its verdict and reasons, status
+    skipped or held (waiting until its call is queued), and a held one in the follow-up queue.
+    calls/intake/bulk.py writes them by COPY; take_in_judged saves one order with them."""
+    held = verdict.kind == Order.Verdict.HOLD
+    return {
+        "verdict": verdict.kind,
+        "verdict_reasons": verdict.reasons,
+        "status": STATUS_OF_VERDICT[Order.Verdict(verdict.kind)],
+        "followup": Order.FollowUp.HELD if held else Order.FollowUp.NONE,
+        "followup_at": now if held else None,
+    }
+
+
+def take_in_judged(order: Order, verdict: Verdict, now: dt.datetime) -> Order:
+    """(new) -> waiting, skipped or held: store a new order with the verdict of the store's
+    rules (an IntegrityError if the store has its id already). A call verdict leaves queueing
+    its call to the caller; skipped and held ones are never called but by hand."""
+    for name, value in judged_state(verdict, now).items():
+        setattr(order, name, value)
+    order.save(force_insert=True)
+    record_judged([(order.pk, verdict)], now)
+    return order
+
+
+def record_judged(judged: Sequence[tuple[int, Verdict]], now: dt.datetime) -> None:
+    """The timeline of new orders a rule matched: a `judged` event with the reasons, and a held
+    one's entry into the follow-up queue. One INSERT for a batch; nothing for plain calls.
+    Sends orders_skipped for the skipped ones (the shops app queues their write-backs)."""
+    events = []
+    for order_id, verdict in judged:
+        if not verdict.reasons:
+            continue
+        events.append(
+            OrderEvent(
+                order_id=order_id,
+                kind=OrderEvent.Kind.JUDGED,
+                at=now,
+                data={"verdict": verdict.kind, "reasons": verdict.reasons},
+            )
+        )
+        if verdict.kind == Order.Verdict.HOLD:
+            events.append(
+                OrderEvent(
+                    order_id=order_id,
+                    kind=OrderEvent.Kind.FOLLOWUP_OPENED,
+                    at=now,
+                    data={"reason": Order.FollowUp.HELD.value},
+                )
+            )
+    if events:
+        OrderEvent.objects.bulk_create(events)
+    skipped = [order_id for order_id, verdict in judged if verdict.kind == Order.Verdict.SKIP]
+    if skipped:
+        orders_skipped.send(sender=Order, order_ids=skipped)  # the shops are told
+
+
+def withdraw_uncalled(order: Order) -> bool:
+    """skipped or held, no call -> withdrawn: the shop cancelled an order the store's rules kept
+    from its call; a held one leaves the follow-up queue. False for any other order (one called
+    by hand follows its call, which the shop's cancel withdraws while it is queued)."""
+    now = timezone.now()
+    with transaction.atomic():
+        won = Order.objects.filter(
+            pk=order.pk, status__in=[Order.Status.SKIPPED, Order.Status.HELD]
+        ).update(status=Order.Status.WITHDRAWN, updated_at=now)
+        if won:
+            _close_followup(order.pk, now, why="withdrawn")
+    return bool(won)
 
 
 def decide_by_hand(

@@ -40,6 +40,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as SchemaError
 from ninja.security import HttpBearer
 
+from calls.formatting import verdict_reasons
 from calls.intake.single import create_single_call
 from calls.models import Order
 from calls.transitions import DeliveryVerdict, record_delivery
@@ -126,7 +127,22 @@ class CallOut(Schema):
 
 class OrderOut(Schema):
     order_id: str
-    status: str
+    status: str = Field(
+        description="waiting, calling, confirmed, cancelled, callback_requested, no_input, "
+        "unreachable, needs_review, withdrawn, rejected; skipped (the store's rules said not "
+        "to call it) or held (they held it for a person)"
+    )
+    verdict: Literal["", "call", "skip", "hold"] = Field(
+        description="what the store's rules said when the order arrived: call, skip or hold "
+        "(blank: an order from before rules); kept when it is later called by hand"
+    )
+    verdict_reasons: list[dict[str, Any]] = Field(
+        description="every rule that matched, hold's before skip's, as its code and values: "
+        "below_min (with `min`), above_max (`max`), trusted (`delivered`), blocked (`reason`), "
+        "returns (`returned`); more may be added",
+        examples=[[{"rule": "below_min", "min": "1000.00"}]],
+    )
+    verdict_words: str = Field(description="those rules in words, e.g. 'below Rs 1,000.00'")
     decision: str
     decided_by: str | None  # "customer" (key press), an agent's username, or None
     decided_at: dt.datetime | None
@@ -188,6 +204,9 @@ def order_out(order: Order) -> dict[str, Any]:
     return {
         "order_id": order.order_id,
         "status": order.status,
+        "verdict": order.verdict,
+        "verdict_reasons": order.verdict_reasons,
+        "verdict_words": verdict_reasons(order.verdict_reasons),
         "decision": order.decision,
         "decided_by": order.decider,
         "decided_at": order.decided_at,
@@ -236,7 +255,7 @@ def create_order(request: HttpRequest, data: OrderIn) -> Status:
     campaign = intake_campaign(store, Order.Source.API, data.campaign.strip())
     texts = {name: value for name in ("text3", "text4", "text5") if (value := getattr(data, name))}
     try:
-        call = create_single_call(
+        created = create_single_call(
             campaign,
             phone=data.phone,
             amount=data.amount,
@@ -254,7 +273,7 @@ def create_order(request: HttpRequest, data: OrderIn) -> Status:
         return Status(
             400, {"errors": {field: " ".join(m) for field, m in error.message_dict.items()}}
         )
-    order = _order(api_token, call.shop_order.order_id)
+    order = _order(api_token, created.order_id)
     assert order is not None
     return Status(201, order_out(order))
 

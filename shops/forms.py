@@ -216,6 +216,7 @@ class ShopifyForm(ConnectionForm):
     tag_confirmed = forms.CharField(label=_("Tag when confirmed"), max_length=40)
     tag_cancelled = forms.CharField(label=_("Tag when cancelled"), max_length=40)
     tag_no_answer = forms.CharField(label=_("Tag when never answered"), max_length=40)
+    tag_skipped = forms.CharField(label=_("Tag when skipped by the store's rules"), max_length=40)
     write_note = forms.BooleanField(label=_("Also write an order note"), required=False)
     field_order = ["shop_domain", "access_token", "webhook_secret", "admin_api_url"]
 
@@ -270,6 +271,9 @@ class WooCommerceForm(ConnectionForm):
     )
     status_no_answer = forms.ChoiceField(
         label=_("Status when never answered"), choices=WOO_STATUSES, required=False
+    )
+    status_skipped = forms.ChoiceField(
+        label=_("Status when skipped by the store's rules"), choices=WOO_STATUSES, required=False
     )
     delivery_statuses = forms.CharField(
         label=_("The parcel, by order status"),

@@ -15,18 +15,21 @@ shops send their webhooks in no promised order, and a lost create comes again la
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
+from calls.formatting import verdict_reasons
 from calls.intake.known import OrderAlreadyKnown, already_known, known_orders, lock_intake
 from calls.intake.rows import max_length_of
 from calls.intake.single import create_single_call
 from calls.models import CENT, Call, Campaign, Order, Store
 from calls.notices import queue_notice
 from calls.phones import InvalidPhone, normalize_pk_mobile
-from calls.transitions import reject_at_intake, withdraw
+from calls.transitions import reject_at_intake, withdraw, withdraw_uncalled
 from shops.models import EarlyCancellation
 from shops.payloads import IncomingOrder
 
@@ -41,8 +44,9 @@ NOT_COD = "not cash on delivery"
 class Received:
     """What became of an incoming order, for the shop's answer and the Integrations page."""
 
-    # A ReceivedWebhook.Outcome: "queued", "known", "rejected", "not_cod"; a cancellation's
-    # "withdrawn", "too_late", "early_cancel"; a parcel's "recorded"; "ignored" (the message
+    # A ReceivedWebhook.Outcome: "queued", "skipped", "held" (the store's rules), "known",
+    # "rejected", "not_cod"; a cancellation's "withdrawn", "too_late", "early_cancel"; a
+    # parcel's "recorded"; "ignored" (the message
     # says why).
     outcome: str
     order: Order | None
@@ -61,16 +65,24 @@ def intake_campaign(store: Store, source: str, name: str = "") -> Campaign:
 
 
 def receive_order(
-    store: Store, incoming: IncomingOrder, source: str, *, campaign_name: str = ""
+    store: Store,
+    incoming: IncomingOrder,
+    source: str,
+    *,
+    campaign_name: str = "",
+    arrived_at: dt.datetime | None = None,
 ) -> Received:
+    """Take in a shop's order: stored, judged by the store's rules, and queued for its call
+    unless they skip or hold it. `arrived_at`: when robodash received it (a webhook processed
+    later by a worker), else now."""
     if not incoming.cash_on_delivery:
         return not_cod(incoming)
     campaign = intake_campaign(store, source, campaign_name)
     if incoming.problems:
         problems = {name: [reason] for name, reason in incoming.problems.items()}
-        return _rejected(store, campaign, incoming, source, problems)
+        return _rejected(store, campaign, incoming, source, problems, arrived_at)
     try:
-        call = create_single_call(
+        order = create_single_call(
             campaign,
             phone=incoming.phone,
             amount=incoming.amount if incoming.amount is not None else "",
@@ -79,19 +91,26 @@ def receive_order(
             source=source,
             customer_name=incoming.customer_name,
             shop_ref=incoming.shop_order_id,
+            arrived_at=arrived_at,
         )
     except OrderAlreadyKnown as known:
         return Received("known", known.order, known.message_dict["order_id"][0])
     except ValidationError as error:
-        return _rejected(store, campaign, incoming, source, error.message_dict)
-    if EarlyCancellation.objects.filter(store=store, order_id=call.shop_order.order_id).exists():
-        withdraw_order(store, call.shop_order.order_id)
+        return _rejected(store, campaign, incoming, source, error.message_dict, arrived_at)
+    if EarlyCancellation.objects.filter(store=store, order_id=order.order_id).exists():
+        withdraw_order(store, order.order_id)
         return Received(
             "withdrawn",
-            call.shop_order,
+            order,
             f"order {incoming.order_id} was cancelled in the shop before it came: not called",
         )
-    return Received("queued", call.shop_order, f"order {incoming.order_id} queued for its call")
+    if order.verdict == Order.Verdict.SKIP:
+        why = verdict_reasons(order.verdict_reasons)
+        return Received("skipped", order, f"order {incoming.order_id} not called: skipped ({why})")
+    if order.verdict == Order.Verdict.HOLD:
+        why = verdict_reasons(order.verdict_reasons)
+        return Received("held", order, f"order {incoming.order_id} held for a person ({why})")
+    return Received("queued", order, f"order {incoming.order_id} queued for its call")
 
 
 def withdraw_order(store: Store, order_id: str) -> Received:
@@ -117,8 +136,11 @@ def withdraw_order(store: Store, order_id: str) -> Received:
             notice_of=Call.NoticeOf.CANCELLED
         )
         withdrawn = [call for call in queued if withdraw(call, None)]
-        queue_notice(order, Call.NoticeOf.CANCELLED)
-    if any(call.purpose == Call.Purpose.VERIFY for call in withdrawn):
+        # Skipped or held by the store's rules: never rung, so not rung to hear it is cancelled.
+        uncalled = withdraw_uncalled(order)
+        if not uncalled:
+            queue_notice(order, Call.NoticeOf.CANCELLED)
+    if uncalled or any(call.purpose == Call.Purpose.VERIFY for call in withdrawn):
         return Received("withdrawn", order, f"order {order_id} cancelled in the shop: not called")
     return Received("too_late", order, f"order {order_id} cancelled in the shop after its call")
 
@@ -129,6 +151,7 @@ def _rejected(
     incoming: IncomingOrder,
     source: str,
     problems: dict[str, list[str]],
+    arrived_at: dt.datetime | None = None,
 ) -> Received:
     """Keep an order that cannot be called, with why, unless the store has it already."""
     reason = "; ".join(message for messages in problems.values() for message in messages)
@@ -154,6 +177,7 @@ def _rejected(
             voice_id=campaign.voice_id or store.default_voice_id,
             customer_name=incoming.customer_name[: max_length_of(Order, "customer_name")],
             shop_ref=incoming.shop_order_id,
+            arrived_at=arrived_at or timezone.now(),
             text1=store.name[: max_length_of(Order, "text1")],
             text2=incoming.order_id,
         )

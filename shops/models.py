@@ -30,6 +30,7 @@ DEFAULT_TAGS = {
     "confirmed": "robocall-confirmed",
     "cancelled": "robocall-cancelled",
     "no_answer": "robocall-no-answer",
+    "skipped": "robocall-skipped",
 }
 API_TOKEN_PREFIX = "rdk_"
 # WooCommerce: what an order status says of the parcel, unless the connection says otherwise.
@@ -290,6 +291,7 @@ class WriteBack(models.Model):
         CONFIRMED = "confirmed", _("Confirmed")
         CANCELLED = "cancelled", _("Cancelled")
         NO_ANSWER = "no_answer", _("No answer")
+        SKIPPED = "skipped", _("Skipped by a rule")  # the store's rules said not to call it
 
     # last_error holds why the latest try failed as `code[:detail]` (shops.writeback's
     # WriteBackFailed.stored), after `gave_up:` when a day of retries ran out: never the shop's

@@ -42,11 +42,12 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q, Sum
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from calls.formatting import verdict_reasons
 from calls.models import Order
 from robodash.celery import enqueue
-from shops.models import ShopConnection, WriteBack
+from shops.models import DEFAULT_TAGS, ShopConnection, WriteBack
 from shops.writeback import (
     ShopifyTarget,
     Step,
@@ -73,7 +74,39 @@ def _event_for(order: Order) -> str | None:
         return WriteBack.Event(order.decision)
     if order.status in Order.SETTLED_WITHOUT_ANSWER:
         return WriteBack.Event.NO_ANSWER
+    if order.status == Order.Status.SKIPPED:
+        return WriteBack.Event.SKIPPED
     return None
+
+
+def _addresses(connection: ShopConnection, source: str, shop_ref: str) -> bool:
+    """Whether `connection` can tell its shop about an order from `source`: only the shop an
+    order came from knows its id; a merchant's own server hears of every order."""
+    return connection.kind == ShopConnection.Kind.WEBHOOK or (
+        source == connection.kind and bool(shop_ref)
+    )
+
+
+def queue_skipped_write_backs(order_ids: list[int]) -> list[WriteBack]:
+    """The rows telling the shops about new orders the store's rules skipped: two queries
+    whatever the batch (an import's thousands). The orders are new, so none has a row yet."""
+    orders = list(
+        Order.objects.filter(pk__in=order_ids, status=Order.Status.SKIPPED).values_list(
+            "pk", "store_id", "source", "shop_ref"
+        )
+    )
+    stores = {store_id for _pk, store_id, _source, _ref in orders}
+    connections = list(ShopConnection.objects.filter(store_id__in=stores)) if stores else []
+    rows = [
+        WriteBack(order_id=pk, connection=connection, event=WriteBack.Event.SKIPPED)
+        for pk, store_id, source, shop_ref in orders
+        for connection in connections
+        if connection.store_id == store_id and _addresses(connection, source, shop_ref)
+    ]
+    if rows:
+        WriteBack.objects.bulk_create(rows, ignore_conflicts=True)
+        transaction.on_commit(wake_outbox)
+    return rows
 
 
 def queue_write_backs(order_id: int) -> list[WriteBack]:
@@ -89,10 +122,8 @@ def queue_write_backs(order_id: int) -> list[WriteBack]:
     # Inside the caller's transaction (no savepoint); its own when called outside one.
     with transaction.atomic(savepoint=False):
         for connection in ShopConnection.objects.filter(store_id=order.store_id):
-            if connection.kind != ShopConnection.Kind.WEBHOOK and (
-                order.source != connection.kind or not order.shop_ref
-            ):
-                continue  # only the shop an order came from knows its id
+            if not _addresses(connection, order.source, order.shop_ref):
+                continue
             # Locked: a claim committing between this read and the save below would be undone.
             pair = WriteBack.objects.filter(order=order, connection=connection)
             row = pair.select_for_update().first()
@@ -268,7 +299,12 @@ def marker(row: WriteBack) -> str:
     return f"[robodash:wb{row.pk}{version}]"
 
 
-EVENT_WORDS = {"confirmed": "confirmed", "cancelled": "cancelled", "no_answer": "no answer"}
+EVENT_WORDS = {
+    "confirmed": "confirmed",
+    "cancelled": "cancelled",
+    "no_answer": "no answer",
+    "skipped": "not called (the store's rules)",
+}
 
 
 def decided_by(order: Order) -> str:
@@ -289,6 +325,10 @@ def decision_line(order: Order, event: str, was: str) -> str:
     if not was:
         if event == WriteBack.Event.NO_ANSWER:
             return "Robocall: No answer after every attempt"
+        if event == WriteBack.Event.SKIPPED:
+            with translation.override("en"):
+                why = verdict_reasons(order.verdict_reasons)
+            return f"Robocall: Not called, skipped by the store's rules ({why})"
         return f"Robocall: {WriteBack.Event(event).label} ({decided_by(order)})"
     decider = order.decider
     who = {"customer": "the customer", "policy": "the store's rule"}.get(decider or "", decider)
@@ -302,7 +342,9 @@ def perform(row: WriteBack, event: str) -> list[Step]:
     line = decision_line(order, event, row.told_event)
     if connection.kind == ShopConnection.Kind.SHOPIFY:
         shop = ShopifyTarget(connection.shopify_admin_api_url(), connection.secret("access_token"))
-        tags = {key: tag for key, tag in (connection.tags or {}).items() if tag}
+        # A tag the connection has never set (one for an event added since) is the default.
+        named = {**DEFAULT_TAGS, **(connection.tags or {})}
+        tags = {key: tag for key, tag in named.items() if tag}
         current = tags.get(event)
         others = sorted({tag for tag in tags.values() if tag != current})
         # Removed first: the order never carries two decisions at once (a shipping filter on
@@ -351,6 +393,8 @@ def webhook_payload(row: WriteBack, order: Order, event: str) -> dict[str, Any]:
             "previous_decision": previous,
             "decided_by": order.decider,
             "decided_at": order.decided_at.isoformat() if order.decided_at else None,
+            "verdict": order.verdict,
+            "verdict_reasons": order.verdict_reasons,
             "amount": str(order.amount),
             "charges_total": str(calls["charges"] or "0.00"),
             "calls": calls["count"],
@@ -359,4 +403,4 @@ def webhook_payload(row: WriteBack, order: Order, event: str) -> dict[str, Any]:
 
 
 def _decision_of(event: str) -> str:
-    return "" if event == WriteBack.Event.NO_ANSWER else event
+    return "" if event in (WriteBack.Event.NO_ANSWER, WriteBack.Event.SKIPPED) else event

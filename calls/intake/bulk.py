@@ -1,8 +1,9 @@
 """A batch of a file's orders into calls at once: each batch of an upload's launch (the upload
 page's and import_calls', calls/intake/uploads.py).
 
-Each new row becomes an order of the store and its first call. An order id the store already
-has is "already known" (calls/intake/known.py) and places no call.
+Each new row becomes an order of the store, judged by the store's rules (calls/intake/judging.py,
+one history query per batch), and, unless they skip or hold it, its first call. An order id the
+store already has is "already known" (calls/intake/known.py) and places no call.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from typing import Any
 from django.db import connection, models
 from django.utils import timezone
 
+from calls.intake.judging import judge_new_orders
 from calls.intake.known import known_orders, lock_intake
 from calls.intake.rows import MESSAGE_FIELDS, OrderRow, message_values
 from calls.models import Call, CallEvent, Campaign, Order, Store
+from calls.rules import OrderFacts
+from calls.transitions import judged_state, record_judged
 
 BATCH_SIZE = 2000  # rows per lookup of known orders and per INSERT
 
@@ -27,7 +31,9 @@ BATCH_SIZE = 2000  # rows per lookup of known orders and per INSERT
 # are the same on every row prepared once; ids are taken from the tables' sequences first so
 # each call knows its order and each event its call.
 
-_ORDER_VARYING = ("id", *MESSAGE_FIELDS)
+# What the store's rules made of each order (calls/transitions.py judged_state), the reasons last.
+_JUDGED_FIELDS = ("verdict", "status", "followup", "followup_at", "verdict_reasons")
+_ORDER_VARYING = ("id", *MESSAGE_FIELDS, *_JUDGED_FIELDS)
 _CALL_VARYING = ("id", "shop_order_id", *MESSAGE_FIELDS)
 
 
@@ -111,9 +117,17 @@ def _insert_by_copy(
     now: Any,
     due: Any,
     actor_id: int | None,
-) -> int:
+) -> tuple[int, int]:
+    """The batches' orders, each judged by the store's rules (one history query per batch), and
+    the queued calls of those to call: (orders added, calls queued)."""
     orders = CopyWriter(
-        Order(store_id=store.pk, campaign_id=campaign.pk, source=Order.Source.CSV, created_at=now),
+        Order(
+            store_id=store.pk,
+            campaign_id=campaign.pk,
+            source=Order.Source.CSV,
+            created_at=now,
+            arrived_at=now,
+        ),
         _ORDER_VARYING,
     )
     calls = CopyWriter(
@@ -121,21 +135,39 @@ def _insert_by_copy(
         _CALL_VARYING,
     )
     events = _CreatedEvents(CallEvent(at=now, kind=CallEvent.Kind.CREATED, actor_id=actor_id))
-    inserted = 0
+    reasons_field = Order._meta.get_field("verdict_reasons")
+    inserted = queued = 0
     for batch in batches:
+        verdicts = judge_new_orders(store, [OrderFacts(row.phone, row.amount) for row in batch])
         order_ids = _reserve_ids(Order, len(batch))
-        call_ids = _reserve_ids(Call, len(batch))
         messages = [message_values(order, campaign, store) for order in batch]
+        judged = [judged_state(verdict, now) for verdict in verdicts]
         orders.write(
-            (order_id, *message) for order_id, message in zip(order_ids, messages, strict=True)
+            (
+                order_id,
+                *message,
+                *(state[name] for name in _JUDGED_FIELDS[:-1]),
+                reasons_field.get_db_prep_save(state["verdict_reasons"], connection),
+            )
+            for order_id, message, state in zip(order_ids, messages, judged, strict=True)
         )
+        to_call = [
+            (order_id, message, order.row)
+            for order_id, message, order, verdict in zip(
+                order_ids, messages, batch, verdicts, strict=True
+            )
+            if verdict.kind == Order.Verdict.CALL
+        ]
+        call_ids = _reserve_ids(Call, len(to_call)) if to_call else []
         calls.write(
             (call_id, order_id, *message)
-            for call_id, order_id, message in zip(call_ids, order_ids, messages, strict=True)
+            for call_id, (order_id, message, _row) in zip(call_ids, to_call, strict=True)
         )
-        events.write(call_ids, [order.row for order in batch])
+        events.write(call_ids, [row for _order, _message, row in to_call])
+        record_judged(list(zip(order_ids, verdicts, strict=True)), now)
         inserted += len(batch)
-    return inserted
+        queued += len(to_call)
+    return inserted, queued
 
 
 def add_orders(
@@ -150,7 +182,7 @@ def add_orders(
     known = known_orders(store, [order.order_id for order in orders])
     new = [order for order in orders if order.order_id not in known]
     now = timezone.now()
-    added = _insert_by_copy(
+    added, _queued = _insert_by_copy(
         [new] if new else [], campaign, store, now, store.next_calling_time(now), actor_id
     )
     return added, len(orders) - len(new)

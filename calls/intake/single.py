@@ -1,4 +1,5 @@
-"""One order and its first call: the single-order form, a shop's webhook, the orders API.
+"""One order and its first call: the single-order form, a shop's webhook, the orders API. The
+store's rules judge it first (calls/intake/judging.py): a skipped or held order gets no call.
 
 The store's intake lock is taken shared: single orders do not wait for each other, only for a
 bulk intake, and the unique order_unique_per_store index sorts out two with the same id.
@@ -6,6 +7,7 @@ bulk intake, and the unique order_unique_per_store index sorts out two with the 
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from calls.intake.judging import judge_new_orders
 from calls.intake.known import already_known, known_orders, lock_intake
 from calls.intake.rows import (
     KEY_COLUMNS,
@@ -23,9 +26,10 @@ from calls.intake.rows import (
     message_values,
     validate_order,
 )
-from calls.models import Call, Campaign, Order, Store
+from calls.models import Campaign, Order, Store
 from calls.pipeline.dispatch import wake_dispatcher
-from calls.transitions import queue_call
+from calls.rules import OrderFacts
+from calls.transitions import queue_call, take_in_judged
 
 
 def _order_for(
@@ -52,11 +56,14 @@ def create_single_call(
     source: str = Order.Source.FORM,
     customer_name: str = "",
     shop_ref: str = "",
+    arrived_at: dt.datetime | None = None,
     **extras: str,
-) -> Call:
-    """One order from the form (or a shop, `source`), and its queued first call. ValidationError
+) -> Order:
+    """One order from the form (or a shop, `source`), judged by the store's rules
+    (calls/rules.py) and, unless they skip or hold it, with its queued first call. ValidationError
     by field (the form shows them) for a bad value; OrderAlreadyKnown (one, on `order_id`) for an
-    order id the store already has (it is not called again)."""
+    order id the store already has (it is not called again). `arrived_at`: when robodash
+    received it (a webhook processed later), else now."""
     unknown = set(extras) - set(TEXT_COLUMNS) - set(KEY_COLUMNS)
     if unknown:
         raise TypeError(f"unexpected fields: {', '.join(sorted(unknown))}")
@@ -84,12 +91,16 @@ def create_single_call(
         order = _order_for(result, locked, store, source=source, now=now)
         order.customer_name = customer_name[: max_length_of(Order, "customer_name")]
         order.shop_ref = shop_ref
+        order.arrived_at = arrived_at or now
+        (verdict,) = judge_new_orders(store, [OrderFacts(order.phone, order.amount)])
         try:
             with transaction.atomic():
-                order.save()
+                take_in_judged(order, verdict, now)
         except IntegrityError:  # the same order id, stored a moment ago by another request
             raise already_known(store, result.order_id) from None
-        call = queue_call(
+        if verdict.kind != Order.Verdict.CALL:
+            return order  # skipped or held: not called (a person may, by hand)
+        queue_call(
             order,
             campaign_id=locked.pk,
             scheduled_for=store.next_calling_time(now),
@@ -97,4 +108,4 @@ def create_single_call(
             source=source,
         )
         wake_dispatcher()
-    return call
+    return order

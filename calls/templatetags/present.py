@@ -44,6 +44,7 @@ for formatter in (
     formatting.percent,
     formatting.count,
     formatting.retry_delays,
+    formatting.verdict_reasons,
 ):
     register.filter(formatter.__name__, formatter)
 
@@ -228,6 +229,10 @@ def _order_event_value(key: str, value: Any, zone: Any) -> tuple[str, str] | Non
         return _("Was"), _choice_words(Order.Decision, value)
     if key == "next":
         return (_("by Next order"), "") if value else None
+    if key == "verdict":  # judged at intake (calls/rules.py)
+        return _("Verdict"), _choice_words(Order.Verdict, value)
+    if key == "reasons":
+        return _("Rules"), formatting.verdict_reasons(value)
     return _event_value(key, value, zone)
 
 

@@ -22,7 +22,7 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -37,12 +37,12 @@ from calls import launches, tasks, transitions
 from calls.exports import csv_response
 from calls.figures import stats
 from calls.figures.stats import Figures
-from calls.formatting import day
+from calls.formatting import day, verdict_reasons
 from calls.forms import SingleOrderForm, UploadForm, as_sentence
 from calls.intake import uploads
 from calls.intake.file_errors import ImportFileError, describe
 from calls.intake.single import create_single_call
-from calls.models import Call, Campaign, Store, Upload, UploadRow, User
+from calls.models import Call, Campaign, Order, Store, Upload, UploadRow, User
 from calls.permissions import EVERYONE, LAUNCH, role_required
 from calls.pipeline.balances import check_launch, estimate_cost, refresh_balance
 from calls.pipeline.dispatch import wake_dispatcher
@@ -140,7 +140,7 @@ def campaign_single_order(request: HttpRequest) -> HttpResponse:
             campaign, _created = Campaign.objects.get_or_create(
                 store=store, name=data["campaign_name"], defaults={"created_by": user}
             )
-            call = _create_call(campaign, data, user)
+            order = _create_order(campaign, data, user)
     except ValidationError as exc:
         for field, errors in exc.message_dict.items():
             target = field if field in form.fields else None
@@ -149,11 +149,26 @@ def campaign_single_order(request: HttpRequest) -> HttpResponse:
         return _new_page(request, order_form=form)
     if check.warning:
         messages.warning(request, check.message)
-    if campaign.status == Campaign.Status.RUNNING:
+    if order.verdict == Order.Verdict.SKIP:
+        messages.warning(
+            request,
+            _("Order %(order)s is not called: the store's rules skip it (%(reasons)s).")
+            % {"order": order.order_id, "reasons": verdict_reasons(order.verdict_reasons)},
+        )
+    elif order.verdict == Order.Verdict.HOLD:
+        messages.warning(
+            request,
+            _(
+                "Order %(order)s is not called: the store's rules hold it for a person "
+                "(%(reasons)s). It is in the follow-up queue."
+            )
+            % {"order": order.order_id, "reasons": verdict_reasons(order.verdict_reasons)},
+        )
+    elif campaign.status == Campaign.Status.RUNNING:
         messages.success(
             request,
             _("Order %(order)s queued: the call to %(phone)s starts shortly.")
-            % {"order": call.order_id, "phone": call.phone},
+            % {"order": order.order_id, "phone": order.phone},
         )
     else:
         messages.warning(
@@ -163,7 +178,7 @@ def campaign_single_order(request: HttpRequest) -> HttpResponse:
                 "once the campaign runs."
             )
             % {
-                "order": call.order_id,
+                "order": order.order_id,
                 "campaign": campaign.name,
                 "status": campaign.get_status_display().lower(),
             },
@@ -171,7 +186,7 @@ def campaign_single_order(request: HttpRequest) -> HttpResponse:
     return redirect("campaign_detail", pk=campaign.pk)
 
 
-def _create_call(campaign: Campaign, data: dict[str, Any], user: User) -> Call:
+def _create_order(campaign: Campaign, data: dict[str, Any], user: User) -> Order:
     return create_single_call(
         campaign,
         phone=data["phone"],
@@ -483,11 +498,42 @@ def _say_launched(
     else:
         parts = [_("Campaign %(campaign)s is running") % {"campaign": campaign.name}]
     if upload is not None:
-        count = upload.imported_rows
+        # The store's rules kept some of the upload's orders from their call (calls/rules.py):
+        # counted among the campaign's orders since the upload, by order_verdict_created_idx.
+        kept = dict(
+            Order.objects.filter(
+                campaign=campaign,
+                verdict__in=[Order.Verdict.SKIP, Order.Verdict.HOLD],
+                created_at__gte=upload.created_at,
+            )
+            .order_by()
+            .values_list("verdict")
+            .annotate(n=Count("id"))
+        )
+        skipped, held = kept.get(Order.Verdict.SKIP, 0), kept.get(Order.Verdict.HOLD, 0)
+        count = max(upload.imported_rows - skipped - held, 0)
         parts.append(
             ngettext("%(count)s call queued", "%(count)s calls queued", count)
             % {"count": intcomma(count)}
         )
+        if skipped:
+            parts.append(
+                ngettext(
+                    "%(count)s skipped by the store's rules",
+                    "%(count)s skipped by the store's rules",
+                    skipped,
+                )
+                % {"count": intcomma(skipped)}
+            )
+        if held:
+            parts.append(
+                ngettext(
+                    "%(count)s held for a person by the store's rules",
+                    "%(count)s held for a person by the store's rules",
+                    held,
+                )
+                % {"count": intcomma(held)}
+            )
     if queued_draft_calls:
         count = queued_draft_calls
         parts.append(

@@ -1,7 +1,7 @@
 """The Orders page: one row per order, newest first, found by any part of its id or a phone,
-filtered in the URL (store, status, decision, follow-up, source, the parcel, dates with the
-reports' presets), keyset-paged, with one-click views (ready to ship, needs a decision),
-exported as CSV or .xlsx, and worked in bulk (calls/order_batches.py)."""
+filtered in the URL (store, status, decision, follow-up, source, the parcel, the rules'
+verdict, dates with the reports' presets), keyset-paged, with one-click views (ready to ship,
+needs a decision), exported as CSV or .xlsx, and worked in bulk (calls/order_batches.py)."""
 
 from __future__ import annotations
 
@@ -89,6 +89,13 @@ class OrderFilterForm(StoreDaysFilterForm):
         *[(code, label) for code, label in Order.Delivery.choices if code],
     )
     delivery = forms.ChoiceField(choices=DELIVERIES, required=False, label=_lazy("Parcel"))
+    # What the store's rules said on arrival (calls/rules.py); "none": judged by none.
+    VERDICTS = (
+        ("", _lazy("Any verdict")),
+        *[(code, label) for code, label in Order.Verdict.choices if code],
+        ("none", Order.Verdict.NONE.label),
+    )
+    verdict = forms.ChoiceField(choices=VERDICTS, required=False, label=_lazy("Rules"))
 
     def apply(self, orders: QuerySet[Order]) -> QuerySet[Order]:
         """`orders` narrowed by every valid field; invalid fields are shown and ignored."""
@@ -110,6 +117,10 @@ class OrderFilterForm(StoreDaysFilterForm):
             # Shipped, delivered or returned: order_delivery_created_idx, newest first.
             delivery = data["delivery"]
             orders = orders.filter(delivery="" if delivery == "none" else delivery)
+        if data.get("verdict"):
+            # Skip or hold: order_verdict_created_idx, newest first.
+            verdict = data["verdict"]
+            orders = orders.filter(verdict="" if verdict == "none" else verdict)
         if data.get("q"):
             orders = orders.filter(order_search(data["q"]))
         return orders
@@ -197,7 +208,7 @@ def _view_links(filters: QueryDict) -> list[tuple[str, str, str, bool]]:
     for name in ("store", "range", "date_from", "date_to"):
         if name in filters:
             kept.setlist(name, filters.getlist(name))
-    others = {"q", "status", "decision", "followup", "source", "delivery"}
+    others = {"q", "status", "decision", "followup", "source", "delivery", "verdict"}
     chosen = {name: filters[name] for name in others if name in filters}
     labels = {
         "": _("All orders"),
@@ -255,6 +266,7 @@ def order_list(request: HtmxHttpRequest) -> HttpResponse:
         "decisions": OrderFilterForm.DECISIONS[1:],
         "sources": Order.Source.choices,
         "deliveries": OrderFilterForm.DELIVERIES[1:],
+        "verdicts": OrderFilterForm.VERDICTS[1:],
         "zone_name": form.zone().key,
         "can_export": user_can(request.user, REPORTS),
         "can_act": user_can(request.user, CALL_ACTIONS),

@@ -265,7 +265,7 @@ def test_a_callback_time_an_agent_set_hides_the_order_until_then_and_comes_first
 def test_a_single_order_form_order_follows_the_same_path(campaign: Campaign) -> None:
     call = create_single_call(
         campaign, phone="03001234567", amount=Decimal(1500), order_id="KK-9", store_name="S"
-    )
+    ).calls.get()
     Call.objects.filter(pk=call.pk).update(state=Call.State.IN_PROGRESS)
     order = end(call, Call.Outcome.NO_INPUT)
     assert order.followup == Order.FollowUp.NO_INPUT

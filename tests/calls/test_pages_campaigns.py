@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calls.intake import files, uploads
-from calls.models import Call, Campaign, Upload, UploadRow
+from calls.models import Call, Campaign, Store, Upload, UploadRow
 from tests.calls.test_stats import add_calls
 from tests.conftest import TEST_API_KEY
 from tests.support.pages import text_of
@@ -145,6 +145,20 @@ def test_launching_imports_the_valid_rows_and_runs_the_campaign(
     assert (
         "Campaign May orders launched, 2 calls queued, 2 rows rejected, "
         "1 duplicate in this file skipped." in page
+    )
+
+
+def test_launching_says_how_many_orders_the_stores_rules_skipped(admin, store, provider_url):
+    Store.objects.filter(pk=store.pk).update(call_min_amount=Decimal(2000))
+    upload(admin, store)
+    campaign = Campaign.objects.get(name="May orders")
+
+    response = admin.post(reverse("campaign_launch", args=[campaign.pk]), follow=True)
+
+    assert list(Call.objects.values_list("order_id", flat=True)) == ["A-2"]
+    assert (
+        "Campaign May orders launched, 1 call queued, 1 skipped by the store's rules, "
+        "2 rows rejected" in text_of(response)
     )
 
 

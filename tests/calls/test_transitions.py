@@ -35,6 +35,8 @@ GUARDED = {
     "delivery_at",
     "delivery_via",
     "called",
+    "verdict",
+    "verdict_reasons",
 }
 # Whose state a module other than the state module may write, by model. A call's, an order's and
 # a campaign's never: only STATE_MODULE writes those.
@@ -200,9 +202,10 @@ def campaign(store: Store) -> Campaign:
 
 
 def single(campaign: Campaign, order_id: str = "KK-1") -> Call:
-    return create_single_call(
+    order = create_single_call(
         campaign, phone="03001234567", amount=Decimal(1500), order_id=order_id, store_name="S"
     )
+    return order.calls.get()
 
 
 def status_of(call: Call) -> str:

@@ -26,6 +26,7 @@ def connect_shopify(client, store, **changes):
         "shopify-tag_confirmed": "robocall-confirmed",
         "shopify-tag_cancelled": "robocall-cancelled",
         "shopify-tag_no_answer": "robocall-no-answer",
+        "shopify-tag_skipped": "robocall-skipped",
     }
     return client.post(page(store), data | changes)
 

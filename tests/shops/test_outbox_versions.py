@@ -91,13 +91,17 @@ def test_confirmed_then_cancelled_leaves_the_shopify_order_only_the_new_tag_and_
     assert (row.state, row.event, row.version) == ("delivered", "cancelled", 2)
     assert (row.told_event, row.told_version) == ("cancelled", 2)
     assert row.result == [
-        {"code": "untagged", "tags": ["robocall-confirmed", "robocall-no-answer"]},
+        {
+            "code": "untagged",
+            "tags": ["robocall-confirmed", "robocall-no-answer", "robocall-skipped"],
+        },
         {"code": "tagged", "tags": ["robocall-cancelled"]},
         {"code": "note_written"},
     ]
     client.force_login(admin_user)
     assert (
-        "robodash's other tags removed (robocall-confirmed, robocall-no-answer); "
+        "robodash's other tags removed (robocall-confirmed, robocall-no-answer, "
+        "robocall-skipped); "
         "tagged robocall-cancelled; robodash's line in the order note written"
     ) in text_of(client.get(f"/orders/{order.pk}/"))
 
@@ -235,6 +239,8 @@ def test_the_merchants_server_gets_the_previous_decision_and_a_delivery_id_per_v
         "previous_decision": "confirmed",
         "decided_by": "amina",
         "decided_at": None,
+        "verdict": "call",
+        "verdict_reasons": [],
         "amount": "1500.00",
         "charges_total": "0.00",
         "calls": 1,

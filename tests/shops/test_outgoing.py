@@ -104,6 +104,7 @@ def form_data(kind: str, address: str) -> dict[str, str]:
             "tag_confirmed": "robocall-confirmed",
             "tag_cancelled": "robocall-cancelled",
             "tag_no_answer": "robocall-no-answer",
+            "tag_skipped": "robocall-skipped",
         }
     elif kind == "woocommerce":
         fields = {

@@ -41,10 +41,21 @@ OPTION_FIELDS = {
     "return_cost": "return_cost",
     "notify_on_shipped": "notify_on_shipped",
     "notify_on_cancelled": "notify_on_cancelled",
+    "call_min_amount": "call_min_amount",
+    "call_max_amount": "call_max_amount",
+    "trust_after": "trust_after",
+    "hold_after_returns": "hold_after_returns",
 }
-# Options naming a voice for a notice call: `off` (or nothing) means no such call, as a blank
-# field does on the page.
-NOTICE_OPTIONS = ("notify_on_shipped", "notify_on_cancelled")
+# Options a store may leave off (a notice's voice, a rule at intake): `off` (or nothing) turns
+# it off, as a blank field does on the page.
+OFF_OPTIONS = (
+    "notify_on_shipped",
+    "notify_on_cancelled",
+    "call_min_amount",
+    "call_max_amount",
+    "trust_after",
+    "hold_after_returns",
+)
 
 # The flag that fills each field, to name it in an error.
 FIELD_FLAGS = {
@@ -63,6 +74,10 @@ FIELD_FLAGS = {
     "return_cost": "--return-cost",
     "notify_on_shipped": "--notify-on-shipped",
     "notify_on_cancelled": "--notify-on-cancelled",
+    "call_min_amount": "--call-min-amount",
+    "call_max_amount": "--call-max-amount",
+    "trust_after": "--trust-after",
+    "hold_after_returns": "--hold-after-returns",
 }
 
 # How a value the form finds malformed or out of range is described in the flag's terms. The
@@ -89,6 +104,14 @@ VALUE_PROBLEMS = {
     "return_cost": "{flag} must be an amount in rupees of 0 or more (e.g. 350), not {text!r}",
     "notify_on_shipped": "{flag} must be a voice id (a positive whole number) or off, not {text!r}",
     "notify_on_cancelled": "{flag} must be a voice id (a positive whole number) or off, "
+    "not {text!r}",
+    "call_min_amount": "{flag} must be an amount in rupees of 0 or more (e.g. 1000) or off, "
+    "not {text!r}",
+    "call_max_amount": "{flag} must be an amount in rupees of 0 or more (e.g. 50000) or off, "
+    "not {text!r}",
+    "trust_after": "{flag} must be a whole number of delivered orders, 1 or more, or off, "
+    "not {text!r}",
+    "hold_after_returns": "{flag} must be a whole number of returned orders, 1 or more, or off, "
     "not {text!r}",
 }
 # Codes of Django's field checks: the value on its own is wrong. Any other error is a rule
@@ -175,6 +198,28 @@ class Command(BaseCommand):
             "off for no such call",
         )
         parser.add_argument(
+            "--call-min-amount",
+            metavar="RS",
+            help="skip (do not call) a new order below this amount; off (the default) for none",
+        )
+        parser.add_argument(
+            "--call-max-amount",
+            metavar="RS",
+            help="skip a new order above this amount; off (the default) for none",
+        )
+        parser.add_argument(
+            "--trust-after",
+            metavar="N",
+            help="skip a new order from a phone with N delivered orders at this store and none "
+            "returned; off (the default) for none",
+        )
+        parser.add_argument(
+            "--hold-after-returns",
+            metavar="N",
+            help="hold a new order from a phone with N returned orders at this store for a "
+            "person (the follow-up queue); off (the default) for none",
+        )
+        parser.add_argument(
             "--update", action="store_true", help="change an existing store instead"
         )
 
@@ -228,12 +273,12 @@ class Command(BaseCommand):
         data |= typed
         if "retry_delays" in typed:
             data["retry_delays"] = retry_delays_in_seconds(typed["retry_delays"])
-        for money in ("low_balance_threshold", "return_cost"):
+        for money in ("low_balance_threshold", "return_cost", "call_min_amount", "call_max_amount"):
             if money in typed:
                 data[money] = typed[money].replace(",", "")
-        for notice in NOTICE_OPTIONS:
-            if typed.get(notice, "").lower() == "off":
-                data[notice] = ""
+        for option in OFF_OPTIONS:
+            if typed.get(option, "").lower() == "off":
+                data[option] = ""
         data["name"] = name
         data["api_key"] = os.environ.get(API_KEY_ENV, "").strip()
         data["save_rejected_key_paused"] = False  # the page's choice; a script is refused
