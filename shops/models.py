@@ -141,6 +141,8 @@ class ReceivedWebhook(models.Model):
     class Outcome(models.TextChoices):
         WAITING = "", _("Waiting for a worker")
         QUEUED = "queued", _("Order queued for its call")
+        SKIPPED = "skipped", _("Order skipped by a rule")
+        HELD = "held", _("Order held by a rule")
         KNOWN = "known", _("Order already known")
         REJECTED = "rejected", _("Order cannot be called")
         NOT_COD = "not_cod", _("Not cash on delivery")

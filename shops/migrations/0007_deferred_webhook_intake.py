@@ -43,6 +43,8 @@ class Migration(migrations.Migration):
                 choices=[
                     ("", "Waiting for a worker"),
                     ("queued", "Order queued for its call"),
+                    ("skipped", "Order skipped by a rule"),
+                    ("held", "Order held by a rule"),
                     ("known", "Order already known"),
                     ("rejected", "Order cannot be called"),
                     ("not_cod", "Not cash on delivery"),

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('shops', '0006_connection_delivery_statuses'),
+        ('shops', '0007_deferred_webhook_intake'),
     ]
 
     operations = [

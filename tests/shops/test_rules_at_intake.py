@@ -16,12 +16,14 @@ from calls import actions
 from calls.block_list import block_phone
 from calls.models import Call, Campaign, Order, Store
 from calls.transitions import decide_by_hand
+from shops.inbox import take_in_waiting
 from shops.intake import receive_order
 from shops.models import ApiToken, WriteBack
 from shops.payloads import IncomingOrder
 from shops.signatures import base64_hmac
 from standins.server import StandIns
 from tests.shops.test_outbox import TOKEN, WOO_KEY, WOO_SECRET, connect, deliver_until_done
+from tests.support.webhooks import taken_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SHOP_ORDER_ID = 555  # the stand-in's gid://shopify/Order/555
@@ -50,7 +52,8 @@ def shopify_body(amount: str = "300.00", **changes: object) -> bytes:
 
 
 def post_shopify(client, store, body: bytes, *, topic="orders/create", delivery="d-1"):
-    return client.post(
+    """Sent, answered, and taken in by the inbox (as its worker would)."""
+    response = client.post(
         f"/hooks/shopify/{store.pk}/",
         data=body,
         content_type="application/json",
@@ -60,6 +63,8 @@ def post_shopify(client, store, body: bytes, *, topic="orders/create", delivery=
             "X-Shopify-Hmac-Sha256": base64_hmac(body, "x"),  # connect()'s webhook secret
         },
     )
+    take_in_waiting()
+    return response
 
 
 def test_a_webhook_order_below_the_minimum_is_skipped_and_the_shopify_order_tagged(
@@ -70,8 +75,8 @@ def test_a_webhook_order_below_the_minimum_is_skipped_and_the_shopify_order_tagg
 
     answer = post_shopify(client, store, shopify_body("300.00"))
 
-    assert answer.status_code == 200 and answer.json()["result"] == "skipped"
-    assert "below Rs 1,000.00" in answer.json()["message"]
+    assert answer.status_code == 200 and taken_in(answer.json())[0] == "skipped"
+    assert "below Rs 1,000.00" in taken_in(answer.json())[1]
     order = Order.objects.get()
     assert (order.status, order.verdict) == ("skipped", "skip") and not Call.objects.exists()
     deliver_until_done()
@@ -104,7 +109,7 @@ def test_a_held_order_is_told_nothing_until_a_person_decides_it(client, store, s
 
     answer = post_shopify(client, store, shopify_body("1500.00"))
 
-    assert answer.json()["result"] == "held"
+    assert taken_in(answer.json())[0] == "held"
     order = Order.objects.get()
     assert (order.status, order.followup) == ("held", "held")
     assert list(actions.due_followups()) == [order] and not Call.objects.exists()
@@ -153,7 +158,7 @@ def test_a_shop_cancelling_a_skipped_or_held_order_withdraws_it(client, store, s
         delivery="d-2",
     )
 
-    assert cancelled.json()["result"] == "withdrawn"
+    assert taken_in(cancelled.json())[0] == "withdrawn"
     order = Order.objects.get()
     assert (order.status, order.followup, order.verdict) == ("withdrawn", "", rule)
     assert not actions.due_followups().exists()
