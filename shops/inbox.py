@@ -21,6 +21,7 @@ delivery cannot hold up the shop's others.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -124,10 +125,11 @@ def settled_on_reading(news: ShopNews) -> Received | None:
     return None
 
 
-def act_on(shop: ShopConnection, news: ShopNews) -> Received:
-    """The delivery's news applied: the order made, withdrawn or its parcel recorded."""
+def act_on(shop: ShopConnection, news: ShopNews, *, arrived_at: dt.datetime) -> Received:
+    """The delivery's news applied: the order made (arrived when the delivery was received,
+    however much later it is taken in), withdrawn, or its parcel recorded."""
     if news.order is not None:
-        return receive_order(shop.store, news.order, shop.kind)
+        return receive_order(shop.store, news.order, shop.kind, arrived_at=arrived_at)
     if news.cancelled is not None:
         return withdraw_order(shop.store, news.cancelled.order_id)
     if news.parcel is not None:
@@ -262,7 +264,8 @@ def take_in(shop: ShopConnection, delivery_id: int) -> bool:
             if row is None:  # taken in already
                 return True
             try:
-                received = act_on(shop, read_delivery(shop, row.topic, parse_body(bytes(row.body))))
+                news = read_delivery(shop, row.topic, parse_body(bytes(row.body)))
+                received = act_on(shop, news, arrived_at=row.received_at)
             except UnreadableOrder as error:  # the shop's settings changed since it was read
                 received = Received("unreadable", None, str(error))
             row.outcome, row.result = received.outcome, received.message[:300]

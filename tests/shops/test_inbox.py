@@ -63,6 +63,7 @@ def test_a_webhook_is_answered_once_stored_and_its_order_made_when_the_inbox_tak
 
     order = Order.objects.get()
     assert order.order_id == "#1001" and order.calls.get().state == Call.State.QUEUED
+    assert order.arrived_at == waiting.received_at  # when it came, not when it was taken in
     waiting.refresh_from_db()
     assert (waiting.outcome, waiting.result) == ("queued", "order #1001 queued for its call")
     assert waiting.processed_at is not None and bytes(waiting.body) == b""  # the order keeps it
@@ -119,10 +120,10 @@ def test_a_delivery_that_fails_is_tried_again_then_set_aside_without_holding_up_
     send(client, store, shopify_order(name="#1002", id=9), delivery="d-next")
     act_on = inbox.act_on
 
-    def fails_for_the_first(shop, news):  # type: ignore[no-untyped-def]
+    def fails_for_the_first(shop, news, **kwargs):  # type: ignore[no-untyped-def]
         if news.order is not None and news.order.order_id == "#1001":
             raise RuntimeError("a bug")
-        return act_on(shop, news)
+        return act_on(shop, news, **kwargs)
 
     monkeypatch.setattr(inbox, "act_on", fails_for_the_first)
 
