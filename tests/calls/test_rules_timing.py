@@ -140,6 +140,7 @@ def test_import_calls_holds_a_stale_row_calls_the_rest_and_rejects_a_bad_placed_
     assert statuses == {"C-1": "held", "C-2": "waiting", "C-3": "waiting"}
     stale = Order.objects.get(order_id="C-1")
     assert stale.verdict_reasons == [{"rule": "stale", "hours": 72}]
+    assert stale.placed_at is not None
     assert abs(stale.placed_at - (timezone.now() - dt.timedelta(days=3))) < dt.timedelta(minutes=2)
     assert sorted(Call.objects.values_list("order_id", flat=True)) == ["C-2", "C-3"]
 
@@ -153,6 +154,7 @@ def test_an_order_to_a_store_with_a_first_call_delay_is_not_called_before_it(sto
     order = single(store, "D-1")
 
     call = Call.objects.get(shop_order=order)
+    assert order.arrived_at is not None
     assert call.scheduled_for == order.arrived_at + dt.timedelta(minutes=10)
     now = timezone.now()
     assert dispatch.claim_due_sends(now) == []
