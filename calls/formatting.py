@@ -162,7 +162,8 @@ def count(value: int | None) -> str:
 
 def verdict_reason(reason: dict[str, Any]) -> str:
     """One rule that matched an order at intake (calls/rules.py), in words: 'below Rs 1,000.00',
-    'trusted: 4 delivered, none returned', 'blocked: fake orders', '2 orders returned'. A rule
+    'trusted: 4 delivered, none returned', 'blocked: fake orders', '2 orders returned', 'arrived
+    3 days after it was placed'. A rule
     this version does not know is given by its code."""
     rule = reason.get("rule")
     if rule == "below_min":
@@ -184,7 +185,31 @@ def verdict_reason(reason: dict[str, Any]) -> str:
         return ngettext("%(n)s order returned", "%(n)s orders returned", returned) % {
             "n": count(returned)
         }
+    if rule == "stale":
+        return late_arrival(int(reason.get("hours") or 0))
     return str(rule or MISSING)
+
+
+def late_arrival(hours: int) -> str:
+    """'arrived 3 days after it was placed' (whole days from two days on, else hours)."""
+    if hours >= 48:
+        days = hours // 24
+        return ngettext(
+            "arrived %(n)s day after it was placed", "arrived %(n)s days after it was placed", days
+        ) % {"n": count(days)}
+    return ngettext(
+        "arrived %(n)s hour after it was placed", "arrived %(n)s hours after it was placed", hours
+    ) % {"n": count(hours)}
+
+
+def phone_cap_reached(cap: Any) -> str:
+    """Why a call waits for tomorrow: its phone had the store's daily cap of calls today."""
+    calls = int(cap or 0)
+    return ngettext(
+        "this phone had %(n)s call today, the store's daily cap",
+        "this phone had %(n)s calls today, the store's daily cap",
+        calls,
+    ) % {"n": count(calls)}
 
 
 def verdict_reasons(reasons: Any) -> str:

@@ -387,6 +387,9 @@ class StoreForm(forms.ModelForm):
             "call_max_amount",
             "trust_after",
             "hold_after_returns",
+            "stale_after_hours",
+            "first_call_delay_minutes",
+            "max_calls_per_phone_per_day",
             "paused",
         ]
         labels = {
@@ -405,6 +408,9 @@ class StoreForm(forms.ModelForm):
             "call_max_amount": _("Call orders of at most (Rs)"),
             "trust_after": _("Trust a customer after this many delivered orders"),
             "hold_after_returns": _("Hold a customer's orders after this many returns"),
+            "stale_after_hours": _("Hold an order arriving this many hours after it was placed"),
+            "first_call_delay_minutes": _("Wait this many minutes before an order's first call"),
+            "max_calls_per_phone_per_day": _("Calls to one phone in a day, at most"),
             "paused": _("Paused (no calls are sent)"),
         }
         help_texts = {
@@ -447,6 +453,21 @@ class StoreForm(forms.ModelForm):
                 "A phone with this many returned orders at this store is not called: its new "
                 "orders are held in the follow-up queue for a person. Blank: off."
             ),
+            "stale_after_hours": _(
+                "An order the shop placed longer ago than this when robodash received it (a "
+                "shop's backlog after an outage) is held in the follow-up queue, not called. "
+                "An order with no placed time is never held for this. Blank: off."
+            ),
+            "first_call_delay_minutes": _(
+                "A new order's call waits this long after the order arrived (and for calling "
+                "hours), so a customer who cancels or corrects it first is not called. Blank: "
+                "call at once."
+            ),
+            "max_calls_per_phone_per_day": _(
+                "Every call to one phone counts (verification, notices, re-attempts, by hand), "
+                "per day in the store's time zone; a call past it waits for the next day's "
+                "calling hours. Blank: no cap."
+            ),
             "after_last_attempt": _(
                 "An order still unreachable or without a key pressed once every attempt is used "
                 "up: an agent decides it from the follow-up queue (the shop is tagged no "
@@ -465,6 +486,9 @@ class StoreForm(forms.ModelForm):
             "call_max_amount": forms.NumberInput(attrs={"min": "0", "step": "0.01"}),
             "trust_after": forms.NumberInput(attrs={"min": "1"}),
             "hold_after_returns": forms.NumberInput(attrs={"min": "1"}),
+            "stale_after_hours": forms.NumberInput(attrs={"min": "1"}),
+            "first_call_delay_minutes": forms.NumberInput(attrs={"min": "1", "max": "10080"}),
+            "max_calls_per_phone_per_day": forms.NumberInput(attrs={"min": "1"}),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

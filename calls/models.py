@@ -311,6 +311,22 @@ class Store(models.Model):
             )
         return start.astimezone(dt.UTC)
 
+    def first_call_time(self, arrived_at: dt.datetime, now: dt.datetime) -> dt.datetime:
+        """When a new order's first call may go: `first_call_delay_minutes` after the order
+        arrived (now at the earliest: a webhook taken in late has waited already), then the
+        next calling time from there."""
+        due = now
+        if self.first_call_delay_minutes is not None:
+            due = max(now, arrived_at + dt.timedelta(minutes=self.first_call_delay_minutes))
+        return self.next_calling_time(due)
+
+    def next_day_calling_time(self, at: dt.datetime) -> dt.datetime:
+        """The first calling time of the day after `at`'s, in the store's zone (a phone past
+        its daily cap waits for it)."""
+        local = at.astimezone(self.zone)
+        midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(0), self.zone)
+        return self.next_calling_time(midnight.astimezone(dt.UTC))
+
 
 class Campaign(models.Model):
     class Status(models.TextChoices):
@@ -550,6 +566,17 @@ class Order(Message):
     # robodash received it (a webhook's receipt, even when it is processed later).
     placed_at = models.DateTimeField(null=True, blank=True)
     arrived_at = models.DateTimeField(null=True, blank=True)
+    # A possible duplicate: the same phone's latest undecided order at this store, when one came
+    # in the 24 hours before this one (calls/intake/judging.py). Only linked: the order is still
+    # judged and called as any other. db_index=False: order_duplicate_of_idx, partial.
+    duplicate_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="possible_duplicates",
+        db_index=False,
+    )
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -615,6 +642,13 @@ class Order(Message):
                 fields=["verdict", "created_at", "id"],
                 condition=Q(verdict__in=["skip", "hold"]),
                 name="order_verdict_created_idx",
+            ),
+            # The order page's "possible duplicates" of an order (the few orders linked to it),
+            # and SET_NULL when it is deleted; most orders link to none, so only those that do.
+            models.Index(
+                fields=["duplicate_of"],
+                condition=Q(duplicate_of__isnull=False),
+                name="order_duplicate_of_idx",
             ),
             # /orders/ filtered by the parcel's state, newest first (keyset), like the status.
             models.Index(
@@ -1191,6 +1225,7 @@ class UploadRow(models.Model):
     store_name = models.TextField(blank=True)
     voice_id = models.PositiveIntegerField(null=True)
     extras = models.JSONField(default=dict)  # text3..text5, key1..key5 given
+    placed_at = models.DateTimeField(null=True)  # the optional placed_at column
 
     class Meta:
         constraints = [

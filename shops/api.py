@@ -49,6 +49,7 @@ from shops.api_inputs import (
     Amount,
     DecimalJsonParser,
     NotJson,
+    OffsetTime,
     OrderId,
     PakistaniMobile,
     PastTime,
@@ -109,6 +110,11 @@ class OrderIn(Schema):
     text3: Text = Field("", max_length=200)
     text4: Text = Field("", max_length=200)
     text5: Text = Field("", max_length=200)
+    placed_at: OffsetTime | None = Field(
+        None,
+        description="when the customer placed the order on your site; a store that holds stale "
+        "orders holds one placed long before robodash receives it (none given: never stale)",
+    )
 
 
 class CallOut(Schema):
@@ -139,7 +145,8 @@ class OrderOut(Schema):
     verdict_reasons: list[dict[str, Any]] = Field(
         description="every rule that matched, hold's before skip's, as its code and values: "
         "below_min (with `min`), above_max (`max`), trusted (`delivered`), blocked (`reason`), "
-        "returns (`returned`); more may be added",
+        "returns (`returned`), stale (`hours`: how long after it was placed it arrived); more "
+        "may be added",
         examples=[[{"rule": "below_min", "min": "1000.00"}]],
     )
     verdict_words: str = Field(description="those rules in words, e.g. 'below Rs 1,000.00'")
@@ -264,6 +271,7 @@ def create_order(request: HttpRequest, data: OrderIn) -> Status:
             voice_id=data.voice_id,
             source=Order.Source.API,
             customer_name=data.customer_name.strip(),
+            placed_at=data.placed_at,
             **texts,
         )
     except ValidationError as error:

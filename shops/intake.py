@@ -92,6 +92,7 @@ def receive_order(
             customer_name=incoming.customer_name,
             shop_ref=incoming.shop_order_id,
             arrived_at=arrived_at,
+            placed_at=incoming.placed_at,
         )
     except OrderAlreadyKnown as known:
         return Received("known", known.order, known.message_dict["order_id"][0])
@@ -178,6 +179,7 @@ def _rejected(
             customer_name=incoming.customer_name[: max_length_of(Order, "customer_name")],
             shop_ref=incoming.shop_order_id,
             arrived_at=arrived_at or timezone.now(),
+            placed_at=incoming.placed_at,
             text1=store.name[: max_length_of(Order, "text1")],
             text2=incoming.order_id,
         )

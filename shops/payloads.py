@@ -51,6 +51,9 @@ class IncomingOrder:
     cash_on_delivery: bool
     payment: str  # the gateways or method, as the shop named them
     cancelled: bool = False  # the body says the order is cancelled (or deleted)
+    # When the shop says the order was placed: Shopify's created_at, WooCommerce's
+    # date_created_gmt (None when it is missing or no time: then the order is never stale).
+    placed_at: dt.datetime | None = None
     # Why the order cannot be called, by field, found while reading it (see the module's doc).
     problems: Mapping[str, str] = field(default_factory=dict)
 
@@ -104,6 +107,21 @@ def _storable_order(order: IncomingOrder) -> IncomingOrder:
     return replace(order, **values, problems=problems) if problems else order
 
 
+def _placed_time(value: Any) -> dt.datetime | None:
+    """An order's created time as the shop wrote it, aware (no offset: UTC, as WooCommerce's
+    *_gmt times are); None when it is missing or no time. Unlike a parcel's time, a bad one
+    does not refuse the order: it is only never judged stale."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = parse_datetime(value.strip())
+    except ValueError:  # well formed and still no time: a 31st of February
+        return None
+    if parsed is None or parsed.year < EARLIEST_YEAR:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+
+
 def _is_cod(names: list[str], cod: list[str]) -> bool:
     wanted = {name.strip().casefold() for name in cod}
     return any(name.strip().casefold() in wanted for name in names)
@@ -136,6 +154,7 @@ def shopify_order(payload: Any, cod_gateways: list[str]) -> IncomingOrder:
             payment=", ".join(gateways) or "none",
             # Set in the orders/cancelled webhook's body (Shopify's REST Order resource).
             cancelled=bool(payload.get("cancelled_at")),
+            placed_at=_placed_time(payload.get("created_at")),
         )
     )
 
@@ -163,6 +182,7 @@ def woocommerce_order(payload: Any, cod_methods: list[str]) -> IncomingOrder:
             # order.deleted sends the order's id alone (or the order, trashed); an order's own
             # body says cancelled when it is.
             cancelled=status in ("cancelled", "trash") or set(payload) == {"id"},
+            placed_at=_placed_time(payload.get("date_created_gmt")),
         )
     )
 

@@ -33,7 +33,7 @@ BATCH_SIZE = 2000  # rows per lookup of known orders and per INSERT
 
 # What the store's rules made of each order (calls/transitions.py judged_state), the reasons last.
 _JUDGED_FIELDS = ("verdict", "status", "followup", "followup_at", "verdict_reasons")
-_ORDER_VARYING = ("id", *MESSAGE_FIELDS, *_JUDGED_FIELDS)
+_ORDER_VARYING = ("id", *MESSAGE_FIELDS, "placed_at", "duplicate_of_id", *_JUDGED_FIELDS)
 _CALL_VARYING = ("id", "shop_order_id", *MESSAGE_FIELDS)
 
 
@@ -138,18 +138,29 @@ def _insert_by_copy(
     reasons_field = Order._meta.get_field("verdict_reasons")
     inserted = queued = 0
     for batch in batches:
-        verdicts = judge_new_orders(store, [OrderFacts(row.phone, row.amount) for row in batch])
+        judgements = judge_new_orders(
+            store, [OrderFacts(row.phone, row.amount, row.placed_at, now) for row in batch], now
+        )
+        verdicts = [judged.verdict for judged in judgements]
         order_ids = _reserve_ids(Order, len(batch))
+        duplicates = [
+            order_ids[judged.repeats] if judged.repeats is not None else judged.duplicate_of
+            for judged in judgements
+        ]
         messages = [message_values(order, campaign, store) for order in batch]
         judged = [judged_state(verdict, now) for verdict in verdicts]
         orders.write(
             (
                 order_id,
                 *message,
+                order.placed_at,
+                duplicate_of,
                 *(state[name] for name in _JUDGED_FIELDS[:-1]),
                 reasons_field.get_db_prep_save(state["verdict_reasons"], connection),
             )
-            for order_id, message, state in zip(order_ids, messages, judged, strict=True)
+            for order_id, message, order, duplicate_of, state in zip(
+                order_ids, messages, batch, duplicates, judged, strict=True
+            )
         )
         to_call = [
             (order_id, message, order.row)
@@ -183,6 +194,6 @@ def add_orders(
     new = [order for order in orders if order.order_id not in known]
     now = timezone.now()
     added, _queued = _insert_by_copy(
-        [new] if new else [], campaign, store, now, store.next_calling_time(now), actor_id
+        [new] if new else [], campaign, store, now, store.first_call_time(now, now), actor_id
     )
     return added, len(orders) - len(new)

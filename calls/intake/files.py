@@ -14,6 +14,7 @@ header, a required column missing, not UTF-8) is an ImportFileError: nothing of 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -163,7 +164,7 @@ def sheet_rows(
 
 
 def _validate_cells(
-    row: int, cells: list[str], columns: dict[str, int], width: int
+    row: int, cells: list[str], columns: dict[str, int], width: int, zone: dt.tzinfo
 ) -> OrderRow | RowError:
     if len(cells) != width:
         return RowError(
@@ -172,17 +173,20 @@ def _validate_cells(
             'e.g. an amount like 1,500, must be in quotes: "1,500")',
         )
     values = {name: cells[index] for name, index in columns.items()}
-    result = validate_order(values, row=row)
+    result = validate_order(values, row=row, zone=zone)
     if isinstance(result, dict):
         return RowError(row, "; ".join(result.values()))
     return result
 
 
 def validated_rows(
-    file: CsvSource, on_sheet_size: Callable[[int], None] | None = None
+    file: CsvSource,
+    on_sheet_size: Callable[[int], None] | None = None,
+    zone: dt.tzinfo = dt.UTC,
 ) -> Iterator[OrderRow | RowError]:
     """Each non-blank data row of `file` (CSV or .xlsx), validated: the one reading of a file
     that the upload page and import_calls share. ImportFileError if the file as a
-    whole is unusable; `on_sheet_size` as for sheet_rows."""
+    whole is unusable; `on_sheet_size` as for sheet_rows; a placed time without an offset is
+    in `zone` (the store's)."""
     for row, cells, columns, width in sheet_rows(file, on_sheet_size=on_sheet_size):
-        yield _validate_cells(row, cells, columns, width)
+        yield _validate_cells(row, cells, columns, width, zone)

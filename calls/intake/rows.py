@@ -1,13 +1,17 @@
 """What a valid order is: its columns, and the check of each value, the same for a file's rows,
 the single-order form, a shop's webhook and the API.
 
-Columns: `phone,amount,order_id,store_name`, optionally `voice_id,text3..text5,key1..key5`.
-Amounts may carry the currency ("Rs 2,000", "PKR 2000", "2,000/-"). A bad value is said by its
-field with every reason, so a file's row is reported whole and a form shows each field's.
+Columns: `phone,amount,order_id,store_name`, optionally `voice_id,text3..text5,key1..key5` and
+`placed_at` (when the shop says the order was placed: the stale rule reads it). Amounts may carry
+the currency ("Rs 2,000", "PKR 2000", "2,000/-"). A placed time is ISO 8601 with or without its
+offset ("2026-11-02 14:30", "2026-11-02T14:30:00+05:00"; Shopify's export writes "2026-11-02
+14:30:00 +0500"); one without an offset is in the store's zone. A bad value is said by its field
+with every reason, so a file's row is reported whole and a form shows each field's.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import models
+from django.utils.dateparse import parse_datetime
 
 from calls.intake.storable_text import refused_character
 from calls.models import CENT, Call, Campaign, Store
@@ -23,7 +28,7 @@ from calls.phones import InvalidPhone, normalize_pk_mobile
 REQUIRED_COLUMNS = ("phone", "amount", "order_id", "store_name")
 TEXT_COLUMNS = ("text3", "text4", "text5")
 KEY_COLUMNS = ("key1", "key2", "key3", "key4", "key5")
-OPTIONAL_COLUMNS = ("voice_id", *TEXT_COLUMNS, *KEY_COLUMNS)
+OPTIONAL_COLUMNS = ("voice_id", *TEXT_COLUMNS, *KEY_COLUMNS, "placed_at")
 KNOWN_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 EXTRA_COLUMNS = (*TEXT_COLUMNS, *KEY_COLUMNS)
 
@@ -74,6 +79,7 @@ class OrderRow:
     store_name: str
     voice_id: int | None = None
     extras: Mapping[str, str] = field(default_factory=dict)  # text3..text5, key1..key5 given
+    placed_at: dt.datetime | None = None  # when the shop says it was placed (optional)
 
 
 def parse_amount(text: str) -> Decimal:
@@ -126,8 +132,34 @@ def parse_voice_id(text: str) -> int | None:
     return int(text)
 
 
-def validate_order(values: Mapping[str, str], *, row: int = 0) -> OrderRow | dict[str, str]:
-    """The order in `values` (column name -> raw text), or every problem by field name."""
+EARLIEST_PLACED_YEAR = 2000  # before the shops existed: a typo, not an order's time
+_PLACED_EXAMPLE = "e.g. 2026-11-02 14:30 or 2026-11-02T14:30:00+05:00"
+
+
+def parse_placed_at(text: str, zone: dt.tzinfo) -> dt.datetime | None:
+    """When the order was placed (None for no value): ISO 8601, a time without an offset read
+    in `zone`; ValueError saying why not. A time in the future is taken (a shop's clock may run
+    ahead): the stale rule never holds it."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        # A date alone would be midnight, up to a day off: the rule needs the time.
+        when = parse_datetime(text) if ":" in text else None
+    except ValueError:  # well formed and still no time: a 31st of February
+        when = None
+    if when is None:
+        raise ValueError(f"placed_at {text[:40]!r} is not a date and time ({_PLACED_EXAMPLE})")
+    if when.year < EARLIEST_PLACED_YEAR:
+        raise ValueError(f"placed_at {text[:40]!r} is before {EARLIEST_PLACED_YEAR}")
+    return when if when.tzinfo is not None else when.replace(tzinfo=zone)
+
+
+def validate_order(
+    values: Mapping[str, str], *, row: int = 0, zone: dt.tzinfo = dt.UTC
+) -> OrderRow | dict[str, str]:
+    """The order in `values` (column name -> raw text), or every problem by field name. A
+    placed time without an offset is in `zone` (the store's)."""
     text = {name: (value or "").strip() for name, value in values.items()}
     errors: dict[str, str] = {}
 
@@ -154,6 +186,12 @@ def validate_order(values: Mapping[str, str], *, row: int = 0) -> OrderRow | dic
     except ValueError as exc:
         errors["voice_id"] = str(exc)
 
+    placed_at = None
+    try:
+        placed_at = parse_placed_at(text.get("placed_at", ""), zone)
+    except ValueError as exc:
+        errors["placed_at"] = str(exc)
+
     for name, value in text.items():
         refused = refused_character(name, value)
         if refused is not None:
@@ -175,6 +213,7 @@ def validate_order(values: Mapping[str, str], *, row: int = 0) -> OrderRow | dic
         store_name=text["store_name"],
         voice_id=voice_id,
         extras={name: text[name] for name in EXTRA_COLUMNS if text.get(name)},
+        placed_at=placed_at,
     )
 
 

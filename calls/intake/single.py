@@ -57,13 +57,16 @@ def create_single_call(
     customer_name: str = "",
     shop_ref: str = "",
     arrived_at: dt.datetime | None = None,
+    placed_at: dt.datetime | None = None,
     **extras: str,
 ) -> Order:
     """One order from the form (or a shop, `source`), judged by the store's rules
     (calls/rules.py) and, unless they skip or hold it, with its queued first call. ValidationError
     by field (the form shows them) for a bad value; OrderAlreadyKnown (one, on `order_id`) for an
     order id the store already has (it is not called again). `arrived_at`: when robodash
-    received it (a webhook processed later), else now."""
+    received it (a webhook processed later), else now; `placed_at`: when the shop says it was
+    placed, if it did (the stale rule reads both). Its call waits for the store's first-call
+    delay after the arrival."""
     unknown = set(extras) - set(TEXT_COLUMNS) - set(KEY_COLUMNS)
     if unknown:
         raise TypeError(f"unexpected fields: {', '.join(sorted(unknown))}")
@@ -92,7 +95,11 @@ def create_single_call(
         order.customer_name = customer_name[: max_length_of(Order, "customer_name")]
         order.shop_ref = shop_ref
         order.arrived_at = arrived_at or now
-        (verdict,) = judge_new_orders(store, [OrderFacts(order.phone, order.amount)])
+        order.placed_at = placed_at
+        facts = OrderFacts(order.phone, order.amount, order.placed_at, order.arrived_at)
+        (judged,) = judge_new_orders(store, [facts], now)
+        verdict = judged.verdict
+        order.duplicate_of_id = judged.duplicate_of
         try:
             with transaction.atomic():
                 take_in_judged(order, verdict, now)
@@ -103,7 +110,7 @@ def create_single_call(
         queue_call(
             order,
             campaign_id=locked.pk,
-            scheduled_for=store.next_calling_time(now),
+            scheduled_for=store.first_call_time(order.arrived_at, now),
             actor=created_by,
             source=source,
         )

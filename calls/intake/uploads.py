@@ -67,7 +67,10 @@ READ_ATTEMPTS = 3  # workers lost reading one workbook before it is failed
 REASON_MAX_CHARS = 1000  # a 100 kB cell quoted in a reason is cut here
 PROGRESS_EVERY = 10_000  # rows read between two calls of a reading's `progress`
 
-_STAGED = ("row", "kind", "reason", "order_id", "phone", "amount", "store_name", "voice_id")
+_STAGED = (
+    *("row", "kind", "reason", "order_id", "phone", "amount", "store_name", "voice_id"),
+    "placed_at",
+)
 # Plain strings: psycopg would write an Enum member (a TextChoices) by its name.
 VALID, REJECTED = UploadRow.Kind.VALID.value, UploadRow.Kind.REJECTED.value
 
@@ -79,13 +82,15 @@ class TooManyRows(ImportFileError):
 def _staged_rows(
     file: CsvSource,
     max_rows: int,
+    zone: dt.tzinfo,
     on_sheet_size: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[Any, ...]]:
     """The COPY rows of `file` (the _STAGED fields, then extras as JSON), one at a time;
-    `progress` is called with the rows read so far every PROGRESS_EVERY rows."""
+    `progress` is called with the rows read so far every PROGRESS_EVERY rows; a placed time
+    without an offset is in `zone`, the store's."""
     total = 0
-    for result in validated_rows(file, on_sheet_size):
+    for result in validated_rows(file, on_sheet_size, zone):
         total += 1
         if total > max_rows:
             raise TooManyRows("too_many_rows", rows=max_rows)
@@ -93,7 +98,7 @@ def _staged_rows(
             progress(total)
         if isinstance(result, RowError):
             reason = storable(result.message)[:REASON_MAX_CHARS]
-            yield (result.row, REJECTED, reason, "", "", None, "", None, "{}")
+            yield (result.row, REJECTED, reason, "", "", None, "", None, None, "{}")
             continue
         yield (
             result.row,
@@ -104,6 +109,7 @@ def _staged_rows(
             result.amount,
             result.store_name,
             result.voice_id,
+            result.placed_at,
             json.dumps(dict(result.extras)),
         )
 
@@ -198,7 +204,8 @@ def stage_upload(
     sweep_abandoned_uploads()
     with transaction.atomic():
         upload = _replace_waiting(campaign, filename, created_by, replacing=replacing)
-        _stage_rows(upload, _staged_rows(file, limit, progress=progress))
+        zone = campaign.store.zone
+        _stage_rows(upload, _staged_rows(file, limit, zone, progress=progress))
         _mark_and_count(upload)
         upload.save()
     return upload
@@ -227,12 +234,14 @@ def receive_upload(
     return upload
 
 
-def _start_reading(upload_id: int) -> tuple[int, bytes] | None:
+def _start_reading(upload_id: int) -> tuple[int, bytes, dt.tzinfo] | None:
     """Start a (new) attempt at reading a waiting workbook, dropping an earlier attempt's
-    rows: (the attempt's number, the file), or None if it is no longer being read."""
+    rows: (the attempt's number, the file, the store's zone), or None if it is no longer being
+    read."""
     with transaction.atomic():
         upload = (
-            Upload.objects.select_for_update()
+            Upload.objects.select_for_update(of=("self",))
+            .select_related("campaign__store")
             .filter(pk=upload_id, status=Upload.Status.READING)
             .first()
         )
@@ -244,7 +253,7 @@ def _start_reading(upload_id: int) -> tuple[int, bytes] | None:
         upload.read_through_row = 0
         upload.read_moved_at = timezone.now()
         upload.save(update_fields=["read_attempts", "read_through_row", "read_moved_at"])
-        return upload.read_attempts, bytes(stored.content)
+        return upload.read_attempts, bytes(stored.content), upload.campaign.store.zone
 
 
 def _still_mine(upload_id: int, attempt: int) -> Upload | None:
@@ -297,7 +306,7 @@ def read_upload(upload_id: int, *, max_rows: int | None = None) -> None:
     started = _start_reading(upload_id)
     if started is None:
         return
-    attempt, content = started
+    attempt, content, zone = started
 
     def note_size(rows: int) -> None:
         Upload.objects.filter(pk=upload_id, read_attempts=attempt).update(
@@ -305,7 +314,7 @@ def read_upload(upload_id: int, *, max_rows: int | None = None) -> None:
         )
 
     try:
-        rows = _staged_rows(io.BytesIO(content), limit, note_size)
+        rows = _staged_rows(io.BytesIO(content), limit, zone, note_size)
         while batch := list(itertools.islice(rows, READ_BATCH_ROWS)):
             with transaction.atomic():
                 upload = _still_mine(upload_id, attempt)
@@ -385,6 +394,7 @@ def _order_of(row: UploadRow) -> OrderRow:
         store_name=row.store_name,
         voice_id=row.voice_id,
         extras=row.extras,
+        placed_at=row.placed_at,
     )
 
 

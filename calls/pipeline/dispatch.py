@@ -23,6 +23,7 @@ from django.utils import timezone
 from calls import transitions
 from calls.models import Call, CallEvent, Campaign, Store
 from calls.pipeline import timing
+from calls.pipeline.phone_cap import defer_past_daily_cap
 from calls.pipeline.provider import (
     InvalidApiKey,
     ProviderAmbiguous,
@@ -259,6 +260,8 @@ def _claim_for_sending(call_id: int, now: dt.datetime) -> Call | None:
                 scheduled_for=start.isoformat(),
             )
             return None
+        if store.max_calls_per_phone_per_day is not None and defer_past_daily_cap(call, store, now):
+            return None  # the phone has had its calls today: moved to tomorrow's window
         transitions.start_sending(call, now)
     return call
 

@@ -135,6 +135,8 @@ def _event_value(key: str, value: Any, zone: Any) -> tuple[str, str] | None:
         )
     if key == "reason":
         return _("Why"), str(value)
+    if key == "phone_cap":  # rescheduled past the store's daily cap (calls/pipeline/phone_cap.py)
+        return _("Why"), formatting.phone_cap_reached(value)
     if key == "note":
         return _("Note"), str(value)
     if key in ("late", "reopened", "reattempt"):

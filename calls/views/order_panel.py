@@ -42,6 +42,7 @@ def callback_bounds(order: Order) -> dict[str, str]:
 # dozen events; these are ceilings that keep the page bounded whatever happens.
 CALLS_LIMIT = 50
 EVENTS_LIMIT = 500
+DUPLICATES_LIMIT = 20  # later orders linked to this one as its possible duplicates
 
 
 @dataclass
@@ -59,7 +60,10 @@ class Moment:
 
 def get_order(pk: int) -> Order:
     return get_object_or_404(
-        Order.objects.select_related("store", "campaign", "decided_by", "claimed_by"), pk=pk
+        Order.objects.select_related(
+            "store", "campaign", "decided_by", "claimed_by", "duplicate_of"
+        ),
+        pk=pk,
     )
 
 
@@ -119,6 +123,11 @@ def order_context(request: HttpRequest, order: Order, **extra: Any) -> dict[str,
         "held_by_other": bool(order.followup and order.claimed_by_id not in (None, user.pk)),
         # What the shops were told (shops' outbox); a handful per order.
         "write_backs": list(order.write_backs.select_related("connection").order_by("id")[:20]),
+        # Later orders from the same phone that came while this one was undecided
+        # (order_duplicate_of_idx); the order's own link is order.duplicate_of.
+        "duplicates": list(
+            order.possible_duplicates.only("pk", "order_id").order_by("id")[:DUPLICATES_LIMIT]
+        ),
         **callback_bounds(order),
         **extra,
     }

@@ -1,7 +1,7 @@
 """Loaded by schemathesis (SCHEMATHESIS_HOOKS) in tests/shops/test_api_description.py: what the
-description's `pk-mobile` and `past-date-time` formats mean, as values to send. Without it a
-fuzzer sends random text as a phone, and times in the future as a parcel's, which the API rightly
-refuses."""
+description's `pk-mobile`, `past-date-time` and `offset-date-time` formats mean, as values to
+send. Without it a fuzzer sends random text as a phone, and times in the future as a parcel's,
+which the API rightly refuses."""
 
 import datetime as dt
 
@@ -32,5 +32,17 @@ schemathesis.openapi.format(
         st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2025, 12, 31)),
         st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=5))]),
         st.booleans(),
+    ),
+)
+
+HOURS_4 = dt.timedelta(hours=4)
+
+# Any RFC 3339 time, past or future (an order's placed time), in a few offsets.
+schemathesis.openapi.format(
+    "offset-date-time",
+    st.builds(
+        lambda when, zone: when.replace(tzinfo=zone).isoformat(timespec="seconds"),
+        st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2099, 12, 31)),
+        st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=5)), dt.timezone(-HOURS_4)]),
     ),
 )

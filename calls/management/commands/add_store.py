@@ -45,6 +45,9 @@ OPTION_FIELDS = {
     "call_max_amount": "call_max_amount",
     "trust_after": "trust_after",
     "hold_after_returns": "hold_after_returns",
+    "stale_after": "stale_after_hours",
+    "first_call_delay": "first_call_delay_minutes",
+    "max_calls_per_phone_per_day": "max_calls_per_phone_per_day",
 }
 # Options a store may leave off (a notice's voice, a rule at intake): `off` (or nothing) turns
 # it off, as a blank field does on the page.
@@ -55,6 +58,9 @@ OFF_OPTIONS = (
     "call_max_amount",
     "trust_after",
     "hold_after_returns",
+    "stale_after_hours",
+    "first_call_delay_minutes",
+    "max_calls_per_phone_per_day",
 )
 
 # The flag that fills each field, to name it in an error.
@@ -78,6 +84,9 @@ FIELD_FLAGS = {
     "call_max_amount": "--call-max-amount",
     "trust_after": "--trust-after",
     "hold_after_returns": "--hold-after-returns",
+    "stale_after_hours": "--stale-after",
+    "first_call_delay_minutes": "--first-call-delay",
+    "max_calls_per_phone_per_day": "--max-calls-per-phone-per-day",
 }
 
 # How a value the form finds malformed or out of range is described in the flag's terms. The
@@ -112,6 +121,11 @@ VALUE_PROBLEMS = {
     "trust_after": "{flag} must be a whole number of delivered orders, 1 or more, or off, "
     "not {text!r}",
     "hold_after_returns": "{flag} must be a whole number of returned orders, 1 or more, or off, "
+    "not {text!r}",
+    "stale_after_hours": "{flag} must be a whole number of hours, 1 or more, or off, not {text!r}",
+    "first_call_delay_minutes": "{flag} must be a whole number of minutes from 1 to 10080, or "
+    "off, not {text!r}",
+    "max_calls_per_phone_per_day": "{flag} must be a whole number of calls, 1 or more, or off, "
     "not {text!r}",
 }
 # Codes of Django's field checks: the value on its own is wrong. Any other error is a rule
@@ -218,6 +232,24 @@ class Command(BaseCommand):
             metavar="N",
             help="hold a new order from a phone with N returned orders at this store for a "
             "person (the follow-up queue); off (the default) for none",
+        )
+        parser.add_argument(
+            "--stale-after",
+            metavar="HOURS",
+            help="hold a new order the shop placed more than HOURS before robodash received it "
+            "(an order with no placed time never is); off (the default) for none",
+        )
+        parser.add_argument(
+            "--first-call-delay",
+            metavar="MINUTES",
+            help="queue a new order's first call MINUTES after it arrived, at the soonest (a "
+            "cancel meanwhile withdraws it); off (the default) to call at once",
+        )
+        parser.add_argument(
+            "--max-calls-per-phone-per-day",
+            metavar="N",
+            help="place at most N calls a day (the store's zone) to one phone, every kind "
+            "counted; one past it waits for the next day's calling hours; off (the default)",
         )
         parser.add_argument(
             "--update", action="store_true", help="change an existing store instead"
