@@ -32,7 +32,7 @@ from django.db.models import Max, Min  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from calls import transitions  # noqa: E402
-from calls.models import Call, Store  # noqa: E402
+from calls.models import Call, Campaign, Order, Store  # noqa: E402
 from calls.pipeline.outcomes import judge_report, status_began_at  # noqa: E402
 from calls.pipeline.provider import ProviderError, RobocallClient  # noqa: E402
 from simulator.control import SimulatorProcess  # noqa: E402
@@ -55,8 +55,13 @@ def p95(values: list[float]) -> float:
 
 
 def fresh_store(name: str, delays: list[int]) -> Store:
-    if not Call.objects.filter(store__name=name).exists():
-        Store.objects.filter(name=name).delete()
+    """The store `name`, emptied of an earlier run's calls: each run starts a new simulator,
+    whose call ids would meet theirs (one provider id per store)."""
+    old = Store.objects.filter(name=name).first()
+    if old is not None:
+        Call.objects.filter(store=old).delete()
+        Order.objects.filter(store=old).delete()
+        Campaign.objects.filter(store=old).delete()
     store, _ = Store.objects.get_or_create(
         name=name, defaults={"retry_delays": delays, "provider_retries": 3}
     )
