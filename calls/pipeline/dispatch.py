@@ -220,13 +220,13 @@ def _claim_for_sending(call_id: int, now: dt.datetime) -> Call | None:
     call is not to be sent now (someone else's, not due, its store paused or unable to build its
     client). One read of the call, its store and its campaign serves every check."""
     with transaction.atomic():
-        call = (
-            Call.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("store", "campaign")
-            .filter(id=call_id, state=Call.State.QUEUED)
-            .first()
-        )
-        if call is None:
+        try:
+            call = (
+                Call.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("store", "campaign")
+                .get(id=call_id, state=Call.State.QUEUED)
+            )
+        except Call.DoesNotExist:
             return None  # another worker has it, or it is no longer queued
         store, campaign = call.store, call.campaign
         if store.paused or campaign.status != Campaign.Status.RUNNING or call.scheduled_for > now:
