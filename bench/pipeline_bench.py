@@ -10,16 +10,27 @@
    and how late, in provider seconds, each final outcome was seen after the provider had it.
 2. Sending. With 100 ms of latency added to every provider answer: calls placed per second by
    the pipeline (one worker, 8 processes) beside a plain sequential loop like the provider's
-   sample SDK (`requests.get` per call).
+   sample SDK (`requests.get` per call), and the CPU each placed call cost the worker and its
+   PostgreSQL backends (read from /proc: the figure a busy machine moves least). Then the cost
+   of each step of one send (claim, the provider's request, mark_sent): one process sending
+   calls one after another through the worker's own code, each step timed and its queries
+   counted.
+
+`--only sending` (or `polling`) runs one part.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
+import logging
 import os
 import statistics
 import threading
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import django
 
@@ -28,11 +39,13 @@ django.setup()
 
 import requests  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from calls import transitions  # noqa: E402
-from calls.models import Call, Store  # noqa: E402
+from calls.models import Call, Campaign, Order, Store  # noqa: E402
+from calls.pipeline import dispatch  # noqa: E402
 from calls.pipeline.outcomes import judge_report, status_began_at  # noqa: E402
 from calls.pipeline.provider import ProviderError, RobocallClient  # noqa: E402
 from simulator.control import SimulatorProcess  # noqa: E402
@@ -54,9 +67,20 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
+BENCH_STORES = ["Bench store", "Bench send store", "Bench step store"]
+
+
+def empty_stores(names: list[str]) -> None:
+    """An earlier run's calls go: each run starts a new simulator, whose call ids would meet
+    theirs (one provider id per store), and a worker would poll the ones left in progress."""
+    stores = Store.objects.filter(name__in=names)
+    Call.objects.filter(store__in=stores).delete()
+    Order.objects.filter(store__in=stores).delete()
+    Campaign.objects.filter(store__in=stores).delete()
+
+
 def fresh_store(name: str, delays: list[int]) -> Store:
-    if not Call.objects.filter(store__name=name).exists():
-        Store.objects.filter(name=name).delete()
+    empty_stores([name])
     store, _ = Store.objects.get_or_create(
         name=name, defaults={"retry_delays": delays, "provider_retries": 3}
     )
@@ -233,9 +257,75 @@ def sequential_sdk_loop(sim: SimulatorProcess, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the processes `pids` have spent (0 for one that has gone)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and its descendants (a worker and its pool processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def other_backends() -> list[int]:
+    """The PostgreSQL backends of this database but this process's."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+class CpuMeter:
+    """CPU spent by the worker's processes and the database's other backends while it runs, on
+    a machine whose /proc shows them (PostgreSQL on the same host); None elsewhere."""
+
+    def __init__(self, worker_pid: int):
+        self.worker_pid = worker_pid
+        self.usable = os.path.exists(f"/proc/{worker_pid}/stat")
+
+    def __enter__(self) -> CpuMeter:
+        if self.usable:
+            self.worker_start = {pid: cpu_seconds([pid]) for pid in process_tree(self.worker_pid)}
+            self.backends_start = {pid: cpu_seconds([pid]) for pid in other_backends()}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.usable:
+            return
+        self.worker = sum(
+            cpu_seconds([pid]) - self.worker_start.get(pid, 0.0)
+            for pid in process_tree(self.worker_pid)
+        )
+        self.backends = sum(
+            cpu_seconds([pid]) - self.backends_start.get(pid, 0.0) for pid in other_backends()
+        )
+
+
 def pipeline_send_rate(
     sim: SimulatorProcess, n: int, run: int, *, pool: str = "prefork", concurrency: int = 8
-) -> float:
+) -> tuple[float, tuple[float, float] | None]:
+    """Calls placed per second, and the CPU (ms) each cost the worker and PostgreSQL."""
     store = fresh_store("Bench send store", [300, 600, 1800])
     campaign = queue_orders(
         store,
@@ -255,31 +345,147 @@ def pipeline_send_rate(
     pipeline.start()
     try:
         time.sleep(3)  # let the worker boot before the clock starts
-        transitions.resume_campaign(campaign.id)
-        wait_for(
-            lambda: (
-                not campaign.calls.filter(sent_at=None).exclude(state=Call.State.FINAL).exists()
-            ),
-            timeout=300,
-            interval=0.2,
-            what="every call to be sent",
-        )
+        with CpuMeter(pipeline.workers[0].pid) as cpu:
+            transitions.resume_campaign(campaign.id)
+            wait_for(
+                lambda: (
+                    not campaign.calls.filter(sent_at=None).exclude(state=Call.State.FINAL).exists()
+                ),
+                timeout=300,
+                interval=0.2,
+                what="every call to be sent",
+            )
     finally:
         pipeline.stop()
     span = campaign.calls.aggregate(first=Min("claimed_at"), last=Max("sent_at"))
-    return n / (span["last"] - span["first"]).total_seconds()
+    rate = n / (span["last"] - span["first"]).total_seconds()
+    placed = campaign.calls.exclude(sent_at=None).count()
+    per_call = (1000 * cpu.worker / placed, 1000 * cpu.backends / placed) if cpu.usable else None
+    return rate, per_call
+
+
+# The steps of one send, as calls/pipeline/dispatch.py takes them: (label, owner, attribute).
+SEND_STEPS = [
+    ("claim (queued -> sending)", dispatch, "_claim_for_sending"),
+    ("request (place_call)", RobocallClient, "place_call"),
+    ("mark_sent (-> in_progress)", dispatch, "_mark_sent"),
+]
+
+
+@contextlib.contextmanager
+def timed_steps(
+    steps: list[tuple[str, Any, str]],
+) -> Iterator[tuple[dict[str, float], dict[str, list[float]]]]:
+    """Wrap each step to add its time, and the number and time of the queries it runs, to the
+    dicts yielded (seconds and [queries, seconds] by label; "" for queries outside the steps)."""
+    elapsed: dict[str, float] = collections.defaultdict(float)
+    queries: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
+    current = [""]
+
+    def timing(label: str, step: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            outer, current[0] = current[0], label
+            started = time.perf_counter()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                elapsed[label] += time.perf_counter() - started
+                current[0] = outer
+
+        return timed
+
+    def count_query(execute: Callable[..., Any], *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(*args)
+        finally:
+            queries[current[0]][0] += 1
+            queries[current[0]][1] += time.perf_counter() - started
+
+    originals = [(owner, name, getattr(owner, name)) for _, owner, name in steps]
+    try:
+        for (label, owner, name), (_, _, step) in zip(steps, originals, strict=True):
+            setattr(owner, name, timing(label, step))
+        with connection.execute_wrapper(count_query):
+            yield elapsed, queries
+    finally:
+        for owner, name, step in originals:
+            setattr(owner, name, step)
+
+
+def send_step_costs(sim: SimulatorProcess, n: int) -> None:
+    """One process sends `n` calls one after another through dispatch.send_call, as a worker's
+    task does, with each step timed and its queries counted."""
+    store = fresh_store("Bench step store", [300, 600, 1800])
+    campaign = queue_orders(store, f"Steps {timezone.now():%H%M%S.%f}", n, label="ST")
+    ids = list(campaign.calls.order_by("id").values_list("id", flat=True))
+    base_url = settings.ROBOCALL_BASE_URL
+    settings.ROBOCALL_BASE_URL = sim.base_url
+    logging.disable(logging.INFO)  # a line per call accepted, as a worker logs it
+    try:
+        dispatch.send_call(ids.pop())  # a first call opens the connections and plans the queries
+        n -= 1
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (backend,) = cursor.fetchone()
+        own_cpu, backend_cpu = time.process_time(), cpu_seconds([backend])
+        with timed_steps([("whole send_call", dispatch, "send_call"), *SEND_STEPS]) as (
+            elapsed,
+            queries,
+        ):
+            for call_id in ids:
+                dispatch.send_call(call_id)
+        own_cpu, backend_cpu = time.process_time() - own_cpu, cpu_seconds([backend]) - backend_cpu
+    finally:
+        settings.ROBOCALL_BASE_URL = base_url
+        logging.disable(logging.NOTSET)
+    assert not campaign.calls.exclude(state=Call.State.IN_PROGRESS).exists(), "a call not sent"
+
+    print(
+        f"\n## Sending, step by step: one process, {n} calls one after another "
+        "(100 ms provider latency)"
+    )
+    print(f"{'step':<30}{'ms per call':>12}{'queries per call':>18}{'ms in queries':>15}")
+    for label in ["whole send_call", *(label for label, _, _ in SEND_STEPS)]:
+        count, seconds = (
+            queries[label]
+            if label != "whole send_call"
+            else (
+                sum(q[0] for q in queries.values()),
+                sum(q[1] for q in queries.values()),
+            )
+        )
+        print(
+            f"{label:<30}{1000 * elapsed[label] / n:>12.1f}{count / n:>18.1f}"
+            f"{1000 * seconds / n:>15.1f}"
+        )
+    print(
+        f"CPU per call: {1000 * own_cpu / n:.1f} ms in this process, "
+        f"{1000 * backend_cpu / n:.1f} ms in its PostgreSQL backend"
+        + ("" if os.path.exists(f"/proc/{backend}/stat") else " (not on this host: not read)")
+    )
 
 
 def throughput_bench(n: int, runs: int) -> None:
     sim = SimulatorProcess.start(speed=1000, seed=3, latency_ms=100)
     try:
         sim.add_account(api_key=BENCH_KEY, username="bench", balance="1000000.00", call_rate="5.50")
-        ours, sequential = [], []
+        ours, sequential, cpu = [], [], []
         for run in range(runs):
             sequential.append(sequential_sdk_loop(sim, n // 4))
-            ours.append(pipeline_send_rate(sim, n, run))
+            rate, per_call = pipeline_send_rate(sim, n, run)
+            ours.append(rate)
+            if per_call is not None:
+                cpu.append(per_call)
+        print_send_rates(runs, sequential, ours, cpu)
+        send_step_costs(sim, n // 4)
     finally:
         sim.stop()
+
+
+def print_send_rates(
+    runs: int, sequential: list[float], ours: list[float], cpu: list[tuple[float, float]]
+) -> None:
     print(f"\n## Sending: calls placed per second, 100 ms provider latency ({runs} runs, medians)")
     print(f"{'sender':<40}{'calls/s':>10}{'runs':>30}")
     print(
@@ -291,6 +497,11 @@ def throughput_bench(n: int, runs: int) -> None:
         f"{'  ' + ', '.join(f'{v:.1f}' for v in ours):>30}"
     )
     print(f"ratio: {median(ours) / median(sequential):.1f}x")
+    if cpu:
+        print(
+            f"CPU per placed call (median of runs): worker {median([w for w, _ in cpu]):.1f} ms, "
+            f"its PostgreSQL backends {median([b for _, b in cpu]):.1f} ms"
+        )
 
 
 def main() -> None:
@@ -301,10 +512,14 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=30)
     parser.add_argument("--send-calls", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", choices=["polling", "sending"])
     args = parser.parse_args()
     print(f"database {settings.DATABASES['default']['NAME']}, broker {settings.CELERY_BROKER_URL}")
-    polling_bench(args.calls, args.scale)
-    throughput_bench(args.send_calls, args.runs)
+    empty_stores(BENCH_STORES)
+    if args.only != "sending":
+        polling_bench(args.calls, args.scale)
+    if args.only != "polling":
+        throughput_bench(args.send_calls, args.runs)
 
 
 if __name__ == "__main__":

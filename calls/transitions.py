@@ -317,27 +317,66 @@ def record_order_event(
     )
 
 
-def _order_follows(call: Call, state: str, outcome: str) -> None:
-    """The order takes the status of `call` if it is the order's latest verification call and
-    no agent has decided it. A notice call never moves its order. The caller's transaction
-    holds the call."""
+def _order_follows_sql(*, decision: bool = False, reached: bool = False) -> str:
+    """The UPDATE by which the order of the call row `c` (id, shop_order_id, purpose: a CTE of
+    the statement it ends) takes the status %(status)s, at %(now)s, if it follows that call: the
+    call is the order's latest verification call and no agent has decided the order. With
+    `decision`, also the decision %(decision)s of the customer's key press; with `reached` (the
+    call reached the provider), the order is marked called whether it follows or not. A notice
+    call never moves its order, and an order it would leave as it is is not written."""
+    verify = Call.Purpose.VERIFY.value
+    follows = (
+        f"o.decided_via <> '{Order.DecidedVia.AGENT.value}' AND NOT EXISTS ("
+        "SELECT 1 FROM calls_call later WHERE later.shop_order_id = o.id "
+        f"AND later.purpose = '{verify}' AND later.id > c.id)"
+    )
+    if decision:
+        changes = (
+            "status = %(status)s, decision = %(decision)s, "
+            f"decided_via = '{Order.DecidedVia.KEY.value}', decided_by_id = NULL, "
+            "decided_at = %(now)s, decision_note = ''"
+        )
+        which = follows
+    elif reached:
+        moves = f"o.status <> %(status)s AND {follows}"
+        changes = f"status = CASE WHEN {moves} THEN %(status)s ELSE o.status END, called = TRUE"
+        which = f"(NOT o.called OR ({moves}))"
+    else:
+        changes, which = "status = %(status)s", f"o.status <> %(status)s AND {follows}"
+    return (
+        f"UPDATE calls_order o SET {changes}, updated_at = %(now)s FROM c "
+        f"WHERE o.id = c.shop_order_id AND c.purpose = '{verify}' AND {which}"
+    )
+
+
+def _order_follows(call: Call, state: str, outcome: str, *, reached: bool = False) -> None:
+    """The order takes the status of `call` (_order_follows_sql says when). The caller's
+    transaction holds the call."""
     if call.purpose != Call.Purpose.VERIFY:
         return
-    now = timezone.now()
-    changes: dict[str, Any] = {"status": order_status_for(state, outcome), "updated_at": now}
     decision = DECIDING_OUTCOMES.get(Call.Outcome(outcome)) if outcome else None
-    if decision is not None:
-        changes.update(
-            decision=decision,
-            decided_via=Order.DecidedVia.KEY,
-            decided_by=None,
-            decided_at=now,
-            decision_note="",
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH c (id, shop_order_id, purpose) AS ("
+            "  VALUES (%(call)s::bigint, %(order)s::bigint, %(purpose)s)) "
+            + _order_follows_sql(decision=decision is not None, reached=reached),
+            {
+                "call": call.pk,
+                "order": call.shop_order_id,
+                "purpose": call.purpose,
+                "status": order_status_for(state, outcome),
+                "decision": decision,
+                "now": timezone.now(),
+            },
         )
-    Order.objects.filter(
-        ~Exists(Call.objects.verifying().filter(shop_order=OuterRef("pk"), pk__gt=call.pk)),
-        pk=call.shop_order_id,
-    ).exclude(decided_via=Order.DecidedVia.AGENT).update(**changes)
+
+
+# The CallEvent of the call row `c` of a statement (%(kind)s, at %(now)s, its values %(data)s),
+# as record_event writes it: a CTE beside the change it records.
+_CALL_EVENT_SQL = (
+    "e AS (INSERT INTO calls_callevent (call_id, kind, at, data, actor_id) "
+    "SELECT c.id, %(kind)s, %(now)s, %(data)s::jsonb, NULL FROM c)"
+)
 
 
 # --- Calls ------------------------------------------------------------------------------------
@@ -435,13 +474,28 @@ def queue_notice_call(
 
 
 def start_sending(call: Call, now: dt.datetime) -> None:
-    """queued -> sending. The caller holds the row lock and commits before sending."""
+    """queued -> sending. The caller holds the row lock and commits before sending. The call,
+    its event and its order in one statement: a worker claims every call it sends."""
     call.state = Call.State.SENDING
     call.claimed_at = now
     call.send_attempts += 1
-    call.save(update_fields=["state", "claimed_at", "send_attempts", "updated_at"])
-    record_event(call, CallEvent.Kind.CLAIMED, attempt=call.send_attempts)
-    _order_follows(call, Call.State.SENDING, "")
+    call.updated_at = now
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH c AS (UPDATE calls_call SET state = %(state)s, claimed_at = %(now)s, "
+            "  send_attempts = %(attempts)s, updated_at = %(now)s WHERE id = %(call)s "
+            "  RETURNING id, shop_order_id, purpose), "
+            f"{_CALL_EVENT_SQL} {_order_follows_sql()}",
+            {
+                "call": call.pk,
+                "state": call.state,
+                "attempts": call.send_attempts,
+                "now": now,
+                "kind": CallEvent.Kind.CLAIMED.value,
+                "data": json.dumps(_present({"attempt": call.send_attempts})),
+                "status": order_status_for(Call.State.SENDING, ""),
+            },
+        )
 
 
 def _lease_lost_to_review(call: Call) -> QuerySet[Call]:
@@ -484,28 +538,43 @@ def mark_sent(call: Call, provider_call_id: str, first_poll_at: dt.datetime) -> 
         "updated_at": now,
     }
     with transaction.atomic():
-        updated = Call.objects.filter(id=call.id, state=Call.State.SENDING).update(**sent)
-        reopened = False
-        if not updated:
-            updated = _lease_lost_to_review(call).update(**sent, **_REOPENED)
-            reopened = bool(updated)
-        if updated:
-            record_event(
-                call,
-                CallEvent.Kind.SENT,
-                provider_call_id=provider_call_id,
-                reopened=reopened or None,
-            )
-            _order_follows(call, Call.State.IN_PROGRESS, "")
-            if call.purpose == Call.Purpose.VERIFY:  # a notice asks nothing of the order
-                Order.objects.filter(pk=call.shop_order_id, called=False).update(
-                    called=True, updated_at=now
-                )
-                if reopened:
-                    _close_followup(call.shop_order_id, now, call=call.pk, why="reopened")
+        if _sent_while_sending(call, sent):
+            return True
+        if _lease_lost_to_review(call).update(**sent, **_REOPENED):
+            kind = CallEvent.Kind.SENT
+            record_event(call, kind, provider_call_id=provider_call_id, reopened=True)
+            _order_follows(call, Call.State.IN_PROGRESS, "", reached=True)
+            if call.purpose == Call.Purpose.VERIFY:
+                _close_followup(call.shop_order_id, now, call=call.pk, why="reopened")
             return True
         record_event(call, CallEvent.Kind.SENT, provider_call_id=provider_call_id, late=True)
         return False
+
+
+def _sent_while_sending(call: Call, sent: dict[str, Any]) -> bool:
+    """mark_sent's usual case, sending -> in_progress, as one statement (the call, its event and
+    its order, marked called): every call placed takes it. False when the call is no longer
+    sending."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH c AS (UPDATE calls_call SET state = %(state)s, "
+            "  provider_call_id = %(provider_call_id)s, sent_at = %(now)s, "
+            "  next_poll_at = %(next_poll_at)s, last_error = '', updated_at = %(now)s "
+            "  WHERE id = %(call)s AND state = %(sending)s RETURNING id, shop_order_id, purpose), "
+            f"{_CALL_EVENT_SQL}, o AS ({_order_follows_sql(reached=True)}) "
+            "SELECT count(*) FROM c",
+            {
+                **sent,
+                "call": call.pk,
+                "sending": Call.State.SENDING.value,
+                "now": sent["sent_at"],
+                "kind": CallEvent.Kind.SENT.value,
+                "data": json.dumps(_present({"provider_call_id": sent["provider_call_id"]})),
+                "status": order_status_for(Call.State.IN_PROGRESS, ""),
+            },
+        )
+        (changed,) = cursor.fetchone()
+    return bool(changed)
 
 
 def requeue_unsent(call: Call, error: str, retry_at: dt.datetime) -> None:

@@ -2,7 +2,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "robodash.settings")
 
@@ -31,6 +31,20 @@ def use_django_logging(**kwargs: object) -> None:
     if isinstance(loglevel, str | int) and loglevel:
         config["root"] = {**config["root"], "level": loglevel}
     logging.config.dictConfig(config)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def close_old_connections_around_task(sender: Any = None, **kwargs: object) -> None:
+    """Around every task, what Django does around every request: close a connection older than
+    CONN_MAX_AGE or left unusable (PostgreSQL restarted, an error mid-transaction), and check a
+    kept one before its first query when CONN_HEALTH_CHECKS is on. Celery's own closing is held
+    off by CELERY_DB_REUSE_MAX (settings), so a worker keeps its connection from task to task."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return  # run inside the caller's transaction: its connection is not the task's to close
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 BALANCE_SECONDS = 60  # calls.pipeline.balances.BALANCE_REFRESH_SECONDS

@@ -368,6 +368,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup closes a worker's database connection before and after every task
+# (Celery 5.7, whatever CONN_MAX_AGE says) unless told to reuse it: a connection per task cost
+# PostgreSQL a new backend and, in it, the planning of the counting triggers' statements again,
+# for every call sent (bench/pipeline_bench.py). Reused for up to this many tasks per process;
+# robodash/celery.py closes it sooner, by Django's rules for a request (CONN_MAX_AGE, or broken).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Logging ---------------------------------------------------------------------------------

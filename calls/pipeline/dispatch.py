@@ -150,12 +150,10 @@ def send_call(call_id: int) -> None:
     # Each step waits while PostgreSQL is away (calls/pipeline/reconnect.py): the ones after
     # the request above all, whose answer this worker alone knows until it is saved.
     what = f"call {call_id}"
-    client = reconnecting(lambda: _client_or_pause(call_id), what=what)
-    if client is None:
-        return
     call = reconnecting(lambda: _claim_for_sending(call_id, timezone.now()), what=what)
     if call is None:
         return
+    client = client_for(call.store)  # the claim built it (kept per store and thread)
     try:
         placed = client.place_call(call.provider_params())
     except ProviderUnavailable as exc:
@@ -210,17 +208,15 @@ def send_call(call_id: int) -> None:
             raise
 
 
-def _client_or_pause(call_id: int) -> RobocallClient | None:
-    """The store's client, built before anything is claimed: a failure here (a key that cannot
-    be decrypted, a bad base URL) must not leave a call looking as if it might have been sent."""
-    call = Call.objects.select_related("store").filter(id=call_id).first()
-    if call is None or call.state != Call.State.QUEUED:
-        return None
+def _client_or_pause(store: Store) -> RobocallClient | None:
+    """The store's client, built before its call is claimed: a failure here (a key that cannot
+    be decrypted, a bad base URL) pauses the store and claims nothing, so no call is left
+    looking as if it might have been sent."""
     try:
-        return client_for(call.store)
+        return client_for(store)
     except Exception as exc:
-        log.exception("store %s cannot reach the provider", call.store_id)
-        pause_store(call.store, Store.PauseKind.PROVIDER_UNUSABLE, f"{type(exc).__name__}: {exc}")
+        log.exception("store %s cannot reach the provider", store.pk)
+        pause_store(store, Store.PauseKind.PROVIDER_UNUSABLE, f"{type(exc).__name__}: {exc}")
         return None
 
 
@@ -236,15 +232,17 @@ def pause_store(store: Store, kind: Store.PauseKind, detail: str) -> None:
 
 
 def _claim_for_sending(call_id: int, now: dt.datetime) -> Call | None:
-    """queued -> sending under a row lock, committed before any request leaves."""
+    """queued -> sending under a row lock, committed before any request leaves; None when the
+    call is not to be sent now (someone else's, not due, its store paused or unable to build its
+    client). One read of the call, its store and its campaign serves every check."""
     with transaction.atomic():
-        call = (
-            Call.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("store", "campaign")
-            .filter(id=call_id, state=Call.State.QUEUED)
-            .first()
-        )
-        if call is None:
+        try:
+            call = (
+                Call.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("store", "campaign")
+                .get(id=call_id, state=Call.State.QUEUED)
+            )
+        except Call.DoesNotExist:
             return None  # another worker has it, or it is no longer queued
         store, campaign = call.store, call.campaign
         if store.paused or campaign.status != Campaign.Status.RUNNING or call.scheduled_for > now:
@@ -262,6 +260,8 @@ def _claim_for_sending(call_id: int, now: dt.datetime) -> Call | None:
             return None
         if store.max_calls_per_phone_per_day is not None and defer_past_daily_cap(call, store, now):
             return None  # the phone has had its calls today: moved to tomorrow's window
+        if _client_or_pause(store) is None:
+            return None
         transitions.start_sending(call, now)
     return call
 

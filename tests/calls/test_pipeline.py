@@ -14,7 +14,7 @@ import pytest
 import redis
 from django.apps import apps
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 
 from calls.models import Call, CallEvent, Campaign, Store
 from calls.pipeline.outcomes import DTMF_OUTCOMES
@@ -195,3 +195,33 @@ def test_a_flushed_redis_mid_run_loses_nothing_and_calls_nobody_twice(simulator,
 
     assert_true_to_the_simulator(campaign, simulator)
     assert not campaign.calls.filter(outcome=Call.Outcome.NEEDS_REVIEW).exists()
+
+
+def database_sessions() -> int:
+    """Connections PostgreSQL has accepted to the test database so far."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        (sessions,) = cursor.fetchone()
+    return sessions
+
+
+def test_a_worker_keeps_its_database_connection_from_task_to_task(simulator, store):
+    # Celery's Django fixup closes the connection around every task unless told to reuse it:
+    # then every send and every sweep was a new PostgreSQL backend, planning the counting
+    # triggers again (robodash/celery.py, CELERY_DB_REUSE_MAX).
+    campaign = queue_orders(store, "Kept connections", 20)
+    before = database_sessions()
+    pipeline = Pipeline(base_url=simulator.base_url, concurrency=2).start()
+    try:
+        wait_for(
+            lambda: not campaign.calls.filter(sent_at=None).exists(),
+            timeout=60,
+            what="every call to be sent",
+        )
+    finally:
+        pipeline.stop()  # the workers' backends end, and their sessions are counted
+
+    tasks = pipeline.logs().count("calls.tasks.send_call[")
+    assert tasks >= 20
+    # Two pool processes, each with its connection (a new one at most every CONN_MAX_AGE).
+    assert database_sessions() - before <= 4
