@@ -11,10 +11,11 @@ parcel delivered and later returned counts as returned from when the return was 
 never as delivered).
 
 One SQL query, whatever the number of orders. The window's orders come from a covering index
-(order_rule_window_idx); when a rule reads the history, each phone's learnt ends come from
-another (order_phone_end_idx) already in (phone, delivered or returned, learnt) order, gathered
-into two sorted arrays per phone, in which `width_bucket` counts by binary search the ends learnt
-at or before each order arrived: one pass over the store's ends, no sort and no probe per order.
+(order_rule_window_idx); when a rule reads the history, the learnt ends of the window's phones
+come from another (order_phone_end_idx) already in (phone, delivered or returned, learnt) order,
+gathered into two sorted arrays per phone, in which `width_bucket` counts by binary search the
+ends learnt at or before each order arrived: one pass over the store's ends merged with the
+window's phones, no probe per order.
 Each rule is one entry of RULE_CLAUSES: its code (as in Order.verdict_reasons), its verdict and
 its condition on a judged order, counted with FILTER.
 """
@@ -121,18 +122,16 @@ def clauses_on(store: Store) -> list[RuleClause]:
     return [c for c in RULE_CLAUSES if c.setting is None or getattr(store, c.setting) is not None]
 
 
-def _tally_columns(name: str, condition: str) -> str:
+def _tally_columns(name: str, flag: str) -> str:
     return (
-        f"count(*) FILTER (WHERE {condition}) AS {name}_orders, "
-        f"count(*) FILTER (WHERE ({condition}) AND j.delivery = '{DELIVERED}') "
-        f"AS {name}_delivered, "
-        f"count(*) FILTER (WHERE ({condition}) AND j.delivery = '{RETURNED}') AS {name}_returned"
+        f"count(*) FILTER (WHERE {flag}) AS {name}_orders, "
+        f"count(*) FILTER (WHERE {flag} AND m.delivery = '{DELIVERED}') AS {name}_delivered, "
+        f"count(*) FILTER (WHERE {flag} AND m.delivery = '{RETURNED}') AS {name}_returned"
     )
 
 
-def _any(conditions: list[str]) -> str:
-    """True when any condition is (a condition on a missing value, NULL, is not)."""
-    return " OR ".join(f"coalesce({c}, false)" for c in conditions) or "false"
+def _any(flags: list[str]) -> str:
+    return "(" + " OR ".join(flags) + ")" if flags else "false"
 
 
 def preview_sql(
@@ -144,11 +143,21 @@ def preview_sql(
     clauses = clauses_on(store)
     params: dict[str, Any] = {"store": store.pk, "since": since, "until": until}
     params |= {c.setting: getattr(store, c.setting) for c in clauses if c.setting}
+    # The window's orders as intake had them (an order rejected at intake was never judged).
+    window = f"""(
+                SELECT phone, amount, delivery, placed_at,
+                       coalesce(arrived_at, created_at) AS arrived
+                FROM {orders}
+                WHERE store_id = %(store)s AND created_at >= %(since)s
+                  AND created_at < %(until)s AND rejected_reason = ''
+            )"""
     if any(c.reads_history for c in clauses):
-        # Each phone's parcels' ends as robodash learnt them, oldest first, delivered and
+        # Each judged phone's parcels' ends as robodash learnt them, oldest first, delivered and
         # returned apart: read in order_phone_end_idx's order (the subquery's ORDER BY, which
         # PostgreSQL keeps for the aggregate above it), so each array comes out sorted; then
         # width_bucket counts, by binary search, those learnt at or before the order arrived.
+        # Only the phones of the window are gathered (merged with them in phone order): a
+        # store's history is mostly customers who did not order again in the last 30 days.
         history = f"""
         ends AS (
             SELECT phone,
@@ -159,6 +168,7 @@ def preview_sql(
                 FROM {orders} e
                 WHERE e.store_id = %(store)s AND e.delivery IN ('{DELIVERED}', '{RETURNED}')
                   AND e.delivery_learnt_at < %(until)s
+                  AND e.phone IN (SELECT w.phone FROM {window} w)
                 ORDER BY e.phone, e.delivery, e.delivery_learnt_at
             ) learnt_ends
             GROUP BY phone
@@ -170,32 +180,39 @@ def preview_sql(
     else:
         history = with_history = ""
         delivered = returned = "0"
-    holds = _any([c.condition for c in clauses if c.verdict == HOLD])
-    skips = _any([c.condition for c in clauses if c.verdict == SKIP])
+    # Each rule's condition as a flag of its own (a condition on a missing value, NULL, does not
+    # match), then counted; OFFSET 0 keeps each level computed once per order, not once for
+    # each FILTER that reads it.
+    flags = ",\n                   ".join(
+        f"coalesce({c.condition}, false) AS m_{c.rule}" for c in clauses
+    )
+    holds = _any([f"m_{c.rule}" for c in clauses if c.verdict == HOLD])
+    skips = _any([f"m_{c.rule}" for c in clauses if c.verdict == SKIP])
     tallies = [
-        *(_tally_columns(c.rule, c.condition) for c in clauses),
+        *(_tally_columns(c.rule, f"m_{c.rule}") for c in clauses),
         _tally_columns("held", holds),
-        _tally_columns("skipped", f"NOT ({holds}) AND ({skips})"),
+        _tally_columns("skipped", f"NOT {holds} AND {skips}"),
     ]
-    # The window's orders as intake had them (an order rejected at intake was never judged),
-    # each with its phone's history when it arrived and whether the phone is blocked now.
+    # Each order of the window with its phone's history when it arrived and whether the phone
+    # is blocked now.
     sql = f"""
         WITH{history}
         judged AS (
             SELECT o.amount, o.delivery, o.placed_at AS placed, o.arrived,
                    {delivered} AS delivered, {returned} AS returned,
                    b.phone IS NOT NULL AS blocked
-            FROM (
-                SELECT phone, amount, delivery, placed_at,
-                       coalesce(arrived_at, created_at) AS arrived
-                FROM {orders}
-                WHERE store_id = %(store)s AND created_at >= %(since)s
-                  AND created_at < %(until)s AND rejected_reason = ''
-            ) o{with_history}
+            FROM {window} o{with_history}
             LEFT JOIN {blocked} b ON b.store_id = %(store)s AND b.phone = o.phone
+            OFFSET 0
+        ),
+        matched AS (
+            SELECT j.delivery,
+                   {flags}
+            FROM judged j
+            OFFSET 0
         )
         SELECT count(*) AS judged, {", ".join(tallies)}
-        FROM judged j"""
+        FROM matched m"""
     return sql, params
 
 
