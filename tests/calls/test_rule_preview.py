@@ -295,6 +295,10 @@ def test_the_settings_page_offers_the_preview_beside_the_rules(admin, store):
     preview_url = reverse("store_rules_preview", args=[store.pk])
     assert f'hx-post="{preview_url}"' in page and f'formaction="{preview_url}"' in page
     assert 'id="rule-preview"' in page
+    # Enter in a field presses the form's first submit button: it saves, it does not preview.
+    form = page[page.index('<form method="post" novalidate>') :]
+    first_button = form[form.index("<button") : form.index(">", form.index("<button"))]
+    assert 'type="submit"' in first_button and "formaction" not in first_button
     assert reverse("store_blocked_phones", args=[store.pk]) in page
 
 
