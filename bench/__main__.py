@@ -26,6 +26,7 @@ BENCHES = [
     ["bench.shops_bench"],
     ["bench.upload_bench", "--rows", "100000"],
     ["bench.deliveries_bench", "--rows", "100000"],
+    ["bench.rules_bench"],
 ]
 
 

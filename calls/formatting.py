@@ -212,6 +212,40 @@ def phone_cap_reached(cap: Any) -> str:
     ) % {"n": count(calls)}
 
 
+def previewed_rule(rule: str, store: Any) -> str:
+    """A rule as the store's settings set it, for the rules' preview (calls/rule_preview.py):
+    'Below Rs 1,000.00', 'Trusted: 3 delivered, none returned'. `store` carries the settings,
+    typed or saved."""
+    if rule == "blocked":
+        return _("From a blocked phone")
+    if rule == "returns":
+        n = int(store.hold_after_returns or 0)
+        return ngettext(
+            "From a phone with %(n)s returned order",
+            "From a phone with %(n)s or more returned orders",
+            n,
+        ) % {"n": count(n)}
+    if rule == "stale":
+        n = int(store.stale_after_hours or 0)
+        return ngettext(
+            "Arrived more than %(n)s hour after it was placed",
+            "Arrived more than %(n)s hours after it was placed",
+            n,
+        ) % {"n": count(n)}
+    if rule == "below_min":
+        return _("Below %(amount)s") % {"amount": money(store.call_min_amount)}
+    if rule == "above_max":
+        return _("Above %(amount)s") % {"amount": money(store.call_max_amount)}
+    if rule == "trusted":
+        n = int(store.trust_after or 0)
+        return ngettext(
+            "Trusted: %(n)s delivered order, none returned",
+            "Trusted: %(n)s or more delivered orders, none returned",
+            n,
+        ) % {"n": count(n)}
+    return rule
+
+
 def verdict_reasons(reasons: Any) -> str:
     """Every rule that matched, in words, in the order they were judged ('' for none): the
     timeline, /orders/, the exports, the API and the shops' notes all say them this way."""

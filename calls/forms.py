@@ -35,6 +35,7 @@ from calls.pipeline.balances import (
     note_provider_state,
 )
 from calls.pipeline.provider import AccountBalance
+from calls.rule_preview import PREVIEWED_SETTINGS
 
 MAX_UPLOAD_BYTES = UPLOAD_FILE_MAX_BYTES  # far above any day's orders; keeps a stray file out
 MAX_REPORT_DAYS = 366
@@ -338,6 +339,19 @@ KEY_REJECTED = _(
 )
 
 
+# The store's rules at intake (calls/rules.py), drawn together on its settings page under the
+# rules' preview (calls/rule_preview.py), in this order.
+RULE_FIELDS = (
+    "call_min_amount",
+    "call_max_amount",
+    "trust_after",
+    "hold_after_returns",
+    "stale_after_hours",
+    "first_call_delay_minutes",
+    "max_calls_per_phone_per_day",
+)
+
+
 class StoreForm(forms.ModelForm):
     api_key = forms.CharField(
         label=_("API key"),
@@ -383,13 +397,7 @@ class StoreForm(forms.ModelForm):
             "return_cost",
             "notify_on_shipped",
             "notify_on_cancelled",
-            "call_min_amount",
-            "call_max_amount",
-            "trust_after",
-            "hold_after_returns",
-            "stale_after_hours",
-            "first_call_delay_minutes",
-            "max_calls_per_phone_per_day",
+            *RULE_FIELDS,
             "paused",
         ]
         labels = {
@@ -618,6 +626,38 @@ class StoreForm(forms.ModelForm):
                 # What the provider said of the new key replaces what it said of the old one.
                 note_provider_state(store, STATE_AFTER_CHECK[self.key_check])
         return store
+
+
+def rules_preview_form(store: Store, data: Any) -> forms.ModelForm:
+    """The store's settings form's rules alone, bound to what was typed into it: validated as
+    saving would validate them (each field's limits, the least to call not above the most),
+    never saved, and without the rest of the form (a typo elsewhere, a new API key that would
+    be checked with the provider). Its instance is `store` with the typed rules set: what the
+    preview judges by. The rules the settings form does not show keep their saved values."""
+    names = [name for name in StoreForm.base_fields if name in PREVIEWED_SETTINGS]
+    labels = {name: StoreForm.Meta.labels[name] for name in names if name in StoreForm.Meta.labels}
+    form_class = forms.modelform_factory(Store, fields=names, labels=labels)  # type: ignore[arg-type]
+    return form_class(data, instance=store)
+
+
+class BlockPhoneForm(forms.Form):
+    """A phone put on a store's block list by hand: from an order's page (the order's phone,
+    so `phone` is not asked) or the store's block list. What a phone or a reason must be is
+    calls/block_list.py's to say (the view puts its refusal on the field)."""
+
+    phone = forms.CharField(
+        max_length=40, label=_("Phone"), help_text=_("A Pakistani mobile, e.g. 0300 1234567.")
+    )
+    reason = forms.CharField(
+        label=_("Reason"),
+        help_text=_("Shown with every order of this phone that the block holds."),
+        widget=forms.TextInput(),
+    )
+
+    def __init__(self, *args: Any, ask_phone: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not ask_phone:
+            del self.fields["phone"]
 
 
 class UserForm(forms.ModelForm):

@@ -656,6 +656,22 @@ class Order(Message):
                 condition=~Q(delivery=""),
                 name="order_delivery_created_idx",
             ),
+            # The rules' preview (calls/rule_preview.py): a store's orders of the last 30 days
+            # with all the rules read of them, from the index alone (a million-order store's
+            # window read from the table costs seconds).
+            models.Index(
+                fields=["store", "created_at"],
+                include=["phone", "amount", "delivery", "placed_at", "arrived_at"],
+                condition=Q(rejected_reason=""),
+                name="order_rule_window_idx",
+            ),
+            # ... and each phone's parcels' ends, in the order the preview gathers them
+            # (delivered and returned apart, by when robodash learnt them).
+            models.Index(
+                fields=["store", "phone", "delivery", "delivery_learnt_at"],
+                condition=Q(delivery__in=["delivered", "returned"]),
+                name="order_phone_end_idx",
+            ),
         ]
 
     def __str__(self) -> str:

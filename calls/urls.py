@@ -1,6 +1,7 @@
 from django.urls import path
 
 from calls.views import (
+    blocked_phones,
     calls,
     campaigns,
     delivery_sheets,
@@ -39,6 +40,8 @@ urlpatterns = [
     path("orders/<int:pk>/callback/", followups.followup_callback, name="followup_callback"),
     path("orders/<int:pk>/phone/", orders.order_phone, name="order_phone"),
     path("orders/<int:pk>/delivery/", orders.order_delivery, name="order_delivery"),
+    path("orders/<int:pk>/block/", orders.order_block, name="order_block"),
+    path("orders/<int:pk>/unblock/", orders.order_unblock, name="order_unblock"),
     path("followups/", followups.followup_list, name="followup_list"),
     path("followups/next/", followups.followup_next, name="followup_next"),
     path("campaigns/", campaigns.campaign_list, name="campaign_list"),
@@ -64,6 +67,26 @@ urlpatterns = [
     path("settings/stores/new/", settings.store_new, name="store_new"),
     path("settings/stores/<int:pk>/", settings.store_edit, name="store_edit"),
     path("settings/stores/<int:pk>/verify/", settings.store_verify, name="store_verify"),
+    path(
+        "settings/stores/<int:pk>/rules-preview/",
+        settings.store_rules_preview,
+        name="store_rules_preview",
+    ),
+    path(
+        "settings/stores/<int:pk>/blocked/",
+        blocked_phones.store_blocked_phones,
+        name="store_blocked_phones",
+    ),
+    path(
+        "settings/stores/<int:pk>/blocked/add/",
+        blocked_phones.store_block_phone,
+        name="store_block_phone",
+    ),
+    path(
+        "settings/stores/<int:pk>/blocked/remove/",
+        blocked_phones.store_unblock_phone,
+        name="store_unblock_phone",
+    ),
     path(
         "settings/stores/<int:pk>/courier-sheet/",
         delivery_sheets.store_delivery_sheet,

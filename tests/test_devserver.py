@@ -288,6 +288,8 @@ POST_ONLY = {
     "order_call_again",
     "order_phone",
     "order_delivery",
+    "order_block",
+    "order_unblock",
     "store_delivery_sheet",
     "order_bulk",
     "followup_claim",
@@ -299,6 +301,9 @@ POST_ONLY = {
     "campaign_pause",
     "campaign_resume",
     "store_verify",
+    "store_rules_preview",
+    "store_block_phone",
+    "store_unblock_phone",
 }
 # The forms of the new-campaign page post here; a plain GET is sent back to that page.
 FORM_TARGETS = {"campaign_single_order", "campaign_upload"}

@@ -45,6 +45,7 @@ for formatter in (
     formatting.count,
     formatting.retry_delays,
     formatting.verdict_reasons,
+    formatting.previewed_rule,
 ):
     register.filter(formatter.__name__, formatter)
 

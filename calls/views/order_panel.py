@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from calls import actions
-from calls.models import Call, CallEvent, Order, OrderEvent, User
+from calls.models import BlockedPhone, Call, CallEvent, Order, OrderEvent, User
 from calls.permissions import CALL_ACTIONS, user_can
 from calls.pipeline.balances import call_again_question
 from calls.transitions import ACTIVE_STATES, whose_decision
@@ -121,6 +121,10 @@ def order_context(request: HttpRequest, order: Order, **extra: Any) -> dict[str,
         "mine": order.claimed_by_id == user.pk,
         # Another agent holds the order's follow-up: take it over before working it.
         "held_by_other": bool(order.followup and order.claimed_by_id not in (None, user.pk)),
+        # The order's phone on its store's block list (why, who, when), or None.
+        "blocked_phone": BlockedPhone.objects.filter(store_id=order.store_id, phone=order.phone)
+        .select_related("created_by")
+        .first(),
         # What the shops were told (shops' outbox); a handful per order.
         "write_backs": list(order.write_backs.select_related("connection").order_by("id")[:20]),
         # Later orders from the same phone that came while this one was undecided

@@ -18,8 +18,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from calls import actions, formatting
 from calls.actions import ActionRefused
+from calls.block_list import BlockRefused, block_phone, unblock_phone
+from calls.forms import BlockPhoneForm
 from calls.models import Order
 from calls.permissions import CALL_ACTIONS, EVERYONE, role_required
+from calls.phones import InvalidPhone
 from calls.transitions import (
     DeliveryVerdict,
     TransitionRefused,
@@ -198,4 +201,44 @@ def order_delivery(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             request,
             _("Order %(order)s not marked %(delivery)s: %(why)s") % {**words, "why": verdict.label},
         )
+    return answer_order_action(request, order)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def order_block(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The order's phone put on its store's block list, with a reason: the phone's new orders
+    are held for a person. This order is left as it is (an agent decides it here)."""
+    order = get_order(pk)
+    form = BlockPhoneForm(request.POST, ask_phone=False)
+    if not form.is_valid():
+        messages.error(request, _("Not blocked: say why, for whoever meets its next order."))
+        return answer_order_action(request, order)
+    try:
+        block_phone(
+            order.store, order.phone, form.cleaned_data["reason"], by=signed_in_user(request)
+        )
+    except (InvalidPhone, BlockRefused) as refusal:
+        messages.error(request, _("Not blocked: %(reason)s") % {"reason": refusal})
+    else:
+        messages.success(
+            request,
+            _("%(phone)s is blocked at %(store)s: its new orders are held for a person.")
+            % {"phone": formatting.phone(order.phone), "store": order.store.name},
+        )
+    return answer_order_action(request, order)
+
+
+@role_required(CALL_ACTIONS)
+@require_POST
+def order_unblock(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    order = get_order(pk)
+    words = {"phone": formatting.phone(order.phone), "store": order.store.name}
+    if unblock_phone(order.store, order.phone):
+        messages.success(
+            request,
+            _("%(phone)s is unblocked at %(store)s; orders it already has stay held.") % words,
+        )
+    else:
+        messages.info(request, _("%(phone)s was not blocked at %(store)s.") % words)
     return answer_order_action(request, order)

@@ -10,6 +10,8 @@ typed so it can be checked before it is saved, and its card is redrawn with the 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.http import HttpRequest, HttpResponse
@@ -19,11 +21,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from calls.forms import StoreForm, UserForm
-from calls.models import Store, User
+from calls.forms import RULE_FIELDS, StoreForm, UserForm, rules_preview_form
+from calls.models import BlockedPhone, Store, User
 from calls.permissions import SETTINGS, role_required
 from calls.pipeline.balances import STATE_AFTER_CHECK, KeyCheck, check_key, note_provider_state
 from calls.pipeline.provider import in_plain_words
+from calls.rule_preview import preview
 from calls.views import HtmxHttpRequest
 from calls.views.delivery_sheets import sheet_context
 
@@ -38,12 +41,23 @@ def settings_index(request: HttpRequest) -> HttpResponse:
     return render(request, "settings/index.html", context)
 
 
-def _store_form_page(request: HttpRequest, form: StoreForm, store: Store | None) -> HttpResponse:
+def _store_form_page(
+    request: HttpRequest, form: StoreForm, store: Store | None, **extra: Any
+) -> HttpResponse:
     # The name as saved: a rejected submit must not retitle the page with what was typed.
     saved_name = Store.objects.get(pk=store.pk).name if store and form.errors else None
-    context = {"form": form, "store": store, "saved_name": saved_name or (store and store.name)}
+    context = {
+        "form": form,
+        "store": store,
+        "saved_name": saved_name or (store and store.name),
+        # The rules are drawn together, with their preview (templates/settings/_rules.html).
+        "rule_fields": [form[name] for name in RULE_FIELDS],
+        "rule_names": RULE_FIELDS,
+        **extra,
+    }
     if store is not None:
         context |= sheet_context(store)  # the courier-sheet section (views/delivery_sheets.py)
+        context["blocked_count"] = BlockedPhone.objects.filter(store=store).count()
     return render(request, "settings/store_form.html", context)
 
 
@@ -116,6 +130,31 @@ def store_edit(request: HttpRequest, pk: int) -> HttpResponse:
         _say_saved(request, form, store, added=False)
         return redirect("store_edit", pk=store.pk)
     return _store_form_page(request, form, store)
+
+
+@role_required(SETTINGS)
+@require_POST
+def store_rules_preview(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """What the rules typed on the store's settings page (not saved) would have done to its last
+    30 days of orders (calls/rule_preview.py). htmx asks for the preview alone as a rule is
+    changed; without JavaScript the Preview button submits the whole form here, and the page
+    comes back as typed, with the preview and nothing saved."""
+    store = get_object_or_404(Store, pk=pk)
+    # A copy of the store takes the typed rules; the saved one is never touched.
+    rules = rules_preview_form(Store.objects.get(pk=pk), request.POST)
+    previewing = rules.instance if rules.is_valid() else None
+    context = {
+        "preview": preview(previewing) if previewing is not None else None,
+        "preview_form": rules,
+        "previewed": previewing,
+    }
+    if request.htmx:
+        return render(request, "settings/_rule_preview.html", {"store": store, **context})
+    # The key is write-only: never sent back, so the page asks for it again (key_dropped).
+    typed = request.POST.copy()
+    key_dropped = bool(typed.pop("api_key", [""])[0].strip())
+    form = StoreForm(typed, instance=Store.objects.get(pk=pk))
+    return _store_form_page(request, form, store, key_dropped=key_dropped, **context)
 
 
 @role_required(SETTINGS)

@@ -40,11 +40,12 @@ NOT_PAGES = {
     *("call_export", "report_export", "campaign_upload_rejected"),
     *("call_export_xlsx", "report_export_xlsx", "order_export", "order_export_xlsx"),
     *("call_again", "call_withdraw", "order_decide", "order_call_again", "order_phone"),
-    "order_delivery",
+    *("order_delivery", "order_block", "order_unblock"),
     *("followup_claim", "followup_release", "followup_take_over", "followup_handled"),
     *("followup_callback", "followup_next", "order_bulk"),
     *("campaign_single_order", "campaign_upload", "campaign_pause", "campaign_resume"),
     *("store_verify", "store_delivery_sheet", "store_delivery_sheet_status"),
+    *("store_rules_preview", "store_block_phone", "store_unblock_phone"),
 }
 PAGES = [name for name in EXPECTED_ROLES if name not in NOT_PAGES]
 # Pages outside calls/urls.py (shops/urls.py), with the roles that open them.

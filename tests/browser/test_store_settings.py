@@ -36,3 +36,25 @@ def test_verify_beside_the_key_redraws_its_answer_and_enter_still_saves(
 
     page.get_by_label("Name").press("Enter")  # the store form's own button, not Verify
     expect(page.locator("#messages")).to_contain_text("Store Karachi Kitchenware saved.")
+
+
+def test_typing_a_rule_previews_it_in_place_and_enter_saves_instead(
+    admin_user, store, provider_url, signed_in
+):
+    page = signed_in(admin_user)
+    open_page(page, f"/settings/stores/{store.pk}/")
+    preview = page.locator("#rule-preview")
+    expect(preview).to_contain_text("Change a rule, or press Preview")
+    page.evaluate("window.__samePage = true")
+
+    page.get_by_label("Call orders of at least (Rs)").fill("1000")  # no button pressed
+    expect(preview).to_contain_text("Below Rs 1,000.00")
+    expect(preview).to_contain_text("Called as today")
+    assert page.evaluate("window.__samePage") is True
+    store.refresh_from_db()
+    assert store.call_min_amount is None  # previewed, not saved
+
+    page.get_by_label("Call orders of at least (Rs)").press("Enter")
+    expect(page.locator("#messages")).to_contain_text("Store Karachi Kitchenware saved.")
+    store.refresh_from_db()
+    assert store.call_min_amount == 1000

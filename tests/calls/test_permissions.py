@@ -48,6 +48,10 @@ EXPECTED_ROLES: dict[str, tuple[str, ...]] = {
     "order_batch": CALL_ACTIONS,
     "order_phone": CALL_ACTIONS,
     "order_delivery": CALL_ACTIONS,
+    # Blocking an order's phone holds its next orders for a person: the agents who meet fake
+    # orders in the queue may do it; the store's whole block list is a setting (admins).
+    "order_block": CALL_ACTIONS,
+    "order_unblock": CALL_ACTIONS,
     "followup_list": CALL_ACTIONS,
     "followup_next": CALL_ACTIONS,
     "campaign_list": EVERYONE,
@@ -67,6 +71,10 @@ EXPECTED_ROLES: dict[str, tuple[str, ...]] = {
     "store_new": SETTINGS,
     "store_edit": SETTINGS,
     "store_verify": SETTINGS,
+    "store_rules_preview": SETTINGS,
+    "store_blocked_phones": SETTINGS,
+    "store_block_phone": SETTINGS,
+    "store_unblock_phone": SETTINGS,
     "store_delivery_sheet": SETTINGS,
     "store_delivery_sheet_status": SETTINGS,
     "user_new": SETTINGS,
