@@ -14,10 +14,14 @@ it again.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.db import IntegrityError
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
@@ -32,10 +36,29 @@ from shops.models import ReceivedWebhook, ShopConnection, WriteBack
 from shops.payloads import UnreadableOrder
 from shops.signatures import base64_hmac_is_valid
 
+# The busiest lookup there is at a sale's peak, of settings that seldom change: each process keeps
+# a store's connection for a few seconds (a save in the same process forgets it at once). A secret
+# rotated or a connection removed in another process takes effect within them: a delivery
+# meanwhile is refused or answered 404, and the shop sends it again.
+CONNECTION_SECONDS = 5.0
+_connections: dict[tuple[int, str], tuple[float, ShopConnection | None]] = {}
+
 
 def _connection(store_id: int, kind: str) -> ShopConnection | None:
+    key, now = (store_id, kind), time.monotonic()
+    kept = _connections.get(key)
+    if kept is not None and now - kept[0] < CONNECTION_SECONDS:
+        return kept[1]
     # Not its store: the worker that takes the delivery in loads that (shops/inbox.py).
-    return ShopConnection.objects.filter(store_id=store_id, kind=kind).first()
+    found = ShopConnection.objects.filter(store_id=store_id, kind=kind).first()
+    _connections[key] = (now, found)
+    return found
+
+
+@receiver(post_save, sender=ShopConnection)
+@receiver(post_delete, sender=ShopConnection)
+def forget_connections(**kwargs: object) -> None:
+    _connections.clear()
 
 
 def _answer(result: str, message: str, status: int = 200, **more: str) -> JsonResponse:
@@ -91,7 +114,12 @@ def receive_webhook(
             record.body = body
     if answer_now is not None:
         record.processed_at = timezone.now()
-    if not record.insert_once():
+    try:
+        new = record.insert_once()
+    except IntegrityError:  # the connection was removed a moment ago (see CONNECTION_SECONDS)
+        forget_connections()
+        return _answer("refused", "this store's shop connection was removed", status=404)
+    if not new:
         return _answer("duplicate", f"delivery {delivery} was received already", delivery=delivery)
     if answer_now is not None:
         status, result, message = answer_now

@@ -237,3 +237,15 @@ def test_the_integrations_page_says_how_many_deliveries_wait_for_a_worker(
     taken = text_of(client.get(page))
     assert "waiting for a worker" not in taken
     assert "orders/create: order #W1 queued for its call" in taken
+
+
+def test_a_secret_rotated_here_takes_effect_at_once_though_connections_are_kept_a_moment(
+    client, store, shopify
+):
+    assert send(client, store, shopify_order(), delivery="d-1").status_code == 200  # kept now
+    shopify.set_secrets(webhook_secret="a-new-secret")
+    shopify.save()
+
+    old_secret = send(client, store, shopify_order(name="#1002", id=9), delivery="d-2")
+
+    assert old_secret.status_code == 401
