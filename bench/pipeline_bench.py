@@ -87,6 +87,8 @@ def fresh_store(name: str, delays: list[int]) -> Store:
     store.api_key = BENCH_KEY
     store.retry_delays = delays
     store.calling_start = store.calling_end = store.calling_start  # around the clock
+    # An earlier run's calls, polled after its simulator stopped, may have paused it.
+    store.paused, store.pause_kind, store.paused_reason = False, "", ""
     store.save()
     return store
 
