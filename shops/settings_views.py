@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 from django.contrib import messages
@@ -27,6 +28,21 @@ from shops.models import ApiToken, ReceivedWebhook, ShopConnection, WriteBack
 from shops.signatures import base64_hmac
 from shops.urls_public import WEBHOOK_TOPICS, orders_api_url, webhook_url
 from shops.views import HEADERS, receive_webhook
+
+TEST_ORDER_WAIT_SECONDS = 10
+
+
+def _taken_in(connection: ShopConnection, delivery_id: str) -> ReceivedWebhook:
+    """The test order's delivery, taken in now as a worker would (the shop's earlier deliveries
+    first), so the merchant sees at once what became of it; if a worker holds the shop's
+    deliveries (the one its storing woke), it is waited for, a few seconds at most."""
+    deadline = time.monotonic() + TEST_ORDER_WAIT_SECONDS
+    while True:
+        inbox.take_in_connection(connection.pk)
+        row = ReceivedWebhook.objects.get(connection=connection, delivery_id=delivery_id)
+        if row.processed_at is not None or time.monotonic() > deadline:
+            return row
+        time.sleep(0.1)
 
 
 def _waiting(connection: ShopConnection) -> dict[str, Any] | None:
@@ -190,12 +206,7 @@ def send_test_order(request: HttpRequest, pk: int) -> HttpResponse:
     }
     answer = json.loads(receive_webhook(connection, body, headers).content)
     if answer["result"] == "accepted":
-        # Taken in now, as a worker would (the shop's earlier deliveries first): the merchant
-        # sees at once what became of it.
-        inbox.take_in_connection(connection.pk)
-        row = ReceivedWebhook.objects.get(
-            connection=connection, delivery_id=headers[names["delivery"]]
-        )
+        row = _taken_in(connection, headers[names["delivery"]])
         answer = {"result": row.outcome or "accepted", "message": row.result or answer["message"]}
     level = messages.SUCCESS if answer["result"] == "queued" else messages.WARNING
     messages.add_message(

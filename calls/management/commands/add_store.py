@@ -19,7 +19,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from calls.forms import StoreForm
+from calls.forms import RULE_FIELDS, StoreForm
 from calls.models import MAX_PROVIDER_RETRIES, MAX_REATTEMPTS, Store
 from calls.pipeline.balances import KeyCheck
 from calls.redaction import redact
@@ -51,17 +51,7 @@ OPTION_FIELDS = {
 }
 # Options a store may leave off (a notice's voice, a rule at intake): `off` (or nothing) turns
 # it off, as a blank field does on the page.
-OFF_OPTIONS = (
-    "notify_on_shipped",
-    "notify_on_cancelled",
-    "call_min_amount",
-    "call_max_amount",
-    "trust_after",
-    "hold_after_returns",
-    "stale_after_hours",
-    "first_call_delay_minutes",
-    "max_calls_per_phone_per_day",
-)
+OFF_OPTIONS = ("notify_on_shipped", "notify_on_cancelled", *RULE_FIELDS)
 
 # The flag that fills each field, to name it in an error.
 FIELD_FLAGS = {
